@@ -1,0 +1,1 @@
+// The JSON value type and its parser arrive with the admission core.
