@@ -1,0 +1,154 @@
+import BerthModel
+
+/// The answer to one `POST /mutate`: an HTTP status, a JSON body, and what was decided (for
+/// metrics and the request log line).
+public struct AdmissionOutcome: Sendable {
+    public var status: Int
+    public var body: [UInt8]
+    public var uid: String?
+    public var operation: String?
+    public var mutation: Mutation?
+    /// Why the review could not be answered (HTTP 400), in words a person can act on.
+    public var error: String?
+}
+
+/// AdmissionReview in, AdmissionReview out (admission.k8s.io/v1 and v1beta1), over bytes. It knows
+/// nothing of HTTP or sockets; the server hands it the body and sends back what it returns.
+/// Rules it follows (k8s.io/api admission/v1 types.go, apiserver webhook dispatcher): echo the
+/// request's apiVersion and kind, copy the uid, `allowed: true` always (Berth mutates, never
+/// denies), `patchType: JSONPatch` with the base64 patch only when something changes, mutate only
+/// CREATE (affinity is immutable after).
+public struct AdmissionReviewHandler: Sendable {
+    public static let supportedVersions = ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"]
+
+    public var policy: MutationPolicy
+
+    public init(policy: MutationPolicy) {
+        self.policy = policy
+    }
+
+    public func handle(body: [UInt8]) -> AdmissionOutcome {
+        if body.isEmpty { return .badRequest("empty body: expected an AdmissionReview (admission.k8s.io/v1) as JSON") }
+        let review: JSON
+        do {
+            review = try JSONParser.parse(body)
+        } catch {
+            return .badRequest("malformed JSON in the AdmissionReview: \(error)")
+        }
+        guard review.objectValue != nil else { return .badRequest("the AdmissionReview must be a JSON object, found \(review.typeName)") }
+        let apiVersion = review["apiVersion"]?.stringValue ?? ""
+        guard Self.supportedVersions.contains(apiVersion) else {
+            return .badRequest("apiVersion must be admission.k8s.io/v1 or admission.k8s.io/v1beta1, found \(apiVersion.isEmpty ? "nothing" : "\"\(apiVersion)\"")")
+        }
+        guard review["kind"]?.stringValue == "AdmissionReview" else {
+            return .badRequest("kind must be \"AdmissionReview\", found \(review["kind"].map { $0.description } ?? "nothing")")
+        }
+        guard let request = review["request"], request.objectValue != nil else {
+            return .badRequest("the AdmissionReview has no \"request\" object")
+        }
+        guard let uid = request["uid"]?.stringValue, !uid.isEmpty else {
+            return .badRequest("request.uid is missing: the answer must carry it back")
+        }
+        let operation = request["operation"]?.stringValue ?? ""
+        let resource = request["resource"]?["resource"]?.stringValue
+        let requestKind = request["kind"]?["kind"]?.stringValue
+        if let resource, resource != "pods" {
+            return .badRequest("Berth mutates pods only; request.resource is \"\(resource)\" (check the webhook's rules)", uid: uid)
+        }
+        if let requestKind, requestKind != "Pod" {
+            return .badRequest("Berth mutates pods only; request.kind is \"\(requestKind)\" (check the webhook's rules)", uid: uid)
+        }
+        var outcome = AdmissionOutcome(status: 200, body: [], uid: uid, operation: operation)
+        let subResource = request["subResource"]?.stringValue ?? ""
+        guard operation == "CREATE", subResource.isEmpty else {
+            outcome.body = Self.response(apiVersion: apiVersion, uid: uid, patch: nil, mutation: nil)
+            return outcome
+        }
+        guard let object = request["object"], object.objectValue != nil else {
+            return .badRequest("request.object is missing: a CREATE review must carry the pod", uid: uid)
+        }
+        if let kind = object["kind"]?.stringValue, kind != "Pod" {
+            return .badRequest("request.object is a \(kind), not a Pod", uid: uid)
+        }
+        let namespace = request["namespace"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        let mutation: Mutation
+        do {
+            mutation = try policy.mutation(for: object, namespace: namespace)
+        } catch {
+            return .badRequest("request.object: \(error)", uid: uid)
+        }
+        outcome.mutation = mutation
+        outcome.body = Self.response(
+            apiVersion: apiVersion, uid: uid, patch: mutation.patch.isEmpty ? nil : mutation.patch.serialized(), mutation: mutation)
+        return outcome
+    }
+
+    static func response(apiVersion: String, uid: String, patch: [UInt8]?, mutation: Mutation?) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256 + (patch?.count ?? 0) * 4 / 3)
+        out.append(contentsOf: #"{"apiVersion":"#.utf8)
+        JSONWriter.writeString(apiVersion, into: &out)
+        out.append(contentsOf: #","kind":"AdmissionReview","response":{"uid":"#.utf8)
+        JSONWriter.writeString(uid, into: &out)
+        out.append(contentsOf: #","allowed":true"#.utf8)
+        if let patch {
+            out.append(contentsOf: #","patchType":"JSONPatch","patch":""#.utf8)
+            Base64.encode(patch, into: &out)
+            out.append(UInt8(ascii: "\""))
+        }
+        if let mutation, !mutation.warnings.isEmpty {
+            out.append(contentsOf: #","warnings":"#.utf8)
+            JSONWriter.write(.array(mutation.warnings.map(JSON.string)), into: &out)
+        }
+        if let mutation, patch != nil {
+            var audit = JSONObject()
+            audit["class"] = .string(mutation.podClass?.rawValue ?? "exempt")
+            audit["mutations"] = .string(mutation.kinds.map(\.rawValue).joined(separator: ","))
+            out.append(contentsOf: #","auditAnnotations":"#.utf8)
+            JSONWriter.write(.object(audit), into: &out)
+        }
+        out.append(contentsOf: "}}".utf8)
+        return out
+    }
+}
+
+extension AdmissionOutcome {
+    /// A `400` with a Kubernetes `Status` body, so the apiserver's log shows the reason.
+    static func badRequest(_ message: String, uid: String? = nil) -> AdmissionOutcome {
+        let status: JSON = [
+            "apiVersion": "v1", "kind": "Status", "status": "Failure", "message": .string(message), "reason": "BadRequest", "code": 400,
+        ]
+        return AdmissionOutcome(status: 400, body: JSONWriter.bytes(status), uid: uid, error: message)
+    }
+}
+
+/// RFC 4648 base64 (with padding), as AdmissionResponse.patch carries it.
+public enum Base64 {
+    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    public static func encode(_ bytes: [UInt8], into out: inout [UInt8]) {
+        var index = 0
+        while index + 3 <= bytes.count {
+            let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
+            out.append(alphabet[Int(chunk >> 18 & 63)])
+            out.append(alphabet[Int(chunk >> 12 & 63)])
+            out.append(alphabet[Int(chunk >> 6 & 63)])
+            out.append(alphabet[Int(chunk & 63)])
+            index += 3
+        }
+        let rest = bytes.count - index
+        if rest > 0 {
+            let chunk = UInt32(bytes[index]) << 16 | (rest == 2 ? UInt32(bytes[index + 1]) << 8 : 0)
+            out.append(alphabet[Int(chunk >> 18 & 63)])
+            out.append(alphabet[Int(chunk >> 12 & 63)])
+            out.append(rest == 2 ? alphabet[Int(chunk >> 6 & 63)] : UInt8(ascii: "="))
+            out.append(UInt8(ascii: "="))
+        }
+    }
+
+    public static func encode(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        encode(bytes, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+}

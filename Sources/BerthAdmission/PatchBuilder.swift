@@ -1,0 +1,127 @@
+import BerthModel
+
+/// Turns "the pod must have X" into `add` operations: the whole structure when its parent is
+/// missing, an append (`/-`) when the list exists. It never replaces or removes what the pod has.
+struct PatchBuilder {
+    let view: PodView
+    private(set) var operations: [JSONPatchOperation] = []
+    private var pendingAnnotations: [(String, String)] = []
+
+    init(view: PodView) {
+        self.view = view
+    }
+
+    private var spec: JSONPointer { view.base.appending("spec") }
+
+    /// Returns whether anything was added.
+    mutating func addTolerations(_ tolerations: [Toleration]) -> Bool {
+        guard !tolerations.isEmpty else { return false }
+        let path = spec.appending("tolerations")
+        if view.spec["tolerations"]?.arrayValue == nil {
+            operations.append(.add(path, .array(tolerations.map(\.json))))
+        } else {
+            for toleration in tolerations {
+                operations.append(.add(path.appending("-"), toleration.json))
+            }
+        }
+        return true
+    }
+
+    /// ANDs the requirements into every required node-selector term (terms are ORed: adding a new
+    /// term would weaken the pod, the classic webhook bug). Creates the structure when absent.
+    /// A term with no expressions and no fields matches no node upstream; it is left as it is,
+    /// since adding to it would make it match. Returns the requirements that were added anywhere.
+    mutating func requireOnEveryTerm(_ requirements: [LabelRequirement]) throws(PodShapeError) -> [LabelRequirement] {
+        let expressions = { (list: [LabelRequirement]) -> JSON in .array(list.map(\.json)) }
+        let newTerm = { (list: [LabelRequirement]) -> JSON in ["matchExpressions": expressions(list)] }
+
+        var path = spec.appending("affinity")
+        var field = view.field("spec.affinity")
+        guard let affinity = try object(view.spec["affinity"], field: field) else {
+            operations.append(.add(path, ["nodeAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": ["nodeSelectorTerms": [newTerm(requirements)]]]]))
+            return requirements
+        }
+        path = path.appending("nodeAffinity")
+        field += ".nodeAffinity"
+        guard let nodeAffinity = try object(affinity["nodeAffinity"], field: field) else {
+            operations.append(.add(path, ["requiredDuringSchedulingIgnoredDuringExecution": ["nodeSelectorTerms": [newTerm(requirements)]]]))
+            return requirements
+        }
+        path = path.appending("requiredDuringSchedulingIgnoredDuringExecution")
+        field += ".requiredDuringSchedulingIgnoredDuringExecution"
+        guard let required = try object(nodeAffinity["requiredDuringSchedulingIgnoredDuringExecution"], field: field) else {
+            operations.append(.add(path, ["nodeSelectorTerms": [newTerm(requirements)]]))
+            return requirements
+        }
+        path = path.appending("nodeSelectorTerms")
+        field += ".nodeSelectorTerms"
+        guard let terms = try list(required["nodeSelectorTerms"], field: field) else {
+            operations.append(.add(path, [newTerm(requirements)]))
+            return requirements
+        }
+        if terms.isEmpty {
+            operations.append(.add(path.appending("-"), newTerm(requirements)))
+            return requirements
+        }
+        var added: [LabelRequirement] = []
+        for (index, term) in terms.enumerated() {
+            let termField = "\(field)[\(index)]"
+            guard let termObject = try object(term, field: termField) else { continue }
+            let existing = try list(termObject["matchExpressions"], field: "\(termField).matchExpressions") ?? []
+            let fields = try list(termObject["matchFields"], field: "\(termField).matchFields") ?? []
+            if existing.isEmpty && fields.isEmpty { continue }
+            let present = existing.compactMap(LabelRequirement.init(json:))
+            let missing = requirements.filter { !present.contains($0) }
+            guard !missing.isEmpty else { continue }
+            let termPath = path.appending(index).appending("matchExpressions")
+            if termObject["matchExpressions"]?.arrayValue == nil {
+                operations.append(.add(termPath, expressions(missing)))
+            } else {
+                for requirement in missing {
+                    operations.append(.add(termPath.appending("-"), requirement.json))
+                }
+            }
+            for requirement in missing where !added.contains(requirement) { added.append(requirement) }
+        }
+        return added
+    }
+
+    mutating func setAnnotation(_ key: String, _ value: String) {
+        pendingAnnotations.append((key, value))
+    }
+
+    /// The operations, annotations last (they are gathered so a missing map is added once).
+    func patch() -> JSONPatch {
+        var all = operations
+        if !pendingAnnotations.isEmpty {
+            let metadata = view.base.appending("metadata")
+            let map = JSON.object(JSONObject(pendingAnnotations.map { JSONObject.Member(key: $0.0, value: .string($0.1)) }))
+            if view.metadata == nil {
+                all.append(.add(metadata, ["annotations": map]))
+            } else if view.metadata?["annotations"]?.objectValue == nil {
+                all.append(.add(metadata.appending("annotations"), map))
+            } else {
+                for (key, value) in pendingAnnotations {
+                    all.append(.add(metadata.appending("annotations").appending(key), .string(value)))
+                }
+            }
+        }
+        return JSONPatch(all)
+    }
+
+    private func object(_ json: JSON?, field: String) throws(PodShapeError) -> JSONObject? {
+        switch json {
+        case nil, .null?: return nil
+        case let .object(object)?: return object
+        case let other?: throw PodShapeError(field: field, message: "expected an object, found \(other.typeName)")
+        }
+    }
+
+    private func list(_ json: JSON?, field: String) throws(PodShapeError) -> [JSON]? {
+        switch json {
+        case nil, .null?: return nil
+        case let .array(elements)?: return elements
+        case let other?: throw PodShapeError(field: field, message: "expected a list, found \(other.typeName)")
+        }
+    }
+}

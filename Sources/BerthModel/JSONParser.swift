@@ -1,0 +1,269 @@
+/// A strict RFC 8259 parser over bytes. It exists because the webhook decodes a 2.5 KB review on
+/// the critical path of every pod creation, and Foundation's decoders spend tens of microseconds
+/// there. It never traps on input: every failure is a `JSONError` with the byte offset, line and
+/// column, and nesting is bounded so hostile input cannot exhaust the stack.
+public struct JSONError: Error, Equatable, CustomStringConvertible {
+    public var message: String
+    public var offset: Int
+    public var line: Int
+    public var column: Int
+
+    public var description: String { "\(message) at line \(line), column \(column)" }
+}
+
+public enum JSONParser {
+    public static let maximumDepth = 256
+
+    public static func parse(_ bytes: [UInt8]) throws(JSONError) -> JSON {
+        try bytes.withUnsafeBufferPointer { buffer throws(JSONError) in try parse(buffer) }
+    }
+
+    public static func parse(_ text: String) throws(JSONError) -> JSON {
+        try parse(Array(text.utf8))
+    }
+
+    public static func parse(_ buffer: UnsafeBufferPointer<UInt8>) throws(JSONError) -> JSON {
+        var reader = Reader(buffer: buffer)
+        reader.skipWhitespace()
+        let value = try reader.parseValue(depth: 0)
+        reader.skipWhitespace()
+        if reader.index < buffer.count {
+            throw reader.error("unexpected data after the JSON value")
+        }
+        return value
+    }
+}
+
+private struct Reader {
+    let buffer: UnsafeBufferPointer<UInt8>
+    var index = 0
+
+    init(buffer: UnsafeBufferPointer<UInt8>) {
+        self.buffer = buffer
+    }
+
+    func error(_ message: String, at offset: Int? = nil) -> JSONError {
+        let offset = min(offset ?? index, buffer.count)
+        var line = 1
+        var lineStart = 0
+        for i in 0..<offset where buffer[i] == UInt8(ascii: "\n") {
+            line += 1
+            lineStart = i + 1
+        }
+        return JSONError(message: message, offset: offset, line: line, column: offset - lineStart + 1)
+    }
+
+    @inline(__always)
+    mutating func skipWhitespace() {
+        while index < buffer.count {
+            switch buffer[index] {
+            case 0x20, 0x0A, 0x0D, 0x09: index += 1
+            default: return
+            }
+        }
+    }
+
+    mutating func parseValue(depth: Int) throws(JSONError) -> JSON {
+        guard index < buffer.count else { throw error("unexpected end of input, expected a value") }
+        switch buffer[index] {
+        case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
+        case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
+        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
+        case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
+        case UInt8(ascii: "n"): try expectLiteral("null"); return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
+        default: throw error("unexpected character \(describe(buffer[index])), expected a value")
+        }
+    }
+
+    func describe(_ byte: UInt8) -> String {
+        if byte >= 0x20 && byte < 0x7F { return "'\(Character(Unicode.Scalar(byte)))'" }
+        return "byte 0x" + String(byte, radix: 16, uppercase: true)
+    }
+
+    mutating func expectLiteral(_ literal: StaticString) throws(JSONError) {
+        let count = literal.utf8CodeUnitCount
+        guard buffer.count - index >= count else { throw error("invalid literal, expected \(literal)") }
+        let base = literal.utf8Start
+        for i in 0..<count where buffer[index + i] != base[i] {
+            throw error("invalid literal, expected \(literal)")
+        }
+        index += count
+    }
+
+    mutating func parseObject(depth: Int) throws(JSONError) -> JSON {
+        guard depth <= JSONParser.maximumDepth else { throw error("nesting deeper than \(JSONParser.maximumDepth) levels") }
+        index += 1  // {
+        var members: [JSONObject.Member] = []
+        skipWhitespace()
+        if index < buffer.count, buffer[index] == UInt8(ascii: "}") {
+            index += 1
+            return .object(JSONObject(members))
+        }
+        while true {
+            skipWhitespace()
+            guard index < buffer.count, buffer[index] == UInt8(ascii: "\"") else {
+                throw error(index < buffer.count ? "expected a quoted member name" : "unexpected end of input in an object")
+            }
+            let key = try parseString()
+            skipWhitespace()
+            guard index < buffer.count, buffer[index] == UInt8(ascii: ":") else {
+                throw error("expected ':' after member name \"\(key)\"")
+            }
+            index += 1
+            skipWhitespace()
+            let value = try parseValue(depth: depth)
+            members.append(JSONObject.Member(key: key, value: value))
+            skipWhitespace()
+            guard index < buffer.count else { throw error("unexpected end of input in an object") }
+            switch buffer[index] {
+            case UInt8(ascii: ","): index += 1
+            case UInt8(ascii: "}"):
+                index += 1
+                return .object(JSONObject(members))
+            default: throw error("expected ',' or '}' in an object, found \(describe(buffer[index]))")
+            }
+        }
+    }
+
+    mutating func parseArray(depth: Int) throws(JSONError) -> JSON {
+        guard depth <= JSONParser.maximumDepth else { throw error("nesting deeper than \(JSONParser.maximumDepth) levels") }
+        index += 1  // [
+        var elements: [JSON] = []
+        skipWhitespace()
+        if index < buffer.count, buffer[index] == UInt8(ascii: "]") {
+            index += 1
+            return .array(elements)
+        }
+        while true {
+            skipWhitespace()
+            elements.append(try parseValue(depth: depth))
+            skipWhitespace()
+            guard index < buffer.count else { throw error("unexpected end of input in a list") }
+            switch buffer[index] {
+            case UInt8(ascii: ","): index += 1
+            case UInt8(ascii: "]"):
+                index += 1
+                return .array(elements)
+            default: throw error("expected ',' or ']' in a list, found \(describe(buffer[index]))")
+            }
+        }
+    }
+
+    mutating func parseNumber() throws(JSONError) -> String {
+        let start = index
+        if buffer[index] == UInt8(ascii: "-") { index += 1 }
+        guard index < buffer.count, isDigit(buffer[index]) else { throw error("invalid number", at: start) }
+        if buffer[index] == UInt8(ascii: "0") {
+            index += 1
+        } else {
+            while index < buffer.count, isDigit(buffer[index]) { index += 1 }
+        }
+        if index < buffer.count, buffer[index] == UInt8(ascii: ".") {
+            index += 1
+            guard index < buffer.count, isDigit(buffer[index]) else { throw error("invalid number: digits must follow '.'", at: start) }
+            while index < buffer.count, isDigit(buffer[index]) { index += 1 }
+        }
+        if index < buffer.count, buffer[index] | 0x20 == UInt8(ascii: "e") {
+            index += 1
+            if index < buffer.count, buffer[index] == UInt8(ascii: "+") || buffer[index] == UInt8(ascii: "-") { index += 1 }
+            guard index < buffer.count, isDigit(buffer[index]) else { throw error("invalid number: digits must follow the exponent", at: start) }
+            while index < buffer.count, isDigit(buffer[index]) { index += 1 }
+        }
+        return String(decoding: UnsafeBufferPointer(rebasing: buffer[start..<index]), as: UTF8.self)
+    }
+
+    @inline(__always)
+    func isDigit(_ byte: UInt8) -> Bool { byte &- UInt8(ascii: "0") < 10 }
+
+    mutating func parseString() throws(JSONError) -> String {
+        let start = index
+        index += 1  // opening quote
+        let contentStart = index
+        // Fast path: no escapes, the bytes are the string.
+        while index < buffer.count {
+            let byte = buffer[index]
+            if byte == UInt8(ascii: "\"") {
+                let slice = UnsafeBufferPointer(rebasing: buffer[contentStart..<index])
+                index += 1
+                guard let string = String(validating: slice, as: UTF8.self) else {
+                    throw error("invalid UTF-8 in a string", at: start)
+                }
+                return string
+            }
+            if byte == UInt8(ascii: "\\") { break }
+            if byte < 0x20 { throw error("unescaped control character in a string") }
+            index += 1
+        }
+        guard index < buffer.count else { throw error("unterminated string", at: start) }
+        var bytes = Array(UnsafeBufferPointer(rebasing: buffer[contentStart..<index]))
+        while index < buffer.count {
+            let byte = buffer[index]
+            switch byte {
+            case UInt8(ascii: "\""):
+                index += 1
+                guard let string = String(validating: bytes, as: UTF8.self) else {
+                    throw error("invalid UTF-8 in a string", at: start)
+                }
+                return string
+            case UInt8(ascii: "\\"):
+                index += 1
+                guard index < buffer.count else { break }
+                let escape = buffer[index]
+                index += 1
+                switch escape {
+                case UInt8(ascii: "\""): bytes.append(0x22)
+                case UInt8(ascii: "\\"): bytes.append(0x5C)
+                case UInt8(ascii: "/"): bytes.append(0x2F)
+                case UInt8(ascii: "b"): bytes.append(0x08)
+                case UInt8(ascii: "f"): bytes.append(0x0C)
+                case UInt8(ascii: "n"): bytes.append(0x0A)
+                case UInt8(ascii: "r"): bytes.append(0x0D)
+                case UInt8(ascii: "t"): bytes.append(0x09)
+                case UInt8(ascii: "u"):
+                    var scalar = try parseHex4()
+                    if (0xD800..<0xDC00).contains(scalar) {
+                        // A high surrogate must be followed by an escaped low surrogate.
+                        guard buffer.count - index >= 6, buffer[index] == UInt8(ascii: "\\"), buffer[index + 1] == UInt8(ascii: "u") else {
+                            throw error("unpaired surrogate in \\u escape")
+                        }
+                        index += 2
+                        let low = try parseHex4()
+                        guard (0xDC00..<0xE000).contains(low) else { throw error("invalid low surrogate in \\u escape") }
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    } else if (0xDC00..<0xE000).contains(scalar) {
+                        throw error("unpaired surrogate in \\u escape")
+                    }
+                    guard let unicode = Unicode.Scalar(scalar) else { throw error("invalid \\u escape") }
+                    bytes.append(contentsOf: Array(String(Character(unicode)).utf8))
+                default:
+                    throw error("invalid escape \\\(Character(Unicode.Scalar(escape)))", at: index - 2)
+                }
+            default:
+                if byte < 0x20 { throw error("unescaped control character in a string") }
+                bytes.append(byte)
+                index += 1
+            }
+        }
+        throw error("unterminated string", at: start)
+    }
+
+    mutating func parseHex4() throws(JSONError) -> UInt32 {
+        guard buffer.count - index >= 4 else { throw error("truncated \\u escape") }
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            let byte = buffer[index]
+            let digit: UInt32
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(byte - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(byte - UInt8(ascii: "A") + 10)
+            default: throw error("invalid hex digit in \\u escape")
+            }
+            value = value << 4 | digit
+            index += 1
+        }
+        return value
+    }
+}

@@ -1,0 +1,217 @@
+/// An RFC 6901 JSON Pointer, kept as unescaped reference tokens; escaping (`~` → `~0`, `/` → `~1`)
+/// happens only when it is written, so a label key like `nvidia.com/gpu` is never mangled.
+public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
+    public var tokens: [String]
+
+    public init(_ tokens: [String] = []) {
+        self.tokens = tokens
+    }
+
+    /// Parses the escaped form, e.g. `/metadata/annotations/karpenter.sh~1do-not-disrupt`.
+    public init(parsing text: String) throws(JSONPatchError) {
+        if text.isEmpty {
+            self.tokens = []
+            return
+        }
+        guard text.hasPrefix("/") else { throw JSONPatchError(message: "JSON pointer \"\(text)\" must start with '/'") }
+        var tokens: [String] = []
+        for raw in text.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
+            var token = ""
+            var iterator = raw.makeIterator()
+            while let character = iterator.next() {
+                guard character == "~" else {
+                    token.append(character)
+                    continue
+                }
+                switch iterator.next() {
+                case "0": token.append("~")
+                case "1": token.append("/")
+                default: throw JSONPatchError(message: "JSON pointer \"\(text)\" has an invalid '~' escape")
+                }
+            }
+            tokens.append(token)
+        }
+        self.tokens = tokens
+    }
+
+    public func appending(_ token: String) -> JSONPointer {
+        JSONPointer(tokens + [token])
+    }
+
+    public func appending(_ index: Int) -> JSONPointer {
+        JSONPointer(tokens + [String(index)])
+    }
+
+    public func appending(_ other: JSONPointer) -> JSONPointer {
+        JSONPointer(tokens + other.tokens)
+    }
+
+    public static func escape(_ token: String) -> String {
+        guard token.contains("~") || token.contains("/") else { return token }
+        return token.replacingAll("~", with: "~0").replacingAll("/", with: "~1")
+    }
+
+    public var description: String {
+        tokens.map { "/" + JSONPointer.escape($0) }.joined()
+    }
+}
+
+extension String {
+    /// `replacingOccurrences` without Foundation, for the few characters pointers escape.
+    func replacingAll(_ target: Character, with replacement: String) -> String {
+        var result = ""
+        result.reserveCapacity(count)
+        for character in self {
+            if character == target { result += replacement } else { result.append(character) }
+        }
+        return result
+    }
+}
+
+public struct JSONPatchError: Error, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// One RFC 6902 operation. Berth only ever produces `add`; the others exist so that patches from
+/// elsewhere (tests, tools) can be applied and compared.
+public struct JSONPatchOperation: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        case add, remove, replace, test
+    }
+
+    public var op: Kind
+    public var path: JSONPointer
+    public var value: JSON?
+
+    public init(op: Kind, path: JSONPointer, value: JSON? = nil) {
+        self.op = op
+        self.path = path
+        self.value = value
+    }
+
+    public static func add(_ path: JSONPointer, _ value: JSON) -> JSONPatchOperation {
+        JSONPatchOperation(op: .add, path: path, value: value)
+    }
+
+    public var json: JSON {
+        var object = JSONObject()
+        object["op"] = .string(op.rawValue)
+        object["path"] = .string(path.description)
+        if let value { object["value"] = value }
+        return .object(object)
+    }
+}
+
+public struct JSONPatch: Sendable, Equatable {
+    public var operations: [JSONPatchOperation]
+
+    public init(_ operations: [JSONPatchOperation] = []) {
+        self.operations = operations
+    }
+
+    public var isEmpty: Bool { operations.isEmpty }
+
+    public var json: JSON { .array(operations.map(\.json)) }
+
+    /// The compact wire form the AdmissionReview carries (before base64).
+    public func serialized() -> [UInt8] { JSONWriter.bytes(json) }
+
+    /// Reads a patch document (a JSON array of operations).
+    public init(json: JSON) throws(JSONPatchError) {
+        guard let elements = json.arrayValue else { throw JSONPatchError(message: "a JSON patch must be a list, found \(json.typeName)") }
+        var operations: [JSONPatchOperation] = []
+        for (index, element) in elements.enumerated() {
+            guard let opName = element["op"]?.stringValue, let kind = JSONPatchOperation.Kind(rawValue: opName) else {
+                throw JSONPatchError(message: "operation \(index): unsupported or missing \"op\"")
+            }
+            guard let pathText = element["path"]?.stringValue else { throw JSONPatchError(message: "operation \(index): missing \"path\"") }
+            let value = element["value"]
+            if kind != .remove, value == nil { throw JSONPatchError(message: "operation \(index): missing \"value\"") }
+            operations.append(JSONPatchOperation(op: kind, path: try JSONPointer(parsing: pathText), value: value))
+        }
+        self.operations = operations
+    }
+
+    /// Applies the operations in order, as RFC 6902 says: all or nothing.
+    public func apply(to document: JSON) throws(JSONPatchError) -> JSON {
+        var result = document
+        for (index, operation) in operations.enumerated() {
+            do {
+                try Self.apply(operation, to: &result, tokens: operation.path.tokens[...])
+            } catch {
+                throw JSONPatchError(message: "operation \(index) (\(operation.op.rawValue) \(operation.path)): \(error.message)")
+            }
+        }
+        return result
+    }
+
+    private static func apply(_ operation: JSONPatchOperation, to node: inout JSON, tokens: ArraySlice<String>) throws(JSONPatchError) {
+        guard let token = tokens.first else {
+            // The pointer names this very node.
+            switch operation.op {
+            case .add, .replace: node = operation.value ?? .null
+            case .test:
+                guard node == operation.value else { throw JSONPatchError(message: "test failed") }
+            case .remove: throw JSONPatchError(message: "cannot remove the whole document")
+            }
+            return
+        }
+        let rest = tokens.dropFirst()
+        switch node {
+        case var .object(object):
+            if rest.isEmpty {
+                switch operation.op {
+                case .add: object[token] = operation.value ?? .null
+                case .replace:
+                    guard object[token] != nil else { throw JSONPatchError(message: "member \"\(token)\" does not exist") }
+                    object[token] = operation.value ?? .null
+                case .remove:
+                    guard object[token] != nil else { throw JSONPatchError(message: "member \"\(token)\" does not exist") }
+                    object[token] = nil
+                case .test:
+                    guard let current = object[token], current == operation.value else { throw JSONPatchError(message: "test failed") }
+                }
+            } else {
+                guard var child = object[token] else { throw JSONPatchError(message: "member \"\(token)\" does not exist") }
+                node = .null  // release the enclosing copy so the child is mutated in place
+                try apply(operation, to: &child, tokens: rest)
+                object[token] = child
+            }
+            node = .object(object)
+        case var .array(array):
+            let index: Int
+            if token == "-" {
+                guard rest.isEmpty, operation.op == .add else { throw JSONPatchError(message: "'-' only appends with add") }
+                index = array.count
+            } else {
+                guard let parsed = Int(token), parsed >= 0, String(parsed) == token else {
+                    throw JSONPatchError(message: "\"\(token)\" is not a list index")
+                }
+                index = parsed
+            }
+            if rest.isEmpty {
+                switch operation.op {
+                case .add:
+                    guard index <= array.count else { throw JSONPatchError(message: "index \(index) is out of range") }
+                    array.insert(operation.value ?? .null, at: index)
+                case .replace, .remove, .test:
+                    guard index < array.count else { throw JSONPatchError(message: "index \(index) is out of range") }
+                    if operation.op == .replace { array[index] = operation.value ?? .null }
+                    if operation.op == .remove { array.remove(at: index) }
+                    if operation.op == .test, array[index] != operation.value { throw JSONPatchError(message: "test failed") }
+                }
+            } else {
+                guard index < array.count else { throw JSONPatchError(message: "index \(index) is out of range") }
+                var child = array[index]
+                node = .null
+                try apply(operation, to: &child, tokens: rest)
+                array[index] = child
+            }
+            node = .array(array)
+        default:
+            throw JSONPatchError(message: "cannot descend into \(node.typeName) at \"\(token)\"")
+        }
+    }
+}

@@ -1,0 +1,183 @@
+/// The small pieces of Kubernetes scheduling semantics that both the webhook and the provisioner
+/// need, written from the upstream definitions (k8s.io/api core/v1 types, component-helpers
+/// scheduling/corev1): taints and tolerations, label selectors, node selector requirements.
+
+public struct Taint: Sendable, Equatable, CustomStringConvertible {
+    public var key: String
+    public var value: String
+    public var effect: String
+
+    public init(key: String, value: String = "", effect: String) {
+        self.key = key
+        self.value = value
+        self.effect = effect
+    }
+
+    public var description: String { value.isEmpty ? "\(key):\(effect)" : "\(key)=\(value):\(effect)" }
+
+    public var json: JSON {
+        var object = JSONObject()
+        object["key"] = .string(key)
+        if !value.isEmpty { object["value"] = .string(value) }
+        object["effect"] = .string(effect)
+        return .object(object)
+    }
+}
+
+public struct Toleration: Sendable, Equatable {
+    public var key: String
+    public var `operator`: String
+    public var value: String
+    public var effect: String
+
+    public init(key: String = "", operator: String = "Equal", value: String = "", effect: String = "") {
+        self.key = key
+        self.operator = `operator`
+        self.value = value
+        self.effect = effect
+    }
+
+    /// Reads a toleration as the API holds it; absent fields are empty, as in Go.
+    public init(json: JSON) {
+        self.key = json["key"]?.stringValue ?? ""
+        self.operator = json["operator"]?.stringValue ?? ""
+        self.value = json["value"]?.stringValue ?? ""
+        self.effect = json["effect"]?.stringValue ?? ""
+    }
+
+    /// The toleration Berth adds for a taint: any value of the key, that effect only.
+    public static func exists(for taint: Taint) -> Toleration {
+        Toleration(key: taint.key, operator: "Exists", effect: taint.effect)
+    }
+
+    /// Upstream `Toleration.ToleratesTaint`: an empty effect matches every effect, an empty key with
+    /// `Exists` matches every key, `Equal` (or no operator) compares values.
+    public func tolerates(_ taint: Taint) -> Bool {
+        if !effect.isEmpty && effect != taint.effect { return false }
+        if !key.isEmpty && key != taint.key { return false }
+        switch `operator` {
+        case "", "Equal": return value == taint.value
+        case "Exists": return true
+        default: return false
+        }
+    }
+
+    public var json: JSON {
+        var object = JSONObject()
+        if !key.isEmpty { object["key"] = .string(key) }
+        if !`operator`.isEmpty { object["operator"] = .string(`operator`) }
+        if !value.isEmpty { object["value"] = .string(value) }
+        if !effect.isEmpty { object["effect"] = .string(effect) }
+        return .object(object)
+    }
+}
+
+/// A `NodeSelectorRequirement` (node affinity) or label selector requirement.
+public struct LabelRequirement: Sendable, Equatable, CustomStringConvertible {
+    public enum Operator: String, Sendable, CaseIterable {
+        case `in` = "In", notIn = "NotIn", exists = "Exists", doesNotExist = "DoesNotExist", gt = "Gt", lt = "Lt"
+    }
+
+    public var key: String
+    public var `operator`: Operator
+    public var values: [String]
+
+    public init(key: String, operator: Operator, values: [String] = []) {
+        self.key = key
+        self.operator = `operator`
+        self.values = values
+    }
+
+    /// Equal as requirements: values are a set.
+    public static func == (lhs: LabelRequirement, rhs: LabelRequirement) -> Bool {
+        lhs.key == rhs.key && lhs.operator == rhs.operator && Set(lhs.values) == Set(rhs.values)
+    }
+
+    public func matches(_ labels: [String: String]) -> Bool {
+        let value = labels[key]
+        switch `operator` {
+        case .in: return value.map(values.contains) ?? false
+        case .notIn: return value.map { !values.contains($0) } ?? true
+        case .exists: return value != nil
+        case .doesNotExist: return value == nil
+        case .gt, .lt:
+            // Upstream parses both sides as integers; anything else does not match.
+            guard let value, let have = Int64(value), values.count == 1, let bound = Int64(values[0]) else { return false }
+            return `operator` == .gt ? have > bound : have < bound
+        }
+    }
+
+    public var json: JSON {
+        var object = JSONObject()
+        object["key"] = .string(key)
+        object["operator"] = .string(`operator`.rawValue)
+        if !values.isEmpty || `operator` == .in || `operator` == .notIn {
+            object["values"] = .array(values.map(JSON.string))
+        }
+        return .object(object)
+    }
+
+    /// Reads a requirement as found in a pod; `nil` when it is not well formed.
+    public init?(json: JSON) {
+        guard let key = json["key"]?.stringValue,
+            let operatorName = json["operator"]?.stringValue,
+            let op = Operator(rawValue: operatorName)
+        else { return nil }
+        self.key = key
+        self.operator = op
+        self.values = json["values"]?.arrayValue?.compactMap(\.stringValue) ?? []
+    }
+
+    public var description: String {
+        switch `operator` {
+        case .exists: key
+        case .doesNotExist: "!\(key)"
+        default: "\(key) \(`operator`.rawValue) [\(values.joined(separator: ","))]"
+        }
+    }
+}
+
+/// A `metav1.LabelSelector`: matchLabels and matchExpressions are ANDed; an empty selector
+/// matches everything.
+public struct LabelSelector: Sendable, Equatable {
+    public var matchLabels: [String: String]
+    public var matchExpressions: [LabelRequirement]
+
+    public init(matchLabels: [String: String] = [:], matchExpressions: [LabelRequirement] = []) {
+        self.matchLabels = matchLabels
+        self.matchExpressions = matchExpressions
+    }
+
+    public func matches(_ labels: [String: String]) -> Bool {
+        for (key, value) in matchLabels where labels[key] != value { return false }
+        return matchExpressions.allSatisfy { $0.matches(labels) }
+    }
+}
+
+/// A resource name pattern such as `nvidia.com/mig-*`: `*` stands for any run of characters.
+public struct ResourcePattern: Sendable, Equatable, CustomStringConvertible {
+    public let pattern: String
+    private let parts: [Substring]
+
+    public init(_ pattern: String) {
+        self.pattern = pattern
+        self.parts = pattern.split(separator: "*", omittingEmptySubsequences: false)
+    }
+
+    public var description: String { pattern }
+
+    public func matches(_ name: String) -> Bool {
+        guard parts.count > 1 else { return name == pattern }
+        guard name.hasPrefix(parts[0]), let lastPart = parts.last else { return false }
+        var rest = name.dropFirst(parts[0].count)
+        guard rest.count >= lastPart.count else { return false }
+        let tail = rest.suffix(lastPart.count)
+        guard tail == lastPart else { return false }
+        rest = rest.dropLast(lastPart.count)
+        for part in parts.dropFirst().dropLast() where !part.isEmpty {
+            guard let range = rest.firstRange(of: part) else { return false }
+            rest = rest[range.upperBound...]
+        }
+        return true
+    }
+}

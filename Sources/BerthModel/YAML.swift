@@ -1,0 +1,228 @@
+import Yams
+
+/// One document of a (multi-document) YAML or JSON stream, with where it started, so errors can
+/// say "document 2 (line 14)".
+public struct YAMLDocument: Sendable {
+    public var value: JSON
+    public var line: Int
+
+    public init(value: JSON, line: Int) {
+        self.value = value
+        self.line = line
+    }
+}
+
+public struct YAMLError: Error, Equatable, CustomStringConvertible {
+    public var message: String
+    public var line: Int?
+
+    public init(message: String, line: Int? = nil) {
+        self.message = message
+        self.line = line
+    }
+
+    public var description: String {
+        if let line { return "line \(line): \(message)" }
+        return message
+    }
+}
+
+/// Reads YAML into the JSON model with the types Kubernetes' YAML reader (YAML 1.1, as
+/// sigs.k8s.io/yaml) gives them: quoted scalars stay strings, `1` stays the number `1` as written.
+public enum YAMLReader {
+    public static func documents(_ text: String) throws(YAMLError) -> [YAMLDocument] {
+        let nodes: [Node]
+        do {
+            nodes = Array(try Yams.compose_all(yaml: text))
+        } catch let error as YamlError {
+            throw YAMLError(message: "YAML syntax: \(describe(error))", line: line(of: error))
+        } catch {
+            throw YAMLError(message: "YAML syntax: \(error)")
+        }
+        var documents: [YAMLDocument] = []
+        for node in nodes {
+            documents.append(YAMLDocument(value: try json(from: node, depth: 0), line: node.mark?.line ?? 1))
+        }
+        return documents
+    }
+
+    /// One document only (config files); an empty stream is an empty object.
+    public static func document(_ text: String) throws(YAMLError) -> JSON {
+        let all = try documents(text)
+        guard all.count <= 1 else { throw YAMLError(message: "expected one YAML document, found \(all.count)") }
+        return all.first?.value ?? .object(JSONObject())
+    }
+
+    private static func describe(_ error: YamlError) -> String {
+        switch error {
+        case let .scanner(context, problem, _, _), let .parser(context, problem, _, _):
+            if let context { return "\(problem) \(context.text)" }
+            return problem
+        default:
+            return String(describing: error).split(separator: "\n").first.map(String.init) ?? "invalid YAML"
+        }
+    }
+
+    private static func line(of error: YamlError) -> Int? {
+        switch error {
+        case let .scanner(_, _, mark, _), let .parser(_, _, mark, _): return mark.line
+        default: return nil
+        }
+    }
+
+    private static func json(from node: Node, depth: Int) throws(YAMLError) -> JSON {
+        guard depth < JSONParser.maximumDepth else { throw YAMLError(message: "nesting too deep", line: node.mark?.line) }
+        switch node {
+        case let .scalar(scalar):
+            return try json(from: scalar)
+        case let .sequence(sequence):
+            var elements: [JSON] = []
+            elements.reserveCapacity(sequence.count)
+            for element in sequence {
+                elements.append(try json(from: element, depth: depth + 1))
+            }
+            return .array(elements)
+        case let .mapping(mapping):
+            var object = JSONObject()
+            for (key, value) in mapping {
+                guard case let .scalar(keyScalar) = key else {
+                    throw YAMLError(message: "mapping keys must be plain values", line: key.mark?.line)
+                }
+                if key.tag.rawValue == Tag.Name.merge.rawValue {
+                    throw YAMLError(message: "YAML merge keys (<<) are not supported", line: key.mark?.line)
+                }
+                if object[keyScalar.string] != nil {
+                    throw YAMLError(message: "duplicate key \"\(keyScalar.string)\"", line: key.mark?.line)
+                }
+                object.members.append(JSONObject.Member(key: keyScalar.string, value: try json(from: value, depth: depth + 1)))
+            }
+            return .object(object)
+        case let .alias(alias):
+            throw YAMLError(message: "YAML alias *\(alias.anchor.rawValue) is not supported", line: alias.mark?.line)
+        }
+    }
+
+    private static func json(from scalar: Node.Scalar) throws(YAMLError) -> JSON {
+        let node = Node.scalar(scalar)
+        let text = scalar.string
+        switch Tag.Name(rawValue: node.tag.rawValue) {
+        case .null:
+            return .null
+        case .bool:
+            guard let value = Bool.construct(from: scalar) else { throw YAMLError(message: "invalid boolean \"\(text)\"", line: scalar.mark?.line) }
+            return .bool(value)
+        case .int:
+            if isJSONNumber(text) { return .number(text) }
+            if text.hasPrefix("+"), isJSONNumber(String(text.dropFirst())) { return .number(String(text.dropFirst())) }
+            guard let value = Int.construct(from: scalar) else { throw YAMLError(message: "integer \"\(text)\" is out of range", line: scalar.mark?.line) }
+            return .number(String(value))
+        case .float:
+            if isJSONNumber(text) { return .number(text) }
+            guard let value = Double.construct(from: scalar), value.isFinite else {
+                throw YAMLError(message: "number \"\(text)\" cannot be represented in JSON", line: scalar.mark?.line)
+            }
+            return .number(String(value))
+        default:
+            // str, timestamps (kept as text, as Kubernetes' reader does), explicit !!str.
+            return .string(text)
+        }
+    }
+
+    static func isJSONNumber(_ text: String) -> Bool {
+        var bytes = Array(text.utf8)
+        bytes.append(0)  // sentinel so the scan below needs no bounds checks
+        var i = 0
+        if bytes[i] == UInt8(ascii: "-") { i += 1 }
+        func digit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+        guard digit(bytes[i]) else { return false }
+        if bytes[i] == UInt8(ascii: "0") { i += 1 } else { while digit(bytes[i]) { i += 1 } }
+        if bytes[i] == UInt8(ascii: ".") {
+            i += 1
+            guard digit(bytes[i]) else { return false }
+            while digit(bytes[i]) { i += 1 }
+        }
+        if bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
+            i += 1
+            if bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
+            guard digit(bytes[i]) else { return false }
+            while digit(bytes[i]) { i += 1 }
+        }
+        return i == bytes.count - 1
+    }
+}
+
+/// Writes the JSON model as block-style YAML that reads back to the same values and types: a
+/// string that YAML would read as something else (`"true"`, `"1"`, `"null"`, `"a: b"`) is quoted.
+public enum YAMLWriter {
+    public static func string(_ documents: [JSON]) -> String {
+        var out = ""
+        for (index, document) in documents.enumerated() {
+            if index > 0 { out += "---\n" }
+            write(document, into: &out, indent: 0, context: .document)
+        }
+        return out
+    }
+
+    private enum Context { case document, mappingValue, sequenceItem }
+
+    private static func write(_ value: JSON, into out: inout String, indent: Int, context: Context) {
+        let pad = String(repeating: " ", count: indent)
+        switch value {
+        case let .object(object) where !object.isEmpty:
+            if context == .mappingValue { out += "\n" }
+            for (position, member) in object.members.enumerated() {
+                // The first member of a sequence item shares the "- " line.
+                if !(context == .sequenceItem && position == 0) { out += pad }
+                out += scalarText(member.key) + ":"
+                switch member.value {
+                case let .object(child) where !child.isEmpty:
+                    write(member.value, into: &out, indent: indent + 2, context: .mappingValue)
+                case let .array(child) where !child.isEmpty:
+                    // Kubernetes style: list items at the same indentation as their key.
+                    out += "\n"
+                    write(member.value, into: &out, indent: indent, context: .mappingValue)
+                default:
+                    out += " "
+                    write(member.value, into: &out, indent: indent + 2, context: .mappingValue)
+                }
+            }
+        case let .array(array) where !array.isEmpty:
+            for (position, element) in array.enumerated() {
+                out += (context == .sequenceItem && position == 0 ? "" : pad) + "- "
+                write(element, into: &out, indent: indent + 2, context: .sequenceItem)
+            }
+        case .object:
+            out += "{}\n"
+        case .array:
+            out += "[]\n"
+        case .null:
+            out += "null\n"
+        case let .bool(flag):
+            out += (flag ? "true" : "false") + "\n"
+        case let .number(text):
+            out += text + "\n"
+        case let .string(text):
+            out += scalarText(text) + "\n"
+        }
+    }
+
+    /// Plain when YAML reads it back as this very string, double-quoted (JSON escapes) otherwise.
+    static func scalarText(_ text: String) -> String {
+        if isPlainSafe(text) { return text }
+        return JSONWriter.string(.string(text))
+    }
+
+    static func isPlainSafe(_ text: String) -> Bool {
+        guard let first = text.unicodeScalars.first, let last = text.unicodeScalars.last else { return false }
+        if first == " " || last == " " || last == ":" { return false }
+        if "?:,[]{}#&*!|>'\"%@`".unicodeScalars.contains(first) { return false }
+        if first == "-" && (text.count == 1 || text.unicodeScalars.dropFirst().first == " ") { return false }
+        for scalar in text.unicodeScalars {
+            if scalar.value < 0x20 || scalar.value == 0x7F || (scalar.value >= 0x80 && scalar.value < 0xA0) { return false }
+            if scalar.value == 0xFEFF || scalar.value == 0x2028 || scalar.value == 0x2029 || scalar.value == 0x85 { return false }
+        }
+        if text.contains(": ") || text.contains(" #") || text.hasPrefix("---") || text.hasPrefix("...") { return false }
+        // Anything YAML 1.1 would resolve to bool, int, float, null, timestamp, merge or value.
+        return Node(text).tag.rawValue == Tag.Name.str.rawValue
+    }
+}

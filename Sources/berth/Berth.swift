@@ -1,0 +1,20 @@
+import ArgumentParser
+
+@main
+struct Berth: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "berth",
+        abstract: "GPU nodes for Jupyter notebooks: a mutating admission webhook and a provisioning loop.",
+        discussion: """
+            berth mutate   dry-run manifests through the webhook's policy (no cluster needed)
+            Exit codes: 0 success, 1 bad input or failure (one line on stderr says what and where),
+            64 bad command line.
+            """,
+        version: BerthVersion.current,
+        subcommands: [Mutate.self]
+    )
+}
+
+enum BerthVersion {
+    static let current = "0.1.0"
+}
