@@ -31,17 +31,21 @@ public struct YAMLError: Error, Equatable, CustomStringConvertible {
 /// sigs.k8s.io/yaml) gives them: quoted scalars stay strings, `1` stays the number `1` as written.
 public enum YAMLReader {
     public static func documents(_ text: String) throws(YAMLError) -> [YAMLDocument] {
-        let nodes: [Node]
+        var nodes: [Node] = []
         do {
-            nodes = Array(try Yams.compose_all(yaml: text))
+            // Not `compose_all`: its sequence swallows errors and just ends early.
+            let parser = try Parser(yaml: text)
+            while let node = try parser.nextRoot() { nodes.append(node) }
         } catch let error as YamlError {
             throw YAMLError(message: "YAML syntax: \(describe(error))", line: line(of: error))
         } catch {
             throw YAMLError(message: "YAML syntax: \(error)")
         }
         var documents: [YAMLDocument] = []
+        // Aliases are expanded; a budget stops "billion laughs" documents from exhausting memory.
+        var budget = maximumNodes
         for node in nodes {
-            documents.append(YAMLDocument(value: try json(from: node, depth: 0), line: node.mark?.line ?? 1))
+            documents.append(YAMLDocument(value: try json(from: node, depth: 0, budget: &budget), line: node.mark?.line ?? 1))
         }
         return documents
     }
@@ -53,8 +57,13 @@ public enum YAMLReader {
         return all.first?.value ?? .object(JSONObject())
     }
 
+    /// Far above any real manifest; reached only by alias bombs.
+    public static let maximumNodes = 1_000_000
+
     private static func describe(_ error: YamlError) -> String {
         switch error {
+        case let .duplicatedKeysInMapping(duplicates, _):
+            return "duplicate key \(duplicates.map { "\"\($0)\"" }.joined(separator: ", "))"
         case let .scanner(context, problem, _, _), let .parser(context, problem, _, _):
             if let context { return "\(problem) \(context.text)" }
             return problem
@@ -70,8 +79,10 @@ public enum YAMLReader {
         }
     }
 
-    private static func json(from node: Node, depth: Int) throws(YAMLError) -> JSON {
+    private static func json(from node: Node, depth: Int, budget: inout Int) throws(YAMLError) -> JSON {
         guard depth < JSONParser.maximumDepth else { throw YAMLError(message: "nesting too deep", line: node.mark?.line) }
+        budget -= 1
+        guard budget >= 0 else { throw YAMLError(message: "more than \(maximumNodes) values (alias expansion?)", line: node.mark?.line) }
         switch node {
         case let .scalar(scalar):
             return try json(from: scalar)
@@ -79,7 +90,7 @@ public enum YAMLReader {
             var elements: [JSON] = []
             elements.reserveCapacity(sequence.count)
             for element in sequence {
-                elements.append(try json(from: element, depth: depth + 1))
+                elements.append(try json(from: element, depth: depth + 1, budget: &budget))
             }
             return .array(elements)
         case let .mapping(mapping):
@@ -94,11 +105,11 @@ public enum YAMLReader {
                 if object[keyScalar.string] != nil {
                     throw YAMLError(message: "duplicate key \"\(keyScalar.string)\"", line: key.mark?.line)
                 }
-                object.members.append(JSONObject.Member(key: keyScalar.string, value: try json(from: value, depth: depth + 1)))
+                object.members.append(JSONObject.Member(key: keyScalar.string, value: try json(from: value, depth: depth + 1, budget: &budget)))
             }
             return .object(object)
         case let .alias(alias):
-            throw YAMLError(message: "YAML alias *\(alias.anchor.rawValue) is not supported", line: alias.mark?.line)
+            throw YAMLError(message: "YAML alias *\(alias.anchor.rawValue) could not be resolved", line: alias.mark?.line)
         }
     }
 

@@ -1,1 +1,117 @@
+import BerthModel
+import Foundation
 import Testing
+
+@Suite struct JSONParserTests {
+    @Test(arguments: [
+        ("{}", "{}"),
+        ("[]", "[]"),
+        (#"{"a":1,"b":[true,false,null],"c":"x"}"#, #"{"a":1,"b":[true,false,null],"c":"x"}"#),
+        ("  [1.50, -0, 2e10, 1E-3]  ", "[1.50,-0,2e10,1E-3]"),
+        (#""esc \" \\ \/ \b\f\n\r\t""#, #""esc \" \\ / \b\f\n\r\t""#),
+        (#""\u00e9\ud83d\ude00""#, "\"é😀\""),
+        (#"{"z":1,"a":2}"#, #"{"z":1,"a":2}"#),
+    ])
+    func parsesAndWritesBack(input: String, expected: String) throws {
+        #expect(JSONWriter.string(try JSONParser.parse(input)) == expected)
+    }
+
+    @Test(arguments: [
+        ("", "unexpected end of input"),
+        ("{", "unexpected end of input in an object"),
+        (#"{"a" 1}"#, "expected ':'"),
+        ("[1,]", "unexpected character ']'"),
+        ("01", "unexpected data after the JSON value"),
+        ("1.", "digits must follow '.'"),
+        ("tru", "expected true"),
+        (#""\x""#, "invalid escape"),
+        (#""\ud800""#, "unpaired surrogate"),
+        ("\"a\nb\"", "unescaped control character"),
+        ("{} {}", "unexpected data after"),
+        (#"{"a":1}x"#, "unexpected data after"),
+    ])
+    func rejectsMalformedInputWithAReason(input: String, reason: String) {
+        #expect {
+            _ = try JSONParser.parse(input)
+        } throws: { error in
+            (error as? JSONError)?.message.contains(reason) == true
+        }
+    }
+
+    @Test func reportsLineAndColumn() {
+        let error = #expect(throws: JSONError.self) { _ = try JSONParser.parse("{\n  \"a\": tru\n}") }
+        #expect(error?.line == 2)
+        #expect(error?.column == 8)
+    }
+
+    @Test func boundsNestingInsteadOfOverflowingTheStack() {
+        let deep = String(repeating: "[", count: 100_000)
+        #expect(throws: JSONError.self) { _ = try JSONParser.parse(deep) }
+    }
+
+    @Test func rejectsInvalidUTF8() {
+        #expect(throws: JSONError.self) { _ = try JSONParser.parse([0x22, 0xC3, 0x28, 0x22]) }
+    }
+
+    @Test func keepsEveryUpstreamFixtureExactly() throws {
+        // Foundation's reader is the reference: same values, and our number literals unchanged.
+        for name in try Fixtures.kubernetesAPIFiles() where name.hasSuffix(".json") {
+            let data = try Data(contentsOf: Fixtures.kubernetesAPI.appendingPathComponent(name))
+            let ours = try JSONParser.parse(Array(data))
+            let reparsed = try JSONParser.parse(JSONWriter.bytes(ours))
+            #expect(ours == reparsed, "\(name)")
+            let foundation = try JSONSerialization.jsonObject(with: data) as? NSDictionary
+            let fromOurs = try JSONSerialization.jsonObject(with: Data(JSONWriter.bytes(ours))) as? NSDictionary
+            #expect(foundation == fromOurs, "\(name)")
+        }
+    }
+}
+
+@Suite struct JSONPatchTests {
+    @Test(arguments: [
+        (["metadata", "annotations", "karpenter.sh/do-not-disrupt"], "/metadata/annotations/karpenter.sh~1do-not-disrupt"),
+        (["a~b", "c/d~1"], "/a~0b/c~1d~01"),
+        ([], ""),
+    ])
+    func escapesPointerTokens(tokens: [String], text: String) throws {
+        #expect(JSONPointer(tokens).description == text)
+        #expect(try JSONPointer(parsing: text) == JSONPointer(tokens))
+    }
+
+    @Test func appliesAddAppendReplaceRemoveAndTest() throws {
+        let document = try JSONParser.parse(#"{"a":{"list":[1,2]},"b":"x"}"#)
+        let patch = try JSONPatch(json: JSONParser.parse("""
+            [{"op":"add","path":"/a/list/-","value":3},
+             {"op":"add","path":"/a/list/0","value":0},
+             {"op":"add","path":"/c","value":{"d":true}},
+             {"op":"replace","path":"/b","value":"y"},
+             {"op":"remove","path":"/a/list/1"},
+             {"op":"test","path":"/c/d","value":true}]
+            """))
+        let result = try patch.apply(to: document)
+        #expect(JSONWriter.string(result) == #"{"a":{"list":[0,2,3]},"b":"y","c":{"d":true}}"#)
+    }
+
+    @Test(arguments: [
+        #"[{"op":"add","path":"/missing/x","value":1}]"#,
+        #"[{"op":"add","path":"/a/list/9","value":1}]"#,
+        #"[{"op":"replace","path":"/nope","value":1}]"#,
+        #"[{"op":"test","path":"/b","value":"other"}]"#,
+        #"[{"op":"add","path":"/b/x","value":1}]"#,
+    ])
+    func failsWhereTheApiserverWould(patchText: String) throws {
+        let document = try JSONParser.parse(#"{"a":{"list":[1,2]},"b":"x"}"#)
+        let patch = try JSONPatch(json: JSONParser.parse(patchText))
+        #expect(throws: JSONPatchError.self) { _ = try patch.apply(to: document) }
+    }
+}
+
+enum Fixtures {
+    static let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    static let kubernetesAPI = tests.deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("shared/fixtures/kubernetes-api")
+
+    static func kubernetesAPIFiles() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: kubernetesAPI.path).sorted()
+    }
+}
