@@ -36,7 +36,11 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
+        // `make bench-*`: micro-benchmarks, built in release mode.
+        .executableTarget(name: "berth-bench", dependencies: ["BerthModel", "BerthAdmission"], swiftSettings: settings),
         .testTarget(name: "BerthModelTests", dependencies: ["BerthModel"], swiftSettings: settings),
         .testTarget(name: "BerthAdmissionTests", dependencies: ["BerthAdmission"], swiftSettings: settings),
+        // Runs the built `berth` binary as a user would.
+        .testTarget(name: "BerthCLITests", dependencies: [], swiftSettings: settings),
     ]
 )

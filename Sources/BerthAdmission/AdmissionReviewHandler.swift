@@ -21,17 +21,27 @@ public struct AdmissionOutcome: Sendable {
 public struct AdmissionReviewHandler: Sendable {
     public static let supportedVersions = ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"]
 
-    public var policy: MutationPolicy
+    public let policy: MutationPolicy
+    /// Built once: what of a review the handler reads (see `MutationPolicy.podSelection`).
+    let selection: JSONSelection
 
     public init(policy: MutationPolicy) {
         self.policy = policy
+        self.selection = .members([
+            "apiVersion": .all,
+            "kind": .all,
+            "request": .members([
+                "uid": .all, "kind": .all, "resource": .all, "subResource": .all, "operation": .all, "namespace": .all,
+                "object": policy.podSelection,
+            ]),
+        ])
     }
 
     public func handle(body: [UInt8]) -> AdmissionOutcome {
         if body.isEmpty { return .badRequest("empty body: expected an AdmissionReview (admission.k8s.io/v1) as JSON") }
         let review: JSON
         do {
-            review = try JSONParser.parse(body)
+            review = try JSONParser.parse(body, selecting: selection)
         } catch {
             return .badRequest("malformed JSON in the AdmissionReview: \(error)")
         }

@@ -22,15 +22,66 @@ public enum JSONParser {
         try parse(Array(text.utf8))
     }
 
-    public static func parse(_ buffer: UnsafeBufferPointer<UInt8>) throws(JSONError) -> JSON {
+    /// Parses only the parts `selection` names; the rest is checked for well-formedness and
+    /// skipped without building anything. The webhook reads a dozen fields of a pod whose JSON
+    /// holds hundreds (env, volumes, managedFields, last-applied annotations...).
+    public static func parse(_ bytes: [UInt8], selecting selection: JSONSelection) throws(JSONError) -> JSON {
+        try bytes.withUnsafeBufferPointer { buffer throws(JSONError) in try parse(buffer, selecting: selection) }
+    }
+
+    public static func parse(_ buffer: UnsafeBufferPointer<UInt8>, selecting selection: JSONSelection = .all) throws(JSONError) -> JSON {
         var reader = Reader(buffer: buffer)
         reader.skipWhitespace()
-        let value = try reader.parseValue(depth: 0)
+        let value = try reader.parseValue(depth: 0, selection: selection)
         reader.skipWhitespace()
         if reader.index < buffer.count {
             throw reader.error("unexpected data after the JSON value")
         }
         return value
+    }
+}
+
+/// Which parts of a document to build. Members an object selection does not list are skipped;
+/// a selection that does not fit the value found (members of a string, say) builds it whole, so
+/// the reader of the result can still say what type it found.
+public indirect enum JSONSelection: Sendable {
+    case all
+    case members([SelectedMember])
+    case elements(JSONSelection)
+
+    public struct SelectedMember: Sendable {
+        public let key: String
+        let keyBytes: [UInt8]
+        public let selection: JSONSelection
+
+        public init(_ key: String, _ selection: JSONSelection) {
+            self.key = key
+            self.keyBytes = Array(key.utf8)
+            self.selection = selection
+        }
+    }
+
+    public static func members(_ pairs: KeyValuePairs<String, JSONSelection>) -> JSONSelection {
+        .members(pairs.map { SelectedMember($0.key, $0.value) })
+    }
+
+    /// Merges two selections: what either wants is built.
+    public func union(_ other: JSONSelection) -> JSONSelection {
+        switch (self, other) {
+        case (.all, _), (_, .all): return .all
+        case let (.elements(a), .elements(b)): return .elements(a.union(b))
+        case let (.members(a), .members(b)):
+            var merged = a
+            for member in b {
+                if let index = merged.firstIndex(where: { $0.key == member.key }) {
+                    merged[index] = SelectedMember(member.key, merged[index].selection.union(member.selection))
+                } else {
+                    merged.append(member)
+                }
+            }
+            return .members(merged)
+        default: return .all
+        }
     }
 }
 
@@ -63,11 +114,15 @@ private struct Reader {
         }
     }
 
-    mutating func parseValue(depth: Int) throws(JSONError) -> JSON {
+    mutating func parseValue(depth: Int, selection: JSONSelection = .all) throws(JSONError) -> JSON {
         guard index < buffer.count else { throw error("unexpected end of input, expected a value") }
         switch buffer[index] {
-        case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
-        case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
+        case UInt8(ascii: "{"):
+            if case let .members(wanted) = selection { return try parseSelectedObject(depth: depth + 1, wanted: wanted) }
+            return try parseObject(depth: depth + 1)
+        case UInt8(ascii: "["):
+            if case let .elements(element) = selection { return try parseArray(depth: depth + 1, element: element) }
+            return try parseArray(depth: depth + 1)
         case UInt8(ascii: "\""): return .string(try parseString())
         case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
         case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
@@ -96,6 +151,7 @@ private struct Reader {
         guard depth <= JSONParser.maximumDepth else { throw error("nesting deeper than \(JSONParser.maximumDepth) levels") }
         index += 1  // {
         var members: [JSONObject.Member] = []
+        members.reserveCapacity(4)
         skipWhitespace()
         if index < buffer.count, buffer[index] == UInt8(ascii: "}") {
             index += 1
@@ -127,7 +183,7 @@ private struct Reader {
         }
     }
 
-    mutating func parseArray(depth: Int) throws(JSONError) -> JSON {
+    mutating func parseArray(depth: Int, element: JSONSelection = .all) throws(JSONError) -> JSON {
         guard depth <= JSONParser.maximumDepth else { throw error("nesting deeper than \(JSONParser.maximumDepth) levels") }
         index += 1  // [
         var elements: [JSON] = []
@@ -138,7 +194,7 @@ private struct Reader {
         }
         while true {
             skipWhitespace()
-            elements.append(try parseValue(depth: depth))
+            elements.append(try parseValue(depth: depth, selection: element))
             skipWhitespace()
             guard index < buffer.count else { throw error("unexpected end of input in a list") }
             switch buffer[index] {
@@ -149,6 +205,141 @@ private struct Reader {
             default: throw error("expected ',' or ']' in a list, found \(describe(buffer[index]))")
             }
         }
+    }
+
+    mutating func parseSelectedObject(depth: Int, wanted: [JSONSelection.SelectedMember]) throws(JSONError) -> JSON {
+        guard depth <= JSONParser.maximumDepth else { throw error("nesting deeper than \(JSONParser.maximumDepth) levels") }
+        index += 1  // {
+        var members: [JSONObject.Member] = []
+        skipWhitespace()
+        if index < buffer.count, buffer[index] == UInt8(ascii: "}") {
+            index += 1
+            return .object(JSONObject(members))
+        }
+        while true {
+            skipWhitespace()
+            guard index < buffer.count, buffer[index] == UInt8(ascii: "\"") else {
+                throw error(index < buffer.count ? "expected a quoted member name" : "unexpected end of input in an object")
+            }
+            let keyStart = index
+            let hasEscape = try skipString()
+            let raw = UnsafeBufferPointer(rebasing: buffer[(keyStart + 1)..<(index - 1)])
+            var match: JSONSelection.SelectedMember?
+            if hasEscape {
+                var probe = Reader(buffer: buffer)
+                probe.index = keyStart
+                let key = try probe.parseString()
+                match = wanted.first { $0.key == key }
+            } else {
+                match = wanted.first { $0.keyBytes.count == raw.count && $0.keyBytes.withUnsafeBufferPointer { $0.elementsEqual(raw) } }
+            }
+            skipWhitespace()
+            guard index < buffer.count, buffer[index] == UInt8(ascii: ":") else {
+                throw error("expected ':' after a member name")
+            }
+            index += 1
+            skipWhitespace()
+            if let match {
+                members.append(JSONObject.Member(key: match.key, value: try parseValue(depth: depth, selection: match.selection)))
+            } else {
+                try skipValue(depth: depth)
+            }
+            skipWhitespace()
+            guard index < buffer.count else { throw error("unexpected end of input in an object") }
+            switch buffer[index] {
+            case UInt8(ascii: ","): index += 1
+            case UInt8(ascii: "}"):
+                index += 1
+                return .object(JSONObject(members))
+            default: throw error("expected ',' or '}' in an object, found \(describe(buffer[index]))")
+            }
+        }
+    }
+
+    /// Checks a value's syntax and moves past it without building it.
+    mutating func skipValue(depth: Int) throws(JSONError) {
+        guard index < buffer.count else { throw error("unexpected end of input, expected a value") }
+        switch buffer[index] {
+        case UInt8(ascii: "\""): _ = try skipString()
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            let isObject = buffer[index] == UInt8(ascii: "{")
+            let close = isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            guard depth + 1 <= JSONParser.maximumDepth else { throw error("nesting deeper than \(JSONParser.maximumDepth) levels") }
+            index += 1
+            skipWhitespace()
+            if index < buffer.count, buffer[index] == close {
+                index += 1
+                return
+            }
+            while true {
+                skipWhitespace()
+                if isObject {
+                    guard index < buffer.count, buffer[index] == UInt8(ascii: "\"") else {
+                        throw error(index < buffer.count ? "expected a quoted member name" : "unexpected end of input in an object")
+                    }
+                    _ = try skipString()
+                    skipWhitespace()
+                    guard index < buffer.count, buffer[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
+                    index += 1
+                    skipWhitespace()
+                }
+                try skipValue(depth: depth + 1)
+                skipWhitespace()
+                guard index < buffer.count else { throw error(isObject ? "unexpected end of input in an object" : "unexpected end of input in a list") }
+                if buffer[index] == UInt8(ascii: ",") {
+                    index += 1
+                } else if buffer[index] == close {
+                    index += 1
+                    return
+                } else {
+                    throw error(isObject ? "expected ',' or '}' in an object, found \(describe(buffer[index]))" : "expected ',' or ']' in a list, found \(describe(buffer[index]))")
+                }
+            }
+        default:
+            _ = try parseValue(depth: depth)  // scalars: nothing to save by skipping
+        }
+    }
+
+    /// Moves past a string, checking escapes, control characters and UTF-8; returns whether it
+    /// held an escape.
+    mutating func skipString() throws(JSONError) -> Bool {
+        let start = index
+        index += 1
+        var hasEscape = false
+        var ascii = true
+        while index < buffer.count {
+            let byte = buffer[index]
+            if byte == UInt8(ascii: "\"") {
+                index += 1
+                if !ascii {
+                    // Rare: prove the bytes are valid UTF-8 by decoding them.
+                    index = start
+                    _ = try parseString()
+                }
+                return hasEscape
+            }
+            if byte == UInt8(ascii: "\\") {
+                hasEscape = true
+                guard index + 1 < buffer.count else { break }
+                let escape = buffer[index + 1]
+                switch escape {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    index += 2
+                case UInt8(ascii: "u"):
+                    // Surrogate pairing is checked by the full decoder.
+                    ascii = false
+                    index += 2
+                    _ = try parseHex4()
+                default:
+                    throw error("invalid escape \\\(Character(Unicode.Scalar(escape)))", at: index)
+                }
+                continue
+            }
+            if byte < 0x20 { throw error("unescaped control character in a string") }
+            if byte >= 0x80 { ascii = false }
+            index += 1
+        }
+        throw error("unterminated string", at: start)
     }
 
     mutating func parseNumber() throws(JSONError) -> String {
@@ -187,10 +378,7 @@ private struct Reader {
             if byte == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: buffer[contentStart..<index])
                 index += 1
-                guard let string = String(validating: slice, as: UTF8.self) else {
-                    throw error("invalid UTF-8 in a string", at: start)
-                }
-                return string
+                return try makeString(slice, start: start)
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw error("unescaped control character in a string") }
@@ -203,10 +391,7 @@ private struct Reader {
             switch byte {
             case UInt8(ascii: "\""):
                 index += 1
-                guard let string = String(validating: bytes, as: UTF8.self) else {
-                    throw error("invalid UTF-8 in a string", at: start)
-                }
-                return string
+                return try bytes.withUnsafeBufferPointer { buffer throws(JSONError) in try makeString(buffer, start: start) }
             case UInt8(ascii: "\\"):
                 index += 1
                 guard index < buffer.count else { break }
@@ -247,6 +432,20 @@ private struct Reader {
             }
         }
         throw error("unterminated string", at: start)
+    }
+
+    /// `String(decoding:)` takes the fast contiguous path but repairs bad UTF-8 silently; when the
+    /// text is not pure ASCII, comparing the result with the input proves nothing was repaired.
+    @inline(__always)
+    func makeString(_ bytes: UnsafeBufferPointer<UInt8>, start: Int) throws(JSONError) -> String {
+        let string = String(decoding: bytes, as: UTF8.self)
+        var ascii = true
+        for byte in bytes where byte >= 0x80 {
+            ascii = false
+            break
+        }
+        if ascii || string.utf8.elementsEqual(bytes) { return string }
+        throw error("invalid UTF-8 in a string", at: start)
     }
 
     mutating func parseHex4() throws(JSONError) -> UInt32 {

@@ -78,3 +78,24 @@ func run(_ arguments: [String], input: Data? = nil) throws -> (status: Int32, st
     process.waitUntilExit()
     return (process.terminationStatus, stdout, String(decoding: errData, as: UTF8.self))
 }
+
+/// Where two JSON values first differ (a pointer and both values, shortened), or nil: failure
+/// messages stay readable even for the 40 KB upstream Pod.
+func firstDifference(_ a: JSON, _ b: JSON, at path: JSONPointer = JSONPointer()) -> String? {
+    switch (a, b) {
+    case let (.object(x), .object(y)):
+        for key in Set(x.keys).union(y.keys).sorted() {
+            guard let left = x[key], let right = y[key] else { return "\(path.appending(key)): present on one side only" }
+            if let difference = firstDifference(left, right, at: path.appending(key)) { return difference }
+        }
+        return nil
+    case let (.array(x), .array(y)):
+        if x.count != y.count { return "\(path): \(x.count) vs \(y.count) elements" }
+        for (index, (left, right)) in zip(x, y).enumerated() {
+            if let difference = firstDifference(left, right, at: path.appending(index)) { return difference }
+        }
+        return nil
+    default:
+        return a == b ? nil : "\(path): \(String(a.description.prefix(80))) vs \(String(b.description.prefix(80)))"
+    }
+}

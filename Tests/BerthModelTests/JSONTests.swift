@@ -115,3 +115,47 @@ enum Fixtures {
         try FileManager.default.contentsOfDirectory(atPath: kubernetesAPI.path).sorted()
     }
 }
+
+@Suite struct JSONSelectionTests {
+    let selection = JSONSelection.members([
+        "keep": .all,
+        "nested": .members(["inner": .all]),
+        "list": .elements(.members(["a": .all])),
+    ])
+
+    @Test func buildsOnlyWhatIsSelected() throws {
+        let text = #"{"skip":{"deep":[1,{"x":"\u00e9"}]},"keep":[1,2],"nested":{"inner":true,"other":"x"},"list":[{"a":1,"b":2},"s"],"k\/e":1}"#
+        let value = try JSONParser.parse(Array(text.utf8), selecting: selection)
+        #expect(JSONWriter.string(value) == #"{"keep":[1,2],"nested":{"inner":true},"list":[{"a":1},"s"]}"#)
+    }
+
+    @Test func escapedKeysStillMatch() throws {
+        let value = try JSONParser.parse(Array(#"{"ke\u0065p":1}"#.utf8), selecting: selection)
+        #expect(value["keep"] == 1)
+    }
+
+    @Test(arguments: [
+        #"{"skip":{"deep":[1,}}"#,
+        #"{"skip":"bad \q escape"}"#,
+        #"{"skip":tru}"#,
+        #"{"skip":[1 2]}"#,
+        #"{"skip":{"a" 1}}"#,
+        "{\"skip\":\"\u{01}\"}",
+        #"{"skip":"unterminated}"#,
+        #"{"keep":1,}"#,
+    ])
+    func skippedPartsAreStillChecked(text: String) {
+        #expect(throws: JSONError.self) { _ = try JSONParser.parse(Array(text.utf8), selecting: selection) }
+    }
+
+    @Test func skippedInvalidUTF8IsRejected() {
+        var bytes = Array(#"{"skip":"ab"}"#.utf8)
+        bytes.insert(0xFF, at: 10)
+        #expect(throws: JSONError.self) { _ = try JSONParser.parse(bytes, selecting: selection) }
+    }
+
+    @Test func skippingIsBoundedInDepthToo() {
+        let deep = #"{"skip":"# + String(repeating: "[", count: 10_000) + "}"
+        #expect(throws: JSONError.self) { _ = try JSONParser.parse(Array(deep.utf8), selecting: selection) }
+    }
+}

@@ -1,0 +1,39 @@
+import BerthModel
+
+extension MutationPolicy {
+    /// The parts of a pod the policy reads, for `JSONParser.parse(_:selecting:)`: labels the
+    /// notebook selectors name, the annotations Berth knows, tolerations, node selection and
+    /// container resources. Everything else (env, volumes, managedFields, a 100 KB
+    /// last-applied-configuration) is checked and skipped, never built.
+    public var podSelection: JSONSelection {
+        var labelKeys: [String] = []
+        for selector in config.notebookSelectors {
+            for key in selector.matchLabels.keys.sorted() + selector.matchExpressions.map(\.key) where !labelKeys.contains(key) {
+                labelKeys.append(key)
+            }
+        }
+        let annotationKeys = [
+            "kubernetes.io/config.mirror", config.skipAnnotation, config.gpuTypeAnnotation, config.doNotDisruptAnnotation,
+            config.mutatedAnnotation,
+        ]
+        let resources = JSONSelection.members(["resources": .members(["limits": .all, "requests": .all])])
+        return .members([
+            "kind": .all,
+            "metadata": .members([
+                "name": .all,
+                "namespace": .all,
+                "labels": .members(labelKeys.map { JSONSelection.SelectedMember($0, .all) }),
+                "annotations": .members(annotationKeys.map { JSONSelection.SelectedMember($0, .all) }),
+                "ownerReferences": .elements(.members(["kind": .all])),
+            ]),
+            "spec": .members([
+                "nodeName": .all,
+                "tolerations": .all,
+                "nodeSelector": .members([JSONSelection.SelectedMember(config.gpuNodeLabelKey, .all)]),
+                "affinity": .members(["nodeAffinity": .members(["requiredDuringSchedulingIgnoredDuringExecution": .all])]),
+                "containers": .elements(resources),
+                "initContainers": .elements(resources),
+            ]),
+        ])
+    }
+}

@@ -1,0 +1,96 @@
+import BerthAdmission
+import BerthModel
+import Foundation
+import Testing
+
+@Suite struct AdmissionReviewTests {
+    let handler = AdmissionReviewHandler(policy: MutationPolicy())
+
+    static func z2jhReview() throws -> JSON {
+        let url = Fixtures.tests.appendingPathComponent("Fixtures/admission/z2jh-gpu-notebook.review.json")
+        return try JSONParser.parse(Array(Data(contentsOf: url)))
+    }
+
+    static func setting(_ review: JSON, _ path: [String], _ value: JSON?) throws -> JSON {
+        let pointer = JSONPointer(path)
+        let op = value.map { JSONPatchOperation.add(pointer, $0) } ?? JSONPatchOperation(op: .remove, path: pointer)
+        return try JSONPatch([op]).apply(to: review)
+    }
+
+    func answer(_ review: JSON) throws -> JSON {
+        let outcome = handler.handle(body: JSONWriter.bytes(review))
+        #expect(outcome.status == 200, "\(outcome.error ?? "")")
+        return try JSONParser.parse(outcome.body)
+    }
+
+    @Test(arguments: ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"])
+    func answersWithTheSamePatchBerthMutatePrints(apiVersion: String) throws {
+        let review = try Self.setting(Self.z2jhReview(), ["apiVersion"], .string(apiVersion))
+        let response = try answer(review)
+        #expect(response["apiVersion"] == .string(apiVersion))
+        #expect(response["kind"] == "AdmissionReview")
+        #expect(response["response"]?["uid"] == "705ab4f5-6393-11e8-b7cc-42010a800002")
+        #expect(response["response"]?["allowed"] == true)
+        #expect(response["response"]?["patchType"] == "JSONPatch")
+        let encoded = try #require(response["response"]?["patch"]?.stringValue)
+        let patch = try #require(Data(base64Encoded: encoded))
+        let pod = try #require(review["request"]?["object"])
+        let expected = try ManifestMutator(policy: MutationPolicy()).mutate(pod).patch
+        #expect(Array(patch) == expected.serialized())
+        #expect(response["response"]?["auditAnnotations"]?["class"] == "gpu-notebook")
+    }
+
+    @Test(arguments: ["UPDATE", "DELETE", "CONNECT"])
+    func onlyCreateIsMutated(operation: String) throws {
+        let review = try Self.setting(Self.z2jhReview(), ["request", "operation"], .string(operation))
+        let response = try answer(review)
+        #expect(response["response"]?["allowed"] == true)
+        #expect(response["response"]?["patch"] == nil)
+        #expect(response["response"]?["patchType"] == nil)
+    }
+
+    @Test func unchangedPodGetsNoPatch() throws {
+        let review = try Self.setting(Self.z2jhReview(), ["request", "namespace"], "kube-system")
+        let response = try answer(review)
+        #expect(response["response"]?["patch"] == nil)
+        #expect(response["response"]?["uid"] == "705ab4f5-6393-11e8-b7cc-42010a800002")
+    }
+
+    @Test func warningsReachTheUser() throws {
+        let review = try Self.setting(Self.z2jhReview(), ["request", "object", "metadata", "annotations", "berth.dev/gpu-type"], "not a gpu!")
+        let response = try answer(review)
+        #expect(response["response"]?["warnings"]?.arrayValue?.count == 1)
+    }
+
+    static let badReviews: [(String, [UInt8], String)] = {
+        var cases: [(String, [UInt8], String)] = []
+        cases.append(("empty", [], "empty body"))
+        cases.append(("truncated", Array(#"{"apiVersion":"admission.k8s.io/v1","kind":"Adm"#.utf8), "malformed JSON in the AdmissionReview: unterminated string"))
+        cases.append(("list", Array("[1]".utf8), "must be a JSON object"))
+        cases.append(("v2", Array(#"{"apiVersion":"admission.k8s.io/v2","kind":"AdmissionReview"}"#.utf8), "apiVersion must be admission.k8s.io/v1"))
+        cases.append(("no request", Array(#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.utf8), "no \"request\""))
+        cases.append(("no uid", Array(#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"operation":"CREATE"}}"#.utf8), "request.uid is missing"))
+        cases.append(("deployment", Array(#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Deployment"},"operation":"CREATE"}}"#.utf8), "Berth mutates pods only"))
+        cases.append(("no object", Array(#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"CREATE"}}"#.utf8), "request.object is missing"))
+        cases.append(("bad pod", Array(#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"CREATE","object":{"spec":{"containers":7}}}}"#.utf8), "request.object: spec.containers: expected a list"))
+        return cases
+    }()
+
+    @Test(arguments: badReviews)
+    func malformedReviewsGetA400ThatSaysWhy(name: String, body: [UInt8], message: String) throws {
+        let outcome = handler.handle(body: body)
+        #expect(outcome.status == 400, "\(name)")
+        #expect(outcome.error?.contains(message) == true, "\(name): \(outcome.error ?? "nil")")
+        let status = try JSONParser.parse(outcome.body)
+        #expect(status["kind"] == "Status")
+        #expect(status["code"] == 400)
+        #expect(status["message"]?.stringValue?.contains(message) == true)
+    }
+
+    @Test func base64MatchesFoundation() {
+        for length in 0..<10 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            #expect(Base64.encode(bytes) == Data(bytes).base64EncodedString())
+        }
+    }
+}
