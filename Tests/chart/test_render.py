@@ -4,6 +4,7 @@ a typo in values fails with the bad key named."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def test_kubernetes_validate_strict(rendered):
         path = Path(tmp) / f"{rendered.value_set.name}.yaml"
         path.write_text(yaml.safe_dump_all(builtin))
         proc = subprocess.run(
-            ["kubernetes-validate", "--strict", "--quiet", "-k", rendered.value_set.validate_as, str(path)],
+            [sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", "-k", rendered.value_set.validate_as, str(path)],
             capture_output=True,
             text=True,
         )

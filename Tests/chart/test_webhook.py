@@ -113,7 +113,10 @@ CEL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("obj, sent", CEL_CASES)
+@pytest.mark.parametrize(
+    "obj, sent", CEL_CASES,
+    ids=["bare", "annotated", "replicaset", "statefulset-empty-annotations", "daemonset", "mirror", "mirror-empty"],
+)
 def test_match_conditions_evaluate_null_safely(render, obj, sent):
     """Run the rendered CEL with a real CEL engine: no error on pods lacking ownerReferences or
     annotations, and DaemonSet/mirror pods filtered out (all conditions must be true to call)."""
