@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CHART, VALUE_SETS, VALUES
+from chart_render import CHART, VALUE_SETS, VALUES
 
 # Kinds from CRDs: kubernetes-validate has no schema for them, so they are checked by hand
 # (test_crd_objects_by_hand below).

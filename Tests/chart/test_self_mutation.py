@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import REPO
+from chart_render import REPO
 
 
 def berth_binary() -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from conftest import CHART
+from chart_render import CHART
 from fake_apiserver import FakeAPIServer
 
 NS, SECRET = "berth-system", "berth-tls"

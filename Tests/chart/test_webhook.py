@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from conftest import CHART, VALUE_SETS
+from chart_render import CHART, VALUE_SETS
 
 ALWAYS_EXEMPT = {"kube-system", "kube-public", "kube-node-lease"}
 
