@@ -185,3 +185,14 @@ def test_servicemonitor_selects_the_metrics_services(render):
     for s in services:
         assert "metrics" in {p["name"] for p in s["spec"]["ports"]}
     assert render("defaults").all("ServiceMonitor") == []
+
+
+def test_notes_tell_how_to_check(helm):
+    proc = helm.run("install", "berth", str(CHART), "--dry-run=client", "--namespace", "berth-system",
+                    "--set-string", "webhook.namespaceSelector.matchLabels.berth\\.dev/rollout=true")
+    assert proc.returncode == 0, proc.stderr
+    notes = proc.stdout.split("NOTES:", 1)[1]
+    assert "berth mutate -f gpu-pod.yaml --config berth-config.yaml -o yaml" in notes
+    assert "nvidia.com/gpu: 1" in notes
+    assert "kubectl label namespace berth-test berth.dev/rollout=true" in notes
+    assert "-o jsonpath='{.spec.tolerations}" in notes and "{.spec.affinity}" in notes
