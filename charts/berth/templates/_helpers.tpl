@@ -118,8 +118,8 @@ seccompProfile:
 {{- end }}
 
 {{/*
-Spread replicas over nodes: a hard-ish topology spread (ScheduleAnyway keeps single-node
-clusters working) plus a soft pod anti-affinity. Call with (dict "ctx" $ "component" "webhook"
+Spread replicas over nodes: a topology spread on hostname (ScheduleAnyway by default, see
+values.yaml) plus a soft pod anti-affinity. Call with (dict "ctx" $ "component" "webhook"
 "values" .Values.webhook).
 */}}
 {{- define "berth.podScheduling" -}}
