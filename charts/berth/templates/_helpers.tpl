@@ -171,11 +171,9 @@ generated, as expected). Values are base64, as in a Secret's data.
 {{- if and (get $data "ca.crt") (get $data "tls.crt") (get $data "tls.key") }}
 {{- $_ := set . "berthTLS" (dict "ca" (get $data "ca.crt") "crt" (get $data "tls.crt") "key" (get $data "tls.key")) }}
 {{- else }}
-{{- $svc := include "berth.fullname" . }}
-{{- $cn := printf "%s.%s.svc" $svc .Release.Namespace }}
-{{- $dns := list $cn (printf "%s.cluster.local" $cn) }}
-{{- $ca := genCA (printf "%s-ca" $svc) (int .Values.tls.validityDays) }}
-{{- $cert := genSignedCert $cn nil $dns (int .Values.tls.validityDays) $ca }}
+{{- $dns := include "berth.serviceDNSNames" . | fromYamlArray }}
+{{- $ca := genCA (printf "%s-ca" (include "berth.fullname" .)) (int .Values.tls.validityDays) }}
+{{- $cert := genSignedCert (first $dns) nil $dns (int .Values.tls.validityDays) $ca }}
 {{- $_ := set . "berthTLS" (dict "ca" ($ca.Cert | b64enc) "crt" ($cert.Cert | b64enc) "key" ($cert.Key | b64enc)) }}
 {{- end }}
 {{- end }}
