@@ -1,0 +1,205 @@
+{{/*
+Names. The Service is named after berth.fullname, so the serving certificate's SAN
+is "<fullname>.<namespace>.svc" — the name the apiserver dials (SNI).
+*/}}
+{{- define "berth.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "berth.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "berth.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "berth.provisionerName" -}}
+{{- printf "%s-provisioner" (include "berth.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "berth.tlsSecretName" -}}
+{{- printf "%s-tls" (include "berth.fullname" .) }}
+{{- end }}
+
+{{- define "berth.serviceDNSNames" -}}
+{{- $svc := include "berth.fullname" . }}
+- {{ printf "%s.%s.svc" $svc .Release.Namespace }}
+- {{ printf "%s.%s.svc.cluster.local" $svc .Release.Namespace }}
+{{- end }}
+
+{{- define "berth.servingCertificateName" -}}
+{{- printf "%s-serving" (include "berth.fullname" .) }}
+{{- end }}
+
+{{/*
+Labels. Call with (dict "ctx" $ "component" "webhook").
+*/}}
+{{- define "berth.labels" -}}
+helm.sh/chart: {{ include "berth.chart" .ctx }}
+{{ include "berth.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: berth
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "berth.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "berth.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "berth.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/*
+Namespaces Berth never mutates: the ones Berth always exempts, its own (deadlock and
+self-mutation), and the user's. Used by both the rendered config and the namespaceSelector,
+so the apiserver does not even call Berth for them. Returns a JSON list.
+*/}}
+{{- define "berth.exemptNamespaces" -}}
+{{- $ns := list "kube-system" "kube-public" "kube-node-lease" .Release.Namespace }}
+{{- $ns = concat $ns (.Values.config.webhook.exemptNamespaces | default list) }}
+{{- $ns | uniq | toJson }}
+{{- end }}
+
+{{/*
+The config file's webhook section: the user's values, with the release namespace always added
+to exemptNamespaces (Berth must never mutate itself).
+*/}}
+{{- define "berth.configWebhook" -}}
+{{- $webhook := deepCopy .Values.config.webhook }}
+{{- $user := .Values.config.webhook.exemptNamespaces | default list }}
+{{- $_ := set $webhook "exemptNamespaces" (append $user .Release.Namespace | uniq) }}
+{{- toYaml $webhook }}
+{{- end }}
+
+{{/*
+Pod security shared by both Deployments.
+*/}}
+{{- define "berth.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "berth.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/*
+Spread replicas over nodes: a topology spread on hostname (ScheduleAnyway by default, see
+values.yaml) plus a soft pod anti-affinity. Call with (dict "ctx" $ "component" "webhook"
+"values" .Values.webhook).
+*/}}
+{{- define "berth.podScheduling" -}}
+{{- $v := .values }}
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: {{ $v.topologySpread.whenUnsatisfiable }}
+    labelSelector:
+      matchLabels:
+        {{- include "berth.selectorLabels" . | nindent 8 }}
+affinity:
+  {{- with $v.affinity }}
+  {{- toYaml . | nindent 2 }}
+  {{- else }}
+  podAntiAffinity:
+    preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 100
+        podAffinityTerm:
+          topologyKey: kubernetes.io/hostname
+          labelSelector:
+            matchLabels:
+              {{- include "berth.selectorLabels" . | nindent 14 }}
+  {{- end }}
+{{- with $v.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The generated CA and serving certificate (certManager.enabled=false). Computed once per render
+and cached on the root context, so the Secret and the webhook's caBundle share one CA. On
+upgrade the existing Secret is looked up and its ca.crt/tls.crt/tls.key reused, so the CA
+survives upgrades (`helm template` has no cluster: lookup returns nothing and a fresh CA is
+generated, as expected). Values are base64, as in a Secret's data.
+*/}}
+{{- define "berth.tlsEnsure" -}}
+{{- if not (hasKey . "berthTLS") }}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "berth.tlsSecretName" .) }}
+{{- $data := dig "data" dict ($existing | default dict) }}
+{{- if and (get $data "ca.crt") (get $data "tls.crt") (get $data "tls.key") }}
+{{- $_ := set . "berthTLS" (dict "ca" (get $data "ca.crt") "crt" (get $data "tls.crt") "key" (get $data "tls.key")) }}
+{{- else }}
+{{- $dns := include "berth.serviceDNSNames" . | fromYamlArray }}
+{{- $ca := genCA (printf "%s-ca" (include "berth.fullname" .)) (int .Values.tls.validityDays) }}
+{{- $cert := genSignedCert (first $dns) nil $dns (int .Values.tls.validityDays) $ca }}
+{{- $_ := set . "berthTLS" (dict "ca" ($ca.Cert | b64enc) "crt" ($cert.Cert | b64enc) "key" ($cert.Key | b64enc)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The webhook's config file (BerthConfig). */}}
+{{- define "berth.configFile" -}}
+apiVersion: berth.dev/v1alpha1
+kind: BerthConfig
+webhook:
+  {{- include "berth.configWebhook" . | nindent 2 }}
+{{- end }}
+
+{{/*
+The provisioner's config file: the same webhook section (it taints and labels the GPU nodes it
+launches with gpuTaints/gpuNodeLabel) plus the provisioner section. Kept in its own ConfigMap so
+the webhook's strictly validated config never carries a section it does not need.
+*/}}
+{{- define "berth.provisionerConfigFile" -}}
+{{ include "berth.configFile" . }}
+provisioner:
+  cloud: {{ .Values.provisioner.cloud }}
+  {{- with .Values.provisioner.region }}
+  region: {{ . | quote }}
+  {{- end }}
+  {{- with .Values.provisioner.clusterName }}
+  clusterName: {{ . | quote }}
+  {{- end }}
+{{- end }}
