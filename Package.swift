@@ -36,6 +36,22 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
+        // System OpenSSL 3 (libssl-dev) plus static inline wrappers for its macros.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // Linux headers Glibc's module does not export (epoll, eventfd) and an accept4 wrapper.
+        .systemLibrary(name: "CBerthLinux"),
+        // POSIX sockets, epoll event loops, the OpenSSL TLS stream, HTTP/1.1 parser and server.
+        // The only module allowed to touch Unsafe*, OpaquePointer and errno.
+        .target(
+            name: "BerthNet",
+            dependencies: ["COpenSSL", "CBerthLinux", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: settings
+        ),
+        .testTarget(name: "BerthNetTests", dependencies: ["BerthNet"], swiftSettings: settings),
         .testTarget(name: "BerthModelTests", dependencies: ["BerthModel"], swiftSettings: settings),
         .testTarget(name: "BerthAdmissionTests", dependencies: ["BerthAdmission"], swiftSettings: settings),
     ]
