@@ -498,7 +498,11 @@ final class EventLoop: @unchecked Sendable {
     private func beginClose(_ connection: Connection) {
         if connection.lingering { return }
         if !connection.handshaking { connection.tls?.shutdown() }
-        if connection.peerClosed || connection.handshaking {
+        // Lingering only protects an answer sent while the client may still be sending (an error,
+        // a timeout, unread pipelined input); an idle or finished connection closes at once.
+        let clientMayStillSend = connection.parser.hasFailed || connection.parser.hasPartialRequest
+            || connection.parser.bufferedByteCount > 0
+        if connection.peerClosed || connection.handshaking || !clientMayStillSend {
             closeConnection(connection)
             return
         }

@@ -37,7 +37,7 @@ final class SSLContext: @unchecked Sendable {
         berth_SSL_CTX_select_alpn_http11(ctx)
 
         try Self.useCertificateChain(ctx, pem: certificatePEM, file: files.certificateFile)
-        try Self.usePrivateKey(ctx, pem: privateKeyPEM, file: files.privateKeyFile)
+        try Self.usePrivateKey(ctx, pem: privateKeyPEM, file: files.privateKeyFile, certificateFile: files.certificateFile)
         guard SSL_CTX_check_private_key(ctx) == 1 else {
             throw NetError.certificate(
                 file: files.privateKeyFile,
@@ -85,7 +85,7 @@ final class SSLContext: @unchecked Sendable {
         }
     }
 
-    private static func usePrivateKey(_ ctx: OpaquePointer, pem: [UInt8], file: String) throws(NetError) {
+    private static func usePrivateKey(_ ctx: OpaquePointer, pem: [UInt8], file: String, certificateFile: String) throws(NetError) {
         let result: Result<Void, NetError> = pem.withUnsafeBytes { raw in
             guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else {
                 return .failure(OpenSSLErrorQueue.error("BIO_new_mem_buf"))
@@ -96,7 +96,7 @@ final class SSLContext: @unchecked Sendable {
             }
             defer { EVP_PKEY_free(key) }
             guard SSL_CTX_use_PrivateKey(ctx, key) == 1 else {
-                return .failure(.certificate(file: file, reason: "private key rejected", queue: OpenSSLErrorQueue.drain()))
+                return .failure(.certificate(file: file, reason: "private key rejected (does it match the certificate in \(certificateFile)?)", queue: OpenSSLErrorQueue.drain()))
             }
             return .success(())
         }
