@@ -51,6 +51,8 @@ let package = Package(
             dependencies: ["COpenSSL", "CBerthLinux", .product(name: "Logging", package: "swift-log")],
             swiftSettings: settings
         ),
+        // Throughput harness for BerthNet (wrk target); not a product.
+        .executableTarget(name: "berthnet-bench", dependencies: ["BerthNet", .product(name: "Logging", package: "swift-log")], swiftSettings: settings),
         .testTarget(name: "BerthNetTests", dependencies: ["BerthNet"], swiftSettings: settings),
         .testTarget(name: "BerthModelTests", dependencies: ["BerthModel"], swiftSettings: settings),
         .testTarget(name: "BerthAdmissionTests", dependencies: ["BerthAdmission"], swiftSettings: settings),

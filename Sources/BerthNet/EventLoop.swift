@@ -341,7 +341,13 @@ final class EventLoop: @unchecked Sendable {
             switch result {
             case .bytes(let count):
                 connection.parser.append(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
-                if connection.tls == nil && count < readBuffer.count { break reading }
+                // Plain: a short read drained the socket. TLS with read-ahead: nothing left inside
+                // OpenSSL means the socket was drained too (or epoll will report the rest).
+                if let tls = connection.tls {
+                    if !tls.hasPending { break reading }
+                } else if count < readBuffer.count {
+                    break reading
+                }
             case .wantRead:
                 break reading
             case .wantWrite:

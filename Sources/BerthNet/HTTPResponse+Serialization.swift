@@ -14,10 +14,9 @@ extension HTTPResponse {
                 || name.asciiCaseInsensitiveEquals("connection".utf8) {
                 continue
             }
-            // Never let a responder's CR/LF split the response.
-            buffer.append(contentsOf: name.lazy.filter { $0 != 13 && $0 != 10 })
+            appendStrippingLineBreaks(field.name, to: &buffer)
             buffer.append(contentsOf: ": ".utf8)
-            buffer.append(contentsOf: field.value.utf8.lazy.filter { $0 != 13 && $0 != 10 })
+            appendStrippingLineBreaks(field.value, to: &buffer)
             buffer.append(contentsOf: "\r\n".utf8)
         }
         buffer.append(contentsOf: "Content-Length: ".utf8)
@@ -82,5 +81,17 @@ private func appendDecimal(_ value: Int, to buffer: inout [UInt8]) {
             count += 1
         }
         for i in stride(from: count - 1, through: 0, by: -1) { buffer.append(raw[i]) }
+    }
+}
+
+/// Never let a responder's CR/LF split the response (header injection).
+private func appendStrippingLineBreaks(_ text: String, to buffer: inout [UInt8]) {
+    var text = text
+    text.withUTF8 { bytes in
+        if !bytes.contains(where: { $0 == 13 || $0 == 10 }) {
+            buffer.append(contentsOf: bytes)
+        } else {
+            buffer.append(contentsOf: bytes.lazy.filter { $0 != 13 && $0 != 10 })
+        }
     }
 }

@@ -54,6 +54,9 @@ final class SSLConnection {
         return classify(0, operation: "SSL_write")
     }
 
+    /// Decrypted or undecrypted bytes buffered inside OpenSSL (epoll cannot see them).
+    var hasPending: Bool { SSL_has_pending(ssl) == 1 }
+
     /// Sends close_notify once; does not wait for the peer's.
     func shutdown() {
         OpenSSLErrorQueue.clear()

