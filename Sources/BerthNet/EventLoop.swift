@@ -64,6 +64,9 @@ final class EventLoop: @unchecked Sendable {
     private var now: UInt64 = monotonicNanos()
     private var draining = false
     private var acceptPausedUntil: UInt64 = 0
+    /// TLS connections with bytes buffered inside OpenSSL (read-ahead) that epoll cannot report;
+    /// handled again on the next iteration without waiting.
+    private var pendingReads: [Connection] = []
     private let readBuffer: UnsafeMutableRawBufferPointer
     private let events: UnsafeMutableBufferPointer<epoll_event>
     private var logger: Logger
@@ -138,6 +141,13 @@ final class EventLoop: @unchecked Sendable {
                     handle(connection, events: event.events)
                 }
             }
+            if !pendingReads.isEmpty {
+                let again = pendingReads
+                pendingReads.removeAll(keepingCapacity: true)
+                for connection in again where Int(connection.fd) < connections.count && connections[Int(connection.fd)] === connection {
+                    handle(connection, events: EPOLLIN.rawValue)
+                }
+            }
             expireTimers()
             if acceptPausedUntil != 0 && now >= acceptPausedUntil && !draining {
                 acceptPausedUntil = 0
@@ -162,6 +172,7 @@ final class EventLoop: @unchecked Sendable {
         if index == 0, let tls = shared.tls, !draining {
             nearest = min(nearest, current &+ tls.pollIfDue(now: current))
         }
+        if !pendingReads.isEmpty { return 0 }
         if nearest == UInt64.max { return -1 }
         if nearest <= current { return 0 }
         let milliseconds = (nearest - current + 999_999) / 1_000_000
@@ -471,6 +482,7 @@ final class EventLoop: @unchecked Sendable {
             return
         }
         setInterest(connection, connection.readWantsWrite ? EPOLLIN.rawValue | EPOLLOUT.rawValue : EPOLLIN.rawValue)
+        if let tls = connection.tls, !connection.readWantsWrite, tls.hasPending { pendingReads.append(connection) }
         if connection.parser.hasPartialRequest {
             if connection.timerKind != .request || completedRequest { arm(connection, .request) }
         } else if connection.timerKind != .idle || completedRequest {

@@ -59,6 +59,35 @@ import Testing
         }
     }
 
+    @Test func largeBodiesAndDripFedRequestsOverTLS() throws {
+        let observer = RecordingObserver()
+        try withServer(tls: try makeTLSStore(), observer: observer) { _, port in
+            let result = try python("""
+            import socket, ssl, time, http.client
+            ctx = ssl.create_default_context(cafile="\(pki.caCertificate)")
+            conn = http.client.HTTPSConnection("localhost", \(port), context=ctx)
+            body = bytes(range(256)) * (3 * 4096 - 1)  # just under 3 MiB
+            conn.request("POST", "/big", body=body)
+            r = conn.getresponse()
+            print(r.status, r.read() == body)
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", \(port))), server_hostname="localhost")
+            for piece in [b"POST /drip HTTP/1.1\\r\\nHo", b"st: x\\r\\nContent-Length: 4\\r\\n", b"\\r\\nab", b"cd"]:
+                s.sendall(piece)
+                time.sleep(0.05)
+            data = b""
+            while not data.endswith(b"abcd"):
+                chunk = s.recv(65536)
+                if not chunk: break
+                data += chunk
+            print(data.split(b"\\r\\n")[0].decode(), data.endswith(b"abcd"))
+            """)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout == "200 True\nHTTP/1.1 200 OK True\n")
+            #expect(waitUntil { observer.statuses == [200, 200] })
+            #expect(observer.started.load(ordering: .relaxed) == 2)
+        }
+    }
+
     @Test func pythonHTTPClientKeepsAlive() throws {
         try withServer(tls: try makeTLSStore()) { _, port in
             let result = try python("""
