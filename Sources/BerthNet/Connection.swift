@@ -23,6 +23,7 @@ final class Connection {
     var peerClosed = false
     /// Our side is shut down for writing; discarding input until the peer closes or the linger timer fires.
     var lingering = false
+    var lingerHardDeadline: UInt64 = 0
     /// TLS needs to write (e.g. a key update) before it can read again.
     var readWantsWrite = false
     /// Events currently registered with epoll.

@@ -31,7 +31,9 @@ final class ServerShared: Sendable {
         // After an error answer, input is drained briefly so the close does not RST the answer away.
         timeouts[TimerKind.linger.rawValue] = min(2_000_000_000, configuration.requestReadTimeout.nanoseconds)
         self.timeouts = timeouts
+        self.lingerTotal = max(configuration.requestReadTimeout.nanoseconds, 5_000_000_000)
     }
+    let lingerTotal: UInt64
 }
 
 /// One thread, one epoll instance, one SO_REUSEPORT listener, and the connections it accepted.
@@ -526,18 +528,23 @@ final class EventLoop: @unchecked Sendable {
         }
         shutdown(connection.fd, Int32(SHUT_WR))
         connection.lingering = true
+        connection.lingerHardDeadline = now &+ shared.lingerTotal
         setInterest(connection, EPOLLIN.rawValue)
         arm(connection, .linger)
     }
 
+    /// Like nginx's lingering close: the linger timer measures inactivity (re-armed while the
+    /// client keeps sending), and `lingerHardDeadline` caps the total.
     private func drainLingering(_ connection: Connection) {
         for _ in 0..<16 {
             let count = recv(connection.fd, readBuffer.baseAddress, readBuffer.count, Int32(MSG_DONTWAIT))
             if count > 0 { continue }
-            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { return }
-            break  // EOF or error
+            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { break }
+            closeConnection(connection)  // EOF or error: the client is done
+            return
         }
-        closeConnection(connection)
+        // Drained for now (or enough for one turn: level-triggered epoll reports the rest).
+        if now < connection.lingerHardDeadline { arm(connection, .linger) }
     }
 
     private func closeConnection(_ connection: Connection) {

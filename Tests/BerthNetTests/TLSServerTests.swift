@@ -54,7 +54,7 @@ import Testing
             for expect in ["Expect:", "Expect: 100-continue"] {
                 let result = try curl(port, ["-o", "/dev/null", "-w", "%{http_code}", "-H", expect,
                                              "--data-binary", "@" + file, "https://localhost:\(port)/big"])
-                #expect(result.stdout == "413", "\(expect): \(result.stderr)")
+                #expect(result.stdout == "413", "\(expect): \(result.stderr) \(result.status)")
             }
         }
     }

@@ -88,15 +88,16 @@ struct TestPKI: Sendable {
 
     /// Issues `<name>.pem` / `<name>.key` signed by the CA, with the given hex-able decimal serial.
     func issue(name: String, serial: String, commonName: String, client: Bool = false, into target: String? = nil) throws {
+        // Scratch files go beside the output: tests issue concurrently.
         let out = target ?? directory
-        let extensions = directory + "/\(name).ext"
+        let extensions = out + "/\(name).ext"
         let ext = client
             ? "extendedKeyUsage=clientAuth\n"
             : "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
         try ext.write(toFile: extensions, atomically: true, encoding: .utf8)
         try openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                     "-keyout", out + "/\(name).key", "-out", directory + "/\(name).csr", "-subj", "/CN=\(commonName)"])
-        try openssl(["x509", "-req", "-in", directory + "/\(name).csr", "-CA", caCertificate,
+                     "-keyout", out + "/\(name).key", "-out", out + "/\(name).csr", "-subj", "/CN=\(commonName)"])
+        try openssl(["x509", "-req", "-in", out + "/\(name).csr", "-CA", caCertificate,
                      "-CAkey", directory + "/ca.key", "-set_serial", serial, "-days", "2",
                      "-extfile", extensions, "-out", out + "/\(name).pem"])
     }
