@@ -1,7 +1,18 @@
 /// Which deadline a connection is waiting on. Each kind has one constant duration, so deadlines
 /// of one kind are armed in increasing order: a FIFO list per kind is a sorted timer queue.
+/// (That is why there is no heap: arming, re-arming and cancelling are O(1) list operations,
+/// and the nearest deadline is the minimum of the list heads.)
 enum TimerKind: Int, CaseIterable {
-    case handshake, request, idle, write, linger
+    case handshake, request
+    /// Keep-alive without TLS: the whole idle timeout.
+    case idle
+    /// Keep-alive over TLS, first second: then OpenSSL's record buffers are freed ...
+    case idleRelease
+    /// ... and the rest of the idle timeout runs.
+    case idleRest
+    case write, linger
+
+    var isIdle: Bool { self == .idle || self == .idleRelease || self == .idleRest }
 }
 
 /// One accepted socket and its HTTP state. Confined to the event loop that accepted it.
