@@ -1,7 +1,4 @@
-/// Which deadline a connection is waiting on. Each kind has one constant duration, so deadlines
-/// of one kind are armed in increasing order: a FIFO list per kind is a sorted timer queue.
-/// (That is why there is no heap: arming, re-arming and cancelling are O(1) list operations,
-/// and the nearest deadline is the minimum of the list heads.)
+/// Which deadline a connection is waiting on (see `DeadlineLists`).
 enum TimerKind: Int, CaseIterable {
     case handshake, request
     /// Keep-alive without TLS: the whole idle timeout.
@@ -42,12 +39,6 @@ final class Connection {
 
     /// Monotonic time the current request's first byte arrived (0: no request in progress).
     var requestStart: UInt64 = 0
-
-    // Intrusive timer list links (fds of neighbours, -1 = none), owned by the event loop.
-    var timerKind: TimerKind?
-    var deadline: UInt64 = 0
-    var timerPrevious: Int32 = -1
-    var timerNext: Int32 = -1
 
     init(fd: Int32, generation: UInt32, tls: SSLConnection?, limits: HTTPParserLimits, interest: UInt32) {
         self.fd = fd

@@ -67,8 +67,7 @@ final class EventLoop: @unchecked Sendable {
     private var connections: [Connection?] = []
     private var liveConnections = 0
     private var nextGeneration: UInt32 = 1
-    private var timerHeads = [Int32](repeating: -1, count: TimerKind.allCases.count)
-    private var timerTails = [Int32](repeating: -1, count: TimerKind.allCases.count)
+    private var timers: DeadlineLists
     private var now: UInt64 = monotonicNanos()
     private var draining = false
     private var acceptPausedUntil: UInt64 = 0
@@ -87,6 +86,7 @@ final class EventLoop: @unchecked Sendable {
         self.index = index
         self.listenFD = listenFD
         self.shared = shared
+        self.timers = DeadlineLists(timeouts: shared.timeouts)
         var logger = shared.logger
         logger[metadataKey: "loop"] = "\(index)"
         self.logger = logger
@@ -173,9 +173,7 @@ final class EventLoop: @unchecked Sendable {
     private func nextTimeoutMilliseconds() -> Int32 {
         let current = monotonicNanos()
         var nearest = UInt64.max
-        for head in timerHeads where head >= 0 {
-            if let connection = connections[Int(head)] { nearest = min(nearest, connection.deadline) }
-        }
+        if let deadline = timers.nextDeadline { nearest = deadline }
         if acceptPausedUntil != 0 { nearest = min(nearest, acceptPausedUntil) }
         if index == 0, let tls = shared.tls, !draining {
             nearest = min(nearest, current &+ tls.pollIfDue(now: current))
@@ -478,7 +476,7 @@ final class EventLoop: @unchecked Sendable {
         if connection.outputPending {
             // Back-pressure: no reading (and so no new answers) until the client takes what is queued.
             setInterest(connection, EPOLLOUT.rawValue)
-            if connection.timerKind != .write || wroteBytes { arm(connection, .write) }
+            if timers.kind(of: connection.fd) != .write || wroteBytes { arm(connection, .write) }
             return
         }
         if connection.closeAfterWrite {
@@ -492,8 +490,8 @@ final class EventLoop: @unchecked Sendable {
         setInterest(connection, connection.readWantsWrite ? EPOLLIN.rawValue | EPOLLOUT.rawValue : EPOLLIN.rawValue)
         if let tls = connection.tls, !connection.readWantsWrite, tls.hasPending { pendingReads.append(connection) }
         if connection.parser.hasPartialRequest {
-            if connection.timerKind != .request || completedRequest { arm(connection, .request) }
-        } else if !(connection.timerKind?.isIdle ?? false) || completedRequest {
+            if timers.kind(of: connection.fd) != .request || completedRequest { arm(connection, .request) }
+        } else if !(timers.kind(of: connection.fd)?.isIdle ?? false) || completedRequest {
             armIdle(connection)
         }
         // Answers may have been held back by the output high-water mark while requests are buffered.
@@ -564,21 +562,10 @@ final class EventLoop: @unchecked Sendable {
         logger.debug("connection closed", metadata: ["fd": "\(fd)"])
     }
 
-    // MARK: - Timers (one FIFO list per kind; see TimerKind)
+    // MARK: - Timers
 
     private func arm(_ connection: Connection, _ kind: TimerKind) {
-        disarm(connection)
-        connection.timerKind = kind
-        connection.deadline = now &+ shared.timeouts[kind.rawValue]
-        let tail = timerTails[kind.rawValue]
-        connection.timerPrevious = tail
-        connection.timerNext = -1
-        if tail >= 0, let last = connections[Int(tail)] {
-            last.timerNext = connection.fd
-        } else {
-            timerHeads[kind.rawValue] = connection.fd
-        }
-        timerTails[kind.rawValue] = connection.fd
+        timers.arm(connection.fd, kind, now: now)
     }
 
     private func armIdle(_ connection: Connection) {
@@ -586,31 +573,13 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func disarm(_ connection: Connection) {
-        guard let kind = connection.timerKind else { return }
-        let previous = connection.timerPrevious
-        let next = connection.timerNext
-        if previous >= 0, let before = connections[Int(previous)] {
-            before.timerNext = next
-        } else {
-            timerHeads[kind.rawValue] = next
-        }
-        if next >= 0, let after = connections[Int(next)] {
-            after.timerPrevious = previous
-        } else {
-            timerTails[kind.rawValue] = previous
-        }
-        connection.timerKind = nil
-        connection.timerPrevious = -1
-        connection.timerNext = -1
+        timers.disarm(connection.fd)
     }
 
     private func expireTimers() {
-        for kind in TimerKind.allCases {
-            while timerHeads[kind.rawValue] >= 0, let connection = connections[Int(timerHeads[kind.rawValue])],
-                  connection.deadline <= now {
-                disarm(connection)
-                timedOut(connection, kind)
-            }
+        while let (fd, kind) = timers.popExpired(now: now) {
+            guard Int(fd) < connections.count, let connection = connections[Int(fd)] else { continue }
+            timedOut(connection, kind)
         }
     }
 
