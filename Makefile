@@ -37,3 +37,4 @@ clean: ## Remove build products and the tool cache.
 	rm -rf .build .cache
 
 include Tests/chart/chart.mk
+include Tests/Fuzz/fuzz.mk

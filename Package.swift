@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Pure: JSON values, JSON Pointer/Patch, YAML bridge, Kubernetes object helpers.
@@ -30,12 +32,42 @@ let package = Package(
         .executableTarget(
             name: "berth",
             dependencies: [
-                "BerthModel", "BerthAdmission",
+                "BerthModel", "BerthAdmission", "BerthNet", "BerthWebhook",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings
         ),
+        // System OpenSSL 3 (libssl-dev) plus static inline wrappers for its macros.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // Linux headers Glibc's module does not export (epoll, eventfd) and an accept4 wrapper.
+        .systemLibrary(name: "CBerthLinux"),
+        // POSIX sockets, epoll event loops, the OpenSSL TLS stream, HTTP/1.1 parser and server.
+        // The only module allowed to touch Unsafe*, OpaquePointer and errno.
+        .target(
+            name: "BerthNet",
+            dependencies: ["COpenSSL", "CBerthLinux", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: settings
+        ),
+        // Throughput harness for BerthNet (wrk target); not a product.
+        .executableTarget(name: "berthnet-bench", dependencies: ["BerthNet", .product(name: "Logging", package: "swift-log")], swiftSettings: settings),
+        .testTarget(name: "BerthNetTests", dependencies: ["BerthNet"], swiftSettings: settings),
+        // HTTP meets admission: /mutate, health, Prometheus metrics, the webhook server wiring.
+        .target(
+            name: "BerthWebhook",
+            dependencies: [
+                "BerthNet", "BerthAdmission",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: settings
+        ),
+        .testTarget(name: "BerthWebhookTests", dependencies: ["BerthWebhook", "BerthNet"], swiftSettings: settings),
         // `make bench-*`: micro-benchmarks, built in release mode.
         .executableTarget(name: "berth-bench", dependencies: ["BerthModel", "BerthAdmission"], swiftSettings: settings),
         .testTarget(name: "BerthModelTests", dependencies: ["BerthModel"], swiftSettings: settings),

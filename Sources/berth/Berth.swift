@@ -6,12 +6,13 @@ struct Berth: ParsableCommand {
         commandName: "berth",
         abstract: "GPU nodes for Jupyter notebooks: a mutating admission webhook and a provisioning loop.",
         discussion: """
+            berth serve    the admission webhook (TLS) and its metrics port
             berth mutate   dry-run manifests through the webhook's policy (no cluster needed)
             Exit codes: 0 success, 1 bad input or failure (one line on stderr says what and where),
             64 bad command line.
             """,
         version: BerthVersion.current,
-        subcommands: [Mutate.self]
+        subcommands: [Serve.self, Mutate.self]
     )
 }
 

@@ -1,0 +1,18 @@
+// Pure value type: no imports, so the parser files compile standalone for fuzzing.
+
+/// A request the parser refuses, with the status code to answer before closing the connection.
+public struct HTTPParseError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var status: Int
+    public var reason: String
+
+    public init(status: Int, reason: String) {
+        self.status = status
+        self.reason = reason
+    }
+
+    static func badRequest(_ reason: String) -> HTTPParseError { .init(status: 400, reason: reason) }
+    static func headersTooLarge(_ reason: String) -> HTTPParseError { .init(status: 431, reason: reason) }
+    static func bodyTooLarge(_ reason: String) -> HTTPParseError { .init(status: 413, reason: reason) }
+
+    public var description: String { "\(status): \(reason)" }
+}

@@ -1,0 +1,97 @@
+extension HTTPResponse {
+    /// Appends status line, headers and body to `buffer`. `Content-Length` is always computed here;
+    /// `Content-Length`, `Transfer-Encoding` and `Connection` set by the responder are replaced.
+    func serialize(into buffer: inout [UInt8], keepAlive: Bool, requestVersion: HTTPVersion, omitBody: Bool) {
+        buffer.append(contentsOf: "HTTP/1.1 ".utf8)
+        appendDecimal(status, to: &buffer)
+        buffer.append(0x20)
+        buffer.append(contentsOf: HTTPResponse.reasonPhrase(status).utf8)
+        buffer.append(contentsOf: "\r\n".utf8)
+        for field in headers {
+            let name = field.name.utf8
+            if name.asciiCaseInsensitiveEquals("content-length".utf8)
+                || name.asciiCaseInsensitiveEquals("transfer-encoding".utf8)
+                || name.asciiCaseInsensitiveEquals("connection".utf8) {
+                continue
+            }
+            appendStrippingLineBreaks(field.name, to: &buffer)
+            buffer.append(contentsOf: ": ".utf8)
+            appendStrippingLineBreaks(field.value, to: &buffer)
+            buffer.append(contentsOf: "\r\n".utf8)
+        }
+        buffer.append(contentsOf: "Content-Length: ".utf8)
+        appendDecimal(body.count, to: &buffer)
+        if !keepAlive {
+            buffer.append(contentsOf: "\r\nConnection: close".utf8)
+        } else if requestVersion == .http1_0 {
+            buffer.append(contentsOf: "\r\nConnection: keep-alive".utf8)
+        }
+        buffer.append(contentsOf: "\r\n\r\n".utf8)
+        if !omitBody { buffer.append(contentsOf: body) }
+    }
+
+    static func reasonPhrase(_ status: Int) -> String {
+        switch status {
+        case 100: "Continue"
+        case 200: "OK"
+        case 201: "Created"
+        case 202: "Accepted"
+        case 204: "No Content"
+        case 301: "Moved Permanently"
+        case 302: "Found"
+        case 304: "Not Modified"
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 408: "Request Timeout"
+        case 409: "Conflict"
+        case 413: "Content Too Large"
+        case 415: "Unsupported Media Type"
+        case 417: "Expectation Failed"
+        case 422: "Unprocessable Content"
+        case 429: "Too Many Requests"
+        case 431: "Request Header Fields Too Large"
+        case 500: "Internal Server Error"
+        case 501: "Not Implemented"
+        case 502: "Bad Gateway"
+        case 503: "Service Unavailable"
+        case 504: "Gateway Timeout"
+        case 505: "HTTP Version Not Supported"
+        default: "Status"
+        }
+    }
+}
+
+private func appendDecimal(_ value: Int, to buffer: inout [UInt8]) {
+    if value <= 0 {
+        buffer.append(UInt8(ascii: "0"))
+        return
+    }
+    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                 UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    var count = 0
+    var remaining = value
+    withUnsafeMutableBytes(of: &digits) { raw in
+        while remaining > 0 {
+            raw[count] = UInt8(ascii: "0") + UInt8(remaining % 10)
+            remaining /= 10
+            count += 1
+        }
+        for i in stride(from: count - 1, through: 0, by: -1) { buffer.append(raw[i]) }
+    }
+}
+
+/// Never let a responder's CR/LF split the response (header injection).
+private func appendStrippingLineBreaks(_ text: String, to buffer: inout [UInt8]) {
+    var text = text
+    text.withUTF8 { bytes in
+        if !bytes.contains(where: { $0 == 13 || $0 == 10 }) {
+            buffer.append(contentsOf: bytes)
+        } else {
+            buffer.append(contentsOf: bytes.lazy.filter { $0 != 13 && $0 != 10 })
+        }
+    }
+}

@@ -1,0 +1,125 @@
+import CBerthLinux
+import Dispatch
+import Glibc
+import Logging
+import Synchronization
+
+/// An HTTP/1.1 server (over TLS when `tls` is set) on `eventLoopCount` epoll loops, one thread each.
+/// The responder runs inline on the loop thread that owns the connection.
+public final class HTTPServer: Sendable {
+    private let shared: ServerShared
+
+    private struct State {
+        var loops: [EventLoop] = []
+        var threads: [pthread_t] = []
+        var started = false
+        var stopped = false
+    }
+    private let state = Mutex(State())
+
+    public init(
+        configuration: HTTPServerConfiguration,
+        tls: TLSContextStore?,
+        responder: any HTTPResponder,
+        observer: (any HTTPServerObserver)? = nil,
+        logger: Logger
+    ) {
+        shared = ServerShared(configuration: configuration, tls: tls, responder: responder, observer: observer, logger: logger)
+    }
+
+    /// Connections currently open (all loops).
+    public var connectionCount: Int { shared.activeConnections.load(ordering: .relaxed) }
+    /// TLS handshakes that failed or timed out since start (plain HTTP on the TLS port counts here).
+    public var handshakeFailureCount: Int { shared.handshakeFailures.load(ordering: .relaxed) }
+
+    /// Binds, listens and starts the event loops; returns the bound port.
+    /// SIGPIPE is ignored process-wide from here on (a peer closing mid-write must not kill us).
+    public func start() throws -> Int {
+        try state.withLock { state throws(NetError) -> Int in
+            guard !state.started else { throw .invalidState("HTTPServer.start() called twice") }
+            signal(SIGPIPE, SIG_IGN)
+            let configuration = shared.configuration
+            let loopCount = max(1, configuration.eventLoopCount)
+            var listeners: [Int32] = []
+            var loops: [EventLoop] = []
+            do throws(NetError) {
+                let first = try Socket.listen(host: configuration.host, port: configuration.port, reusePort: true)
+                listeners.append(first)
+                let port = try Socket.localPort(first)
+                for _ in 1..<loopCount {
+                    listeners.append(try Socket.listen(host: configuration.host, port: port, reusePort: true))
+                }
+                for (index, fd) in listeners.enumerated() {
+                    loops.append(try EventLoop(index: index, listenFD: fd, shared: shared))
+                }
+                var threads: [pthread_t] = []
+                for loop in loops {
+                    threads.append(try Self.startThread(loop))
+                }
+                state.loops = loops
+                state.threads = threads
+                state.started = true
+                shared.logger.info("HTTP server listening", metadata: [
+                    "address": "\(configuration.host):\(port)", "tls": "\(shared.tls != nil)", "loops": "\(loopCount)",
+                ])
+                return port
+            } catch {
+                // Loops that were created own their listener from then on; close those not yet handed over.
+                for fd in listeners.dropFirst(loops.count) { close(fd) }
+                for loop in loops { loop.post(.forceClose) }
+                throw error
+            }
+        }
+    }
+
+    /// Stops accepting, closes idle keep-alive connections, lets requests in progress finish and
+    /// be answered (with `Connection: close`). Returns true if every connection finished within
+    /// `timeout`; otherwise the rest are closed and false is returned.
+    public func shutdown(timeout: Duration) -> Bool {
+        let (loops, threads) = state.withLock { state -> ([EventLoop], [pthread_t]) in
+            guard state.started, !state.stopped else { return ([], []) }
+            state.stopped = true
+            return (state.loops, state.threads)
+        }
+        guard !loops.isEmpty else { return true }
+        shared.logger.info("HTTP server shutting down")
+        for loop in loops { loop.post(.drain) }
+        let deadline = DispatchTime.now() + .nanoseconds(Int(clamping: timeout.nanoseconds))
+        var clean = true
+        for loop in loops where loop.finished.wait(timeout: deadline) == .timedOut {
+            clean = false
+        }
+        if !clean {
+            shared.logger.warning("shutdown timeout; closing remaining connections")
+            for loop in loops { loop.post(.forceClose) }
+        }
+        for (loop, thread) in zip(loops, threads) {
+            if clean || loop.finished.wait(timeout: .now() + .seconds(5)) == .success {
+                pthread_join(thread, nil)
+            } else {
+                pthread_detach(thread)  // stuck in a responder; nothing safe left to do
+            }
+        }
+        return clean
+    }
+
+    private static func startThread(_ loop: EventLoop) throws(NetError) -> pthread_t {
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(loop).toOpaque()
+        let result = pthread_create(&thread, nil, { raw in
+            guard let raw else { return nil }
+            let loop = Unmanaged<EventLoop>.fromOpaque(raw).takeRetainedValue()
+            // Termination signals belong to the thread in waitForTerminationSignal().
+            var signals = terminationSignals()
+            pthread_sigmask(SIG_BLOCK, &signals, nil)
+            berth_set_thread_name("berth-loop-\(loop.index)")
+            loop.run()
+            return nil
+        }, context)
+        guard result == 0 else {
+            Unmanaged<EventLoop>.fromOpaque(context).release()
+            throw .syscall("pthread_create", errno: result)
+        }
+        return thread
+    }
+}

@@ -1,0 +1,47 @@
+import Glibc
+
+public struct HTTPServerConfiguration: Sendable {
+    public var host = "0.0.0.0"
+    /// 0 = ephemeral; `HTTPServer.start()` returns the bound port.
+    public var port = 8443
+    /// Request line + headers (and the chunked trailer section) → 431.
+    public var maxHeaderBytes = 32 * 1024
+    public var maxHeaderCount = 100
+    /// Body → 413, answered as soon as the declared length (or the chunks so far) exceed it, then close.
+    public var maxBodyBytes = 3 * 1024 * 1024
+    /// A started request must be complete within this time → 408 and close.
+    public var requestReadTimeout: Duration = .seconds(10)
+    /// Keep-alive connections without a request in progress are closed after this.
+    public var idleTimeout: Duration = .seconds(90)
+    public var handshakeTimeout: Duration = .seconds(10)
+    /// Connections beyond this (all loops together) are accepted and closed at once.
+    public var maxConnections = 4096
+    public var eventLoopCount = HTTPServerConfiguration.coreCount
+
+    public init() {}
+
+    public init(host: String = "0.0.0.0", port: Int = 8443) {
+        self.host = host
+        self.port = port
+    }
+
+    public static var coreCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    var parserLimits: HTTPParserLimits {
+        HTTPParserLimits(maxHeaderBytes: maxHeaderBytes, maxHeaderCount: maxHeaderCount, maxBodyBytes: maxBodyBytes)
+    }
+}
+
+/// Hooks for metrics (implemented elsewhere with swift-metrics). Called on event-loop threads: keep them cheap.
+public protocol HTTPServerObserver: Sendable {
+    func requestStarted()
+    /// Also called for the errors the server answers itself (400, 408, 413, 431, 501, 505, ...),
+    /// with method and path "-" when the request line was not understood.
+    func requestFinished(method: String, path: String, status: Int, duration: Duration)
+    /// A TLS handshake failed (including plain HTTP sent to the TLS port) or timed out.
+    func tlsHandshakeFailed()
+}
+
+extension HTTPServerObserver {
+    public func tlsHandshakeFailed() {}
+}

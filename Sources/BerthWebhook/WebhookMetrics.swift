@@ -1,0 +1,104 @@
+import BerthAdmission
+import CoreMetrics
+import Prometheus
+import Synchronization
+
+/// The webhook's Prometheus metrics. It owns its registry (rendered at `GET /metrics`), so tests
+/// and several servers in one process never share global state; metrics are created through the
+/// swift-metrics API with a factory on that registry.
+public final class WebhookMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+
+    private struct RequestKey: Hashable {
+        var path: String
+        var code: Int
+    }
+
+    private let requests = Mutex<[RequestKey: CoreMetrics.Counter]>([:])
+    private let inFlight: Meter
+    private let latency: CoreMetrics.Timer
+    private let mutations: [MutationKind: CoreMetrics.Counter]
+    private let reviews: [String: CoreMetrics.Counter]
+    private let reloadSuccess: CoreMetrics.Counter
+    private let reloadFailure: CoreMetrics.Counter
+    private let handshakeFailures: CoreMetrics.Counter
+
+    /// Paths with their own series; anything else is counted as "other" (bounded cardinality).
+    static let knownPaths: Set<String> = ["/mutate", "/healthz", "/readyz", "/metrics"]
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // From 50 µs (Berth's own work) to 1 s (far past any apiserver timeout worth having).
+        factory.durationHistogramBuckets["berth_webhook_request_duration_seconds"] = [
+            .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(100), .milliseconds(250), .seconds(1),
+        ]
+        self.factory = factory
+        inFlight = Meter(label: "berth_webhook_requests_in_flight", dimensions: [], factory: factory)
+        latency = CoreMetrics.Timer(label: "berth_webhook_request_duration_seconds", dimensions: [], factory: factory)
+        mutations = Dictionary(uniqueKeysWithValues: MutationKind.allCases.map {
+            ($0, CoreMetrics.Counter(label: "berth_webhook_mutations_total", dimensions: [("mutation", $0.rawValue)], factory: factory))
+        })
+        reviews = Dictionary(uniqueKeysWithValues: ["gpu-notebook", "gpu", "non-gpu", "exempt", "not-mutated", "invalid"].map {
+            ($0, CoreMetrics.Counter(label: "berth_webhook_admission_reviews_total", dimensions: [("result", $0)], factory: factory))
+        })
+        reloadSuccess = CoreMetrics.Counter(label: "berth_webhook_certificate_reloads_total", dimensions: [("result", "success")], factory: factory)
+        reloadFailure = CoreMetrics.Counter(label: "berth_webhook_certificate_reloads_total", dimensions: [("result", "failure")], factory: factory)
+        handshakeFailures = CoreMetrics.Counter(label: "berth_webhook_tls_handshake_failures_total", dimensions: [], factory: factory)
+    }
+
+    func requestStarted() { inFlight.increment() }
+
+    func requestFinished(path: String, status: Int, duration: Duration) {
+        inFlight.decrement()
+        latency.recordNanoseconds(duration.nanoseconds)
+        let key = RequestKey(path: Self.knownPaths.contains(path) ? path : "other", code: status)
+        let counter = requests.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = CoreMetrics.Counter(
+                label: "berth_webhook_requests_total", dimensions: [("path", key.path), ("code", String(key.code))], factory: factory)
+            counters[key] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    /// One review answered: what Berth decided.
+    func reviewed(_ outcome: AdmissionOutcome) {
+        let result: String
+        if outcome.status != 200 {
+            result = "invalid"
+        } else if let mutation = outcome.mutation {
+            result = mutation.podClass?.rawValue ?? "exempt"
+            for kind in mutation.kinds { mutations[kind]?.increment() }
+        } else {
+            result = "not-mutated"  // not a CREATE, or a subresource
+        }
+        reviews[result]?.increment()
+    }
+
+    public func certificateReloaded(_ result: Result<Void, any Error>) {
+        switch result {
+        case .success: reloadSuccess.increment()
+        case .failure: reloadFailure.increment()
+        }
+    }
+
+    func handshakeFailed() { handshakeFailures.increment() }
+
+    /// The Prometheus text exposition.
+    public func render() -> [UInt8] {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

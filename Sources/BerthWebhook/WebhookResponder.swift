@@ -1,0 +1,125 @@
+import BerthAdmission
+import BerthNet
+import Logging
+import Synchronization
+
+/// Routes the webhook's HTTPS port: `POST /mutate` (AdmissionReview), `GET /healthz`,
+/// `GET /readyz`. It is the only place where HTTP meets admission: the review handler sees bytes,
+/// the server sees requests and responses.
+public final class WebhookResponder: HTTPResponder {
+    let handler: AdmissionReviewHandler
+    let metrics: WebhookMetrics
+    let logger: Logger
+    let health: HealthState
+
+    public init(handler: AdmissionReviewHandler, metrics: WebhookMetrics, health: HealthState, logger: Logger) {
+        self.handler = handler
+        self.metrics = metrics
+        self.health = health
+        self.logger = logger
+    }
+
+    public func respond(to request: HTTPRequest) -> HTTPResponse {
+        switch request.path {
+        case "/mutate":
+            guard request.method == "POST" else { return .methodNotAllowed(allow: "POST") }
+            return mutate(request)
+        case "/healthz", "/readyz":
+            return health.respond(to: request)
+        default:
+            return .text(status: 404, "not found: Berth serves POST /mutate, GET /healthz and GET /readyz here\n")
+        }
+    }
+
+    func mutate(_ request: HTTPRequest) -> HTTPResponse {
+        if let contentType = request.headers["Content-Type"], !Self.isJSON(contentType) {
+            return .text(status: 415, "Content-Type must be application/json, found \(contentType)\n")
+        }
+        let outcome = handler.handle(body: request.body)
+        metrics.reviewed(outcome)
+        if logger.logLevel <= .debug {
+            // Never the pod itself: env values, tokens and keys stay out of logs.
+            var metadata: Logger.Metadata = ["uid": "\(outcome.uid ?? "-")", "status": "\(outcome.status)"]
+            if let operation = outcome.operation { metadata["operation"] = "\(operation)" }
+            if let mutation = outcome.mutation {
+                metadata["class"] = "\(mutation.podClass?.rawValue ?? "exempt")"
+                if let reason = mutation.exemptReason { metadata["exempt"] = "\(reason)" }
+                metadata["mutations"] = "\(mutation.kinds.map(\.rawValue).joined(separator: ","))"
+            }
+            if let error = outcome.error { metadata["error"] = "\(error)" }
+            logger.debug("admission review", metadata: metadata)
+        } else if let error = outcome.error {
+            logger.warning("admission review rejected", metadata: ["uid": "\(outcome.uid ?? "-")", "error": "\(error)"])
+        }
+        return HTTPResponse(status: outcome.status, headers: ["Content-Type": "application/json"], body: outcome.body)
+    }
+
+    static func isJSON(_ contentType: String) -> Bool {
+        let mediaType = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: " \t") } ?? ""
+        return mediaType.lowercased() == "application/json"
+    }
+}
+
+/// `/healthz` (the process answers) and `/readyz` (the certificate is loaded and Berth is not
+/// shutting down), shared by the TLS port and the plain metrics port.
+public final class HealthState: Sendable {
+    private let shuttingDown = Atomic<Bool>(false)
+
+    public init() {}
+
+    public func beginShutdown() { shuttingDown.store(true, ordering: .relaxed) }
+    public var isReady: Bool { !shuttingDown.load(ordering: .relaxed) }
+
+    func respond(to request: HTTPRequest) -> HTTPResponse {
+        guard request.method == "GET" || request.method == "HEAD" else { return .methodNotAllowed(allow: "GET, HEAD") }
+        if request.path == "/readyz", !isReady { return .text(status: 503, "shutting down\n") }
+        return .text(status: 200, "ok\n")
+    }
+}
+
+/// The plain-HTTP port: `/metrics` (Prometheus text), `/healthz`, `/readyz`.
+public struct MetricsResponder: HTTPResponder {
+    let metrics: WebhookMetrics
+    let health: HealthState
+
+    public init(metrics: WebhookMetrics, health: HealthState) {
+        self.metrics = metrics
+        self.health = health
+    }
+
+    public func respond(to request: HTTPRequest) -> HTTPResponse {
+        switch request.path {
+        case "/metrics":
+            guard request.method == "GET" else { return .methodNotAllowed(allow: "GET") }
+            return HTTPResponse(status: 200, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: metrics.render())
+        case "/healthz", "/readyz":
+            return health.respond(to: request)
+        default:
+            return .text(status: 404, "not found: this port serves /metrics, /healthz and /readyz\n")
+        }
+    }
+}
+
+/// Feeds the server's per-request events into the metrics.
+struct MetricsObserver: HTTPServerObserver {
+    let metrics: WebhookMetrics
+    func requestStarted() { metrics.requestStarted() }
+    func requestFinished(method: String, path: String, status: Int, duration: Duration) {
+        metrics.requestFinished(path: path, status: status, duration: duration)
+    }
+    func tlsHandshakeFailed() { metrics.handshakeFailed() }
+}
+
+extension HTTPResponse {
+    static func methodNotAllowed(allow: String) -> HTTPResponse {
+        var response = HTTPResponse.text(status: 405, "method not allowed; use \(allow)\n")
+        response.headers.add(name: "Allow", value: allow)
+        return response
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: String) -> String {
+        String(drop { set.contains($0) }.reversed().drop { set.contains($0) }.reversed())
+    }
+}

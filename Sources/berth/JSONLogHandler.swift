@@ -1,0 +1,73 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// One JSON object per line on stdout: `{"time":...,"level":...,"logger":...,"msg":...,<metadata>}`.
+/// Only the binary installs it (`LoggingSystem.bootstrap`); libraries just take a `Logger`.
+struct JSONLogHandler: LogHandler {
+    let label: String
+    var logLevel: Logger.Level
+    var metadata: Logger.Metadata = [:]
+    var metadataProvider: Logger.MetadataProvider?
+
+    init(label: String, level: Logger.Level) {
+        self.label = label
+        self.logLevel = level
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    private static let output = Mutex<Void>(())
+    private static let formatter: @Sendable (Date) -> String = { date in
+        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+    }
+
+    func log(event: LogEvent) {
+        var fields: [(String, String)] = [
+            ("time", Self.formatter(Date())), ("level", event.level.rawValue), ("logger", label), ("msg", event.message.description),
+        ]
+        var merged = metadata
+        if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
+        if let extra = event.metadata { merged.merge(extra) { $1 } }
+        for key in merged.keys.sorted() { fields.append((key, Self.flatten(merged[key]!))) }
+        var line = "{"
+        for (index, (key, value)) in fields.enumerated() {
+            if index > 0 { line += "," }
+            line += Self.quote(key) + ":" + Self.quote(value)
+        }
+        line += "}\n"
+        Self.output.withLock { _ in FileHandle.standardOutput.write(Data(line.utf8)) }
+    }
+
+    static func flatten(_ value: Logger.Metadata.Value) -> String {
+        switch value {
+        case let .string(text): text
+        case let .stringConvertible(value): value.description
+        case let .array(values): "[" + values.map(flatten).joined(separator: ",") + "]"
+        case let .dictionary(map): "{" + map.keys.sorted().map { "\($0)=\(flatten(map[$0]!))" }.joined(separator: ",") + "}"
+        }
+    }
+
+    static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    out += String(format: "\\u%04x", scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,155 @@
+import BerthNet
+import Foundation
+import Synchronization
+import Testing
+
+/// Server behaviour over plain TCP (the metrics-port mode), driven with raw sockets.
+@Suite struct PlainHTTPServerTests {
+    @Test func echoesAndKeepsAlive() throws {
+        try withServer { _, port in
+            let client = try RawClient(port: port)
+            for i in 0..<3 {
+                client.send("POST /echo?i=\(i) HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+                let answer = client.read(until: "hello")
+                #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"))
+                #expect(answer.contains("X-Target: /echo?i=\(i)\r\n"))
+                #expect(answer.contains("Content-Length: 5\r\n"))
+            }
+        }
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() throws {
+        try withServer { _, port in
+            let client = try RawClient(port: port)
+            client.send("GET /first HTTP/1.1\r\nHost: x\r\n\r\nPOST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nokGET /third HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let answer = client.readToEnd()
+            let paths = answer.components(separatedBy: "\r\n").filter { $0.hasPrefix("X-Path: ") }
+            #expect(paths == ["X-Path: /first", "X-Path: /second", "X-Path: /third"])
+            #expect(answer.contains("Connection: close"))
+        }
+    }
+
+    struct ErrorCase: Sendable, CustomTestStringConvertible {
+        var name: String
+        var request: String
+        var status: String
+        var testDescription: String { name }
+    }
+
+    static let errorCases: [ErrorCase] = [
+        .init(name: "malformed request line", request: "NOT A REQUEST\r\n\r\n", status: "HTTP/1.1 400 Bad Request"),
+        .init(name: "bad version", request: "GET / HTTP/3.0\r\nHost: x\r\n\r\n", status: "HTTP/1.1 505 HTTP Version Not Supported"),
+        .init(name: "unsupported transfer coding", request: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", status: "HTTP/1.1 501 Not Implemented"),
+        .init(name: "header flood", request: "GET / HTTP/1.1\r\nHost: x\r\n" + String(repeating: "X-Flood: " + String(repeating: "f", count: 100) + "\r\n", count: 400) + "\r\n",
+              status: "HTTP/1.1 431 Request Header Fields Too Large"),
+        .init(name: "body too large", request: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n" + String(repeating: "b", count: 100_000),
+              status: "HTTP/1.1 413 Content Too Large"),
+    ]
+
+    @Test(arguments: errorCases)
+    func protocolErrorsAreAnsweredThenClosed(_ example: ErrorCase) throws {
+        let observer = RecordingObserver()
+        try withServer(observer: observer) { _, port in
+            let client = try RawClient(port: port)
+            client.send(example.request)
+            let answer = client.readToEnd()  // returns only once the server closed
+            #expect(answer.hasPrefix(example.status + "\r\n"))
+            #expect(answer.contains("Connection: close\r\n"))
+            #expect(answer.contains("Content-Type: text/plain"))
+            #expect(waitUntil { observer.statuses.count == 1 })
+            #expect(observer.statuses.first.map { example.status.contains(String($0)) } == true)
+        }
+    }
+
+    @Test func chunkedBodyIsDecoded() throws {
+        try withServer { _, port in
+            let client = try RawClient(port: port)
+            client.send("POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nWiki\r\n5\r\npedia\r\n0\r\nTrailer: t\r\n\r\n")
+            let answer = client.readToEnd()
+            #expect(answer.hasPrefix("HTTP/1.1 200 OK"))
+            #expect(answer.hasSuffix("\r\n\r\nWikipedia"))
+        }
+    }
+
+    @Test func expectContinueIsAnswered() throws {
+        try withServer { _, port in
+            let client = try RawClient(port: port)
+            client.send("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+            #expect(client.read(until: "\r\n\r\n") == "HTTP/1.1 100 Continue\r\n\r\n")
+            client.send("data")
+            #expect(client.read(until: "data").hasPrefix("HTTP/1.1 200 OK"))
+        }
+    }
+
+    @Test func stalledRequestTimesOutWhileOthersAreServed() throws {
+        let configuration = testConfiguration { $0.requestReadTimeout = .milliseconds(700); $0.eventLoopCount = 1 }
+        let observer = RecordingObserver()
+        try withServer(configuration: configuration, observer: observer) { _, port in
+            let stalled = try RawClient(port: port)
+            stalled.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf")
+            // Same loop, served at once while the other one stalls.
+            let other = try RawClient(port: port, receiveTimeout: 2)
+            other.send("GET /quick HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(other.readToEnd().hasPrefix("HTTP/1.1 200 OK"))
+            let answer = stalled.readToEnd()
+            #expect(answer.hasPrefix("HTTP/1.1 408 Request Timeout"))
+            #expect(waitUntil { observer.statuses.contains(408) })
+        }
+    }
+
+    @Test func idleConnectionsAreClosedAfterIdleTimeout() throws {
+        let configuration = testConfiguration { $0.idleTimeout = .milliseconds(300) }
+        try withServer(configuration: configuration) { server, port in
+            let client = try RawClient(port: port)
+            client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(client.read(until: "\r\n\r\n").hasPrefix("HTTP/1.1 200"))
+            #expect(client.readToEnd().isEmpty)  // EOF from the server, not the 10 s receive timeout
+            #expect(waitUntil { server.connectionCount == 0 })
+        }
+    }
+
+    @Test func http10WithoutKeepAliveCloses() throws {
+        try withServer { _, port in
+            let client = try RawClient(port: port)
+            client.send("GET /old HTTP/1.0\r\n\r\n")
+            let answer = client.readToEnd()
+            #expect(answer.hasPrefix("HTTP/1.1 200 OK"))
+            #expect(answer.contains("Connection: close"))
+        }
+    }
+
+    @Test func connectionLimitIsEnforced() throws {
+        let configuration = testConfiguration { $0.maxConnections = 2 }
+        try withServer(configuration: configuration) { server, port in
+            let first = try RawClient(port: port)
+            let second = try RawClient(port: port)
+            #expect(waitUntil { server.connectionCount == 2 })
+            let third = try RawClient(port: port, receiveTimeout: 5)
+            #expect(third.readToEnd().isEmpty)  // closed at once
+            first.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(first.readToEnd().hasPrefix("HTTP/1.1 200"))
+            _ = second
+        }
+    }
+
+    @Test func shutdownLetsInFlightRequestFinish() throws {
+        let entered = Atomic<Bool>(false)
+        let responder = HTTPResponderFunction { request in
+            entered.store(true, ordering: .relaxed)
+            usleep(300_000)
+            return HTTPResponse(status: 200, body: Array("slow".utf8))
+        }
+        let server = HTTPServer(configuration: testConfiguration(), tls: nil, responder: responder, logger: testLogger)
+        let port = try server.start()
+        let idle = try RawClient(port: port)
+        let client = try RawClient(port: port)
+        client.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(waitUntil { entered.load(ordering: .relaxed) })
+        #expect(server.shutdown(timeout: .seconds(5)))
+        let answer = client.readToEnd()
+        #expect(answer.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(answer.hasSuffix("slow"))
+        #expect(idle.readToEnd().isEmpty)
+        #expect(throws: (any Error).self) { _ = try RawClient(port: port) }
+    }
+}
