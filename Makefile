@@ -2,7 +2,10 @@
 SWIFT ?= swift
 BERTH := .build/debug/berth
 
-.PHONY: help build release test test-swift run mutate-examples certs bench bench-mutate clean
+.PHONY: help build release test test-swift run mutate-examples certs certs-clean bench bench-mutate clean
+PORT ?= 8443
+METRICS_PORT ?= 8080
+REVIEW := Tests/Fixtures/admission/z2jh-gpu-notebook.review.json
 
 help: ## This list.
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -19,9 +22,24 @@ test-swift: ## Swift tests only (needs kubectl and kubernetes-validate on PATH: 
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-run: build mutate-examples ## Build and show Berth's decisions on the example manifests.
+run: build certs ## Build, make dev certificates, start berth serve (TLS :8443, metrics :8080), post a sample review.
+	@$(BERTH) serve --tls-cert-file certs/tls.crt --tls-private-key-file certs/tls.key \
+	    --port $(PORT) --metrics-port $(METRICS_PORT) --log-level debug & pid=$$!; \
+	  trap 'kill -TERM $$pid 2>/dev/null; wait $$pid' INT TERM; \
+	  for i in $$(seq 100); do curl -sf --cacert certs/ca.crt https://localhost:$(PORT)/readyz >/dev/null && break; sleep 0.1; done; \
+	  echo "== POST $(REVIEW) to https://localhost:$(PORT)/mutate; the JSON Patch Berth answers:"; \
+	  curl -sS --cacert certs/ca.crt -H 'Content-Type: application/json' --data-binary @$(REVIEW) https://localhost:$(PORT)/mutate \
+	    | python3 -c 'import base64,json,sys; print(json.dumps(json.loads(base64.b64decode(json.load(sys.stdin)["response"]["patch"])), indent=2))'; \
+	  echo "== Berth keeps serving (metrics: curl localhost:$(METRICS_PORT)/metrics). Ctrl-C stops it gracefully."; \
+	  wait $$pid
 
-mutate-examples:
+certs: ## Development CA and serving certificate in certs/ (kept if present).
+	@bash certs/make-dev-certs.sh
+
+certs-clean: ## Remove the development certificates.
+	rm -f certs/*.crt certs/*.key certs/*.srl
+
+mutate-examples: build ## berth mutate -o patch -v on every example manifest.
 	@for f in Tests/Fixtures/manifests/*.yaml; do \
 	  echo "== berth mutate -f $$f -o patch -v"; \
 	  $(BERTH) mutate -f $$f -o patch -v || exit 1; \

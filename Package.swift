@@ -67,12 +67,14 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
-        .testTarget(name: "BerthWebhookTests", dependencies: ["BerthWebhook", "BerthNet"], swiftSettings: settings),
+        .testTarget(name: "BerthWebhookTests", dependencies: ["BerthWebhook", "BerthNet", "BerthTestSupport"], swiftSettings: settings),
+        // Helpers shared by the test targets (processes, certificates, fixtures); not shipped.
+        .target(name: "BerthTestSupport", path: "Tests/BerthTestSupport", swiftSettings: settings),
         // `make bench-*`: micro-benchmarks, built in release mode.
         .executableTarget(name: "berth-bench", dependencies: ["BerthModel", "BerthAdmission"], swiftSettings: settings),
         .testTarget(name: "BerthModelTests", dependencies: ["BerthModel"], swiftSettings: settings),
-        .testTarget(name: "BerthAdmissionTests", dependencies: ["BerthAdmission"], swiftSettings: settings),
+        .testTarget(name: "BerthAdmissionTests", dependencies: ["BerthAdmission", "BerthTestSupport"], swiftSettings: settings),
         // Runs the built `berth` binary as a user would.
-        .testTarget(name: "BerthCLITests", dependencies: [], swiftSettings: settings),
+        .testTarget(name: "BerthCLITests", dependencies: ["BerthTestSupport"], swiftSettings: settings),
     ]
 )

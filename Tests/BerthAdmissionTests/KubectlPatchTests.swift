@@ -1,5 +1,6 @@
 import BerthAdmission
 import BerthModel
+import BerthTestSupport
 import Foundation
 import Testing
 
@@ -12,9 +13,9 @@ import Testing
     func kubectlPatch(_ document: JSON, _ patch: JSONPatch, in directory: URL, name: String) throws -> JSON {
         let input = directory.appendingPathComponent("\(name).input.json")
         try Data(JSONWriter.bytes(document)).write(to: input)
-        let result = try run(["kubectl", "patch", "--local", "-f", input.path, "--type=json", "-p", JSONWriter.string(patch.json), "-o", "json", "--show-managed-fields"])
+        let result = try run("kubectl", ["patch", "--local", "-f", input.path, "--type=json", "-p", JSONWriter.string(patch.json), "-o", "json", "--show-managed-fields"])
         #expect(result.status == 0, "kubectl patch failed for \(name): \(result.stderr)")
-        return try JSONParser.parse(Array(result.stdout))
+        return try JSONParser.parse(result.stdout)
     }
 
     @Test func everyFixturePatchAppliesWithKubectlAndValidatesStrictly() throws {
@@ -37,8 +38,8 @@ import Testing
                 outputs.append(output.path)
             }
         }
-        let validation = try run(["kubernetes-validate", "--strict", "--quiet"] + outputs)
-        #expect(validation.status == 0, "kubernetes-validate: \(String(decoding: validation.stdout, as: UTF8.self)) \(validation.stderr)")
+        let validation = try run("kubernetes-validate", ["--strict", "--quiet"] + outputs)
+        #expect(validation.status == 0, "kubernetes-validate: \(validation.stdout) \(validation.stderr)")
     }
 
     /// The newest Pod with every field populated (kubernetes/api testdata/HEAD): the patch never

@@ -1,13 +1,13 @@
 import BerthAdmission
 import BerthModel
+import BerthTestSupport
 import Foundation
 import Testing
 
 enum Fixtures {
-    static let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    static let manifests = tests.appendingPathComponent("Fixtures/manifests")
-    static let kubernetesAPI = tests.deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("shared/fixtures/kubernetes-api")
+    static let tests = Repository.root.appendingPathComponent("Tests")
+    static let manifests = Repository.fixtures.appendingPathComponent("manifests")
+    static let kubernetesAPI = Repository.sharedFixtures
 
     static func text(_ name: String) throws -> String {
         try String(contentsOf: manifests.appendingPathComponent(name), encoding: .utf8)
@@ -50,33 +50,6 @@ extension JSONPatch {
         }
         return node
     }
-}
-
-/// Runs a real program (kubectl, kubernetes-validate) and returns its output; fails the test
-/// with the program's stderr when it exits non-zero.
-@discardableResult
-func run(_ arguments: [String], input: Data? = nil) throws -> (status: Int32, stdout: Data, stderr: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    let out = Pipe(), err = Pipe(), inPipe = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = inPipe
-    try process.run()
-    if let input { inPipe.fileHandleForWriting.write(input) }
-    try inPipe.fileHandleForWriting.close()
-    // Read both pipes to the end before waiting, so a chatty child never blocks on a full pipe.
-    let stderrRead = DispatchSemaphore(value: 0)
-    nonisolated(unsafe) var errData = Data()  // written by the reader thread before it signals
-    Thread {
-        errData = err.fileHandleForReading.readDataToEndOfFile()
-        stderrRead.signal()
-    }.start()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    stderrRead.wait()
-    process.waitUntilExit()
-    return (process.terminationStatus, stdout, String(decoding: errData, as: UTF8.self))
 }
 
 /// Where two JSON values first differ (a pointer and both values, shortened), or nil: failure

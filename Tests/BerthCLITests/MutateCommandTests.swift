@@ -1,10 +1,10 @@
+import BerthTestSupport
 import Foundation
 import Testing
 
 /// `berth mutate` as a user runs it: the built binary, real files, exit codes and stderr.
 @Suite struct MutateCommandTests {
-    static let manifests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/manifests")
+    static let manifests = Repository.fixtures.appendingPathComponent("manifests")
 
     func file(_ name: String) -> String { Self.manifests.appendingPathComponent(name).path }
 
@@ -75,38 +75,6 @@ import Testing
     }
 }
 
-/// The `berth` binary built beside the test bundle (or `BERTH_BIN`).
-func berthBinary() -> String {
-    if let path = ProcessInfo.processInfo.environment["BERTH_BIN"] { return path }
-    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    var directory = bundle.deletingLastPathComponent()
-    while !directory.path.isEmpty, directory.path != "/" {
-        let candidate = directory.appendingPathComponent("berth")
-        if FileManager.default.isExecutableFile(atPath: candidate.path), !candidate.hasDirectoryPath { return candidate.path }
-        directory = directory.deletingLastPathComponent()
-    }
-    return ".build/debug/berth"
-}
-
-func berth(_ arguments: [String], input: Data? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: berthBinary())
-    process.arguments = arguments
-    let out = Pipe(), err = Pipe(), inPipe = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = inPipe
-    try process.run()
-    if let input { inPipe.fileHandleForWriting.write(input) }
-    try inPipe.fileHandleForWriting.close()
-    let stderrRead = DispatchSemaphore(value: 0)
-    nonisolated(unsafe) var errData = Data()  // written by the reader thread before it signals
-    Thread {
-        errData = err.fileHandleForReading.readDataToEndOfFile()
-        stderrRead.signal()
-    }.start()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    stderrRead.wait()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+func berth(_ arguments: [String], input: Data? = nil) throws -> CommandResult {
+    try run(Repository.berthBinary, arguments, input: input)
 }

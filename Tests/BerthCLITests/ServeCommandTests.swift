@@ -1,0 +1,177 @@
+import BerthTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+/// `berth serve` as a process: flags, JSON logs, certificate rotation, SIGTERM.
+@Suite(.serialized) struct ServeCommandTests {
+    static let reviewPath = Repository.fixtures.appendingPathComponent("admission/z2jh-gpu-notebook.review.json").path
+
+    /// A running `berth serve`, its stdout gathered line by line.
+    final class Server {
+        let process = Process()
+        final class Output: Sendable {
+            let text = Mutex<String>("")
+        }
+        let output = Output()
+        let finished = DispatchSemaphore(value: 0)
+        var port = 0
+        var metricsPort = 0
+
+        init(_ arguments: [String]) throws {
+            process.executableURL = URL(fileURLWithPath: Repository.berthBinary)
+            process.arguments = ["serve", "--bind-address", "127.0.0.1", "--port", "0", "--metrics-port", "0"] + arguments
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            let handle = pipe.fileHandleForReading
+            Thread { [output, finished] in
+                while true {
+                    let data = handle.availableData
+                    if data.isEmpty { break }
+                    output.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
+                }
+                finished.signal()
+            }.start()
+        }
+
+        var log: String { output.text.withLock { $0 } }
+
+        /// Waits for the "serving" line and reads the bound ports from it.
+        func waitUntilServing() throws {
+            guard waitUntil(timeout: .seconds(20), { log.contains("berth webhook serving") || !process.isRunning }) else {
+                throw TestFailure("berth serve did not start: \(log)")
+            }
+            guard let line = log.split(separator: "\n").first(where: { $0.contains("berth webhook serving") }),
+                let fields = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String],
+                let port = fields["port"].flatMap(Int.init), let metricsPort = fields["metricsPort"].flatMap(Int.init)
+            else { throw TestFailure("no serving line: \(log)") }
+            self.port = port
+            self.metricsPort = metricsPort
+        }
+
+        func terminate() -> Int32 {
+            if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+            _ = finished.wait(timeout: .now() + 30)
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+
+        deinit {
+            if process.isRunning { process.terminate() }
+        }
+    }
+
+    @Test func sigtermAnswersTheRequestInFlightThenExitsZero() throws {
+        let pki = try TestPKI.make(label: "berth-serve")
+        defer { pki.remove() }
+        let server = try Server(["--tls-cert-file", pki.serverCertificate, "--tls-private-key-file", pki.serverKey])
+        try server.waitUntilServing()
+
+        // A client sends the headers and half the review, waits for our word, then the rest.
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let script = """
+            import socket, ssl, sys
+            port, ca, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+            body = open(path, "rb").read()
+            ctx = ssl.create_default_context(cafile=ca)
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+            s.sendall(b"POST /mutate HTTP/1.1\\r\\nHost: localhost\\r\\nContent-Type: application/json\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(body))
+            s.sendall(body[: len(body) // 2])
+            print("half sent", flush=True)
+            sys.stdin.readline()
+            s.sendall(body[len(body) // 2 :])
+            response = b""
+            while b"\\r\\n\\r\\n" not in response or not response.rstrip().endswith(b"}"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                response += chunk
+            print(response.split(b"\\r\\n")[0].decode(), "uid" if b"705ab4f5-6393-11e8-b7cc-42010a800002" in response else "no-uid", flush=True)
+            """
+        client.arguments = ["python3", "-c", script, String(server.port), pki.caCertificate, Self.reviewPath]
+        let clientIn = Pipe(), clientOut = Pipe()
+        client.standardInput = clientIn
+        client.standardOutput = clientOut
+        try client.run()
+        let firstLine = clientOut.fileHandleForReading.availableData
+        #expect(String(decoding: firstLine, as: UTF8.self).contains("half sent"))
+
+        kill(server.process.processIdentifier, SIGTERM)
+        #expect(waitUntil { server.log.contains("shutting down") })
+        // No new connections once shutdown began.
+        let refused = try run("curl", ["-sS", "--max-time", "5", "--cacert", pki.caCertificate, "https://localhost:\(server.port)/healthz"])
+        #expect(refused.status != 0)
+
+        clientIn.fileHandleForWriting.write(Data("go\n".utf8))
+        let answer = String(decoding: clientOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        client.waitUntilExit()
+        #expect(answer.contains("HTTP/1.1 200 OK uid"), "\(answer)")
+        #expect(server.terminate() == 0)
+        #expect(server.log.contains("stopped: every request answered"))
+    }
+
+    @Test func debugLogsDescribeEachReviewButNeverThePodsSecrets() throws {
+        let pki = try TestPKI.make(label: "berth-serve")
+        defer { pki.remove() }
+        let server = try Server(["--tls-cert-file", pki.serverCertificate, "--tls-private-key-file", pki.serverKey, "--log-level", "debug"])
+        try server.waitUntilServing()
+        let result = try run("curl", ["-sS", "--cacert", pki.caCertificate, "-H", "Content-Type: application/json",
+                                      "--data-binary", "@" + Self.reviewPath, "https://localhost:\(server.port)/mutate"])
+        #expect(result.stdout.contains("\"allowed\":true"))
+        #expect(server.terminate() == 0)
+        let log = server.log
+        #expect(log.contains("\"msg\":\"admission review\""))
+        #expect(log.contains("\"class\":\"gpu-notebook\""))
+        // The pod's JUPYTERHUB_API_TOKEN value.
+        #expect(!log.contains("8c2d6b1f4a0e4c6fb1a0d5e7c9b3a2f1"))
+        for line in log.split(separator: "\n") {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil, "not JSON: \(line)")
+        }
+    }
+
+    @Test func rotatedCertificateIsServedWithoutARestart() throws {
+        let pki = try TestPKI.make(label: "berth-rotate")
+        defer { pki.remove() }
+        // A Kubernetes Secret volume: tls.crt -> ..data/tls.crt, ..data -> ..2026_a (swapped atomically).
+        let volume = pki.directory + "/volume"
+        let first = volume + "/..2026_a", second = volume + "/..2026_b"
+        try FileManager.default.createDirectory(atPath: first, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: second, withIntermediateDirectories: true)
+        try pki.issue(name: "tls", serial: "4096", commonName: "localhost", into: first)
+        try pki.issue(name: "tls", serial: "8192", commonName: "localhost", into: second)
+        try FileManager.default.createSymbolicLink(atPath: volume + "/..data", withDestinationPath: "..2026_a")
+        try FileManager.default.createSymbolicLink(atPath: volume + "/tls.crt", withDestinationPath: "..data/tls.pem")
+        try FileManager.default.createSymbolicLink(atPath: volume + "/tls.key", withDestinationPath: "..data/tls.key")
+
+        let server = try Server(["--tls-cert-file", volume + "/tls.crt", "--tls-private-key-file", volume + "/tls.key"])
+        try server.waitUntilServing()
+        func servedSerial() throws -> String {
+            let result = try run("sh", ["-c", "openssl s_client -connect 127.0.0.1:\(server.port) -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -serial"])
+            return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(try servedSerial() == "serial=1000")  // 4096
+
+        // The kubelet's swap: a new ..data link renamed over the old one.
+        try FileManager.default.createSymbolicLink(atPath: volume + "/..data_tmp", withDestinationPath: "..2026_b")
+        #expect(rename(volume + "/..data_tmp", volume + "/..data") == 0)
+        #expect(waitUntil(timeout: .seconds(15)) { (try? servedSerial()) == "serial=2000" })  // 8192
+        #expect(server.log.contains("TLS certificate reloaded"))
+        #expect(server.terminate() == 0)
+    }
+
+    @Test func startupErrorsAreOneClearLine() throws {
+        let missing = try run(Repository.berthBinary, ["serve", "--tls-cert-file", "/nonexistent/tls.crt", "--tls-private-key-file", "/nonexistent/tls.key", "--port", "0", "--metrics-port", "0"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.hasPrefix("berth: serve: "), "\(missing.stderr)")
+        #expect(missing.stderr.contains("/nonexistent/tls.crt"))
+        let provisioner = try run(Repository.berthBinary, ["serve", "--tls-cert-file", "x", "--tls-private-key-file", "y", "--provisioner=true"])
+        #expect(provisioner.status == 1)
+        #expect(provisioner.stderr.contains("--provisioner=true"))
+        let tooBig = try run(Repository.berthBinary, ["serve", "--tls-cert-file", "x", "--tls-private-key-file", "y", "--max-body-bytes", "9000000"])
+        #expect(tooBig.status == 64)
+        #expect(tooBig.stderr.contains("--max-body-bytes must be between 1 and 7340032"))
+    }
+}
