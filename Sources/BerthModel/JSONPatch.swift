@@ -47,24 +47,31 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
     }
 
     public static func escape(_ token: String) -> String {
-        guard token.contains("~") || token.contains("/") else { return token }
-        return token.replacingAll("~", with: "~0").replacingAll("/", with: "~1")
+        var bytes: [UInt8] = []
+        appendEscaped(token, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Byte-level on purpose: `String.contains(_:)` with a string argument goes through the
+    /// string-processing library and cost microseconds per call on the webhook's hot path.
+    static func appendEscaped(_ token: String, to out: inout [UInt8]) {
+        for byte in token.utf8 {
+            switch byte {
+            case UInt8(ascii: "~"): out.append(contentsOf: [UInt8(ascii: "~"), UInt8(ascii: "0")])
+            case UInt8(ascii: "/"): out.append(contentsOf: [UInt8(ascii: "~"), UInt8(ascii: "1")])
+            default: out.append(byte)
+            }
+        }
     }
 
     public var description: String {
-        tokens.map { "/" + JSONPointer.escape($0) }.joined()
-    }
-}
-
-extension String {
-    /// `replacingOccurrences` without Foundation, for the few characters pointers escape.
-    func replacingAll(_ target: Character, with replacement: String) -> String {
-        var result = ""
-        result.reserveCapacity(count)
-        for character in self {
-            if character == target { result += replacement } else { result.append(character) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(64)
+        for token in tokens {
+            bytes.append(UInt8(ascii: "/"))
+            JSONPointer.appendEscaped(token, to: &bytes)
         }
-        return result
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 

@@ -54,9 +54,21 @@ public final class WebhookResponder: HTTPResponder {
         return HTTPResponse(status: outcome.status, headers: ["Content-Type": "application/json"], body: outcome.body)
     }
 
+    /// `application/json`, any case, parameters (`; charset=utf-8`) and spaces allowed.
     static func isJSON(_ contentType: String) -> Bool {
-        let mediaType = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: " \t") } ?? ""
-        return mediaType.lowercased() == "application/json"
+        let expected = Array("application/json".utf8)
+        var matched = 0
+        for byte in contentType.utf8 {
+            if byte == UInt8(ascii: ";") { break }
+            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") {
+                if matched == 0 || matched == expected.count { continue }
+                return false
+            }
+            let lower = byte >= 0x41 && byte <= 0x5A ? byte + 0x20 : byte
+            guard matched < expected.count, lower == expected[matched] else { return false }
+            matched += 1
+        }
+        return matched == expected.count
     }
 }
 
@@ -115,11 +127,5 @@ extension HTTPResponse {
         var response = HTTPResponse.text(status: 405, "method not allowed; use \(allow)\n")
         response.headers.add(name: "Allow", value: allow)
         return response
-    }
-}
-
-extension Substring {
-    func trimmingCharacters(in set: String) -> String {
-        String(drop { set.contains($0) }.reversed().drop { set.contains($0) }.reversed())
     }
 }

@@ -45,7 +45,16 @@ func benchMutate(root: URL) throws {
     let parseMicros = measure { if let parsed = try? JSONParser.parse(podBytes, selecting: selection) { sink &+= parsed.objectValue?.count ?? 0 } }
     let parsedPod = try JSONParser.parse(podBytes, selecting: selection)
     let policyMicros = measure { if let m = try? policy.mutation(for: parsedPod, namespace: "jhub") { sink &+= m.patch.operations.count } }
-    print(String(format: "  breakdown: parse %.2f µs, policy %.2f µs", parseMicros, policyMicros))
+    let mutation = try policy.mutation(for: parsedPod, namespace: "jhub")
+    let serializeMicros = measure { sink &+= mutation.patch.serialized().count }
+    let patchJSON = mutation.patch.json
+    let writeOnlyMicros = measure { sink &+= JSONWriter.bytes(patchJSON).count }
+    let buildOnlyMicros = measure { if case let .array(a) = mutation.patch.json { sink &+= a.count } }
+    let pointerMicros = measure { for op in mutation.patch.operations { sink &+= op.path.description.utf8.count } }
+    print(String(format: "  serialization: write %.2f, build json %.2f, pointers %.2f", writeOnlyMicros, buildOnlyMicros, pointerMicros))
+    let fullParseMicros = measure { if let parsed = try? JSONParser.parse(podBytes) { sink &+= parsed.objectValue?.count ?? 0 } }
+    let skipOnlyMicros = measure { if let parsed = try? JSONParser.parse(podBytes, selecting: .members([])) { sink &+= parsed.objectValue?.count ?? 0 } }
+    print(String(format: "  breakdown: selective parse %.2f µs (full parse %.2f, skip-everything %.2f), policy %.2f µs, patch serialization %.2f µs", parseMicros, fullParseMicros, skipOnlyMicros, policyMicros, serializeMicros))
     let reviewData = Data(reviewBytes)
     let foundationMicros = measure {
         if let object = try? JSONSerialization.jsonObject(with: reviewData) as? NSDictionary { sink &+= object.count }

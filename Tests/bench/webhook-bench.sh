@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# make bench-webhook: load `berth serve` (release build) with wrk — keep-alive, 32 connections,
+# POSTs of the z2jh GPU notebook AdmissionReview — and, in the same run, nginx serving a fixed
+# AdmissionReview answer over TLS with the same certificate: the practical ceiling on this machine.
+# Prints req/s, p50/p99 latency and the ratio berth/nginx. Loopback only; bounded in time.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION="${DURATION:-10s}"
+CONNECTIONS="${CONNECTIONS:-32}"
+THREADS="${THREADS:-2}"
+NGINX_PORT="${NGINX_PORT:-18443}"
+BERTH_PORT="${BERTH_PORT:-19443}"
+for tool in wrk nginx openssl curl; do
+  command -v "$tool" >/dev/null || { echo "bench-webhook: $tool is missing (apt-get install wrk nginx)" >&2; exit 1; }
+done
+
+work="$(mktemp -d)"
+cleanup() {
+  [[ -n "${berth_pid:-}" ]] && kill -TERM "$berth_pid" 2>/dev/null && wait "$berth_pid" 2>/dev/null || true
+  [[ -f "$work/nginx.pid" ]] && kill -QUIT "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+export REVIEW="$PWD/Tests/Fixtures/admission/z2jh-gpu-notebook.review.json"
+swift build -c release --product berth >/dev/null
+BERTH=.build/release/berth
+
+# One certificate for both servers (P-256, like the dev certificates).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
+
+# nginx answers what Berth answers for this review, as a fixed string.
+"$BERTH" serve --tls-cert-file "$work/tls.crt" --tls-private-key-file "$work/tls.key" --bind-address 127.0.0.1 \
+  --port "$BERTH_PORT" --metrics-port 0 --log-level warning & berth_pid=$!
+for _ in $(seq 100); do curl -sfk "https://127.0.0.1:$BERTH_PORT/readyz" >/dev/null && break; sleep 0.1; done
+answer="$(curl -sSk -H 'Content-Type: application/json' --data-binary @"$REVIEW" "https://127.0.0.1:$BERTH_PORT/mutate")"
+escaped="${answer//\\/\\\\}"; escaped="${escaped//\'/\\\'}"
+mkdir -p "$work/nginx"
+cat > "$work/nginx.conf" <<NGINX
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx;
+  proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+  client_max_body_size 8m;
+  client_body_buffer_size 64k;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$NGINX_PORT ssl;
+    ssl_certificate $work/tls.crt;
+    ssl_certificate_key $work/tls.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location /mutate { default_type application/json; return 200 '$escaped'; }
+  }
+}
+NGINX
+nginx -c "$work/nginx.conf" -e "$work/nginx/error.log" 2>/dev/null || nginx -c "$work/nginx.conf"
+for _ in $(seq 100); do curl -sfk -X POST -d x "https://127.0.0.1:$NGINX_PORT/mutate" >/dev/null && break; sleep 0.1; done
+
+run_wrk() {  # name port -> "req/s p50 p99"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s Tests/bench/review.lua "https://127.0.0.1:$2" >/dev/null  # warm-up
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s Tests/bench/review.lua "https://127.0.0.1:$2" > "$work/$1.txt"
+  local rps p50 p99 errors
+  rps=$(awk '/^Requests\/sec:/ {print $2}' "$work/$1.txt")
+  p50=$(awk '$1 == "50%" {print $2}' "$work/$1.txt")
+  p99=$(awk '$1 == "99%" {print $2}' "$work/$1.txt")
+  errors=$(awk '/Non-2xx|Socket errors/ {print}' "$work/$1.txt" | tr '\n' ' ')
+  echo "$rps $p50 $p99 ${errors:-none}"
+}
+
+read -r nginx_rps nginx_p50 nginx_p99 nginx_errors < <(run_wrk nginx "$NGINX_PORT")
+read -r berth_rps berth_p50 berth_p99 berth_errors < <(run_wrk berth "$BERTH_PORT")
+ratio=$(awk -v b="$berth_rps" -v n="$nginx_rps" 'BEGIN { printf "%.2f", b / n }')
+
+echo "bench-webhook: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, keep-alive, POST $(wc -c < "$REVIEW") B z2jh AdmissionReview over TLS ($(nproc) cores, $(date -u +%F))"
+printf "  %-34s %10s req/s   p50 %-9s p99 %-9s errors: %s\n" "nginx (fixed answer, the ceiling)" "$nginx_rps" "$nginx_p50" "$nginx_p99" "$nginx_errors"
+printf "  %-34s %10s req/s   p50 %-9s p99 %-9s errors: %s\n" "berth serve (the real policy)" "$berth_rps" "$berth_p50" "$berth_p99" "$berth_errors"
+echo "  ratio berth / nginx = $ratio   (goal >= 0.5, p99 <= 2 ms)"
