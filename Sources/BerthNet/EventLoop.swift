@@ -116,6 +116,13 @@ final class EventLoop: @unchecked Sendable {
         events.deallocate()
     }
 
+    /// Releases the descriptors of a loop whose thread never started (failed `start()`).
+    func discardUnstarted() {
+        if listenFD >= 0 { close(listenFD); listenFD = -1 }
+        close(epollFD)
+        close(wakeFD)
+    }
+
     /// Thread-safe: queue a command and wake the loop.
     func post(_ command: Command) {
         commands.withLock { $0.append(command) }
@@ -214,6 +221,10 @@ final class EventLoop: @unchecked Sendable {
                 }
             case .forceClose:
                 draining = true
+                if listenFD >= 0 {
+                    close(listenFD)
+                    listenFD = -1
+                }
                 for case let connection? in connections { closeConnection(connection) }
             }
         }
