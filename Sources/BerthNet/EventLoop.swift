@@ -316,7 +316,9 @@ final class EventLoop: @unchecked Sendable {
                 setInterest(connection, EPOLLIN.rawValue | EPOLLOUT.rawValue)
                 return
             case .closed:
-                handshakeFailed(connection, reason: "peer closed during handshake")
+                // A TCP connect-and-close (probes, load balancers) is not a failed handshake.
+                logger.debug("peer closed before the TLS handshake completed", metadata: ["fd": "\(connection.fd)"])
+                closeConnection(connection)
                 return
             case .failed(let error):
                 handshakeFailed(connection, reason: "\(error)")

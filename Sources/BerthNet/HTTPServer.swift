@@ -29,7 +29,8 @@ public final class HTTPServer: Sendable {
 
     /// Connections currently open (all loops).
     public var connectionCount: Int { shared.activeConnections.load(ordering: .relaxed) }
-    /// TLS handshakes that failed or timed out since start (plain HTTP on the TLS port counts here).
+    /// TLS handshakes that failed or timed out since start (plain HTTP on the TLS port counts here;
+    /// a bare TCP connect-and-close does not).
     public var handshakeFailureCount: Int { shared.handshakeFailures.load(ordering: .relaxed) }
 
     /// Binds, listens and starts the event loops; returns the bound port.
