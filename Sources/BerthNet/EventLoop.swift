@@ -47,8 +47,10 @@ final class ServerShared: Sendable {
 /// Why SO_REUSEPORT rather than one listener shared with EPOLLEXCLUSIVE: the kernel hashes each
 /// new connection to one listener, so keep-alive connections (the apiserver's, a benchmark's)
 /// spread evenly over the loops; EPOLLEXCLUSIVE tends to wake the same, most recently idle,
-/// thread and can pile every connection of a burst onto one core. The cost: connections still
-/// in a listener's accept queue when it closes are reset, so shutdown drains the queue first.
+/// thread and can pile every connection of a burst onto one core. The costs: connections still
+/// in a listener's accept queue when it closes would be reset, so shutdown accepts them first (and
+/// closes them cleanly); and another process of the same user binding the same port with
+/// SO_REUSEPORT would silently share it instead of failing with EADDRINUSE.
 ///
 /// `@unchecked Sendable`: all mutable state is touched only by the loop's own thread (inside
 /// `run()`); other threads only call `post(_:)`, which goes through a `Mutex` and an eventfd.
@@ -211,7 +213,7 @@ final class EventLoop: @unchecked Sendable {
             case .drain:
                 guard !draining else { continue }
                 draining = true
-                acceptConnections()  // whatever is already queued is served rather than reset
+                acceptConnections()  // queued connections get a clean close below, not a reset
                 if listenFD >= 0 {
                     close(listenFD)  // also removes it from epoll
                     listenFD = -1
