@@ -47,8 +47,10 @@ final class ServerShared: Sendable {
 /// Why SO_REUSEPORT rather than one listener shared with EPOLLEXCLUSIVE: the kernel hashes each
 /// new connection to one listener, so keep-alive connections (the apiserver's, a benchmark's)
 /// spread evenly over the loops; EPOLLEXCLUSIVE tends to wake the same, most recently idle,
-/// thread and can pile every connection of a burst onto one core. The cost: connections still
-/// in a listener's accept queue when it closes are reset, so shutdown drains the queue first.
+/// thread and can pile every connection of a burst onto one core. The costs: connections still
+/// in a listener's accept queue when it closes would be reset, so shutdown accepts them first (and
+/// closes them cleanly); and another process of the same user binding the same port with
+/// SO_REUSEPORT would silently share it instead of failing with EADDRINUSE.
 ///
 /// `@unchecked Sendable`: all mutable state is touched only by the loop's own thread (inside
 /// `run()`); other threads only call `post(_:)`, which goes through a `Mutex` and an eventfd.
@@ -114,6 +116,13 @@ final class EventLoop: @unchecked Sendable {
     deinit {
         readBuffer.deallocate()
         events.deallocate()
+    }
+
+    /// Releases the descriptors of a loop whose thread never started (failed `start()`).
+    func discardUnstarted() {
+        if listenFD >= 0 { close(listenFD); listenFD = -1 }
+        close(epollFD)
+        close(wakeFD)
     }
 
     /// Thread-safe: queue a command and wake the loop.
@@ -204,7 +213,7 @@ final class EventLoop: @unchecked Sendable {
             case .drain:
                 guard !draining else { continue }
                 draining = true
-                acceptConnections()  // whatever is already queued is served rather than reset
+                acceptConnections()  // queued connections get a clean close below, not a reset
                 if listenFD >= 0 {
                     close(listenFD)  // also removes it from epoll
                     listenFD = -1
@@ -214,6 +223,10 @@ final class EventLoop: @unchecked Sendable {
                 }
             case .forceClose:
                 draining = true
+                if listenFD >= 0 {
+                    close(listenFD)
+                    listenFD = -1
+                }
                 for case let connection? in connections { closeConnection(connection) }
             }
         }
@@ -305,7 +318,9 @@ final class EventLoop: @unchecked Sendable {
                 setInterest(connection, EPOLLIN.rawValue | EPOLLOUT.rawValue)
                 return
             case .closed:
-                handshakeFailed(connection, reason: "peer closed during handshake")
+                // A TCP connect-and-close (probes, load balancers) is not a failed handshake.
+                logger.debug("peer closed before the TLS handshake completed", metadata: ["fd": "\(connection.fd)"])
+                closeConnection(connection)
                 return
             case .failed(let error):
                 handshakeFailed(connection, reason: "\(error)")

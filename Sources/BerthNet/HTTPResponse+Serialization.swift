@@ -1,5 +1,6 @@
 extension HTTPResponse {
-    /// Appends status line, headers and body to `buffer`. `Content-Length` is always computed here;
+    /// Appends status line, headers and body to `buffer`. `Content-Length` is always computed here
+    /// (except for 1xx/204, which have none);
     /// `Content-Length`, `Transfer-Encoding` and `Connection` set by the responder are replaced.
     func serialize(into buffer: inout [UInt8], keepAlive: Bool, requestVersion: HTTPVersion, omitBody: Bool) {
         buffer.append(contentsOf: "HTTP/1.1 ".utf8)
@@ -19,15 +20,20 @@ extension HTTPResponse {
             appendStrippingLineBreaks(field.value, to: &buffer)
             buffer.append(contentsOf: "\r\n".utf8)
         }
-        buffer.append(contentsOf: "Content-Length: ".utf8)
-        appendDecimal(body.count, to: &buffer)
-        if !keepAlive {
-            buffer.append(contentsOf: "\r\nConnection: close".utf8)
-        } else if requestVersion == .http1_0 {
-            buffer.append(contentsOf: "\r\nConnection: keep-alive".utf8)
+        // RFC 9110 §8.6: no Content-Length (and no body) in 1xx and 204 answers.
+        let bodyless = status < 200 || status == 204
+        if !bodyless {
+            buffer.append(contentsOf: "Content-Length: ".utf8)
+            appendDecimal(body.count, to: &buffer)
+            buffer.append(contentsOf: "\r\n".utf8)
         }
-        buffer.append(contentsOf: "\r\n\r\n".utf8)
-        if !omitBody { buffer.append(contentsOf: body) }
+        if !keepAlive {
+            buffer.append(contentsOf: "Connection: close\r\n".utf8)
+        } else if requestVersion == .http1_0 {
+            buffer.append(contentsOf: "Connection: keep-alive\r\n".utf8)
+        }
+        buffer.append(contentsOf: "\r\n".utf8)
+        if !omitBody && !bodyless { buffer.append(contentsOf: body) }
     }
 
     static func reasonPhrase(_ status: Int) -> String {

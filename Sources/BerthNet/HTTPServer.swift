@@ -29,7 +29,8 @@ public final class HTTPServer: Sendable {
 
     /// Connections currently open (all loops).
     public var connectionCount: Int { shared.activeConnections.load(ordering: .relaxed) }
-    /// TLS handshakes that failed or timed out since start (plain HTTP on the TLS port counts here).
+    /// TLS handshakes that failed or timed out since start (plain HTTP on the TLS port counts here;
+    /// a bare TCP connect-and-close does not).
     public var handshakeFailureCount: Int { shared.handshakeFailures.load(ordering: .relaxed) }
 
     /// Binds, listens and starts the event loops; returns the bound port.
@@ -42,33 +43,44 @@ public final class HTTPServer: Sendable {
             let loopCount = max(1, configuration.eventLoopCount)
             var listeners: [Int32] = []
             var loops: [EventLoop] = []
+            var port = configuration.port
             do throws(NetError) {
                 let first = try Socket.listen(host: configuration.host, port: configuration.port, reusePort: true)
                 listeners.append(first)
-                let port = try Socket.localPort(first)
+                port = try Socket.localPort(first)
                 for _ in 1..<loopCount {
                     listeners.append(try Socket.listen(host: configuration.host, port: port, reusePort: true))
                 }
                 for (index, fd) in listeners.enumerated() {
                     loops.append(try EventLoop(index: index, listenFD: fd, shared: shared))
                 }
-                var threads: [pthread_t] = []
-                for loop in loops {
-                    threads.append(try Self.startThread(loop))
-                }
-                state.loops = loops
-                state.threads = threads
-                state.started = true
-                shared.logger.info("HTTP server listening", metadata: [
-                    "address": "\(configuration.host):\(port)", "tls": "\(shared.tls != nil)", "loops": "\(loopCount)",
-                ])
-                return port
             } catch {
-                // Loops that were created own their listener from then on; close those not yet handed over.
+                // A created loop owns its listener; the rest are closed here.
+                for loop in loops { loop.discardUnstarted() }
                 for fd in listeners.dropFirst(loops.count) { close(fd) }
-                for loop in loops { loop.post(.forceClose) }
                 throw error
             }
+            var threads: [pthread_t] = []
+            for (index, loop) in loops.enumerated() {
+                do throws(NetError) {
+                    threads.append(try Self.startThread(loop))
+                } catch {
+                    for (started, thread) in zip(loops, threads) {
+                        started.post(.forceClose)
+                        _ = started.finished.wait(timeout: .now() + 5)
+                        pthread_join(thread, nil)
+                    }
+                    for unstarted in loops[index...] { unstarted.discardUnstarted() }
+                    throw error
+                }
+            }
+            state.loops = loops
+            state.threads = threads
+            state.started = true
+            shared.logger.info("HTTP server listening", metadata: [
+                "address": "\(configuration.host):\(port)", "tls": "\(shared.tls != nil)", "loops": "\(loopCount)",
+            ])
+            return port
         }
     }
 
@@ -123,3 +135,4 @@ public final class HTTPServer: Sendable {
         return thread
     }
 }
+

@@ -24,6 +24,8 @@ public final class TLSContextStore: Sendable {
         var loaded: FileContents
         /// The last contents that failed to load: not retried (nor re-logged) until they change again.
         var rejected: FileContents?
+        /// The last read error reported, so a missing file is reported once, not every poll.
+        var readError: String?
         var generation: Int
         var nextPoll: UInt64
     }
@@ -46,7 +48,7 @@ public final class TLSContextStore: Sendable {
             certificatePEM: contents.certificate, privateKeyPEM: contents.privateKey,
             clientCAPEM: contents.clientCA, files: configuration)
         state = Mutex(State(
-            context: context, loaded: contents, rejected: nil, generation: 1,
+            context: context, loaded: contents, rejected: nil, readError: nil, generation: 1,
             nextPoll: monotonicNanos() &+ configuration.reloadInterval.nanoseconds))
         logger.debug("TLS certificate loaded", metadata: ["file": "\(configuration.certificateFile)"])
     }
@@ -69,11 +71,19 @@ public final class TLSContextStore: Sendable {
                 contents = try Self.read(configuration)
             } catch {
                 // Mid-rotation a file may be briefly missing; keep serving, report once per error text.
-                logger.warning("TLS reload: cannot read certificate files; keeping the current certificate",
-                               metadata: ["error": "\(error)"])
-                onReload(.failure(error))
+                let text = "\(error)"
+                let isNew = state.withLock { state in
+                    defer { state.readError = text }
+                    return state.readError != text
+                }
+                if isNew {
+                    logger.warning("TLS reload: cannot read certificate files; keeping the current certificate",
+                                   metadata: ["error": "\(text)"])
+                    onReload(.failure(error))
+                }
                 return false
             }
+            state.withLock { $0.readError = nil }
             if contents == loaded || contents == rejected { return false }
             do {
                 let context = try SSLContext(

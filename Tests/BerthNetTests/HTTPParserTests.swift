@@ -158,6 +158,21 @@ struct HTTPParserTests {
         #expect(parser.next() == nil)
     }
 
+    @Test(arguments: [(204, false, "HTTP/1.1 204 No Content\r\n\r\n"),
+                      (200, true, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n")])
+    func bodylessAnswers(status: Int, head: Bool, expected: String) {
+        var buffer: [UInt8] = []
+        HTTPResponse(status: status, body: Array("abc".utf8))
+            .serialize(into: &buffer, keepAlive: true, requestVersion: .http1_1, omitBody: head)
+        #expect(String(decoding: buffer, as: UTF8.self) == expected)
+    }
+
+    @Test func http10KeepAliveIsConfirmed() {
+        var buffer: [UInt8] = []
+        HTTPResponse(status: 200).serialize(into: &buffer, keepAlive: true, requestVersion: .http1_0, omitBody: false)
+        #expect(String(decoding: buffer, as: UTF8.self) == "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n")
+    }
+
     @Test func responseSerializationAlwaysSetsContentLength() {
         var response = HTTPResponse(status: 201, headers: ["Content-Length": "999", "X-A": "b\r\nInjected: yes"], body: Array("hey".utf8))
         response.headers.add(name: "Transfer-Encoding", value: "chunked")

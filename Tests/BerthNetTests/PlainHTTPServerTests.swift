@@ -132,6 +132,25 @@ import Testing
         }
     }
 
+    @Test func bindFailureIsAClearError() throws {
+        // A plain listener without SO_REUSEPORT holds the port.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && listen(fd, 1) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let server = HTTPServer(configuration: testConfiguration { $0.port = port }, tls: nil, responder: EchoResponder(), logger: testLogger)
+        #expect {
+            _ = try server.start()
+        } throws: { "\($0)".contains("bind(127.0.0.1:\(port)) failed: Address already in use") }
+        #expect(server.shutdown(timeout: .seconds(1)))
+    }
+
     @Test func shutdownLetsInFlightRequestFinish() throws {
         let entered = Atomic<Bool>(false)
         let responder = HTTPResponderFunction { request in
