@@ -36,26 +36,28 @@ struct PatchBuilder {
         let newTerm = { (list: [LabelRequirement]) -> JSON in ["matchExpressions": expressions(list)] }
 
         var path = spec.appending("affinity")
-        var field = view.field("spec.affinity")
-        guard let affinity = try object(view.spec["affinity"], field: field) else {
+        let view = self.view
+        // Field names are built only for errors.
+        let affinityField = { view.field("spec.affinity") }
+        let nodeAffinityField = { affinityField() + ".nodeAffinity" }
+        let requiredField = { nodeAffinityField() + ".requiredDuringSchedulingIgnoredDuringExecution" }
+        let termsField = { requiredField() + ".nodeSelectorTerms" }
+        guard let affinity = try object(view.spec["affinity"], field: affinityField()) else {
             operations.append(.add(path, ["nodeAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": ["nodeSelectorTerms": [newTerm(requirements)]]]]))
             return requirements
         }
         path = path.appending("nodeAffinity")
-        field += ".nodeAffinity"
-        guard let nodeAffinity = try object(affinity["nodeAffinity"], field: field) else {
+        guard let nodeAffinity = try object(affinity["nodeAffinity"], field: nodeAffinityField()) else {
             operations.append(.add(path, ["requiredDuringSchedulingIgnoredDuringExecution": ["nodeSelectorTerms": [newTerm(requirements)]]]))
             return requirements
         }
         path = path.appending("requiredDuringSchedulingIgnoredDuringExecution")
-        field += ".requiredDuringSchedulingIgnoredDuringExecution"
-        guard let required = try object(nodeAffinity["requiredDuringSchedulingIgnoredDuringExecution"], field: field) else {
+        guard let required = try object(nodeAffinity["requiredDuringSchedulingIgnoredDuringExecution"], field: requiredField()) else {
             operations.append(.add(path, ["nodeSelectorTerms": [newTerm(requirements)]]))
             return requirements
         }
         path = path.appending("nodeSelectorTerms")
-        field += ".nodeSelectorTerms"
-        guard let terms = try list(required["nodeSelectorTerms"], field: field) else {
+        guard let terms = try list(required["nodeSelectorTerms"], field: termsField()) else {
             operations.append(.add(path, [newTerm(requirements)]))
             return requirements
         }
@@ -65,10 +67,10 @@ struct PatchBuilder {
         }
         var added: [LabelRequirement] = []
         for (index, term) in terms.enumerated() {
-            let termField = "\(field)[\(index)]"
-            guard let termObject = try object(term, field: termField) else { continue }
-            let existing = try list(termObject["matchExpressions"], field: "\(termField).matchExpressions") ?? []
-            let fields = try list(termObject["matchFields"], field: "\(termField).matchFields") ?? []
+            let termField = { "\(termsField())[\(index)]" }
+            guard let termObject = try object(term, field: termField()) else { continue }
+            let existing = try list(termObject["matchExpressions"], field: "\(termField()).matchExpressions") ?? []
+            let fields = try list(termObject["matchFields"], field: "\(termField()).matchFields") ?? []
             if existing.isEmpty && fields.isEmpty { continue }
             let present = existing.compactMap(LabelRequirement.init(json:))
             let missing = requirements.filter { !present.contains($0) }
@@ -109,19 +111,19 @@ struct PatchBuilder {
         return JSONPatch(all)
     }
 
-    private func object(_ json: JSON?, field: String) throws(PodShapeError) -> JSONObject? {
+    private func object(_ json: JSON?, field: @autoclosure () -> String) throws(PodShapeError) -> JSONObject? {
         switch json {
         case nil, .null?: return nil
         case let .object(object)?: return object
-        case let other?: throw PodShapeError(field: field, message: "expected an object, found \(other.typeName)")
+        case let other?: throw PodShapeError(field: field(), message: "expected an object, found \(other.typeName)")
         }
     }
 
-    private func list(_ json: JSON?, field: String) throws(PodShapeError) -> [JSON]? {
+    private func list(_ json: JSON?, field: @autoclosure () -> String) throws(PodShapeError) -> [JSON]? {
         switch json {
         case nil, .null?: return nil
         case let .array(elements)?: return elements
-        case let other?: throw PodShapeError(field: field, message: "expected a list, found \(other.typeName)")
+        case let other?: throw PodShapeError(field: field(), message: "expected a list, found \(other.typeName)")
         }
     }
 }

@@ -53,20 +53,20 @@ struct PodView {
 
     func field(_ name: String) -> String { fieldPrefix.isEmpty ? name : "\(fieldPrefix).\(name)" }
 
-    static func stringMap(_ json: JSON?, field: String) throws(PodShapeError) -> [String: String] {
+    static func stringMap(_ json: JSON?, field: @autoclosure () -> String) throws(PodShapeError) -> [String: String] {
         switch json {
         case nil, .null?: return [:]
         case let .object(object)?:
             var map: [String: String] = [:]
             for member in object {
                 guard let value = member.value.stringValue else {
-                    throw PodShapeError(field: "\(field).\(member.key)", message: "expected a string, found \(member.value.typeName)")
+                    throw PodShapeError(field: "\(field()).\(member.key)", message: "expected a string, found \(member.value.typeName)")
                 }
                 map[member.key] = value
             }
             return map
         case let other?:
-            throw PodShapeError(field: field, message: "expected an object, found \(other.typeName)")
+            throw PodShapeError(field: field(), message: "expected an object, found \(other.typeName)")
         }
     }
 
@@ -83,18 +83,19 @@ struct PodView {
             case let other?: throw PodShapeError(field: field("spec.\(listName)"), message: "expected a list, found \(other.typeName)")
             }
             for (index, container) in containers.enumerated() {
-                let at = field("spec.\(listName)[\(index)]")
-                guard container.objectValue != nil else { throw PodShapeError(field: at, message: "expected an object, found \(container.typeName)") }
+                // Built only for an error: string interpolation on every container cost microseconds.
+                func at() -> String { field("spec.\(listName)[\(index)]") }
+                guard container.objectValue != nil else { throw PodShapeError(field: at(), message: "expected an object, found \(container.typeName)") }
                 switch container["resources"] {
                 case nil, .null?: continue
                 case .object?: break
-                case let other?: throw PodShapeError(field: "\(at).resources", message: "expected an object, found \(other.typeName)")
+                case let other?: throw PodShapeError(field: "\(at()).resources", message: "expected an object, found \(other.typeName)")
                 }
                 for part in ["limits", "requests"] {
                     switch container["resources"]?[part] {
                     case nil, .null?: continue
                     case let .object(quantities)?: names.append(contentsOf: quantities.keys)
-                    case let other?: throw PodShapeError(field: "\(at).resources.\(part)", message: "expected an object, found \(other.typeName)")
+                    case let other?: throw PodShapeError(field: "\(at()).resources.\(part)", message: "expected an object, found \(other.typeName)")
                     }
                 }
             }

@@ -57,8 +57,12 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
     static func appendEscaped(_ token: String, to out: inout [UInt8]) {
         for byte in token.utf8 {
             switch byte {
-            case UInt8(ascii: "~"): out.append(contentsOf: [UInt8(ascii: "~"), UInt8(ascii: "0")])
-            case UInt8(ascii: "/"): out.append(contentsOf: [UInt8(ascii: "~"), UInt8(ascii: "1")])
+            case UInt8(ascii: "~"):
+                out.append(UInt8(ascii: "~"))
+                out.append(UInt8(ascii: "0"))
+            case UInt8(ascii: "/"):
+                out.append(UInt8(ascii: "~"))
+                out.append(UInt8(ascii: "1"))
             default: out.append(byte)
             }
         }
@@ -122,8 +126,33 @@ public struct JSONPatch: Sendable, Equatable {
 
     public var json: JSON { .array(operations.map(\.json)) }
 
-    /// The compact wire form the AdmissionReview carries (before base64).
-    public func serialized() -> [UInt8] { JSONWriter.bytes(json) }
+    /// The compact wire form the AdmissionReview carries (before base64), written directly
+    /// (the same bytes as `JSONWriter.bytes(json)`, without building that tree first).
+    public func serialized() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(128 * operations.count)
+        out.append(UInt8(ascii: "["))
+        var pointer: [UInt8] = []
+        for (index, operation) in operations.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: #"{"op":""#.utf8)
+            out.append(contentsOf: operation.op.rawValue.utf8)
+            out.append(contentsOf: #"","path":"#.utf8)
+            pointer.removeAll(keepingCapacity: true)
+            for token in operation.path.tokens {
+                pointer.append(UInt8(ascii: "/"))
+                JSONPointer.appendEscaped(token, to: &pointer)
+            }
+            JSONWriter.writeString(String(decoding: pointer, as: UTF8.self), into: &out)
+            if let value = operation.value {
+                out.append(contentsOf: #","value":"#.utf8)
+                JSONWriter.write(value, into: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "]"))
+        return out
+    }
 
     /// Reads a patch document (a JSON array of operations).
     public init(json: JSON) throws(JSONPatchError) {
