@@ -151,7 +151,7 @@ private struct Reader {
         guard depth <= JSONParser.maximumDepth else { throw error("nesting deeper than \(JSONParser.maximumDepth) levels") }
         index += 1  // {
         var members: [JSONObject.Member] = []
-        members.reserveCapacity(4)
+        members.reserveCapacity(6)
         skipWhitespace()
         if index < buffer.count, buffer[index] == UInt8(ascii: "}") {
             index += 1
@@ -211,6 +211,7 @@ private struct Reader {
         guard depth <= JSONParser.maximumDepth else { throw error("nesting deeper than \(JSONParser.maximumDepth) levels") }
         index += 1  // {
         var members: [JSONObject.Member] = []
+        members.reserveCapacity(wanted.count)
         skipWhitespace()
         if index < buffer.count, buffer[index] == UInt8(ascii: "}") {
             index += 1

@@ -54,9 +54,17 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
 
     /// Byte-level on purpose: `String.contains(_:)` with a string argument goes through the
     /// string-processing library and cost microseconds per call on the webhook's hot path.
-    static func appendEscaped(_ token: String, to out: inout [UInt8]) {
+    /// With `jsonString`, also escaped for the inside of a JSON string (`"`, `\`, controls).
+    static func appendEscaped(_ token: String, to out: inout [UInt8], jsonString: Bool = false) {
+        let plain = token.utf8.allSatisfy { $0 != UInt8(ascii: "~") && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") && $0 >= 0x20 }
+        if plain {
+            out.append(contentsOf: token.utf8)
+            return
+        }
         for byte in token.utf8 {
             switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), 0..<0x20 where jsonString:
+                JSONWriter.appendEscape(for: byte, into: &out)
             case UInt8(ascii: "~"):
                 out.append(UInt8(ascii: "~"))
                 out.append(UInt8(ascii: "0"))
@@ -132,18 +140,16 @@ public struct JSONPatch: Sendable, Equatable {
         var out: [UInt8] = []
         out.reserveCapacity(128 * operations.count)
         out.append(UInt8(ascii: "["))
-        var pointer: [UInt8] = []
         for (index, operation) in operations.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             out.append(contentsOf: #"{"op":""#.utf8)
             out.append(contentsOf: operation.op.rawValue.utf8)
-            out.append(contentsOf: #"","path":"#.utf8)
-            pointer.removeAll(keepingCapacity: true)
+            out.append(contentsOf: #"","path":""#.utf8)
             for token in operation.path.tokens {
-                pointer.append(UInt8(ascii: "/"))
-                JSONPointer.appendEscaped(token, to: &pointer)
+                out.append(UInt8(ascii: "/"))
+                JSONPointer.appendEscaped(token, to: &out, jsonString: true)
             }
-            JSONWriter.writeString(String(decoding: pointer, as: UTF8.self), into: &out)
+            out.append(UInt8(ascii: "\""))
             if let value = operation.value {
                 out.append(contentsOf: #","value":"#.utf8)
                 JSONWriter.write(value, into: &out)

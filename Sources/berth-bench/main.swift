@@ -77,6 +77,17 @@ let root = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
 do {
     switch arguments.first {
     case "mutate": try benchMutate(root: root)
+    case "show-selection":
+        let bytes = Array(try Data(contentsOf: root.appendingPathComponent("Tests/Fixtures/admission/z2jh-gpu-notebook.review.json")))
+        let policy = MutationPolicy()
+        let sel = JSONSelection.members(["apiVersion": .all, "kind": .all, "request": .members(["uid": .all, "kind": .all, "resource": .all, "subResource": .all, "operation": .all, "namespace": .all, "object": policy.podSelection])])
+        print(JSONWriter.string(try JSONParser.parse(bytes, selecting: sel)))
+    case "profile-review":
+        let bytes = Array(try Data(contentsOf: root.appendingPathComponent("Tests/Fixtures/admission/z2jh-gpu-notebook.review.json")))
+        let handler = AdmissionReviewHandler(policy: MutationPolicy())
+        var total = 0
+        for _ in 0..<50000 { total &+= handler.handle(body: bytes).body.count }
+        print(total)
     case "profile-mutate":
         // A fixed amount of work for `valgrind --tool=callgrind` (instruction counts, not time).
         let review = try JSONParser.parse(Array(try Data(contentsOf: root.appendingPathComponent("Tests/Fixtures/admission/z2jh-gpu-notebook.review.json"))))
