@@ -39,21 +39,22 @@ public struct AdmissionReviewHandler: Sendable {
 
     public func handle(body: [UInt8]) -> AdmissionOutcome {
         if body.isEmpty { return .badRequest("empty body: expected an AdmissionReview (admission.k8s.io/v1) as JSON") }
-        let review: JSON
+        let review: JSONCursor
         do {
-            review = try JSONParser.parse(body, selecting: selection)
+            // A flat tape, not a tree of values: see `JSONTape`.
+            review = try JSONTape(parsing: body, selecting: selection).root
         } catch {
             return .badRequest("malformed JSON in the AdmissionReview: \(error)")
         }
-        guard review.objectValue != nil else { return .badRequest("the AdmissionReview must be a JSON object, found \(review.typeName)") }
+        guard review.isObject else { return .badRequest("the AdmissionReview must be a JSON object, found \(review.typeName)") }
         let apiVersion = review["apiVersion"]?.stringValue ?? ""
         guard Self.supportedVersions.contains(apiVersion) else {
             return .badRequest("apiVersion must be admission.k8s.io/v1 or admission.k8s.io/v1beta1, found \(apiVersion.isEmpty ? "nothing" : "\"\(apiVersion)\"")")
         }
         guard review["kind"]?.stringValue == "AdmissionReview" else {
-            return .badRequest("kind must be \"AdmissionReview\", found \(review["kind"].map { $0.description } ?? "nothing")")
+            return .badRequest("kind must be \"AdmissionReview\", found \(review["kind"].map { $0.json.description } ?? "nothing")")
         }
-        guard let request = review["request"], request.objectValue != nil else {
+        guard let request = review["request"], request.isObject else {
             return .badRequest("the AdmissionReview has no \"request\" object")
         }
         guard let uid = request["uid"]?.stringValue, !uid.isEmpty else {
@@ -74,7 +75,7 @@ public struct AdmissionReviewHandler: Sendable {
             outcome.body = Self.response(apiVersion: apiVersion, uid: uid, patch: nil, mutation: nil)
             return outcome
         }
-        guard let object = request["object"], object.objectValue != nil else {
+        guard let object = request["object"], object.isObject else {
             return .badRequest("request.object is missing: a CREATE review must carry the pod", uid: uid)
         }
         if let kind = object["kind"]?.stringValue, kind != "Pod" {

@@ -51,8 +51,8 @@ public struct MutationPolicy: Sendable {
     ///   - namespace: the namespace the pod is created in (the AdmissionRequest's, authoritative).
     ///   - base: where the pod sits in the document being patched (`/spec/template` for templates).
     ///   - isDaemonSetTemplate: a DaemonSet's template is exempt like its pods.
-    public func mutation(
-        for pod: JSON,
+    public func mutation<Node: JSONReadable>(
+        for pod: Node,
         namespace: String?,
         at base: JSONPointer = JSONPointer(),
         isDaemonSetTemplate: Bool = false
@@ -110,7 +110,7 @@ public struct MutationPolicy: Sendable {
         return mutation
     }
 
-    func exemption(_ view: PodView, namespace: String?, isDaemonSetTemplate: Bool) -> String? {
+    func exemption<Node>(_ view: PodView<Node>, namespace: String?, isDaemonSetTemplate: Bool) -> String? {
         let namespace = namespace ?? view.namespace ?? "default"
         if WebhookConfig.systemNamespaces.contains(namespace) || config.exemptNamespaces.contains(namespace) {
             return "namespace \(namespace) is exempt"
@@ -122,7 +122,7 @@ public struct MutationPolicy: Sendable {
         return nil
     }
 
-    func gpuResources(of view: PodView) throws(PodShapeError) -> [String] {
+    func gpuResources<Node>(of view: PodView<Node>) throws(PodShapeError) -> [String] {
         var found: [String] = []
         for name in try view.resourceNames() where !found.contains(name) {
             if config.gpuResources.contains(where: { $0.matches(name) }) { found.append(name) }

@@ -2,12 +2,12 @@ import BerthModel
 
 /// Turns "the pod must have X" into `add` operations: the whole structure when its parent is
 /// missing, an append (`/-`) when the list exists. It never replaces or removes what the pod has.
-struct PatchBuilder {
-    let view: PodView
+struct PatchBuilder<Node: JSONReadable> {
+    let view: PodView<Node>
     private(set) var operations: [JSONPatchOperation] = []
     private var pendingAnnotations: [(String, String)] = []
 
-    init(view: PodView) {
+    init(view: PodView<Node>) {
         self.view = view
     }
 
@@ -17,7 +17,7 @@ struct PatchBuilder {
     mutating func addTolerations(_ tolerations: [Toleration]) -> Bool {
         guard !tolerations.isEmpty else { return false }
         let path = spec.appending("tolerations")
-        if view.spec["tolerations"]?.arrayValue == nil {
+        if view.spec["tolerations"]?.arrayElements == nil {
             operations.append(.add(path, .array(tolerations.map(\.json))))
         } else {
             for toleration in tolerations {
@@ -72,11 +72,11 @@ struct PatchBuilder {
             let existing = try list(termObject["matchExpressions"], field: "\(termField()).matchExpressions") ?? []
             let fields = try list(termObject["matchFields"], field: "\(termField()).matchFields") ?? []
             if existing.isEmpty && fields.isEmpty { continue }
-            let present = existing.compactMap(LabelRequirement.init(json:))
+            let present = existing.compactMap { LabelRequirement(json: $0) }
             let missing = requirements.filter { !present.contains($0) }
             guard !missing.isEmpty else { continue }
             let termPath = path.appending(index).appending("matchExpressions")
-            if termObject["matchExpressions"]?.arrayValue == nil {
+            if termObject["matchExpressions"]?.arrayElements == nil {
                 operations.append(.add(termPath, expressions(missing)))
             } else {
                 for requirement in missing {
@@ -100,7 +100,7 @@ struct PatchBuilder {
             let map = JSON.object(JSONObject(pendingAnnotations.map { JSONObject.Member(key: $0.0, value: .string($0.1)) }))
             if view.metadata == nil {
                 all.append(.add(metadata, ["annotations": map]))
-            } else if view.metadata?["annotations"]?.objectValue == nil {
+            } else if !(view.metadata?["annotations"]?.isObject ?? false) {
                 all.append(.add(metadata.appending("annotations"), map))
             } else {
                 for (key, value) in pendingAnnotations {
@@ -111,19 +111,15 @@ struct PatchBuilder {
         return JSONPatch(all)
     }
 
-    private func object(_ json: JSON?, field: @autoclosure () -> String) throws(PodShapeError) -> JSONObject? {
-        switch json {
-        case nil, .null?: return nil
-        case let .object(object)?: return object
-        case let other?: throw PodShapeError(field: field(), message: "expected an object, found \(other.typeName)")
-        }
+    private func object(_ json: Node?, field: @autoclosure () -> String) throws(PodShapeError) -> Node? {
+        guard let json, !json.isNull else { return nil }
+        guard json.isObject else { throw PodShapeError(field: field(), message: "expected an object, found \(json.typeName)") }
+        return json
     }
 
-    private func list(_ json: JSON?, field: @autoclosure () -> String) throws(PodShapeError) -> [JSON]? {
-        switch json {
-        case nil, .null?: return nil
-        case let .array(elements)?: return elements
-        case let other?: throw PodShapeError(field: field(), message: "expected a list, found \(other.typeName)")
-        }
+    private func list(_ json: Node?, field: @autoclosure () -> String) throws(PodShapeError) -> [Node]? {
+        guard let json, !json.isNull else { return nil }
+        guard let elements = json.arrayElements else { throw PodShapeError(field: field(), message: "expected a list, found \(json.typeName)") }
+        return elements
     }
 }

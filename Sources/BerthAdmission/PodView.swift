@@ -2,10 +2,10 @@ import BerthModel
 
 /// The parts of a pod (or pod template) the policy reads, checked for shape on the way in so that
 /// a manifest with `containers: "x"` gets an error naming `spec.containers`, never a crash.
-struct PodView {
+struct PodView<Node: JSONReadable> {
     let base: JSONPointer
-    let metadata: JSONObject?
-    let spec: JSONObject
+    let metadata: Node?
+    let spec: Node
     let labels: [String: String]
     let annotations: [String: String]
     let ownerKinds: [String]
@@ -13,90 +13,87 @@ struct PodView {
     let nodeName: String?
     let tolerations: [Toleration]
 
-    init(_ pod: JSON, base: JSONPointer) throws(PodShapeError) {
+    init(_ pod: Node, base: JSONPointer) throws(PodShapeError) {
         self.base = base
         let prefix = base.tokens.joined(separator: ".")
         func field(_ name: String) -> String { prefix.isEmpty ? name : "\(prefix).\(name)" }
 
         switch pod["metadata"] {
-        case nil, .null?: metadata = nil
-        case let .object(object)?: metadata = object
-        case let other?: throw PodShapeError(field: field("metadata"), message: "expected an object, found \(other.typeName)")
+        case let value? where value.isObject: metadata = value
+        case let value? where !value.isNull: throw PodShapeError(field: field("metadata"), message: "expected an object, found \(value.typeName)")
+        default: metadata = nil
         }
         labels = try Self.stringMap(metadata?["labels"], field: field("metadata.labels"))
         annotations = try Self.stringMap(metadata?["annotations"], field: field("metadata.annotations"))
         namespace = metadata?["namespace"]?.stringValue
-        ownerKinds = (metadata?["ownerReferences"]?.arrayValue ?? []).compactMap { $0["kind"]?.stringValue }
+        ownerKinds = (metadata?["ownerReferences"]?.arrayElements ?? []).compactMap { $0["kind"]?.stringValue }
 
-        switch pod["spec"] {
-        case let .object(object)?: spec = object
-        case nil, .null?: throw PodShapeError(field: field("spec"), message: "is missing")
-        case let other?: throw PodShapeError(field: field("spec"), message: "expected an object, found \(other.typeName)")
-        }
+        guard let spec = pod["spec"], !spec.isNull else { throw PodShapeError(field: field("spec"), message: "is missing") }
+        guard spec.isObject else { throw PodShapeError(field: field("spec"), message: "expected an object, found \(spec.typeName)") }
+        self.spec = spec
         nodeName = spec["nodeName"]?.stringValue
-        switch spec["tolerations"] {
-        case nil, .null?: tolerations = []
-        case let .array(elements)?:
-            var parsed: [Toleration] = []
+        var parsed: [Toleration] = []
+        if let value = spec["tolerations"], !value.isNull {
+            guard let elements = value.arrayElements else {
+                throw PodShapeError(field: field("spec.tolerations"), message: "expected a list, found \(value.typeName)")
+            }
             for (index, element) in elements.enumerated() {
-                guard element.objectValue != nil else {
+                guard element.isObject else {
                     throw PodShapeError(field: field("spec.tolerations[\(index)]"), message: "expected an object, found \(element.typeName)")
                 }
                 parsed.append(Toleration(json: element))
             }
-            tolerations = parsed
-        case let other?: throw PodShapeError(field: field("spec.tolerations"), message: "expected a list, found \(other.typeName)")
         }
+        tolerations = parsed
     }
 
     var fieldPrefix: String { base.tokens.joined(separator: ".") }
 
     func field(_ name: String) -> String { fieldPrefix.isEmpty ? name : "\(fieldPrefix).\(name)" }
 
-    static func stringMap(_ json: JSON?, field: @autoclosure () -> String) throws(PodShapeError) -> [String: String] {
-        switch json {
-        case nil, .null?: return [:]
-        case let .object(object)?:
-            var map: [String: String] = [:]
-            for member in object {
-                guard let value = member.value.stringValue else {
-                    throw PodShapeError(field: "\(field()).\(member.key)", message: "expected a string, found \(member.value.typeName)")
-                }
-                map[member.key] = value
-            }
-            return map
-        case let other?:
-            throw PodShapeError(field: field(), message: "expected an object, found \(other.typeName)")
+    static func stringMap(_ json: Node?, field: @autoclosure () -> String) throws(PodShapeError) -> [String: String] {
+        guard let json, !json.isNull else { return [:] }
+        guard let members = json.objectMembers else {
+            throw PodShapeError(field: field(), message: "expected an object, found \(json.typeName)")
         }
+        var map: [String: String] = [:]
+        for member in members {
+            guard let value = member.value.stringValue else {
+                throw PodShapeError(field: "\(field()).\(member.key)", message: "expected a string, found \(member.value.typeName)")
+            }
+            map[member.key] = value
+        }
+        return map
     }
 
     /// Every resource name in any container's or init container's limits or requests.
     func resourceNames() throws(PodShapeError) -> [String] {
         var names: [String] = []
         for listName in ["containers", "initContainers"] {
-            let containers: [JSON]
-            switch spec[listName] {
-            case let .array(elements)?: containers = elements
-            case nil, .null?:
+            let containers: [Node]
+            if let value = spec[listName], !value.isNull {
+                guard let elements = value.arrayElements else {
+                    throw PodShapeError(field: field("spec.\(listName)"), message: "expected a list, found \(value.typeName)")
+                }
+                containers = elements
+            } else {
                 if listName == "containers" { throw PodShapeError(field: field("spec.containers"), message: "is missing") }
                 containers = []
-            case let other?: throw PodShapeError(field: field("spec.\(listName)"), message: "expected a list, found \(other.typeName)")
             }
             for (index, container) in containers.enumerated() {
                 // Built only for an error: string interpolation on every container cost microseconds.
                 func at() -> String { field("spec.\(listName)[\(index)]") }
-                guard container.objectValue != nil else { throw PodShapeError(field: at(), message: "expected an object, found \(container.typeName)") }
-                switch container["resources"] {
-                case nil, .null?: continue
-                case .object?: break
-                case let other?: throw PodShapeError(field: "\(at()).resources", message: "expected an object, found \(other.typeName)")
+                guard container.isObject else { throw PodShapeError(field: at(), message: "expected an object, found \(container.typeName)") }
+                guard let resources = container["resources"], !resources.isNull else { continue }
+                guard resources.isObject else {
+                    throw PodShapeError(field: "\(at()).resources", message: "expected an object, found \(resources.typeName)")
                 }
                 for part in ["limits", "requests"] {
-                    switch container["resources"]?[part] {
-                    case nil, .null?: continue
-                    case let .object(quantities)?: names.append(contentsOf: quantities.keys)
-                    case let other?: throw PodShapeError(field: "\(at()).resources.\(part)", message: "expected an object, found \(other.typeName)")
+                    guard let quantities = resources[part], !quantities.isNull else { continue }
+                    guard let members = quantities.objectMembers else {
+                        throw PodShapeError(field: "\(at()).resources.\(part)", message: "expected an object, found \(quantities.typeName)")
                     }
+                    names.append(contentsOf: members.map(\.key))
                 }
             }
         }
@@ -107,9 +104,9 @@ struct PodView {
     /// node-affinity term).
     func mentionsLabel(_ key: String) -> Bool {
         if spec["nodeSelector"]?[key] != nil { return true }
-        let terms = spec["affinity"]?["nodeAffinity"]?["requiredDuringSchedulingIgnoredDuringExecution"]?["nodeSelectorTerms"]?.arrayValue ?? []
+        let terms = spec["affinity"]?["nodeAffinity"]?["requiredDuringSchedulingIgnoredDuringExecution"]?["nodeSelectorTerms"]?.arrayElements ?? []
         return terms.contains { term in
-            (term["matchExpressions"]?.arrayValue ?? []).contains { $0["key"]?.stringValue == key }
+            (term["matchExpressions"]?.arrayElements ?? []).contains { $0["key"]?.stringValue == key }
         }
     }
 }

@@ -85,7 +85,13 @@ public indirect enum JSONSelection: Sendable {
     }
 }
 
-private struct Reader {
+/// 1 for the bytes that end a run of plain string content: quote, backslash, control
+/// characters, and the first byte of any non-ASCII sequence.
+let stringStopBytes: [UInt8] = (0..<256).map { byte in
+    byte == 0x22 || byte == 0x5C || byte < 0x20 || byte >= 0x80 ? 1 : 0
+}
+
+struct Reader {
     let buffer: UnsafeBufferPointer<UInt8>
     var index = 0
 
@@ -106,12 +112,18 @@ private struct Reader {
 
     @inline(__always)
     mutating func skipWhitespace() {
-        while index < buffer.count {
-            switch buffer[index] {
-            case 0x20, 0x0A, 0x0D, 0x09: index += 1
-            default: return
+        // Locals, not `self.index`: the loop then stays in registers.
+        var i = index
+        let bytes = buffer
+        while i < bytes.count {
+            switch bytes[i] {
+            case 0x20, 0x0A, 0x0D, 0x09: i += 1
+            default:
+                index = i
+                return
             }
         }
+        index = i
     }
 
     mutating func parseValue(depth: Int, selection: JSONSelection = .all) throws(JSONError) -> JSON {
@@ -308,7 +320,15 @@ private struct Reader {
         index += 1
         var hasEscape = false
         var ascii = true
-        while index < buffer.count {
+        let bytes = buffer
+        while index < bytes.count {
+            // The common run of plain bytes, scanned with locals and a class table only.
+            var i = index
+            stringStopBytes.withUnsafeBufferPointer { stops in
+                while i < bytes.count, stops[Int(bytes[i])] == 0 { i += 1 }
+            }
+            index = i
+            guard index < bytes.count else { break }
             let byte = buffer[index]
             if byte == UInt8(ascii: "\"") {
                 index += 1
@@ -345,6 +365,13 @@ private struct Reader {
 
     mutating func parseNumber() throws(JSONError) -> String {
         let start = index
+        try scanNumber()
+        return String(decoding: UnsafeBufferPointer(rebasing: buffer[start..<index]), as: UTF8.self)
+    }
+
+    /// Moves past a number, checking the RFC 8259 grammar.
+    mutating func scanNumber() throws(JSONError) {
+        let start = index
         if buffer[index] == UInt8(ascii: "-") { index += 1 }
         guard index < buffer.count, isDigit(buffer[index]) else { throw error("invalid number", at: start) }
         if buffer[index] == UInt8(ascii: "0") {
@@ -363,7 +390,6 @@ private struct Reader {
             guard index < buffer.count, isDigit(buffer[index]) else { throw error("invalid number: digits must follow the exponent", at: start) }
             while index < buffer.count, isDigit(buffer[index]) { index += 1 }
         }
-        return String(decoding: UnsafeBufferPointer(rebasing: buffer[start..<index]), as: UTF8.self)
     }
 
     @inline(__always)

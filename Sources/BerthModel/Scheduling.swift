@@ -38,7 +38,7 @@ public struct Toleration: Sendable, Equatable {
     }
 
     /// Reads a toleration as the API holds it; absent fields are empty, as in Go.
-    public init(json: JSON) {
+    public init<Node: JSONReadable>(json: Node) {
         self.key = json["key"]?.stringValue ?? ""
         self.operator = json["operator"]?.stringValue ?? ""
         self.value = json["value"]?.stringValue ?? ""
@@ -118,14 +118,14 @@ public struct LabelRequirement: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Reads a requirement as found in a pod; `nil` when it is not well formed.
-    public init?(json: JSON) {
+    public init?<Node: JSONReadable>(json: Node) {
         guard let key = json["key"]?.stringValue,
             let operatorName = json["operator"]?.stringValue,
             let op = Operator(rawValue: operatorName)
         else { return nil }
         self.key = key
         self.operator = op
-        self.values = json["values"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        self.values = json["values"]?.arrayElements?.compactMap(\.stringValue) ?? []
     }
 
     public var description: String {

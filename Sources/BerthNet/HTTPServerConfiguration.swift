@@ -1,3 +1,4 @@
+import CBerthLinux
 import Glibc
 
 public struct HTTPServerConfiguration: Sendable {
@@ -25,7 +26,12 @@ public struct HTTPServerConfiguration: Sendable {
         self.port = port
     }
 
-    public static var coreCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+    /// The CPUs this process may use (its affinity mask: taskset, cgroup cpusets), falling back
+    /// to the online count; one event loop per CPU.
+    public static var coreCount: Int {
+        let allowed = Int(berth_allowed_cpu_count())
+        return max(1, allowed > 0 ? allowed : Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
 
     var parserLimits: HTTPParserLimits {
         HTTPParserLimits(maxHeaderBytes: maxHeaderBytes, maxHeaderCount: maxHeaderCount, maxBodyBytes: maxBodyBytes)

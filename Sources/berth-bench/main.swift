@@ -36,25 +36,14 @@ func benchMutate(root: URL) throws {
     var sink = 0
     let selection = policy.podSelection
     let podMicros = measure {
-        guard let parsed = try? JSONParser.parse(podBytes, selecting: selection), let mutation = try? policy.mutation(for: parsed, namespace: "jhub") else { return }
+        guard let tape = try? JSONTape(parsing: podBytes, selecting: selection),
+            let mutation = try? policy.mutation(for: tape.root, namespace: "jhub")
+        else { return }
         sink &+= mutation.patch.serialized().count
     }
     let reviewMicros = measure {
         sink &+= handler.handle(body: reviewBytes).body.count
     }
-    let parseMicros = measure { if let parsed = try? JSONParser.parse(podBytes, selecting: selection) { sink &+= parsed.objectValue?.count ?? 0 } }
-    let parsedPod = try JSONParser.parse(podBytes, selecting: selection)
-    let policyMicros = measure { if let m = try? policy.mutation(for: parsedPod, namespace: "jhub") { sink &+= m.patch.operations.count } }
-    let mutation = try policy.mutation(for: parsedPod, namespace: "jhub")
-    let serializeMicros = measure { sink &+= mutation.patch.serialized().count }
-    let patchJSON = mutation.patch.json
-    let writeOnlyMicros = measure { sink &+= JSONWriter.bytes(patchJSON).count }
-    let buildOnlyMicros = measure { if case let .array(a) = mutation.patch.json { sink &+= a.count } }
-    let pointerMicros = measure { for op in mutation.patch.operations { sink &+= op.path.description.utf8.count } }
-    print(String(format: "  serialization: write %.2f, build json %.2f, pointers %.2f", writeOnlyMicros, buildOnlyMicros, pointerMicros))
-    let fullParseMicros = measure { if let parsed = try? JSONParser.parse(podBytes) { sink &+= parsed.objectValue?.count ?? 0 } }
-    let skipOnlyMicros = measure { if let parsed = try? JSONParser.parse(podBytes, selecting: .members([])) { sink &+= parsed.objectValue?.count ?? 0 } }
-    print(String(format: "  breakdown: selective parse %.2f µs (full parse %.2f, skip-everything %.2f), policy %.2f µs, patch serialization %.2f µs", parseMicros, fullParseMicros, skipOnlyMicros, policyMicros, serializeMicros))
     let reviewData = Data(reviewBytes)
     let foundationMicros = measure {
         if let object = try? JSONSerialization.jsonObject(with: reviewData) as? NSDictionary { sink &+= object.count }
@@ -77,11 +66,6 @@ let root = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
 do {
     switch arguments.first {
     case "mutate": try benchMutate(root: root)
-    case "show-selection":
-        let bytes = Array(try Data(contentsOf: root.appendingPathComponent("Tests/Fixtures/admission/z2jh-gpu-notebook.review.json")))
-        let policy = MutationPolicy()
-        let sel = JSONSelection.members(["apiVersion": .all, "kind": .all, "request": .members(["uid": .all, "kind": .all, "resource": .all, "subResource": .all, "operation": .all, "namespace": .all, "object": policy.podSelection])])
-        print(JSONWriter.string(try JSONParser.parse(bytes, selecting: sel)))
     case "profile-review":
         let bytes = Array(try Data(contentsOf: root.appendingPathComponent("Tests/Fixtures/admission/z2jh-gpu-notebook.review.json")))
         let handler = AdmissionReviewHandler(policy: MutationPolicy())
@@ -93,9 +77,10 @@ do {
         let review = try JSONParser.parse(Array(try Data(contentsOf: root.appendingPathComponent("Tests/Fixtures/admission/z2jh-gpu-notebook.review.json"))))
         let podBytes = JSONWriter.bytes(review["request"]?["object"] ?? .null)
         let policy = MutationPolicy()
+        let selection = policy.podSelection
         var total = 0
         for _ in 0..<50000 {
-            if let pod = try? JSONParser.parse(podBytes, selecting: policy.podSelection), let m = try? policy.mutation(for: pod, namespace: "jhub") { total &+= m.patch.serialized().count }
+            if let tape = try? JSONTape(parsing: podBytes, selecting: selection), let m = try? policy.mutation(for: tape.root, namespace: "jhub") { total &+= m.patch.serialized().count }
         }
         print(total)
     default:

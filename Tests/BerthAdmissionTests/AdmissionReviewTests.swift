@@ -94,3 +94,18 @@ import Testing
         }
     }
 }
+
+/// The webhook reads pods from a `JSONTape` with a selection; `berth mutate` from `JSON` trees.
+/// Both must give the same patch for every fixture.
+@Suite struct TapeAndTreeAgreeTests {
+    @Test(arguments: Fixtures.manifestNames)
+    func samePatchFromTheWebhooksReader(name: String) throws {
+        let policy = MutationPolicy()
+        for document in try Fixtures.documents(name) where document["kind"] == "Pod" {
+            let tree = try policy.mutation(for: document, namespace: "ml")
+            let tape = try JSONTape(parsing: JSONWriter.bytes(document), selecting: policy.podSelection)
+            let fromTape = try policy.mutation(for: tape.root, namespace: "ml")
+            #expect(fromTape == tree, "\(name)")
+        }
+    }
+}

@@ -159,3 +159,49 @@ enum Fixtures {
         #expect(throws: JSONError.self) { _ = try JSONParser.parse(Array(deep.utf8), selecting: selection) }
     }
 }
+
+@Suite struct JSONTapeTests {
+    @Test func readsEveryUpstreamFixtureLikeTheTreeParser() throws {
+        for name in try Fixtures.kubernetesAPIFiles() where name.hasSuffix(".json") {
+            let bytes = Array(try Data(contentsOf: Fixtures.kubernetesAPI.appendingPathComponent(name)))
+            let tree = try JSONParser.parse(bytes)
+            let tape = try JSONTape(parsing: bytes)
+            #expect(tape.root.json == tree, "\(name)")
+            #expect(JSONWriter.bytes(tape.root.json) == JSONWriter.bytes(tree), "\(name): order and literals")
+        }
+    }
+
+    @Test func selectionAndCursorReads() throws {
+        let text = #"{"skip":[1,{"x":2}],"a\/b":"esc","n":-1.5e3,"t":true,"z":null,"list":[{"k":"v","other":1},"s"],"o":{"k":"v"}}"#
+        let selection = JSONSelection.members(["a/b": .all, "n": .all, "t": .all, "z": .all, "list": .elements(.members(["k": .all])), "o": .all])
+        let root = try JSONTape(parsing: Array(text.utf8), selecting: selection).root
+        #expect(root["skip"] == nil)
+        #expect(root["a/b"]?.stringValue == "esc")
+        #expect(root["n"]?.json == .number("-1.5e3"))
+        #expect(root["t"]?.boolValue == true)
+        #expect(root["z"]?.isNull == true)
+        #expect(root["list"]?.arrayElements?.count == 2)
+        #expect(root["list"]?.arrayElements?.first?["other"] == nil)
+        #expect(root["list"]?[0]?["k"]?.stringValue == "v")
+        #expect(root["o"]?.objectMembers?.map(\.key) == ["k"])
+        #expect(root["o"]?["k"]?.stringValue == "v")
+        #expect(root.typeName == "an object")
+        #expect(JSONWriter.string(try JSONParser.parse(Array(text.utf8), selecting: selection)) == JSONWriter.string(root.json))
+    }
+
+    @Test(arguments: [
+        "", "{", "[1,]", #"{"a" 1}"#, "01", "tru", #""\x""#, "\"a\nb\"", "{} {}", #"{"skip":{"deep":[1,}}"#, #"{"a":"\ud800"}"#,
+    ])
+    func rejectsWhatTheTreeParserRejects(text: String) {
+        #expect(throws: JSONError.self) { _ = try JSONTape(parsing: Array(text.utf8)) }
+        #expect(throws: JSONError.self) { _ = try JSONTape(parsing: Array(text.utf8), selecting: .members(["a": .all])) }
+    }
+
+    @Test func boundsNesting() {
+        #expect(throws: JSONError.self) { _ = try JSONTape(parsing: Array(String(repeating: "[", count: 100_000).utf8)) }
+    }
+}
+
+extension JSONCursor {
+    subscript(index: Int) -> JSONCursor? { arrayElements.flatMap { $0.indices.contains(index) ? $0[index] : nil } }
+}

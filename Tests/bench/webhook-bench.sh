@@ -7,7 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-32}"
-THREADS="${THREADS:-2}"
+# With two or more CPUs the servers run on CPU 0 and wrk on CPU 1 (PIN=0 to share all CPUs):
+# otherwise the load generator steals the server's CPU and p99 measures the scheduler.
+PIN="${PIN:-$(( $(nproc) >= 2 ? 1 : 0 ))}"
+if [[ "$PIN" == 1 ]]; then
+  SERVER_CPU=(taskset -c 0); CLIENT_CPU=(taskset -c 1); WORKERS=1; THREADS="${THREADS:-1}"
+else
+  SERVER_CPU=(); CLIENT_CPU=(); WORKERS=auto; THREADS="${THREADS:-2}"
+fi
 NGINX_PORT="${NGINX_PORT:-18443}"
 BERTH_PORT="${BERTH_PORT:-19443}"
 for tool in wrk nginx openssl curl; do
@@ -31,14 +38,14 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -su
   -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
 
 # nginx answers what Berth answers for this review, as a fixed string.
-"$BERTH" serve --tls-cert-file "$work/tls.crt" --tls-private-key-file "$work/tls.key" --bind-address 127.0.0.1 \
+"${SERVER_CPU[@]}" "$BERTH" serve --tls-cert-file "$work/tls.crt" --tls-private-key-file "$work/tls.key" --bind-address 127.0.0.1 \
   --port "$BERTH_PORT" --metrics-port 0 --log-level warning & berth_pid=$!
 for _ in $(seq 100); do curl -sfk "https://127.0.0.1:$BERTH_PORT/readyz" >/dev/null && break; sleep 0.1; done
 answer="$(curl -sSk -H 'Content-Type: application/json' --data-binary @"$REVIEW" "https://127.0.0.1:$BERTH_PORT/mutate")"
 escaped="${answer//\\/\\\\}"; escaped="${escaped//\'/\\\'}"
 mkdir -p "$work/nginx"
 cat > "$work/nginx.conf" <<NGINX
-worker_processes auto;
+worker_processes $WORKERS;
 pid $work/nginx.pid;
 error_log $work/nginx/error.log warn;
 events { worker_connections 4096; }
@@ -58,12 +65,12 @@ http {
   }
 }
 NGINX
-nginx -c "$work/nginx.conf" -e "$work/nginx/error.log" 2>/dev/null || nginx -c "$work/nginx.conf"
+"${SERVER_CPU[@]}" nginx -c "$work/nginx.conf" -e "$work/nginx/error.log" 2>/dev/null || "${SERVER_CPU[@]}" nginx -c "$work/nginx.conf"
 for _ in $(seq 100); do curl -sfk -X POST -d x "https://127.0.0.1:$NGINX_PORT/mutate" >/dev/null && break; sleep 0.1; done
 
 run_wrk() {  # name port -> "req/s p50 p99"
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s Tests/bench/review.lua "https://127.0.0.1:$2" >/dev/null  # warm-up
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s Tests/bench/review.lua "https://127.0.0.1:$2" > "$work/$1.txt"
+  "${CLIENT_CPU[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s Tests/bench/review.lua "https://127.0.0.1:$2" >/dev/null  # warm-up
+  "${CLIENT_CPU[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s Tests/bench/review.lua "https://127.0.0.1:$2" > "$work/$1.txt"
   local rps p50 p99 errors
   rps=$(awk '/^Requests\/sec:/ {print $2}' "$work/$1.txt")
   p50=$(awk '$1 == "50%" {print $2}' "$work/$1.txt")
@@ -76,7 +83,9 @@ read -r nginx_rps nginx_p50 nginx_p99 nginx_errors < <(run_wrk nginx "$NGINX_POR
 read -r berth_rps berth_p50 berth_p99 berth_errors < <(run_wrk berth "$BERTH_PORT")
 ratio=$(awk -v b="$berth_rps" -v n="$nginx_rps" 'BEGIN { printf "%.2f", b / n }')
 
-echo "bench-webhook: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, keep-alive, POST $(wc -c < "$REVIEW") B z2jh AdmissionReview over TLS ($(nproc) cores, $(date -u +%F))"
+placement="servers and wrk share $(nproc) CPUs"
+[[ "$PIN" == 1 ]] && placement="server pinned to CPU 0 (nginx: 1 worker, berth: 1 event loop), wrk to CPU 1"
+echo "bench-webhook: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, keep-alive, POST $(wc -c < "$REVIEW") B z2jh AdmissionReview over TLS; $placement ($(date -u +%F))"
 printf "  %-34s %10s req/s   p50 %-9s p99 %-9s errors: %s\n" "nginx (fixed answer, the ceiling)" "$nginx_rps" "$nginx_p50" "$nginx_p99" "$nginx_errors"
 printf "  %-34s %10s req/s   p50 %-9s p99 %-9s errors: %s\n" "berth serve (the real policy)" "$berth_rps" "$berth_p50" "$berth_p99" "$berth_errors"
 echo "  ratio berth / nginx = $ratio   (goal >= 0.5, p99 <= 2 ms)"

@@ -1,0 +1,294 @@
+/// A parsed document as one flat array of fixed-size nodes over the original bytes: no node
+/// allocates, strings stay bytes until someone asks for them, and freeing the document frees two
+/// arrays. This is what the webhook reads AdmissionReviews into: a tree of `JSON` values cost
+/// more to build and destroy (one allocation and a chain of releases per node) than the whole
+/// policy. Read it through `JSONCursor`, which offers the same reading API as `JSON`.
+public final class JSONTape: Sendable {
+    public enum Kind: UInt8, Sendable {
+        case null, bool, number, string, array, object
+    }
+
+    struct Node: Sendable {
+        var kind: Kind
+        /// Strings: holds a backslash escape. Booleans: the value.
+        var flag: Bool
+        /// Strings: the bytes between the quotes; numbers: the literal; containers: from the
+        /// opening bracket to after the closing one.
+        var start: Int32
+        var end: Int32
+        /// The index after this node's subtree (its next sibling).
+        var next: Int32
+    }
+
+    let bytes: [UInt8]
+    let nodes: [Node]
+
+    /// Parses `bytes` keeping only what `selection` names (the rest is checked and skipped, as
+    /// `JSONParser.parse(_:selecting:)` does). Documents over 2 GiB are refused.
+    public init(parsing bytes: [UInt8], selecting selection: JSONSelection = .all) throws(JSONError) {
+        guard bytes.count < Int(Int32.max) else {
+            throw JSONError(message: "document too large", offset: 0, line: 1, column: 1)
+        }
+        var nodes: [Node] = []
+        nodes.reserveCapacity(64)
+        try bytes.withUnsafeBufferPointer { buffer throws(JSONError) in
+            var reader = Reader(buffer: buffer)
+            reader.skipWhitespace()
+            try reader.tapeValue(depth: 0, selection: selection, into: &nodes)
+            reader.skipWhitespace()
+            if reader.index < buffer.count { throw reader.error("unexpected data after the JSON value") }
+        }
+        self.bytes = bytes
+        self.nodes = nodes
+    }
+
+    public var root: JSONCursor { JSONCursor(tape: self, index: 0) }
+}
+
+extension Reader {
+    mutating func tapeValue(depth: Int, selection: JSONSelection, into nodes: inout [JSONTape.Node]) throws(JSONError) {
+        guard index < buffer.count else { throw error("unexpected end of input, expected a value") }
+        let start = index
+        switch buffer[index] {
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            let isObject = buffer[index] == UInt8(ascii: "{")
+            let close = isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            guard depth + 1 <= JSONParser.maximumDepth else { throw error("nesting deeper than \(JSONParser.maximumDepth) levels") }
+            let slot = nodes.count
+            nodes.append(JSONTape.Node(kind: isObject ? .object : .array, flag: false, start: Int32(start), end: 0, next: 0))
+            index += 1
+            skipWhitespace()
+            if index < buffer.count, buffer[index] == close {
+                index += 1
+            } else {
+                while true {
+                    skipWhitespace()
+                    var childSelection = selection
+                    if isObject {
+                        guard index < buffer.count, buffer[index] == UInt8(ascii: "\"") else {
+                            throw error(index < buffer.count ? "expected a quoted member name" : "unexpected end of input in an object")
+                        }
+                        let keyStart = index
+                        let hasEscape = try skipString()
+                        let keyNode = JSONTape.Node(
+                            kind: .string, flag: hasEscape, start: Int32(keyStart + 1), end: Int32(index - 1), next: Int32(nodes.count + 1))
+                        var wanted = true
+                        switch selection {
+                        case let .members(members):
+                            let match = try member(named: keyStart, hasEscape: hasEscape, in: members)
+                            wanted = match != nil
+                            childSelection = match?.selection ?? .all
+                        default:
+                            childSelection = .all
+                        }
+                        skipWhitespace()
+                        guard index < buffer.count, buffer[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
+                        index += 1
+                        skipWhitespace()
+                        if wanted {
+                            nodes.append(keyNode)
+                            try tapeValue(depth: depth + 1, selection: childSelection, into: &nodes)
+                        } else {
+                            try skipValue(depth: depth + 1)
+                        }
+                    } else {
+                        if case let .elements(element) = selection { childSelection = element } else { childSelection = .all }
+                        try tapeValue(depth: depth + 1, selection: childSelection, into: &nodes)
+                    }
+                    skipWhitespace()
+                    guard index < buffer.count else { throw error(isObject ? "unexpected end of input in an object" : "unexpected end of input in a list") }
+                    if buffer[index] == UInt8(ascii: ",") {
+                        index += 1
+                    } else if buffer[index] == close {
+                        index += 1
+                        break
+                    } else {
+                        throw error(isObject
+                            ? "expected ',' or '}' in an object, found \(describe(buffer[index]))"
+                            : "expected ',' or ']' in a list, found \(describe(buffer[index]))")
+                    }
+                }
+            }
+            nodes[slot].end = Int32(index)
+            nodes[slot].next = Int32(nodes.count)
+        case UInt8(ascii: "\""):
+            let hasEscape = try skipString()
+            nodes.append(JSONTape.Node(kind: .string, flag: hasEscape, start: Int32(start + 1), end: Int32(index - 1), next: Int32(nodes.count + 1)))
+        case UInt8(ascii: "t"):
+            try expectLiteral("true")
+            nodes.append(JSONTape.Node(kind: .bool, flag: true, start: Int32(start), end: Int32(index), next: Int32(nodes.count + 1)))
+        case UInt8(ascii: "f"):
+            try expectLiteral("false")
+            nodes.append(JSONTape.Node(kind: .bool, flag: false, start: Int32(start), end: Int32(index), next: Int32(nodes.count + 1)))
+        case UInt8(ascii: "n"):
+            try expectLiteral("null")
+            nodes.append(JSONTape.Node(kind: .null, flag: false, start: Int32(start), end: Int32(index), next: Int32(nodes.count + 1)))
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            try scanNumber()
+            nodes.append(JSONTape.Node(kind: .number, flag: false, start: Int32(start), end: Int32(index), next: Int32(nodes.count + 1)))
+        default:
+            throw error("unexpected character \(describe(buffer[index])), expected a value")
+        }
+    }
+
+    /// The selected member whose name is the string at `keyStart`, if any.
+    func member(named keyStart: Int, hasEscape: Bool, in members: [JSONSelection.SelectedMember]) throws(JSONError) -> JSONSelection.SelectedMember? {
+        if hasEscape {
+            var probe = Reader(buffer: buffer)
+            probe.index = keyStart
+            let key = try probe.parseString()
+            return members.first { $0.key == key }
+        }
+        let start = keyStart + 1
+        let length = index - 1 - start
+        for member in members where member.keyBytes.count == length {
+            if member.keyBytes.withUnsafeBufferPointer({ bytesEqual($0, buffer, at: start) }) { return member }
+        }
+        return nil
+    }
+}
+
+/// A position in a `JSONTape`: reads like `JSON` (see `JSONReadable`).
+public struct JSONCursor: Sendable {
+    let tape: JSONTape
+    let index: Int
+
+    var node: JSONTape.Node { tape.nodes[index] }
+
+    public var kind: JSONTape.Kind { node.kind }
+
+    /// The member named `key` of an object; nil when absent or not an object.
+    public subscript(key: String) -> JSONCursor? {
+        let container = node
+        guard container.kind == .object else { return nil }
+        var child = index + 1
+        let end = Int(container.next)
+        while child < end {
+            if keyEquals(tape.nodes[child], key) { return JSONCursor(tape: tape, index: child + 1) }
+            child = Int(tape.nodes[child + 1].next)
+        }
+        return nil
+    }
+
+    private func keyEquals(_ keyNode: JSONTape.Node, _ key: String) -> Bool {
+        if keyNode.flag { return Self.decode(tape, keyNode) == key }
+        let start = Int(keyNode.start)
+        let length = Int(keyNode.end) - start
+        var key = key
+        return key.withUTF8 { wanted in
+            guard wanted.count == length else { return false }
+            return tape.bytes.withUnsafeBufferPointer { bytes in bytesEqual(wanted, bytes, at: start) }
+        }
+    }
+
+    static func decode(_ tape: JSONTape, _ node: JSONTape.Node) -> String {
+        tape.bytes.withUnsafeBufferPointer { bytes in
+            if !node.flag {
+                return String(decoding: UnsafeBufferPointer(rebasing: bytes[Int(node.start)..<Int(node.end)]), as: UTF8.self)
+            }
+            // Escapes: the parser already validated this string; decode it again.
+            var reader = Reader(buffer: bytes)
+            reader.index = Int(node.start) - 1
+            return (try? reader.parseString()) ?? ""
+        }
+    }
+
+    public var stringValue: String? {
+        let node = self.node
+        guard node.kind == .string else { return nil }
+        return Self.decode(tape, node)
+    }
+
+    public var boolValue: Bool? {
+        let node = self.node
+        return node.kind == .bool ? node.flag : nil
+    }
+
+    public var isNull: Bool { node.kind == .null }
+    public var isObject: Bool { node.kind == .object }
+
+    public var arrayElements: [JSONCursor]? {
+        let container = node
+        guard container.kind == .array else { return nil }
+        var elements: [JSONCursor] = []
+        var child = index + 1
+        while child < Int(container.next) {
+            elements.append(JSONCursor(tape: tape, index: child))
+            child = Int(tape.nodes[child].next)
+        }
+        return elements
+    }
+
+    public var objectMembers: [(key: String, value: JSONCursor)]? {
+        let container = node
+        guard container.kind == .object else { return nil }
+        var members: [(key: String, value: JSONCursor)] = []
+        var child = index + 1
+        while child < Int(container.next) {
+            members.append((Self.decode(tape, tape.nodes[child]), JSONCursor(tape: tape, index: child + 1)))
+            child = Int(tape.nodes[child + 1].next)
+        }
+        return members
+    }
+
+    public var typeName: String {
+        switch node.kind {
+        case .null: "null"
+        case .bool: "a boolean"
+        case .number: "a number"
+        case .string: "a string"
+        case .array: "a list"
+        case .object: "an object"
+        }
+    }
+
+    /// The value as a `JSON` tree (tests, diagnostics; not the hot path).
+    public var json: JSON {
+        let node = self.node
+        switch node.kind {
+        case .null: return .null
+        case .bool: return .bool(node.flag)
+        case .number:
+            return .number(tape.bytes.withUnsafeBufferPointer {
+                String(decoding: UnsafeBufferPointer(rebasing: $0[Int(node.start)..<Int(node.end)]), as: UTF8.self)
+            })
+        case .string: return .string(Self.decode(tape, node))
+        case .array: return .array((arrayElements ?? []).map(\.json))
+        case .object: return .object(JSONObject((objectMembers ?? []).map { JSONObject.Member(key: $0.key, value: $0.value.json) }))
+        }
+    }
+}
+
+/// What the policy needs to read a pod, satisfied by both `JSON` (manifests, `berth mutate`)
+/// and `JSONCursor` (AdmissionReviews on the webhook's hot path), so there is one policy.
+public protocol JSONReadable {
+    subscript(key: String) -> Self? { get }
+    var stringValue: String? { get }
+    var arrayElements: [Self]? { get }
+    var objectMembers: [(key: String, value: Self)]? { get }
+    var isNull: Bool { get }
+    var isObject: Bool { get }
+    var typeName: String { get }
+}
+
+extension JSONCursor: JSONReadable {}
+
+extension JSON: JSONReadable {
+    public var arrayElements: [JSON]? { arrayValue }
+    public var objectMembers: [(key: String, value: JSON)]? { objectValue?.members.map { ($0.key, $0.value) } }
+    public var isObject: Bool { objectValue != nil }
+}
+
+/// Whether `buffer[offset..<offset + wanted.count]` holds exactly `wanted` (the caller checked
+/// the length). A plain loop: the generic `elementsEqual` over string views cost more than the
+/// whole lookup should.
+@inline(__always)
+func bytesEqual(_ wanted: UnsafeBufferPointer<UInt8>, _ buffer: UnsafeBufferPointer<UInt8>, at offset: Int) -> Bool {
+    guard offset >= 0, offset + wanted.count <= buffer.count else { return false }
+    var i = 0
+    while i < wanted.count {
+        if wanted[i] != buffer[offset + i] { return false }
+        i += 1
+    }
+    return true
+}
