@@ -55,7 +55,7 @@ let package = Package(
         ),
         // Throughput harness for BerthNet (wrk target); not a product.
         .executableTarget(name: "berthnet-bench", dependencies: ["BerthNet", .product(name: "Logging", package: "swift-log")], swiftSettings: settings),
-        .testTarget(name: "BerthNetTests", dependencies: ["BerthNet"], swiftSettings: settings),
+        .testTarget(name: "BerthNetTests", dependencies: ["BerthNet", "BerthTestSupport"], swiftSettings: settings),
         // HTTP meets admission: /mutate, health, Prometheus metrics, the webhook server wiring.
         .target(
             name: "BerthWebhook",

@@ -1,7 +1,7 @@
 import BerthModel
 
 extension MutationPolicy {
-    /// The parts of a pod the policy reads, for `JSONParser.parse(_:selecting:)`: labels the
+    /// The parts of a pod the policy reads, for `JSONTape(parsing:selecting:)`: labels the
     /// notebook selectors name, the annotations Berth knows, tolerations, node selection and
     /// container resources. Everything else (env, volumes, managedFields, a 100 KB
     /// last-applied-configuration) is checked and skipped, never built.

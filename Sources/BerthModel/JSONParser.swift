@@ -22,17 +22,10 @@ public enum JSONParser {
         try parse(Array(text.utf8))
     }
 
-    /// Parses only the parts `selection` names; the rest is checked for well-formedness and
-    /// skipped without building anything. The webhook reads a dozen fields of a pod whose JSON
-    /// holds hundreds (env, volumes, managedFields, last-applied annotations...).
-    public static func parse(_ bytes: [UInt8], selecting selection: JSONSelection) throws(JSONError) -> JSON {
-        try bytes.withUnsafeBufferPointer { buffer throws(JSONError) in try parse(buffer, selecting: selection) }
-    }
-
-    public static func parse(_ buffer: UnsafeBufferPointer<UInt8>, selecting selection: JSONSelection = .all) throws(JSONError) -> JSON {
+    public static func parse(_ buffer: UnsafeBufferPointer<UInt8>) throws(JSONError) -> JSON {
         var reader = Reader(buffer: buffer)
         reader.skipWhitespace()
-        let value = try reader.parseValue(depth: 0, selection: selection)
+        let value = try reader.parseValue(depth: 0)
         reader.skipWhitespace()
         if reader.index < buffer.count {
             throw reader.error("unexpected data after the JSON value")
@@ -41,7 +34,7 @@ public enum JSONParser {
     }
 }
 
-/// Which parts of a document to build. Members an object selection does not list are skipped;
+/// Which parts of a document `JSONTape` keeps. Members an object selection does not list are skipped;
 /// a selection that does not fit the value found (members of a string, say) builds it whole, so
 /// the reader of the result can still say what type it found.
 public indirect enum JSONSelection: Sendable {
@@ -126,15 +119,11 @@ struct Reader {
         index = i
     }
 
-    mutating func parseValue(depth: Int, selection: JSONSelection = .all) throws(JSONError) -> JSON {
+    mutating func parseValue(depth: Int) throws(JSONError) -> JSON {
         guard index < buffer.count else { throw error("unexpected end of input, expected a value") }
         switch buffer[index] {
-        case UInt8(ascii: "{"):
-            if case let .members(wanted) = selection { return try parseSelectedObject(depth: depth + 1, wanted: wanted) }
-            return try parseObject(depth: depth + 1)
-        case UInt8(ascii: "["):
-            if case let .elements(element) = selection { return try parseArray(depth: depth + 1, element: element) }
-            return try parseArray(depth: depth + 1)
+        case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
+        case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
         case UInt8(ascii: "\""): return .string(try parseString())
         case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
         case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
@@ -195,7 +184,7 @@ struct Reader {
         }
     }
 
-    mutating func parseArray(depth: Int, element: JSONSelection = .all) throws(JSONError) -> JSON {
+    mutating func parseArray(depth: Int) throws(JSONError) -> JSON {
         guard depth <= JSONParser.maximumDepth else { throw error("nesting deeper than \(JSONParser.maximumDepth) levels") }
         index += 1  // [
         var elements: [JSON] = []
@@ -206,7 +195,7 @@ struct Reader {
         }
         while true {
             skipWhitespace()
-            elements.append(try parseValue(depth: depth, selection: element))
+            elements.append(try parseValue(depth: depth))
             skipWhitespace()
             guard index < buffer.count else { throw error("unexpected end of input in a list") }
             switch buffer[index] {
@@ -215,56 +204,6 @@ struct Reader {
                 index += 1
                 return .array(elements)
             default: throw error("expected ',' or ']' in a list, found \(describe(buffer[index]))")
-            }
-        }
-    }
-
-    mutating func parseSelectedObject(depth: Int, wanted: [JSONSelection.SelectedMember]) throws(JSONError) -> JSON {
-        guard depth <= JSONParser.maximumDepth else { throw error("nesting deeper than \(JSONParser.maximumDepth) levels") }
-        index += 1  // {
-        var members: [JSONObject.Member] = []
-        members.reserveCapacity(wanted.count)
-        skipWhitespace()
-        if index < buffer.count, buffer[index] == UInt8(ascii: "}") {
-            index += 1
-            return .object(JSONObject(members))
-        }
-        while true {
-            skipWhitespace()
-            guard index < buffer.count, buffer[index] == UInt8(ascii: "\"") else {
-                throw error(index < buffer.count ? "expected a quoted member name" : "unexpected end of input in an object")
-            }
-            let keyStart = index
-            let hasEscape = try skipString()
-            let raw = UnsafeBufferPointer(rebasing: buffer[(keyStart + 1)..<(index - 1)])
-            var match: JSONSelection.SelectedMember?
-            if hasEscape {
-                var probe = Reader(buffer: buffer)
-                probe.index = keyStart
-                let key = try probe.parseString()
-                match = wanted.first { $0.key == key }
-            } else {
-                match = wanted.first { $0.keyBytes.count == raw.count && $0.keyBytes.withUnsafeBufferPointer { $0.elementsEqual(raw) } }
-            }
-            skipWhitespace()
-            guard index < buffer.count, buffer[index] == UInt8(ascii: ":") else {
-                throw error("expected ':' after a member name")
-            }
-            index += 1
-            skipWhitespace()
-            if let match {
-                members.append(JSONObject.Member(key: match.key, value: try parseValue(depth: depth, selection: match.selection)))
-            } else {
-                try skipValue(depth: depth)
-            }
-            skipWhitespace()
-            guard index < buffer.count else { throw error("unexpected end of input in an object") }
-            switch buffer[index] {
-            case UInt8(ascii: ","): index += 1
-            case UInt8(ascii: "}"):
-                index += 1
-                return .object(JSONObject(members))
-            default: throw error("expected ',' or '}' in an object, found \(describe(buffer[index]))")
             }
         }
     }

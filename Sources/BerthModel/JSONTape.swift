@@ -23,8 +23,8 @@ public final class JSONTape: Sendable {
     let bytes: [UInt8]
     let nodes: [Node]
 
-    /// Parses `bytes` keeping only what `selection` names (the rest is checked and skipped, as
-    /// `JSONParser.parse(_:selecting:)` does). Documents over 2 GiB are refused.
+    /// Parses `bytes` keeping only what `selection` names; the rest is checked as strictly and
+    /// skipped without being recorded. Documents over 2 GiB are refused.
     public init(parsing bytes: [UInt8], selecting selection: JSONSelection = .all) throws(JSONError) {
         guard bytes.count < Int(Int32.max) else {
             throw JSONError(message: "document too large", offset: 0, line: 1, column: 1)

@@ -125,13 +125,13 @@ enum Fixtures {
 
     @Test func buildsOnlyWhatIsSelected() throws {
         let text = #"{"skip":{"deep":[1,{"x":"\u00e9"}]},"keep":[1,2],"nested":{"inner":true,"other":"x"},"list":[{"a":1,"b":2},"s"],"k\/e":1}"#
-        let value = try JSONParser.parse(Array(text.utf8), selecting: selection)
+        let value = try JSONTape(parsing: Array(text.utf8), selecting: selection).root.json
         #expect(JSONWriter.string(value) == #"{"keep":[1,2],"nested":{"inner":true},"list":[{"a":1},"s"]}"#)
     }
 
     @Test func escapedKeysStillMatch() throws {
-        let value = try JSONParser.parse(Array(#"{"ke\u0065p":1}"#.utf8), selecting: selection)
-        #expect(value["keep"] == 1)
+        let value = try JSONTape(parsing: Array(#"{"ke\u0065p":1}"#.utf8), selecting: selection).root
+        #expect(value["keep"]?.json == 1)
     }
 
     @Test(arguments: [
@@ -145,18 +145,18 @@ enum Fixtures {
         #"{"keep":1,}"#,
     ])
     func skippedPartsAreStillChecked(text: String) {
-        #expect(throws: JSONError.self) { _ = try JSONParser.parse(Array(text.utf8), selecting: selection) }
+        #expect(throws: JSONError.self) { _ = try JSONTape(parsing: Array(text.utf8), selecting: selection) }
     }
 
     @Test func skippedInvalidUTF8IsRejected() {
         var bytes = Array(#"{"skip":"ab"}"#.utf8)
         bytes.insert(0xFF, at: 10)
-        #expect(throws: JSONError.self) { _ = try JSONParser.parse(bytes, selecting: selection) }
+        #expect(throws: JSONError.self) { _ = try JSONTape(parsing: bytes, selecting: selection) }
     }
 
     @Test func skippingIsBoundedInDepthToo() {
         let deep = #"{"skip":"# + String(repeating: "[", count: 10_000) + "}"
-        #expect(throws: JSONError.self) { _ = try JSONParser.parse(Array(deep.utf8), selecting: selection) }
+        #expect(throws: JSONError.self) { _ = try JSONTape(parsing: Array(deep.utf8), selecting: selection) }
     }
 }
 
@@ -186,7 +186,6 @@ enum Fixtures {
         #expect(root["o"]?.objectMembers?.map(\.key) == ["k"])
         #expect(root["o"]?["k"]?.stringValue == "v")
         #expect(root.typeName == "an object")
-        #expect(JSONWriter.string(try JSONParser.parse(Array(text.utf8), selecting: selection)) == JSONWriter.string(root.json))
     }
 
     @Test(arguments: [

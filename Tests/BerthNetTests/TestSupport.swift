@@ -1,115 +1,31 @@
 import BerthNet
+import BerthTestSupport
 import Foundation
 import Logging
 import Synchronization
 import Testing
 
-/// Result of running a command-line client.
-struct CommandResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
+// Processes, waiting and the openssl-made CA come from BerthTestSupport (shared by every test
+// target); what is BerthNet's own stays here.
 
-/// Runs `executable` with `arguments` (looked up in PATH), feeding `input`, killing it after `timeout`.
-func run(_ executable: String, _ arguments: [String], input: String? = nil, timeout: Duration = .seconds(30)) throws -> CommandResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [executable] + arguments
-    let stdout = Pipe()
-    let stderr = Pipe()
-    let stdin = Pipe()
-    process.standardOutput = stdout
-    process.standardError = stderr
-    process.standardInput = stdin
-    try process.run()
-    if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-    try? stdin.fileHandleForWriting.close()
-    // Read both pipes concurrently so a chatty child never blocks on a full pipe.
-    let outBox = Mutex<Data>(Data())
-    let errBox = Mutex<Data>(Data())
-    let group = DispatchGroup()
-    DispatchQueue.global().async(group: group) { let d = stdout.fileHandleForReading.readDataToEndOfFile(); outBox.withLock { $0 = d } }
-    DispatchQueue.global().async(group: group) { let d = stderr.fileHandleForReading.readDataToEndOfFile(); errBox.withLock { $0 = d } }
-    let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-    if group.wait(timeout: .now() + seconds) == .timedOut {
-        process.terminate()
-        _ = group.wait(timeout: .now() + 5)
-    }
-    process.waitUntilExit()
-    return CommandResult(
-        status: process.terminationStatus,
-        stdout: String(decoding: outBox.withLock { $0 }, as: UTF8.self),
-        stderr: String(decoding: errBox.withLock { $0 }, as: UTF8.self))
-}
-
-/// Runs a Python 3 script (ssl + http.client and friends); its stdout is returned.
-func python(_ script: String, timeout: Duration = .seconds(60)) throws -> CommandResult {
-    try run("python3", ["-c", script], timeout: timeout)
-}
-
-/// Polls `condition` until it holds or `timeout` passes.
-func waitUntil(timeout: Duration = .seconds(10), _ condition: () -> Bool) -> Bool {
-    let clock = ContinuousClock()
-    let deadline = clock.now + timeout
-    while clock.now < deadline {
-        if condition() { return true }
-        usleep(5_000)
-    }
-    return condition()
-}
-
-/// A throwaway CA, server certificates (SAN localhost, 127.0.0.1) and a client certificate,
-/// made with the openssl CLI once per test process.
-struct TestPKI: Sendable {
-    let directory: String
-    var caCertificate: String { directory + "/ca.pem" }
-    var serverCertificate: String { directory + "/server.pem" }
-    var serverKey: String { directory + "/server.key" }
-    var clientCertificate: String { directory + "/client.pem" }
-    var clientKey: String { directory + "/client.key" }
-
+extension TestPKI {
+    /// One CA with a server and a client certificate for the whole test process.
     static let shared: TestPKI = {
-        let directory = NSTemporaryDirectory() + "berthnet-pki-\(getpid())"
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let pki = TestPKI(directory: directory)
-        try! pki.openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                          "-keyout", directory + "/ca.key", "-out", directory + "/ca.pem", "-days", "2",
-                          "-subj", "/CN=Berth Test CA"])
-        try! pki.issue(name: "server", serial: "1001", commonName: "localhost")
-        try! pki.issue(name: "client", serial: "3003", commonName: "berth-test-client", client: true)
-        return pki
+        do {
+            let pki = try TestPKI.make(label: "berthnet")
+            try pki.issue(name: "client", serial: "3003", commonName: "berth-test-client", client: true)
+            return pki
+        } catch {
+            fatalError("cannot make the test certificates: \(error)")
+        }
     }()
 
-    func openssl(_ arguments: [String]) throws {
-        let result = try run("openssl", arguments)
-        if result.status != 0 { throw TestFailure("openssl \(arguments.joined(separator: " ")): \(result.stderr)") }
-    }
-
-    /// Issues `<name>.pem` / `<name>.key` signed by the CA, with the given hex-able decimal serial.
-    func issue(name: String, serial: String, commonName: String, client: Bool = false, into target: String? = nil) throws {
-        // Scratch files go beside the output: tests issue concurrently.
-        let out = target ?? directory
-        let extensions = out + "/\(name).ext"
-        let ext = client
-            ? "extendedKeyUsage=clientAuth\n"
-            : "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
-        try ext.write(toFile: extensions, atomically: true, encoding: .utf8)
-        try openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                     "-keyout", out + "/\(name).key", "-out", out + "/\(name).csr", "-subj", "/CN=\(commonName)"])
-        try openssl(["x509", "-req", "-in", out + "/\(name).csr", "-CA", caCertificate,
-                     "-CAkey", directory + "/ca.key", "-set_serial", serial, "-days", "2",
-                     "-extfile", extensions, "-out", out + "/\(name).pem"])
-    }
+    var clientCertificate: String { directory + "/client.pem" }
+    var clientKey: String { directory + "/client.key" }
 
     var tlsConfiguration: TLSServerConfiguration {
         TLSServerConfiguration(certificateFile: serverCertificate, privateKeyFile: serverKey, reloadInterval: .seconds(3600))
     }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }
 
 let testLogger: Logger = {
