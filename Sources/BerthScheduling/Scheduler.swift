@@ -1,0 +1,362 @@
+import BerthModel
+
+/// Decides where pending pods go: onto nodes that exist or are launching when they fit, else onto
+/// new nodes of the cheapest instance type that fits (one per notebook; other pods packed when
+/// packing is cheaper per pod). Pure: it returns a `SchedulingPlan` and touches nothing.
+///
+/// Speed comes from doing per-instance-type work once and per-pod work in integers:
+/// - `init` precomputes each type's allocatable resources and, per pool, the types and offerings
+///   its requirements admit;
+/// - `solve` groups pods by constraints (tolerations, selector, affinity, zones: hashed once per
+///   pod) and evaluates labels only once per group and instance type, giving a price-sorted
+///   candidate list; then pods with identical requests form a shape, and a shape scans the
+///   candidates once, with cursors that only move forward (capacity and limits only shrink).
+public struct Scheduler: Sendable {
+    public let catalog: InstanceCatalog
+    public let pools: [Pool]
+    public let overhead: NodeOverhead
+    /// The extended resource the catalog's GPUs are advertised as.
+    public let gpuResource: String
+
+    let allocatable: [Resources]
+    let capacity: [Resources]
+    let typeLabels: [[String: String]]
+    /// Pool indices, highest weight first (config order among equals).
+    let poolOrder: [Int]
+    /// Per pool: the types its requirements admit, each with its admitted offering indices.
+    let poolTypes: [[(type: Int, offerings: [Int])]]
+
+    public init(catalog: InstanceCatalog, pools: [Pool], overhead: NodeOverhead = NodeOverhead(), gpuResource: String = "nvidia.com/gpu") {
+        self.catalog = catalog
+        self.pools = pools
+        self.overhead = overhead
+        self.gpuResource = gpuResource
+        allocatable = catalog.types.map(overhead.allocatable)
+        capacity = catalog.types.map(\.capacity)
+        let labels = catalog.types.map(\.labels)
+        typeLabels = labels
+        poolOrder = pools.indices.sorted { pools[$0].weight != pools[$1].weight ? pools[$0].weight > pools[$1].weight : $0 < $1 }
+        poolTypes = pools.map { pool in
+            catalog.types.indices.compactMap { typeIndex in
+                let type = catalog.types[typeIndex]
+                let offerings = type.offerings.indices.filter { o in
+                    let offering = type.offerings[o]
+                    return pool.capacityTypes.contains(offering.capacityType)
+                        && pool.requirements.allSatisfy { $0.matches(value: Scheduler.label($0.key, pool: pool, labels: labels[typeIndex], offering: offering)) }
+                }
+                return offerings.isEmpty ? nil : (typeIndex, offerings)
+            }
+        }
+    }
+
+    /// One-shot form: precomputes for this catalog and these pools, then solves.
+    public static func solve(
+        pending: [PodRequirements], nodes: [NodeState] = [], catalog: InstanceCatalog, pools: [Pool], overhead: NodeOverhead = NodeOverhead(),
+        unavailableOfferings: Set<OfferingKey> = []
+    ) -> SchedulingPlan {
+        Scheduler(catalog: catalog, pools: pools, overhead: overhead).solve(pending: pending, nodes: nodes, unavailableOfferings: unavailableOfferings)
+    }
+
+    /// A node label as a node launched from this pool, type and offering would carry it.
+    static func label(_ key: String, pool: Pool, labels: [String: String], offering: Offering?) -> String? {
+        if key == WellKnownLabel.zone { return offering?.zone }
+        if key == WellKnownLabel.capacityType { return offering?.capacityType }
+        if key == WellKnownLabel.nodePool { return pool.name }
+        if !pool.labels.isEmpty, let value = pool.labels[key] { return value }
+        return labels[key]
+    }
+
+    struct Candidate {
+        var pool: Int
+        var type: Int
+        var offering: Int
+        var price: Double
+        var rank: Int
+    }
+
+    struct Group {
+        var candidates: [Candidate] = []
+        var compatibleNodes: [Int] = []
+        var reason = ""
+        var openNodes: [Int] = []
+    }
+
+    struct ShapeKey: Hashable {
+        var group: Int
+        var requests: Resources
+        var gpuResource: String?
+        var notebook: Bool
+    }
+
+    struct Shape {
+        var key: ShapeKey
+        var pods: [Int]
+    }
+
+    public func solve(pending: [PodRequirements], nodes: [NodeState] = [], unavailableOfferings: Set<OfferingKey> = []) -> SchedulingPlan {
+        var plan = SchedulingPlan()
+        var usage = [PoolUsage](repeating: PoolUsage(), count: pools.count)
+        for node in nodes {
+            if let p = pools.firstIndex(where: { $0.name == node.pool }) { usage[p].add(capacity: node.capacity, price: node.pricePerHour) }
+        }
+        var free = nodes.map { $0.allocatable - $0.requested }
+
+        var groupOf: [PodConstraints: Int] = [:]
+        var groups: [Group] = []
+        var shapeOf: [ShapeKey: Int] = [:]
+        var shapes: [Shape] = []
+        for index in pending.indices {
+            let pod = pending[index]
+            if !pod.unsupportedResources.isEmpty {
+                plan.unschedulable.append(.init(pod: index, reason: "requests \(pod.unsupportedResources.joined(separator: ", ")), which no node offers"))
+                continue
+            }
+            let group: Int
+            if let known = groupOf[pod.constraints] {
+                group = known
+            } else {
+                group = groups.count
+                groups.append(makeGroup(pod.constraints, nodes: nodes, unavailable: unavailableOfferings))
+                groupOf[pod.constraints] = group
+            }
+            let key = ShapeKey(group: group, requests: pod.requests, gpuResource: pod.requests.gpus > 0 ? pod.gpuResource : nil, notebook: pod.isNotebook)
+            if let shape = shapeOf[key] {
+                shapes[shape].pods.append(index)
+            } else {
+                shapeOf[key] = shapes.count
+                shapes.append(Shape(key: key, pods: [index]))
+            }
+        }
+        // First-fit-decreasing: the largest requests (GPUs, then CPU, then memory) go first.
+        let order = shapes.indices.sorted { a, b in
+            let x = shapes[a].key.requests, y = shapes[b].key.requests
+            if x.gpus != y.gpus { return x.gpus > y.gpus }
+            if x.cpuMilli != y.cpuMilli { return x.cpuMilli > y.cpuMilli }
+            if x.memory != y.memory { return x.memory > y.memory }
+            return a < b
+        }
+        var openFree: [Resources] = []
+        for s in order {
+            place(shapes[s], groups: &groups, nodes: nodes, free: &free, usage: &usage, openFree: &openFree, plan: &plan)
+        }
+        plan.unschedulable.sort { $0.pod < $1.pod }
+        return plan
+    }
+
+    private func makeGroup(_ constraints: PodConstraints, nodes: [NodeState], unavailable: Set<OfferingKey>) -> Group {
+        var group = Group()
+        for (index, node) in nodes.enumerated() where constraints.tolerates(node.taints) == nil {
+            guard constraints.matches({ node.labels[$0] }) else { continue }
+            if let zones = constraints.zones, !zones.contains(node.labels[WellKnownLabel.zone] ?? "") { continue }
+            group.compatibleNodes.append(index)
+        }
+        // Zone and capacity type live on offerings: only constraints naming them are evaluated per offering.
+        let perOffering = constraints.zones != nil || ([constraints.nodeSelector] + constraints.requiredTerms).contains { term in
+            term.contains { $0.key == WellKnownLabel.zone || $0.key == WellKnownLabel.capacityType }
+        }
+        var reasons: [String] = []
+        for (rank, p) in poolOrder.enumerated() {
+            let pool = pools[p]
+            if let taint = constraints.tolerates(pool.taints) {
+                reasons.append("pool \(pool.name): taint \(taint) not tolerated")
+                continue
+            }
+            var matched = false, unavailableSeen = false
+            for entry in poolTypes[p] {
+                let type = catalog.types[entry.type]
+                if !perOffering, !constraints.matches({ Scheduler.label($0, pool: pool, labels: typeLabels[entry.type], offering: nil) }) { continue }
+                var best: Candidate?
+                for o in entry.offerings {
+                    let offering = type.offerings[o]
+                    if perOffering {
+                        guard constraints.matches({ Scheduler.label($0, pool: pool, labels: typeLabels[entry.type], offering: offering) }) else { continue }
+                        if let zones = constraints.zones, !zones.contains(offering.zone) { continue }
+                    }
+                    matched = true
+                    if !offering.available || (!unavailable.isEmpty && unavailable.contains(OfferingKey(instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType))) {
+                        unavailableSeen = true
+                        continue
+                    }
+                    // One candidate per type: its cheapest offering (zone order breaks ties).
+                    if best == nil || offering.pricePerHour < best!.price {
+                        best = Candidate(pool: p, type: entry.type, offering: o, price: offering.pricePerHour, rank: rank)
+                    }
+                }
+                if let best { group.candidates.append(best) }
+            }
+            if !matched {
+                reasons.append("pool \(pool.name): " + noMatchReason(constraints, pool: pool, poolIndex: p))
+            } else if unavailableSeen && !group.candidates.contains(where: { $0.pool == p }) {
+                reasons.append("pool \(pool.name): every matching offering is unavailable (insufficient capacity)")
+            }
+        }
+        if pools.isEmpty { reasons.append("no pools are configured") }
+        group.candidates.sort { a, b in
+            if a.rank != b.rank { return a.rank < b.rank }
+            if a.price != b.price { return a.price < b.price }
+            return a.type < b.type
+        }
+        group.reason = reasons.joined(separator: "; ")
+        return group
+    }
+
+    private func noMatchReason(_ constraints: PodConstraints, pool: Pool, poolIndex: Int) -> String {
+        guard let first = poolTypes[poolIndex].first else { return "its requirements admit no instance type" }
+        if let zones = constraints.zones {
+            let offered = Set(poolTypes[poolIndex].flatMap { entry in entry.offerings.map { catalog.types[entry.type].offerings[$0].zone } })
+            if offered.isDisjoint(with: zones) {
+                return "its volumes are in zone \(zones.joined(separator: ", ")), where the pool launches nothing"
+            }
+        }
+        // Explain with the cheapest admitted type; every type failed, this one is representative.
+        let cheapest = poolTypes[poolIndex].min { catalog.types[$0.type].pricePerHour < catalog.types[$1.type].pricePerHour } ?? first
+        let offering = catalog.types[cheapest.type].offerings[cheapest.offerings[0]]
+        let failure = constraints.firstFailure { Scheduler.label($0, pool: pool, labels: typeLabels[cheapest.type], offering: offering) }
+        return "no instance type matches the pod's \(failure ?? "zone restriction") (e.g. \(catalog.types[cheapest.type].name))"
+    }
+
+    private func place(
+        _ shape: Shape, groups: inout [Group], nodes: [NodeState], free: inout [Resources], usage: inout [PoolUsage],
+        openFree: inout [Resources], plan: inout SchedulingPlan
+    ) {
+        let request = shape.key.requests
+        let pods = shape.pods
+        var next = 0
+        let g = shape.key.group
+
+        // 1. Nodes that exist or are launching: first fit; a node that cannot take this shape now
+        //    never can later in this solve, so the cursor only moves forward.
+        let compatible = groups[g].compatibleNodes
+        var cursor = 0
+        while next < pods.count && cursor < compatible.count {
+            let n = compatible[cursor]
+            if request.fits(in: free[n]) && (request.gpus == 0 || nodes[n].gpuResource == shape.key.gpuResource) {
+                free[n] -= request
+                plan.placements.append(.init(pod: pods[next], node: nodes[n].name))
+                next += 1
+            } else {
+                cursor += 1
+            }
+        }
+        guard next < pods.count else { return }
+
+        func unschedulable(_ reason: String) {
+            for pod in pods[next...] { plan.unschedulable.append(.init(pod: pod, reason: reason)) }
+        }
+        if request.gpus > 0, let name = shape.key.gpuResource, name != gpuResource {
+            return unschedulable("requests \(name); the instance catalog offers \(gpuResource) only")
+        }
+        let candidates = groups[g].candidates
+        if candidates.isEmpty { return unschedulable(groups[g].reason) }
+
+        // 2. The first candidate big enough; the ones before it are explained.
+        var rejected: [Rejection] = []
+        var firstFit = -1
+        for (index, candidate) in candidates.enumerated() {
+            if request.fits(in: allocatable[candidate.type]) {
+                firstFit = index
+                break
+            }
+            if rejected.count < 6, let why = request.shortfall(in: allocatable[candidate.type], gpuResource: shape.key.gpuResource) {
+                rejected.append(Rejection(instanceType: catalog.types[candidate.type].name, pool: pools[candidate.pool].name, reason: why))
+            }
+        }
+        if firstFit < 0 {
+            // Name the largest candidate: if it cannot, nothing can.
+            let largest = candidates.max { a, b in
+                let x = allocatable[a.type], y = allocatable[b.type]
+                return (x.gpus, x.cpuMilli, x.memory) < (y.gpus, y.cpuMilli, y.memory)
+            }!
+            let why = request.shortfall(in: allocatable[largest.type], gpuResource: shape.key.gpuResource) ?? "does not fit"
+            return unschedulable("no instance type is big enough (largest, \(catalog.types[largest.type].name): \(why))")
+        }
+
+        var limitReasons: [String] = []
+        func limitBlocked(_ candidate: Candidate) -> Bool {
+            guard let why = pools[candidate.pool].limits.exceeded(by: capacity[candidate.type], price: candidate.price, usage: usage[candidate.pool]) else {
+                return false
+            }
+            let text = "pool \(pools[candidate.pool].name): \(why)"
+            if !limitReasons.contains(text) { limitReasons.append(text) }
+            if rejected.count < 10, !rejected.contains(where: { $0.instanceType == catalog.types[candidate.type].name }) {
+                rejected.append(Rejection(instanceType: catalog.types[candidate.type].name, pool: pools[candidate.pool].name, reason: why))
+            }
+            return true
+        }
+        func open(_ candidate: Candidate, pods slice: ArraySlice<Int>, dedicated: Bool) {
+            let type = catalog.types[candidate.type]
+            let offering = type.offerings[candidate.offering]
+            usage[candidate.pool].add(capacity: capacity[candidate.type], price: candidate.price)
+            var remaining = allocatable[candidate.type]
+            for _ in slice { remaining -= request }
+            if !dedicated { groups[g].openNodes.append(plan.nodes.count) }
+            openFree.append(remaining)
+            plan.nodes.append(
+                .init(
+                    instanceType: type.name, pool: pools[candidate.pool].name, zone: offering.zone, capacityType: offering.capacityType,
+                    pricePerHour: candidate.price, pods: Array(slice), rejected: rejected, dedicated: dedicated))
+        }
+
+        if shape.key.notebook {
+            // 3a. A notebook gets its own node: notebooks stop at different times, and a shared node
+            //     lives until the last one stops (aws#5379).
+            var index = firstFit
+            while next < pods.count {
+                while index < candidates.count && (!request.fits(in: allocatable[candidates[index].type]) || limitBlocked(candidates[index])) {
+                    index += 1
+                }
+                guard index < candidates.count else { return unschedulable(limitReasons.joined(separator: "; ")) }
+                open(candidates[index], pods: pods[next..<next + 1], dedicated: true)
+                next += 1
+            }
+            return
+        }
+
+        // 3b. Other pods: fill nodes opened this round for the same constraints first ...
+        let openNodes = groups[g].openNodes
+        var openCursor = 0
+        while next < pods.count && openCursor < openNodes.count {
+            let n = openNodes[openCursor]
+            if request.fits(in: openFree[n]) {
+                openFree[n] -= request
+                plan.nodes[n].pods.append(pods[next])
+                next += 1
+            } else {
+                openCursor += 1
+            }
+        }
+        // ... then open the type with the lowest price per pod for the pods left (so two 1-GPU
+        // pods get two g4dn.xlarge, never a 4-GPU node, unless a shared node is cheaper).
+        var excluded = [Bool](repeating: false, count: candidates.count)
+        while next < pods.count {
+            let left = Int64(pods.count - next)
+            var best = -1
+            var bestCount: Int64 = 0
+            var bestCost = Double.infinity
+            let bestRank = candidates[firstFit].rank
+            for index in firstFit..<candidates.count where !excluded[index] {
+                let candidate = candidates[index]
+                // A lower-weight pool is only a fallback: stay in the best pool that has a fit.
+                if candidate.rank != bestRank && best >= 0 { break }
+                if candidate.price / Double(left) >= bestCost { if candidate.rank == bestRank { break } else { continue } }
+                let count = allocatable[candidate.type].count(of: request, cap: left)
+                guard count > 0 else { continue }
+                let cost = candidate.price / Double(count)
+                if cost < bestCost - 1e-12 {
+                    best = index
+                    bestCount = count
+                    bestCost = cost
+                }
+            }
+            guard best >= 0 else { return unschedulable(limitReasons.isEmpty ? "no instance type fits" : limitReasons.joined(separator: "; ")) }
+            if limitBlocked(candidates[best]) {
+                excluded[best] = true
+                continue
+            }
+            repeat {
+                open(candidates[best], pods: pods[next..<next + Int(bestCount)], dedicated: false)
+                next += Int(bestCount)
+            } while Int64(pods.count - next) >= bestCount && next < pods.count && !limitBlocked(candidates[best])
+        }
+    }
+}
