@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "BerthAdmission", dependencies: ["BerthModel"], swiftSettings: settings),
         // Pure: quantities, the instance catalog, pod requirements, pools, the scheduler (decide, not act).
         .target(name: "BerthScheduling", dependencies: ["BerthModel", "BerthAdmission"], swiftSettings: settings),
-        .testTarget(name: "BerthSchedulingTests", dependencies: ["BerthScheduling"], swiftSettings: settings),
+        .testTarget(name: "BerthSchedulingTests", dependencies: ["BerthScheduling", "BerthAdmission", "BerthModel"], swiftSettings: settings),
         // The thin CLI.
         .executableTarget(
             name: "berth",

@@ -276,8 +276,9 @@ public struct Scheduler: Sendable {
             guard let why = pools[candidate.pool].limits.exceeded(by: capacity[candidate.type], price: candidate.price, usage: usage[candidate.pool]) else {
                 return false
             }
-            let text = "pool \(pools[candidate.pool].name): \(why)"
-            if !limitReasons.contains(text) { limitReasons.append(text) }
+            // One reason per pool: the cheapest blocked type's, met first in price order.
+            let prefix = "pool \(pools[candidate.pool].name): "
+            if !limitReasons.contains(where: { $0.hasPrefix(prefix) }) { limitReasons.append(prefix + why) }
             if rejected.count < 10, !rejected.contains(where: { $0.instanceType == catalog.types[candidate.type].name }) {
                 rejected.append(Rejection(instanceType: catalog.types[candidate.type].name, pool: pools[candidate.pool].name, reason: why))
             }

@@ -24,6 +24,11 @@ public struct SchedulingPlan: Sendable {
     public struct Unschedulable: Sendable, Equatable {
         public var pod: Int
         public var reason: String
+
+        public init(pod: Int, reason: String) {
+            self.pod = pod
+            self.reason = reason
+        }
     }
 
     public var nodes: [NewNode] = []
