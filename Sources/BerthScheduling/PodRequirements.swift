@@ -194,9 +194,18 @@ public struct PodConstraints: Sendable, Hashable {
 
     public func hash(into hasher: inout Hasher) { hasher.combine(cachedHash) }
 
+    /// Field by field, values in order: cheaper than `LabelRequirement`'s set equality, and two
+    /// constraints that only differ in value order merely form two groups.
     public static func == (lhs: PodConstraints, rhs: PodConstraints) -> Bool {
-        lhs.cachedHash == rhs.cachedHash && lhs.tolerations == rhs.tolerations && lhs.nodeSelector == rhs.nodeSelector
-            && lhs.requiredTerms == rhs.requiredTerms && lhs.zones == rhs.zones
+        func same(_ a: [LabelRequirement], _ b: [LabelRequirement]) -> Bool {
+            guard a.count == b.count else { return false }
+            // Pods of one workload usually share the very same storage.
+            if a.withUnsafeBufferPointer({ x in b.withUnsafeBufferPointer { x.baseAddress == $0.baseAddress } }) { return true }
+            return zip(a, b).allSatisfy { $0.key == $1.key && $0.operator == $1.operator && $0.values == $1.values }
+        }
+        return lhs.cachedHash == rhs.cachedHash && lhs.tolerations == rhs.tolerations && same(lhs.nodeSelector, rhs.nodeSelector)
+            && lhs.requiredTerms.count == rhs.requiredTerms.count && zip(lhs.requiredTerms, rhs.requiredTerms).allSatisfy(same)
+            && lhs.zones == rhs.zones
     }
 
     public func tolerates(_ taints: [Taint]) -> Taint? {

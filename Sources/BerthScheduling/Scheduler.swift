@@ -21,6 +21,9 @@ public struct Scheduler: Sendable {
     let allocatable: [Resources]
     let capacity: [Resources]
     let typeLabels: [[String: String]]
+    /// Every label key of the catalog, with its value per type (`nil` when a type lacks it): a
+    /// requirement is resolved to a column once per group, then read by index, not by hashing.
+    let labelColumns: [String: [String?]]
     /// Pool indices, highest weight first (config order among equals).
     let poolOrder: [Int]
     /// Per pool: the types its requirements admit, each with its admitted offering indices.
@@ -35,6 +38,13 @@ public struct Scheduler: Sendable {
         capacity = catalog.types.map(\.capacity)
         let labels = catalog.types.map(\.labels)
         typeLabels = labels
+        var columns: [String: [String?]] = [:]
+        for (index, typeLabels) in labels.enumerated() {
+            for (key, value) in typeLabels {
+                columns[key, default: [String?](repeating: nil, count: labels.count)][index] = value
+            }
+        }
+        labelColumns = columns
         poolOrder = pools.indices.sorted { pools[$0].weight != pools[$1].weight ? pools[$0].weight > pools[$1].weight : $0 < $1 }
         poolTypes = pools.map { pool in
             catalog.types.indices.compactMap { typeIndex in
@@ -106,20 +116,22 @@ public struct Scheduler: Sendable {
         var shapeOf: [ShapeKey: Int] = [:]
         var shapes: [Shape] = []
         for index in pending.indices {
-            let pod = pending[index]
-            if !pod.unsupportedResources.isEmpty {
-                plan.unschedulable.append(.init(pod: index, reason: "requests \(pod.unsupportedResources.joined(separator: ", ")), which no node offers"))
+            // Fields are read in place: copying a whole PodRequirements costs retains per pod.
+            if !pending[index].unsupportedResources.isEmpty {
+                plan.unschedulable.append(.init(pod: index, reason: "requests \(pending[index].unsupportedResources.joined(separator: ", ")), which no node offers"))
                 continue
             }
             let group: Int
-            if let known = groupOf[pod.constraints] {
+            if let known = groupOf[pending[index].constraints] {
                 group = known
             } else {
                 group = groups.count
-                groups.append(makeGroup(pod.constraints, nodes: nodes, unavailable: unavailableOfferings))
-                groupOf[pod.constraints] = group
+                groups.append(makeGroup(pending[index].constraints, nodes: nodes, unavailable: unavailableOfferings))
+                groupOf[pending[index].constraints] = group
             }
-            let key = ShapeKey(group: group, requests: pod.requests, gpuResource: pod.requests.gpus > 0 ? pod.gpuResource : nil, notebook: pod.isNotebook)
+            let requests = pending[index].requests
+            let key = ShapeKey(
+                group: group, requests: requests, gpuResource: requests.gpus > 0 ? pending[index].gpuResource : nil, notebook: pending[index].isNotebook)
             if let shape = shapeOf[key] {
                 shapes[shape].pods.append(index)
             } else {
@@ -155,21 +167,30 @@ public struct Scheduler: Sendable {
             term.contains { $0.key == WellKnownLabel.zone || $0.key == WellKnownLabel.capacityType }
         }
         var reasons: [String] = []
+        var unmatchedPools: [(slot: Int, pool: Int)] = []  // explained only if nothing matches at all
         for (rank, p) in poolOrder.enumerated() {
             let pool = pools[p]
             if let taint = constraints.tolerates(pool.taints) {
                 reasons.append("pool \(pool.name): taint \(taint) not tolerated")
                 continue
             }
+            let selector = constraints.nodeSelector.map { compile($0, pool: pool) }
+            let terms = constraints.requiredTerms.map { $0.map { compile($0, pool: pool) } }
+            func matches(_ type: Int, _ offering: Offering?) -> Bool {
+                for requirement in selector where !requirement.matches(type: type, offering: offering) { return false }
+                if terms.isEmpty { return true }
+                for term in terms where term.allSatisfy({ $0.matches(type: type, offering: offering) }) { return true }
+                return false
+            }
             var matched = false, unavailableSeen = false
             for entry in poolTypes[p] {
                 let type = catalog.types[entry.type]
-                if !perOffering, !constraints.matches({ Scheduler.label($0, pool: pool, labels: typeLabels[entry.type], offering: nil) }) { continue }
+                if !perOffering, !matches(entry.type, nil) { continue }
                 var best: Candidate?
                 for o in entry.offerings {
                     let offering = type.offerings[o]
                     if perOffering {
-                        guard constraints.matches({ Scheduler.label($0, pool: pool, labels: typeLabels[entry.type], offering: offering) }) else { continue }
+                        guard matches(entry.type, offering) else { continue }
                         if let zones = constraints.zones, !zones.contains(offering.zone) { continue }
                     }
                     matched = true
@@ -185,19 +206,60 @@ public struct Scheduler: Sendable {
                 if let best { group.candidates.append(best) }
             }
             if !matched {
-                reasons.append("pool \(pool.name): " + noMatchReason(constraints, pool: pool, poolIndex: p))
+                unmatchedPools.append((reasons.count, p))
+                reasons.append("")
             } else if unavailableSeen && !group.candidates.contains(where: { $0.pool == p }) {
                 reasons.append("pool \(pool.name): every matching offering is unavailable (insufficient capacity)")
             }
         }
         if pools.isEmpty { reasons.append("no pools are configured") }
+        if group.candidates.isEmpty {
+            for entry in unmatchedPools {
+                reasons[entry.slot] = "pool \(pools[entry.pool].name): " + noMatchReason(constraints, pool: pools[entry.pool], poolIndex: entry.pool)
+            }
+        }
         group.candidates.sort { a, b in
             if a.rank != b.rank { return a.rank < b.rank }
             if a.price != b.price { return a.price < b.price }
             return a.type < b.type
         }
-        group.reason = reasons.joined(separator: "; ")
+        group.reason = reasons.filter { !$0.isEmpty }.joined(separator: "; ")
         return group
+    }
+
+    /// A requirement resolved against one pool: offering keys are read from the offering, every
+    /// other key is evaluated once per instance type here.
+    struct CompiledRequirement {
+        enum Source { case type, zone, capacityType }
+        var requirement: LabelRequirement
+        var source: Source
+        var byType: [Bool]
+
+        func matches(type: Int, offering: Offering?) -> Bool {
+            switch source {
+            case .type: return byType[type]
+            case .zone: return offering.map { requirement.matches(value: $0.zone) } ?? true
+            case .capacityType: return offering.map { requirement.matches(value: $0.capacityType) } ?? true
+            }
+        }
+    }
+
+    private func compile(_ requirement: LabelRequirement, pool: Pool) -> CompiledRequirement {
+        switch requirement.key {
+        case WellKnownLabel.zone: return CompiledRequirement(requirement: requirement, source: .zone, byType: [])
+        case WellKnownLabel.capacityType: return CompiledRequirement(requirement: requirement, source: .capacityType, byType: [])
+        default: break
+        }
+        let constant: String?? = requirement.key == WellKnownLabel.nodePool ? .some(pool.name) : pool.labels[requirement.key].map { .some($0) }
+        let byType: [Bool]
+        if let constant {
+            byType = [Bool](repeating: requirement.matches(value: constant), count: catalog.types.count)
+        } else if let column = labelColumns[requirement.key] {
+            byType = column.map { requirement.matches(value: $0) }
+        } else {
+            byType = [Bool](repeating: requirement.matches(value: nil), count: catalog.types.count)
+        }
+        return CompiledRequirement(requirement: requirement, source: .type, byType: byType)
     }
 
     private func noMatchReason(_ constraints: PodConstraints, pool: Pool, poolIndex: Int) -> String {
