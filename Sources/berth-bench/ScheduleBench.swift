@@ -130,6 +130,10 @@ func benchSchedule() {
         let solveMs = median(solveSamples)
         let fullMs = median(fullSamples)
         let notebooks = pods.filter(\.isNotebook).count
+        let cpuNodes = plan.nodes.filter { $0.pool == "cpu" }
+        let gpuNodes = plan.nodes.filter { $0.pool == "gpu" }
+        let cpuPods = cpuNodes.reduce(0) { $0 + $1.pods.count }
+        print("  nodes: cpu pool \(cpuNodes.count) (\(cpuPods) pods, \(cpuPods / max(cpuNodes.count, 1)) per node, \(Set(cpuNodes.map(\.instanceType)).count) types), gpu pool \(gpuNodes.count) (\(gpuNodes.filter(\.dedicated).count) notebook nodes)")
         print(
             "  \(count) pending pods (\(notebooks) notebooks): \(plan.nodes.count) new nodes, \(plan.unschedulable.count) unschedulable, "
                 + String(format: "%.2f $/h", plan.totalPricePerHour))
