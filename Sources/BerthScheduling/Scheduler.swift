@@ -319,8 +319,11 @@ public struct Scheduler: Sendable {
                 firstFit = index
                 break
             }
-            if rejected.count < 6, let why = request.shortfall(in: allocatable[candidate.type], gpuResource: shape.key.gpuResource) {
-                rejected.append(Rejection(instanceType: catalog.types[candidate.type].name, pool: pools[candidate.pool].name, reason: why))
+            if rejected.count < 6 {
+                rejected.append(
+                    Rejection(
+                        instanceType: catalog.types[candidate.type].name, pool: pools[candidate.pool].name,
+                        cause: .tooSmall(needs: request, has: allocatable[candidate.type], gpuResource: shape.key.gpuResource)))
             }
         }
         if firstFit < 0 {
@@ -342,7 +345,7 @@ public struct Scheduler: Sendable {
             let prefix = "pool \(pools[candidate.pool].name): "
             if !limitReasons.contains(where: { $0.hasPrefix(prefix) }) { limitReasons.append(prefix + why) }
             if rejected.count < 10, !rejected.contains(where: { $0.instanceType == catalog.types[candidate.type].name }) {
-                rejected.append(Rejection(instanceType: catalog.types[candidate.type].name, pool: pools[candidate.pool].name, reason: why))
+                rejected.append(Rejection(instanceType: catalog.types[candidate.type].name, pool: pools[candidate.pool].name, cause: .limit(why)))
             }
             return true
         }

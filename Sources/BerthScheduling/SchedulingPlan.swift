@@ -40,11 +40,30 @@ public struct SchedulingPlan: Sendable {
     public init() {}
 }
 
-/// One instance type passed over, and why: "g4dn.xlarge: needs 6 vCPU, has 3.75".
+/// One instance type passed over, and why: "g4dn.xlarge: needs 6 vCPU, has 3.745". The text is
+/// built only when read: a solve records these for every shape, most are never shown.
 public struct Rejection: Sendable, Equatable, CustomStringConvertible {
+    public enum Cause: Sendable, Equatable {
+        case tooSmall(needs: Resources, has: Resources, gpuResource: String?)
+        case limit(String)
+    }
+
     public var instanceType: String
     public var pool: String
-    public var reason: String
+    public var cause: Cause
+
+    public init(instanceType: String, pool: String, cause: Cause) {
+        self.instanceType = instanceType
+        self.pool = pool
+        self.cause = cause
+    }
+
+    public var reason: String {
+        switch cause {
+        case let .tooSmall(needs, has, gpuResource): needs.shortfall(in: has, gpuResource: gpuResource) ?? "does not fit"
+        case let .limit(text): text
+        }
+    }
 
     public var description: String { "\(instanceType): \(reason)" }
 }
