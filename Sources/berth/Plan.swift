@@ -8,7 +8,8 @@ struct Plan: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "What Berth would launch for these pods if they were pending on an empty cluster.",
         discussion: """
-            Each Pod (also inside a List) is first mutated as the webhook would, then GPU pods are planned
+            Each Pod (also inside a List), and each workload's pod template times its replicas (Jobs: parallelism),
+            is first mutated as the webhook would, then GPU pods are planned
             against the built-in catalog and the default pool (GPU types, taint nvidia.com/gpu=true:NoSchedule).
             Notebooks get one node each; other GPU pods share a node only when that is cheaper.
             The table explains cheaper instance types passed over ("g4dn.xlarge: needs 6 vCPU, has 3.745").
@@ -50,24 +51,23 @@ struct Plan: ParsableCommand {
                     throw CLIError(message: "\(location): \(error)")
                 }
                 for (path, mutation) in result.pods {
-                    var pod = result.mutated
-                    for token in path.tokens { pod = Int(token).flatMap { pod[$0] } ?? pod[token] ?? .null }
-                    guard pod["kind"]?.stringValue == "Pod" else { continue }  // workload templates are not pending pods
-                    let id = "\(pod["metadata"]?["namespace"]?.stringValue ?? namespace)/\(pod["metadata"]?["name"]?.stringValue ?? "<unnamed>")"
-                    let slot = ids.count
-                    ids.append(id)
-                    if let reason = mutation.exemptReason {
-                        skipped.append((slot, "exempt from Berth (\(reason))"))
-                    } else if mutation.podClass == .other {
-                        skipped.append((slot, "not a GPU pod: Berth launches GPU nodes only"))
-                    } else {
-                        do {
-                            var requirements = try PodRequirements(pod: pod, config: settings.webhook)
-                            requirements.namespace = id.split(separator: "/").first.map(String.init) ?? namespace
-                            pending.append(requirements)
-                            pendingSlot.append(slot)
-                        } catch {
-                            throw CLIError(message: "\(location): \(error)")
+                    for (id, pod) in Self.pendingPods(in: result.mutated, at: path, defaultNamespace: namespace) {
+                        let slot = ids.count
+                        ids.append(id)
+                        if let reason = mutation.exemptReason {
+                            skipped.append((slot, "exempt from Berth (\(reason))"))
+                        } else if mutation.podClass == .other {
+                            skipped.append((slot, "not a GPU pod: Berth launches GPU nodes only"))
+                        } else {
+                            do {
+                                var requirements = try PodRequirements(pod: pod, config: settings.webhook)
+                                requirements.namespace = String(id.prefix { $0 != "/" })
+                                requirements.name = String(id.drop { $0 != "/" }.dropFirst())
+                                pending.append(requirements)
+                                pendingSlot.append(slot)
+                            } catch {
+                                throw CLIError(message: "\(location): \(error)")
+                            }
                         }
                     }
                 }
@@ -78,8 +78,6 @@ struct Plan: ParsableCommand {
             for entry in plan.unschedulable { unschedulable.append((pendingSlot[entry.pod], entry.reason)) }
             unschedulable.sort { $0.slot < $1.slot }
             let podIDs = { (node: SchedulingPlan.NewNode) in node.pods.map { ids[pendingSlot[$0]] } }
-            let placed = plan.placements.map { ids[pendingSlot[$0.pod]] }
-            _ = placed  // an empty cluster has no nodes to place on
 
             switch output {
             case .json:
@@ -116,6 +114,32 @@ struct Plan: ParsableCommand {
                 Terminal.write(text)
             }
         }
+    }
+}
+
+extension Plan {
+    /// The pods a document stands for once created: a Pod is itself; a workload's template is
+    /// `replicas` pods (`parallelism` for Jobs) named `<workload>-<i>`, in the workload's namespace.
+    static func pendingPods(in document: JSON, at path: JSONPointer, defaultNamespace: String) -> [(id: String, pod: JSON)] {
+        var pod = document
+        var owner = document
+        for (index, token) in path.tokens.enumerated() {
+            pod = Int(token).flatMap { pod[$0] } ?? pod[token] ?? .null
+            // The object holding the template is the last one with a kind on the way down.
+            if pod["kind"] != nil, index < path.tokens.count - 1 { owner = pod }
+        }
+        if path.tokens.last == "template" || pod["kind"] == nil {
+            let kind = owner["kind"]?.stringValue ?? ""
+            let name = owner["metadata"]?["name"]?.stringValue ?? "<unnamed>"
+            let namespace = owner["metadata"]?["namespace"]?.stringValue ?? defaultNamespace
+            let spec = kind == "CronJob" ? owner["spec"]?["jobTemplate"]?["spec"] : owner["spec"]
+            let countField = kind == "Job" || kind == "CronJob" ? "parallelism" : "replicas"
+            var count = 1
+            if case let .number(text)? = spec?[countField], let value = Int(text) { count = max(0, min(value, 10_000)) }
+            return (0..<count).map { ("\(namespace)/\(name)-\($0)", pod) }
+        }
+        let namespace = pod["metadata"]?["namespace"]?.stringValue ?? defaultNamespace
+        return [("\(namespace)/\(pod["metadata"]?["name"]?.stringValue ?? "<unnamed>")", pod)]
     }
 }
 

@@ -40,6 +40,14 @@ import Testing
         #expect((plan["unschedulable"] as? [Any])?.isEmpty == true)
     }
 
+    @Test func workloadTemplatesCountAsTheirReplicas() throws {
+        let result = try berth(["plan", "-f", Self.manifests.appendingPathComponent("deployment-and-service.yaml").path, "-o", "json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let nodes = try #require(try json(result.stdout)["nodes"] as? [[String: Any]])
+        #expect(nodes.map { $0["pods"] as? [String] } == [["serving/llm-server-0"], ["serving/llm-server-1"]])
+        #expect(nodes.map { $0["instanceType"] as? String } == ["g4dn.xlarge", "g4dn.xlarge"])
+    }
+
     static let batch = """
         apiVersion: v1
         kind: Pod
