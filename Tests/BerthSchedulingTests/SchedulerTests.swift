@@ -55,6 +55,20 @@ import Testing
         #expect(plan.unschedulable == [.init(pod: 1, reason: "pool gpu: gpus limit 1 reached (1 in use, a node adds 1)")])
     }
 
+    @Test(arguments: [
+        (PoolLimits(nodes: 1), "pool gpu: nodes limit 1 reached (1 in use)"),
+        (PoolLimits(cpuMilli: 6000), "pool gpu: cpu limit 6 reached (4 in use, a node adds 4)"),
+        (PoolLimits(memory: 20 << 30), "pool gpu: memory limit 20Gi reached (16Gi in use, a node adds 16Gi)"),
+        (PoolLimits(pricePerHour: 1), "pool gpu: pricePerHour limit $1 reached ($0.526 in use, a node adds $0.526)"),
+    ])
+    func eachLimitNamesItself(limits: PoolLimits, reason: String) throws {
+        var pool = Pool.default
+        pool.limits = limits
+        let plan = solve(try requirements([pod("jupyter-a", notebook: true), pod("jupyter-b", notebook: true)]), pools: [pool])
+        #expect(plan.instanceTypes == ["g4dn.xlarge"])
+        #expect(plan.unschedulable == [.init(pod: 1, reason: reason)])
+    }
+
     @Test func pricePerHourLimitCountsExistingNodes() throws {
         var pool = Pool.default
         pool.limits.pricePerHour = 1.5
