@@ -393,18 +393,20 @@ public struct Scheduler: Sendable {
         }
         // ... then open the type with the lowest price per pod for the pods left (so two 1-GPU
         // pods get two g4dn.xlarge, never a 4-GPU node, unless a shared node is cheaper).
-        var excluded = [Bool](repeating: false, count: candidates.count)
+        var excluded: [Bool] = []  // candidates blocked by a limit; allocated on the first one
         while next < pods.count {
             let left = Int64(pods.count - next)
             var best = -1
             var bestCount: Int64 = 0
             var bestCost = Double.infinity
-            let bestRank = candidates[firstFit].rank
-            for index in firstFit..<candidates.count where !excluded[index] {
+            for index in firstFit..<candidates.count where excluded.isEmpty || !excluded[index] {
                 let candidate = candidates[index]
-                // A lower-weight pool is only a fallback: stay in the best pool that has a fit.
-                if candidate.rank != bestRank && best >= 0 { break }
-                if candidate.price / Double(left) >= bestCost { if candidate.rank == bestRank { break } else { continue } }
+                if best >= 0 {
+                    // A lower-weight pool is only a fallback: stay in the pool rank of the best so far.
+                    if candidate.rank != candidates[best].rank { break }
+                    // Prices only rise from here: nothing later can beat bestCost even if it took all pods left.
+                    if candidate.price / Double(left) >= bestCost { break }
+                }
                 let count = allocatable[candidate.type].count(of: request, cap: left)
                 guard count > 0 else { continue }
                 let cost = candidate.price / Double(count)
@@ -416,6 +418,7 @@ public struct Scheduler: Sendable {
             }
             guard best >= 0 else { return unschedulable(limitReasons.isEmpty ? "no instance type fits" : limitReasons.joined(separator: "; ")) }
             if limitBlocked(candidates[best]) {
+                if excluded.isEmpty { excluded = [Bool](repeating: false, count: candidates.count) }
                 excluded[best] = true
                 continue
             }

@@ -100,6 +100,18 @@ import Testing
         #expect(plan.nodes.map { "\($0.pool) \($0.instanceType)" } == ["g6-first g6.xlarge"])
     }
 
+    @Test func fullPreferredPoolFallsBackToTheNextOne() throws {
+        var preferred = Pool(name: "g6-first", requirements: [LabelRequirement(key: "karpenter.k8s.aws/instance-family", operator: .in, values: ["g6"])], weight: 10)
+        preferred.limits.gpus = 1
+        let plan = solve(try requirements([pod("train-a"), pod("train-b")]), pools: [.default, preferred])
+        #expect(plan.nodes.map { "\($0.pool) \($0.instanceType)" } == ["g6-first g6.xlarge", "gpu g4dn.xlarge"])
+        // Every g6 type of the preferred pool was passed over for the limit, and says so.
+        let rejected = plan.nodes.last?.rejected.map(\.description) ?? []
+        #expect(rejected.count == 6)
+        #expect(rejected.first == "g6.xlarge: gpus limit 1 reached (1 in use, a node adds 1)")
+        #expect(rejected.last == "g6.48xlarge: gpus limit 1 reached (1 in use, a node adds 8)")
+    }
+
     @Test func podsFittingOnAnInFlightNodeGetNoNewNode() throws {
         let catalog = InstanceCatalog.builtIn()
         let type = try #require(catalog["g4dn.12xlarge"])
