@@ -1,6 +1,7 @@
 import ArgumentParser
 import BerthModel
 import BerthScheduling
+import Foundation
 
 struct Catalog: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -31,12 +32,17 @@ struct Catalog: ParsableCommand {
             var rows = [["NAME", "GPUS", "GPU", "GPU MEMORY", "VCPU", "MEMORY", "ARCH", "$/HOUR"]]
             for type in types {
                 rows.append([
-                    type.name, String(type.gpuCount), type.gpuName, "\(type.gpuMemoryMiB / 1024) GiB", String(type.vcpu),
+                    type.name, String(type.gpuCount), type.gpuName, gib(type.gpuMemoryMiB), String(type.vcpu),
                     "\(type.memoryMiB / 1024) GiB", type.arch, String(type.pricePerHour),
                 ])
             }
             Terminal.write(TextTable.render(rows))
         }
+    }
+
+    /// `16 GiB`, `22.4 GiB` (EC2 reports L4 memory as 22,888 MiB).
+    private func gib(_ mib: Int) -> String {
+        mib % 1024 == 0 ? "\(mib / 1024) GiB" : String(format: "%.1f GiB", Double(mib) / 1024)
     }
 }
 

@@ -8,11 +8,14 @@ struct Plan: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "What Berth would launch for these pods if they were pending on an empty cluster.",
         discussion: """
-            Each Pod (also inside a List), and each workload's pod template times its replicas (Jobs: parallelism),
-            is first mutated as the webhook would, then GPU pods are planned
-            against the built-in catalog and the default pool (GPU types, taint nvidia.com/gpu=true:NoSchedule).
+            Each Pod (also inside a List), and each workload's pod template times its replicas (Jobs: \
+            parallelism), is first mutated as the webhook would; then GPU pods are planned against the \
+            built-in catalog and the default pool (GPU types, taint nvidia.com/gpu=true:NoSchedule). \
             Notebooks get one node each; other GPU pods share a node only when that is cheaper.
-            The table explains cheaper instance types passed over ("g4dn.xlarge: needs 6 vCPU, has 3.745").
+
+            The table explains cheaper instance types passed over ("g4dn.xlarge: needs 6 vCPU, has 3.745") \
+            and why a pod cannot be placed.
+
             --config applies the file's webhook section (provisioner pools are not read from it yet).
             """
     )
