@@ -112,6 +112,21 @@ import Testing
         #expect(rejected.last == "g6.48xlarge: gpus limit 1 reached (1 in use, a node adds 8)")
     }
 
+    @Test func poolLabelsAndCapacityTypesAreSelectable() throws {
+        var spot = Pool(name: "spot", labels: ["team": "research"], capacityTypes: ["spot"])
+        spot.requirements = [LabelRequirement(key: "karpenter.k8s.aws/instance-gpu-name", operator: .in, values: ["t4"])]
+        var catalog = InstanceCatalog.builtIn()
+        for index in catalog.types.indices where catalog.types[index].gpuName == "t4" {
+            catalog.types[index].offerings.append(Offering(zone: "us-east-1b", capacityType: "spot", pricePerHour: catalog.types[index].pricePerHour * 0.4))
+        }
+        let scheduler = Scheduler(catalog: catalog, pools: [.default, spot])
+        let research = scheduler.solve(pending: try requirements([pod("a", nodeSelector: ["team": "research"])]))
+        #expect(research.nodes.map { "\($0.pool) \($0.instanceType) \($0.zone) \($0.capacityType)" } == ["spot g4dn.xlarge us-east-1b spot"])
+        #expect(abs((research.nodes.first?.pricePerHour ?? 0) - 0.2104) < 1e-9)
+        let onDemand = scheduler.solve(pending: try requirements([pod("b", nodeSelector: ["karpenter.sh/capacity-type": "on-demand"])]))
+        #expect(onDemand.nodes.map(\.pool) == ["gpu"])
+    }
+
     @Test func podsFittingOnAnInFlightNodeGetNoNewNode() throws {
         let catalog = InstanceCatalog.builtIn()
         let type = try #require(catalog["g4dn.12xlarge"])
