@@ -28,11 +28,14 @@ let package = Package(
         ),
         // Pure: pod classification, the mutation policy, BerthConfig, AdmissionReview in/out.
         .target(name: "BerthAdmission", dependencies: ["BerthModel"], swiftSettings: settings),
+        // Pure: quantities, the instance catalog, pod requirements, pools, the scheduler (decide, not act).
+        .target(name: "BerthScheduling", dependencies: ["BerthModel", "BerthAdmission"], swiftSettings: settings),
+        .testTarget(name: "BerthSchedulingTests", dependencies: ["BerthScheduling", "BerthAdmission", "BerthModel"], swiftSettings: settings),
         // The thin CLI.
         .executableTarget(
             name: "berth",
             dependencies: [
-                "BerthModel", "BerthAdmission", "BerthNet", "BerthWebhook",
+                "BerthModel", "BerthAdmission", "BerthScheduling", "BerthNet", "BerthWebhook",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -71,7 +74,7 @@ let package = Package(
         // Helpers shared by the test targets (processes, certificates, fixtures); not shipped.
         .target(name: "BerthTestSupport", path: "Tests/BerthTestSupport", swiftSettings: settings),
         // `make bench-*`: micro-benchmarks, built in release mode.
-        .executableTarget(name: "berth-bench", dependencies: ["BerthModel", "BerthAdmission"], swiftSettings: settings),
+        .executableTarget(name: "berth-bench", dependencies: ["BerthModel", "BerthAdmission", "BerthScheduling"], swiftSettings: settings),
         .testTarget(name: "BerthModelTests", dependencies: ["BerthModel"], swiftSettings: settings),
         .testTarget(name: "BerthAdmissionTests", dependencies: ["BerthAdmission", "BerthTestSupport"], swiftSettings: settings),
         // Runs the built `berth` binary as a user would.

@@ -1,5 +1,6 @@
 import BerthAdmission
 import BerthModel
+import BerthScheduling
 import Foundation
 
 // Micro-benchmarks for `make bench-*`. Each reports the median of many timed batches, and a
@@ -66,6 +67,7 @@ let root = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
 do {
     switch arguments.first {
     case "mutate": try benchMutate(root: root)
+    case "schedule": benchSchedule()
     case "profile-review":
         let bytes = Array(try Data(contentsOf: root.appendingPathComponent("Tests/Fixtures/admission/z2jh-gpu-notebook.review.json")))
         let handler = AdmissionReviewHandler(policy: MutationPolicy())
@@ -84,7 +86,7 @@ do {
         }
         print(total)
     default:
-        FileHandle.standardError.write(Data("usage: berth-bench mutate   (run from the repository root)\n".utf8))
+        FileHandle.standardError.write(Data("usage: berth-bench mutate|schedule   (run from the repository root)\n".utf8))
         exit(64)
     }
 } catch {

@@ -12,7 +12,7 @@ struct Berth: ParsableCommand {
             64 bad command line.
             """,
         version: BerthVersion.current,
-        subcommands: [Serve.self, Mutate.self]
+        subcommands: [Serve.self, Mutate.self, Catalog.self, Plan.self]
     )
 }
 

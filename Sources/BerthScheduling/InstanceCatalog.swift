@@ -1,0 +1,57 @@
+/// The instance types the scheduler may launch, in a fixed order (the order ties are broken in).
+public struct InstanceCatalog: Sendable, Equatable {
+    public var types: [InstanceType]
+
+    public init(types: [InstanceType]) {
+        self.types = types
+    }
+
+    public subscript(name: String) -> InstanceType? { types.first { $0.name == name } }
+
+    public static let defaultZones = ["us-east-1a", "us-east-1b", "us-east-1c"]
+
+    /// The EC2 GPU types of us-east-1 with on-demand prices (Karpenter's generated pricing,
+    /// 2026-07; see CONTEXT.md), GPU memory per GPU in MiB as EC2's DescribeInstanceTypes reports
+    /// it, and ENI-limited max pods from Karpenter's zz_generated.vpclimits.go. One on-demand
+    /// offering per zone.
+    public static func builtIn(zones: [String] = defaultZones) -> InstanceCatalog {
+        // name, GPU, GPUs, vCPU, memory GiB, $/h, max pods
+        let rows: [(String, String, Int, Int, Double, Double, Int)] = [
+            ("g4dn.xlarge", "t4", 1, 4, 16, 0.526, 29),
+            ("g4dn.2xlarge", "t4", 1, 8, 32, 0.752, 29),
+            ("g4dn.4xlarge", "t4", 1, 16, 64, 1.204, 29),
+            ("g4dn.8xlarge", "t4", 1, 32, 128, 2.176, 58),
+            ("g4dn.12xlarge", "t4", 4, 48, 192, 3.912, 234),
+            ("g4dn.metal", "t4", 8, 96, 384, 7.824, 737),
+            ("g5.xlarge", "a10g", 1, 4, 16, 1.006, 58),
+            ("g5.2xlarge", "a10g", 1, 8, 32, 1.212, 58),
+            ("g5.4xlarge", "a10g", 1, 16, 64, 1.624, 234),
+            ("g5.8xlarge", "a10g", 1, 32, 128, 2.448, 234),
+            ("g5.12xlarge", "a10g", 4, 48, 192, 5.672, 737),
+            ("g5.24xlarge", "a10g", 4, 96, 384, 8.144, 737),
+            ("g5.48xlarge", "a10g", 8, 192, 768, 16.288, 345),
+            ("g6.xlarge", "l4", 1, 4, 16, 0.8048, 58),
+            ("g6.2xlarge", "l4", 1, 8, 32, 0.9776, 58),
+            ("g6.4xlarge", "l4", 1, 16, 64, 1.3232, 234),
+            ("g6.8xlarge", "l4", 1, 32, 128, 2.0144, 234),
+            ("g6.12xlarge", "l4", 4, 48, 192, 4.6016, 234),
+            ("g6.48xlarge", "l4", 8, 192, 768, 13.3504, 737),
+            ("g6e.xlarge", "l40s", 1, 4, 32, 1.861, 58),
+            ("g6e.2xlarge", "l40s", 1, 8, 64, 2.2421, 58),
+            ("g6e.12xlarge", "l40s", 4, 48, 384, 10.4926, 292),
+            ("g6e.48xlarge", "l40s", 8, 192, 1536, 30.1312, 492),
+            ("p3.2xlarge", "v100", 1, 8, 61, 3.06, 58),
+            ("p3.8xlarge", "v100", 4, 32, 244, 12.24, 234),
+            ("p3.16xlarge", "v100", 8, 64, 488, 24.48, 234),
+            ("p4d.24xlarge", "a100", 8, 96, 1152, 21.9576, 737),
+            ("p5.48xlarge", "h100", 8, 192, 2048, 55.04, 100),
+        ]
+        let gpuMemoryMiB = ["t4": 16384, "a10g": 24576, "l4": 22888, "l40s": 45776, "v100": 16384, "a100": 40960, "h100": 81920]
+        return InstanceCatalog(types: rows.map { row in
+            InstanceType(
+                name: row.0, vcpu: row.3, memoryMiB: Int64(row.4 * 1024), gpuName: row.1, gpuCount: row.2,
+                gpuMemoryMiB: gpuMemoryMiB[row.1] ?? 0, maxPods: row.6,
+                offerings: zones.map { Offering(zone: $0, capacityType: "on-demand", pricePerHour: row.5) })
+        })
+    }
+}

@@ -1,0 +1,431 @@
+import BerthModel
+
+/// Decides where pending pods go: onto nodes that exist or are launching when they fit, else onto
+/// new nodes of the cheapest instance type that fits (one per notebook; other pods packed when
+/// packing is cheaper per pod). Pure: it returns a `SchedulingPlan` and touches nothing.
+///
+/// Speed comes from doing per-instance-type work once and per-pod work in integers:
+/// - `init` precomputes each type's allocatable resources and, per pool, the types and offerings
+///   its requirements admit;
+/// - `solve` groups pods by constraints (tolerations, selector, affinity, zones: hashed once per
+///   pod) and evaluates labels only once per group and instance type, giving a price-sorted
+///   candidate list; then pods with identical requests form a shape, and a shape scans the
+///   candidates once, with cursors that only move forward (capacity and limits only shrink).
+public struct Scheduler: Sendable {
+    public let catalog: InstanceCatalog
+    public let pools: [Pool]
+    public let overhead: NodeOverhead
+    /// The extended resource the catalog's GPUs are advertised as.
+    public let gpuResource: String
+
+    let allocatable: [Resources]
+    let capacity: [Resources]
+    let typeLabels: [[String: String]]
+    /// Every label key of the catalog, with its value per type (`nil` when a type lacks it): a
+    /// requirement is resolved to a column once per group, then read by index, not by hashing.
+    let labelColumns: [String: [String?]]
+    /// Pool indices, highest weight first (config order among equals).
+    let poolOrder: [Int]
+    /// Per pool: the types its requirements admit, each with its admitted offering indices.
+    let poolTypes: [[(type: Int, offerings: [Int])]]
+
+    public init(catalog: InstanceCatalog, pools: [Pool], overhead: NodeOverhead = NodeOverhead(), gpuResource: String = "nvidia.com/gpu") {
+        self.catalog = catalog
+        self.pools = pools
+        self.overhead = overhead
+        self.gpuResource = gpuResource
+        allocatable = catalog.types.map(overhead.allocatable)
+        capacity = catalog.types.map(\.capacity)
+        let labels = catalog.types.map(\.labels)
+        typeLabels = labels
+        var columns: [String: [String?]] = [:]
+        for (index, typeLabels) in labels.enumerated() {
+            for (key, value) in typeLabels {
+                columns[key, default: [String?](repeating: nil, count: labels.count)][index] = value
+            }
+        }
+        labelColumns = columns
+        poolOrder = pools.indices.sorted { pools[$0].weight != pools[$1].weight ? pools[$0].weight > pools[$1].weight : $0 < $1 }
+        poolTypes = pools.map { pool in
+            catalog.types.indices.compactMap { typeIndex in
+                let type = catalog.types[typeIndex]
+                let offerings = type.offerings.indices.filter { o in
+                    let offering = type.offerings[o]
+                    return pool.capacityTypes.contains(offering.capacityType)
+                        && pool.requirements.allSatisfy { $0.matches(value: Scheduler.label($0.key, pool: pool, labels: labels[typeIndex], offering: offering)) }
+                }
+                return offerings.isEmpty ? nil : (typeIndex, offerings)
+            }
+        }
+    }
+
+    /// One-shot form: precomputes for this catalog and these pools, then solves.
+    public static func solve(
+        pending: [PodRequirements], nodes: [NodeState] = [], catalog: InstanceCatalog, pools: [Pool], overhead: NodeOverhead = NodeOverhead(),
+        unavailableOfferings: Set<OfferingKey> = []
+    ) -> SchedulingPlan {
+        Scheduler(catalog: catalog, pools: pools, overhead: overhead).solve(pending: pending, nodes: nodes, unavailableOfferings: unavailableOfferings)
+    }
+
+    /// A node label as a node launched from this pool, type and offering would carry it.
+    static func label(_ key: String, pool: Pool, labels: [String: String], offering: Offering?) -> String? {
+        if key == WellKnownLabel.zone { return offering?.zone }
+        if key == WellKnownLabel.capacityType { return offering?.capacityType }
+        if key == WellKnownLabel.nodePool { return pool.name }
+        if !pool.labels.isEmpty, let value = pool.labels[key] { return value }
+        return labels[key]
+    }
+
+    struct Candidate {
+        var pool: Int
+        var type: Int
+        var offering: Int
+        var price: Double
+        var rank: Int
+    }
+
+    struct Group {
+        var candidates: [Candidate] = []
+        var compatibleNodes: [Int] = []
+        var reason = ""
+        var openNodes: [Int] = []
+    }
+
+    struct ShapeKey: Hashable {
+        var group: Int
+        var requests: Resources
+        var gpuResource: String?
+        var notebook: Bool
+    }
+
+    struct Shape {
+        var key: ShapeKey
+        var pods: [Int]
+    }
+
+    public func solve(pending: [PodRequirements], nodes: [NodeState] = [], unavailableOfferings: Set<OfferingKey> = []) -> SchedulingPlan {
+        var plan = SchedulingPlan()
+        var usage = [PoolUsage](repeating: PoolUsage(), count: pools.count)
+        for node in nodes {
+            if let p = pools.firstIndex(where: { $0.name == node.pool }) { usage[p].add(capacity: node.capacity, price: node.pricePerHour) }
+        }
+        var free = nodes.map { $0.allocatable - $0.requested }
+
+        var groupOf: [PodConstraints: Int] = [:]
+        var groups: [Group] = []
+        var shapeOf: [ShapeKey: Int] = [:]
+        var shapes: [Shape] = []
+        for index in pending.indices {
+            // Fields are read in place: copying a whole PodRequirements costs retains per pod.
+            if !pending[index].unsupportedResources.isEmpty {
+                plan.unschedulable.append(.init(pod: index, reason: "requests \(pending[index].unsupportedResources.joined(separator: ", ")), which no node offers"))
+                continue
+            }
+            let group: Int
+            if let known = groupOf[pending[index].constraints] {
+                group = known
+            } else {
+                group = groups.count
+                groups.append(makeGroup(pending[index].constraints, nodes: nodes, unavailable: unavailableOfferings))
+                groupOf[pending[index].constraints] = group
+            }
+            let requests = pending[index].requests
+            let key = ShapeKey(
+                group: group, requests: requests, gpuResource: requests.gpus > 0 ? pending[index].gpuResource : nil, notebook: pending[index].isNotebook)
+            if let shape = shapeOf[key] {
+                shapes[shape].pods.append(index)
+            } else {
+                shapeOf[key] = shapes.count
+                shapes.append(Shape(key: key, pods: [index]))
+            }
+        }
+        // First-fit-decreasing: the largest requests (GPUs, then CPU, then memory) go first.
+        let order = shapes.indices.sorted { a, b in
+            let x = shapes[a].key.requests, y = shapes[b].key.requests
+            if x.gpus != y.gpus { return x.gpus > y.gpus }
+            if x.cpuMilli != y.cpuMilli { return x.cpuMilli > y.cpuMilli }
+            if x.memory != y.memory { return x.memory > y.memory }
+            return a < b
+        }
+        var openFree: [Resources] = []
+        for s in order {
+            place(shapes[s], groups: &groups, nodes: nodes, free: &free, usage: &usage, openFree: &openFree, plan: &plan)
+        }
+        plan.unschedulable.sort { $0.pod < $1.pod }
+        return plan
+    }
+
+    private func makeGroup(_ constraints: PodConstraints, nodes: [NodeState], unavailable: Set<OfferingKey>) -> Group {
+        var group = Group()
+        for (index, node) in nodes.enumerated() where constraints.tolerates(node.taints) == nil {
+            guard constraints.matches({ node.labels[$0] }) else { continue }
+            if let zones = constraints.zones, !zones.contains(node.labels[WellKnownLabel.zone] ?? "") { continue }
+            group.compatibleNodes.append(index)
+        }
+        // Zone and capacity type live on offerings: only constraints naming them are evaluated per offering.
+        let perOffering = constraints.zones != nil || ([constraints.nodeSelector] + constraints.requiredTerms).contains { term in
+            term.contains { $0.key == WellKnownLabel.zone || $0.key == WellKnownLabel.capacityType }
+        }
+        var reasons: [String] = []
+        var unmatchedPools: [(slot: Int, pool: Int)] = []  // explained only if nothing matches at all
+        for (rank, p) in poolOrder.enumerated() {
+            let pool = pools[p]
+            if let taint = constraints.tolerates(pool.taints) {
+                reasons.append("pool \(pool.name): taint \(taint) not tolerated")
+                continue
+            }
+            let selector = constraints.nodeSelector.map { compile($0, pool: pool) }
+            let terms = constraints.requiredTerms.map { $0.map { compile($0, pool: pool) } }
+            func matches(_ type: Int, _ offering: Offering?) -> Bool {
+                for requirement in selector where !requirement.matches(type: type, offering: offering) { return false }
+                if terms.isEmpty { return true }
+                for term in terms where term.allSatisfy({ $0.matches(type: type, offering: offering) }) { return true }
+                return false
+            }
+            var matched = false, unavailableSeen = false
+            for entry in poolTypes[p] {
+                let type = catalog.types[entry.type]
+                if !perOffering, !matches(entry.type, nil) { continue }
+                var best: Candidate?
+                for o in entry.offerings {
+                    let offering = type.offerings[o]
+                    if perOffering {
+                        guard matches(entry.type, offering) else { continue }
+                        if let zones = constraints.zones, !zones.contains(offering.zone) { continue }
+                    }
+                    matched = true
+                    if !offering.available || (!unavailable.isEmpty && unavailable.contains(OfferingKey(instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType))) {
+                        unavailableSeen = true
+                        continue
+                    }
+                    // One candidate per type: its cheapest offering (zone order breaks ties).
+                    if best == nil || offering.pricePerHour < best!.price {
+                        best = Candidate(pool: p, type: entry.type, offering: o, price: offering.pricePerHour, rank: rank)
+                    }
+                }
+                if let best { group.candidates.append(best) }
+            }
+            if !matched {
+                unmatchedPools.append((reasons.count, p))
+                reasons.append("")
+            } else if unavailableSeen && !group.candidates.contains(where: { $0.pool == p }) {
+                reasons.append("pool \(pool.name): every matching offering is unavailable (insufficient capacity)")
+            }
+        }
+        if pools.isEmpty { reasons.append("no pools are configured") }
+        if group.candidates.isEmpty {
+            for entry in unmatchedPools {
+                reasons[entry.slot] = "pool \(pools[entry.pool].name): " + noMatchReason(constraints, pool: pools[entry.pool], poolIndex: entry.pool)
+            }
+        }
+        group.candidates.sort { a, b in
+            if a.rank != b.rank { return a.rank < b.rank }
+            if a.price != b.price { return a.price < b.price }
+            return a.type < b.type
+        }
+        group.reason = reasons.filter { !$0.isEmpty }.joined(separator: "; ")
+        return group
+    }
+
+    /// A requirement resolved against one pool: offering keys are read from the offering, every
+    /// other key is evaluated once per instance type here.
+    struct CompiledRequirement {
+        enum Source { case type, zone, capacityType }
+        var requirement: LabelRequirement
+        var source: Source
+        var byType: [Bool]
+
+        func matches(type: Int, offering: Offering?) -> Bool {
+            switch source {
+            case .type: return byType[type]
+            case .zone: return offering.map { requirement.matches(value: $0.zone) } ?? true
+            case .capacityType: return offering.map { requirement.matches(value: $0.capacityType) } ?? true
+            }
+        }
+    }
+
+    private func compile(_ requirement: LabelRequirement, pool: Pool) -> CompiledRequirement {
+        switch requirement.key {
+        case WellKnownLabel.zone: return CompiledRequirement(requirement: requirement, source: .zone, byType: [])
+        case WellKnownLabel.capacityType: return CompiledRequirement(requirement: requirement, source: .capacityType, byType: [])
+        default: break
+        }
+        let constant: String?? = requirement.key == WellKnownLabel.nodePool ? .some(pool.name) : pool.labels[requirement.key].map { .some($0) }
+        let byType: [Bool]
+        if let constant {
+            byType = [Bool](repeating: requirement.matches(value: constant), count: catalog.types.count)
+        } else if let column = labelColumns[requirement.key] {
+            byType = column.map { requirement.matches(value: $0) }
+        } else {
+            byType = [Bool](repeating: requirement.matches(value: nil), count: catalog.types.count)
+        }
+        return CompiledRequirement(requirement: requirement, source: .type, byType: byType)
+    }
+
+    private func noMatchReason(_ constraints: PodConstraints, pool: Pool, poolIndex: Int) -> String {
+        guard let first = poolTypes[poolIndex].first else { return "its requirements admit no instance type" }
+        if let zones = constraints.zones {
+            let offered = Set(poolTypes[poolIndex].flatMap { entry in entry.offerings.map { catalog.types[entry.type].offerings[$0].zone } })
+            if offered.isDisjoint(with: zones) {
+                return "its volumes are in zone \(zones.joined(separator: ", ")), where the pool launches nothing"
+            }
+        }
+        // Explain with the cheapest admitted type; every type failed, this one is representative.
+        let cheapest = poolTypes[poolIndex].min { catalog.types[$0.type].pricePerHour < catalog.types[$1.type].pricePerHour } ?? first
+        let offering = catalog.types[cheapest.type].offerings[cheapest.offerings[0]]
+        let failure = constraints.firstFailure { Scheduler.label($0, pool: pool, labels: typeLabels[cheapest.type], offering: offering) }
+        return "no instance type matches the pod's \(failure ?? "zone restriction") (e.g. \(catalog.types[cheapest.type].name))"
+    }
+
+    private func place(
+        _ shape: Shape, groups: inout [Group], nodes: [NodeState], free: inout [Resources], usage: inout [PoolUsage],
+        openFree: inout [Resources], plan: inout SchedulingPlan
+    ) {
+        let request = shape.key.requests
+        let pods = shape.pods
+        var next = 0
+        let g = shape.key.group
+
+        // 1. Nodes that exist or are launching: first fit; a node that cannot take this shape now
+        //    never can later in this solve, so the cursor only moves forward.
+        let compatible = groups[g].compatibleNodes
+        var cursor = 0
+        while next < pods.count && cursor < compatible.count {
+            let n = compatible[cursor]
+            if request.fits(in: free[n]) && (request.gpus == 0 || nodes[n].gpuResource == shape.key.gpuResource) {
+                free[n] -= request
+                plan.placements.append(.init(pod: pods[next], node: nodes[n].name))
+                next += 1
+            } else {
+                cursor += 1
+            }
+        }
+        guard next < pods.count else { return }
+
+        func unschedulable(_ reason: String) {
+            for pod in pods[next...] { plan.unschedulable.append(.init(pod: pod, reason: reason)) }
+        }
+        if request.gpus > 0, let name = shape.key.gpuResource, name != gpuResource {
+            return unschedulable("requests \(name); the instance catalog offers \(gpuResource) only")
+        }
+        let candidates = groups[g].candidates
+        if candidates.isEmpty { return unschedulable(groups[g].reason) }
+
+        // 2. The first candidate big enough; the ones before it are explained.
+        var rejected: [Rejection] = []
+        var firstFit = -1
+        for (index, candidate) in candidates.enumerated() {
+            if request.fits(in: allocatable[candidate.type]) {
+                firstFit = index
+                break
+            }
+            if rejected.count < 6 {
+                rejected.append(
+                    Rejection(
+                        instanceType: catalog.types[candidate.type].name, pool: pools[candidate.pool].name,
+                        cause: .tooSmall(needs: request, has: allocatable[candidate.type], gpuResource: shape.key.gpuResource)))
+            }
+        }
+        if firstFit < 0 {
+            // Name the largest candidate: if it cannot, nothing can.
+            let largest = candidates.max { a, b in
+                let x = allocatable[a.type], y = allocatable[b.type]
+                return (x.gpus, x.cpuMilli, x.memory) < (y.gpus, y.cpuMilli, y.memory)
+            }!
+            let why = request.shortfall(in: allocatable[largest.type], gpuResource: shape.key.gpuResource) ?? "does not fit"
+            return unschedulable("no instance type is big enough (largest, \(catalog.types[largest.type].name): \(why))")
+        }
+
+        var limitReasons: [String] = []
+        func limitBlocked(_ candidate: Candidate) -> Bool {
+            guard let why = pools[candidate.pool].limits.exceeded(by: capacity[candidate.type], price: candidate.price, usage: usage[candidate.pool]) else {
+                return false
+            }
+            // One reason per pool: the cheapest blocked type's, met first in price order.
+            let prefix = "pool \(pools[candidate.pool].name): "
+            if !limitReasons.contains(where: { $0.hasPrefix(prefix) }) { limitReasons.append(prefix + why) }
+            if rejected.count < 10, !rejected.contains(where: { $0.instanceType == catalog.types[candidate.type].name }) {
+                rejected.append(Rejection(instanceType: catalog.types[candidate.type].name, pool: pools[candidate.pool].name, cause: .limit(why)))
+            }
+            return true
+        }
+        func open(_ candidate: Candidate, pods slice: ArraySlice<Int>, dedicated: Bool) {
+            let type = catalog.types[candidate.type]
+            let offering = type.offerings[candidate.offering]
+            usage[candidate.pool].add(capacity: capacity[candidate.type], price: candidate.price)
+            var remaining = allocatable[candidate.type]
+            for _ in slice { remaining -= request }
+            if !dedicated { groups[g].openNodes.append(plan.nodes.count) }
+            openFree.append(remaining)
+            plan.nodes.append(
+                .init(
+                    instanceType: type.name, pool: pools[candidate.pool].name, zone: offering.zone, capacityType: offering.capacityType,
+                    pricePerHour: candidate.price, pods: Array(slice), rejected: rejected, dedicated: dedicated))
+        }
+
+        if shape.key.notebook {
+            // 3a. A notebook gets its own node: notebooks stop at different times, and a shared node
+            //     lives until the last one stops (aws#5379).
+            var index = firstFit
+            while next < pods.count {
+                while index < candidates.count && (!request.fits(in: allocatable[candidates[index].type]) || limitBlocked(candidates[index])) {
+                    index += 1
+                }
+                guard index < candidates.count else { return unschedulable(limitReasons.joined(separator: "; ")) }
+                open(candidates[index], pods: pods[next..<next + 1], dedicated: true)
+                next += 1
+            }
+            return
+        }
+
+        // 3b. Other pods: fill nodes opened this round for the same constraints first ...
+        let openNodes = groups[g].openNodes
+        var openCursor = 0
+        while next < pods.count && openCursor < openNodes.count {
+            let n = openNodes[openCursor]
+            if request.fits(in: openFree[n]) {
+                openFree[n] -= request
+                plan.nodes[n].pods.append(pods[next])
+                next += 1
+            } else {
+                openCursor += 1
+            }
+        }
+        // ... then open the type with the lowest price per pod for the pods left (so two 1-GPU
+        // pods get two g4dn.xlarge, never a 4-GPU node, unless a shared node is cheaper).
+        var excluded: [Bool] = []  // candidates blocked by a limit; allocated on the first one
+        while next < pods.count {
+            let left = Int64(pods.count - next)
+            var best = -1
+            var bestCount: Int64 = 0
+            var bestCost = Double.infinity
+            for index in firstFit..<candidates.count where excluded.isEmpty || !excluded[index] {
+                let candidate = candidates[index]
+                if best >= 0 {
+                    // A lower-weight pool is only a fallback: stay in the pool rank of the best so far.
+                    if candidate.rank != candidates[best].rank { break }
+                    // Prices only rise from here: nothing later can beat bestCost even if it took all pods left.
+                    if candidate.price / Double(left) >= bestCost { break }
+                }
+                let count = allocatable[candidate.type].count(of: request, cap: left)
+                guard count > 0 else { continue }
+                let cost = candidate.price / Double(count)
+                if cost < bestCost - 1e-12 {
+                    best = index
+                    bestCount = count
+                    bestCost = cost
+                }
+            }
+            guard best >= 0 else { return unschedulable(limitReasons.isEmpty ? "no instance type fits" : limitReasons.joined(separator: "; ")) }
+            if limitBlocked(candidates[best]) {
+                if excluded.isEmpty { excluded = [Bool](repeating: false, count: candidates.count) }
+                excluded[best] = true
+                continue
+            }
+            repeat {
+                open(candidates[best], pods: pods[next..<next + Int(bestCount)], dedicated: false)
+                next += Int(bestCount)
+            } while Int64(pods.count - next) >= bestCount && next < pods.count && !limitBlocked(candidates[best])
+        }
+    }
+}

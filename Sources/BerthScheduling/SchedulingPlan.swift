@@ -1,0 +1,69 @@
+/// What the scheduler decided for one batch of pending pods; nothing has been done yet. Pods are
+/// referred to by their index in the `pending` array given to `solve`.
+public struct SchedulingPlan: Sendable {
+    /// A node to launch.
+    public struct NewNode: Sendable {
+        public var instanceType: String
+        public var pool: String
+        public var zone: String
+        public var capacityType: String
+        public var pricePerHour: Double
+        public var pods: [Int]
+        /// Why cheaper (or preferred-pool) instance types were not chosen for its first pod.
+        public var rejected: [Rejection]
+        /// A notebook's own node: nothing else is packed onto it.
+        public var dedicated: Bool
+    }
+
+    /// A pod that fits on a node that exists or is already launching.
+    public struct Placement: Sendable, Equatable {
+        public var pod: Int
+        public var node: String
+    }
+
+    public struct Unschedulable: Sendable, Equatable {
+        public var pod: Int
+        public var reason: String
+
+        public init(pod: Int, reason: String) {
+            self.pod = pod
+            self.reason = reason
+        }
+    }
+
+    public var nodes: [NewNode] = []
+    public var placements: [Placement] = []
+    public var unschedulable: [Unschedulable] = []
+
+    public var totalPricePerHour: Double { nodes.reduce(0) { $0 + $1.pricePerHour } }
+
+    public init() {}
+}
+
+/// One instance type passed over, and why: "g4dn.xlarge: needs 6 vCPU, has 3.745". The text is
+/// built only when read: a solve records these for every shape, most are never shown.
+public struct Rejection: Sendable, Equatable, CustomStringConvertible {
+    public enum Cause: Sendable, Equatable {
+        case tooSmall(needs: Resources, has: Resources, gpuResource: String?)
+        case limit(String)
+    }
+
+    public var instanceType: String
+    public var pool: String
+    public var cause: Cause
+
+    public init(instanceType: String, pool: String, cause: Cause) {
+        self.instanceType = instanceType
+        self.pool = pool
+        self.cause = cause
+    }
+
+    public var reason: String {
+        switch cause {
+        case let .tooSmall(needs, has, gpuResource): needs.shortfall(in: has, gpuResource: gpuResource) ?? "does not fit"
+        case let .limit(text): text
+        }
+    }
+
+    public var description: String { "\(instanceType): \(reason)" }
+}

@@ -1,0 +1,157 @@
+import ArgumentParser
+import BerthAdmission
+import BerthModel
+import BerthScheduling
+import Foundation
+
+struct Plan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "What Berth would launch for these pods if they were pending on an empty cluster.",
+        discussion: """
+            Each Pod (also inside a List), and each workload's pod template times its replicas (Jobs: \
+            parallelism), is first mutated as the webhook would; then GPU pods are planned against the \
+            built-in catalog and the default pool (GPU types, taint nvidia.com/gpu=true:NoSchedule). \
+            Notebooks get one node each; other GPU pods share a node only when that is cheaper.
+
+            The table explains cheaper instance types passed over ("g4dn.xlarge: needs 6 vCPU, has 3.745") \
+            and why a pod cannot be placed.
+
+            --config applies the file's webhook section (provisioner pools are not read from it yet).
+            """
+    )
+
+    enum Output: String, ExpressibleByArgument, CaseIterable {
+        case table, json
+    }
+
+    @Option(name: .shortAndLong, help: "The manifest file, or - for standard input.")
+    var file: String
+
+    @Option(name: .shortAndLong, help: "Output format: table or json.")
+    var output: Output = .table
+
+    @Option(help: "A BerthConfig file (defaults apply without one).")
+    var config: String?
+
+    @Option(name: [.customShort("n"), .long], help: "Namespace for pods that name none.")
+    var namespace: String = "default"
+
+    func run() throws {
+        try failing {
+            let settings = try ConfigFile.load(config)
+            let mutator = ManifestMutator(policy: MutationPolicy(config: settings.webhook), defaultNamespace: namespace)
+            let provisioner = ProvisionerConfig()
+            var ids: [String] = []
+            var pending: [PodRequirements] = []
+            var pendingSlot: [Int] = []
+            var skipped: [(slot: Int, reason: String)] = []
+            for (index, document) in try ManifestFile.read(file).enumerated() {
+                let location = "\(ManifestFile.name(file)): document \(index + 1) (line \(document.line))"
+                let result: ManifestMutator.Result
+                do {
+                    result = try mutator.mutate(document.value)
+                } catch {
+                    throw CLIError(message: "\(location): \(error)")
+                }
+                for (path, mutation) in result.pods {
+                    for (id, pod) in Self.pendingPods(in: result.mutated, at: path, defaultNamespace: namespace) {
+                        let slot = ids.count
+                        ids.append(id)
+                        if let reason = mutation.exemptReason {
+                            skipped.append((slot, "exempt from Berth (\(reason))"))
+                        } else if mutation.podClass == .other {
+                            skipped.append((slot, "not a GPU pod: Berth launches GPU nodes only"))
+                        } else {
+                            do {
+                                var requirements = try PodRequirements(pod: pod, config: settings.webhook)
+                                requirements.namespace = String(id.prefix { $0 != "/" })
+                                requirements.name = String(id.drop { $0 != "/" }.dropFirst())
+                                pending.append(requirements)
+                                pendingSlot.append(slot)
+                            } catch {
+                                throw CLIError(message: "\(location): \(error)")
+                            }
+                        }
+                    }
+                }
+            }
+            let scheduler = Scheduler(catalog: .builtIn(), pools: provisioner.pools, overhead: provisioner.overhead)
+            let plan = scheduler.solve(pending: pending)
+            var unschedulable = skipped
+            for entry in plan.unschedulable { unschedulable.append((pendingSlot[entry.pod], entry.reason)) }
+            unschedulable.sort { $0.slot < $1.slot }
+            let podIDs = { (node: SchedulingPlan.NewNode) in node.pods.map { ids[pendingSlot[$0]] } }
+
+            switch output {
+            case .json:
+                let nodes: [JSON] = plan.nodes.map { node in
+                    [
+                        "instanceType": .string(node.instanceType), "pool": .string(node.pool), "zone": .string(node.zone),
+                        "pods": .array(podIDs(node).map(JSON.string)), "pricePerHour": .number(Money.text(node.pricePerHour)),
+                    ]
+                }
+                let list: [JSON] = unschedulable.map { ["pod": .string(ids[$0.slot]), "reason": .string($0.reason)] }
+                let document: JSON = [
+                    "nodes": .array(nodes), "unschedulable": .array(list), "totalPricePerHour": .number(Money.text(plan.totalPricePerHour)),
+                ]
+                Terminal.write(JSONWriter.string(document, pretty: true) + "\n")
+            case .table:
+                var text = ""
+                if plan.nodes.isEmpty {
+                    text += "No nodes to launch.\n"
+                } else {
+                    var rows = [["NODE", "INSTANCE TYPE", "POOL", "ZONE", "$/HOUR", "PODS"]]
+                    for (index, node) in plan.nodes.enumerated() {
+                        rows.append([String(index + 1), node.instanceType, node.pool, node.zone, Money.text(node.pricePerHour), podIDs(node).joined(separator: ", ")])
+                    }
+                    text += TextTable.render(rows)
+                    for (index, node) in plan.nodes.enumerated() where !node.rejected.isEmpty {
+                        text += "node \(index + 1): cheaper types passed over: " + node.rejected.map(\.description).joined(separator: "; ") + "\n"
+                    }
+                }
+                if !unschedulable.isEmpty {
+                    text += "\nUnschedulable:\n"
+                    for entry in unschedulable { text += "  \(ids[entry.slot]): \(entry.reason)\n" }
+                }
+                text += "\nTotal: \(Money.text(plan.totalPricePerHour)) $/hour for \(plan.nodes.count) node\(plan.nodes.count == 1 ? "" : "s")\n"
+                Terminal.write(text)
+            }
+        }
+    }
+}
+
+extension Plan {
+    /// The pods a document stands for once created: a Pod is itself; a workload's template is
+    /// `replicas` pods (`parallelism` for Jobs) named `<workload>-<i>`, in the workload's namespace.
+    static func pendingPods(in document: JSON, at path: JSONPointer, defaultNamespace: String) -> [(id: String, pod: JSON)] {
+        var pod = document
+        var owner = document
+        for (index, token) in path.tokens.enumerated() {
+            pod = Int(token).flatMap { pod[$0] } ?? pod[token] ?? .null
+            // The object holding the template is the last one with a kind on the way down.
+            if pod["kind"] != nil, index < path.tokens.count - 1 { owner = pod }
+        }
+        if path.tokens.last == "template" || pod["kind"] == nil {
+            let kind = owner["kind"]?.stringValue ?? ""
+            let name = owner["metadata"]?["name"]?.stringValue ?? "<unnamed>"
+            let namespace = owner["metadata"]?["namespace"]?.stringValue ?? defaultNamespace
+            let spec = kind == "CronJob" ? owner["spec"]?["jobTemplate"]?["spec"] : owner["spec"]
+            let countField = kind == "Job" || kind == "CronJob" ? "parallelism" : "replicas"
+            var count = 1
+            if case let .number(text)? = spec?[countField], let value = Int(text) { count = max(0, min(value, 10_000)) }
+            return (0..<count).map { ("\(namespace)/\(name)-\($0)", pod) }
+        }
+        let namespace = pod["metadata"]?["namespace"]?.stringValue ?? defaultNamespace
+        return [("\(namespace)/\(pod["metadata"]?["name"]?.stringValue ?? "<unnamed>")", pod)]
+    }
+}
+
+enum Money {
+    /// Dollars to 4 decimals without float noise: 1.052, not 1.0519999999999998.
+    static func text(_ value: Double) -> String {
+        var text = String(format: "%.4f", value)
+        while text.hasSuffix("0") { text.removeLast() }
+        if text.hasSuffix(".") { text.removeLast() }
+        return text
+    }
+}

@@ -1,0 +1,109 @@
+import BerthTestSupport
+import Foundation
+import Testing
+
+/// `berth catalog` and `berth plan` as a user runs them: the built binary, real files.
+@Suite struct PlanCommandTests {
+    static let manifests = Repository.fixtures.appendingPathComponent("manifests")
+
+    func json(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    }
+
+    @Test func catalogJSONListsEveryGPUType() throws {
+        let result = try berth(["catalog", "-o", "json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+        #expect(list.count == 28)
+        let first = try #require(list.first)
+        #expect(Set(first.keys) == ["name", "gpus", "gpuName", "gpuMemoryMiB", "vcpu", "memoryMiB", "arch", "pricePerHour"])
+        #expect(first["name"] as? String == "g4dn.xlarge")
+        #expect((first["pricePerHour"] as? NSNumber)?.doubleValue == 0.526)
+        #expect((first["gpuMemoryMiB"] as? NSNumber)?.intValue == 16384)
+        let table = try berth(["catalog"])
+        #expect(table.status == 0)
+        #expect(table.stdout.hasPrefix("NAME "))
+        #expect(table.stdout.contains("p5.48xlarge"))
+    }
+
+    @Test func planOfTheZ2JHNotebook() throws {
+        let result = try berth(["plan", "-f", Self.manifests.appendingPathComponent("z2jh-gpu-notebook.yaml").path, "-o", "json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let plan = try json(result.stdout)
+        let nodes = try #require(plan["nodes"] as? [[String: Any]])
+        #expect(nodes.count == 1)
+        #expect(nodes.first?["instanceType"] as? String == "g4dn.xlarge")
+        #expect(nodes.first?["pool"] as? String == "gpu")
+        #expect(nodes.first?["zone"] as? String == "us-east-1a")
+        #expect(nodes.first?["pods"] as? [String] == ["jhub/jupyter-alice"])
+        #expect((plan["totalPricePerHour"] as? NSNumber)?.doubleValue == 0.526)
+        #expect((plan["unschedulable"] as? [Any])?.isEmpty == true)
+    }
+
+    @Test func workloadTemplatesCountAsTheirReplicas() throws {
+        let result = try berth(["plan", "-f", Self.manifests.appendingPathComponent("deployment-and-service.yaml").path, "-o", "json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let nodes = try #require(try json(result.stdout)["nodes"] as? [[String: Any]])
+        #expect(nodes.map { $0["pods"] as? [String] } == [["serving/llm-server-0"], ["serving/llm-server-1"]])
+        #expect(nodes.map { $0["instanceType"] as? String } == ["g4dn.xlarge", "g4dn.xlarge"])
+    }
+
+    static let batch = """
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: jupyter-a, namespace: jhub, labels: {component: singleuser-server}}
+        spec:
+          containers: [{name: nb, image: jupyter, resources: {limits: {nvidia.com/gpu: 1}}}]
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: jupyter-b, namespace: jhub, labels: {component: singleuser-server}}
+        spec:
+          containers: [{name: nb, image: jupyter, resources: {requests: {cpu: "6"}, limits: {nvidia.com/gpu: 1}}}]
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: etl, namespace: airflow}
+        spec:
+          containers: [{name: task, image: python, resources: {requests: {cpu: 500m}}}]
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: huge, namespace: ml}
+        spec:
+          containers: [{name: train, image: pytorch, resources: {limits: {nvidia.com/gpu: 16}}}]
+        """
+
+    @Test func planJSONForABatch() throws {
+        let result = try berth(["plan", "-f", "-", "-o", "json"], input: Data(Self.batch.utf8))
+        #expect(result.status == 0, "\(result.stderr)")
+        let plan = try json(result.stdout)
+        let nodes = try #require(plan["nodes"] as? [[String: Any]])
+        #expect(nodes.map { $0["instanceType"] as? String } == ["g4dn.2xlarge", "g4dn.xlarge"])
+        #expect(nodes.map { $0["pods"] as? [String] } == [["jhub/jupyter-b"], ["jhub/jupyter-a"]])
+        #expect((plan["totalPricePerHour"] as? NSNumber)?.doubleValue == 1.278)
+        let unschedulable = try #require(plan["unschedulable"] as? [[String: String]])
+        #expect(unschedulable.map { $0["pod"] } == ["airflow/etl", "ml/huge"])
+        #expect(unschedulable.first?["reason"] == "not a GPU pod: Berth launches GPU nodes only")
+        #expect(unschedulable.last?["reason"]?.contains("needs 16 nvidia.com/gpu, has 8") == true)
+    }
+
+    @Test func planTableExplainsPassedOverTypes() throws {
+        let result = try berth(["plan", "-f", "-"], input: Data(Self.batch.utf8))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("g4dn.xlarge: needs 6 vCPU, has 3.745"))
+        #expect(result.stdout.contains("Total: 1.278 $/hour for 2 nodes"))
+        #expect(result.stdout.contains("ml/huge: no instance type is big enough"))
+    }
+
+    @Test func planBadQuantityIsOneLine() throws {
+        let input = "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: a, resources: {limits: {nvidia.com/gpu: 1}, requests: {cpu: 2 cores}}}]\n"
+        let result = try berth(["plan", "-f", "-"], input: Data(input.utf8))
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        #expect(
+            result.stderr
+                == "berth: <stdin>: document 1 (line 1): pod default/x: spec.containers[0].resources.requests.cpu: invalid quantity \"2 cores\": unknown suffix \" cores\" (expected Ki, Mi, Gi, Ti, Pi, Ei, n, u, m, k, M, G, T, P, E or an exponent such as e3)\n"
+        )
+    }
+}
