@@ -88,9 +88,11 @@ public struct AdmissionReviewHandler: Sendable {
         } catch {
             return .badRequest("request.object: \(error)", uid: uid)
         }
-        outcome.mutation = mutation
         outcome.body = Self.response(
             apiVersion: apiVersion, uid: uid, patch: mutation.patch.isEmpty ? nil : mutation.patch.serialized(), mutation: mutation)
+        outcome.mutation = mutation
+        // The outcome reports what was decided; the patch itself is already in the body.
+        outcome.mutation?.patch = JSONPatch()
         return outcome
     }
 

@@ -77,7 +77,7 @@ public struct MutationPolicy: Sendable {
             if builder.addTolerations(tolerations) { mutation.kinds.append(.gpuToleration) }
 
             var requirements = [LabelRequirement(key: config.gpuNodeLabelKey, operator: .in, values: [config.gpuNodeLabelValue])]
-            if let requested = view.annotations[config.gpuTypeAnnotation] {
+            if let requested = view.annotation(config.gpuTypeAnnotation) {
                 let values = Self.gpuTypes(requested)
                 if values.isEmpty {
                     mutation.warnings.append(
@@ -91,7 +91,7 @@ public struct MutationPolicy: Sendable {
             if added.contains(requirements[0]) { mutation.kinds.append(.gpuAffinity) }
             if requirements.count > 1, added.contains(requirements[1]) { mutation.kinds.append(.gpuTypeAffinity) }
 
-            if podClass == .gpuNotebook, config.protectGPUNotebooks, view.annotations[config.doNotDisruptAnnotation] == nil {
+            if podClass == .gpuNotebook, config.protectGPUNotebooks, view.annotation(config.doNotDisruptAnnotation) == nil {
                 builder.setAnnotation(config.doNotDisruptAnnotation, "true")
                 mutation.kinds.append(.doNotDisrupt)
             }
@@ -103,7 +103,7 @@ public struct MutationPolicy: Sendable {
                 if !(try builder.requireOnEveryTerm([avoid])).isEmpty { mutation.kinds.append(.avoidGPUNodes) }
             }
         }
-        if !builder.operations.isEmpty, view.annotations[config.mutatedAnnotation] != podClass.rawValue {
+        if !builder.operations.isEmpty, view.annotation(config.mutatedAnnotation) != podClass.rawValue {
             builder.setAnnotation(config.mutatedAnnotation, podClass.rawValue)
         }
         mutation.patch = builder.patch()
@@ -116,9 +116,9 @@ public struct MutationPolicy: Sendable {
             return "namespace \(namespace) is exempt"
         }
         if isDaemonSetTemplate || view.ownerKinds.contains("DaemonSet") { return "owned by a DaemonSet" }
-        if view.annotations["kubernetes.io/config.mirror"] != nil { return "mirror pod" }
+        if view.annotation("kubernetes.io/config.mirror") != nil { return "mirror pod" }
         if let node = view.nodeName, !node.isEmpty { return "already bound to node \(node)" }
-        if view.annotations[config.skipAnnotation] == "true" { return "annotated \(config.skipAnnotation)=true" }
+        if view.annotation(config.skipAnnotation) == "true" { return "annotated \(config.skipAnnotation)=true" }
         return nil
     }
 

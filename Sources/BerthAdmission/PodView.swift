@@ -7,7 +7,9 @@ struct PodView<Node: JSONReadable> {
     let metadata: Node?
     let spec: Node
     let labels: [String: String]
-    let annotations: [String: String]
+    /// Read on demand: a pod's annotations can be large (last-applied-configuration) and the
+    /// policy asks for five keys at most.
+    let annotationsNode: Node?
     let ownerKinds: [String]
     let namespace: String?
     let nodeName: String?
@@ -24,7 +26,12 @@ struct PodView<Node: JSONReadable> {
         default: metadata = nil
         }
         labels = try Self.stringMap(metadata?["labels"], field: field("metadata.labels"))
-        annotations = try Self.stringMap(metadata?["annotations"], field: field("metadata.annotations"))
+        switch metadata?["annotations"] {
+        case let value? where value.isObject: annotationsNode = value
+        case let value? where !value.isNull:
+            throw PodShapeError(field: field("metadata.annotations"), message: "expected an object, found \(value.typeName)")
+        default: annotationsNode = nil
+        }
         namespace = metadata?["namespace"]?.stringValue
         ownerKinds = (metadata?["ownerReferences"]?.arrayElements ?? []).compactMap { $0["kind"]?.stringValue }
 
@@ -46,6 +53,8 @@ struct PodView<Node: JSONReadable> {
         }
         tolerations = parsed
     }
+
+    func annotation(_ key: String) -> String? { annotationsNode?[key]?.stringValue }
 
     var fieldPrefix: String { base.tokens.joined(separator: ".") }
 

@@ -219,6 +219,16 @@ public struct JSONCursor: Sendable {
         return elements
     }
 
+    public func forEachMember(_ body: (_ key: String, _ value: JSONCursor) -> Void) {
+        let container = node
+        guard container.kind == .object else { return }
+        var child = index + 1
+        while child < Int(container.next) {
+            body(Self.decode(tape, tape.nodes[child]), JSONCursor(tape: tape, index: child + 1))
+            child = Int(tape.nodes[child + 1].next)
+        }
+    }
+
     public var objectMembers: [(key: String, value: JSONCursor)]? {
         let container = node
         guard container.kind == .object else { return nil }
@@ -263,6 +273,8 @@ public struct JSONCursor: Sendable {
 /// and `JSONCursor` (AdmissionReviews on the webhook's hot path), so there is one policy.
 public protocol JSONReadable {
     subscript(key: String) -> Self? { get }
+    /// Every member of an object, in order (nothing for other values): one pass, no array.
+    func forEachMember(_ body: (_ key: String, _ value: Self) -> Void)
     var stringValue: String? { get }
     var arrayElements: [Self]? { get }
     var objectMembers: [(key: String, value: Self)]? { get }
@@ -277,6 +289,10 @@ extension JSON: JSONReadable {
     public var arrayElements: [JSON]? { arrayValue }
     public var objectMembers: [(key: String, value: JSON)]? { objectValue?.members.map { ($0.key, $0.value) } }
     public var isObject: Bool { objectValue != nil }
+    public func forEachMember(_ body: (_ key: String, _ value: JSON) -> Void) {
+        guard case let .object(object) = self else { return }
+        for member in object.members { body(member.key, member.value) }
+    }
 }
 
 /// Whether `buffer[offset..<offset + wanted.count]` holds exactly `wanted` (the caller checked

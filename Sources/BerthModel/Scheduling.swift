@@ -39,10 +39,17 @@ public struct Toleration: Sendable, Equatable {
 
     /// Reads a toleration as the API holds it; absent fields are empty, as in Go.
     public init<Node: JSONReadable>(json: Node) {
-        self.key = json["key"]?.stringValue ?? ""
-        self.operator = json["operator"]?.stringValue ?? ""
-        self.value = json["value"]?.stringValue ?? ""
-        self.effect = json["effect"]?.stringValue ?? ""
+        var key = "", op = "", value = "", effect = ""
+        json.forEachMember { name, member in
+            switch name {
+            case "key": key = member.stringValue ?? ""
+            case "operator": op = member.stringValue ?? ""
+            case "value": value = member.stringValue ?? ""
+            case "effect": effect = member.stringValue ?? ""
+            default: break
+            }
+        }
+        self.init(key: key, operator: op, value: value, effect: effect)
     }
 
     /// The toleration Berth adds for a taint: any value of the key, that effect only.
