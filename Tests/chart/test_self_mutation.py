@@ -44,3 +44,43 @@ def test_berth_does_not_mutate_its_own_pod(render, tmp_path, name):
     )
     assert proc.returncode == 0, f"berth mutate failed ({proc.returncode}):\n{proc.stderr}"
     assert yaml.safe_load(proc.stdout) == pod, "berth mutated its own webhook pod"
+
+
+@pytest.mark.parametrize("name", ["defaults", "everything"])
+def test_rendered_command_line_and_config_start_berth(render, tmp_path, name):
+    """The webhook container's args and ConfigMap, as rendered, are accepted by the real
+    `berth serve`: it starts serving (paths rewritten to a temp dir, ports to 0), then exits 0 on
+    SIGTERM. A renamed flag or a config field Berth does not know fails here, not on a cluster."""
+    import signal
+
+    binary = berth_binary()
+    r = render(name)
+    args = r.webhook_deployment()["spec"]["template"]["spec"]["containers"][0]["args"]
+    (tmp_path / "config.yaml").write_text(r.one("ConfigMap", f"{r.fullname}-config")["data"]["config.yaml"])
+    ca_key = tmp_path / "tls.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-keyout", str(ca_key), "-out", str(tmp_path / "tls.crt")],
+        check=True, capture_output=True,
+    )
+    (tmp_path / "ca.crt").write_text((tmp_path / "tls.crt").read_text())
+    rewritten = []
+    for arg in args:
+        flag, _, value = arg.partition("=")
+        if flag in ("--port", "--metrics-port"):
+            value = "0"
+        elif value.startswith("/etc/berth/"):
+            value = str(tmp_path / os.path.basename(value))
+        rewritten.append(f"{flag}={value}" if value else flag)
+    proc = subprocess.Popen([binary, *rewritten, "--bind-address=127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first = proc.stdout.readline()
+        lines = [first]
+        while "berth webhook serving" not in lines[-1] and lines[-1]:
+            lines.append(proc.stdout.readline())
+        assert "berth webhook serving" in lines[-1], f"berth serve did not start with {rewritten}:\n{''.join(lines)}"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
