@@ -162,29 +162,44 @@ public struct LabelSelector: Sendable, Equatable {
 }
 
 /// A resource name pattern such as `nvidia.com/mig-*`: `*` stands for any run of characters.
+/// Matching works on UTF-8 bytes (substring operations on `String` walk grapheme clusters, and
+/// this runs for every resource name of every pod).
 public struct ResourcePattern: Sendable, Equatable, CustomStringConvertible {
     public let pattern: String
-    private let parts: [Substring]
+    private let parts: [[UInt8]]
 
     public init(_ pattern: String) {
         self.pattern = pattern
-        self.parts = pattern.split(separator: "*", omittingEmptySubsequences: false)
+        self.parts = pattern.utf8.split(separator: UInt8(ascii: "*"), omittingEmptySubsequences: false).map(Array.init)
     }
 
     public var description: String { pattern }
 
     public func matches(_ name: String) -> Bool {
-        guard parts.count > 1 else { return name == pattern }
-        guard name.hasPrefix(parts[0]), let lastPart = parts.last else { return false }
-        var rest = name.dropFirst(parts[0].count)
-        guard rest.count >= lastPart.count else { return false }
-        let tail = rest.suffix(lastPart.count)
-        guard tail == lastPart else { return false }
-        rest = rest.dropLast(lastPart.count)
-        for part in parts.dropFirst().dropLast() where !part.isEmpty {
-            guard let range = rest.firstRange(of: part) else { return false }
-            rest = rest[range.upperBound...]
+        var name = name
+        return name.withUTF8 { bytes in
+            guard parts.count > 1 else { return bytes.elementsEqual(parts[0]) }
+            let first = parts[0], last = parts[parts.count - 1]
+            guard bytes.count >= first.count + last.count,
+                bytes.prefix(first.count).elementsEqual(first),
+                bytes.suffix(last.count).elementsEqual(last)
+            else { return false }
+            // Middle parts, in order, each after the previous one, within what first/last left.
+            var position = first.count
+            let limit = bytes.count - last.count
+            for part in parts.dropFirst().dropLast() where !part.isEmpty {
+                var found = false
+                while position + part.count <= limit {
+                    if bytes[position..<(position + part.count)].elementsEqual(part) {
+                        position += part.count
+                        found = true
+                        break
+                    }
+                    position += 1
+                }
+                if !found { return false }
+            }
+            return true
         }
-        return true
     }
 }
