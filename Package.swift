@@ -59,6 +59,9 @@ let package = Package(
         // Throughput harness for BerthNet (wrk target); not a product.
         .executableTarget(name: "berthnet-bench", dependencies: ["BerthNet", .product(name: "Logging", package: "swift-log")], swiftSettings: settings),
         .testTarget(name: "BerthNetTests", dependencies: ["BerthNet", "BerthTestSupport"], swiftSettings: settings),
+        // AWS: Signature V4 now; the EC2 Query API and the credential chain build on it.
+        .target(name: "BerthAWS", dependencies: ["BerthNet"], swiftSettings: settings),
+        .testTarget(name: "BerthAWSTests", dependencies: ["BerthAWS", "BerthTestSupport"], swiftSettings: settings),
         // HTTP meets admission: /mutate, health, Prometheus metrics, the webhook server wiring.
         .target(
             name: "BerthWebhook",

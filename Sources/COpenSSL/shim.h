@@ -7,6 +7,8 @@
 #include <openssl/x509.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
 #include <string.h>
 
 // Wrappers for OpenSSL macros (SSL_CTX_ctrl / BIO_ctrl under the hood) that Swift cannot import.
