@@ -1,9 +1,5 @@
 #ifndef BERTH_LINUX_SHIM_H
 #define BERTH_LINUX_SHIM_H
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <sched.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -25,11 +21,18 @@ static inline void berth_set_thread_name(const char *name) {
 static inline int berth_accept_nonblocking(int fd) {
     return accept4(fd, (struct sockaddr *)0, (socklen_t *)0, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
-/// CPUs this process may run on (taskset, cpusets), or 0 when unknown; CPU_COUNT is a macro.
+/// glibc declares sched_getaffinity only under _GNU_SOURCE, and defining that here would change
+/// fd_set and clash with the Dispatch module's view of the same headers; so it is declared
+/// under another name, bound to the same symbol.
+extern int berth_sched_getaffinity(int pid, size_t size, unsigned long *mask) __asm__("sched_getaffinity");
+
+/// CPUs this process may run on (taskset, cpusets), or 0 when unknown.
 static inline int berth_allowed_cpu_count(void) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
-    return CPU_COUNT(&set);
+    unsigned long mask[16];  /* 1024 CPUs */
+    memset(mask, 0, sizeof(mask));
+    if (berth_sched_getaffinity(0, sizeof(mask), mask) != 0) return 0;
+    int count = 0;
+    for (int i = 0; i < 16; i++) count += __builtin_popcountl(mask[i]);
+    return count;
 }
 #endif
