@@ -182,16 +182,16 @@ final class HTTPClientConnection: @unchecked Sendable {
 
     /// One line ending in LF (CR stripped), at most `limit` bytes; nil at EOF before any byte.
     func readLine(limit: Int, what: String) throws(NetError) -> [UInt8]? {
-        var searched = bufferStart
+        var searched = 0  // bytes after bufferStart already searched (fill() may move the buffer)
         while true {
-            if let newline = buffer[searched...].firstIndex(of: 10) {
+            if let newline = buffer[(bufferStart + searched)...].firstIndex(of: 10) {
                 var end = newline
                 if end > bufferStart && buffer[end - 1] == 13 { end -= 1 }
                 let line = Array(buffer[bufferStart..<end])
                 bufferStart = newline + 1
                 return line
             }
-            searched = buffer.count
+            searched = buffer.count - bufferStart
             if buffer.count - bufferStart > limit {
                 throw .malformedResponse("\(what) longer than \(limit) bytes")
             }
