@@ -1,0 +1,171 @@
+import BerthModel
+import Foundation
+import Logging
+import Synchronization
+
+public struct LeaderElectionConfiguration: Sendable {
+    public var namespace: String
+    public var name: String
+    /// This replica's identity (pod name + a random suffix, as client-go recommends).
+    public var identity: String
+    /// How long others wait after the last observed renewal before taking over.
+    public var leaseDuration: Duration = .seconds(15)
+    /// The leader stops acting when it could not renew for this long (< leaseDuration, so the
+    /// old leader has stopped before anyone else may start).
+    public var renewDeadline: Duration = .seconds(10)
+    /// Interval between acquire/renew attempts.
+    public var retryPeriod: Duration = .seconds(5)
+
+    public init(namespace: String, name: String, identity: String) {
+        self.namespace = namespace
+        self.name = name
+        self.identity = identity
+    }
+}
+
+/// Leader election on a coordination.k8s.io/v1 Lease, after client-go's
+/// tools/leaderelection: a candidate takes the lease when it is free or when its record has not
+/// changed for `leaseDuration` *as observed on the candidate's own clock* (so clock skew between
+/// replicas does not matter); the holder renews every `retryPeriod`; every write is an update
+/// carrying the resourceVersion read, so two candidates racing for an expired lease cannot both
+/// win (one gets 409 Conflict). A leader that has not renewed within `renewDeadline` considers
+/// itself deposed; since renewDeadline < leaseDuration, no two replicas lead at once.
+///
+/// `step(now:)` is one decision and write (pure apart from the API call; tests drive it with
+/// explicit times); `run(clock:)` loops it.
+public final class LeaderElector: Sendable {
+    public let configuration: LeaderElectionConfiguration
+    private let client: KubeClient
+    private let logger: Logger
+
+    private struct State {
+        /// The last record seen and when (on our clock) it was first seen in that form.
+        var observedHolder: String?
+        var observedRenewTime: String?
+        var observedAt: ContinuousClock.Instant?
+        /// Our last successful acquire or renew.
+        var lastRenewal: ContinuousClock.Instant?
+    }
+    private let state = Mutex(State())
+
+    public init(client: KubeClient, configuration: LeaderElectionConfiguration, logger: Logger = Logger(label: "berth.kube.leader")) {
+        self.client = client
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "identity"] = "\(configuration.identity)"
+        self.logger = logger
+    }
+
+    /// Whether this replica may act at `now`: it renewed within the renew deadline.
+    public func isLeader(at now: ContinuousClock.Instant) -> Bool {
+        state.withLock { state in
+            guard let last = state.lastRenewal else { return false }
+            return now - last < configuration.renewDeadline
+        }
+    }
+
+    /// One attempt to acquire or renew the lease. Returns whether we hold it afterwards.
+    /// `wallTime` is written into the Lease (acquireTime/renewTime) for humans and tools; the
+    /// decisions use `now` only.
+    @discardableResult
+    public func step(now: ContinuousClock.Instant, wallTime: Date = Date()) -> Bool {
+        do throws(KubeError) {
+            let acquired = try tryAcquireOrRenew(now: now, wallTime: wallTime)
+            if acquired { state.withLock { $0.lastRenewal = now } }
+            return acquired
+        } catch {
+            logger.warning("lease update failed", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    private func tryAcquireOrRenew(now: ContinuousClock.Instant, wallTime: Date) throws(KubeError) -> Bool {
+        let me = configuration.identity
+        let stamp = RFC3339.string(wallTime, micro: true)
+        let seconds = Int(configuration.leaseDuration.components.seconds)
+        let existing: JSON
+        do throws(KubeError) {
+            existing = try client.get(.leases, namespace: configuration.namespace, name: configuration.name)
+        } catch {
+            guard error.isNotFound else { throw error }
+            let lease: JSON = [
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": ["name": .string(configuration.name), "namespace": .string(configuration.namespace)],
+                "spec": ["holderIdentity": .string(me), "leaseDurationSeconds": .number(seconds),
+                         "acquireTime": .string(stamp), "renewTime": .string(stamp), "leaseTransitions": 0],
+            ]
+            do throws(KubeError) {
+                _ = try client.create(.leases, namespace: configuration.namespace, lease)
+            } catch {
+                if error.isAlreadyExists { return false }  // someone else created it first
+                throw error
+            }
+            observe(holder: me, renewTime: stamp, now: now)
+            logger.info("acquired new lease")
+            return true
+        }
+        let lease = try Lease(json: existing)
+        let holder = lease.holderIdentity ?? ""
+        let observedAt = observe(holder: holder, renewTime: lease.renewTime, now: now)
+        let duration = lease.leaseDurationSeconds.map { Duration.seconds($0) } ?? configuration.leaseDuration
+        if !holder.isEmpty && holder != me && now - observedAt < duration {
+            return false  // held by another and not expired as far as we have observed
+        }
+        var updated = existing
+        var spec = existing["spec"]?.objectValue ?? JSONObject()
+        if holder != me {
+            spec["acquireTime"] = .string(stamp)
+            spec["leaseTransitions"] = .number(lease.leaseTransitions + (holder.isEmpty ? 0 : 1))
+        }
+        spec["holderIdentity"] = .string(me)
+        spec["renewTime"] = .string(stamp)
+        spec["leaseDurationSeconds"] = .number(seconds)
+        if case .object(var object) = updated {
+            object["spec"] = .object(spec)
+            updated = .object(object)
+        }
+        do throws(KubeError) {
+            _ = try client.update(.leases, namespace: configuration.namespace, updated)
+        } catch {
+            if error.isConflict { return false }  // another candidate wrote first
+            throw error
+        }
+        if holder != me { logger.info("acquired lease", metadata: ["previousHolder": "\(holder)"]) }
+        observe(holder: me, renewTime: stamp, now: now)
+        return true
+    }
+
+    @discardableResult
+    private func observe(holder: String, renewTime: String?, now: ContinuousClock.Instant) -> ContinuousClock.Instant {
+        state.withLock { state in
+            if state.observedHolder != holder || state.observedRenewTime != renewTime || state.observedAt == nil {
+                state.observedHolder = holder
+                state.observedRenewTime = renewTime
+                state.observedAt = now
+            }
+            return state.observedAt!
+        }
+    }
+
+    /// Campaigns until leading, calls `lead` with a check the loops poll (`stillLeading()`), keeps
+    /// renewing, and returns when leadership is lost (renew deadline passed) or the task is
+    /// cancelled. `lead` must stop acting once `stillLeading()` is false.
+    public func run(clock: ContinuousClock = ContinuousClock(),
+                    onStartedLeading: @escaping @Sendable () -> Void,
+                    onStoppedLeading: @escaping @Sendable () -> Void) async {
+        while !Task.isCancelled {
+            if step(now: clock.now) { break }
+            try? await clock.sleep(for: configuration.retryPeriod)
+        }
+        guard !Task.isCancelled else { return }
+        onStartedLeading()
+        while !Task.isCancelled {
+            try? await clock.sleep(for: configuration.retryPeriod)
+            _ = step(now: clock.now)
+            if !isLeader(at: clock.now) { break }
+        }
+        state.withLock { $0.lastRenewal = nil }
+        logger.info("stopped leading")
+        onStoppedLeading()
+    }
+}
