@@ -46,10 +46,10 @@ public struct Pod: Sendable {
                 let view = try FieldView(term, path: "\(required.path).nodeSelectorTerms[\(index)]", kind: "Pod")
                 var requirements: [LabelRequirement] = []
                 for expression in try view.list("matchExpressions") {
-                    guard let requirement = LabelRequirement(json: expression) else {
-                        throw .decoding(what: "Pod", detail: "\(view.path).matchExpressions: invalid requirement \(expression)")
-                    }
-                    requirements.append(requirement)
+                    // An operator this code does not know cannot be evaluated: the term then
+                    // matches no node (a requirement on the empty key with no values never holds),
+                    // which errs on the side of not placing the pod.
+                    requirements.append(LabelRequirement(json: expression) ?? LabelRequirement(key: "", operator: .in, values: []))
                 }
                 terms.append(requirements)
             }
