@@ -27,7 +27,7 @@ struct FakeAPIResponder: HTTPResponder {
     func respond(to request: HTTPRequest) -> HTTPResponse {
         let failure = state.withLock { state -> FakeAPIState.Failure? in
             state.requestLog.append("\(request.method) \(request.target)")
-            guard let index = state.failures.firstIndex(where: { request.path.contains($0.pathContains) }) else { return nil }
+            guard let index = state.failures.firstIndex(where: { $0.pathContains.isEmpty || request.path.contains($0.pathContains) }) else { return nil }
             let failure = state.failures[index]
             state.failures[index].remaining -= 1
             if state.failures[index].remaining <= 0 { state.failures.remove(at: index) }
