@@ -1,0 +1,141 @@
+import BerthKube
+import BerthKubeTestSupport
+import BerthModel
+import BerthTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+/// Records what an informer's handlers saw, in order.
+final class EventLog: Sendable {
+    private let entries = Mutex<[String]>([])
+    var all: [String] { entries.withLock { $0 } }
+    func append(_ entry: String) { entries.withLock { $0.append(entry) } }
+    func count(_ prefix: String) -> Int { all.filter { $0.hasPrefix(prefix) }.count }
+
+    var handlers: InformerHandlers {
+        InformerHandlers(
+            onAdd: { self.append("add \(Self.name($0))") },
+            onUpdate: { _, new in self.append("update \(Self.name(new))") },
+            onDelete: { self.append("delete \(Self.name($0))") })
+    }
+
+    static func name(_ object: JSON) -> String { object["metadata"]?["name"]?.stringValue ?? "?" }
+}
+
+@Suite struct WatchTests {
+    @Test func rawWatchStreamsEventsAsTheyHappen() throws {
+        try withFakeCluster { cluster in
+            let list = try cluster.client.list(.nodes)
+            let stream = try cluster.client.watch(.nodes, options: WatchOptions(resourceVersion: list.resourceVersion))
+            defer { stream.cancel() }
+            cluster.server.write(.nodes, ["metadata": ["name": "n1"]])
+            let added = try #require(try stream.next())
+            #expect(added.kind == .added)
+            #expect(EventLog.name(added.object) == "n1")
+            cluster.server.sendBookmarks()
+            let bookmark = try #require(try stream.next())
+            #expect(bookmark.kind == .bookmark)
+            #expect(bookmark.resourceVersion == String(cluster.server.resourceVersion))
+            cluster.server.remove(.nodes, name: "n1")
+            #expect(try stream.next()?.kind == .deleted)
+            // A line that is not JSON is a clear decoding error, not a crash.
+            cluster.server.sendWatchLine("<<not json>>")
+            #expect(performing: { _ = try stream.next() }, throws: { "\($0)".contains("cannot decode watch event") && "\($0)".contains("<<not json>>") })
+        }
+    }
+
+    @Test func informerSurvivesADroppedConnectionWithoutRelisting() throws {
+        try withFakeCluster { cluster in
+            cluster.server.write(.pods, pod("before"))
+            let informer = Informer(client: cluster.client, resource: .pods, namespace: "default",
+                                    backoff: (.milliseconds(10), .milliseconds(100)))
+            let log = EventLog()
+            informer.addHandlers(log.handlers)
+            informer.start()
+            defer { informer.stop() }
+            #expect(waitUntil { informer.hasSynced && cluster.server.openWatchCount == 1 })
+            #expect(informer.get("default/before") != nil)
+
+            cluster.server.write(.pods, pod("one"))
+            #expect(waitUntil { informer.get("default/one") != nil })
+            cluster.server.dropWatches()
+            // Written while no watch is open: delivered when the watch resumes from the last version.
+            cluster.server.write(.pods, pod("during-outage"))
+            cluster.server.remove(.pods, namespace: "default", name: "before")
+            #expect(waitUntil { informer.get("default/during-outage") != nil && informer.get("default/before") == nil })
+            #expect(informer.listCount == 1)
+            #expect(informer.watchCount >= 2)
+            #expect(log.all == ["add before", "add one", "add during-outage", "delete before"])
+        }
+    }
+
+    @Test func informerRelistsAfter410AndReconciles() throws {
+        try withFakeCluster { cluster in
+            cluster.server.write(.nodes, ["metadata": ["name": "keep"]])
+            cluster.server.write(.nodes, ["metadata": ["name": "goes"]])
+            let informer = Informer(client: cluster.client, resource: .nodes, backoff: (.milliseconds(10), .milliseconds(100)))
+            let log = EventLog()
+            informer.addHandlers(log.handlers)
+            informer.start()
+            defer { informer.stop() }
+            #expect(waitUntil { informer.hasSynced && cluster.server.openWatchCount == 1 })
+
+            // The connection drops; meanwhile history is compacted: resuming gets a 410 ERROR event.
+            cluster.server.dropWatches()
+            cluster.server.remove(.nodes, name: "goes")
+            cluster.server.write(.nodes, ["metadata": ["name": "new"]])
+            cluster.server.compactHistory()
+            #expect(waitUntil { informer.listCount == 2 && informer.count == 2 })
+            #expect(informer.get("new") != nil && informer.get("goes") == nil)
+            #expect(log.count("delete goes") == 1 && log.count("add new") == 1)
+            // And keeps watching after the relist.
+            #expect(waitUntil { cluster.server.openWatchCount == 1 })
+            cluster.server.write(.nodes, ["metadata": ["name": "after"]])
+            #expect(waitUntil { informer.get("after") != nil })
+        }
+    }
+
+    @Test func bookmarksMoveTheResumePoint() throws {
+        try withFakeCluster { cluster in
+            let informer = Informer(client: cluster.client, resource: .leases, namespace: "kube-system",
+                                    backoff: (.milliseconds(10), .milliseconds(100)))
+            informer.start()
+            defer { informer.stop() }
+            #expect(waitUntil { informer.hasSynced && cluster.server.openWatchCount == 1 })
+            // Changes elsewhere move the global version; a bookmark tells the informer.
+            for index in 0..<3 { cluster.server.write(.nodes, ["metadata": ["name": .string("n\(index)")]]) }
+            cluster.server.sendBookmarks()
+            let current = String(cluster.server.resourceVersion)
+            #expect(waitUntil { informer.resourceVersion == current })
+            #expect(cluster.server.requests.contains { $0.contains("allowWatchBookmarks=true") })
+        }
+    }
+
+    @Test func informerRecoversFromAGarbledLine() throws {
+        try withFakeCluster { cluster in
+            let informer = Informer(client: cluster.client, resource: .nodes, backoff: (.milliseconds(10), .milliseconds(100)))
+            informer.start()
+            defer { informer.stop() }
+            #expect(waitUntil { informer.hasSynced && cluster.server.openWatchCount == 1 })
+            cluster.server.sendWatchLine(#"{"type":"ADDED","object":"#)
+            #expect(waitUntil { informer.lastError?.contains("cannot decode watch event") == true })
+            cluster.server.write(.nodes, ["metadata": ["name": "after-garbage"]])
+            #expect(waitUntil { informer.get("after-garbage") != nil })
+            #expect(informer.listCount == 1)
+        }
+    }
+
+    @Test func watchTooOldGets410() throws {
+        try withFakeCluster { cluster in
+            cluster.server.write(.nodes, ["metadata": ["name": "a"]])
+            let old = String(cluster.server.resourceVersion - 1)
+            cluster.server.compactHistory()
+            let stream = try cluster.client.watch(.nodes, options: WatchOptions(resourceVersion: old))
+            let event = try #require(try stream.next())
+            #expect(event.kind == .error)
+            #expect(event.status?.code == 410)
+            #expect(try stream.next() == nil)
+        }
+    }
+}
