@@ -77,6 +77,7 @@ let root = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
 do {
     switch arguments.first {
     case "mutate": try benchMutate(root: root)
+    case "watch": try benchWatch(root: root)
     case "show-selection":
         let bytes = Array(try Data(contentsOf: root.appendingPathComponent("Tests/Fixtures/admission/z2jh-gpu-notebook.review.json")))
         let policy = MutationPolicy()
@@ -99,7 +100,7 @@ do {
         }
         print(total)
     default:
-        FileHandle.standardError.write(Data("usage: berth-bench mutate   (run from the repository root)\n".utf8))
+        FileHandle.standardError.write(Data("usage: berth-bench mutate|watch   (run from the repository root)\n".utf8))
         exit(64)
     }
 } catch {
