@@ -1,4 +1,5 @@
 import BerthModel
+import Dispatch
 import Foundation
 import Synchronization
 
@@ -102,8 +103,17 @@ public final class CredentialSource: Sendable {
             let hint = plugin.installHint.map { "; \($0)" } ?? ""
             throw .credentialPlugin(command: plugin.command, message: "cannot start: \(error.localizedDescription)\(hint)")
         }
+        // stderr is drained on another thread so a chatty plugin cannot block on a full pipe.
+        let errorsBox = Mutex(Data())
+        let drained = DispatchSemaphore(value: 0)
+        Thread {
+            let data = stderr.fileHandleForReading.readDataToEndOfFile()
+            errorsBox.withLock { $0 = data }
+            drained.signal()
+        }.start()
         let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        let errors = stderr.fileHandleForReading.readDataToEndOfFile()
+        drained.wait()
+        let errors = errorsBox.withLock { $0 }
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             let text = String(decoding: errors.prefix(500), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -45,6 +45,7 @@ public final class Informer: Sendable {
         var lists = 0
         var watches = 0
         var lastError: String?
+        var started = false
     }
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
@@ -84,6 +85,11 @@ public final class Informer: Sendable {
     public var count: Int { state.withLock { $0.store.count } }
 
     public func start() {
+        let first = state.withLock { state -> Bool in
+            defer { state.started = true }
+            return !state.started
+        }
+        guard first else { return }
         let thread = Thread { [self] in
             run()
             done.signal()
@@ -94,13 +100,14 @@ public final class Informer: Sendable {
 
     /// Stops the watch and waits for the thread to finish.
     public func stop() {
-        let stream = state.withLock { state -> WatchStream? in
+        let (stream, started) = state.withLock { state -> (WatchStream?, Bool) in
+            let first = !state.stopped
             state.stopped = true
-            return state.stream
+            return (state.stream, state.started && first)
         }
         stream?.cancel()
         wake.signal()
-        done.wait()
+        if started { done.wait() }
     }
 
     private var stopped: Bool { state.withLock { $0.stopped } }

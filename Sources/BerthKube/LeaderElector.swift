@@ -1,4 +1,5 @@
 import BerthModel
+import Dispatch
 import Foundation
 import Logging
 import Synchronization
@@ -32,7 +33,7 @@ public struct LeaderElectionConfiguration: Sendable {
 /// itself deposed; since renewDeadline < leaseDuration, no two replicas lead at once.
 ///
 /// `step(now:)` is one decision and write (pure apart from the API call; tests drive it with
-/// explicit times); `run(clock:)` loops it.
+/// explicit times); `start` loops it on a thread.
 public final class LeaderElector: Sendable {
     public let configuration: LeaderElectionConfiguration
     private let client: KubeClient
@@ -147,25 +148,82 @@ public final class LeaderElector: Sendable {
         }
     }
 
-    /// Campaigns until leading, calls `lead` with a check the loops poll (`stillLeading()`), keeps
-    /// renewing, and returns when leadership is lost (renew deadline passed) or the task is
-    /// cancelled. `lead` must stop acting once `stillLeading()` is false.
-    public func run(clock: ContinuousClock = ContinuousClock(),
-                    onStartedLeading: @escaping @Sendable () -> Void,
-                    onStoppedLeading: @escaping @Sendable () -> Void) async {
-        while !Task.isCancelled {
-            if step(now: clock.now) { break }
-            try? await clock.sleep(for: configuration.retryPeriod)
+    /// Campaigns on a dedicated thread (the client blocks; it must not hold a Swift concurrency
+    /// thread): calls `onStartedLeading` once leading, keeps renewing every `retryPeriod`, and
+    /// calls `onStoppedLeading` when the renew deadline passes without a renewal (the loops must
+    /// stop then) or `stop()` is called. After losing, it campaigns again.
+    /// Callbacks run on the elector's thread.
+    public func start(onStartedLeading: @escaping @Sendable () -> Void, onStoppedLeading: @escaping @Sendable () -> Void) {
+        let thread = Thread { [self] in
+            runLoop(onStartedLeading: onStartedLeading, onStoppedLeading: onStoppedLeading)
+            finished.signal()
         }
-        guard !Task.isCancelled else { return }
-        onStartedLeading()
-        while !Task.isCancelled {
-            try? await clock.sleep(for: configuration.retryPeriod)
-            _ = step(now: clock.now)
-            if !isLeader(at: clock.now) { break }
+        thread.name = "berth-leader-election"
+        thread.start()
+    }
+
+    /// Stops campaigning; a leader stops (callback) and releases the lease so another replica
+    /// need not wait for it to expire (client-go's ReleaseOnCancel). Waits for the thread.
+    public func stop() {
+        let running = control.withLock { control -> Bool in
+            control.stopped = true
+            return control.running
         }
-        state.withLock { $0.lastRenewal = nil }
-        logger.info("stopped leading")
-        onStoppedLeading()
+        wake.signal()
+        if running { finished.wait() }
+    }
+
+    private struct Control {
+        var stopped = false
+        var running = false
+    }
+    private let control = Mutex(Control())
+    private let wake = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+
+    private var isStopped: Bool { control.withLock { $0.stopped } }
+
+    private func pause(_ duration: Duration) {
+        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        _ = wake.wait(timeout: .now() + seconds)
+    }
+
+    private func runLoop(onStartedLeading: @Sendable () -> Void, onStoppedLeading: @Sendable () -> Void) {
+        control.withLock { $0.running = true }
+        let clock = ContinuousClock()
+        while !isStopped {
+            guard step(now: clock.now) else {
+                pause(configuration.retryPeriod)
+                continue
+            }
+            onStartedLeading()
+            while !isStopped {
+                pause(configuration.retryPeriod)
+                if isStopped { break }
+                _ = step(now: clock.now)
+                if !isLeader(at: clock.now) { break }
+            }
+            let release = isStopped && isLeader(at: clock.now)
+            state.withLock { $0.lastRenewal = nil }
+            logger.info("stopped leading")
+            onStoppedLeading()
+            if release { releaseLease() }
+        }
+    }
+
+    /// Gives the lease up: empty holder, 1 s duration (client-go's release()).
+    private func releaseLease() {
+        do throws(KubeError) {
+            _ = try client.modify(.leases, namespace: configuration.namespace, name: configuration.name, attempts: 2) { lease throws(KubeError) in
+                guard try Lease(json: lease).holderIdentity == configuration.identity, case .object(var top) = lease else { return }
+                var spec = top["spec"]?.objectValue ?? JSONObject()
+                spec["holderIdentity"] = .string("")
+                spec["leaseDurationSeconds"] = 1
+                top["spec"] = .object(spec)
+                lease = .object(top)
+            }
+        } catch {
+            logger.warning("could not release the lease", metadata: ["error": "\(error)"])
+        }
     }
 }

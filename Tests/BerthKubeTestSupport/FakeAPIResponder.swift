@@ -1,6 +1,7 @@
 import BerthKube
 import BerthModel
 import BerthNet
+import Dispatch
 import Foundation
 
 /// Routes REST requests for the fake apiserver. Runs on the server's event-loop thread and never
@@ -229,6 +230,10 @@ struct FakeAPIResponder: HTTPResponder {
                 }
             }
             state.watchers.append(watcher)
+        }
+        // timeoutSeconds: the apiserver ends the watch cleanly after it (the client resumes).
+        if let seconds = query["timeoutSeconds"].flatMap(Double.init), seconds > 0 {
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { stream.finish() }
         }
         return .streaming(status: 200, headers: ["Content-Type": "application/json"], stream: stream)
     }

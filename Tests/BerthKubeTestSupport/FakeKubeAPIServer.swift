@@ -16,6 +16,8 @@ import Synchronization
 /// - watch (chunked, one JSON event per line) from a resourceVersion, with `allowWatchBookmarks`,
 ///   and an ERROR event with a 410 Status when the requested version is older than the retained
 ///   history (`compactHistory()`), as the watch cache answers "too old resource version";
+///   `timeoutSeconds` ends the watch cleanly (bookmarks are sent on `sendBookmarks()`, not on a
+///   timer as upstream does about once a minute);
 /// - status subresources for pods, nodes and PodDisruptionBudgets (the main resource ignores status
 ///   changes and the reverse);
 /// - finalizers + deletionTimestamp: deleting an object with finalizers only marks it; removing

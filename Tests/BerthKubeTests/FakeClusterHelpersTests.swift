@@ -7,7 +7,7 @@ import Testing
 
 /// The kubelet and scheduler doubles, driven the way the provisioner's tests will use them.
 @Suite struct FakeClusterHelpersTests {
-    @Test func gpuNotebookWaitsForTheDevicePluginThenRuns() async throws {
+    @Test func gpuNotebookWaitsForTheDevicePluginThenRuns() throws {
         let server = try FakeKubeAPIServer(certificateFile: kubePKI.serverCertificate, privateKeyFile: kubePKI.serverKey)
         defer { server.stop() }
         let client = try KubeClient(FakeCluster.configuration(port: server.port))
@@ -33,9 +33,8 @@ import Testing
         #expect(waitUntil { informer.get("hub/jupyter-ada").flatMap { try? Pod(json: $0) }?.unschedulableReason == "Unschedulable" })
 
         // The provisioner would launch an instance; the kubelet registers it, GPUs come later.
-        try await kubelet.launch(name: "gpu-1", providerID: "aws:///us-east-1a/i-0abc", labels: ["nvidia.com/gpu.present": "true"],
-                                 taints: [Taint(key: "nvidia.com/gpu", value: "true", effect: "NoSchedule")],
-                                 gpus: 0, registerAfter: .milliseconds(1), gpusAfter: .zero, clock: ContinuousClock())
+        kubelet.registerNode(name: "gpu-1", providerID: "aws:///us-east-1a/i-0abc", labels: ["nvidia.com/gpu.present": "true"],
+                             taints: [Taint(key: "nvidia.com/gpu", value: "true", effect: "NoSchedule")])
         #expect(scheduler.schedulePendingPods().bound.isEmpty)  // no nvidia.com/gpu allocatable yet
         kubelet.advertise(node: "gpu-1", quantity: 1)
         #expect(scheduler.schedulePendingPods().bound == ["hub/jupyter-ada": "gpu-1"])
@@ -51,5 +50,15 @@ import Testing
         let gpuNode = try Node(json: try client.get(.nodes, name: "gpu-1"))
         #expect(gpuNode.allocatable["nvidia.com/gpu"] == ResourceQuantity(1))
         #expect(gpuNode.providerID == "aws:///us-east-1a/i-0abc")
+    }
+
+    /// `launch` sleeps on the clock it is given, then registers, then advertises GPUs.
+    @Test func launchRegistersThenAdvertises() async throws {
+        let server = try FakeKubeAPIServer(certificateFile: kubePKI.serverCertificate, privateKeyFile: kubePKI.serverKey)
+        defer { server.stop() }
+        try await FakeKubelet(server: server).launch(name: "gpu-2", providerID: "aws:///i-2", gpus: 4,
+                                                    registerAfter: .milliseconds(5), gpusAfter: .milliseconds(5), clock: ContinuousClock())
+        let node = try Node(json: try #require(server.object(.nodes, name: "gpu-2")))
+        #expect(node.isReady && node.allocatable["nvidia.com/gpu"] == ResourceQuantity(4))
     }
 }

@@ -77,34 +77,44 @@ import Testing
     }
 
     /// The real loop with short durations: the first replica leads; when its lease is stolen
-    /// (forced expiry by rewriting the Lease) it stops within the renew deadline.
-    @Test func runLoopStopsWhenTheLeaseIsLost() async throws {
-        let server = try FakeKubeAPIServer(certificateFile: kubePKI.serverCertificate, privateKeyFile: kubePKI.serverKey)
-        defer { server.stop() }
-        let client = try KubeClient(FakeCluster.configuration(port: server.port))
-        var configuration = LeaderElectionConfiguration(namespace: "berth-system", name: "lock", identity: "loop-a")
-        configuration.leaseDuration = .seconds(3)
-        configuration.renewDeadline = .seconds(2)
-        configuration.retryPeriod = .milliseconds(200)
-        let elector = LeaderElector(client: client, configuration: configuration)
-        let events = Mutex<[String]>([])
-        let task = Task {
-            await elector.run(onStartedLeading: { events.withLock { $0.append("started") } },
-                              onStoppedLeading: { events.withLock { $0.append("stopped") } })
+    /// (forced expiry by rewriting the Lease) it stops within the renew deadline; a second
+    /// replica takes over after the first releases the lease on stop.
+    @Test func runLoopStopsWhenTheLeaseIsLost() throws {
+        try withFakeCluster { cluster in
+            var configuration = LeaderElectionConfiguration(namespace: "berth-system", name: "lock", identity: "loop-a")
+            configuration.leaseDuration = .seconds(3)
+            configuration.renewDeadline = .seconds(2)
+            configuration.retryPeriod = .milliseconds(100)
+            let a = LeaderElector(client: cluster.client, configuration: configuration)
+            let events = Mutex<[String]>([])
+            a.start(onStartedLeading: { events.withLock { $0.append("a started") } },
+                    onStoppedLeading: { events.withLock { $0.append("a stopped") } })
+            #expect(waitUntil { events.withLock { $0 } == ["a started"] })
+            // Another replica takes the lease by force (an operator, or a partition healing late).
+            cluster.server.modify(.leases, namespace: "berth-system", name: "lock") { lease in
+                guard case .object(var top) = lease, case .object(var spec)? = top["spec"] else { return }
+                spec["holderIdentity"] = "intruder"
+                spec["renewTime"] = .string(RFC3339.string(Date(), micro: true))
+                top["spec"] = .object(spec)
+                lease = .object(top)
+            }
+            let lost = ContinuousClock.now
+            #expect(waitUntil(timeout: .seconds(5)) { events.withLock { $0 }.last == "a stopped" })
+            #expect(ContinuousClock.now - lost < .seconds(3))
+
+            // a campaigns again and wins once the intruder's lease expires (it never renews).
+            #expect(waitUntil(timeout: .seconds(8)) { events.withLock { $0 }.last == "a started" })
+            configuration.identity = "loop-b"
+            let b = LeaderElector(client: cluster.client, configuration: configuration)
+            b.start(onStartedLeading: { events.withLock { $0.append("b started") } },
+                    onStoppedLeading: { events.withLock { $0.append("b stopped") } })
+            // a stops and releases: b need not wait out the lease.
+            a.stop()
+            let released = ContinuousClock.now
+            #expect(waitUntil(timeout: .seconds(3)) { events.withLock { $0 }.last == "b started" })
+            #expect(ContinuousClock.now - released < .seconds(2))
+            b.stop()
+            #expect(events.withLock { $0 } == ["a started", "a stopped", "a started", "a stopped", "b started", "b stopped"])
         }
-        defer { task.cancel() }
-        #expect(waitUntil { events.withLock { $0 } == ["started"] })
-        // Another replica takes the lease by force (an operator, or a partition healing late).
-        server.modify(.leases, namespace: "berth-system", name: "lock") { lease in
-            guard case .object(var top) = lease, case .object(var spec)? = top["spec"] else { return }
-            spec["holderIdentity"] = "intruder"
-            spec["renewTime"] = .string(RFC3339.string(Date(), micro: true))
-            top["spec"] = .object(spec)
-            lease = .object(top)
-        }
-        let lost = ContinuousClock.now
-        #expect(waitUntil(timeout: .seconds(5)) { events.withLock { $0 } == ["started", "stopped"] })
-        #expect(ContinuousClock.now - lost < .seconds(3))
-        await task.value
     }
 }

@@ -126,6 +126,26 @@ final class EventLog: Sendable {
         }
     }
 
+    @Test func serverSideWatchTimeoutResumesWithoutRelisting() throws {
+        try withFakeCluster { cluster in
+            let informer = Informer(client: cluster.client, resource: .nodes, backoff: (.milliseconds(10), .milliseconds(100)),
+                                    watchTimeoutSeconds: 1)
+            informer.start()
+            defer { informer.stop() }
+            #expect(waitUntil { informer.watchCount >= 2 })
+            #expect(informer.listCount == 1)
+            #expect(informer.lastError == nil)
+            cluster.server.write(.nodes, ["metadata": ["name": "late"]])
+            #expect(waitUntil { informer.get("late") != nil })
+        }
+    }
+
+    @Test func stopWithoutStartReturns() throws {
+        try withFakeCluster { cluster in
+            Informer(client: cluster.client, resource: .nodes).stop()
+        }
+    }
+
     @Test func watchTooOldGets410() throws {
         try withFakeCluster { cluster in
             cluster.server.write(.nodes, ["metadata": ["name": "a"]])
