@@ -20,6 +20,9 @@ final class HTTPClientConnection: @unchecked Sendable {
 
     private var buffer: [UInt8] = []
     private var bufferStart = 0
+    /// Scratch space each read lands in before it is appended to `buffer` (no zero-filling).
+    /// Allocated together with `ssl` (the last stored property set), so a failed init leaks nothing.
+    private let readChunk: UnsafeMutableRawBufferPointer
     /// Requests sent on this connection (a reused connection may have been closed by the server).
     var requestCount = 0
 
@@ -35,6 +38,7 @@ final class HTTPClientConnection: @unchecked Sendable {
         self.fd = fd
         self.context = tls
         guard let tls else {
+            readChunk = .allocate(byteCount: 16 * 1024, alignment: 16)
             ssl = nil
             return
         }
@@ -43,6 +47,7 @@ final class HTTPClientConnection: @unchecked Sendable {
             Glibc.close(fd)
             throw OpenSSLErrorQueue.error("SSL_new")
         }
+        readChunk = .allocate(byteCount: 16 * 1024, alignment: 16)
         self.ssl = ssl  // freed in deinit from here on
         let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
         let name = tls.configuration.serverName ?? bare
@@ -77,6 +82,7 @@ final class HTTPClientConnection: @unchecked Sendable {
     }
 
     deinit {
+        readChunk.deallocate()
         if let ssl { SSL_free(ssl) }
         cancelLock.withLock { $0.closed = true }
         Glibc.close(fd)
@@ -146,36 +152,32 @@ final class HTTPClientConnection: @unchecked Sendable {
             buffer.removeSubrange(0..<bufferStart)
             bufferStart = 0
         }
-        let chunk = 16 * 1024
-        let old = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: chunk))
-        let result: Result<Int, NetError> = buffer.withUnsafeMutableBytes { raw in
-            let target = UnsafeMutableRawBufferPointer(rebasing: raw[old...])
-            while true {
-                if let ssl {
-                    OpenSSLErrorQueue.clear()
-                    var count = 0
-                    if SSL_read_ex(ssl, target.baseAddress, target.count, &count) == 1 { return .success(count) }
-                    let error = SSL_get_error(ssl, 0)
-                    if error == SSL_ERROR_ZERO_RETURN { return .success(0) }
-                    if error == SSL_ERROR_SYSCALL && errno == 0 && ERR_peek_error() == 0 { return .success(0) }
-                    return .failure(classify(ssl, 0, "reading the response"))
-                }
-                let count = recv(fd, target.baseAddress, target.count, 0)
-                if count >= 0 { return .success(count) }
-                let code = errno
-                if code == EINTR { continue }
-                if code == ECONNRESET { return .success(0) }
-                return .failure(plainError(code, "reading the response"))
+        let target = readChunk
+        let result: Result<Int, NetError>
+        while true {
+            if let ssl {
+                OpenSSLErrorQueue.clear()
+                var count = 0
+                if SSL_read_ex(ssl, target.baseAddress, target.count, &count) == 1 { result = .success(count); break }
+                let error = SSL_get_error(ssl, 0)
+                if error == SSL_ERROR_ZERO_RETURN { result = .success(0); break }
+                if error == SSL_ERROR_SYSCALL && errno == 0 && ERR_peek_error() == 0 { result = .success(0); break }
+                result = .failure(classify(ssl, 0, "reading the response"))
+                break
             }
+            let count = recv(fd, target.baseAddress, target.count, 0)
+            if count >= 0 { result = .success(count); break }
+            let code = errno
+            if code == EINTR { continue }
+            result = code == ECONNRESET ? .success(0) : .failure(plainError(code, "reading the response"))
+            break
         }
         switch result {
         case .success(let count):
-            buffer.removeLast(chunk - count)
+            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: target[0..<count]))
             if count == 0 && isCancelled { throw .cancelled }
             return count > 0
         case .failure(let error):
-            buffer.removeLast(chunk)
             throw isCancelled ? .cancelled : error
         }
     }

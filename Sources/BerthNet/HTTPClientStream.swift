@@ -85,14 +85,9 @@ public final class HTTPClientStream: Sendable {
 
     /// The next piece of body as it arrives; nil at the end of the body.
     public func read() throws(NetError) -> [UInt8]? {
-        try state.withLock { state throws(NetError) -> [UInt8]? in
-            try Self.read(&state)
-        }.map { $0 } ?? finishing()
-    }
-
-    private func finishing() -> [UInt8]? {
-        finish()
-        return nil
+        let piece = try state.withLock { state throws(NetError) -> [UInt8]? in try Self.read(&state) }
+        if piece == nil { finish() }
+        return piece
     }
 
     /// The next line of the body (LF-terminated, CR stripped), for line-delimited JSON; nil at the

@@ -159,3 +159,25 @@ final class EventLog: Sendable {
         }
     }
 }
+
+@Suite struct WatchLoadTests {
+    /// Thousands of events pushed as fast as the server can: the informer sees every one, in order.
+    @Test func informerKeepsUpWithABurst() throws {
+        try withFakeCluster { cluster in
+            let informer = Informer(client: cluster.client, resource: .pods, backoff: (.milliseconds(10), .milliseconds(100)))
+            let seen = Atomic<Int>(0)
+            informer.addHandlers(InformerHandlers(onAdd: { _ in seen.wrappingAdd(1, ordering: .relaxed) },
+                                                  onUpdate: { _, _ in seen.wrappingAdd(1, ordering: .relaxed) }))
+            informer.start()
+            defer { informer.stop() }
+            #expect(waitUntil { informer.hasSynced && cluster.server.openWatchCount == 1 })
+            for index in 0..<3000 {
+                cluster.server.write(.pods, pod("p\(index % 500)", labels: ["generation": String(index)]))
+            }
+            #expect(waitUntil(timeout: .seconds(20)) { seen.load(ordering: .relaxed) == 3000 })
+            #expect(informer.count == 500)
+            #expect(informer.resourceVersion == String(cluster.server.resourceVersion))
+            #expect(informer.listCount == 1 && informer.watchCount == 1)
+        }
+    }
+}

@@ -1,5 +1,6 @@
 import BerthNet
 import Foundation
+import Dispatch
 import Glibc
 import Synchronization
 import Testing
@@ -235,5 +236,56 @@ final class OneShotServer: @unchecked Sendable {  // fd and thread are set once 
     func stop() {
         shutdown(fd, Int32(SHUT_RDWR))
         close(fd)
+    }
+}
+
+@Suite("HTTP client: hostile answers")
+struct HTTPClientHostileAnswerTests {
+    /// Random mutations of a valid chunked answer: every outcome is a response or a NetError,
+    /// never a crash or a hang.
+    @Test func mutatedAnswersNeverCrash() throws {
+        let valid = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3;ext=1\r\nabc\r\n0\r\nTrailer: x\r\n\r\n".utf8)
+        var generator = SystemRandomNumberGenerator()
+        var outcomes = (responses: 0, errors: 0)
+        for _ in 0..<60 {
+            var bytes = valid
+            for _ in 0..<Int.random(in: 1...4, using: &generator) {
+                let index = Int.random(in: 0..<bytes.count, using: &generator)
+                switch Int.random(in: 0..<3, using: &generator) {
+                case 0: bytes[index] = UInt8.random(in: 0...255, using: &generator)
+                case 1: bytes.remove(at: index)
+                default: bytes = Array(bytes.prefix(index))
+                }
+                if bytes.isEmpty { break }
+            }
+            let server = try OneShotServer(answer: bytes)
+            defer { server.stop() }
+            let client = try HTTPClient(HTTPClientConfiguration(host: "127.0.0.1", port: server.port, tls: nil))
+            do {
+                _ = try client.execute(HTTPClientRequest(method: "GET", target: "/"), timeout: .seconds(3))
+                outcomes.responses += 1
+            } catch {
+                outcomes.errors += 1
+            }
+        }
+        #expect(outcomes.responses + outcomes.errors == 60)
+    }
+
+    @Test func concurrentCallersShareThePool() throws {
+        try withServer(tls: try makeTLSStore()) { _, port in
+            var tls = TLSClientConfiguration(trustedCAPEM: Array(FileManager.default.contents(atPath: TestPKI.shared.caCertificate)!))
+            tls.serverName = "localhost"
+            let client = try HTTPClient(HTTPClientConfiguration(host: "127.0.0.1", port: port, tls: tls))
+            let failures = Atomic<Int>(0)
+            DispatchQueue.concurrentPerform(iterations: 6) { worker in
+                for index in 0..<20 {
+                    let body = Array("w\(worker)-\(index)".utf8)
+                    let response = try? client.execute(HTTPClientRequest(method: "POST", target: "/", body: body))
+                    if response?.body != body { failures.wrappingAdd(1, ordering: .relaxed) }
+                }
+            }
+            #expect(failures.load(ordering: .relaxed) == 0)
+            #expect(client.connectionsOpened <= 6)
+        }
     }
 }
