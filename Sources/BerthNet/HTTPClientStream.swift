@@ -80,8 +80,14 @@ public final class HTTPClientStream: Sendable {
 
     /// Stops the stream from any thread; a blocked `read()` throws `NetError.cancelled`.
     public func cancel() {
-        connection.cancel()
+        // Never touch a connection already handed back to the pool (another request may own it).
+        released.withLock { released in
+            if !released { connection.cancel() }
+        }
     }
+
+    /// Set (under its lock) before the connection goes back to the pool.
+    private let released = Mutex(false)
 
     /// The next piece of body as it arrives; nil at the end of the body.
     public func read() throws(NetError) -> [UInt8]? {
@@ -125,7 +131,10 @@ public final class HTTPClientStream: Sendable {
             state.connection = nil
             return state.keepAlive ? connection : nil
         }
-        if let reusable { client.checkin(reusable) }
+        if let reusable {
+            released.withLock { $0 = true }
+            client.checkin(reusable)
+        }
     }
 
     private static func read(_ state: inout State) throws(NetError) -> [UInt8]? {

@@ -140,6 +140,27 @@ final class EventLog: Sendable {
         }
     }
 
+    /// Some apiservers (and proxies in front of them) answer an expired watch with HTTP 410
+    /// instead of an ERROR event; the informer relists either way. A 500 opening the watch is
+    /// retried with backoff, keeping the resume point.
+    @Test func http410AndServerErrorsOpeningAWatch() throws {
+        try withFakeCluster { cluster in
+            let informer = Informer(client: cluster.client, resource: .nodes, backoff: (.milliseconds(10), .milliseconds(100)))
+            informer.start()
+            defer { informer.stop() }
+            #expect(waitUntil { informer.hasSynced && cluster.server.openWatchCount == 1 })
+            cluster.server.failNext(1, status: 410, pathContains: "/api/v1/nodes")
+            cluster.server.dropWatches()
+            #expect(waitUntil { informer.listCount == 2 && cluster.server.openWatchCount == 1 })
+            cluster.server.failNext(2, status: 500, pathContains: "/api/v1/nodes")
+            cluster.server.dropWatches()
+            #expect(waitUntil { cluster.server.openWatchCount == 1 && informer.lastError?.contains("500") == true })
+            #expect(informer.listCount == 2)
+            cluster.server.write(.nodes, ["metadata": ["name": "after"]])
+            #expect(waitUntil { informer.get("after") != nil })
+        }
+    }
+
     @Test func stopWithoutStartReturns() throws {
         try withFakeCluster { cluster in
             Informer(client: cluster.client, resource: .nodes).stop()
