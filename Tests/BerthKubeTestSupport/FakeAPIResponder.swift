@@ -221,8 +221,10 @@ struct FakeAPIResponder: HTTPResponder {
                     stream.finish()
                     return
                 }
-                for entry in state.history where entry.revision > from && entry.resource == route.resource.qualifiedName && watcher.matches(entry.object) {
-                    stream.push(FakeAPIState.eventLine(type: entry.type, object: entry.object))
+                for entry in state.history where entry.revision > from && entry.resource == route.resource.qualifiedName {
+                    if let (type, object) = watcher.translate(type: entry.type, object: entry.object, previous: entry.previous) {
+                        stream.push(FakeAPIState.eventLine(type: type, object: object))
+                    }
                 }
             } else {
                 for (_, object) in (state.objects[route.resource.qualifiedName] ?? [:]).sorted(by: { $0.key < $1.key }) where watcher.matches(object) {

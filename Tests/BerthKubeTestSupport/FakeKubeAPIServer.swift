@@ -13,7 +13,8 @@ import Synchronization
 /// - list with label and field selectors (unsupported fields are a 400 as upstream) and `limit` /
 ///   `continue` pagination with `remainingItemCount` (pages are served from current state, not from
 ///   a snapshot: a test double simplification);
-/// - watch (chunked, one JSON event per line) from a resourceVersion, with `allowWatchBookmarks`,
+/// - watch (chunked, one JSON event per line) from a resourceVersion, with `allowWatchBookmarks`;
+///   with selectors, an object that starts or stops matching is ADDED or DELETED for that watch;
 ///   and an ERROR event with a 410 Status when the requested version is older than the retained
 ///   history (`compactHistory()`), as the watch cache answers "too old resource version";
 ///   `timeoutSeconds` ends the watch cleanly (bookmarks are sent on `sendBookmarks()`, not on a
@@ -165,6 +166,8 @@ struct FakeAPIState: ~Copyable {
         var resource: String
         var type: String
         var object: JSON
+        /// The object before this change (nil for ADDED), for selector transitions.
+        var previous: JSON?
     }
     struct Watcher {
         var resource: String
@@ -216,18 +219,19 @@ struct FakeAPIState: ~Copyable {
         var stored = object
         setMeta(&stored, "resourceVersion", .string(String(revision)))
         let key = Self.key(of: stored)
+        let previous = objects[resource.qualifiedName]?[key]
         if type == "DELETED" {
             objects[resource.qualifiedName]?[key] = nil
         } else {
             objects[resource.qualifiedName, default: [:]][key] = stored
         }
-        history.append(HistoryEntry(revision: revision, resource: resource.qualifiedName, type: type, object: stored))
+        history.append(HistoryEntry(revision: revision, resource: resource.qualifiedName, type: type, object: stored, previous: previous))
         if history.count > historyLimit {
             let dropped = history.count - historyLimit
             oldestResumable = history[dropped - 1].revision
             history.removeFirst(dropped)
         }
-        notify(resource.qualifiedName, type: type, object: stored)
+        notify(resource.qualifiedName, type: type, object: stored, previous: previous)
         return stored
     }
 
@@ -259,11 +263,11 @@ struct FakeAPIState: ~Copyable {
         _ = record(resource, object, type: "DELETED")
     }
 
-    func notify(_ resource: String, type: String, object: JSON) {
-        var line: [UInt8] = []
-        for watcher in watchers where watcher.resource == resource && watcher.matches(object) {
-            if line.isEmpty { line = Self.eventLine(type: type, object: object) }
-            watcher.stream.push(line)
+    func notify(_ resource: String, type: String, object: JSON, previous: JSON?) {
+        for watcher in watchers where watcher.resource == resource {
+            if let (eventType, eventObject) = watcher.translate(type: type, object: object, previous: previous) {
+                watcher.stream.push(Self.eventLine(type: eventType, object: eventObject))
+            }
         }
     }
 
@@ -294,6 +298,26 @@ struct FakeAPIState: ~Copyable {
 }
 
 extension FakeAPIState.Watcher {
+    /// What a watcher with selectors sees of a change, as the apiserver's watch cache decides
+    /// (k8s.io/apiserver storage/cacher cacheWatcher.convertToWatchEvent): an object that starts
+    /// matching is ADDED, one that stops matching is DELETED (the previous object at the new
+    /// resourceVersion), one that matches before and after is MODIFIED.
+    func translate(type: String, object: JSON, previous: JSON?) -> (String, JSON)? {
+        let previousPasses = previous.map(matches) ?? false
+        if type == "DELETED" {
+            return previousPasses || matches(object) ? ("DELETED", object) : nil
+        }
+        switch (matches(object), previousPasses) {
+        case (true, true): return ("MODIFIED", object)
+        case (true, false): return ("ADDED", object)
+        case (false, true):
+            var gone = previous!
+            setMeta(&gone, "resourceVersion", object["metadata"]?["resourceVersion"])
+            return ("DELETED", gone)
+        case (false, false): return nil
+        }
+    }
+
     func matches(_ object: JSON) -> Bool {
         if let namespace, object["metadata"]?["namespace"]?.stringValue != namespace { return false }
         if let labels, !labels.matches(object.labels) { return false }

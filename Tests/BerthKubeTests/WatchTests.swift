@@ -161,6 +161,30 @@ final class EventLog: Sendable {
         }
     }
 
+    /// The provisioner watches pending pods (`spec.nodeName=`): binding a pod must remove it
+    /// from that cache (the watch cache sends DELETED when an object stops matching).
+    @Test func selectorWatchSeesObjectsLeaveAndEnter() throws {
+        try withFakeCluster { cluster in
+            cluster.server.write(.pods, pod("pending", phase: "Pending"))
+            let informer = Informer(client: cluster.client, resource: .pods, fieldSelector: "spec.nodeName=",
+                                    backoff: (.milliseconds(10), .milliseconds(100)))
+            let log = EventLog()
+            informer.addHandlers(log.handlers)
+            informer.start()
+            defer { informer.stop() }
+            #expect(waitUntil { informer.hasSynced && cluster.server.openWatchCount == 1 })
+            #expect(informer.get("default/pending") != nil)
+            FakeKubelet(server: cluster.server).registerNode(name: "n1")
+            FakeScheduler(server: cluster.server).schedulePendingPods()
+            #expect(waitUntil { informer.get("default/pending") == nil })
+            cluster.server.write(.pods, pod("new", phase: "Pending"))
+            cluster.server.write(.pods, pod("bound-from-start", node: "n1"))
+            #expect(waitUntil { informer.get("default/new") != nil })
+            #expect(informer.get("default/bound-from-start") == nil)
+            #expect(log.all == ["add pending", "delete pending", "add new"])
+        }
+    }
+
     @Test func stopWithoutStartReturns() throws {
         try withFakeCluster { cluster in
             Informer(client: cluster.client, resource: .nodes).stop()
