@@ -6,6 +6,8 @@ import Synchronization
 public final class HTTPClientStream: Sendable {
     public let status: Int
     public let headers: HTTPHeaders
+    /// The ALPN protocol the TLS handshake settled on ("http/1.1"), nil without TLS or ALPN.
+    public let negotiatedProtocol: String?
 
     private enum Framing { case length(Int), chunked(remaining: Int), untilClose, done }
     private struct State {
@@ -22,6 +24,7 @@ public final class HTTPClientStream: Sendable {
     init(connection: HTTPClientConnection, method: String, client: HTTPClient, maxHeaderBytes: Int) throws(NetError) {
         self.connection = connection
         self.client = client
+        negotiatedProtocol = connection.negotiatedALPN
         var headerBytes = 0
         // Status line; 1xx interim answers are skipped.
         var status = 0

@@ -39,6 +39,7 @@ struct HTTPClientTests {
                 #expect(response.headers["X-Target"] == "/x?y=\(index)")
             }
             #expect(client.connectionsOpened == 1)
+            #expect(try client.stream(HTTPClientRequest(method: "GET", target: "/")).negotiatedProtocol == "http/1.1")
         }
     }
 
