@@ -14,6 +14,7 @@ public final class CredentialSource: Sendable {
         var token: String?
         var expires: Date?
         var readAt: Date?
+        var certificate: ExecCertificate?
     }
     private let cache = Mutex(Cache())
     /// Serialises plugin runs so concurrent requests run the plugin once.
@@ -61,24 +62,43 @@ public final class CredentialSource: Sendable {
             guard !token.isEmpty else { throw .configuration(source: path, message: "token file is empty") }
             cache.withLock { $0 = Cache(token: token, expires: nil, readAt: current) }
             return "Bearer \(token)"
-        case .exec(let plugin):
-            return try refreshLock.withLock { _ throws(KubeError) -> String in
-                let current = now()
-                if let token = cache.withLock({ cache -> String? in
-                    guard let token = cache.token else { return nil }
-                    if let expires = cache.expires, expires <= current { return nil }
-                    return token
-                }) { return "Bearer \(token)" }
-                let (token, expires) = try Self.run(plugin)
-                runs.wrappingAdd(1, ordering: .relaxed)
-                cache.withLock { $0 = Cache(token: token, expires: expires, readAt: current) }
-                return "Bearer \(token)"
-            }
+        case .exec:
+            return try execResult().token.map { "Bearer \($0)" }
+        }
+    }
+
+    /// The client certificate an exec plugin handed out (nil for other credentials, or when the
+    /// plugin gives a token only). The client rebuilds its TLS context when it changes.
+    public func clientCertificate() throws(KubeError) -> ExecCertificate? {
+        try current().certificate
+    }
+
+    /// Both parts of the credential from one lookup (one plugin run at most).
+    public func current() throws(KubeError) -> (authorization: String?, certificate: ExecCertificate?) {
+        guard case .exec = credentials else { return (try authorization(), nil) }
+        let result = try execResult()
+        return (result.token.map { "Bearer \($0)" }, result.certificate)
+    }
+
+    /// The cached ExecCredential, or a fresh one when absent or expired.
+    private func execResult() throws(KubeError) -> (token: String?, certificate: ExecCertificate?) {
+        guard case .exec(let plugin) = credentials else { return (nil, nil) }
+        return try refreshLock.withLock { _ throws(KubeError) -> (token: String?, certificate: ExecCertificate?) in
+            let current = now()
+            if let cached = cache.withLock({ cache -> (token: String?, certificate: ExecCertificate?)? in
+                guard cache.token != nil || cache.certificate != nil else { return nil }
+                if let expires = cache.expires, expires <= current { return nil }
+                return (cache.token, cache.certificate)
+            }) { return cached }
+            let result = try Self.run(plugin)
+            runs.wrappingAdd(1, ordering: .relaxed)
+            cache.withLock { $0 = Cache(token: result.token, expires: result.expires, readAt: current, certificate: result.certificate) }
+            return (result.token, result.certificate)
         }
     }
 
     /// Runs the plugin with `KUBERNETES_EXEC_INFO` and reads its ExecCredential from stdout.
-    static func run(_ plugin: ExecCredentialPlugin) throws(KubeError) -> (token: String, expires: Date?) {
+    static func run(_ plugin: ExecCredentialPlugin) throws(KubeError) -> (token: String?, certificate: ExecCertificate?, expires: Date?) {
         let process = Process()
         if plugin.command.contains("/") {
             process.executableURL = URL(fileURLWithPath: plugin.command)
@@ -134,11 +154,18 @@ public final class CredentialSource: Sendable {
         guard let status = json["status"] else {
             throw .credentialPlugin(command: plugin.command, message: "ExecCredential has no status")
         }
-        if status["clientCertificateData"] != nil {
-            throw .credentialPlugin(command: plugin.command, message: "client certificates from exec plugins are not supported yet (only tokens)")
+        var certificate: ExecCertificate?
+        switch (status["clientCertificateData"]?.stringValue, status["clientKeyData"]?.stringValue) {
+        case let (certificatePEM?, keyPEM?) where !certificatePEM.isEmpty && !keyPEM.isEmpty:
+            certificate = ExecCertificate(certificatePEM: Array(certificatePEM.utf8), keyPEM: Array(keyPEM.utf8))
+        case (nil, nil):
+            break
+        default:
+            throw .credentialPlugin(command: plugin.command, message: "status.clientCertificateData and status.clientKeyData must be given together")
         }
-        guard let token = status["token"]?.stringValue, !token.isEmpty else {
-            throw .credentialPlugin(command: plugin.command, message: "ExecCredential status.token is missing")
+        let token = status["token"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        guard token != nil || certificate != nil else {
+            throw .credentialPlugin(command: plugin.command, message: "ExecCredential status.token is missing (and no client certificate)")
         }
         var expires: Date?
         if let text = status["expirationTimestamp"]?.stringValue {
@@ -147,8 +174,14 @@ public final class CredentialSource: Sendable {
             }
             expires = date
         }
-        return (token, expires)
+        return (token, certificate, expires)
     }
+}
+
+/// A client certificate and key (PEM) from an exec credential plugin.
+public struct ExecCertificate: Sendable, Equatable {
+    public var certificatePEM: [UInt8]
+    public var keyPEM: [UInt8]
 }
 
 /// RFC 3339 timestamps as Kubernetes writes them (`Time`: seconds; `MicroTime`: microseconds).

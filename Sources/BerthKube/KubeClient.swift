@@ -2,6 +2,7 @@ import BerthModel
 import BerthNet
 import Foundation
 import Logging
+import Synchronization
 
 /// List parameters (k8s.io/apimachinery metav1.ListOptions).
 public struct ListOptions: Sendable {
@@ -54,7 +55,9 @@ public enum PatchType: String, Sendable {
 public final class KubeClient: Sendable {
     public let configuration: KubeClientConfiguration
     public let credentials: CredentialSource
-    let http: HTTPClient
+    /// The HTTP client and the exec-plugin certificate it was built with; replaced when the
+    /// plugin hands out a new certificate (existing watches keep their connection).
+    private let transport: Mutex<(client: HTTPClient, certificate: ExecCertificate?)>
     let limiter: RateLimiter
     let logger: Logger
 
@@ -64,17 +67,39 @@ public final class KubeClient: Sendable {
         self.credentials = credentials ?? CredentialSource(configuration.credentials)
         self.logger = logger
         limiter = RateLimiter(qps: configuration.qps, burst: configuration.burst)
-        var http = HTTPClientConfiguration(host: configuration.host, port: configuration.port, tls: configuration.tls)
+        transport = Mutex((try Self.makeHTTPClient(configuration, certificate: nil), nil))
+    }
+
+    private static func makeHTTPClient(_ configuration: KubeClientConfiguration, certificate: ExecCertificate?) throws(KubeError) -> HTTPClient {
+        var tls = configuration.tls
+        if let certificate {
+            guard tls != nil else {
+                throw .configuration(source: "exec credential plugin", message: "a client certificate needs an https server")
+            }
+            tls?.clientCertificatePEM = certificate.certificatePEM
+            tls?.clientKeyPEM = certificate.keyPEM
+        }
+        var http = HTTPClientConfiguration(host: configuration.host, port: configuration.port, tls: tls)
         http.readTimeout = configuration.timeout
         do throws(NetError) {
-            self.http = try HTTPClient(http)
+            return try HTTPClient(http)
         } catch {
-            throw .configuration(source: "TLS client", message: "\(error)")
+            throw .configuration(source: certificate == nil ? "TLS client" : "exec credential plugin certificate", message: "\(error)")
         }
     }
 
-    /// Connections opened so far (tests check keep-alive reuse).
-    public var connectionsOpened: Int { http.connectionsOpened }
+    /// The HTTP client for the current credentials (rebuilt when an exec certificate rotates).
+    func http(certificate: ExecCertificate?) throws(KubeError) -> HTTPClient {
+        try transport.withLock { current throws(KubeError) -> HTTPClient in
+            if current.certificate == certificate { return current.client }
+            let client = try Self.makeHTTPClient(configuration, certificate: certificate)
+            current = (client, certificate)
+            return client
+        }
+    }
+
+    /// Connections opened so far by the current HTTP client (tests check keep-alive reuse).
+    public var connectionsOpened: Int { transport.withLock { $0.client.connectionsOpened } }
 
     // MARK: - Operations
 
@@ -236,7 +261,7 @@ public final class KubeClient: Sendable {
         let path = target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? target
         while true {
             attempt += 1
-            let request = try makeRequest(method, target, body: body, contentType: contentType)
+            let (request, http) = try prepare(method, target, body: body, contentType: contentType)
             limiter.acquire()
             let response: HTTPClientResponse
             do throws(NetError) {
@@ -272,11 +297,14 @@ public final class KubeClient: Sendable {
         }
     }
 
-    func makeRequest(_ method: String, _ target: String, body: [UInt8], contentType: String) throws(KubeError) -> HTTPClientRequest {
+    /// The request with current credentials, and the HTTP client presenting the current
+    /// client certificate.
+    func prepare(_ method: String, _ target: String, body: [UInt8], contentType: String) throws(KubeError) -> (HTTPClientRequest, HTTPClient) {
+        let (authorization, certificate) = try credentials.current()
         var headers: HTTPHeaders = ["Accept": "application/json", "User-Agent": configuration.userAgent]
         if !body.isEmpty { headers.add(name: "Content-Type", value: contentType) }
-        if let authorization = try credentials.authorization() { headers.add(name: "Authorization", value: authorization) }
-        return HTTPClientRequest(method: method, target: target, headers: headers, body: body)
+        if let authorization { headers.add(name: "Authorization", value: authorization) }
+        return (HTTPClientRequest(method: method, target: target, headers: headers, body: body), try http(certificate: certificate))
     }
 
     /// Exponential backoff with jitter: 0.1 s, 0.2 s, 0.4 s ... capped at 5 s.

@@ -41,7 +41,7 @@ extension KubeClient {
         let target = path + PathEncoding.query(options.queryItems)
         var refreshed = false
         while true {
-            let request = try makeRequest("GET", target, body: [], contentType: "application/json")
+            let (request, http) = try prepare("GET", target, body: [], contentType: "application/json")
             limiter.acquire()
             let stream: HTTPClientStream
             do throws(NetError) {

@@ -172,11 +172,36 @@ func base64File(_ path: String) -> String { Data(readBytes(path)).base64EncodedS
         #expect(try String(contentsOfFile: directory + "/count", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) == "3")
     }
 
+    /// An exec plugin may hand out a client certificate instead of a token; the client presents it.
+    @Test func execPluginClientCertificate() throws {
+        var options = FakeKubeAPIServer.Options()
+        options.clientCAFile = kubePKI.caCertificate
+        let server = try FakeKubeAPIServer(certificateFile: kubePKI.serverCertificate, privateKeyFile: kubePKI.serverKey, options: options)
+        defer { server.stop() }
+        let directory = try scratchDirectory("execcert")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let credential: JSON = [
+            "apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
+            "status": ["clientCertificateData": .string(String(decoding: readBytes(kubePKI.directory + "/client.pem"), as: UTF8.self)),
+                       "clientKeyData": .string(String(decoding: readBytes(kubePKI.directory + "/client.key"), as: UTF8.self))],
+        ]
+        try JSONWriter.string(credential).write(toFile: directory + "/credential.json", atomically: true, encoding: .utf8)
+        try "#!/bin/sh\ncat '\(directory)/credential.json'\n".write(toFile: directory + "/plugin", atomically: true, encoding: .utf8)
+        chmod(directory + "/plugin", 0o755)
+        var configuration = FakeCluster.configuration(port: server.port)
+        configuration.credentials = .exec(ExecCredentialPlugin(command: directory + "/plugin", apiVersion: "client.authentication.k8s.io/v1beta1"))
+        let client = try KubeClient(configuration)
+        #expect(try client.list(.nodes).items.isEmpty)
+        #expect(client.credentials.refreshCount == 1)
+        #expect(try client.credentials.authorization() == nil)
+    }
+
     @Test(arguments: [
         ("exit 7", "exited with status 7"),
         ("echo not-json", "not an ExecCredential"),
         (#"echo '{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","status":{"token":"x"}}'"#, "does not match"),
         (#"echo '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{}}'"#, "status.token is missing"),
+        (#"echo '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"clientKeyData":"k"}}'"#, "must be given together"),
     ])
     func execPluginFailuresAreClear(body: String, expected: String) throws {
         let directory = try scratchDirectory("execfail")
