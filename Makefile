@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BERTH := .build/debug/berth
 
-.PHONY: help build release test test-swift run mutate-examples certs certs-clean bench bench-mutate bench-schedule bench-webhook clean
+.PHONY: help build release test test-swift run mutate-examples certs certs-clean bench bench-mutate bench-schedule bench-webhook bench-kube clean
 PORT ?= 8443
 METRICS_PORT ?= 8080
 REVIEW := Tests/Fixtures/admission/z2jh-gpu-notebook.review.json
@@ -45,7 +45,7 @@ mutate-examples: build ## berth mutate -o patch -v on every example manifest.
 	  $(BERTH) mutate -f $$f -o patch -v || exit 1; \
 	done
 
-bench: bench-mutate bench-schedule bench-webhook ## Every benchmark; figures go in BENCHMARKS.md.
+bench: bench-mutate bench-schedule bench-webhook bench-kube ## Every benchmark; figures go in BENCHMARKS.md.
 
 bench-mutate: ## Median time to classify and patch the z2jh GPU notebook pod.
 	$(SWIFT) build -c release --product berth-bench
@@ -54,6 +54,10 @@ bench-mutate: ## Median time to classify and patch the z2jh GPU notebook pod.
 bench-schedule: ## Median ms per scheduler solve: 5,000 pending pods, 400 instance types (Karpenter's benchmark shape).
 	$(SWIFT) build -c release --product berth-bench
 	.build/release/berth-bench schedule
+
+bench-kube: ## Watch events/s the Kubernetes client decodes (Pod and Node lines from the API fixtures).
+	$(SWIFT) build -c release --product berth-bench
+	.build/release/berth-bench watch
 
 bench-webhook: ## wrk against berth serve and, in the same run, nginx with a fixed answer (needs wrk, nginx).
 	bash Tests/bench/webhook-bench.sh

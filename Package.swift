@@ -77,9 +77,29 @@ let package = Package(
         // Helpers shared by the test targets (processes, certificates, fixtures); not shipped.
         .target(name: "BerthTestSupport", path: "Tests/BerthTestSupport", swiftSettings: settings),
         // `make bench-*`: micro-benchmarks, built in release mode.
-        .executableTarget(name: "berth-bench", dependencies: ["BerthModel", "BerthAdmission", "BerthScheduling"], swiftSettings: settings),
+        .executableTarget(name: "berth-bench", dependencies: ["BerthModel", "BerthAdmission", "BerthScheduling", "BerthKube"], swiftSettings: settings),
         .testTarget(name: "BerthModelTests", dependencies: ["BerthModel"], swiftSettings: settings),
         .testTarget(name: "BerthAdmissionTests", dependencies: ["BerthAdmission", "BerthTestSupport"], swiftSettings: settings),
+        // Kubernetes API client over BerthNet: config (kubeconfig, in-cluster, exec plugins), REST,
+        // watch, informer cache, leader election.
+        .target(
+            name: "BerthKube",
+            dependencies: ["BerthNet", "BerthModel", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: settings
+        ),
+        // FakeKubeAPIServer (a test double of kube-apiserver over BerthNet's TLS server), FakeKubelet,
+        // FakeScheduler; for the client's tests and, later, the provisioner's and the simulation's.
+        .target(
+            name: "BerthKubeTestSupport",
+            dependencies: ["BerthKube", "BerthNet", "BerthModel", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/BerthKubeTestSupport",
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "BerthKubeTests",
+            dependencies: ["BerthKube", "BerthKubeTestSupport", "BerthNet", "BerthModel", "BerthTestSupport"],
+            swiftSettings: settings
+        ),
         // Runs the built `berth` binary as a user would.
         .testTarget(name: "BerthCLITests", dependencies: ["BerthTestSupport"], swiftSettings: settings),
     ]

@@ -39,6 +39,8 @@ final class Connection {
 
     /// Monotonic time the current request's first byte arrived (0: no request in progress).
     var requestStart: UInt64 = 0
+    /// A streaming answer in progress: no further request is processed until it ends.
+    var stream: HTTPBodyStream?
 
     init(fd: Int32, generation: UInt32, tls: SSLConnection?, limits: HTTPParserLimits, interest: UInt32) {
         self.fd = fd

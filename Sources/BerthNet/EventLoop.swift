@@ -55,7 +55,7 @@ final class ServerShared: Sendable {
 /// `@unchecked Sendable`: all mutable state is touched only by the loop's own thread (inside
 /// `run()`); other threads only call `post(_:)`, which goes through a `Mutex` and an eventfd.
 final class EventLoop: @unchecked Sendable {
-    enum Command { case drain, forceClose }
+    enum Command { case drain, forceClose, streams }
 
     let index: Int
     private let shared: ServerShared
@@ -76,6 +76,8 @@ final class EventLoop: @unchecked Sendable {
     /// TLS connections with bytes buffered inside OpenSSL (read-ahead) that epoll cannot report;
     /// handled again on the next iteration without waiting.
     private var pendingReads: [Connection] = []
+    /// Connections sending a streaming body (watch); pumped when a stream wakes the loop.
+    private var streamingConnections: [Connection] = []
     private let readBuffer: UnsafeMutableRawBufferPointer
     private let events: UnsafeMutableBufferPointer<epoll_event>
     private var logger: Logger
@@ -228,8 +230,38 @@ final class EventLoop: @unchecked Sendable {
                     listenFD = -1
                 }
                 for case let connection? in connections { closeConnection(connection) }
+            case .streams:
+                for connection in streamingConnections { pumpStream(connection) }
             }
         }
+    }
+
+    /// Moves what a stream produced into the connection's output (chunked) and writes it.
+    private func pumpStream(_ connection: Connection) {
+        guard let stream = connection.stream, Int(connection.fd) < connections.count,
+              connections[Int(connection.fd)] === connection else { return }
+        switch stream.drain() {
+        case .chunks(let chunks):
+            for chunk in chunks { HTTPResponse.appendChunk(chunk, to: &connection.output) }
+        case .finished(let chunks):
+            for chunk in chunks { HTTPResponse.appendChunk(chunk, to: &connection.output) }
+            connection.output.append(contentsOf: "0\r\n\r\n".utf8)
+            endStream(connection)
+            connection.closeAfterWrite = true
+        case .aborted:
+            closeConnection(connection)
+            return
+        }
+        var progressed = false
+        guard flush(connection, progressed: &progressed) else { return }
+        finishEvent(connection, completedRequest: false, wroteBytes: progressed)
+    }
+
+    private func endStream(_ connection: Connection) {
+        guard let stream = connection.stream else { return }
+        connection.stream = nil
+        streamingConnections.removeAll { $0 === connection }
+        stream.cancel()
     }
 
     // MARK: - Accepting
@@ -401,7 +433,7 @@ final class EventLoop: @unchecked Sendable {
     /// Turns parsed requests into queued answers, in order. Returns true if any request completed.
     private func process(_ connection: Connection) -> Bool {
         var completed = false
-        while !connection.closeAfterWrite, connection.output.count - connection.outputOffset < Self.outputHighWater,
+        while !connection.closeAfterWrite, connection.stream == nil, connection.output.count - connection.outputOffset < Self.outputHighWater,
               let event = connection.parser.next() {
             switch event {
             case .request(let request):
@@ -413,6 +445,15 @@ final class EventLoop: @unchecked Sendable {
                 response.serialize(into: &connection.output, keepAlive: keepAlive,
                                    requestVersion: request.version, omitBody: request.method == "HEAD")
                 if !keepAlive { connection.closeAfterWrite = true }
+                if let stream = response.bodyStream, request.method != "HEAD",
+                   response.status >= 200, response.status != 204, !draining, !connection.peerClosed {
+                    connection.closeAfterWrite = false  // closed when the stream ends instead
+                    connection.stream = stream
+                    streamingConnections.append(connection)
+                    stream.attach { [weak self] in self?.post(.streams) }
+                } else {
+                    response.bodyStream?.cancel()
+                }
                 let end = monotonicNanos()
                 connection.requestStart = connection.parser.hasPartialRequest ? end : 0
                 shared.observer?.requestFinished(
@@ -502,6 +543,12 @@ final class EventLoop: @unchecked Sendable {
             beginClose(connection)
             return
         }
+        if connection.stream != nil {
+            // Reads only notice the client leaving; no timeout while the stream is open.
+            setInterest(connection, EPOLLIN.rawValue)
+            disarm(connection)
+            return
+        }
         setInterest(connection, connection.readWantsWrite ? EPOLLIN.rawValue | EPOLLOUT.rawValue : EPOLLIN.rawValue)
         if let tls = connection.tls, !connection.readWantsWrite, tls.hasPending { pendingReads.append(connection) }
         if connection.parser.hasPartialRequest {
@@ -570,6 +617,7 @@ final class EventLoop: @unchecked Sendable {
         let fd = connection.fd
         guard Int(fd) < connections.count, connections[Int(fd)] === connection else { return }
         disarm(connection)
+        endStream(connection)
         connections[Int(fd)] = nil
         liveConnections -= 1
         shared.activeConnections.wrappingSubtract(1, ordering: .relaxed)

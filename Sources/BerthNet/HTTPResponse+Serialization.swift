@@ -22,7 +22,9 @@ extension HTTPResponse {
         }
         // RFC 9110 §8.6: no Content-Length (and no body) in 1xx and 204 answers.
         let bodyless = status < 200 || status == 204
-        if !bodyless {
+        if bodyStream != nil && !bodyless {
+            buffer.append(contentsOf: "Transfer-Encoding: chunked\r\n".utf8)
+        } else if !bodyless {
             buffer.append(contentsOf: "Content-Length: ".utf8)
             appendDecimal(body.count, to: &buffer)
             buffer.append(contentsOf: "\r\n".utf8)
@@ -33,7 +35,16 @@ extension HTTPResponse {
             buffer.append(contentsOf: "Connection: keep-alive\r\n".utf8)
         }
         buffer.append(contentsOf: "\r\n".utf8)
-        if !omitBody && !bodyless { buffer.append(contentsOf: body) }
+        if !omitBody && !bodyless && bodyStream == nil { buffer.append(contentsOf: body) }
+    }
+
+    /// One chunk of a chunked body (RFC 9112 §7.1).
+    static func appendChunk(_ chunk: [UInt8], to buffer: inout [UInt8]) {
+        guard !chunk.isEmpty else { return }
+        buffer.append(contentsOf: String(chunk.count, radix: 16).utf8)
+        buffer.append(contentsOf: "\r\n".utf8)
+        buffer.append(contentsOf: chunk)
+        buffer.append(contentsOf: "\r\n".utf8)
     }
 
     static func reasonPhrase(_ status: Int) -> String {

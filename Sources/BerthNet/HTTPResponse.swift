@@ -2,11 +2,20 @@ public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// When set, `body` is ignored and the body is sent chunked as the stream produces it.
+    public var bodyStream: HTTPBodyStream?
 
     public init(status: Int, headers: HTTPHeaders = .init(), body: [UInt8] = []) {
         self.status = status
         self.headers = headers
         self.body = body
+    }
+
+    /// A response whose body another thread writes over time (see `HTTPBodyStream`).
+    public static func streaming(status: Int, headers: HTTPHeaders = .init(), stream: HTTPBodyStream) -> HTTPResponse {
+        var response = HTTPResponse(status: status, headers: headers)
+        response.bodyStream = stream
+        return response
     }
 
     /// A short text/plain answer, as the server sends for protocol errors.

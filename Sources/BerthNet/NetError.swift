@@ -10,6 +10,18 @@ public enum NetError: Error, CustomStringConvertible, Sendable {
     case certificate(file: String, reason: String, queue: [String])
     case invalidAddress(String)
     case invalidState(String)
+    /// Client: no connection to `host:port` (resolution, refusal, timeout), with the cause.
+    case connect(host: String, port: Int, reason: String)
+    /// Client: the server's certificate was not accepted (the verifier's reason).
+    case certificateVerification(host: String, reason: String)
+    /// Client: the operation did not finish in time.
+    case timedOut(String)
+    /// Client: the connection ended early (`what` says where in the exchange).
+    case connectionClosed(String)
+    /// Client: the server's answer is not valid HTTP/1.1 (what was wrong, what was seen).
+    case malformedResponse(String)
+    /// Client: the operation was cancelled locally (a watch stopped by its owner).
+    case cancelled
 
     public var description: String {
         switch self {
@@ -24,6 +36,18 @@ public enum NetError: Error, CustomStringConvertible, Sendable {
             return "invalid listen address '\(address)'"
         case .invalidState(let what):
             return what
+        case .connect(let host, let port, let reason):
+            return "cannot connect to \(host):\(port): \(reason)"
+        case .certificateVerification(let host, let reason):
+            return "TLS certificate of \(host) not accepted: \(reason)"
+        case .timedOut(let what):
+            return "timed out: \(what)"
+        case .connectionClosed(let what):
+            return "connection closed by the server \(what)"
+        case .malformedResponse(let what):
+            return "malformed HTTP response: \(what)"
+        case .cancelled:
+            return "cancelled"
         }
     }
 }

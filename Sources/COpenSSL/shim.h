@@ -84,4 +84,17 @@ static inline int berth_SSL_get_alpn(const SSL *ssl, char *buffer, int capacity)
     return (int)length;
 }
 
+// Client side.
+
+/// SNI: the host name sent in the ClientHello (a macro over SSL_ctrl).
+static inline int berth_SSL_set_tlsext_host_name(SSL *ssl, const char *name) {
+    return (int)SSL_set_tlsext_host_name(ssl, name);
+}
+
+/// The options every Berth client context gets: no renegotiation, no compression, EOF without
+/// close_notify reported as a plain close.
+static inline void berth_SSL_CTX_set_client_options(SSL_CTX *ctx) {
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+}
+
 #endif

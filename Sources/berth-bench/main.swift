@@ -68,6 +68,7 @@ do {
     switch arguments.first {
     case "mutate": try benchMutate(root: root)
     case "schedule": benchSchedule()
+    case "watch": try benchWatch(root: root)
     case "profile-review":
         let bytes = Array(try Data(contentsOf: root.appendingPathComponent("Tests/Fixtures/admission/z2jh-gpu-notebook.review.json")))
         let handler = AdmissionReviewHandler(policy: MutationPolicy())
@@ -86,7 +87,7 @@ do {
         }
         print(total)
     default:
-        FileHandle.standardError.write(Data("usage: berth-bench mutate|schedule   (run from the repository root)\n".utf8))
+        FileHandle.standardError.write(Data("usage: berth-bench mutate|schedule|watch   (run from the repository root)\n".utf8))
         exit(64)
     }
 } catch {

@@ -1,0 +1,260 @@
+import BerthModel
+import Dispatch
+import Foundation
+import Logging
+import Synchronization
+
+/// What an informer tells its handlers (on the informer's thread, in event order).
+public struct InformerHandlers: Sendable {
+    public var onAdd: @Sendable (JSON) -> Void
+    public var onUpdate: @Sendable (_ old: JSON, _ new: JSON) -> Void
+    public var onDelete: @Sendable (JSON) -> Void
+
+    public init(onAdd: @escaping @Sendable (JSON) -> Void = { _ in },
+                onUpdate: @escaping @Sendable (JSON, JSON) -> Void = { _, _ in },
+                onDelete: @escaping @Sendable (JSON) -> Void = { _ in }) {
+        self.onAdd = onAdd
+        self.onUpdate = onUpdate
+        self.onDelete = onDelete
+    }
+}
+
+/// A local cache of one resource kept current by list + watch (client-go's Reflector + Store):
+/// list once (paginated), then watch from the list's resourceVersion with bookmarks; after a
+/// dropped connection resume from the last resourceVersion seen; after 410 Gone (the server no
+/// longer has that history) list again and reconcile the cache, telling handlers what changed.
+/// Runs on its own thread; reads (`get`, `list`) never touch the network.
+public final class Informer: Sendable {
+    public let resource: KubeResource
+    private let client: KubeClient
+    private let namespace: String?
+    private let labelSelector: String?
+    private let fieldSelector: String?
+    private let logger: Logger
+    /// Backoff between failed watch attempts: initial and cap.
+    private let backoff: (initial: Duration, cap: Duration)
+    private let watchTimeoutSeconds: Int
+
+    private struct State {
+        var store: [String: JSON] = [:]
+        var resourceVersion = ""
+        var synced = false
+        var stopped = false
+        var handlers: [InformerHandlers] = []
+        var stream: WatchStream?
+        var lists = 0
+        var watches = 0
+        var lastError: String?
+        var started = false
+    }
+    private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
+    private let done = DispatchSemaphore(value: 0)
+
+    public init(client: KubeClient, resource: KubeResource, namespace: String? = nil,
+                labelSelector: String? = nil, fieldSelector: String? = nil,
+                backoff: (initial: Duration, cap: Duration) = (.milliseconds(100), .seconds(10)),
+                watchTimeoutSeconds: Int = 300, logger: Logger = Logger(label: "berth.kube.informer")) {
+        self.client = client
+        self.resource = resource
+        self.namespace = namespace
+        self.labelSelector = labelSelector
+        self.fieldSelector = fieldSelector
+        self.backoff = backoff
+        self.watchTimeoutSeconds = watchTimeoutSeconds
+        var logger = logger
+        logger[metadataKey: "resource"] = "\(resource)"
+        self.logger = logger
+    }
+
+    public func addHandlers(_ handlers: InformerHandlers) {
+        state.withLock { $0.handlers.append(handlers) }
+    }
+
+    /// True once the first list is in the cache.
+    public var hasSynced: Bool { state.withLock { $0.synced } }
+    public var resourceVersion: String { state.withLock { $0.resourceVersion } }
+    /// Lists done (1 + one per 410 Gone) and watches opened, for tests and metrics.
+    public var listCount: Int { state.withLock { $0.lists } }
+    public var watchCount: Int { state.withLock { $0.watches } }
+    public var lastError: String? { state.withLock { $0.lastError } }
+
+    /// The cached object at `namespace/name` (or `name` when cluster-scoped).
+    public func get(_ key: String) -> JSON? { state.withLock { $0.store[key] } }
+    public func list() -> [JSON] { state.withLock { Array($0.store.values) } }
+    public var count: Int { state.withLock { $0.store.count } }
+
+    public func start() {
+        let first = state.withLock { state -> Bool in
+            defer { state.started = true }
+            return !state.started
+        }
+        guard first else { return }
+        let thread = Thread { [self] in
+            run()
+            done.signal()
+        }
+        thread.name = "berth-informer-\(resource.plural)"
+        thread.start()
+    }
+
+    /// Stops the watch and waits for the thread to finish.
+    public func stop() {
+        let (stream, started) = state.withLock { state -> (WatchStream?, Bool) in
+            let first = !state.stopped
+            state.stopped = true
+            return (state.stream, state.started && first)
+        }
+        stream?.cancel()
+        wake.signal()
+        if started { done.wait() }
+    }
+
+    private var stopped: Bool { state.withLock { $0.stopped } }
+
+    private func run() {
+        var needList = true
+        var failures = 0
+        while !stopped {
+            if needList {
+                do throws(KubeError) {
+                    try relist()
+                    needList = false
+                    failures = 0
+                } catch {
+                    failures += 1
+                    record(error, "list failed")
+                    sleep(failures)
+                    continue
+                }
+            }
+            let outcome = watchOnce()
+            switch outcome {
+            case .ended:
+                failures = 0  // the server's timeout: resume at once
+            case .gone:
+                needList = true
+                failures = 0
+            case .failed:
+                failures += 1
+                sleep(failures)
+            case .stopped:
+                return
+            }
+        }
+    }
+
+    private enum Outcome { case ended, gone, failed, stopped }
+
+    private func watchOnce() -> Outcome {
+        let resourceVersion = state.withLock { $0.resourceVersion }
+        let options = WatchOptions(resourceVersion: resourceVersion, labelSelector: labelSelector, fieldSelector: fieldSelector,
+                                   allowWatchBookmarks: true, timeoutSeconds: watchTimeoutSeconds)
+        let stream: WatchStream
+        do throws(KubeError) {
+            stream = try client.watch(resource, namespace: namespace, options: options,
+                                      readTimeout: .seconds(watchTimeoutSeconds + 30))
+        } catch {
+            if error.isGone { return .gone }
+            record(error, "watch failed")
+            return .failed
+        }
+        let cancelledEarly = state.withLock { state -> Bool in
+            state.watches += 1
+            if state.stopped { return true }
+            state.stream = stream
+            return false
+        }
+        defer { state.withLock { $0.stream = nil } }
+        if cancelledEarly { stream.cancel(); return .stopped }
+        while true {
+            let event: WatchEvent?
+            do throws(KubeError) {
+                event = try stream.next()
+            } catch {
+                stream.cancel()
+                record(error, "watch interrupted")
+                return stopped ? .stopped : .failed
+            }
+            guard let event else { return stopped ? .stopped : .ended }
+            switch event.kind {
+            case .error:
+                let status = event.status
+                stream.cancel()
+                if status?.code == 410 {
+                    logger.info("watch history expired; relisting", metadata: ["message": "\(status?.message ?? "")"])
+                    return .gone
+                }
+                record(KubeError.watch("ERROR event: \(status?.message ?? "\(event.object)")"), "watch error event")
+                return .failed
+            case .bookmark:
+                state.withLock { $0.resourceVersion = event.resourceVersion }
+            case .added, .modified, .deleted:
+                apply(event)
+            }
+        }
+    }
+
+    private func apply(_ event: WatchEvent) {
+        guard let meta = try? ObjectMeta(json: event.object["metadata"]) else {
+            logger.warning("watch event without usable metadata ignored")
+            return
+        }
+        let key = meta.key
+        let (handlers, old) = state.withLock { state -> ([InformerHandlers], JSON?) in
+            let old = state.store[key]
+            if event.kind == .deleted { state.store[key] = nil } else { state.store[key] = event.object }
+            if !meta.resourceVersion.isEmpty { state.resourceVersion = meta.resourceVersion }
+            return (state.handlers, old)
+        }
+        for handler in handlers {
+            switch (event.kind, old) {
+            case (.deleted, _): handler.onDelete(event.object)
+            case (_, let old?): handler.onUpdate(old, event.object)
+            case (_, nil): handler.onAdd(event.object)
+            }
+        }
+    }
+
+    /// Lists everything and reconciles the cache with it (a relist after 410 reports the
+    /// differences as add/update/delete, like client-go's DeltaFIFO Replace).
+    private func relist() throws(KubeError) {
+        let list = try client.listAll(resource, namespace: namespace,
+                                      options: ListOptions(labelSelector: labelSelector, fieldSelector: fieldSelector))
+        var fresh: [String: JSON] = [:]
+        for item in list.items {
+            fresh[try ObjectMeta(json: item["metadata"]).key] = item
+        }
+        let (handlers, old) = state.withLock { state -> ([InformerHandlers], [String: JSON]) in
+            let old = state.store
+            state.store = fresh
+            state.resourceVersion = list.resourceVersion
+            state.synced = true
+            state.lists += 1
+            return (state.handlers, old)
+        }
+        for handler in handlers {
+            for (key, object) in fresh {
+                if let previous = old[key] {
+                    if previous["metadata"]?["resourceVersion"] != object["metadata"]?["resourceVersion"] { handler.onUpdate(previous, object) }
+                } else {
+                    handler.onAdd(object)
+                }
+            }
+            for (key, object) in old where fresh[key] == nil { handler.onDelete(object) }
+        }
+    }
+
+    private func record(_ error: KubeError, _ what: String) {
+        state.withLock { $0.lastError = "\(error)" }
+        logger.warning("\(what)", metadata: ["error": "\(error)"])
+    }
+
+    /// Exponential backoff that `stop()` interrupts.
+    private func sleep(_ failures: Int) {
+        let initial = Double(backoff.initial.components.seconds) + Double(backoff.initial.components.attoseconds) / 1e18
+        let cap = Double(backoff.cap.components.seconds) + Double(backoff.cap.components.attoseconds) / 1e18
+        let seconds = min(cap, initial * pow(2, Double(max(0, failures - 1))))
+        _ = wake.wait(timeout: .now() + seconds)
+    }
+}

@@ -1,0 +1,170 @@
+import BerthModel
+import BerthNet
+import Foundation
+
+/// Builds a `KubeClientConfiguration` the way client-go's clientcmd does (the subset Berth needs).
+public enum KubeConfigLoader {
+    /// In a pod: `KUBERNETES_SERVICE_HOST`/`PORT`, the service-account token (re-read as it rotates)
+    /// and CA (k8s.io/client-go/rest.InClusterConfig).
+    public static func inCluster(
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        serviceAccountDirectory: String = "/var/run/secrets/kubernetes.io/serviceaccount"
+    ) throws(KubeError) -> KubeClientConfiguration {
+        guard let host = environment["KUBERNETES_SERVICE_HOST"], !host.isEmpty,
+              let portText = environment["KUBERNETES_SERVICE_PORT"], let port = Int(portText) else {
+            throw .configuration(source: "in-cluster", message: "KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be set (not running in a pod?)")
+        }
+        let tokenFile = serviceAccountDirectory + "/token"
+        let caFile = serviceAccountDirectory + "/ca.crt"
+        guard FileManager.default.isReadableFile(atPath: tokenFile) else {
+            throw .configuration(source: tokenFile, message: "service-account token not readable")
+        }
+        let ca = try readFile(caFile, what: "service-account CA")
+        return KubeClientConfiguration(host: host, port: port, tls: TLSClientConfiguration(trustedCAPEM: ca),
+                                       credentials: .tokenFile(tokenFile))
+    }
+
+    /// The kubeconfig files: `explicitPath`, else `$KUBECONFIG` (a colon-separated list, merged:
+    /// the first file to define a name wins, like clientcmd), else `~/.kube/config`.
+    public static func kubeconfig(
+        explicitPath: String? = nil, context: String? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(KubeError) -> KubeClientConfiguration {
+        let paths: [String]
+        if let explicitPath {
+            paths = [explicitPath]
+        } else if let list = environment["KUBECONFIG"], !list.isEmpty {
+            paths = list.split(separator: ":").map(String.init).filter { FileManager.default.fileExists(atPath: $0) }
+            if paths.isEmpty { throw .configuration(source: "KUBECONFIG", message: "none of \(list) exists") }
+        } else {
+            paths = [(environment["HOME"] ?? NSHomeDirectory()) + "/.kube/config"]
+        }
+        var files: [(json: JSON, path: String)] = []
+        for path in paths {
+            let bytes = try readFile(path, what: "kubeconfig")
+            let json: JSON
+            do throws(YAMLError) {
+                json = try YAMLReader.document(String(decoding: bytes, as: UTF8.self))
+            } catch {
+                throw .configuration(source: path, message: "not valid YAML: \(error)")
+            }
+            files.append((json, path))
+        }
+        return try resolve(files: files, context: context)
+    }
+
+    /// Resolves a merged kubeconfig; `files` in precedence order.
+    public static func resolve(files: [(json: JSON, path: String)], context requested: String?) throws(KubeError) -> KubeClientConfiguration {
+        let sourceNames = files.map(\.path).joined(separator: ":")
+        var currentContext: String?
+        for file in files where currentContext == nil {
+            if let name = file.json["current-context"]?.stringValue, !name.isEmpty { currentContext = name }
+        }
+        guard let contextName = requested ?? currentContext else {
+            throw .configuration(source: sourceNames, message: "no current-context set and no --context given")
+        }
+        guard let (contextEntry, _) = try named("contexts", contextName, in: files) else {
+            throw .configuration(source: sourceNames, message: "context \"\(contextName)\" not found")
+        }
+        let clusterName = contextEntry["context"]?["cluster"]?.stringValue ?? ""
+        let userName = contextEntry["context"]?["user"]?.stringValue ?? ""
+        guard let (clusterEntry, clusterFile) = try named("clusters", clusterName, in: files),
+              let cluster = clusterEntry["cluster"] else {
+            throw .configuration(source: sourceNames, message: "context \"\(contextName)\": cluster \"\(clusterName)\" not found")
+        }
+        let clusterSource = "\(clusterFile): cluster \"\(clusterName)\""
+        guard let server = cluster["server"]?.stringValue else {
+            throw .configuration(source: clusterSource, message: "no server")
+        }
+        let (host, port, useTLS) = try KubeClientConfiguration.server(server, source: clusterSource)
+        var tls = TLSClientConfiguration()
+        tls.insecureSkipVerify = cluster["insecure-skip-tls-verify"]?.boolValue ?? false
+        tls.serverName = cluster["tls-server-name"]?.stringValue
+        tls.trustedCAPEM = try pem(cluster, data: "certificate-authority-data", file: "certificate-authority",
+                                   relativeTo: clusterFile, source: clusterSource)
+        var credentials = KubeCredentials.none
+        if !userName.isEmpty {
+            guard let (userEntry, userFile) = try named("users", userName, in: files) else {
+                throw .configuration(source: sourceNames, message: "context \"\(contextName)\": user \"\(userName)\" not found")
+            }
+            let user = userEntry["user"] ?? .object([:])
+            let userSource = "\(userFile): user \"\(userName)\""
+            tls.clientCertificatePEM = try pem(user, data: "client-certificate-data", file: "client-certificate", relativeTo: userFile, source: userSource)
+            tls.clientKeyPEM = try pem(user, data: "client-key-data", file: "client-key", relativeTo: userFile, source: userSource)
+            if (tls.clientCertificatePEM == nil) != (tls.clientKeyPEM == nil) {
+                throw .configuration(source: userSource, message: "client-certificate and client-key must be given together")
+            }
+            if let token = user["token"]?.stringValue, !token.isEmpty {
+                credentials = .bearerToken(token)
+            } else if let tokenFile = user["tokenFile"]?.stringValue, !tokenFile.isEmpty {
+                credentials = .tokenFile(absolute(tokenFile, relativeTo: userFile))
+            } else if let exec = user["exec"] {
+                credentials = .exec(try execPlugin(exec, kubeconfig: userFile, source: userSource))
+            } else if user["auth-provider"] != nil {
+                throw .configuration(source: userSource, message: "auth-provider is not supported; use an exec credential plugin")
+            }
+        }
+        var configuration = KubeClientConfiguration(host: host, port: port, tls: useTLS ? tls : nil, credentials: credentials)
+        if useTLS == false && tls.clientCertificatePEM != nil {
+            throw .configuration(source: clusterSource, message: "client certificates need an https server")
+        }
+        configuration.timeout = .seconds(30)
+        return configuration
+    }
+
+    private static func execPlugin(_ exec: JSON, kubeconfig: String, source: String) throws(KubeError) -> ExecCredentialPlugin {
+        guard let command = exec["command"]?.stringValue, !command.isEmpty else {
+            throw .configuration(source: source, message: "exec: command is required")
+        }
+        guard let apiVersion = exec["apiVersion"]?.stringValue,
+              ["client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"].contains(apiVersion) else {
+            throw .configuration(source: source, message: "exec: apiVersion must be client.authentication.k8s.io/v1 or v1beta1")
+        }
+        // clientcmd: a command with a path separator is relative to the kubeconfig's directory.
+        let resolved = command.contains("/") ? absolute(command, relativeTo: kubeconfig) : command
+        let arguments = exec["args"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let environment = (exec["env"]?.arrayValue ?? []).compactMap { entry -> (name: String, value: String)? in
+            guard let name = entry["name"]?.stringValue, let value = entry["value"]?.stringValue else { return nil }
+            return (name, value)
+        }
+        return ExecCredentialPlugin(command: resolved, arguments: arguments, environment: environment,
+                                    apiVersion: apiVersion, installHint: exec["installHint"]?.stringValue, source: source)
+    }
+
+    private static func named(_ list: String, _ name: String, in files: [(json: JSON, path: String)]) throws(KubeError) -> (JSON, String)? {
+        for file in files {
+            guard let entries = file.json[list] else { continue }
+            guard let array = entries.arrayValue else {
+                if entries.isNull { continue }
+                throw .configuration(source: file.path, message: "\(list): expected a list, found \(entries.typeName)")
+            }
+            if let entry = array.first(where: { $0["name"]?.stringValue == name }) { return (entry, file.path) }
+        }
+        return nil
+    }
+
+    private static func pem(_ json: JSON, data: String, file: String, relativeTo kubeconfig: String, source: String) throws(KubeError) -> [UInt8]? {
+        if let encoded = json[data]?.stringValue, !encoded.isEmpty {
+            guard let decoded = Data(base64Encoded: encoded, options: .ignoreUnknownCharacters) else {
+                throw .configuration(source: source, message: "\(data) is not valid base64")
+            }
+            return Array(decoded)
+        }
+        if let path = json[file]?.stringValue, !path.isEmpty {
+            return try readFile(absolute(path, relativeTo: kubeconfig), what: file)
+        }
+        return nil
+    }
+
+    static func absolute(_ path: String, relativeTo file: String) -> String {
+        if path.hasPrefix("/") { return path }
+        return (URL(fileURLWithPath: file).deletingLastPathComponent().path as NSString).appendingPathComponent(path)
+    }
+
+    static func readFile(_ path: String, what: String) throws(KubeError) -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw .configuration(source: path, message: "\(what) file cannot be read")
+        }
+        return Array(data)
+    }
+}
