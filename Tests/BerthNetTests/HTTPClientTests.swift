@@ -1,4 +1,5 @@
 import BerthNet
+import BerthTestSupport
 import Foundation
 import Dispatch
 import Glibc
