@@ -51,11 +51,23 @@ public struct MutationPolicy: Sendable {
     ///   - namespace: the namespace the pod is created in (the AdmissionRequest's, authoritative).
     ///   - base: where the pod sits in the document being patched (`/spec/template` for templates).
     ///   - isDaemonSetTemplate: a DaemonSet's template is exempt like its pods.
-    public func mutation<Node: JSONReadable>(
-        for pod: Node,
-        namespace: String?,
-        at base: JSONPointer = JSONPointer(),
-        isDaemonSetTemplate: Bool = false
+    public func mutation(
+        for pod: JSON, namespace: String?, at base: JSONPointer = JSONPointer(), isDaemonSetTemplate: Bool = false
+    ) throws(PodShapeError) -> Mutation {
+        try decide(pod, namespace: namespace, at: base, isDaemonSetTemplate: isDaemonSetTemplate)
+    }
+
+    /// The same decision read from a `JSONTape` (the webhook's hot path). Two concrete entry
+    /// points rather than one public generic: called from another module, a generic runs
+    /// unspecialised, an order of magnitude slower.
+    public func mutation(
+        for pod: JSONCursor, namespace: String?, at base: JSONPointer = JSONPointer(), isDaemonSetTemplate: Bool = false
+    ) throws(PodShapeError) -> Mutation {
+        try decide(pod, namespace: namespace, at: base, isDaemonSetTemplate: isDaemonSetTemplate)
+    }
+
+    func decide<Node: JSONReadable>(
+        _ pod: Node, namespace: String?, at base: JSONPointer, isDaemonSetTemplate: Bool
     ) throws(PodShapeError) -> Mutation {
         let view = try PodView(pod, base: base)
         var mutation = Mutation()

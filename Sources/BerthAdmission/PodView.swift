@@ -102,7 +102,7 @@ struct PodView<Node: JSONReadable> {
                     guard let members = quantities.objectMembers else {
                         throw PodShapeError(field: "\(at()).resources.\(part)", message: "expected an object, found \(quantities.typeName)")
                     }
-                    names.append(contentsOf: members.map(\.key))
+                    for member in members { names.append(member.key) }
                 }
             }
         }

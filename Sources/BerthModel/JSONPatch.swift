@@ -62,9 +62,11 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
             return
         }
         for byte in token.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"), 0..<0x20 where jsonString:
+            if jsonString, byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 {
                 JSONWriter.appendEscape(for: byte, into: &out)
+                continue
+            }
+            switch byte {
             case UInt8(ascii: "~"):
                 out.append(UInt8(ascii: "~"))
                 out.append(UInt8(ascii: "0"))

@@ -38,6 +38,8 @@ public struct Toleration: Sendable, Equatable {
     }
 
     /// Reads a toleration as the API holds it; absent fields are empty, as in Go.
+    /// `@inlinable` so that callers in other modules get it specialised for their reader.
+    @inlinable
     public init<Node: JSONReadable>(json: Node) {
         var key = "", op = "", value = "", effect = ""
         json.forEachMember { name, member in
@@ -125,6 +127,7 @@ public struct LabelRequirement: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Reads a requirement as found in a pod; `nil` when it is not well formed.
+    @inlinable
     public init?<Node: JSONReadable>(json: Node) {
         guard let key = json["key"]?.stringValue,
             let operatorName = json["operator"]?.stringValue,
@@ -132,7 +135,7 @@ public struct LabelRequirement: Sendable, Equatable, CustomStringConvertible {
         else { return nil }
         self.key = key
         self.operator = op
-        self.values = json["values"]?.arrayElements?.compactMap(\.stringValue) ?? []
+        self.values = json["values"]?.arrayElements?.compactMap { $0.stringValue } ?? []
     }
 
     public var description: String {

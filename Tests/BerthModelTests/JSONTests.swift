@@ -71,11 +71,21 @@ import Testing
     @Test(arguments: [
         (["metadata", "annotations", "karpenter.sh/do-not-disrupt"], "/metadata/annotations/karpenter.sh~1do-not-disrupt"),
         (["a~b", "c/d~1"], "/a~0b/c~1d~01"),
+        (["quote\"back\\slash"], "/quote\"back\\slash"),
         ([], ""),
     ])
     func escapesPointerTokens(tokens: [String], text: String) throws {
         #expect(JSONPointer(tokens).description == text)
         #expect(try JSONPointer(parsing: text) == JSONPointer(tokens))
+    }
+
+    @Test func serializedPatchEscapesPathsForJSON() throws {
+        let patch = JSONPatch([.add(JSONPointer(["metadata", "annotations", "a/\"b\"~\n"]), "v")])
+        let text = String(decoding: patch.serialized(), as: UTF8.self)
+        #expect(text == #"[{"op":"add","path":"/metadata/annotations/a~1\"b\"~0\n","value":"v"}]"#)
+        // It reads back as the same patch (the JSON escaping undone, the pointer escaping kept).
+        #expect(try JSONPatch(json: JSONParser.parse(text)) == patch)
+        #expect(patch.serialized() == JSONWriter.bytes(patch.json))
     }
 
     @Test func appliesAddAppendReplaceRemoveAndTest() throws {
