@@ -110,15 +110,23 @@ public struct AdmissionReviewHandler: Sendable {
             out.append(UInt8(ascii: "\""))
         }
         if let mutation, !mutation.warnings.isEmpty {
-            out.append(contentsOf: #","warnings":"#.utf8)
-            JSONWriter.write(.array(mutation.warnings.map(JSON.string)), into: &out)
+            out.append(contentsOf: #","warnings":["#.utf8)
+            for (index, warning) in mutation.warnings.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                JSONWriter.writeString(warning, into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
         }
         if let mutation, patch != nil {
-            var audit = JSONObject()
-            audit["class"] = .string(mutation.podClass?.rawValue ?? "exempt")
-            audit["mutations"] = .string(mutation.kinds.map(\.rawValue).joined(separator: ","))
-            out.append(contentsOf: #","auditAnnotations":"#.utf8)
-            JSONWriter.write(.object(audit), into: &out)
+            // Written directly: the class and mutation names are fixed ASCII words.
+            out.append(contentsOf: #","auditAnnotations":{"class":""#.utf8)
+            out.append(contentsOf: (mutation.podClass?.rawValue ?? "exempt").utf8)
+            out.append(contentsOf: #"","mutations":""#.utf8)
+            for (index, kind) in mutation.kinds.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(contentsOf: kind.rawValue.utf8)
+            }
+            out.append(contentsOf: #""}"#.utf8)
         }
         out.append(contentsOf: "}}".utf8)
         return out

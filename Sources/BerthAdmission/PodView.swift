@@ -99,10 +99,10 @@ struct PodView<Node: JSONReadable> {
                 }
                 for part in ["limits", "requests"] {
                     guard let quantities = resources[part], !quantities.isNull else { continue }
-                    guard let members = quantities.objectMembers else {
+                    guard quantities.isObject else {
                         throw PodShapeError(field: "\(at()).resources.\(part)", message: "expected an object, found \(quantities.typeName)")
                     }
-                    for member in members { names.append(member.key) }
+                    quantities.forEachMember { name, _ in names.append(name) }
                 }
             }
         }

@@ -56,25 +56,30 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
     /// string-processing library and cost microseconds per call on the webhook's hot path.
     /// With `jsonString`, also escaped for the inside of a JSON string (`"`, `\`, controls).
     static func appendEscaped(_ token: String, to out: inout [UInt8], jsonString: Bool = false) {
-        let plain = token.utf8.allSatisfy { $0 != UInt8(ascii: "~") && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") && $0 >= 0x20 }
-        if plain {
-            out.append(contentsOf: token.utf8)
-            return
-        }
-        for byte in token.utf8 {
-            if jsonString, byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 {
-                JSONWriter.appendEscape(for: byte, into: &out)
-                continue
+        var token = token
+        token.withUTF8 { bytes in
+            // Runs of ordinary bytes are copied whole; only `~`, `/` (and for JSON, quotes,
+            // backslashes and controls) are rewritten.
+            var runStart = 0
+            for i in 0..<bytes.count {
+                let byte = bytes[i]
+                let special = byte == UInt8(ascii: "~") || byte == UInt8(ascii: "/")
+                    || (jsonString && (byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20))
+                guard special else { continue }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i]))
+                switch byte {
+                case UInt8(ascii: "~"):
+                    out.append(UInt8(ascii: "~"))
+                    out.append(UInt8(ascii: "0"))
+                case UInt8(ascii: "/"):
+                    out.append(UInt8(ascii: "~"))
+                    out.append(UInt8(ascii: "1"))
+                default:
+                    JSONWriter.appendEscape(for: byte, into: &out)
+                }
+                runStart = i + 1
             }
-            switch byte {
-            case UInt8(ascii: "~"):
-                out.append(UInt8(ascii: "~"))
-                out.append(UInt8(ascii: "0"))
-            case UInt8(ascii: "/"):
-                out.append(UInt8(ascii: "~"))
-                out.append(UInt8(ascii: "1"))
-            default: out.append(byte)
-            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count]))
         }
     }
 
