@@ -4,7 +4,8 @@ import BerthScheduling
 /// documented on the protocol.
 public enum CloudError: Error, Sendable, Equatable, CustomStringConvertible {
     /// No capacity for any of these offerings (EC2's InsufficientInstanceCapacity and friends):
-    /// the caller marks them unavailable for a while and tries the next cheapest.
+    /// the caller marks them unavailable for a while (the scheduler's `unavailableOfferings`) and
+    /// tries the next cheapest.
     case insufficientCapacity(offerings: [OfferingKey])
     /// The instance does not exist or is terminated; for `delete`, the job is done.
     case notFound(providerID: String)
@@ -18,7 +19,7 @@ public enum CloudError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .insufficientCapacity(offerings):
-            "insufficient capacity for \(offerings.map(\.description).joined(separator: ", "))"
+            "insufficient capacity for \(offerings.map(\.text).joined(separator: ", "))"
         case let .notFound(providerID): "instance \(providerID) not found"
         case let .throttled(operation): "\(operation): throttled by the cloud API"
         case let .invalidRequest(reason): "invalid request: \(reason)"
@@ -31,22 +32,12 @@ public enum CloudError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// One offering of one instance type: the key of the provisioner's unavailable-offerings cache.
-public struct OfferingKey: Sendable, Hashable, CustomStringConvertible {
-    public var instanceType: String
-    public var zone: String
-    public var capacityType: String
-
-    public init(instanceType: String, zone: String, capacityType: String = "on-demand") {
-        self.instanceType = instanceType
-        self.zone = zone
-        self.capacityType = capacityType
-    }
-
+extension OfferingKey {
+    /// The key of `offering` of `type`.
     public init(_ type: InstanceType, _ offering: Offering) {
         self.init(instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType)
     }
 
     /// `g4dn.xlarge/us-east-1a/on-demand`
-    public var description: String { "\(instanceType)/\(zone)/\(capacityType)" }
+    public var text: String { "\(instanceType)/\(zone)/\(capacityType)" }
 }

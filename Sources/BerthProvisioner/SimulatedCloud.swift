@@ -126,7 +126,7 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
             let names = request.candidates.map(\.name).joined(separator: ", ")
             throw .invalidRequest("launch \(request.launchID): none of the offerings of \(names) is sold by the simulated cloud")
         }
-        logger.info("insufficient capacity", metadata: ["launchID": "\(request.launchID)", "offerings": "\(failed)"])
+        logger.info("insufficient capacity", metadata: ["launchID": "\(request.launchID)", "offerings": "\(failed.map(\.text))"])
         throw .insufficientCapacity(offerings: failed)
     }
 
