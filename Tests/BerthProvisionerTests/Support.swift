@@ -28,24 +28,27 @@ func simulatedCloud(
         clock: clock)
 }
 
-/// What the provisioner will do on insufficient capacity: mark the failed offerings unavailable
-/// and ask again, until something launches or nothing is left. Returns the instance and the
-/// offerings marked.
-func launchWithFallback(_ cloud: some CloudProvider, _ request: LaunchRequest) async throws -> (CloudInstance, Set<OfferingKey>) {
-    var request = request
-    var unavailable: Set<OfferingKey> = []
-    while true {
+/// What the provisioner will do on insufficient capacity, reduced to its core: ask for the
+/// cheapest type, and when the cloud has none, mark the offerings it names unavailable and ask for
+/// the next cheapest. Returns the instance, the offerings marked and the number of calls.
+func launchWithFallback(
+    _ cloud: some CloudProvider, _ launchID: String, candidates: [InstanceType], unavailable: Set<OfferingKey> = []
+) async throws(CloudError) -> (instance: CloudInstance, unavailable: Set<OfferingKey>, calls: Int) {
+    var unavailable = unavailable
+    var calls = 0
+    for var type in candidates {
+        for index in type.offerings.indices where unavailable.contains(OfferingKey(type, type.offerings[index])) {
+            type.offerings[index].available = false
+        }
+        guard type.offerings.contains(where: \.available) else { continue }
+        calls += 1
         do throws(CloudError) {
-            return (try await cloud.create(request), unavailable)
+            let instance = try await cloud.create(LaunchRequest(launchID: launchID, cluster: "test", pool: "gpu", candidates: [type]))
+            return (instance, unavailable, calls)
         } catch {
             guard case let .insufficientCapacity(offerings) = error else { throw error }
             unavailable.formUnion(offerings)
-            for index in request.candidates.indices {
-                let type = request.candidates[index]
-                for offering in type.offerings.indices where unavailable.contains(OfferingKey(type, type.offerings[offering])) {
-                    request.candidates[index].offerings[offering].available = false
-                }
-            }
         }
     }
+    throw .insufficientCapacity(offerings: unavailable.sorted { $0.text < $1.text })
 }
