@@ -59,8 +59,10 @@ public actor FakeCloudProvider: CloudProvider {
     public func create(_ request: LaunchRequest) async throws(CloudError) -> CloudInstance {
         createCalls.append(request)
         try injectedError(.create)
+        if let existing = instances.values.first(where: { $0.launchID == request.launchID && !request.launchID.isEmpty }) {
+            return existing
+        }
         try request.validate()
-        if let existing = instances.values.first(where: { $0.launchID == request.launchID }) { return existing }
         var failed: [OfferingKey] = []
         for (type, offering) in request.attempts {
             let key = OfferingKey(type, offering)

@@ -94,8 +94,9 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
     // MARK: CloudProvider
 
     public func create(_ request: LaunchRequest) async throws(CloudError) -> CloudInstance {
-        try request.validate()
+        if request.launchID.isEmpty { throw .invalidRequest("launch id is empty") }
         if let index = indexByLaunchID[request.launchID] { return current(records[index]) }
+        try request.validate()
 
         var sold = 0
         var failed: [OfferingKey] = []

@@ -20,6 +20,10 @@ import Testing
             return await group.reduce(into: Set<String?>()) { $0.insert($1) }
         }
         #expect(retried == [first.providerID])
+        // Even when every offering of the retry has since been marked unavailable.
+        var marked = request
+        marked.candidates[0].offerings = marked.candidates[0].offerings.map { var offering = $0; offering.available = false; return offering }
+        #expect(try await cloud.create(marked).providerID == first.providerID)
         #expect(try await cloud.list(clusterTag: "test").count == 1)
     }
 
