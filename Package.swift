@@ -100,6 +100,18 @@ let package = Package(
             dependencies: ["BerthKube", "BerthKubeTestSupport", "BerthNet", "BerthModel", "BerthTestSupport"],
             swiftSettings: settings
         ),
+        // The provisioning loop's parts: the cloud port (CloudProvider), the simulated cloud, the
+        // fake cloud and the manual clock its tests and the simulation step time with.
+        .target(
+            name: "BerthProvisioner",
+            dependencies: ["BerthModel", "BerthScheduling", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "BerthProvisionerTests",
+            dependencies: ["BerthProvisioner", "BerthScheduling", "BerthModel"],
+            swiftSettings: settings
+        ),
         // Runs the built `berth` binary as a user would.
         .testTarget(name: "BerthCLITests", dependencies: ["BerthTestSupport"], swiftSettings: settings),
     ]
