@@ -99,7 +99,12 @@ public struct LabelRequirement: Sendable, Equatable, CustomStringConvertible {
 
     /// Equal as requirements: values are a set.
     public static func == (lhs: LabelRequirement, rhs: LabelRequirement) -> Bool {
-        lhs.key == rhs.key && lhs.operator == rhs.operator && Set(lhs.values) == Set(rhs.values)
+        guard lhs.key == rhs.key, lhs.operator == rhs.operator, lhs.values.count == rhs.values.count else {
+            // Different counts can still be the same set ([a, a] and [a]).
+            return lhs.key == rhs.key && lhs.operator == rhs.operator && Set(lhs.values) == Set(rhs.values)
+        }
+        // Same order is the common case (the webhook compares its own requirements); no sets then.
+        return lhs.values == rhs.values || Set(lhs.values) == Set(rhs.values)
     }
 
     public func matches(_ labels: [String: String]) -> Bool {
