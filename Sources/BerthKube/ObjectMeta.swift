@@ -120,10 +120,10 @@ struct FieldView {
     }
 
     /// A resource list (`{"cpu": "500m", "nvidia.com/gpu": 1}`): quantities as strings or numbers.
-    func resources(_ key: String) throws(KubeError) -> [String: ResourceQuantity] {
+    func resources(_ key: String) throws(KubeError) -> [String: Quantity] {
         guard let value = present(key) else { return [:] }
         guard case .object(let members) = value else { throw mismatch(key, "an object", value) }
-        var result: [String: ResourceQuantity] = [:]
+        var result: [String: Quantity] = [:]
         for member in members {
             let text: String
             switch member.value {
@@ -132,7 +132,7 @@ struct FieldView {
             default:
                 throw .decoding(what: kind, detail: "\(field(key)).\(member.key): expected a quantity, found \(member.value.typeName)")
             }
-            guard let quantity = ResourceQuantity(text) else {
+            guard let quantity = try? Quantity.parse(text) else {
                 throw .decoding(what: kind, detail: "\(field(key)).\(member.key): invalid quantity \"\(text)\"")
             }
             result[member.key] = quantity

@@ -8,7 +8,7 @@ public struct Pod: Sendable {
     public var schedulerName: String
     /// Sum of the app containers' requests, max'ed with each init container's (the scheduler's
     /// effective request, k8s.io/component-helpers/resource), plus `spec.overhead`.
-    public var requests: [String: ResourceQuantity]
+    public var requests: [String: Quantity]
     public var tolerations: [Toleration]
     public var nodeSelector: [String: String]
     /// `spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms`:
@@ -27,7 +27,7 @@ public struct Pod: Sendable {
         nodeName = try spec.string("nodeName") ?? ""
         schedulerName = try spec.string("schedulerName") ?? "default-scheduler"
         nodeSelector = try spec.stringMap("nodeSelector")
-        var sum: [String: ResourceQuantity] = [:]
+        var sum: [String: Quantity] = [:]
         for (index, container) in try spec.list("containers").enumerated() {
             let view = try FieldView(container, path: "spec.containers[\(index)]", kind: "Pod")
             for (name, quantity) in try Self.requests(of: view) { sum[name, default: .zero] = sum[name, default: .zero] + quantity }
@@ -72,7 +72,7 @@ public struct Pod: Sendable {
     }
 
     /// Requests, or limits where a request is absent (the apiserver defaults requests from limits).
-    private static func requests(of container: FieldView) throws(KubeError) -> [String: ResourceQuantity] {
+    private static func requests(of container: FieldView) throws(KubeError) -> [String: Quantity] {
         guard let resources = try container.object("resources") else { return [:] }
         var result = try resources.resources("limits")
         for (name, quantity) in try resources.resources("requests") { result[name] = quantity }
@@ -89,8 +89,8 @@ public struct Node: Sendable {
     public var providerID: String
     public var unschedulable: Bool
     public var taints: [Taint]
-    public var capacity: [String: ResourceQuantity]
-    public var allocatable: [String: ResourceQuantity]
+    public var capacity: [String: Quantity]
+    public var allocatable: [String: Quantity]
     /// `status.conditions` type → status.
     public var conditions: [String: String]
     public var json: JSON

@@ -23,7 +23,7 @@ public struct FakeScheduler: Sendable {
         var outcome = Outcome()
         let nodes = server.objects(.nodes).compactMap { try? Node(json: $0) }.sorted { $0.metadata.name < $1.metadata.name }
         var pods = server.objects(.pods).compactMap { try? Pod(json: $0) }
-        var used: [String: [String: ResourceQuantity]] = [:]
+        var used: [String: [String: Quantity]] = [:]
         var counts: [String: Int] = [:]
         for pod in pods where !pod.nodeName.isEmpty && !["Succeeded", "Failed"].contains(pod.phase) {
             for (name, quantity) in pod.requests { used[pod.nodeName, default: [:]][name, default: .zero] = used[pod.nodeName, default: [:]][name, default: .zero] + quantity }
@@ -57,7 +57,7 @@ public struct FakeScheduler: Sendable {
     }
 
     /// Whether `pod` fits `node` given what is already placed there.
-    public static func fits(_ pod: Pod, _ node: Node, used: [String: ResourceQuantity], podCount: Int) -> Bool {
+    public static func fits(_ pod: Pod, _ node: Node, used: [String: Quantity], podCount: Int) -> Bool {
         guard node.isReady, !node.unschedulable, node.metadata.deletionTimestamp == nil else { return false }
         for taint in node.taints where taint.effect == "NoSchedule" || taint.effect == "NoExecute" {
             if !pod.tolerations.contains(where: { $0.tolerates(taint) }) { return false }
@@ -67,7 +67,7 @@ public struct FakeScheduler: Sendable {
         if !pod.requiredNodeAffinity.isEmpty && !pod.requiredNodeAffinity.contains(where: { term in
             !term.isEmpty && term.allSatisfy { $0.matches(labels) }
         }) { return false }
-        if let pods = node.allocatable["pods"], ResourceQuantity(podCount + 1) > pods { return false }
+        if let pods = node.allocatable["pods"], Quantity(Int64(podCount + 1)) > pods { return false }
         for (name, request) in pod.requests where request > .zero {
             let available = (node.allocatable[name] ?? .zero) - (used[name] ?? .zero)
             if request > available { return false }

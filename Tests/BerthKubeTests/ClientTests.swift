@@ -143,7 +143,7 @@ import Testing
             _ = try client.patch(.nodes, name: "gpu-1", ["status": ["allocatable": ["nvidia.com/gpu": "4"]], "spec": ["unschedulable": true]],
                                  subresource: "status")
             let current = try Node(json: try client.get(.nodes, name: "gpu-1"))
-            #expect(current.allocatable["nvidia.com/gpu"] == ResourceQuantity(4))
+            #expect(current.allocatable["nvidia.com/gpu"] == Quantity(4))
             #expect(current.unschedulable == false)
 
             // Strategic merge patch merges finalizers; removing the last one completes the deletion.

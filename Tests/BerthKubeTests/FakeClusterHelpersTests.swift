@@ -48,7 +48,7 @@ import Testing
         #expect(outcome.unschedulable == ["hub/second"])
         #expect(outcome.bound == ["hub/web": "cpu-1"])
         let gpuNode = try Node(json: try client.get(.nodes, name: "gpu-1"))
-        #expect(gpuNode.allocatable["nvidia.com/gpu"] == ResourceQuantity(1))
+        #expect(gpuNode.allocatable["nvidia.com/gpu"] == Quantity(1))
         #expect(gpuNode.providerID == "aws:///us-east-1a/i-0abc")
     }
 
@@ -59,6 +59,6 @@ import Testing
         try await FakeKubelet(server: server).launch(name: "gpu-2", providerID: "aws:///i-2", gpus: 4,
                                                     registerAfter: .milliseconds(5), gpusAfter: .milliseconds(5), clock: ContinuousClock())
         let node = try Node(json: try #require(server.object(.nodes, name: "gpu-2")))
-        #expect(node.isReady && node.allocatable["nvidia.com/gpu"] == ResourceQuantity(4))
+        #expect(node.isReady && node.allocatable["nvidia.com/gpu"] == Quantity(4))
     }
 }

@@ -1,4 +1,4 @@
-import BerthScheduling
+import BerthModel
 import Testing
 
 @Suite struct QuantityTests {
@@ -16,14 +16,13 @@ import Testing
         #expect {
             try Quantity.parse(text)
         } throws: { error in
-            guard case let .invalidQuantity(value, _) = error as? SchedulingError else { return false }
-            return value == text
+            (error as? QuantityError)?.value == text
         }
     }
 
     @Test func overflowIsReportedNotWrapped() throws {
         // 2^60 bytes in thousandths does not fit 64 bits.
-        #expect(throws: SchedulingError.invalidQuantity(value: "1Ei", reason: "too large")) { try Quantity.parse("1Ei") }
+        #expect(throws: QuantityError(value: "1Ei", reason: "too large")) { try Quantity.parse("1Ei") }
         #expect(try Quantity.parse("1Pi").value == 1 << 50)
     }
 

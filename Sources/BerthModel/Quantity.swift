@@ -3,6 +3,7 @@
 /// a signed decimal number, then either a binary suffix (Ki..Ei), a decimal suffix (n, u, m, "",
 /// k, M, G, T, P, E) or a decimal exponent (`e3`, `E-2`). Like `Quantity.MilliValue()`, anything
 /// finer than a thousandth is rounded up, so `1n` of CPU is still `1m`.
+/// Shared by the scheduler and the Kubernetes client: one parser for one grammar.
 public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// The value times 1000: millicores for CPU, thousandths of a byte for memory.
     public var milli: Int64
@@ -22,12 +23,16 @@ public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible 
         return "\(milli)m"
     }
 
-    public init(parsing text: String) throws(SchedulingError) {
+    public static let zero = Quantity(milli: 0)
+    public static func + (lhs: Quantity, rhs: Quantity) -> Quantity { Quantity(milli: lhs.milli &+ rhs.milli) }
+    public static func - (lhs: Quantity, rhs: Quantity) -> Quantity { Quantity(milli: lhs.milli &- rhs.milli) }
+
+    public init(parsing text: String) throws(QuantityError) {
         self = try Quantity.parse(text)
     }
 
-    public static func parse(_ text: String) throws(SchedulingError) -> Quantity {
-        func fail(_ reason: String) -> SchedulingError { .invalidQuantity(value: text, reason: reason) }
+    public static func parse(_ text: String) throws(QuantityError) -> Quantity {
+        func fail(_ reason: String) -> QuantityError { QuantityError(value: text, reason: reason) }
         let bytes = Array(text.utf8)
         var index = 0
         var negative = false
@@ -138,4 +143,17 @@ public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible 
         }
         return Quantity(milli: negative ? -mantissa : mantissa)
     }
+}
+
+/// A quantity that does not parse: the text seen and why.
+public struct QuantityError: Error, Equatable, CustomStringConvertible {
+    public var value: String
+    public var reason: String
+
+    public init(value: String, reason: String) {
+        self.value = value
+        self.reason = reason
+    }
+
+    public var description: String { "invalid quantity \"\(value)\": \(reason)" }
 }
