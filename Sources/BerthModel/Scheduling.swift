@@ -108,7 +108,12 @@ public struct LabelRequirement: Sendable, Equatable, CustomStringConvertible {
     }
 
     public func matches(_ labels: [String: String]) -> Bool {
-        let value = labels[key]
+        matches(value: labels[key])
+    }
+
+    /// For the value of `key` already looked up (absent: nil), so callers that hold label
+    /// columns need no dictionary per candidate node.
+    public func matches(value: String?) -> Bool {
         switch `operator` {
         case .in: return value.map(values.contains) ?? false
         case .notIn: return value.map { !values.contains($0) } ?? true

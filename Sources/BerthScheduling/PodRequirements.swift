@@ -232,19 +232,6 @@ public struct PodConstraints: Sendable, Hashable {
 }
 
 extension LabelRequirement {
-    /// `matches(labels)` for one looked-up value: no dictionary needed per candidate node.
-    func matches(value: String?) -> Bool {
-        switch `operator` {
-        case .in: return value.map(values.contains) ?? false
-        case .notIn: return value.map { !values.contains($0) } ?? true
-        case .exists: return value != nil
-        case .doesNotExist: return value == nil
-        case .gt, .lt:
-            guard let value, let have = Int64(value), values.count == 1, let bound = Int64(values[0]) else { return false }
-            return `operator` == .gt ? have > bound : have < bound
-        }
-    }
-
     func feed(_ hasher: inout Hasher) {
         hasher.combine(key)
         hasher.combine(`operator`.rawValue)

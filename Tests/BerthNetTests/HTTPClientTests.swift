@@ -204,6 +204,10 @@ final class OneShotServer: @unchecked Sendable {  // fd and thread are set once 
     let port: Int
     private let fd: Int32
     private let thread: Thread
+    /// Signalled when the accept thread has returned. `stop()` waits for it before closing the
+    /// listener: closing first let the fd number be reused by the next test's server while this
+    /// thread still called accept on it, answering another test's client (cross-talk seen in CI).
+    private let exited = DispatchSemaphore(value: 0)
 
     init(answer: [UInt8]?) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -217,7 +221,9 @@ final class OneShotServer: @unchecked Sendable {  // fd and thread are set once 
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         port = Int(UInt16(bigEndian: address.sin_port))
         let listener = fd
+        let exited = self.exited
         thread = Thread {
+            defer { exited.signal() }
             while true {
                 let client = accept(listener, nil, nil)
                 if client < 0 { return }
@@ -225,6 +231,13 @@ final class OneShotServer: @unchecked Sendable {  // fd and thread are set once 
                 _ = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
                 if let answer {
                     _ = answer.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    // Half-close, then drain what the client still sends before closing: closing
+                    // with unread bytes makes the kernel send a reset, and the client would see
+                    // "connection reset" instead of the answer under test (seen under load).
+                    shutdown(client, Int32(SHUT_WR))
+                    var timeout = timeval(tv_sec: 0, tv_usec: 300_000)
+                    setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                    while buffer.withUnsafeMutableBytes({ recv(client, $0.baseAddress, $0.count, 0) }) > 0 {}
                     close(client)
                 } else {
                     Thread.sleep(forTimeInterval: 1)
@@ -236,7 +249,8 @@ final class OneShotServer: @unchecked Sendable {  // fd and thread are set once 
     }
 
     func stop() {
-        shutdown(fd, Int32(SHUT_RDWR))
+        shutdown(fd, Int32(SHUT_RDWR))  // wakes the blocked accept, which then returns
+        exited.wait()
         close(fd)
     }
 }
