@@ -321,7 +321,7 @@ final class EventLoop: @unchecked Sendable {
             connections[Int(fd)] = connection
             liveConnections += 1
             if logger.logLevel <= .debug {
-                logger.debug("connection accepted", metadata: ["peer": "\(Socket.peerDescription(fd))", "fd": "\(fd)"])
+                logger.trace("connection accepted", metadata: ["peer": "\(Socket.peerDescription(fd))", "fd": "\(fd)"])
             }
             arm(connection, tls == nil ? .idle : .handshake)
         }
@@ -340,7 +340,7 @@ final class EventLoop: @unchecked Sendable {
             case .bytes:
                 connection.handshaking = false
                 if logger.logLevel <= .debug {
-                    logger.debug("TLS handshake complete", metadata: ["fd": "\(connection.fd)", "alpn": "\(tls.negotiatedALPN ?? "none")"])
+                    logger.trace("TLS handshake complete", metadata: ["fd": "\(connection.fd)", "alpn": "\(tls.negotiatedALPN ?? "none")"])
                 }
                 armIdle(connection)
             case .wantRead:
@@ -622,7 +622,7 @@ final class EventLoop: @unchecked Sendable {
         liveConnections -= 1
         shared.activeConnections.wrappingSubtract(1, ordering: .relaxed)
         close(fd)  // removes it from epoll
-        logger.debug("connection closed", metadata: ["fd": "\(fd)"])
+        logger.trace("connection closed", metadata: ["fd": "\(fd)"])
     }
 
     // MARK: - Timers
@@ -660,7 +660,7 @@ final class EventLoop: @unchecked Sendable {
             connection.tls?.freeBuffers()
             arm(connection, .idleRest)
         case .idle, .idleRest:
-            logger.debug("idle timeout", metadata: ["fd": "\(connection.fd)"])
+            logger.trace("idle timeout", metadata: ["fd": "\(connection.fd)"])
             beginClose(connection)
         case .write, .linger:
             logger.debug("\(kind) timeout", metadata: ["fd": "\(connection.fd)"])

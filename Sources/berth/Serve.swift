@@ -44,7 +44,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds to finish in-flight requests after SIGTERM.")
     var shutdownTimeout: Int = 25
 
-    @Option(help: "Log level: trace, debug (one line per review), info, notice, warning, error, critical.")
+    @Option(help: "Log level: trace (also every connection), debug (one line per review), info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
     @Option(help: "Run the admission webhook.")
