@@ -40,10 +40,13 @@ public struct PodShapeError: Error, Equatable, CustomStringConvertible {
 /// every other pod off GPU nodes. Pure: no I/O, no clock. Idempotent: applied to its own output it
 /// returns an empty patch. It only ever `add`s, so fields it does not know survive untouched.
 public struct MutationPolicy: Sendable {
-    public var config: WebhookConfig
+    public let config: WebhookConfig
+    /// Patch values that depend only on `config`, built once (see `PatchValues`).
+    let values: PatchValues
 
     public init(config: WebhookConfig = WebhookConfig()) {
         self.config = config
+        self.values = PatchValues(config: config)
     }
 
     /// - Parameters:
@@ -80,7 +83,7 @@ public struct MutationPolicy: Sendable {
         let podClass: PodClass = mutation.gpuResources.isEmpty ? .other : (isNotebook ? .gpuNotebook : .gpu)
         mutation.podClass = podClass
 
-        var builder = PatchBuilder(view: view)
+        var builder = PatchBuilder(view: view, values: values)
         switch podClass {
         case .gpu, .gpuNotebook:
             let tolerations = config.gpuTaints

@@ -4,11 +4,13 @@ import BerthModel
 /// missing, an append (`/-`) when the list exists. It never replaces or removes what the pod has.
 struct PatchBuilder<Node: JSONReadable> {
     let view: PodView<Node>
+    let values: PatchValues
     private(set) var operations: [JSONPatchOperation] = []
     private var pendingAnnotations: [(String, String)] = []
 
-    init(view: PodView<Node>) {
+    init(view: PodView<Node>, values: PatchValues) {
         self.view = view
+        self.values = values
     }
 
     private var spec: JSONPointer { view.base.appending("spec") }
@@ -21,7 +23,7 @@ struct PatchBuilder<Node: JSONReadable> {
             operations.append(.add(path, .array(tolerations.map(\.json))))
         } else {
             for toleration in tolerations {
-                operations.append(.add(path.appending("-"), toleration.json))
+                operations.append(.add(path.appending("-"), values.encoded(toleration)))
             }
         }
         return true
@@ -32,8 +34,7 @@ struct PatchBuilder<Node: JSONReadable> {
     /// A term with no expressions and no fields matches no node upstream; it is left as it is,
     /// since adding to it would make it match. Returns the requirements that were added anywhere.
     mutating func requireOnEveryTerm(_ requirements: [LabelRequirement]) throws(PodShapeError) -> [LabelRequirement] {
-        let expressions = { (list: [LabelRequirement]) -> JSON in .array(list.map(\.json)) }
-        let newTerm = { (list: [LabelRequirement]) -> JSON in ["matchExpressions": expressions(list)] }
+        let levels = values.levels(for: requirements)
 
         var path = spec.appending("affinity")
         let view = self.view
@@ -43,26 +44,26 @@ struct PatchBuilder<Node: JSONReadable> {
         let requiredField = { nodeAffinityField() + ".requiredDuringSchedulingIgnoredDuringExecution" }
         let termsField = { requiredField() + ".nodeSelectorTerms" }
         guard let affinity = try object(view.spec["affinity"], field: affinityField()) else {
-            operations.append(.add(path, ["nodeAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": ["nodeSelectorTerms": [newTerm(requirements)]]]]))
+            operations.append(.add(path, levels.affinity))
             return requirements
         }
         path = path.appending("nodeAffinity")
         guard let nodeAffinity = try object(affinity["nodeAffinity"], field: nodeAffinityField()) else {
-            operations.append(.add(path, ["requiredDuringSchedulingIgnoredDuringExecution": ["nodeSelectorTerms": [newTerm(requirements)]]]))
+            operations.append(.add(path, levels.nodeAffinity))
             return requirements
         }
         path = path.appending("requiredDuringSchedulingIgnoredDuringExecution")
         guard let required = try object(nodeAffinity["requiredDuringSchedulingIgnoredDuringExecution"], field: requiredField()) else {
-            operations.append(.add(path, ["nodeSelectorTerms": [newTerm(requirements)]]))
+            operations.append(.add(path, levels.required))
             return requirements
         }
         path = path.appending("nodeSelectorTerms")
         guard let terms = try list(required["nodeSelectorTerms"], field: termsField()) else {
-            operations.append(.add(path, [newTerm(requirements)]))
+            operations.append(.add(path, levels.terms))
             return requirements
         }
         if terms.isEmpty {
-            operations.append(.add(path.appending("-"), newTerm(requirements)))
+            operations.append(.add(path.appending("-"), levels.term))
             return requirements
         }
         var added: [LabelRequirement] = []
@@ -77,10 +78,13 @@ struct PatchBuilder<Node: JSONReadable> {
             guard !missing.isEmpty else { continue }
             let termPath = path.appending(index).appending("matchExpressions")
             if termObject["matchExpressions"]?.arrayElements == nil {
-                operations.append(.add(termPath, expressions(missing)))
+                operations.append(missing.count == requirements.count
+                    ? .add(termPath, levels.expressions) : .add(termPath, .array(missing.map(\.json))))
             } else {
                 for requirement in missing {
-                    operations.append(.add(termPath.appending("-"), requirement.json))
+                    let position = requirements.firstIndex(of: requirement)
+                    operations.append(position.map { .add(termPath.appending("-"), levels.expression[$0]) }
+                        ?? .add(termPath.appending("-"), requirement.json))
                 }
             }
             for requirement in missing where !added.contains(requirement) { added.append(requirement) }

@@ -110,6 +110,10 @@ public struct JSONPatchOperation: Sendable, Equatable {
     public var op: Kind
     public var path: JSONPointer
     public var value: JSON?
+    /// `value` already written as JSON, when its producer keeps it so (the policy's values that
+    /// depend only on its config): `JSONPatch.serialized()` copies these bytes instead of
+    /// writing the value again. Not part of equality.
+    public var encodedValue: [UInt8]?
 
     public init(op: Kind, path: JSONPointer, value: JSON? = nil) {
         self.op = op
@@ -121,12 +125,33 @@ public struct JSONPatchOperation: Sendable, Equatable {
         JSONPatchOperation(op: .add, path: path, value: value)
     }
 
+    public static func add(_ path: JSONPointer, _ value: EncodedJSON) -> JSONPatchOperation {
+        var operation = JSONPatchOperation(op: .add, path: path, value: value.value)
+        operation.encodedValue = value.bytes
+        return operation
+    }
+
+    public static func == (lhs: JSONPatchOperation, rhs: JSONPatchOperation) -> Bool {
+        lhs.op == rhs.op && lhs.path == rhs.path && lhs.value == rhs.value
+    }
+
     public var json: JSON {
         var object = JSONObject()
         object["op"] = .string(op.rawValue)
         object["path"] = .string(path.description)
         if let value { object["value"] = value }
         return .object(object)
+    }
+}
+
+/// A value with its compact JSON bytes, written once and reused.
+public struct EncodedJSON: Sendable {
+    public let value: JSON
+    public let bytes: [UInt8]
+
+    public init(_ value: JSON) {
+        self.value = value
+        self.bytes = JSONWriter.bytes(value)
     }
 }
 
@@ -157,7 +182,10 @@ public struct JSONPatch: Sendable, Equatable {
                 JSONPointer.appendEscaped(token, to: &out, jsonString: true)
             }
             out.append(UInt8(ascii: "\""))
-            if let value = operation.value {
+            if let bytes = operation.encodedValue {
+                out.append(contentsOf: #","value":"#.utf8)
+                out.append(contentsOf: bytes)
+            } else if let value = operation.value {
                 out.append(contentsOf: #","value":"#.utf8)
                 JSONWriter.write(value, into: &out)
             }

@@ -106,6 +106,7 @@ import Testing
             let tape = try JSONTape(parsing: JSONWriter.bytes(document), selecting: policy.podSelection)
             let fromTape = try policy.mutation(for: tape.root, namespace: "ml")
             #expect(fromTape == tree, "\(name)")
+            #expect(fromTape.patch.serialized() == JSONWriter.bytes(tree.patch.json), "\(name)")
         }
     }
 }

@@ -235,6 +235,10 @@ import Testing
     func idempotentAndLossless(name: String) throws {
         for original in try Fixtures.documents(name) {
             let first = try mutator.mutate(original)
+            // Cached value bytes (PatchValues) write exactly what writing the values would.
+            for pod in first.pods {
+                #expect(pod.mutation.patch.serialized() == JSONWriter.bytes(pod.mutation.patch.json), "\(name)")
+            }
             let second = try mutator.mutate(first.mutated)
             #expect(second.patch.isEmpty, "\(name): second pass patched \(JSONWriter.string(second.patch.json))")
             let restored = try first.patch.removingAdds(from: first.mutated)
