@@ -78,7 +78,7 @@ let package = Package(
         .target(name: "BerthTestSupport", path: "Tests/BerthTestSupport", swiftSettings: settings),
         // `make bench-*`: micro-benchmarks, built in release mode.
         .executableTarget(name: "berth-bench", dependencies: ["BerthModel", "BerthAdmission", "BerthScheduling", "BerthKube"], swiftSettings: settings),
-        .testTarget(name: "BerthModelTests", dependencies: ["BerthModel"], swiftSettings: settings),
+        .testTarget(name: "BerthModelTests", dependencies: ["BerthModel", "BerthTestSupport"], swiftSettings: settings),
         .testTarget(name: "BerthAdmissionTests", dependencies: ["BerthAdmission", "BerthTestSupport"], swiftSettings: settings),
         // Kubernetes API client over BerthNet: config (kubeconfig, in-cluster, exec plugins), REST,
         // watch, informer cache, leader election.

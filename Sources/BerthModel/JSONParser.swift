@@ -57,25 +57,6 @@ public indirect enum JSONSelection: Sendable {
     public static func members(_ pairs: KeyValuePairs<String, JSONSelection>) -> JSONSelection {
         .members(pairs.map { SelectedMember($0.key, $0.value) })
     }
-
-    /// Merges two selections: what either wants is built.
-    public func union(_ other: JSONSelection) -> JSONSelection {
-        switch (self, other) {
-        case (.all, _), (_, .all): return .all
-        case let (.elements(a), .elements(b)): return .elements(a.union(b))
-        case let (.members(a), .members(b)):
-            var merged = a
-            for member in b {
-                if let index = merged.firstIndex(where: { $0.key == member.key }) {
-                    merged[index] = SelectedMember(member.key, merged[index].selection.union(member.selection))
-                } else {
-                    merged.append(member)
-                }
-            }
-            return .members(merged)
-        default: return .all
-        }
-    }
 }
 
 /// 1 for the bytes that end a run of plain string content: quote, backslash, control

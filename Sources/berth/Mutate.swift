@@ -20,28 +20,21 @@ struct Mutate: ParsableCommand {
         case yaml, json, patch
     }
 
-    @Option(name: .shortAndLong, help: "The manifest file, or - for standard input.")
-    var file: String
+    @OptionGroup var input: ManifestOptions
 
     @Option(name: .shortAndLong, help: "Output format: yaml, json or patch.")
     var output: Output = .yaml
 
-    @Option(help: "A BerthConfig file (defaults apply without one).")
-    var config: String?
-
-    @Option(name: [.customShort("n"), .long], help: "Namespace for documents that name none.")
-    var namespace: String = "default"
 
     @Flag(name: .shortAndLong, help: "Explain on stderr what was decided for each pod.")
     var verbose = false
 
     func run() throws {
         try failing {
-            let settings = try ConfigFile.load(config)
-            let mutator = ManifestMutator(policy: MutationPolicy(config: settings.webhook), defaultNamespace: namespace)
-            let documents = try ManifestFile.read(file)
+            let mutator = try input.mutator().mutator
+            let documents = try input.documents()
             if output == .patch, documents.count != 1 {
-                throw CLIError(message: "\(ManifestFile.name(file)): -o patch needs exactly one document, found \(documents.count)")
+                throw CLIError(message: "\(input.displayName): -o patch needs exactly one document, found \(documents.count)")
             }
             var results: [ManifestMutator.Result] = []
             var failures: [String] = []
@@ -49,7 +42,7 @@ struct Mutate: ParsableCommand {
                 do {
                     results.append(try mutator.mutate(document.value))
                 } catch {
-                    failures.append("\(ManifestFile.name(file)): document \(index + 1) (line \(document.line)): \(error)")
+                    failures.append("\(input.displayName): document \(index + 1) (line \(document.line)): \(error)")
                 }
             }
             // Nothing on stdout when any document is bad: a half-mutated stream piped into
@@ -84,6 +77,28 @@ struct Mutate: ParsableCommand {
         let warnings = mutation.warnings.map { "; warning: \($0)" }.joined()
         return "document \(document)\(location): \(mutation.podClass?.rawValue ?? "?")\(gpus): \(kinds)\(warnings)"
     }
+}
+
+/// The input both `mutate` and `plan` read: manifests, a config, a default namespace.
+struct ManifestOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "The manifest file, or - for standard input.")
+    var file: String
+
+    @Option(help: "A BerthConfig file (defaults apply without one).")
+    var config: String?
+
+    @Option(name: [.customShort("n"), .long], help: "Namespace for documents that name none.")
+    var namespace: String = "default"
+
+    var displayName: String { ManifestFile.name(file) }
+
+    /// The config, then the mutator the webhook would use with it.
+    func mutator() throws -> (settings: BerthConfig, mutator: ManifestMutator) {
+        let settings = try ConfigFile.load(config)
+        return (settings, ManifestMutator(policy: MutationPolicy(config: settings.webhook), defaultNamespace: namespace))
+    }
+
+    func documents() throws -> [YAMLDocument] { try ManifestFile.read(file) }
 }
 
 /// Reading manifests: YAML streams, or one JSON value (numbers kept exactly as written).

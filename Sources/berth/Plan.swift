@@ -24,29 +24,22 @@ struct Plan: ParsableCommand {
         case table, json
     }
 
-    @Option(name: .shortAndLong, help: "The manifest file, or - for standard input.")
-    var file: String
+    @OptionGroup var input: ManifestOptions
 
     @Option(name: .shortAndLong, help: "Output format: table or json.")
     var output: Output = .table
 
-    @Option(help: "A BerthConfig file (defaults apply without one).")
-    var config: String?
-
-    @Option(name: [.customShort("n"), .long], help: "Namespace for pods that name none.")
-    var namespace: String = "default"
 
     func run() throws {
         try failing {
-            let settings = try ConfigFile.load(config)
-            let mutator = ManifestMutator(policy: MutationPolicy(config: settings.webhook), defaultNamespace: namespace)
+            let (settings, mutator) = try input.mutator()
             let provisioner = ProvisionerConfig()
             var ids: [String] = []
             var pending: [PodRequirements] = []
             var pendingSlot: [Int] = []
             var skipped: [(slot: Int, reason: String)] = []
-            for (index, document) in try ManifestFile.read(file).enumerated() {
-                let location = "\(ManifestFile.name(file)): document \(index + 1) (line \(document.line))"
+            for (index, document) in try input.documents().enumerated() {
+                let location = "\(input.displayName): document \(index + 1) (line \(document.line))"
                 let result: ManifestMutator.Result
                 do {
                     result = try mutator.mutate(document.value)
@@ -54,7 +47,7 @@ struct Plan: ParsableCommand {
                     throw CLIError(message: "\(location): \(error)")
                 }
                 for (path, mutation) in result.pods {
-                    for (id, pod) in Self.pendingPods(in: result.mutated, at: path, defaultNamespace: namespace) {
+                    for (id, pod) in Self.pendingPods(in: result.mutated, at: path, defaultNamespace: input.namespace) {
                         let slot = ids.count
                         ids.append(id)
                         if let reason = mutation.exemptReason {

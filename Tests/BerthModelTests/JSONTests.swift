@@ -1,4 +1,5 @@
 import BerthModel
+import BerthTestSupport
 import Foundation
 import Testing
 
@@ -117,9 +118,7 @@ import Testing
 }
 
 enum Fixtures {
-    static let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    static let kubernetesAPI = tests.deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("shared/fixtures/kubernetes-api")
+    static let kubernetesAPI = Repository.sharedFixtures
 
     static func kubernetesAPIFiles() throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: kubernetesAPI.path).sorted()
