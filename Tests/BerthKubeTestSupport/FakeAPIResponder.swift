@@ -130,20 +130,36 @@ struct FakeAPIResponder: HTTPResponder {
         return Self.json(200, object)
     }
 
-    /// Pagination: the continue token carries the list's revision and the last key served
-    /// (upstream encodes the same in base64 JSON; a compacted revision is 410 there too).
-    private func list(_ route: Route, _ query: [String: String]) -> HTTPResponse {
+    /// `labelSelector` and `fieldSelector` of a list or watch; a 400 when one does not parse.
+    private static func selectors(_ route: Route, _ query: [String: String]) -> Result<(FakeLabelSelector?, FakeFieldSelector?), BadSelector> {
         var labels: FakeLabelSelector?
         var fields: FakeFieldSelector?
         if let text = query["labelSelector"], !text.isEmpty {
-            guard let parsed = FakeLabelSelector(text) else { return Self.status(400, "unable to parse requirement: \(text)", reason: "BadRequest") }
+            guard let parsed = FakeLabelSelector(text) else {
+                return .failure(BadSelector(response: status(400, "unable to parse requirement: \(text)", reason: "BadRequest")))
+            }
             labels = parsed
         }
         if let text = query["fieldSelector"], !text.isEmpty {
             switch FakeFieldSelector.parse(text, plural: route.resource.plural) {
             case .success(let parsed): fields = parsed
-            case .failure(let error): return Self.status(400, error.message, reason: "BadRequest")
+            case .failure(let error): return .failure(BadSelector(response: status(400, error.message, reason: "BadRequest")))
             }
+        }
+        return .success((labels, fields))
+    }
+
+    private struct BadSelector: Error {
+        let response: HTTPResponse
+    }
+
+    /// Pagination: the continue token carries the list's revision and the last key served
+    /// (upstream encodes the same in base64 JSON; a compacted revision is 410 there too).
+    private func list(_ route: Route, _ query: [String: String]) -> HTTPResponse {
+        let labels: FakeLabelSelector?, fields: FakeFieldSelector?
+        switch Self.selectors(route, query) {
+        case let .success(parsed): (labels, fields) = parsed
+        case let .failure(answer): return answer.response
         }
         let limit = query["limit"].flatMap(Int.init) ?? 0
         var after = ""
@@ -186,17 +202,10 @@ struct FakeAPIResponder: HTTPResponder {
     /// (upstream "Get State and Start at Most Recent"); otherwise changes after that version,
     /// or an ERROR event with 410 when it is older than the history kept.
     private func watch(_ route: Route, _ query: [String: String]) -> HTTPResponse {
-        var labels: FakeLabelSelector?
-        var fields: FakeFieldSelector?
-        if let text = query["labelSelector"], !text.isEmpty {
-            guard let parsed = FakeLabelSelector(text) else { return Self.status(400, "unable to parse requirement: \(text)", reason: "BadRequest") }
-            labels = parsed
-        }
-        if let text = query["fieldSelector"], !text.isEmpty {
-            switch FakeFieldSelector.parse(text, plural: route.resource.plural) {
-            case .success(let parsed): fields = parsed
-            case .failure(let error): return Self.status(400, error.message, reason: "BadRequest")
-            }
+        let labels: FakeLabelSelector?, fields: FakeFieldSelector?
+        switch Self.selectors(route, query) {
+        case let .success(parsed): (labels, fields) = parsed
+        case let .failure(answer): return answer.response
         }
         let requested = query["resourceVersion"] ?? ""
         var from: Int?
