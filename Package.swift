@@ -61,7 +61,11 @@ let package = Package(
         .testTarget(name: "BerthNetTests", dependencies: ["BerthNet", "BerthTestSupport"], swiftSettings: settings),
         // AWS: Signature V4 now; the EC2 Query API and the credential chain build on it.
         .target(name: "BerthAWS", dependencies: ["BerthNet"], swiftSettings: settings),
-        .testTarget(name: "BerthAWSTests", dependencies: ["BerthAWS", "BerthTestSupport"], swiftSettings: settings),
+        .testTarget(
+            name: "BerthAWSTests",
+            dependencies: ["BerthAWS", "BerthNet", "BerthTestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: settings
+        ),
         // HTTP meets admission: /mutate, health, Prometheus metrics, the webhook server wiring.
         .target(
             name: "BerthWebhook",

@@ -1,0 +1,36 @@
+import BerthNet
+import Foundation
+
+/// One HTTP(S) client per endpoint, with the errors turned into `AWSError`s that name the action.
+final class AWSHTTP: Sendable {
+    let endpoint: AWSEndpoint
+    private let client: HTTPClient
+
+    init(endpoint: AWSEndpoint, connectTimeout: Duration = .seconds(10), readTimeout: Duration = .seconds(30)) throws(AWSError) {
+        self.endpoint = endpoint
+        var configuration = HTTPClientConfiguration(host: endpoint.host, port: endpoint.port, tls: endpoint.secure ? TLSClientConfiguration() : nil)
+        configuration.connectTimeout = connectTimeout
+        configuration.readTimeout = readTimeout
+        configuration.maxBodyBytes = 32 * 1024 * 1024
+        do {
+            client = try HTTPClient(configuration)
+        } catch {
+            throw .invalidConfiguration("\(endpoint): cannot set up the HTTP client: \(error)")
+        }
+    }
+
+    func send(action: String, method: String, target: String, headers: [(String, String)], body: [UInt8] = []) throws(AWSError) -> HTTPClientResponse {
+        do {
+            return try client.execute(HTTPClientRequest(method: method, target: target, headers: HTTPHeaders(headers), body: body))
+        } catch {
+            throw .transport(action: action, endpoint: endpoint.description, reason: error.description)
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded` as the AWS Query APIs read it (RFC 3986 encoding, `%20`).
+enum FormEncoding {
+    static func encode(_ parameters: [(String, String)]) -> String {
+        parameters.map { SigV4Signer.encode($0.0) + "=" + SigV4Signer.encode($0.1) }.joined(separator: "&")
+    }
+}
