@@ -1,0 +1,87 @@
+import BerthScheduling
+import Foundation
+
+/// How Berth launches on EC2: the region, the launch template (the node class), the subnets, and
+/// the catalog's settings. What a pool's node class would say once the port carries one.
+public struct EC2CloudConfiguration: Sendable {
+    public var region: String
+    /// Overrides `https://ec2.<region>.amazonaws.com` (private endpoints, tests). Plain http only to loopback.
+    public var endpoint: AWSEndpoint?
+    public var launchTemplate: LaunchTemplate
+    /// Zone → subnet id. An offering in a zone without a subnet is launched with an
+    /// `AvailabilityZone` override (the template's or the default VPC's subnet).
+    public var subnets: [String: String]
+    /// The zones catalog offerings are made in; default: the subnets' zones, else `<region>a/b/c`.
+    public var zones: [String]
+    /// Spot offerings (priced from DescribeSpotPriceHistory) beside on-demand ones in the catalog.
+    public var allowSpot: Bool
+    /// Only types with GPUs in the catalog (Berth's pools are GPU pools).
+    public var gpuOnly: Bool
+    /// On-demand $/hour by type; default: the built-in us-east-1 table. EC2 has no price API.
+    public var onDemandPrices: [String: Double]
+    public var catalogRefreshInterval: TimeInterval
+    /// MaxResults of paginated calls.
+    public var pageSize: Int
+
+    public enum LaunchTemplate: Sendable, Equatable {
+        /// A template the user manages (its user data must join the cluster).
+        case name(String)
+        case id(String)
+        /// A template Berth creates (one per distinct labels/taints, named `berth-<cluster>-<hash>`).
+        case managed(ManagedLaunchTemplate)
+    }
+
+    public struct ManagedLaunchTemplate: Sendable, Equatable {
+        public var imageID: String
+        public var securityGroupIDs: [String]
+        /// An instance profile name or ARN (Berth then needs iam:PassRole on its role).
+        public var instanceProfile: String?
+        public var cluster: EKSCluster
+        public var userDataFormat: NodeUserData.Format
+        public var rootVolumeGiB: Int?
+
+        public init(imageID: String, securityGroupIDs: [String], instanceProfile: String?, cluster: EKSCluster,
+                    userDataFormat: NodeUserData.Format = .al2023, rootVolumeGiB: Int? = 100) {
+            self.imageID = imageID
+            self.securityGroupIDs = securityGroupIDs
+            self.instanceProfile = instanceProfile
+            self.cluster = cluster
+            self.userDataFormat = userDataFormat
+            self.rootVolumeGiB = rootVolumeGiB
+        }
+    }
+
+    public init(region: String, endpoint: AWSEndpoint? = nil, launchTemplate: LaunchTemplate, subnets: [String: String] = [:],
+                zones: [String] = [], allowSpot: Bool = false, gpuOnly: Bool = true, onDemandPrices: [String: Double]? = nil,
+                catalogRefreshInterval: TimeInterval = 3600, pageSize: Int = 100) {
+        self.region = region
+        self.endpoint = endpoint
+        self.launchTemplate = launchTemplate
+        self.subnets = subnets
+        self.zones = zones
+        self.allowSpot = allowSpot
+        self.gpuOnly = gpuOnly
+        self.onDemandPrices = onDemandPrices ?? Self.builtInPrices
+        self.catalogRefreshInterval = catalogRefreshInterval
+        self.pageSize = pageSize
+    }
+
+    public static var builtInPrices: [String: Double] {
+        Dictionary(InstanceCatalog.builtIn(zones: ["any"]).types.map { ($0.name, $0.pricePerHour) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    public var effectiveZones: [String] {
+        if !zones.isEmpty { return zones }
+        if !subnets.isEmpty { return subnets.keys.sorted() }
+        return ["a", "b", "c"].map { region + $0 }
+    }
+
+    /// The EC2 endpoint: the override, else the region's.
+    public func ec2Endpoint() throws(AWSError) -> AWSEndpoint {
+        guard let endpoint else { return .ec2(region: region) }
+        guard endpoint.secure || endpoint.isLoopback else {
+            throw .invalidConfiguration("EC2 endpoint \(endpoint): plain http is allowed only to loopback addresses")
+        }
+        return endpoint
+    }
+}
