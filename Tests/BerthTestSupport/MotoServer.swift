@@ -53,8 +53,8 @@ public final class MotoServer: Sendable {
         process.standardError = FileHandle(forWritingAtPath: log)
         try process.run()
         func abandon(_ message: String) -> TestFailure {
-            if process.isRunning { process.terminate() }
-            process.waitUntilExit()
+            try? input.fileHandleForWriting.close()
+            if !waitUntil(timeout: .seconds(10), { !process.isRunning }) { kill(process.processIdentifier, SIGKILL) }
             return TestFailure(message)
         }
         // A TCP connect, not an HTTP request: every request before the key exists spends one of
@@ -83,16 +83,19 @@ public final class MotoServer: Sendable {
     /// Lets the next `count` calls through unsigned (AWS's own STS AssumeRoleWithWebIdentity is
     /// unsigned; moto checks every call once signature checking is on).
     public func allowUnsignedCalls(_ count: Int) throws {
-        let result = try run("curl", ["-sf", "-X", "POST", "--data", String(count), endpoint + "/moto-api/reset-auth"])
+        let result = try run("curl", ["-sf", "-X", "POST", "-H", "Content-Type: text/plain", "--data", String(count), endpoint + "/moto-api/reset-auth"])
         guard result.status == 0 else { throw TestFailure("moto reset-auth failed: \(result.stderr)") }
     }
 
-    /// Ends moto and waits for it.
+    /// Ends moto and waits for it. Closing its stdin makes the wrapper `os._exit` at once (a
+    /// SIGTERM would wait for moto's threads serving idle keep-alive connections); SIGKILL if not.
     public func stop() {
         guard let process = process.withLock({ $0.take() }) else { return }
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
         try? stdin.withLock { $0.take() }?.fileHandleForWriting.close()
+        if !waitUntil(timeout: .seconds(10), { !process.isRunning }) {
+            kill(process.processIdentifier, SIGKILL)
+            _ = waitUntil(timeout: .seconds(10), { !process.isRunning })
+        }
     }
 
     static let bootstrapCalls = 6
