@@ -35,7 +35,7 @@ let package = Package(
         .executableTarget(
             name: "berth",
             dependencies: [
-                "BerthModel", "BerthAdmission", "BerthScheduling", "BerthNet", "BerthWebhook",
+                "BerthModel", "BerthAdmission", "BerthScheduling", "BerthNet", "BerthWebhook", "BerthAWS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -43,8 +43,8 @@ public struct EC2Catalog: Sendable, Equatable {
             let maxPods = info.maxNetworkInterfaces > 0 && info.ipv4PerInterface > 1
                 ? info.maxNetworkInterfaces * (info.ipv4PerInterface - 1) + 2 : 110
             let type = InstanceType(
-                name: info.name, vcpu: info.vcpu, memoryMiB: info.memoryMiB, gpuName: info.gpuName.lowercased(), gpuCount: info.gpuCount,
-                gpuMemoryMiB: info.gpuMemoryMiB, gpuManufacturer: info.gpuManufacturer.lowercased(), arch: arch(info.architectures),
+                name: info.name, vcpu: info.vcpu, memoryMiB: info.memoryMiB, gpuName: labelValue(info.gpuName), gpuCount: info.gpuCount,
+                gpuMemoryMiB: info.gpuMemoryMiB, gpuManufacturer: labelValue(info.gpuManufacturer), arch: arch(info.architectures),
                 maxPods: maxPods, offerings: offerings)
             return Entry(type: type, onDemandPricePerHour: price)
         }
@@ -53,6 +53,11 @@ public struct EC2Catalog: Sendable, Equatable {
             if a.type.vcpu != b.type.vcpu { return a.type.vcpu < b.type.vcpu }
             return a.name < b.name
         })
+    }
+
+    /// Karpenter's label values for GPU names: lower case, spaces as dashes (`Radeon Pro V520` → `radeon-pro-v520`).
+    static func labelValue(_ name: String) -> String {
+        name.lowercased().replacingOccurrences(of: " ", with: "-")
     }
 
     /// Kubernetes' names: x86_64 → amd64, arm64 stays.

@@ -239,6 +239,7 @@ public final class EC2Cloud: CloudProvider {
     /// request's labels and taints (found by name, created when missing).
     func launchTemplate(for request: LaunchRequest) async throws(CloudError) -> EC2API.FleetRequest.Template {
         switch configuration.launchTemplate {
+        case nil: throw .invalidRequest("launch \(request.launchID): no launch template configured for EC2")
         case .name(let name): return .name(name)
         case .id(let id): return .id(id)
         case .managed(let managed):

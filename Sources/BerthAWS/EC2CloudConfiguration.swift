@@ -7,7 +7,8 @@ public struct EC2CloudConfiguration: Sendable {
     public var region: String
     /// Overrides `https://ec2.<region>.amazonaws.com` (private endpoints, tests). Plain http only to loopback.
     public var endpoint: AWSEndpoint?
-    public var launchTemplate: LaunchTemplate
+    /// nil: the cloud can read the catalog and list, get and delete instances, but not launch.
+    public var launchTemplate: LaunchTemplate?
     /// Zone → subnet id. An offering in a zone without a subnet is launched with an
     /// `AvailabilityZone` override (the template's or the default VPC's subnet).
     public var subnets: [String: String]
@@ -51,7 +52,7 @@ public struct EC2CloudConfiguration: Sendable {
         }
     }
 
-    public init(region: String, endpoint: AWSEndpoint? = nil, launchTemplate: LaunchTemplate, subnets: [String: String] = [:],
+    public init(region: String, endpoint: AWSEndpoint? = nil, launchTemplate: LaunchTemplate?, subnets: [String: String] = [:],
                 zones: [String] = [], allowSpot: Bool = false, gpuOnly: Bool = true, onDemandPrices: [String: Double]? = nil,
                 catalogRefreshInterval: TimeInterval = 3600, pageSize: Int = 100) {
         self.region = region

@@ -77,6 +77,7 @@ struct EC2CloudMotoTests {
         #expect(catalog.entries.allSatisfy { $0.type.gpuCount > 0 })
         #expect(catalog["m5.large"] == nil)
         #expect(catalog.unpriced.contains("g4ad.xlarge"))
+        #expect(catalog["g4ad.xlarge"]?.type.gpuName == "radeon-pro-v520", "a label value: no spaces")
         #expect(catalog.schedulable.types.allSatisfy { !$0.offerings.isEmpty })
         #expect(catalog.schedulable.types.count == catalog.entries.count - catalog.unpriced.count)
     }
