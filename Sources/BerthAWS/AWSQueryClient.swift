@@ -64,6 +64,7 @@ public final class AWSQueryClient: Sendable {
     public func call(_ action: String, _ parameters: [(String, String)] = []) async throws(AWSError) -> XMLNode {
         let body = Array(FormEncoding.encode([("Action", action), ("Version", version)] + parameters).utf8)
         var attempt = 0
+        var renewed = false
         while true {
             let outcome: Result<XMLNode, AWSError>
             var retryable = false
@@ -79,6 +80,12 @@ public final class AWSQueryClient: Sendable {
             }
             switch outcome {
             case .success(let root): return root
+            case .failure(.service(let failure)) where Self.expiredCodes.contains(failure.code) && !renewed:
+                // Temporary credentials AWS says are expired (a clock skew, a revoked session):
+                // fetch new ones once, at once.
+                guard let refreshing = credentials as? RefreshingCredentials else { throw .service(failure) }
+                refreshing.invalidate()
+                renewed = true
             case .failure(let error):
                 attempt += 1
                 guard retryable, attempt < retry.maxAttempts else { throw error }
@@ -103,6 +110,8 @@ public final class AWSQueryClient: Sendable {
         }
         throw Self.serviceError(action: action, status: response.status, body: response.body)
     }
+
+    static let expiredCodes: Set<String> = ["ExpiredToken", "ExpiredTokenException", "RequestExpired"]
 
     /// The error document's code, message and request id; a body that is not one still gives a
     /// service error (code `HTTP <status>`), so 5xx pages from a proxy are retried like AWS's own.

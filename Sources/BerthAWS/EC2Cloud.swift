@@ -81,7 +81,6 @@ public final class EC2Cloud: CloudProvider {
             capacityTypes.append(attempt.offering.capacityType)
         }
         var exhausted: [OfferingKey] = []
-        var reasons: [String] = []
         for (index, capacityType) in capacityTypes.enumerated() {
             let group = attempts.filter { $0.offering.capacityType == capacityType }
             let overrides = group.map { attempt in
@@ -92,12 +91,16 @@ public final class EC2Cloud: CloudProvider {
                 template: template, overrides: overrides, instanceTags: request.tags)
             let result: EC2API.FleetResult
             do {
-                result = try await api.createFleet(fleet)
+                result = try await createFleet(fleet)
             } catch {
                 if let code = error.code, Self.capacityErrorCodes.contains(code) {
                     exhausted += group.map { OfferingKey($0.type, $0.offering) }
-                    reasons.append("\(code)")
                     continue
+                }
+                // Launched meanwhile under this token (a lost answer, then other candidates).
+                if error.code == "IdempotentParameterMismatch",
+                   let existing = try await instances(tagged: CloudTag.launchID, request.launchID, operation: "create", states: nil).first {
+                    return existing
                 }
                 throw Self.cloudError(error, operation: "create \(request.launchID)")
             }
@@ -111,9 +114,25 @@ public final class EC2Cloud: CloudProvider {
                 throw .other("create \(request.launchID): CreateFleet \(result.fleetID) launched nothing\(text.isEmpty ? "" : ": " + text)")
             }
             exhausted += group.map { OfferingKey($0.type, $0.offering) }
-            reasons += capacity.map(\.code)
         }
         throw .insufficientCapacity(offerings: exhausted)
+    }
+
+    /// CreateFleet with the launch id as ClientToken. EC2 remembers a token with its parameters:
+    /// the same token with other candidates (the port's retry after a capacity failure, which
+    /// launched nothing) is `IdempotentParameterMismatch`. Then the token is made unique to these
+    /// parameters, `<launch id>-<hash>`; the launch-id tag lookup before still prevents a second instance.
+    private func createFleet(_ fleet: EC2API.FleetRequest) async throws(AWSError) -> EC2API.FleetResult {
+        do {
+            return try await api.createFleet(fleet)
+        } catch where error.code == "IdempotentParameterMismatch" {
+            guard let existing = try? await api.describeInstances(filters: [EC2API.Filter("tag:\(CloudTag.launchID)", [fleet.instanceTags[CloudTag.launchID] ?? ""])]),
+                  existing.isEmpty else { throw error }
+            var retry = fleet
+            let parameters = ([fleet.capacityType] + fleet.overrides.map { "\($0.instanceType)/\($0.zone)/\($0.subnetID ?? "")" }).joined(separator: ",")
+            retry.clientToken = "\(fleet.clientToken.prefix(47))-\(Digest.hex(Digest.sha256(Array(parameters.utf8))).prefix(16))"
+            return try await api.createFleet(retry)
+        }
     }
 
     public func delete(providerID: String) async throws(CloudError) {
@@ -271,9 +290,12 @@ public final class EC2Cloud: CloudProvider {
     /// The request's labels, without those that differ between candidate types (one template
     /// serves every candidate; the kubelet and GPU discovery set the type's own labels).
     func nodeLabels(_ request: LaunchRequest) -> [String: String] {
-        let typeKeys = Set(request.candidates.flatMap { $0.labels.keys }).union([WellKnownLabel.zone, WellKnownLabel.capacityType])
+        // Zone and capacity type depend on the offering EC2 picks, whatever the type.
+        let perOffering: Set<String> = [WellKnownLabel.zone, WellKnownLabel.capacityType]
+        let typeKeys = Set(request.candidates.flatMap { $0.labels.keys })
         return request.labels.filter { key, value in
-            !typeKeys.contains(key) || (request.candidates.allSatisfy { $0.labels[key] == value } && key != WellKnownLabel.zone && key != WellKnownLabel.capacityType)
+            if perOffering.contains(key) { return false }
+            return !typeKeys.contains(key) || request.candidates.allSatisfy { $0.labels[key] == value }
         }
     }
 

@@ -127,6 +127,40 @@ import Testing
         #expect(instance.launchID == "launch-3")
     }
 
+    @Test func aRetryWithOtherCandidatesGetsItsOwnToken() async throws {
+        let stub = try StubServer { request, _ in
+            let form = StubServer.form(request)
+            switch form["Action"] {
+            case "DescribeInstances": return Self.empty
+            case "CreateFleet" where form["ClientToken"] == "launch-6":
+                return StubServer.ec2Error(400, code: "IdempotentParameterMismatch", message: "The client token has been used with different parameters")
+            default: return Self.fleetErrors("InsufficientInstanceCapacity")
+            }
+        }
+        defer { stub.shutdown() }
+        await #expect(throws: CloudError.insufficientCapacity(offerings: [
+            OfferingKey(instanceType: "g5.xlarge", zone: "us-east-1a", capacityType: "on-demand"),
+            OfferingKey(instanceType: "g5.xlarge", zone: "us-east-1b", capacityType: "on-demand"),
+        ])) {
+            _ = try await cloud(stub).create(LaunchRequest(launchID: "launch-6", cluster: "prod", pool: "gpu", candidates: [Self.candidates()[1]]))
+        }
+        let tokens = stub.requests.map(StubServer.form).filter { $0["Action"] == "CreateFleet" }.compactMap { $0["ClientToken"] }
+        #expect(tokens.count == 2)
+        #expect(tokens.first == "launch-6")
+        #expect(tokens.last?.hasPrefix("launch-6-") == true && tokens.last?.count == "launch-6-".count + 16)
+    }
+
+    @Test func nodeLabelsDropWhatDiffersBetweenCandidates() throws {
+        let stub = try StubServer { _, _ in Self.empty }
+        defer { stub.shutdown() }
+        let candidates = Self.candidates()
+        let request = LaunchRequest(launchID: "l", cluster: "c", pool: "gpu", candidates: candidates, labels: [
+            "berth.dev/pool": "gpu", WellKnownLabel.gpuName: "t4", WellKnownLabel.gpuCount: "1",
+            WellKnownLabel.zone: "us-east-1a", WellKnownLabel.capacityType: "on-demand",
+        ])
+        #expect(try cloud(stub).nodeLabels(request) == ["berth.dev/pool": "gpu", WellKnownLabel.gpuCount: "1"])
+    }
+
     @Test func throttlingBecomesThrottledAfterRetries() async throws {
         let stub = try StubServer { request, _ in
             StubServer.form(request)["Action"] == "DescribeInstances" ? Self.empty

@@ -147,3 +147,28 @@ import Testing
         } throws: { error in "\(error)".hasPrefix("--endpoint: ") && "\(error)".contains(message) }
     }
 }
+
+extension QueryClientTests {
+    final class Rotating: AWSCredentialProvider {
+        let count = Atomic<Int>(0)
+        var name: String { "rotating" }
+        func fetch() async throws(AWSError) -> AWSCredentials {
+            let n = count.add(1, ordering: .relaxed).newValue
+            return AWSCredentials(accessKeyID: "ASIA\(n)", secretAccessKey: "s", sessionToken: "t\(n)", expiration: .distantFuture)
+        }
+    }
+
+    @Test func expiredTokenFetchesNewCredentialsOnce() async throws {
+        let stub = try StubServer { request, _ in
+            request.headers["X-Amz-Security-Token"] == "t1"
+                ? StubServer.ec2Error(400, code: "ExpiredToken", message: "The security token included in the request is expired") : Self.ok
+        }
+        defer { stub.shutdown() }
+        let credentials = RefreshingCredentials(Rotating())
+        let client = try AWSQueryClient(endpoint: try AWSEndpoint(url: stub.url, what: "test"), region: "us-east-1", service: "ec2",
+                                        version: "2016-11-15", credentials: credentials, sleep: { _ in })
+        _ = try await client.call("DescribeRegions")
+        #expect(stub.requests.map { $0.headers["X-Amz-Security-Token"] } == ["t1", "t2"])
+        #expect(credentials.fetchCount == 2)
+    }
+}
