@@ -1,4 +1,5 @@
 import BerthNet
+import Dispatch
 import Foundation
 
 /// One HTTP(S) client per endpoint, with the errors turned into `AWSError`s that name the action.
@@ -19,11 +20,23 @@ final class AWSHTTP: Sendable {
         }
     }
 
-    func send(action: String, method: String, target: String, headers: [(String, String)], body: [UInt8] = []) throws(AWSError) -> HTTPClientResponse {
-        do {
-            return try client.execute(HTTPClientRequest(method: method, target: target, headers: HTTPHeaders(headers), body: body))
-        } catch {
-            throw .transport(action: action, endpoint: endpoint.description, reason: error.description)
+    /// Sends on a Dispatch thread: the client blocks, and a slow AWS answer must not hold one of
+    /// the few threads Swift concurrency runs every task on.
+    func send(action: String, method: String, target: String, headers: [(String, String)], body: [UInt8] = []) async throws(AWSError) -> HTTPClientResponse {
+        let request = HTTPClientRequest(method: method, target: target, headers: HTTPHeaders(headers), body: body)
+        let client = self.client
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPClientResponse, NetError>, Never>) in
+            DispatchQueue.global().async {
+                do throws(NetError) {
+                    continuation.resume(returning: .success(try client.execute(request)))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+        }
+        switch result {
+        case .success(let response): return response
+        case .failure(let error): throw .transport(action: action, endpoint: endpoint.description, reason: error.description)
         }
     }
 }

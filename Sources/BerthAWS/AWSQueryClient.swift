@@ -104,7 +104,7 @@ public final class AWSQueryClient: Sendable {
         } else {
             headers.append(("Host", endpoint.hostHeader))
         }
-        let response = try http.send(action: action, method: "POST", target: endpoint.path, headers: headers, body: body)
+        let response = try await http.send(action: action, method: "POST", target: endpoint.path, headers: headers, body: body)
         if (200..<300).contains(response.status) {
             return try XMLNode.parse(response.body, what: action)
         }

@@ -37,7 +37,7 @@ public struct ContainerCredentials: AWSCredentialProvider {
         }
         headers.append(("Host", url.hostHeader))
         let http = try AWSHTTP(endpoint: url, connectTimeout: .seconds(2), readTimeout: .seconds(5))
-        let response = try http.send(action: "container credentials", method: "GET", target: url.path, headers: headers)
+        let response = try await http.send(action: "container credentials", method: "GET", target: url.path, headers: headers)
         guard response.status == 200 else {
             throw .credentials(source: name, message: "HTTP \(response.status): \(XMLNode.preview(response.body))")
         }
