@@ -98,6 +98,23 @@ public struct EC2API: Sendable {
             usageClasses: item.items("supportedUsageClasses").map { $0.text })
     }
 
+    // MARK: DescribeInstanceTypeOfferings
+
+    /// Which types are sold in which of `zones`: `type/zone` keys.
+    public func describeInstanceTypeOfferings(zones: [String], pageSize: Int = 1000) async throws(AWSError) -> Set<String> {
+        var offered: Set<String> = []
+        let parameters = [("LocationType", "availability-zone")] + Self.filterParameters([Filter("location", zones)])
+        try await paginate("DescribeInstanceTypeOfferings", parameters, pageSize: pageSize) { root throws(AWSError) in
+            for item in root.items("instanceTypeOfferingSet") {
+                guard let type = item.string("instanceType"), let zone = item.string("location") else {
+                    throw .malformedResponse(action: "DescribeInstanceTypeOfferings", reason: "an item lacks instanceType or location")
+                }
+                offered.insert("\(type)/\(zone)")
+            }
+        }
+        return offered
+    }
+
     // MARK: DescribeInstances
 
     public struct Instance: Sendable, Equatable {

@@ -23,9 +23,11 @@ public struct EC2Catalog: Sendable, Equatable {
 
     public subscript(name: String) -> Entry? { entries.first { $0.name == name } }
 
-    /// Builds the catalog: types in family order, then by size (vCPU), then name.
+    /// Builds the catalog: types in family order, then by size (vCPU), then name. `offered`
+    /// (`type/zone` keys from DescribeInstanceTypeOfferings) limits each type's zones; nil: every zone.
     public static func build(
-        types: [EC2API.InstanceTypeInfo], onDemandPrices: [String: Double], spotPrices: [EC2API.SpotPrice], zones: [String], gpuOnly: Bool
+        types: [EC2API.InstanceTypeInfo], onDemandPrices: [String: Double], spotPrices: [EC2API.SpotPrice], zones: [String], gpuOnly: Bool,
+        offered: Set<String>? = nil
     ) -> EC2Catalog {
         var spot: [String: [String: Double]] = [:]
         for price in spotPrices where zones.contains(price.zone) {
@@ -33,11 +35,12 @@ public struct EC2Catalog: Sendable, Equatable {
         }
         let entries = types.filter { !gpuOnly || $0.gpuCount > 0 }.map { info -> Entry in
             let price = onDemandPrices[info.name]
+            let typeZones = zones.filter { offered?.contains("\(info.name)/\($0)") ?? true }
             var offerings: [Offering] = []
             if let price, info.usageClasses.isEmpty || info.usageClasses.contains("on-demand") {
-                offerings += zones.map { Offering(zone: $0, capacityType: "on-demand", pricePerHour: price) }
+                offerings += typeZones.map { Offering(zone: $0, capacityType: "on-demand", pricePerHour: price) }
             }
-            for zone in zones {
+            for zone in typeZones {
                 if let spotPrice = spot[info.name]?[zone] { offerings.append(Offering(zone: zone, capacityType: "spot", pricePerHour: spotPrice)) }
             }
             let maxPods = info.maxNetworkInterfaces > 0 && info.ipv4PerInterface > 1

@@ -8,7 +8,8 @@ import Synchronization
 /// The cloud port on EC2. create → `CreateFleet` (`instant`, one override per candidate
 /// offering, cheapest first; `lowest-price` on-demand, `price-capacity-optimized` spot; the
 /// launch id as `ClientToken` and as a tag); get/list → `DescribeInstances` by id or by tag;
-/// delete → `TerminateInstances`. The catalog comes from `DescribeInstanceTypes` and is cached
+/// delete → `TerminateInstances`. The catalog comes from `DescribeInstanceTypes` (zones from
+/// `DescribeInstanceTypeOfferings`) and is cached
 /// for `catalogRefreshInterval`.
 public final class EC2Cloud: CloudProvider {
     public let configuration: EC2CloudConfiguration
@@ -50,13 +51,15 @@ public final class EC2Cloud: CloudProvider {
         catalogFetches.wrappingAdd(1, ordering: .relaxed)
         let types = try await api.describeInstanceTypes(pageSize: configuration.pageSize)
         let wanted = types.filter { !configuration.gpuOnly || $0.gpuCount > 0 }
+        let zones = configuration.effectiveZones
+        let offered = try await api.describeInstanceTypeOfferings(zones: zones)
         var spot: [EC2API.SpotPrice] = []
         if configuration.allowSpot && !wanted.isEmpty {
             spot = try await api.describeSpotPriceHistory(instanceTypes: wanted.map(\.name), now: current)
         }
         let catalog = EC2Catalog.build(
-            types: wanted, onDemandPrices: configuration.onDemandPrices, spotPrices: spot, zones: configuration.effectiveZones,
-            gpuOnly: configuration.gpuOnly)
+            types: wanted, onDemandPrices: configuration.onDemandPrices, spotPrices: spot, zones: zones,
+            gpuOnly: configuration.gpuOnly, offered: offered)
         cachedCatalog.withLock { $0 = (catalog, current) }
         return catalog
     }

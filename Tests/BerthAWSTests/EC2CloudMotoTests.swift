@@ -70,6 +70,7 @@ struct EC2CloudMotoTests {
         #expect(g4dn.type.gpuName == "t4" && g4dn.type.gpuCount == 1 && g4dn.type.gpuMemoryMiB == 16384)
         #expect(g4dn.type.vcpu == 4 && g4dn.type.memoryMiB == 16384 && g4dn.type.arch == "amd64" && g4dn.type.maxPods == 29)
         #expect(g4dn.onDemandPricePerHour == 0.526)
+        #expect(!g4dn.type.offerings.isEmpty && g4dn.type.offerings.allSatisfy { $0.capacityType == "on-demand" && $0.pricePerHour == 0.526 })
         let p5 = try #require(catalog["p5.48xlarge"])
         #expect(p5.type.gpuName == "h100" && p5.type.gpuCount == 8 && p5.onDemandPricePerHour == 55.04)
         #expect(catalog["g5g.xlarge"]?.type.arch == "arm64")

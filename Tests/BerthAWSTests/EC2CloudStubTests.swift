@@ -231,12 +231,20 @@ import Testing
             switch (form["Action"], form["NextToken"]) {
             case ("DescribeInstanceTypes", nil): return Self.typesPage(["g4dn.xlarge", "m5.large"], next: "page-2")
             case ("DescribeInstanceTypes", "page-2"): return Self.typesPage(["g5g.xlarge"], next: nil)
+            case ("DescribeInstanceTypeOfferings", _):
+                // g5g.xlarge is not sold in us-east-1b.
+                let offered = [("g4dn.xlarge", "us-east-1a"), ("g4dn.xlarge", "us-east-1b"), ("g5g.xlarge", "us-east-1a"), ("m5.large", "us-east-1b")]
+                return StubServer.xml(200, "<R><instanceTypeOfferingSet>" + offered.map {
+                    "<item><instanceType>\($0.0)</instanceType><locationType>availability-zone</locationType><location>\($0.1)</location></item>"
+                }.joined() + "</instanceTypeOfferingSet></R>")
             case ("DescribeSpotPriceHistory", _):
                 return StubServer.xml(200, """
                     <DescribeSpotPriceHistoryResponse><spotPriceHistorySet>
                       <item><instanceType>g4dn.xlarge</instanceType><productDescription>Linux/UNIX</productDescription><spotPrice>0.2104</spotPrice>
                         <timestamp>2026-11-30T09:00:00.000Z</timestamp><availabilityZone>us-east-1b</availabilityZone></item>
                       <item><instanceType>g4dn.xlarge</instanceType><spotPrice>0.3</spotPrice><availabilityZone>us-west-2a</availabilityZone></item>
+                      <item><instanceType>g5g.xlarge</instanceType><spotPrice>0.15</spotPrice><availabilityZone>us-east-1a</availabilityZone></item>
+                      <item><instanceType>g5g.xlarge</instanceType><spotPrice>0.16</spotPrice><availabilityZone>us-east-1b</availabilityZone></item>
                     </spotPriceHistorySet></DescribeSpotPriceHistoryResponse>
                     """)
             default: return HTTPResponse(status: 400)
@@ -257,7 +265,12 @@ import Testing
             Offering(zone: "us-east-1b", capacityType: "spot", pricePerHour: 0.2104),
         ])
         #expect(catalog["g5g.xlarge"]?.type.arch == "arm64")
-        #expect(catalog.schedulable.types.map(\.name) == ["g4dn.xlarge"])
+        // Unpriced on demand, but sold on spot, and only where EC2 offers the type.
+        #expect(catalog["g5g.xlarge"]?.type.offerings == [Offering(zone: "us-east-1a", capacityType: "spot", pricePerHour: 0.15)])
+        let zonesQuery = try #require(stub.requests.map(StubServer.form).first { $0["Action"] == "DescribeInstanceTypeOfferings" })
+        #expect(zonesQuery["LocationType"] == "availability-zone" && zonesQuery["Filter.1.Name"] == "location")
+        #expect(zonesQuery["Filter.1.Value.1"] == "us-east-1a" && zonesQuery["Filter.1.Value.2"] == "us-east-1b")
+        #expect(catalog.schedulable.types.map(\.name) == ["g4dn.xlarge", "g5g.xlarge"])
         let pages = stub.requests.map(StubServer.form).filter { $0["Action"] == "DescribeInstanceTypes" }
         #expect(pages.map { $0["MaxResults"] } == ["2", "2"])
         let spot = try #require(stub.requests.map(StubServer.form).first { $0["Action"] == "DescribeSpotPriceHistory" })
