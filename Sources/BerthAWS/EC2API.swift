@@ -33,7 +33,10 @@ public struct EC2API: Sendable {
     }
 
     /// Calls `action` page by page (`MaxResults` = `pageSize`, `NextToken`), handing each page's root to `page`.
-    func paginate(_ action: String, _ parameters: [(String, String)], pageSize: Int?, _ page: (XMLNode) throws(AWSError) -> Void) async throws(AWSError) {
+    /// `pageSize` is clamped to `limits` (EC2 refuses MaxResults outside each action's range).
+    func paginate(_ action: String, _ parameters: [(String, String)], pageSize: Int?, limits: ClosedRange<Int> = 5...1000,
+                  _ page: (XMLNode) throws(AWSError) -> Void) async throws(AWSError) {
+        let pageSize = pageSize.map { min(max($0, limits.lowerBound), limits.upperBound) }
         var token: String?
         var pages = 0
         repeat {
@@ -67,7 +70,7 @@ public struct EC2API: Sendable {
 
     public func describeInstanceTypes(pageSize: Int = 100, filters: [Filter] = []) async throws(AWSError) -> [InstanceTypeInfo] {
         var types: [InstanceTypeInfo] = []
-        try await paginate("DescribeInstanceTypes", Self.filterParameters(filters), pageSize: pageSize) { root throws(AWSError) in
+        try await paginate("DescribeInstanceTypes", Self.filterParameters(filters), pageSize: pageSize, limits: 5...100) { root throws(AWSError) in
             for item in root.items("instanceTypeSet") {
                 types.append(try Self.instanceType(item))
             }

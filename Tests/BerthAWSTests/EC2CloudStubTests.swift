@@ -272,7 +272,7 @@ import Testing
         #expect(zonesQuery["Filter.1.Value.1"] == "us-east-1a" && zonesQuery["Filter.1.Value.2"] == "us-east-1b")
         #expect(catalog.schedulable.types.map(\.name) == ["g4dn.xlarge", "g5g.xlarge"])
         let pages = stub.requests.map(StubServer.form).filter { $0["Action"] == "DescribeInstanceTypes" }
-        #expect(pages.map { $0["MaxResults"] } == ["2", "2"])
+        #expect(pages.map { $0["MaxResults"] } == ["5", "5"], "the configured 2, raised to EC2's minimum")
         let spot = try #require(stub.requests.map(StubServer.form).first { $0["Action"] == "DescribeSpotPriceHistory" })
         #expect(spot["InstanceType.1"] == "g4dn.xlarge" && spot["InstanceType.2"] == "g5g.xlarge" && spot["InstanceType.3"] == nil)
 
