@@ -273,7 +273,8 @@ import Testing
     @Test func secretsNeverPrinted() {
         let credentials = AWSCredentials(accessKeyID: "ASIAPRINT", secretAccessKey: Self.secret, sessionToken: Self.sessionToken,
                                          expiration: Date(timeIntervalSince1970: 0))
-        for text in ["\(credentials)", String(describing: credentials), String(reflecting: credentials)] {
+        let provider = StaticCredentials(name: "environment", credentials: credentials)
+        for text in ["\(credentials)", String(describing: credentials), String(reflecting: credentials), "\(provider)", String(reflecting: provider)] {
             #expect(text.contains("ASIAPRINT"))
             #expect(!text.contains(Self.secret))
             #expect(!text.contains(Self.sessionToken))

@@ -161,6 +161,28 @@ import Testing
         #expect(try cloud(stub).nodeLabels(request) == ["berth.dev/pool": "gpu", WellKnownLabel.gpuCount: "1"])
     }
 
+    @Test func aLaunchNotYetVisibleIsDescribedFromTheFleetsAnswer() async throws {
+        let stub = try StubServer { request, _ in
+            switch StubServer.form(request)["Action"] {
+            case "DescribeInstances": return Self.empty  // EC2's eventual consistency: not visible yet
+            default:
+                return StubServer.xml(200, """
+                    <CreateFleetResponse><fleetId>fleet-7</fleetId><fleetInstanceSet><item>
+                      <launchTemplateAndOverrides><overrides><instanceType>g4dn.xlarge</instanceType><subnetId>subnet-aaa</subnetId></overrides></launchTemplateAndOverrides>
+                      <lifecycle>on-demand</lifecycle><instanceIds><item>i-0new</item></instanceIds><instanceType>g4dn.xlarge</instanceType>
+                    </item></fleetInstanceSet></CreateFleetResponse>
+                    """)
+            }
+        }
+        defer { stub.shutdown() }
+        let clock = TestClock()
+        let instance = try await cloud(stub, clock: clock).create(LaunchRequest(launchID: "launch-7", cluster: "prod", pool: "gpu", candidates: Self.candidates()))
+        #expect(instance == CloudInstance(
+            providerID: "aws:///us-east-1a/i-0new", instanceType: "g4dn.xlarge", zone: "us-east-1a", capacityType: "on-demand", launchID: "launch-7",
+            tags: ["berth.dev/cluster": "prod", "berth.dev/pool": "gpu", "berth.dev/launch-id": "launch-7"], state: .pending,
+            launchTime: clock.now, pricePerHour: 0.526))
+    }
+
     @Test func throttlingBecomesThrottledAfterRetries() async throws {
         let stub = try StubServer { request, _ in
             StubServer.form(request)["Action"] == "DescribeInstances" ? Self.empty
