@@ -86,3 +86,43 @@ public struct EC2CloudConfiguration: Sendable {
         return endpoint
     }
 }
+
+extension EC2CloudConfiguration {
+    /// On-demand prices from a file in `berth catalog -o json`'s shape (a list of objects with
+    /// `name` and `pricePerHour`; a null price is skipped): edit the catalog's output for your
+    /// region or your discounts and hand it back. Errors name the file and the entry.
+    public static func prices(catalogJSON bytes: [UInt8], file: String) throws(AWSError) -> [String: Double] {
+        struct Entry: Decodable {
+            var name: String
+            var pricePerHour: Double?
+        }
+        let entries: [Entry]
+        do {
+            entries = try JSONDecoder().decode([Entry].self, from: Data(bytes))
+        } catch {
+            let context: DecodingError.Context? = switch error {
+            case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context), DecodingError.keyNotFound(_, let context):
+                context
+            default: nil
+            }
+            if let context, !context.codingPath.isEmpty {
+                throw .invalidConfiguration("\(file): \(Self.where(context.codingPath)): \(context.debugDescription)")
+            }
+            throw .invalidConfiguration("\(file): expected a JSON list of {name, pricePerHour} (berth catalog -o json)")
+        }
+        var prices: [String: Double] = [:]
+        for (index, entry) in entries.enumerated() {
+            guard let price = entry.pricePerHour else { continue }
+            guard price >= 0, price.isFinite else {
+                throw .invalidConfiguration("\(file): entry \(index + 1) (\(entry.name)): pricePerHour must be >= 0, not \(price)")
+            }
+            prices[entry.name] = price
+        }
+        return prices
+    }
+
+    /// `entry 3, pricePerHour` from a decoding path.
+    private static func `where`(_ path: [any CodingKey]) -> String {
+        path.map { key in key.intValue.map { "entry \($0 + 1)" } ?? key.stringValue }.joined(separator: ", ")
+    }
+}

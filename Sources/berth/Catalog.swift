@@ -13,7 +13,8 @@ struct Catalog: ParsableCommand {
             -o json prints a list of {name, gpus, gpuName, gpuMemoryMiB, vcpu, memoryMiB, arch, pricePerHour}.
             --cloud aws reads the GPU types from EC2's DescribeInstanceTypes with the AWS credential chain
             (environment, web identity, Pod Identity, shared files with AWS_PROFILE, IMDSv2); prices come from
-            the built-in table, and a type it does not know has "pricePerHour": null and a "note".
+            the built-in table (or --prices FILE, which wins), and a type neither knows has
+            "pricePerHour": null and a "note".
             """
     )
 
@@ -37,9 +38,12 @@ struct Catalog: ParsableCommand {
     @Option(help: "EC2 endpoint URL (default: AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL, else https://ec2.<region>.amazonaws.com).")
     var endpoint: String?
 
+    @Option(help: ArgumentHelp("On-demand prices overriding the built-in table (--cloud aws): a file in -o json's shape.", valueName: "file"))
+    var prices: String?
+
     func validate() throws {
-        if cloud == .builtin && (region != nil || endpoint != nil) {
-            throw ValidationError("--region and --endpoint need --cloud aws")
+        if cloud == .builtin && (region != nil || endpoint != nil || prices != nil) {
+            throw ValidationError("--region, --endpoint and --prices need --cloud aws")
         }
     }
 
@@ -86,11 +90,18 @@ struct Catalog: ParsableCommand {
             let region = try region ?? chain.region() ?? "us-east-1"
             let override = endpoint ?? environment["AWS_ENDPOINT_URL_EC2"] ?? environment["AWS_ENDPOINT_URL"]
             let what = endpoint != nil ? "--endpoint" : environment["AWS_ENDPOINT_URL_EC2"] != nil ? "AWS_ENDPOINT_URL_EC2" : "AWS_ENDPOINT_URL"
-            let configuration = EC2CloudConfiguration(
+            var configuration = EC2CloudConfiguration(
                 region: region, endpoint: try override.map { text throws(AWSError) in try AWSEndpoint(url: text, what: what) }, launchTemplate: nil)
+            if let prices {
+                guard let bytes = FileManager.default.contents(atPath: prices) else { throw CLIError(message: "--prices \(prices): cannot read the file") }
+                let table = try EC2CloudConfiguration.prices(catalogJSON: Array(bytes), file: prices)
+                configuration.onDemandPrices.merge(table) { _, fromFile in fromFile }
+            }
             let cloud = try EC2Cloud(configuration: configuration, credentials: try chain.resolve())
             let catalog = try blocking { () async throws(AWSError) -> EC2Catalog in try await cloud.catalog() }
             return catalog.entries.map { ($0.type, $0.onDemandPricePerHour) }
+        } catch let error as CLIError {
+            throw error
         } catch {
             // One line: AWS's code and message, never a secret (AWSError carries none).
             throw CLIError(message: "catalog --cloud aws: \(error)".replacingOccurrences(of: "\n", with: " "))

@@ -416,3 +416,25 @@ import Testing
         #expect(NodeUserData.kubeletMaySet(key) == allowed)
     }
 }
+
+@Suite struct PriceFileTests {
+    @Test func catalogOutputReadsBack() throws {
+        let prices = try EC2CloudConfiguration.prices(catalogJSON: Array("""
+            [{"name": "g4dn.xlarge", "gpus": 1, "pricePerHour": 0.526}, {"name": "g4ad.xlarge", "pricePerHour": null, "note": "unknown"}]
+            """.utf8), file: "prices.json")
+        #expect(prices == ["g4dn.xlarge": 0.526])
+    }
+
+    @Test(arguments: [
+        (#"{"g4dn.xlarge": 1}"#, "prices.json: expected a JSON list of {name, pricePerHour} (berth catalog -o json)"),
+        (#"[{"pricePerHour": 1}]"#, "prices.json: entry 1: "),
+        (#"[{"name": "a", "pricePerHour": 1}, {"name": "b", "pricePerHour": true}]"#, "prices.json: entry 2, pricePerHour: "),
+        (#"[{"name": "a", "pricePerHour": -1}]"#, "prices.json: entry 1 (a): pricePerHour must be >= 0, not -1.0"),
+        ("not json", "prices.json: expected a JSON list"),
+    ])
+    func badFilesNameTheEntry(text: String, message: String) {
+        #expect {
+            _ = try EC2CloudConfiguration.prices(catalogJSON: Array(text.utf8), file: "prices.json")
+        } throws: { error in "\(error)".hasPrefix(message) }
+    }
+}

@@ -48,6 +48,26 @@ struct CatalogAWSCommandTests {
         #expect(table.stdout.contains("g4ad.xlarge") && table.stdout.contains("unknown"))
     }
 
+    @Test func pricesFileOverridesTheTable() throws {
+        let file = NSTemporaryDirectory() + "berth-prices-\(getpid()).json"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try #"[{"name": "g4ad.xlarge", "pricePerHour": 0.379}, {"name": "g4dn.xlarge", "pricePerHour": 0.6}, {"name": "x", "pricePerHour": null}]"#
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let result = try berth(["catalog", "--cloud", "aws", "--endpoint", moto.endpoint, "--prices", file, "-o", "json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+        let price = { (name: String) in (list.first { $0["name"] as? String == name }?["pricePerHour"] as? NSNumber)?.doubleValue }
+        #expect(price("g4ad.xlarge") == 0.379)
+        #expect(price("g4dn.xlarge") == 0.6)
+        #expect(price("g5.xlarge") == 1.006, "the built-in table for the rest")
+
+        try #"[{"name": "g4dn.xlarge", "pricePerHour": "cheap"}]"#.write(toFile: file, atomically: true, encoding: .utf8)
+        let bad = try berth(["catalog", "--cloud", "aws", "--endpoint", moto.endpoint, "--prices", file])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.hasPrefix("berth: catalog --cloud aws: \(file): entry 1, pricePerHour: "))
+        #expect(bad.stderr.split(separator: "\n").count == 1)
+    }
+
     @Test func badCredentialsExitNonZeroWithAWSsCodeInOneLine() throws {
         let result = try berth(["catalog", "--cloud", "aws", "--endpoint", moto.endpoint, "-o", "json"], secret: "wrong-secret-value")
         #expect(result.status == 1)
