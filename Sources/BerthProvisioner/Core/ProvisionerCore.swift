@@ -177,7 +177,7 @@ public struct ProvisionerCore: Sendable {
         }
         if recovered {
             for node in index.snapshot.nodes where node.labels[Self.poolLabel] != nil && !node.providerID.isEmpty && !listed.contains(node.providerID) {
-                let held = claims.values.contains { $0.providerID == node.providerID && !$0.terminated }
+                let held = claims.values.contains { $0.providerID == node.providerID }
                 if !held && !node.deleting {
                     actions.append(.deleteNode(name: node.name))
                     actions.append(.event(.init(regarding: .node(node.name), reason: "InstanceGone", message: "instance \(node.providerID) no longer exists; deleting the Node")))
@@ -459,7 +459,7 @@ public struct ProvisionerCore: Sendable {
                 if index.nodes[name] == nil { draining[name] = nil }
                 continue
             }
-            if !node.taints.contains(where: { $0.key == Self.disruptedTaint.key }) && claim.terminateRequestedAt == nil && !claim.terminated {
+            if drain.startedAt < now && !node.taints.contains(where: { $0.key == Self.disruptedTaint.key }) && claim.terminateRequestedAt == nil && !claim.terminated {
                 actions.append(.updateNode(name: name, labels: [:], addTaints: [Self.disruptedTaint], removeTaints: []))
             }
             let remaining = index.podsOnNode[name, default: []].filter(\.occupies)
