@@ -12,7 +12,7 @@ struct FakeAPIResponder: HTTPResponder {
 
     /// Kinds for the resources the fake knows; any other plural is served generically.
     static let known: [String: KubeResource] = [
-        "pods": .pods, "nodes": .nodes, "namespaces": .namespaces, "events.events.k8s.io": .events,
+        "pods": .pods, "nodes": .nodes, "namespaces": .namespaces, "persistentvolumeclaims": .persistentVolumeClaims, "persistentvolumes": .persistentVolumes, "events.events.k8s.io": .events,
         "leases.coordination.k8s.io": .leases, "poddisruptionbudgets.policy": .podDisruptionBudgets,
     ]
     /// Resources whose status is a subresource (main writes keep status, status writes keep the rest).
