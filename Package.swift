@@ -35,8 +35,10 @@ let package = Package(
         .executableTarget(
             name: "berth",
             dependencies: [
-                "BerthModel", "BerthAdmission", "BerthScheduling", "BerthNet", "BerthWebhook",
+                "BerthModel", "BerthAdmission", "BerthScheduling", "BerthNet", "BerthWebhook", "BerthKube", "BerthProvisioner",
+                "BerthController",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings

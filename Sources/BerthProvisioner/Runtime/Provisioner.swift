@@ -90,7 +90,6 @@ public actor Provisioner<C: Clock<Duration>> {
         if lastListing.map({ now.timeIntervalSince($0) >= options.listInterval.seconds }) ?? true {
             do {
                 listing = try await cloud.list(clusterTag: config.clusterName)
-                lastListing = now
             } catch {
                 note("listing the cloud's instances failed: \(error)")
             }
@@ -103,6 +102,7 @@ public actor Provisioner<C: Clock<Duration>> {
             return now.addingTimeInterval(options.resyncInterval.seconds)
         }
         snapshot.cloudInstances = listing
+        if listing != nil { lastListing = now }  // only a listing the core has seen counts
         guard var decided = core else { return nil }
         let actions = decided.reconcile(snapshot, now: now)
         core = decided
@@ -119,6 +119,12 @@ public actor Provisioner<C: Clock<Duration>> {
     private func perform(_ actions: [ProvisionerAction], now: Date) async {
         // Launches go out together (each is one cloud call that may take seconds); the rest in order.
         let launches = actions.compactMap { action -> LaunchRequest? in if case let .launch(request) = action { request } else { nil } }
+        for request in launches {
+            logger.info("launching \(request.candidates.first?.name ?? "?")", metadata: [
+                "launchID": "\(request.launchID)", "pool": "\(request.pool)",
+                "zone": "\(request.candidates.first?.offerings.first?.zone ?? "?")",
+            ])
+        }
         if !launches.isEmpty {
             let cloud = self.cloud
             let results = await withTaskGroup(of: ActionResult.self) { group in
@@ -142,11 +148,8 @@ public actor Provisioner<C: Clock<Duration>> {
         }
         for action in actions {
             switch action {
-            case .launch(let request):
-                logger.info("launching \(request.candidates.first?.name ?? "?")", metadata: [
-                    "launchID": "\(request.launchID)", "pool": "\(request.pool)",
-                    "zone": "\(request.candidates.first?.offerings.first?.zone ?? "?")",
-                ])
+            case .launch:
+                break  // done above, together
             case let .terminate(providerID, node, reason):
                 logger.info("terminating \(providerID)", metadata: ["node": "\(node ?? "-")", "reason": "\(reason)"])
                 let result: ActionResult
