@@ -113,7 +113,7 @@ struct CoreWorld {
         let type = InstanceCatalog.builtIn()[instance.instanceType]!
         var allocatable = config.overhead.allocatable(type)
         if !gpus { allocatable.gpus = 0 }
-        let nodeName = name ?? "ip-10-0-\(instanceCounter)-\(instances.count).ec2.internal"
+        let nodeName = name ?? "ip-\(instance.providerID.split(separator: "/").last ?? "x").ec2.internal"
         nodes[nodeName] = NodeSnapshot(
             name: nodeName, providerID: instance.providerID, labels: request?.labels ?? [:], taints: request?.taints ?? [], ready: true,
             allocatable: allocatable)

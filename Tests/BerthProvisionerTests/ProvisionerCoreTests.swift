@@ -349,4 +349,51 @@ import Testing
         #expect(world.launches.count == 2 && world.launches[1].launchID == launchID, "retried with the same launch id")
         #expect(world.instances.count == 1)
     }
+
+    /// Two 4-GPU nodes: one ends up with a single 1-GPU job that fits on the other. With
+    /// consolidation on, that node is drained (the job moves) and removed; off, it stays.
+    @Test(arguments: [false, true])
+    func consolidationMovesStragglersOffAnUnderusedNodeOnlyWhenEnabled(enabled: Bool) throws {
+        var config = ProvisionerConfig()
+        config.consolidation = enabled
+        var world = CoreWorld(config: config)
+        world.round()
+        world.add(gpuPod("job-a", gpus: 3, cpu: 4000, memory: 16 << 30))
+        world.run(for: 2)
+        world.add(gpuPod("job-c", gpus: 1, cpu: 1000, memory: 4 << 30))
+        world.run(for: 2)
+        world.add(gpuPod("job-b", gpus: 3, cpu: 4000, memory: 16 << 30))
+        world.run(for: 2)
+        #expect(world.launches.map { $0.candidates[0].name } == ["g4dn.12xlarge", "g4dn.12xlarge"])
+        world.registerAll()
+        world.round()
+        world.bindNominated()
+        world.run(for: 2)
+        let nodeOfC = try #require(world.pods["jupyter/job-c"]?.nodeName)
+        #expect(world.pods["jupyter/job-a"]?.nodeName == nodeOfC)
+        world.pods["jupyter/job-a"] = nil  // job A finishes
+        world.run(for: 70)
+        if enabled {
+            #expect(world.evictions == ["jupyter/job-c"])
+            #expect(world.events("Consolidating").count == 1)
+            #expect(world.terminations.count == 1)
+        } else {
+            #expect(world.evictions.isEmpty && world.terminations.isEmpty)
+        }
+    }
+
+    @Test func notebookNodesAreNeverConsolidated() throws {
+        var config = ProvisionerConfig()
+        config.consolidation = true
+        var world = CoreWorld(config: config)
+        world.round()
+        world.add(notebook("alice"))
+        world.add(notebook("bob"))
+        world.run(for: 2)
+        world.registerAll()
+        world.round()
+        world.bindNominated()
+        world.run(for: 300)
+        #expect(world.evictions.isEmpty && world.terminations.isEmpty)
+    }
 }
