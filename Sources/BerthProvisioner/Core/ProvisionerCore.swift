@@ -359,7 +359,8 @@ public struct ProvisionerCore: Sendable {
         }
         let managed = Set(claims.values.compactMap(\.nodeName))
         for node in index.snapshot.nodes where !managed.contains(node.name) && node.name != excluding && node.ready && !node.unschedulable && !node.deleting && node.allocatable.gpus > 0 {
-            let requested = index.podsOnNode[node.name, default: []].filter(\.occupies).map(\.requests).reduce(Resources.zero, +)
+            // The kubelet's allocatable: every running pod takes its share, DaemonSet pods included.
+            let requested = index.podsOnNode[node.name, default: []].filter { !$0.finished }.map(\.requests).reduce(Resources.zero, +)
             nodes.append(NodeState(
                 name: node.name, pool: "", instanceType: node.labels[WellKnownLabel.instanceType] ?? "", labels: node.labels, taints: node.taints,
                 capacity: node.allocatable, allocatable: node.allocatable, requested: requested, pricePerHour: 0, gpuResource: node.gpuResource))
