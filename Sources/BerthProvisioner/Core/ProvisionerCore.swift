@@ -144,7 +144,9 @@ public struct ProvisionerCore: Sendable {
             }
         }
         times.append(contentsOf: unavailable.values)
-        return times.filter { $0 >= now }.min() ?? times.min()
+        // A deadline already past (a round that will act on it is due) means: soon, not in the past,
+        // so a virtual-time driver never spins on one instant.
+        return times.filter { $0 >= now }.min() ?? (times.isEmpty ? nil : now.addingTimeInterval(1))
     }
 
     // MARK: - 1. Recovery and garbage collection
