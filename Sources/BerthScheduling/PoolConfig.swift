@@ -1,18 +1,48 @@
 import BerthModel
 
 /// The `provisioner:` section of BerthConfig, read strictly like `webhook:` (unknown fields are
-/// errors naming their path). Not yet a field of `BerthConfig`: whoever wires the provisioner adds
-/// `provisioner` to its allowed fields and calls `ProvisionerConfig(config:path:)`.
+/// errors naming their path). Durations are Go-style strings (`500ms`, `60s`, `5m`, `1h30m`), as
+/// in Kubernetes and Karpenter configuration.
 public struct ProvisionerConfig: Sendable, Equatable {
     public var pools: [Pool] = [Pool.default]
     public var overhead = NodeOverhead()
+    /// Tagged on every instance (`berth.dev/cluster`): what garbage collection and crash recovery
+    /// list by. Two clusters sharing an account must not share it.
+    public var clusterName = "berth"
+    /// The batch window: closes after `batchIdle` without a new pending pod, or `batchMax` in all.
+    public var batchIdle: Duration = .seconds(1)
+    public var batchMax: Duration = .seconds(10)
+    /// A GPU node with no GPU pod for this long is drained and removed.
+    public var emptyAfter: Duration = .seconds(60)
+    /// A launch the cloud has not accepted by then is given up (the pods are retried).
+    public var launchTimeout: Duration = .seconds(300)
+    /// An instance whose Node has not registered by then is terminated (the pods are retried).
+    public var registrationTimeout: Duration = .seconds(900)
+    /// A Ready node whose GPUs are still not allocatable after this long is reported loudly (no
+    /// device plugin?) and no longer waited for.
+    public var gpuRegistrationTimeout: Duration = .seconds(300)
+    /// How long an offering that reported insufficient capacity is skipped.
+    public var unavailableOfferingTTL: Duration = .seconds(180)
+    /// Nodes being drained at once, at most (the disruption budget).
+    public var maxDisruptedNodes = 10
+    /// Delete non-notebook GPU nodes whose pods fit on other nodes (off by default).
+    public var consolidation = false
 
     public init() {}
 
-    static let fields = ["pools", "daemonSetOverhead"]
+    static let fields = [
+        "clusterName", "pools", "daemonSetOverhead", "batchIdleDuration", "batchMaxDuration", "emptyAfter", "launchTimeout",
+        "registrationTimeout", "gpuRegistrationTimeout", "unavailableOfferingTTL", "disruption",
+    ]
 
     public init(config json: JSON, path: String) throws(ConfigError) {
         let reader = try FieldReader(json, path: path, allowed: Self.fields)
+        if let name = try reader.string("clusterName") {
+            guard !name.isEmpty, name.count <= 63, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == "_" }) else {
+                throw ConfigError(path: reader.childPath("clusterName"), message: "must be 1-63 letters, digits, '-', '.' or '_', found \"\(name)\"")
+            }
+            clusterName = name
+        }
         if let pools = try reader.list("pools") {
             guard !pools.isEmpty else { throw ConfigError(path: reader.childPath("pools"), message: "needs at least one pool") }
             self.pools = []
@@ -31,6 +61,83 @@ public struct ProvisionerConfig: Sendable, Equatable {
             daemonSets.pods = try PoolConfig.quantity(overhead, "pods")?.value ?? 0
             self.overhead = NodeOverhead(daemonSets: daemonSets)
         }
+        func duration(_ key: String, into target: inout Duration, minimum: Duration = .zero) throws(ConfigError) {
+            guard let text = try reader.string(key) else { return }
+            do {
+                let value = try GoDuration.parse(text)
+                guard value >= minimum else { throw ConfigError(path: reader.childPath(key), message: "must be at least \(GoDuration.format(minimum)), found \"\(text)\"") }
+                target = value
+            } catch let error as ConfigError {
+                throw error
+            } catch {
+                throw ConfigError(path: reader.childPath(key), message: "\(error)")
+            }
+        }
+        try duration("batchIdleDuration", into: &batchIdle, minimum: .milliseconds(10))
+        try duration("batchMaxDuration", into: &batchMax, minimum: .milliseconds(10))
+        try duration("emptyAfter", into: &emptyAfter)
+        try duration("launchTimeout", into: &launchTimeout, minimum: .seconds(1))
+        try duration("registrationTimeout", into: &registrationTimeout, minimum: .seconds(1))
+        try duration("gpuRegistrationTimeout", into: &gpuRegistrationTimeout, minimum: .seconds(1))
+        try duration("unavailableOfferingTTL", into: &unavailableOfferingTTL)
+        if batchMax < batchIdle {
+            throw ConfigError(path: reader.childPath("batchMaxDuration"), message: "must not be shorter than batchIdleDuration")
+        }
+        if let disruption = try reader.object("disruption", allowed: ["maxDisruptedNodes", "consolidation"]) {
+            if let count = try disruption.number("maxDisruptedNodes") {
+                guard count == count.rounded(), count >= 1, count <= 1000 else {
+                    throw ConfigError(path: disruption.childPath("maxDisruptedNodes"), message: "must be a whole number from 1 to 1000")
+                }
+                maxDisruptedNodes = Int(count)
+            }
+            consolidation = try disruption.bool("consolidation") ?? false
+        }
+    }
+}
+
+/// Go's `time.ParseDuration` subset Kubernetes configuration uses: a sequence of decimal numbers
+/// with units `ms`, `s`, `m`, `h` (`90s`, `1m30s`, `1.5h`, `250ms`). No sign, no `us`/`ns`.
+public enum GoDuration {
+    public struct ParseError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public static func parse(_ text: String) throws(ParseError) -> Duration {
+        let fail = ParseError(description: "\"\(text)\" is not a duration such as 500ms, 60s, 5m or 1h30m")
+        var chars = Substring(text)
+        guard !chars.isEmpty else { throw fail }
+        if chars == "0" { return .zero }
+        var total = 0.0
+        while !chars.isEmpty {
+            let number = chars.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
+            guard !number.isEmpty, let value = Double(number) else { throw fail }
+            chars = chars.dropFirst(number.count)
+            let unit = chars.prefix { $0.isASCII && $0.isLetter }
+            chars = chars.dropFirst(unit.count)
+            switch unit {
+            case "ms": total += value / 1000
+            case "s": total += value
+            case "m": total += value * 60
+            case "h": total += value * 3600
+            default: throw fail
+            }
+        }
+        guard total.isFinite, total < 1e9 else { throw fail }
+        return .milliseconds(Int64((total * 1000).rounded()))
+    }
+
+    /// `1m30s`, `500ms`, `0s`.
+    public static func format(_ duration: Duration) -> String {
+        let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        if ms == 0 { return "0s" }
+        if ms < 1000 { return "\(ms)ms" }
+        var rest = ms / 1000
+        var text = ""
+        if rest >= 3600 { text += "\(rest / 3600)h"; rest %= 3600 }
+        if rest >= 60 { text += "\(rest / 60)m"; rest %= 60 }
+        if rest > 0 || text.isEmpty { text += "\(rest)s" }
+        if ms % 1000 != 0 { text += "\(ms % 1000)ms" }
+        return text
     }
 }
 

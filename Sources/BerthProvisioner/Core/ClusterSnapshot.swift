@@ -1,0 +1,158 @@
+import BerthModel
+import BerthScheduling
+import Foundation
+
+/// What the provisioner's decision code sees of the cluster at one instant: the pods and nodes
+/// that matter, already read (by `KubeCluster` from its informers, or by the simulation from its
+/// model). Plain values: the decision code never touches the API.
+public struct ClusterSnapshot: Sendable {
+    public var pods: [PodSnapshot]
+    public var nodes: [NodeSnapshot]
+    /// The cloud's instances tagged with this cluster, when listed for this round (listed before
+    /// the pods and nodes were read, so every Node's instance is in it). `nil` on rounds that did
+    /// not list: garbage collection and crash recovery only run on rounds that did.
+    public var cloudInstances: [CloudInstance]?
+
+    public init(pods: [PodSnapshot] = [], nodes: [NodeSnapshot] = [], cloudInstances: [CloudInstance]? = nil) {
+        self.pods = pods
+        self.nodes = nodes
+        self.cloudInstances = cloudInstances
+    }
+}
+
+/// One pod, as the provisioner needs it.
+public struct PodSnapshot: Sendable {
+    public enum Phase: String, Sendable {
+        case pending = "Pending", running = "Running", succeeded = "Succeeded", failed = "Failed", unknown = "Unknown"
+    }
+
+    /// `namespace/name`.
+    public var key: String
+    public var uid: String
+    /// Empty when unbound.
+    public var nodeName: String
+    public var phase: Phase
+    /// `metadata.deletionTimestamp` is set.
+    public var terminating: Bool
+    /// Owned by a DaemonSet, or a mirror pod: never counted, never evicted.
+    public var daemon: Bool
+    /// `karpenter.sh/do-not-disrupt: "true"`.
+    public var doNotDisrupt: Bool
+    /// `PodScheduled=False` with reason `Unschedulable`.
+    public var unschedulable: Bool
+    /// Effective requests (GPUs: of `requirements.gpuResource`).
+    public var requests: Resources
+    /// Scheduling requirements, as the webhook left the pod (zones of its volumes included).
+    public var requirements: PodRequirements
+    /// Why the pod could not be read for scheduling (a malformed field): reported, never placed.
+    public var invalid: String?
+
+    public init(
+        key: String, uid: String = "", nodeName: String = "", phase: Phase = .pending, terminating: Bool = false, daemon: Bool = false,
+        doNotDisrupt: Bool = false, unschedulable: Bool = false, requirements: PodRequirements, invalid: String? = nil
+    ) {
+        self.key = key
+        self.uid = uid.isEmpty ? key : uid
+        self.nodeName = nodeName
+        self.phase = phase
+        self.terminating = terminating
+        self.daemon = daemon
+        self.doNotDisrupt = doNotDisrupt
+        self.unschedulable = unschedulable
+        self.requests = requirements.requests
+        self.requirements = requirements
+        self.invalid = invalid
+    }
+
+    /// Asks for a GPU (the webhook's classification: a request of a configured GPU resource).
+    public var requestsGPU: Bool { requirements.gpuResource != nil && requests.gpus > 0 }
+    /// Succeeded or Failed: holds nothing.
+    public var finished: Bool { phase == .succeeded || phase == .failed }
+    /// Counts on its node: not finished, not a DaemonSet or mirror pod.
+    public var occupies: Bool { !finished && !daemon }
+    /// Waiting for Berth: unbound, marked unschedulable, not going away, and asking for a GPU.
+    public var isPendingGPU: Bool { nodeName.isEmpty && unschedulable && !terminating && !daemon && !finished && requestsGPU }
+}
+
+/// One node, as the provisioner needs it.
+public struct NodeSnapshot: Sendable {
+    public var name: String
+    public var providerID: String
+    public var labels: [String: String]
+    public var taints: [Taint]
+    public var ready: Bool
+    /// `spec.unschedulable` (kubectl cordon).
+    public var unschedulable: Bool
+    /// Allocatable as the kubelet reports it; `gpus` counts `gpuResource`.
+    public var allocatable: Resources
+    public var gpuResource: String
+    public var doNotDisrupt: Bool
+    /// `metadata.deletionTimestamp` is set.
+    public var deleting: Bool
+
+    public init(
+        name: String, providerID: String = "", labels: [String: String] = [:], taints: [Taint] = [], ready: Bool = true,
+        unschedulable: Bool = false, allocatable: Resources = .zero, gpuResource: String = "nvidia.com/gpu", doNotDisrupt: Bool = false,
+        deleting: Bool = false
+    ) {
+        self.name = name
+        self.providerID = providerID
+        self.labels = labels
+        self.taints = taints
+        self.ready = ready
+        self.unschedulable = unschedulable
+        self.allocatable = allocatable
+        self.gpuResource = gpuResource
+        self.doNotDisrupt = doNotDisrupt
+        self.deleting = deleting
+    }
+}
+
+/// Something the decision code wants done. The runtime (or the simulation) carries it out and
+/// reports the outcome back with ``ActionResult``.
+public enum ProvisionerAction: Sendable {
+    /// Launch an instance (idempotent on the request's launch id).
+    case launch(LaunchRequest)
+    /// Terminate an instance (`node`: its Node, if registered).
+    case terminate(providerID: String, node: String?, reason: String)
+    /// Add these labels and taints to the node, and remove `removeTaints` (by key and effect).
+    case updateNode(name: String, labels: [String: String], addTaints: [Taint], removeTaints: [Taint])
+    /// Evict the pod through the Eviction API (PodDisruptionBudgets respected).
+    case evict(pod: String, node: String)
+    case deleteNode(name: String)
+    case event(ProvisionerEvent)
+}
+
+/// A Kubernetes Event Berth records (and logs).
+public struct ProvisionerEvent: Sendable, Equatable {
+    public enum Object: Sendable, Equatable {
+        case pod(String)
+        case node(String)
+    }
+
+    public var regarding: Object
+    /// `Normal` or `Warning`.
+    public var type: String
+    public var reason: String
+    public var message: String
+
+    public init(regarding: Object, type: String = "Normal", reason: String, message: String) {
+        self.regarding = regarding
+        self.type = type
+        self.reason = reason
+        self.message = message
+    }
+}
+
+/// What became of an action.
+public enum ActionResult: Sendable {
+    case launched(launchID: String, CloudInstance)
+    case launchFailed(launchID: String, CloudError)
+    case terminated(providerID: String)
+    case terminateFailed(providerID: String, CloudError)
+    case evicted(pod: String)
+    /// Refused (a PodDisruptionBudget: 429) or failed; retried later.
+    case evictionFailed(pod: String, message: String)
+    case nodeDeleted(name: String)
+    case nodeUpdateFailed(name: String, message: String)
+}

@@ -1,0 +1,46 @@
+import BerthModel
+import BerthScheduling
+import Foundation
+
+/// One node Berth launched (or found tagged with its cluster after a restart), from the launch
+/// decision until its Node is gone. Karpenter calls this a NodeClaim; Berth keeps it in memory
+/// and rebuilds it from the cloud's tags, so nothing is lost when Berth restarts.
+public struct NodeClaim: Sendable {
+    public var launchID: String
+    public var pool: String
+    public var instanceType: String
+    public var zone: String
+    public var capacityType: String
+    public var pricePerHour: Double
+    /// What `create` is (re)sent; nil for a claim adopted from the cloud.
+    public var request: LaunchRequest?
+    public var createdAt: Date
+    /// A `create` is outstanding (sent, not answered).
+    public var launchInFlight = false
+    public var lastLaunchAttempt: Date?
+    public var instance: CloudInstance?
+    public var nodeName: String?
+    public var registeredAt: Date?
+    public var initializedAt: Date?
+    /// The GPUs never became allocatable: reported, no longer waited for.
+    public var gpuWarned = false
+    /// Pending pods waiting for this node, with their requests.
+    public var nominated: [String: Resources] = [:]
+    /// A notebook's own node: nothing else is placed on it.
+    public var dedicated = false
+    public var terminateRequestedAt: Date?
+    /// The instance is gone (terminated by Berth or found missing).
+    public var terminated = false
+    public var lastDeleteRequest: Date?
+
+    /// Launched: its instance exists and is not known to be gone.
+    public var isLive: Bool { !terminated && terminateRequestedAt == nil }
+    public var providerID: String? { instance?.providerID }
+}
+
+/// A node being drained: cordoned with ``ProvisionerCore/disruptedTaint``, its pods evicted.
+public struct DrainState: Sendable {
+    public var startedAt: Date
+    public var reason: String
+    public var lastEviction: [String: Date] = [:]
+}

@@ -1,0 +1,577 @@
+import BerthModel
+import BerthScheduling
+import Foundation
+
+/// The provisioning loop's decisions, as a pure state machine: given what the cluster and the
+/// cloud look like at `now`, it returns what to do (``ProvisionerAction``); the outcome of each
+/// action comes back through ``record(_:now:)``. No I/O, no clock: the runtime (`Provisioner`)
+/// and the simulation (`berth simulate`) drive the same code, the first in real time, the second
+/// in virtual time.
+///
+/// One round (``reconcile(_:now:)``):
+/// 1. Recovery and garbage collection, on rounds that listed the cloud: an instance tagged with
+///    this cluster that Berth does not know becomes a claim (a restart, another replica's launch);
+///    a claim whose instance disappeared is finished; a Node labelled by Berth whose instance is
+///    gone is deleted. Nothing is launched before the first listing.
+/// 2. Claims: registration (a Node with the instance's providerID), the pool's labels and taints
+///    applied, initialisation (Ready and the GPUs allocatable), the launch, registration and GPU
+///    timeouts.
+/// 3. Provisioning: pending GPU pods (unschedulable, unbound, not nominated to a launching node)
+///    are batched; when the window closes the scheduler places them on nodes that exist or are
+///    launching, or launches the cheapest instances that fit.
+/// 4. Removal: a Berth node with no GPU pod for `emptyAfter` is cordoned, drained through the
+///    Eviction API, its instance terminated and its Node deleted.
+public struct ProvisionerCore: Sendable {
+    /// The taint a node being drained carries (Karpenter's `karpenter.sh/disrupted` counterpart).
+    public static let disruptedTaint = Taint(key: "berth.dev/disrupted", value: "", effect: "NoSchedule")
+    /// The label on every node Berth launches: its pool.
+    public static let poolLabel = "berth.dev/pool"
+    /// How often an action that failed (a refused eviction, a throttled launch) is retried.
+    public static let retryInterval: Duration = .seconds(5)
+    /// How long a claim's instance may be missing from the cloud's listing before it counts as
+    /// gone (EC2's listing is eventually consistent right after a launch).
+    public static let listingGrace: Duration = .seconds(60)
+
+    public let config: ProvisionerConfig
+    public let catalog: InstanceCatalog
+    public let scheduler: Scheduler
+    public let webhook: WebhookConfigView
+
+    public private(set) var claims: [String: NodeClaim] = [:]
+    public private(set) var draining: [String: DrainState] = [:]
+    public private(set) var emptySince: [String: Date] = [:]
+    /// True once the cloud has been listed: before that, nothing is launched.
+    public private(set) var recovered = false
+    private var batch: (start: Date, last: Date, keys: Set<String>)?
+    private var retrySoon = false
+    private var unavailable: [OfferingKey: Date] = [:]
+    /// Pod (or node) key → the last message reported about it, so each is reported once.
+    private var reported: [String: String] = [:]
+    private var random: SeededGenerator
+
+    public init(config: ProvisionerConfig, catalog: InstanceCatalog = .builtIn(), webhook: WebhookConfigView = .init(), seed: UInt64) {
+        self.config = config
+        self.catalog = catalog
+        self.webhook = webhook
+        self.scheduler = Scheduler(catalog: catalog, pools: config.pools, overhead: config.overhead, gpuResource: webhook.gpuResource)
+        self.random = SeededGenerator(seed: seed)
+    }
+
+    // MARK: - One round
+
+    public mutating func reconcile(_ cluster: ClusterSnapshot, now: Date) -> [ProvisionerAction] {
+        var actions: [ProvisionerAction] = []
+        let index = ClusterIndex(cluster)
+        if let instances = cluster.cloudInstances {
+            collectGarbage(instances, index: index, now: now, actions: &actions)
+        }
+        guard recovered else { return actions }
+        for key in claims.keys.sorted() {
+            advance(claim: key, index: index, now: now, actions: &actions)
+        }
+        provision(index: index, now: now, actions: &actions)
+        disrupt(index: index, now: now, actions: &actions)
+        // Forget what was said about pods and nodes that are gone.
+        reported = reported.filter { index.pods[$0.key] != nil || index.nodes[$0.key] != nil || $0.key.hasPrefix("claim/") }
+        unavailable = unavailable.filter { $0.value > now }
+        return actions
+    }
+
+    /// Feeds back the outcome of an action this core asked for.
+    public mutating func record(_ result: ActionResult, now: Date) {
+        switch result {
+        case let .launched(launchID, instance):
+            guard var claim = claims[launchID] else { return }
+            claim.launchInFlight = false
+            claim.instance = instance
+            claim.instanceType = instance.instanceType
+            claim.zone = instance.zone
+            claim.capacityType = instance.capacityType
+            claim.pricePerHour = instance.pricePerHour
+            claims[launchID] = claim
+        case let .launchFailed(launchID, error):
+            guard var claim = claims[launchID] else { return }
+            claim.launchInFlight = false
+            switch error {
+            case let .insufficientCapacity(offerings):
+                // Skip these offerings for a while and re-plan the pods at once: the scheduler
+                // picks the next cheapest.
+                for offering in offerings { unavailable[offering] = now.addingTimeInterval(config.unavailableOfferingTTL.seconds) }
+                if offerings.isEmpty { unavailable[OfferingKey(instanceType: claim.instanceType, zone: claim.zone, capacityType: claim.capacityType)] = now.addingTimeInterval(config.unavailableOfferingTTL.seconds) }
+                claims[launchID] = nil
+                retrySoon = true
+            case .invalidRequest:
+                // It can never succeed as asked: do not ask for this offering again soon.
+                unavailable[OfferingKey(instanceType: claim.instanceType, zone: claim.zone, capacityType: claim.capacityType)] = now.addingTimeInterval(config.unavailableOfferingTTL.seconds)
+                claims[launchID] = nil
+                retrySoon = true
+            case .throttled, .other, .notFound:
+                // The outcome is unknown: retry with the same launch id (never a new one).
+                claims[launchID] = claim
+            }
+        case let .terminated(providerID), let .terminateFailed(providerID, .notFound):
+            for (key, claim) in claims where claim.providerID == providerID {
+                claims[key]?.terminated = true
+            }
+        case .terminateFailed:
+            break  // retried once the retry interval has passed since the request
+        case let .evicted(pod), let .evictionFailed(pod, _):
+            _ = pod  // the eviction time is already recorded; the pod's fate shows in the next snapshot
+        case .nodeDeleted, .nodeUpdateFailed:
+            break
+        }
+    }
+
+    /// When the next round is due at the latest (batch window closing, a timeout, a node's
+    /// emptiness expiring, a retry); nil when nothing is waiting on time.
+    public func nextWakeup(after now: Date) -> Date? {
+        var times: [Date] = []
+        if let batch {
+            times.append(min(batch.last.addingTimeInterval(config.batchIdle.seconds), batch.start.addingTimeInterval(config.batchMax.seconds)))
+        }
+        if retrySoon { times.append(now) }
+        for since in emptySince.values { times.append(since.addingTimeInterval(config.emptyAfter.seconds)) }
+        if !draining.isEmpty { times.append(now.addingTimeInterval(Self.retryInterval.seconds)) }
+        for claim in claims.values {
+            if claim.terminated || claim.terminateRequestedAt != nil {
+                times.append(now.addingTimeInterval(Self.retryInterval.seconds))
+            } else if claim.instance == nil {
+                times.append(min(claim.createdAt.addingTimeInterval(config.launchTimeout.seconds), (claim.lastLaunchAttempt ?? now).addingTimeInterval(Self.retryInterval.seconds)))
+            } else if claim.registeredAt == nil, let instance = claim.instance {
+                times.append(instance.launchTime.addingTimeInterval(config.registrationTimeout.seconds))
+            } else if let registered = claim.registeredAt, claim.initializedAt == nil, !claim.gpuWarned {
+                times.append(registered.addingTimeInterval(config.gpuRegistrationTimeout.seconds))
+            }
+        }
+        times.append(contentsOf: unavailable.values)
+        // A deadline already past (a round that will act on it is due) means: soon, not in the past,
+        // so a virtual-time driver never spins on one instant.
+        return times.filter { $0 >= now }.min() ?? (times.isEmpty ? nil : now.addingTimeInterval(1))
+    }
+
+    // MARK: - 1. Recovery and garbage collection
+
+    private mutating func collectGarbage(_ instances: [CloudInstance], index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
+        let listed = Set(instances.map(\.providerID))
+        for instance in instances where claims[instance.launchID] == nil && instance.state != .terminated {
+            // A launch this process does not remember: adopt it; the usual timeouts apply.
+            var claim = NodeClaim(
+                launchID: instance.launchID, pool: instance.pool ?? "", instanceType: instance.instanceType, zone: instance.zone,
+                capacityType: instance.capacityType, pricePerHour: instance.pricePerHour, request: nil, createdAt: instance.launchTime)
+            claim.instance = instance
+            if let node = index.nodesByProviderID[instance.providerID] {
+                claim.nodeName = node.name
+                claim.registeredAt = now
+                if node.taints.contains(where: { $0.key == Self.disruptedTaint.key }) {
+                    draining[node.name] = DrainState(startedAt: now, reason: "resumed after a restart")
+                }
+            }
+            claims[instance.launchID] = claim
+            actions.append(.event(.init(
+                regarding: claim.nodeName.map { .node($0) } ?? .node(instance.providerID), reason: "Adopted",
+                message: "found \(instance.instanceType) \(instance.providerID) (launch \(instance.launchID)) tagged for cluster \(config.clusterName)")))
+        }
+        for (key, claim) in claims where !claim.terminated {
+            guard let instance = claim.instance, !listed.contains(instance.providerID) else { continue }
+            if now.timeIntervalSince(instance.launchTime) > Self.listingGrace.seconds {
+                claims[key]?.terminated = true
+            }
+        }
+        if recovered {
+            for node in index.snapshot.nodes where node.labels[Self.poolLabel] != nil && !node.providerID.isEmpty && !listed.contains(node.providerID) {
+                let held = claims.values.contains { $0.providerID == node.providerID }
+                if !held && !node.deleting {
+                    actions.append(.deleteNode(name: node.name))
+                    actions.append(.event(.init(regarding: .node(node.name), reason: "InstanceGone", message: "instance \(node.providerID) no longer exists; deleting the Node")))
+                }
+            }
+        }
+        recovered = true
+    }
+
+    // MARK: - 2. Claims
+
+    private mutating func advance(claim key: String, index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
+        guard var claim = claims[key] else { return }
+        var remove = false
+        defer { claims[key] = remove ? nil : claim }
+        let node = claim.providerID.flatMap { index.nodesByProviderID[$0] } ?? claim.nodeName.flatMap { index.nodes[$0] }
+
+        // Terminated: delete its Node, then forget it.
+        if claim.terminated {
+            if let node {
+                if claim.lastDeleteRequest.map({ now.timeIntervalSince($0) >= Self.retryInterval.seconds }) ?? true {
+                    claim.lastDeleteRequest = now
+                    actions.append(.deleteNode(name: node.name))
+                }
+            } else {
+                if let name = claim.nodeName {
+                    draining[name] = nil
+                    emptySince[name] = nil
+                }
+                requeue(claim)
+                remove = true
+            }
+            return
+        }
+        if let requested = claim.terminateRequestedAt {
+            if now.timeIntervalSince(requested) >= Self.retryInterval.seconds, let providerID = claim.providerID {
+                claim.terminateRequestedAt = now
+                actions.append(.terminate(providerID: providerID, node: claim.nodeName, reason: "retrying termination"))
+            }
+            return
+        }
+
+        // Not launched yet: retry an unanswered or failed create with the same launch id.
+        guard let instance = claim.instance else {
+            if claim.launchInFlight { return }
+            if now.timeIntervalSince(claim.createdAt) >= config.launchTimeout.seconds {
+                actions.append(.event(.init(regarding: .node(key), type: "Warning", reason: "LaunchTimeout",
+                                            message: "launch \(key) of \(claim.instanceType) did not succeed within \(GoDuration.format(config.launchTimeout)); retrying the pods")))
+                requeue(claim)
+                remove = true
+            }
+            if let request = claim.request, claim.lastLaunchAttempt.map({ now.timeIntervalSince($0) >= Self.retryInterval.seconds }) ?? true {
+                claim.launchInFlight = true
+                claim.lastLaunchAttempt = now
+                actions.append(.launch(request))
+            }
+            return
+        }
+
+        // Launched, waiting for its Node.
+        guard let node else {
+            if claim.nodeName != nil {
+                // Its Node was deleted by someone else: the instance must go too.
+                claim.terminateRequestedAt = now
+                actions.append(.terminate(providerID: instance.providerID, node: nil, reason: "its Node was deleted"))
+                actions.append(.event(.init(regarding: .node(claim.nodeName ?? key), reason: "NodeDeleted", message: "Node deleted; terminating \(instance.providerID)")))
+            } else if now.timeIntervalSince(instance.launchTime) >= config.registrationTimeout.seconds {
+                claim.terminateRequestedAt = now
+                actions.append(.terminate(providerID: instance.providerID, node: nil, reason: "registration timeout"))
+                actions.append(.event(.init(regarding: .node(instance.providerID), type: "Warning", reason: "RegistrationTimeout",
+                                            message: "\(instance.instanceType) \(instance.providerID) did not register a Node within \(GoDuration.format(config.registrationTimeout)); terminating it and retrying its pods")))
+                requeue(claim)
+                claim.nominated = [:]
+            }
+            return
+        }
+
+        if claim.nodeName == nil || claim.registeredAt == nil {
+            claim.nodeName = node.name
+            claim.registeredAt = now
+            actions.append(.event(.init(regarding: .node(node.name), reason: "Registered",
+                                        message: "\(claim.instanceType) \(instance.providerID) registered as node \(node.name) (pool \(claim.pool))")))
+        }
+        // The pool's labels and taints, in case the node did not register with them.
+        if draining[node.name] == nil, let pool = config.pools.first(where: { $0.name == claim.pool }) {
+            let desiredLabels = nodeLabels(pool: pool, instanceType: claim.instanceType, zone: claim.zone, capacityType: claim.capacityType)
+            let missingLabels = desiredLabels.filter { node.labels[$0.key] != $0.value }
+            let missingTaints = pool.taints.filter { taint in !node.taints.contains { $0.key == taint.key && $0.effect == taint.effect && $0.value == taint.value } }
+            if !missingLabels.isEmpty || !missingTaints.isEmpty {
+                actions.append(.updateNode(name: node.name, labels: missingLabels, addTaints: missingTaints, removeTaints: []))
+            }
+        }
+        // Nominations end when the pod is bound, gone or going.
+        claim.nominated = claim.nominated.filter { entry in
+            guard let pod = index.pods[entry.key] else { return false }
+            return pod.nodeName.isEmpty && !pod.terminating && !pod.finished
+        }
+        // Initialisation: Ready, and every GPU allocatable.
+        if claim.initializedAt == nil && !claim.gpuWarned {
+            let gpus = catalog[claim.instanceType]?.gpuCount ?? 0
+            if node.ready && node.allocatable.gpus >= Int64(gpus) {
+                claim.initializedAt = now
+                actions.append(.event(.init(regarding: .node(node.name), reason: "Initialized",
+                                            message: gpus > 0 ? "Ready with \(gpus) \(node.gpuResource) allocatable" : "Ready")))
+            } else if let registered = claim.registeredAt, now.timeIntervalSince(registered) >= config.gpuRegistrationTimeout.seconds {
+                claim.gpuWarned = true
+                let what = node.ready
+                    ? "\(node.gpuResource) is still not allocatable \(GoDuration.format(config.gpuRegistrationTimeout)) after the node registered (is the NVIDIA device plugin running on it?)"
+                    : "the node is still not Ready \(GoDuration.format(config.gpuRegistrationTimeout)) after it registered"
+                actions.append(.event(.init(regarding: .node(node.name), type: "Warning", reason: "GPUsNotRegistered", message: what + "; it will be removed once no GPU pod uses it")))
+                for pod in claim.nominated.keys.sorted() {
+                    actions.append(.event(.init(regarding: .pod(pod), type: "Warning", reason: "GPUsNotRegistered", message: "node \(node.name) launched for this pod: " + what)))
+                }
+                claim.nominated = [:]
+            }
+        }
+    }
+
+    /// Its nominated pods go back to pending: they are planned again at once.
+    private mutating func requeue(_ claim: NodeClaim) {
+        if !claim.nominated.isEmpty { retrySoon = true }
+    }
+
+    // MARK: - 3. Provisioning
+
+    private mutating func provision(index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
+        let nominated = Set(claims.values.filter(\.isLive).flatMap(\.nominated.keys))
+        var pending: [PodSnapshot] = []
+        for pod in index.snapshot.pods where pod.nodeName.isEmpty && pod.unschedulable && !pod.daemon {
+            if let invalid = pod.invalid {
+                // Unreadable scheduling fields: said on the pod, never placed; the rest goes on.
+                report(.pod(pod.key), type: "Warning", reason: "InvalidPod", message: "cannot plan for this pod: \(invalid)", actions: &actions)
+                continue
+            }
+            if pod.isPendingGPU && !nominated.contains(pod.key) { pending.append(pod) }
+        }
+        guard !pending.isEmpty else {
+            batch = nil
+            retrySoon = false
+            return
+        }
+        let keys = Set(pending.map(\.key))
+        if var open = batch {
+            if !keys.isSubset(of: open.keys) { open.last = now }
+            open.keys.formUnion(keys)
+            batch = open
+        } else {
+            batch = (now, now, keys)
+        }
+        guard let open = batch else { return }
+        let closes = retrySoon || now.timeIntervalSince(open.last) >= config.batchIdle.seconds || now.timeIntervalSince(open.start) >= config.batchMax.seconds
+        guard closes else { return }
+        batch = nil
+        retrySoon = false
+        solve(pending, index: index, now: now, actions: &actions)
+    }
+
+    /// The nodes pods can go to without a launch: Berth's (launching or registered, not draining,
+    /// `excluding` left out) and other Ready GPU nodes, with what their pods already take.
+    private func nodeStates(index: ClusterIndex, excluding: String? = nil) -> (nodes: [NodeState], claimOfNode: [Int: String]) {
+        var nodes: [NodeState] = []
+        var claimOfNode: [Int: String] = [:]
+        for key in claims.keys.sorted() {
+            guard let claim = claims[key], claim.isLive, let type = catalog[claim.instanceType], let pool = config.pools.first(where: { $0.name == claim.pool }) else { continue }
+            if let name = claim.nodeName, draining[name] != nil || name == excluding { continue }
+            let offering = type.offerings.first { $0.zone == claim.zone && $0.capacityType == claim.capacityType }
+                ?? Offering(zone: claim.zone, capacityType: claim.capacityType, pricePerHour: claim.pricePerHour)
+            let allocatable = config.overhead.allocatable(type)
+            var requested = claim.nominated.values.reduce(Resources.zero, +)
+            if let name = claim.nodeName {
+                requested += index.podsOnNode[name, default: []].filter(\.occupies).map(\.requests).reduce(Resources.zero, +)
+            }
+            if claim.dedicated && !claim.nominated.isEmpty { requested = allocatable }
+            if claim.gpuWarned { requested = allocatable }  // its GPUs never came: place nothing more there
+            var state = NodeState.launching(name: claim.nodeName ?? "launch/\(key)", type: type, offering: offering, pool: pool, overhead: config.overhead, requested: requested)
+            state.pricePerHour = claim.pricePerHour
+            state.launching = claim.initializedAt == nil
+            claimOfNode[nodes.count] = key
+            nodes.append(state)
+        }
+        let managed = Set(claims.values.compactMap(\.nodeName))
+        for node in index.snapshot.nodes where !managed.contains(node.name) && node.name != excluding && node.ready && !node.unschedulable && !node.deleting && node.allocatable.gpus > 0 {
+            // The kubelet's allocatable: every running pod takes its share, DaemonSet pods included.
+            let requested = index.podsOnNode[node.name, default: []].filter { !$0.finished }.map(\.requests).reduce(Resources.zero, +)
+            nodes.append(NodeState(
+                name: node.name, pool: "", instanceType: node.labels[WellKnownLabel.instanceType] ?? "", labels: node.labels, taints: node.taints,
+                capacity: node.allocatable, allocatable: node.allocatable, requested: requested, pricePerHour: 0, gpuResource: node.gpuResource))
+        }
+        return (nodes, claimOfNode)
+    }
+
+    private mutating func solve(_ pending: [PodSnapshot], index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
+        let (nodes, claimOfNode) = nodeStates(index: index)
+        let plan = scheduler.solve(pending: pending.map(\.requirements), nodes: nodes, unavailableOfferings: Set(unavailable.filter { $0.value > now }.keys))
+
+        let nodeIndex = Dictionary(uniqueKeysWithValues: nodes.enumerated().map { ($0.element.name, $0.offset) })
+        for placement in plan.placements {
+            let pod = pending[placement.pod]
+            if let n = nodeIndex[placement.node], let key = claimOfNode[n], claims[key]?.initializedAt == nil {
+                claims[key]?.nominated[pod.key] = pod.requests
+                report(.pod(pod.key), reason: "Nominated", message: "waiting for node \(placement.node), already launching", actions: &actions)
+            }
+        }
+        for new in plan.nodes {
+            guard let type = catalog[new.instanceType], let pool = config.pools.first(where: { $0.name == new.pool }),
+                let offering = type.offerings.first(where: { $0.zone == new.zone && $0.capacityType == new.capacityType })
+            else { continue }
+            let launchID = makeLaunchID()
+            var candidate = type
+            candidate.offerings = [offering]
+            let request = LaunchRequest(
+                launchID: launchID, cluster: config.clusterName, pool: pool.name, candidates: [candidate],
+                labels: nodeLabels(pool: pool, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType), taints: pool.taints)
+            var claim = NodeClaim(
+                launchID: launchID, pool: pool.name, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType,
+                pricePerHour: offering.pricePerHour, request: request, createdAt: now)
+            claim.dedicated = new.dedicated
+            claim.launchInFlight = true
+            claim.lastLaunchAttempt = now
+            let podKeys = new.pods.map { pending[$0].key }
+            for (position, pod) in new.pods.enumerated() { claim.nominated[podKeys[position]] = pending[pod].requests }
+            claims[launchID] = claim
+            actions.append(.launch(request))
+            let why = new.rejected.isEmpty ? "" : "; cheaper types rejected: " + new.rejected.prefix(3).map(\.description).joined(separator: ", ")
+            for key in podKeys {
+                actions.append(.event(.init(regarding: .pod(key), reason: "Nominated",
+                                            message: "launching \(type.name) in \(offering.zone) (\(offering.capacityType), $\(offering.pricePerHour)/h, pool \(pool.name), launch \(launchID))\(why)")))
+            }
+        }
+        for failure in plan.unschedulable {
+            let pod = pending[failure.pod]
+            report(.pod(pod.key), type: "Warning", reason: "FailedProvisioning", message: "no node can be launched: \(failure.reason)", actions: &actions)
+        }
+    }
+
+    /// The labels a node of this pool and offering carries: the type's well-known labels, the
+    /// offering's zone and capacity type, the pool's labels and Berth's own.
+    public func nodeLabels(pool: Pool, instanceType: String, zone: String, capacityType: String) -> [String: String] {
+        var labels: [String: String] = [:]
+        if let type = catalog[instanceType] {
+            labels = type.labels(for: type.offerings.first { $0.zone == zone && $0.capacityType == capacityType } ?? Offering(zone: zone, capacityType: capacityType, pricePerHour: 0))
+        }
+        labels.merge(pool.labels) { _, new in new }
+        labels[WellKnownLabel.nodePool] = pool.name
+        labels[Self.poolLabel] = pool.name
+        return labels
+    }
+
+    private mutating func makeLaunchID() -> String {
+        let hex = String(random.next(), radix: 16)
+        return "\(config.clusterName)-" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    // MARK: - 4. Removal
+
+    private mutating func disrupt(index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
+        var budget = config.maxDisruptedNodes - draining.count
+        for key in claims.keys.sorted() {
+            guard let claim = claims[key], claim.isLive, let name = claim.nodeName, let node = index.nodes[name], draining[name] == nil else { continue }
+            let pods = index.podsOnNode[name, default: []]
+            let inUse = pods.contains { $0.occupies && $0.requestsGPU } || !claim.nominated.isEmpty
+            guard (claim.initializedAt != nil || claim.gpuWarned), !inUse else {
+                emptySince[name] = nil
+                continue
+            }
+            let since = emptySince[name] ?? now
+            emptySince[name] = since
+            guard now.timeIntervalSince(since) >= config.emptyAfter.seconds else { continue }
+            let blockers = pods.filter { $0.occupies && $0.doNotDisrupt }.map(\.key)
+            if node.doNotDisrupt || !blockers.isEmpty {
+                let who = node.doNotDisrupt ? "the node is" : "pod \(blockers.sorted().joined(separator: ", ")) is"
+                report(.node(name), reason: "DisruptionBlocked", message: "no GPU pod left, but \(who) annotated karpenter.sh/do-not-disrupt", actions: &actions)
+                continue
+            }
+            guard budget > 0 else { continue }
+            budget -= 1
+            let others = pods.filter { $0.occupies && !$0.terminating }.count
+            draining[name] = DrainState(startedAt: now, reason: "empty")
+            emptySince[name] = nil
+            actions.append(.updateNode(name: name, labels: [:], addTaints: [Self.disruptedTaint], removeTaints: []))
+            actions.append(.event(.init(
+                regarding: .node(name), reason: "Disrupting",
+                message: "no GPU pod for \(GoDuration.format(config.emptyAfter)); cordoned, draining \(others) pod(s), then terminating \(claim.instanceType) \(claim.providerID ?? "")")))
+        }
+        if config.consolidation && budget > 0 && batch == nil {
+            consolidate(index: index, now: now, actions: &actions)
+        }
+        for name in draining.keys.sorted() {
+            guard var drain = draining[name] else { continue }
+            guard let node = index.nodes[name], let key = claims.first(where: { $0.value.nodeName == name })?.key, let claim = claims[key] else {
+                if index.nodes[name] == nil { draining[name] = nil }
+                continue
+            }
+            if drain.startedAt < now && !node.taints.contains(where: { $0.key == Self.disruptedTaint.key }) && claim.terminateRequestedAt == nil && !claim.terminated {
+                actions.append(.updateNode(name: name, labels: [:], addTaints: [Self.disruptedTaint], removeTaints: []))
+            }
+            let remaining = index.podsOnNode[name, default: []].filter(\.occupies)
+            if remaining.isEmpty {
+                if claim.terminateRequestedAt == nil && !claim.terminated, let providerID = claim.providerID {
+                    claims[key]?.terminateRequestedAt = now
+                    actions.append(.terminate(providerID: providerID, node: name, reason: "drained"))
+                }
+                continue
+            }
+            for pod in remaining where !pod.terminating && !pod.doNotDisrupt {
+                if let last = drain.lastEviction[pod.key], now.timeIntervalSince(last) < Self.retryInterval.seconds { continue }
+                drain.lastEviction[pod.key] = now
+                actions.append(.evict(pod: pod.key, node: name))
+            }
+            draining[name] = drain
+        }
+    }
+
+    /// Consolidation (delete only): a node of non-notebook GPU pods whose pods all fit on other
+    /// nodes that exist, continuously for `emptyAfter`, is drained so they move there. Notebook
+    /// nodes never are (a notebook's kernel state dies with its pod); nor is a node with a
+    /// do-not-disrupt pod. The candidate with the fewest GPUs and pods to move goes first (the
+    /// priciest among equals), one per round. Replacing a
+    /// node with a cheaper type is not done.
+    private mutating func consolidate(index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
+        var best: (key: String, name: String, cost: (Int64, Int, Double))?
+        var candidates = Set<String>()
+        for key in claims.keys.sorted() {
+            guard let claim = claims[key], claim.isLive, !claim.dedicated, claim.initializedAt != nil, claim.nominated.isEmpty,
+                let name = claim.nodeName, draining[name] == nil, let node = index.nodes[name], !node.doNotDisrupt
+            else { continue }
+            let pods = index.podsOnNode[name, default: []].filter(\.occupies)
+            guard pods.contains(where: \.requestsGPU), !pods.contains(where: { $0.doNotDisrupt || $0.requirements.isNotebook || $0.terminating }) else { continue }
+            let (nodes, _) = nodeStates(index: index, excluding: name)
+            let plan = scheduler.solve(pending: pods.map(\.requirements), nodes: nodes)
+            guard plan.nodes.isEmpty && plan.unschedulable.isEmpty else { continue }
+            candidates.insert("consolidate/" + name)
+            let since = emptySince["consolidate/" + name] ?? now
+            emptySince["consolidate/" + name] = since
+            // Cheapest to disrupt first (fewest GPUs, then fewest pods to move), then the priciest node.
+            let cost = (pods.reduce(0) { $0 + $1.requests.gpus }, pods.count, -claim.pricePerHour)
+            if now.timeIntervalSince(since) >= config.emptyAfter.seconds, best.map({ cost < $0.cost }) ?? true {
+                best = (key, name, cost)
+            }
+        }
+        for key in emptySince.keys where key.hasPrefix("consolidate/") && !candidates.contains(key) { emptySince[key] = nil }
+        guard let best, let claim = claims[best.key] else { return }
+        emptySince["consolidate/" + best.name] = nil
+        let moving = index.podsOnNode[best.name, default: []].filter { $0.occupies && !$0.terminating }.count
+        draining[best.name] = DrainState(startedAt: now, reason: "consolidation")
+        actions.append(.updateNode(name: best.name, labels: [:], addTaints: [Self.disruptedTaint], removeTaints: []))
+        actions.append(.event(.init(
+            regarding: .node(best.name), reason: "Consolidating",
+            message: "its \(moving) pod(s) fit on other nodes; draining, then terminating \(claim.instanceType) ($\(claim.pricePerHour)/h)")))
+    }
+
+    // MARK: - Reporting
+
+    /// An event, unless the same message was already reported about this object.
+    private mutating func report(_ object: ProvisionerEvent.Object, type: String = "Normal", reason: String, message: String, actions: inout [ProvisionerAction]) {
+        let key: String
+        switch object {
+        case let .pod(pod): key = pod
+        case let .node(node): key = node
+        }
+        let text = reason + ": " + message
+        guard reported[key] != text else { return }
+        reported[key] = text
+        actions.append(.event(.init(regarding: object, type: type, reason: reason, message: message)))
+    }
+}
+
+/// What the decision code needs from the webhook's configuration: which extended resource the
+/// GPUs are (the catalog's), kept separate so that BerthProvisioner does not read webhook config.
+public struct WebhookConfigView: Sendable {
+    public var gpuResource: String
+    public init(gpuResource: String = "nvidia.com/gpu") { self.gpuResource = gpuResource }
+}
+
+/// Lookups built once per round.
+struct ClusterIndex {
+    let snapshot: ClusterSnapshot
+    var pods: [String: PodSnapshot] = [:]
+    var nodes: [String: NodeSnapshot] = [:]
+    var nodesByProviderID: [String: NodeSnapshot] = [:]
+    var podsOnNode: [String: [PodSnapshot]] = [:]
+
+    init(_ snapshot: ClusterSnapshot) {
+        self.snapshot = snapshot
+        pods.reserveCapacity(snapshot.pods.count)
+        for pod in snapshot.pods {
+            pods[pod.key] = pod
+            if !pod.nodeName.isEmpty { podsOnNode[pod.nodeName, default: []].append(pod) }
+        }
+        for node in snapshot.nodes {
+            nodes[node.name] = node
+            if !node.providerID.isEmpty { nodesByProviderID[node.providerID] = node }
+        }
+    }
+}
