@@ -65,7 +65,9 @@ let package = Package(
         .target(name: "BerthAWS", dependencies: ["BerthNet", "BerthModel", "BerthScheduling", "BerthProvisioner"], swiftSettings: settings),
         .testTarget(
             name: "BerthAWSTests",
-            dependencies: ["BerthAWS", "BerthNet", "BerthProvisioner", "BerthScheduling", "BerthModel", "BerthTestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "BerthAWS", "BerthNet", "BerthProvisioner", "BerthScheduling", "BerthModel", "BerthTestSupport",
+                "BerthController", "BerthKube", "BerthKubeSim", "BerthAdmission", .product(name: "Logging", package: "swift-log")],
             swiftSettings: settings
         ),
         // HTTP meets admission: /mutate, health, Prometheus metrics, the webhook server wiring.
