@@ -179,6 +179,21 @@ import Testing
         let config = try run(Repository.berthBinary, ["serve", "--tls-cert-file", "x", "--tls-private-key-file", "y", "--config", badConfig])
         #expect(config.status == 1)
         #expect(config.stderr.contains("provisioner.emptyAfter: \"soon\" is not a duration"), "\(config.stderr)")
+        // --cloud aws: the EC2 settings are checked before any call is made.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-aws-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try """
+            apiVersion: v1
+            kind: Config
+            clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+            users: [{name: u, user: {token: t}}]
+            contexts: [{name: x, context: {cluster: c, user: u}}]
+            current-context: x
+            """.write(toFile: directory + "/kubeconfig", atomically: true, encoding: .utf8)
+        try "apiVersion: berth.dev/v1alpha1\nkind: BerthConfig\nprovisioner:\n  aws: {region: us-east-1}\n".write(toFile: directory + "/berth.yaml", atomically: true, encoding: .utf8)
+        let aws = try run(Repository.berthBinary, ["serve", "--webhook=false", "--metrics-port", "0", "--cloud", "aws", "--kubeconfig", directory + "/kubeconfig", "--config", directory + "/berth.yaml"])
+        #expect(aws.status == 1)
+        #expect(aws.stderr == "berth: serve: config provisioner.aws.launchTemplate is required to launch instances (name, id or managed)\n", "\(aws.stderr)")
         let tooBig = try run(Repository.berthBinary, ["serve", "--tls-cert-file", "x", "--tls-private-key-file", "y", "--max-body-bytes", "9000000"])
         #expect(tooBig.status == 64)
         #expect(tooBig.stderr.contains("--max-body-bytes must be between 1 and 7340032"))

@@ -1,0 +1,59 @@
+import BerthAWS
+import BerthModel
+import Testing
+
+/// The `provisioner.aws` section of a BerthConfig: read strictly, every mistake named by its path.
+@Suite struct EC2ConfigTests {
+    func parse(_ yaml: String, region: String? = nil) throws -> EC2CloudConfiguration {
+        try EC2CloudConfiguration(config: try YAMLReader.document(yaml), path: "provisioner.aws", defaultRegion: region)
+    }
+
+    @Test func aManagedTemplateWithSubnetsIsRead() throws {
+        let config = try parse("""
+            region: eu-west-1
+            subnets: {eu-west-1a: subnet-0a, eu-west-1b: subnet-0b}
+            allowSpot: true
+            launchTemplate:
+              managed:
+                imageID: ami-0123
+                securityGroupIDs: [sg-1]
+                instanceProfile: berth-node
+                userDataFormat: al2
+                rootVolumeGiB: 200
+                cluster: {name: ml, apiServerEndpoint: "https://ABC.gr7.eu-west-1.eks.amazonaws.com", certificateAuthority: Q0E=}
+            """)
+        #expect(config.region == "eu-west-1")
+        #expect(config.subnets == ["eu-west-1a": "subnet-0a", "eu-west-1b": "subnet-0b"])
+        #expect(config.effectiveZones == ["eu-west-1a", "eu-west-1b"])
+        #expect(config.allowSpot)
+        guard case let .managed(template)? = config.launchTemplate else {
+            Issue.record("expected a managed template, got \(String(describing: config.launchTemplate))")
+            return
+        }
+        #expect(template.imageID == "ami-0123" && template.securityGroupIDs == ["sg-1"] && template.instanceProfile == "berth-node")
+        #expect(template.userDataFormat == .al2 && template.rootVolumeGiB == 200)
+        #expect(template.cluster == EKSCluster(name: "ml", apiServerEndpoint: "https://ABC.gr7.eu-west-1.eks.amazonaws.com", certificateAuthority: "Q0E="))
+    }
+
+    @Test func theRegionComesFromTheEnvironmentWhenNotWritten() throws {
+        #expect(try parse("launchTemplate: {name: gpu-nodes}", region: "us-west-2").region == "us-west-2")
+        #expect(try parse("launchTemplate: {id: lt-0abc}", region: "us-west-2").launchTemplate == .id("lt-0abc"))
+        #expect(try EC2CloudConfiguration(config: nil, path: "provisioner.aws", defaultRegion: "ap-south-1").launchTemplate == nil)
+    }
+
+    @Test(arguments: [
+        ("launchTemplate: {name: x}", "provisioner.aws.region: is required (set it here or AWS_REGION)"),
+        ("region: us-east-1\nlaunchTemplate: {name: x, id: y}", "provisioner.aws.launchTemplate: needs exactly one of name, id, managed (found name, id)"),
+        ("region: us-east-1\nlaunchTemplat: {name: x}", "provisioner.aws.launchTemplat: unknown field \"launchTemplat\"; allowed fields: region, endpoint, subnets, zones, allowSpot, launchTemplate"),
+        ("region: us-east-1\nlaunchTemplate: {managed: {securityGroupIDs: []}}", "provisioner.aws.launchTemplate.managed.imageID: is required"),
+        ("region: us-east-1\nlaunchTemplate: {managed: {imageID: ami-1, userDataFormat: windows, cluster: {}}}", "provisioner.aws.launchTemplate.managed.userDataFormat: \"windows\" is not one of al2023, al2"),
+        ("region: us-east-1\nlaunchTemplate: {managed: {imageID: ami-1, cluster: {name: ml}}}", "provisioner.aws.launchTemplate.managed.cluster.apiServerEndpoint: is required"),
+    ])
+    func mistakesAreNamedWithTheirPath(yaml: String, message: String) throws {
+        #expect {
+            try parse(yaml)
+        } throws: { error in
+            (error as? ConfigError)?.description == message
+        }
+    }
+}
