@@ -21,6 +21,8 @@ public final class EmbeddedCluster: Sendable {
         /// The CA that signed the certificate (for the kubeconfig written out).
         public var caFile: String?
         public var port = 6443
+        /// What the simulated cloud sells.
+        public var catalog: InstanceCatalog = .builtIn()
         public var bootDelay: ClosedRange<Duration> = .seconds(40) ... .seconds(80)
         public var gpuDelay: ClosedRange<Duration>? = .seconds(10) ... .seconds(30)
         /// Where to write a kubeconfig for the embedded API server (for kubectl); nil: none.
@@ -59,7 +61,7 @@ public final class EmbeddedCluster: Sendable {
         server = try FakeKubeAPIServer(certificateFile: options.certificateFile, privateKeyFile: options.privateKeyFile, options: serverOptions)
         cloud = SimulatedCloud(
             configuration: SimulatedCloudConfiguration(
-                seed: UInt64.random(in: 1 ... .max), bootDelay: options.bootDelay, gpuRegistrationDelay: options.gpuDelay, epoch: Date()),
+                catalog: options.catalog, seed: UInt64.random(in: 1 ... .max), bootDelay: options.bootDelay, gpuRegistrationDelay: options.gpuDelay, epoch: Date()),
             clock: ContinuousClock(), logger: logger)
         nodes = SimulatedNodes(server: server, cloud: cloud, logger: logger)
         if let path = options.kubeconfigPath { try writeKubeconfig(to: path) }

@@ -1,3 +1,5 @@
+import BerthModel
+
 /// The instance types the scheduler may launch, in a fixed order (the order ties are broken in).
 public struct InstanceCatalog: Sendable, Equatable {
     public var types: [InstanceType]
@@ -53,5 +55,55 @@ public struct InstanceCatalog: Sendable, Equatable {
                 gpuMemoryMiB: gpuMemoryMiB[row.1] ?? 0, maxPods: row.6,
                 offerings: zones.map { Offering(zone: $0, capacityType: "on-demand", pricePerHour: row.5) })
         })
+    }
+}
+
+extension InstanceCatalog {
+    /// The built-in catalog with a catalog file's entries laid over it: an entry replaces the
+    /// built-in type of its name (another region's prices, say) or adds a type. The file is a JSON
+    /// (or YAML) list in `berth catalog -o json`'s shape — `name`, `vcpu`, `memoryMiB`,
+    /// `pricePerHour` required; `gpus`, `gpuName`, `gpuMemoryMiB`, `arch` (amd64), `maxPods` (110),
+    /// `zones` (the catalog's) optional; `note` ignored — read strictly.
+    public func overlaid(with json: JSON, source: String, zones: [String] = InstanceCatalog.defaultZones) throws(ConfigError) -> InstanceCatalog {
+        guard let list = json.arrayValue else {
+            throw ConfigError(path: source, message: "expected a list of instance types (berth catalog -o json), found \(json.typeName)")
+        }
+        var result = self
+        var seen = Set<String>()
+        for (index, element) in list.enumerated() {
+            let path = "\(source): [\(index)]"
+            let reader = try FieldReader(
+                element, path: path,
+                allowed: ["name", "gpus", "gpuName", "gpuMemoryMiB", "vcpu", "memoryMiB", "arch", "pricePerHour", "maxPods", "zones", "note"])
+            guard let name = try reader.string("name"), !name.isEmpty else { throw ConfigError(path: reader.childPath("name"), message: "is required") }
+            guard seen.insert(name).inserted else { throw ConfigError(path: reader.childPath("name"), message: "\"\(name)\" is listed twice") }
+            func count(_ key: String, required: Bool = false, default value: Int = 0) throws(ConfigError) -> Int {
+                guard let number = try reader.number(key) else {
+                    if required { throw ConfigError(path: reader.childPath(key), message: "is required") }
+                    return value
+                }
+                guard number == number.rounded(), number >= 0, number < 1e9 else {
+                    throw ConfigError(path: reader.childPath(key), message: "must be a whole number >= 0, found \(number)")
+                }
+                return Int(number)
+            }
+            guard let price = try reader.number("pricePerHour") else { throw ConfigError(path: reader.childPath("pricePerHour"), message: "is required") }
+            guard price >= 0, price.isFinite else { throw ConfigError(path: reader.childPath("pricePerHour"), message: "must be >= 0, found \(price)") }
+            let vcpu = try count("vcpu", required: true)
+            guard vcpu > 0 else { throw ConfigError(path: reader.childPath("vcpu"), message: "must be at least 1") }
+            let arch = try reader.string("arch") ?? "amd64"
+            guard ["amd64", "arm64"].contains(arch) else { throw ConfigError(path: reader.childPath("arch"), message: "\"\(arch)\" is not one of amd64, arm64") }
+            let gpus = try count("gpus")
+            let type = InstanceType(
+                name: name, vcpu: vcpu, memoryMiB: Int64(try count("memoryMiB", required: true)), gpuName: try reader.string("gpuName") ?? "",
+                gpuCount: gpus, gpuMemoryMiB: try count("gpuMemoryMiB"), arch: arch, maxPods: try count("maxPods", default: 110),
+                offerings: (try reader.stringList("zones") ?? zones).map { Offering(zone: $0, capacityType: "on-demand", pricePerHour: price) })
+            if let existing = result.types.firstIndex(where: { $0.name == name }) {
+                result.types[existing] = type
+            } else {
+                result.types.append(type)
+            }
+        }
+        return result
     }
 }

@@ -41,7 +41,13 @@ struct Catalog: ParsableCommand {
     @Option(help: ArgumentHelp("On-demand prices overriding the built-in table (--cloud aws): a file in -o json's shape.", valueName: "file"))
     var prices: String?
 
+    @Option(name: .customLong("catalog"), help: ArgumentHelp("Instance types laid over the built-in catalog (another region's prices, more types): a file in -o json's shape.", valueName: "file"))
+    var catalogFile: String?
+
     func validate() throws {
+        if cloud == .aws && catalogFile != nil {
+            throw ValidationError("--catalog applies to the built-in catalog; with --cloud aws use --prices")
+        }
         if cloud == .builtin && (region != nil || endpoint != nil || prices != nil) {
             throw ValidationError("--region, --endpoint and --prices need --cloud aws")
         }
@@ -53,7 +59,7 @@ struct Catalog: ParsableCommand {
     func run() throws {
         try failing {
             let rows: [Row] = switch cloud {
-            case .builtin: InstanceCatalog.builtIn().types.map { ($0, $0.pricePerHour) }
+            case .builtin: try CatalogFile.load(catalogFile).types.map { ($0, $0.pricePerHour) }
             case .aws: try awsRows()
             }
             switch output {

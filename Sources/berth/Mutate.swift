@@ -165,3 +165,19 @@ enum ConfigFile {
         }
     }
 }
+
+/// `--catalog FILE`: the built-in catalog with the file's types laid over it.
+enum CatalogFile {
+    static func load(_ path: String?) throws -> InstanceCatalog {
+        guard let path else { return .builtIn() }
+        let text = try ManifestFile.readText(path)
+        do {
+            let json = try YAMLReader.document(text)
+            return try InstanceCatalog.builtIn().overlaid(with: json, source: path)
+        } catch let error as ConfigError {
+            throw CLIError(message: "catalog \(error)")
+        } catch {
+            throw CLIError(message: "catalog \(path): \(error)")
+        }
+    }
+}

@@ -29,6 +29,9 @@ struct Plan: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output format: table or json.")
     var output: Output = .table
 
+    @Option(name: .customLong("catalog"), help: ArgumentHelp("Instance types laid over the built-in catalog: a file in `berth catalog -o json`'s shape.", valueName: "file"))
+    var catalogFile: String?
+
 
     func run() throws {
         try failing {
@@ -68,7 +71,7 @@ struct Plan: ParsableCommand {
                     }
                 }
             }
-            let scheduler = Scheduler(catalog: .builtIn(), pools: provisioner.pools, overhead: provisioner.overhead)
+            let scheduler = Scheduler(catalog: try CatalogFile.load(catalogFile), pools: provisioner.pools, overhead: provisioner.overhead)
             let plan = scheduler.solve(pending: pending)
             var unschedulable = skipped
             for entry in plan.unschedulable { unschedulable.append((pendingSlot[entry.pod], entry.reason)) }

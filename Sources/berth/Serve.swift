@@ -82,6 +82,9 @@ struct Serve: ParsableCommand {
     @Option(help: "The cloud the provisioner launches instances in: aws (EC2; settings in the config's provisioner.aws) or simulated (with --simulated).")
     var cloud: Cloud = .aws
 
+    @Option(name: .customLong("catalog"), help: ArgumentHelp("Instance types laid over the built-in catalog (simulated cloud): a file in `berth catalog -o json`'s shape.", valueName: "file"))
+    var catalogFile: String?
+
     @Option(help: "Kubeconfig file for the provisioner (default: in-cluster, else $KUBECONFIG or ~/.kube/config).")
     var kubeconfig: String?
 
@@ -186,7 +189,7 @@ struct Serve: ParsableCommand {
             if provisioner {
                 let client: KubeClient
                 let cloudProvider: any CloudProvider
-                var catalog = InstanceCatalog.builtIn()
+                var catalog = try CatalogFile.load(catalogFile)
                 var leaderElection: LeaderElectionConfiguration?
                 let identity = ProcessInfo.processInfo.environment["POD_NAME"] ?? ProcessInfo.processInfo.hostName
                 if simulated {
@@ -196,6 +199,7 @@ struct Serve: ParsableCommand {
                     var options = EmbeddedCluster.Options(certificateFile: tlsCertFile, privateKeyFile: tlsPrivateKeyFile)
                     options.caFile = simulatedCaFile
                     options.port = simulatedApiserverPort
+                    options.catalog = catalog
                     options.bootDelay = Self.jittered(simulatedBootSeconds)
                     options.gpuDelay = simulatedGpuSeconds < 0 ? nil : Self.jittered(simulatedGpuSeconds)
                     options.kubeconfigPath = simulatedKubeconfig

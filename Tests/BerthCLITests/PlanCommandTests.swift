@@ -107,3 +107,29 @@ import Testing
         )
     }
 }
+
+extension PlanCommandTests {
+    /// `--catalog FILE` lays other prices over the built-in catalog: make the cheapest fitting T4
+    /// type dear and the plan follows; a bad file is one line naming the entry.
+    @Test func aCatalogFileChangesWhatIsCheapest() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-plan-catalog-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try #"""
+            [{"name": "g4dn.xlarge", "gpus": 1, "gpuName": "t4", "gpuMemoryMiB": 16384, "vcpu": 4, "memoryMiB": 16384, "maxPods": 29, "pricePerHour": 0.9},
+             {"name": "g4dn.2xlarge", "gpus": 1, "gpuName": "t4", "gpuMemoryMiB": 16384, "vcpu": 8, "memoryMiB": 32768, "maxPods": 29, "pricePerHour": 5.0}]
+            """#
+            .write(toFile: directory + "/catalog.json", atomically: true, encoding: .utf8)
+        let manifest = Repository.root.appendingPathComponent("Tests/Fixtures/manifests/z2jh-gpu-notebook.yaml").path
+        let plan = try run(Repository.berthBinary, ["plan", "-f", manifest, "--catalog", directory + "/catalog.json", "-o", "json"])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any]
+        let nodes = json?["nodes"] as? [[String: Any]]
+        // Without the file: g4dn.xlarge ($0.526); with it, the cheapest is now g6.xlarge ($0.8048).
+        #expect(nodes?.map { $0["instanceType"] as? String } == ["g6.xlarge"], "\(plan.stdout)")
+
+        try #"[{"name": "g4dn.xlarge", "vcpu": 4, "memoryMiB": 16384}]"#.write(toFile: directory + "/bad.json", atomically: true, encoding: .utf8)
+        let bad = try run(Repository.berthBinary, ["plan", "-f", manifest, "--catalog", directory + "/bad.json"])
+        #expect(bad.status == 1)
+        #expect(bad.stderr == "berth: catalog \(directory)/bad.json: [0].pricePerHour: is required\n", "\(bad.stderr)")
+    }
+}
