@@ -35,7 +35,7 @@ let package = Package(
         .executableTarget(
             name: "berth",
             dependencies: [
-                "BerthModel", "BerthAdmission", "BerthScheduling", "BerthNet", "BerthWebhook",
+                "BerthModel", "BerthAdmission", "BerthScheduling", "BerthNet", "BerthWebhook", "BerthSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -110,6 +110,17 @@ let package = Package(
         .testTarget(
             name: "BerthProvisionerTests",
             dependencies: ["BerthProvisioner", "BerthScheduling", "BerthModel"],
+            swiftSettings: settings
+        ),
+        // `berth simulate`: traces, the discrete-event cluster and cloud, the policies compared, reports.
+        .target(
+            name: "BerthSimulation",
+            dependencies: ["BerthProvisioner", "BerthScheduling", "BerthAdmission", "BerthModel"],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "BerthSimulationTests",
+            dependencies: ["BerthSimulation", "BerthProvisioner", "BerthScheduling", "BerthModel"],
             swiftSettings: settings
         ),
         // Runs the built `berth` binary as a user would.
