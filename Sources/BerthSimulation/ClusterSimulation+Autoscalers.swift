@@ -19,7 +19,7 @@ struct AutoscalerState {
     static let maxEmptyBulkDelete = 10
 
     /// One node group per GPU instance type, in the first zone.
-    var groups: [(type: InstanceType, offering: Offering)]
+    var groups: [(type: InstanceType, offering: Offering, labels: [String: String])]
     var lastScaleUp = -Double.infinity
     var random: SeededGenerator
     var launches = 0
@@ -27,7 +27,7 @@ struct AutoscalerState {
     let clock = ManualClock()
 
     init(catalog: InstanceCatalog, seed: UInt64) {
-        groups = catalog.types.compactMap { type in type.offerings.first.map { (type, $0) } }
+        groups = catalog.types.compactMap { type in type.offerings.first.map { (type, $0, type.labels(for: $0)) } }
         random = SeededGenerator(seed: seed, key: "cluster-autoscaler")
     }
 
@@ -65,7 +65,7 @@ extension ClusterSimulation {
         var options: [(group: Int, count: Int, waste: Double)] = []
         for (number, group) in autoscaler.groups.enumerated() {
             let allocatable = options_allocatable(group.type)
-            let labels = group.type.labels(for: group.offering)
+            let labels = group.labels
             let taints = [AutoscalerState.gpuTaint]
             let fitting = left.filter { Self.fits(pods[$0].requirements, requests: pods[$0].requests, labels: labels, taints: taints, free: allocatable) }
             guard !fitting.isEmpty else { continue }
@@ -187,10 +187,10 @@ extension ClusterSimulation {
     /// fit decreasing); a CPU node without pods for 10 minutes is removed.
     func cpuGroupScan() {
         let type = options.cpuType
-        let allocatable = options.provisioner.overhead.allocatable(type)
-        let labels = type.labels(for: type.offerings.first ?? Offering(zone: "us-east-1a", pricePerHour: 0))
         let waiting = pending.filter { !pods[$0].isGPU && pods[$0].unschedulable && pods[$0].state == .pending }
         if !waiting.isEmpty {
+            let allocatable = options.provisioner.overhead.allocatable(type)
+            let labels = type.labels(for: type.offerings.first ?? Offering(zone: "us-east-1a", pricePerHour: 0))
             var bins: [Resources] = nodes.filter { !$0.isGPU && !$0.registered && $0.terminatedAt == nil }.map { $0.fullAllocatable - $0.requested }
             let existing = bins.count
             for index in waiting.sorted(by: { pods[$0].requests.cpuMilli > pods[$1].requests.cpuMilli }) {

@@ -12,10 +12,18 @@ final class BerthRuntime {
     let cloud: SimulatedCloud<ManualClock>
     let epoch = SimulatedCloudConfiguration.defaultEpoch
     var nodeByLaunch: [String: Int] = [:]
+    /// The instances launched and not terminated, with their Ready time: what `list` returns.
+    /// `SimulatedCloud.list` filters every record ever launched (O(history): 90 % of a 30-day
+    /// run), so only the first listing asks it; later ones are read from here, oldest first.
+    var liveInstances: [(instance: CloudInstance, readyAt: Double)] = []
+    var listedOnce = false
     var poked = false
     var listDue = false
     var wakeAt: Double?
     var rounds = 0
+    var lastRound = -Double.infinity
+    /// A round at least this often (seconds) even when nothing happens, for garbage collection.
+    static let resync = 600.0
 
     init(options: SimulationOptions) {
         core = ProvisionerCore(config: options.provisioner, catalog: options.catalog, seed: options.seed)
@@ -30,6 +38,7 @@ extension ClusterSimulation {
         let list = runtime.listDue
         runtime.listDue = false
         runtime.rounds += 1
+        runtime.lastRound = now
         runtime.clock.advance(to: ManualClock.Instant(offset: .milliseconds(Int64((now * 1000).rounded()))))
         let date = runtime.epoch.addingTimeInterval(now)
 
@@ -51,7 +60,16 @@ extension ClusterSimulation {
         }
         var instances: [CloudInstance]?
         if list {
-            instances = try? await runtime.cloud.list(clusterTag: runtime.core.config.clusterName)
+            if runtime.listedOnce {
+                instances = runtime.liveInstances.map { entry in
+                    var instance = entry.instance
+                    instance.state = entry.readyAt <= now ? .running : .pending
+                    return instance
+                }
+            } else {
+                instances = try? await runtime.cloud.list(clusterTag: runtime.core.config.clusterName)
+                runtime.listedOnce = instances != nil
+            }
         }
         let actions = runtime.core.reconcile(ClusterSnapshot(pods: podSnapshots, nodes: nodeSnapshots, cloudInstances: instances), now: date)
         for action in actions { await carryOut(action, runtime: runtime, date: date) }
@@ -75,6 +93,7 @@ extension ClusterSimulation {
                 guard runtime.nodeByLaunch[request.launchID] == nil else { return }
                 let boot = try await runtime.cloud.boot(of: instance.providerID)
                 let readyAt = Self.seconds(boot.readyAt.offset)
+                runtime.liveInstances.append((instance, readyAt))
                 let gpusAt = boot.gpusAt.map { Self.seconds($0.offset) } ?? .infinity
                 runtime.nodeByLaunch[request.launchID] = addNode(
                     type: boot.instanceType, zone: boot.zone, price: instance.pricePerHour, launchID: request.launchID,
@@ -85,6 +104,7 @@ extension ClusterSimulation {
         case let .terminate(providerID, _, _):
             do {
                 try await runtime.cloud.delete(providerID: providerID)
+                runtime.liveInstances.removeAll { $0.instance.providerID == providerID }
                 if let id = nodes.firstIndex(where: { $0.providerID == providerID }) { terminate(id) }
                 runtime.core.record(.terminated(providerID: providerID), now: date)
             } catch {

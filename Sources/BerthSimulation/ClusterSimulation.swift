@@ -178,7 +178,9 @@ final class ClusterSimulation {
     func settle() async {
         for _ in 0..<100 {
             if dirty { schedulePass() }
-            guard let runtime = berth, runtime.poked || runtime.listDue else { break }
+            // A listing rides on the next round; alone it forces one only after a quiet spell
+            // (rounds are driven by cluster events and the core's own `nextWakeup`).
+            guard let runtime = berth, runtime.poked || (runtime.listDue && now - runtime.lastRound >= BerthRuntime.resync) else { break }
             await berthRound()
             if !dirty { break }
         }

@@ -60,6 +60,8 @@ public struct PolicyResult: Sendable {
     /// Warning events by reason (Berth's, or a failed scale-up).
     public var warnings: [String: Int]
     public var simulatedSeconds: Double
+    /// Rounds of Berth's decision code (`reconcile`) run; 0 for the other policies.
+    public var provisionerRounds: Int
     /// GPU node cost by instance type.
     public var costByInstanceType: [String: Double]
     public var series: [SeriesPoint]
@@ -124,7 +126,7 @@ extension ClusterSimulation {
             gpuNodeHours: hours, idleGpuNodeHours: metrics.idle / 3600, squattedGpuNodeHours: metrics.squatted / 3600,
             timeToRunning: Percentiles(waits), ownDelay: Percentiles(own), unscheduledPods: unscheduled, unscheduledGPUPods: unscheduledGPU,
             nodesLaunched: launched, cpuNodesLaunched: cpuLaunched, cpuNodeCostUSD: cpuCost, evictions: metrics.evictions, warnings: metrics.warnings,
-            simulatedSeconds: now, costByInstanceType: byType,
+            simulatedSeconds: now, provisionerRounds: berth?.rounds ?? 0, costByInstanceType: byType,
             series: metrics.series.map { SeriesPoint(time: $0.time, gpuNodes: $0.nodes, gpus: $0.gpus, demand: $0.demand) })
     }
 }

@@ -23,8 +23,9 @@ public struct SimulationOptions: Sendable {
     public var catalog = InstanceCatalog.builtIn()
     /// The CPU node group every policy shares (autoscaled the same simple way in each).
     public var cpuType = SimulationOptions.defaultCPUType
-    /// How often Berth lists the cloud (garbage collection), seconds.
-    public var listingInterval = 60.0
+    /// How often Berth lists the cloud (garbage collection), seconds: Karpenter's garbage
+    /// collection period.
+    public var listingInterval = 120.0
     /// Stop this long after the trace's last pod would have finished even if pods are still
     /// waiting (they count as unscheduled).
     public var overrun = 86_400.0

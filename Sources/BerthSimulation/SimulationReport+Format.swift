@@ -73,6 +73,7 @@ extension SimulationReport {
                 "\"ownDelaySeconds\":\(percentiles(result.ownDelay))", "\"unscheduledGpuPods\":\(result.unscheduledGPUPods)",
                 "\"evictions\":\(result.evictions)", "\"cpuNodesLaunched\":\(result.cpuNodesLaunched)",
                 "\"cpuNodeCostUSD\":\(number(result.cpuNodeCostUSD))", "\"simulatedSeconds\":\(number(result.simulatedSeconds))",
+                "\"provisionerRounds\":\(result.provisionerRounds)",
                 "\"costByInstanceTypeUSD\":{" + result.costByInstanceType.keys.sorted().map { "\"\($0)\":\(number(result.costByInstanceType[$0] ?? 0))" }.joined(separator: ",") + "}",
                 "\"warnings\":{" + result.warnings.keys.sorted().map { "\"\($0)\":\(result.warnings[$0] ?? 0)" }.joined(separator: ",") + "}",
                 "\"verdict\":\"\(verdict(result).replacingOccurrences(of: "\"", with: "'"))\"",

@@ -104,12 +104,19 @@ struct Simulate: ParsableCommand {
             let started = Date()
             let days = max(1, Int((parsed.horizon / 86_400).rounded(.up)))
             let settings = options
+            let lastReport = Mutex(0.0)
             let report = try Self.blocking {
                 try await Simulator.run(trace: parsed, policies: policies, options: settings) { policy, time in
-                    guard !quiet else { return }
+                    // At most one line a second: virtual days done and the rate.
                     let elapsed = Date().timeIntervalSince(started)
+                    guard !quiet, lastReport.withLock({ last in
+                        guard elapsed - last >= 1 else { return false }
+                        last = elapsed
+                        return true
+                    }) else { return }
                     let day = Int(time / 86_400)
-                    FileHandle.standardError.write(Data("berth simulate: \(policy.rawValue): day \(day)/\(days) (\(String(format: "%.1f", elapsed)) s elapsed)\n".utf8))
+                    FileHandle.standardError.write(Data(
+                        "berth simulate: \(policy.rawValue): day \(day)/\(days), \(String(format: "%.1f", elapsed)) s elapsed\n".utf8))
                 }
             }
             if !quiet {
