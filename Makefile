@@ -22,15 +22,21 @@ test-swift: ## Swift tests only (needs kubectl and kubernetes-validate on PATH: 
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-run: build certs ## Build, make dev certificates, start berth serve (TLS :8443, metrics :8080), post a sample review.
-	@$(BERTH) serve --tls-cert-file certs/tls.crt --tls-private-key-file certs/tls.key \
-	    --port $(PORT) --metrics-port $(METRICS_PORT) --log-level debug & pid=$$!; \
+DEV_CONFIG := .build/berth-dev.yaml
+SIM_KUBECONFIG := .build/berth-simulated.kubeconfig
+
+run: build certs ## Build, make dev certs, run Berth on the embedded simulated cluster and cloud: a GPU notebook's whole life in the log.
+	@mkdir -p .build && printf 'apiVersion: berth.dev/v1alpha1\nkind: BerthConfig\nprovisioner:\n  emptyAfter: 20s\n' > $(DEV_CONFIG)
+	@$(BERTH) serve --simulated --demo --log-format text --config $(DEV_CONFIG) \
+	    --tls-cert-file certs/tls.crt --tls-private-key-file certs/tls.key --simulated-ca-file certs/ca.crt \
+	    --simulated-kubeconfig $(SIM_KUBECONFIG) --simulated-boot-seconds 15 --simulated-gpu-seconds 5 --demo-notebook-seconds 20 \
+	    --port $(PORT) --metrics-port $(METRICS_PORT) & pid=$$!; \
 	  trap 'kill -TERM $$pid 2>/dev/null; wait $$pid' INT TERM; \
 	  for i in $$(seq 100); do curl -sf --cacert certs/ca.crt https://localhost:$(PORT)/readyz >/dev/null && break; sleep 0.1; done; \
 	  echo "== POST $(REVIEW) to https://localhost:$(PORT)/mutate; the JSON Patch Berth answers:"; \
 	  curl -sS --cacert certs/ca.crt -H 'Content-Type: application/json' --data-binary @$(REVIEW) https://localhost:$(PORT)/mutate \
 	    | python3 -c 'import base64,json,sys; print(json.dumps(json.loads(base64.b64decode(json.load(sys.stdin)["response"]["patch"])), indent=2))'; \
-	  echo "== Berth keeps serving (metrics: curl localhost:$(METRICS_PORT)/metrics). Ctrl-C stops it gracefully."; \
+	  echo "== The embedded cluster: kubectl --kubeconfig $(SIM_KUBECONFIG) get nodes,pods -A. Metrics: curl localhost:$(METRICS_PORT)/metrics. Ctrl-C stops Berth."; \
 	  wait $$pid
 
 certs: ## Development CA and serving certificate in certs/ (kept if present).

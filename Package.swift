@@ -35,8 +35,10 @@ let package = Package(
         .executableTarget(
             name: "berth",
             dependencies: [
-                "BerthModel", "BerthAdmission", "BerthScheduling", "BerthNet", "BerthWebhook", "BerthSimulation",
+                "BerthModel", "BerthAdmission", "BerthScheduling", "BerthNet", "BerthWebhook", "BerthKube", "BerthProvisioner",
+                "BerthController", "BerthSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings
@@ -87,24 +89,27 @@ let package = Package(
             dependencies: ["BerthNet", "BerthModel", .product(name: "Logging", package: "swift-log")],
             swiftSettings: settings
         ),
-        // FakeKubeAPIServer (a test double of kube-apiserver over BerthNet's TLS server), FakeKubelet,
-        // FakeScheduler; for the client's tests and, later, the provisioner's and the simulation's.
+        // The embedded simulated cluster: FakeKubeAPIServer (a faithful test double of kube-apiserver
+        // over BerthNet's TLS server), FakeKubelet, FakeScheduler. The client's and the provisioner's
+        // tests use it, and so does `berth serve --simulated-cluster` (`make run`).
         .target(
-            name: "BerthKubeTestSupport",
+            name: "BerthKubeSim",
             dependencies: ["BerthKube", "BerthNet", "BerthModel", .product(name: "Logging", package: "swift-log")],
-            path: "Tests/BerthKubeTestSupport",
             swiftSettings: settings
         ),
         .testTarget(
             name: "BerthKubeTests",
-            dependencies: ["BerthKube", "BerthKubeTestSupport", "BerthNet", "BerthModel", "BerthTestSupport"],
+            dependencies: ["BerthKube", "BerthKubeSim", "BerthNet", "BerthModel", "BerthTestSupport"],
             swiftSettings: settings
         ),
         // The provisioning loop's parts: the cloud port (CloudProvider), the simulated cloud, the
         // fake cloud and the manual clock its tests and the simulation step time with.
         .target(
             name: "BerthProvisioner",
-            dependencies: ["BerthModel", "BerthScheduling", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "BerthModel", "BerthScheduling", .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
             swiftSettings: settings
         ),
         .testTarget(
@@ -121,6 +126,21 @@ let package = Package(
         .testTarget(
             name: "BerthSimulationTests",
             dependencies: ["BerthSimulation", "BerthProvisioner", "BerthScheduling", "BerthModel"],
+            swiftSettings: settings
+        ),
+        // Wiring: the cluster port over the Kubernetes API (KubeCluster), the simulated kubelet that
+        // plays the simulated cloud's instances as Nodes, the provisioner's assembly for `berth serve`.
+        .target(
+            name: "BerthController",
+            dependencies: [
+                "BerthProvisioner", "BerthKube", "BerthKubeSim", "BerthAdmission", "BerthScheduling", "BerthModel",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "BerthControllerTests",
+            dependencies: ["BerthController", "BerthProvisioner", "BerthKube", "BerthKubeSim", "BerthScheduling", "BerthModel", "BerthTestSupport"],
             swiftSettings: settings
         ),
         // Runs the built `berth` binary as a user would.

@@ -7,6 +7,9 @@ public struct BerthConfig: Sendable, Equatable {
     public static let kind = "BerthConfig"
 
     public var webhook = WebhookConfig()
+    /// The `provisioner:` section as written; BerthScheduling's `ProvisionerConfig` reads it
+    /// (strictly) — that module sits above this one, so the section is handed over unparsed.
+    public var provisioner: JSON?
 
     public init() {}
 
@@ -27,7 +30,7 @@ public struct BerthConfig: Sendable, Equatable {
 
     public init(config json: JSON) throws(ConfigError) {
         if case let .object(object) = json, object.isEmpty { return }
-        let reader = try FieldReader(json, path: "", allowed: ["apiVersion", "kind", "webhook"])
+        let reader = try FieldReader(json, path: "", allowed: ["apiVersion", "kind", "webhook", "provisioner"])
         let apiVersion = try reader.string("apiVersion")
         guard apiVersion == Self.apiVersion else {
             throw ConfigError(path: "apiVersion", message: "must be \"\(Self.apiVersion)\", found \(apiVersion.map { "\"\($0)\"" } ?? "nothing")")
@@ -39,5 +42,6 @@ public struct BerthConfig: Sendable, Equatable {
         if let webhook = reader.value("webhook") {
             self.webhook = try WebhookConfig(config: webhook, path: "webhook")
         }
+        provisioner = reader.value("provisioner")
     }
 }

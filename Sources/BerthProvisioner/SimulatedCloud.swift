@@ -118,8 +118,8 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
                 "launched \(type.name) in \(offering.zone)",
                 metadata: [
                     "providerID": "\(record.instance.providerID)", "launchID": "\(request.launchID)",
-                    "pool": "\(request.pool)", "readyAt": "\(record.readyAt)",
-                    "gpusAt": "\(record.gpusAt.map { "\($0)" } ?? "never")",
+                    "pool": "\(request.pool)", "readyInSeconds": "\(Self.seconds(record.launchedAt.duration(to: record.readyAt)))",
+                    "gpusInSeconds": "\(record.gpusAt.map { "\(Self.seconds(record.launchedAt.duration(to: $0)))" } ?? "never")",
                 ])
             return record.instance
         }
@@ -239,6 +239,8 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
             labels: type.labels(for: offering).merging(request.labels) { _, requested in requested },
             taints: request.taints)
     }
+
+    static func seconds(_ duration: Duration) -> String { String(format: "%.1f", duration.seconds) }
 
     /// `i-` and 17 hex digits, like EC2's (the first is 0 here: 64 random bits).
     private static func instanceID(_ random: inout SeededGenerator) -> String {

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Logging
 import Synchronization
@@ -5,14 +6,23 @@ import Synchronization
 /// One JSON object per line on stdout: `{"time":...,"level":...,"logger":...,"msg":...,<metadata>}`.
 /// Only the binary installs it (`LoggingSystem.bootstrap`); libraries just take a `Logger`.
 struct JSONLogHandler: LogHandler {
+    enum Format: String, CaseIterable, ExpressibleByArgument {
+        /// One JSON object per line (for log pipelines).
+        case json
+        /// `05:07:37.696 info  launching g4dn.xlarge launchID=… pool=gpu` (for people).
+        case text
+    }
+
     let label: String
+    var format: Format = .json
     var logLevel: Logger.Level
     var metadata: Logger.Metadata = [:]
     var metadataProvider: Logger.MetadataProvider?
 
-    init(label: String, level: Logger.Level) {
+    init(label: String, level: Logger.Level, format: Format = .json) {
         self.label = label
         self.logLevel = level
+        self.format = format
     }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -33,6 +43,14 @@ struct JSONLogHandler: LogHandler {
         if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         for key in merged.keys.sorted() { fields.append((key, Self.flatten(merged[key]!))) }
+        if format == .text {
+            let time = fields[0].1.split(separator: "T").last.map { String($0.prefix(12)) } ?? fields[0].1
+            var line = time + " " + event.level.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0) + event.message.description
+            for (key, value) in fields.dropFirst(4) { line += " \(key)=\(value.contains(" ") ? Self.quote(value) : value)" }
+            line += "\n"
+            Self.output.withLock { _ in FileHandle.standardOutput.write(Data(line.utf8)) }
+            return
+        }
         var line = "{"
         for (index, (key, value)) in fields.enumerated() {
             if index > 0 { line += "," }

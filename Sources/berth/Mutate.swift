@@ -1,6 +1,7 @@
 import ArgumentParser
 import BerthAdmission
 import BerthModel
+import BerthScheduling
 import Foundation
 
 struct Mutate: ParsableCommand {
@@ -144,10 +145,23 @@ enum ConfigFile {
     static func load(_ path: String?) throws -> BerthConfig {
         guard let path else { return BerthConfig() }
         let text = try ManifestFile.readText(path)
+        let config: BerthConfig
         do {
-            return try BerthConfig(yaml: text, source: path)
+            config = try BerthConfig(yaml: text, source: path)
         } catch {
             throw CLIError(message: "config \(error)")
+        }
+        _ = try provisioner(config, source: path)  // every command refuses a bad provisioner section
+        return config
+    }
+
+    /// The `provisioner:` section, strictly read (defaults without one).
+    static func provisioner(_ config: BerthConfig, source: String?) throws -> ProvisionerConfig {
+        guard let section = config.provisioner else { return ProvisionerConfig() }
+        do {
+            return try ProvisionerConfig(config: section, path: "provisioner")
+        } catch {
+            throw CLIError(message: "config \(source ?? "<defaults>"): \(error)")
         }
     }
 }

@@ -33,7 +33,7 @@ struct Plan: ParsableCommand {
     func run() throws {
         try failing {
             let (settings, mutator) = try input.mutator()
-            let provisioner = ProvisionerConfig()
+            let provisioner = try ConfigFile.provisioner(settings, source: input.config)
             var ids: [String] = []
             var pending: [PodRequirements] = []
             var pendingSlot: [Int] = []

@@ -1,27 +1,48 @@
 import ArgumentParser
 import BerthAdmission
+import BerthController
+import BerthKube
 import BerthNet
+import BerthProvisioner
+import BerthScheduling
 import BerthWebhook
+import Foundation
 import Logging
+import Prometheus
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the admission webhook (TLS) and its metrics port.",
+        abstract: "Run the admission webhook (TLS) and the provisioning loop.",
         discussion: """
-            POST /mutate answers AdmissionReviews (admission.k8s.io/v1 and v1beta1) on the TLS port;
-            GET /healthz and /readyz answer on both ports; GET /metrics (Prometheus) on the metrics port.
-            The certificate files are re-read every few seconds: a rotated certificate (including a
-            Secret volume's ..data swap) is served without a restart; a bad new pair is logged and the
-            old one kept. SIGTERM or SIGINT: stop accepting, answer in-flight requests, exit 0.
-            Logs are JSON lines on stdout.
+            Webhook: POST /mutate answers AdmissionReviews (admission.k8s.io/v1 and v1beta1) on the TLS
+            port; GET /healthz and /readyz answer on both ports; GET /metrics (Prometheus: webhook and
+            provisioner series) on the metrics port. The certificate files are re-read every few
+            seconds: a rotated certificate is served without a restart.
+
+            Provisioner: watches pods that cannot be scheduled and ask for a GPU, launches the cheapest
+            instance that fits, and removes GPU nodes that no GPU pod has used for emptyAfter. It reads
+            the cluster from --kubeconfig/--context, else in-cluster service-account credentials, else
+            $KUBECONFIG or ~/.kube/config. With leader election (the default) only the replica holding
+            the Lease acts.
+
+            --simulated runs everything on this machine: an embedded API server, the simulated cloud,
+            simulated kubelets with the NVIDIA device plugin, and kube-scheduler; --demo then plays a
+            notebook's life through it (make run).
+
+            SIGTERM or SIGINT: stop accepting, finish in-flight requests and the provisioning round,
+            release the Lease, exit 0. Logs are JSON lines on stdout.
             """
     )
 
-    @Option(help: "PEM certificate chain served on the TLS port.")
-    var tlsCertFile: String
+    enum Cloud: String, ExpressibleByArgument, CaseIterable {
+        case simulated, aws
+    }
 
-    @Option(help: "PEM private key of that certificate.")
-    var tlsPrivateKeyFile: String
+    @Option(help: "PEM certificate chain served on the TLS port (required with the webhook).")
+    var tlsCertFile: String?
+
+    @Option(help: "PEM private key of that certificate (required with the webhook).")
+    var tlsPrivateKeyFile: String?
 
     @Option(help: "PEM CA bundle: when set, clients (the apiserver) must present a certificate it signed.")
     var clientCaFile: String?
@@ -47,57 +68,193 @@ struct Serve: ParsableCommand {
     @Option(help: "Log level: trace (also every connection), debug (one line per review), info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: "Log format: json (one object per line) or text (for people).")
+    var logFormat: JSONLogHandler.Format = .json
+
     @Option(help: "Run the admission webhook.")
     var webhook: Bool = true
 
     @Option(help: "Run the provisioning loop.")
-    var provisioner: Bool = false
+    var provisioner: Bool = true
+
+    @Option(help: "The cloud the provisioner launches instances in: simulated or aws.")
+    var cloud: Cloud = .aws
+
+    @Option(help: "Kubeconfig file for the provisioner (default: in-cluster, else $KUBECONFIG or ~/.kube/config).")
+    var kubeconfig: String?
+
+    @Option(help: "Kubeconfig context to use.")
+    var context: String?
+
+    @Option(help: "Elect a leader among replicas through a coordination.k8s.io Lease: only the leader provisions.")
+    var leaderElect: Bool = true
+
+    @Option(help: "Namespace of the leader-election Lease (default: $POD_NAMESPACE, else berth-system).")
+    var leaderElectionNamespace: String?
+
+    @Option(help: "Name of the leader-election Lease.")
+    var leaderElectionId: String = "berth-provisioner"
+
+    @Flag(help: "Run against an embedded simulated cluster and cloud (no Kubernetes or AWS needed).")
+    var simulated = false
+
+    @Option(help: "With --simulated: the embedded API server's port.")
+    var simulatedApiserverPort: Int = 6443
+
+    @Option(help: "With --simulated: seconds from launch to the Node being Ready (±25%).")
+    var simulatedBootSeconds: Double = 60
+
+    @Option(help: "With --simulated: seconds from Ready to the GPUs being allocatable (±25%); negative: never (no device plugin).")
+    var simulatedGpuSeconds: Double = 20
+
+    @Option(help: "With --simulated: write a kubeconfig for the embedded API server here (for kubectl).")
+    var simulatedKubeconfig: String?
+
+    @Option(help: "With --simulated: CA certificate that signed --tls-cert-file (for the kubeconfig written; default: the certificate itself).")
+    var simulatedCaFile: String?
+
+    @Flag(help: "With --simulated: create a GPU notebook, let it run for --demo-notebook-seconds, delete it.")
+    var demo = false
+
+    @Option(help: "With --demo: how long the notebook runs.")
+    var demoNotebookSeconds: Int = 30
 
     func validate() throws {
         guard (1...WebhookServer.Configuration.maximumBodyBytes).contains(maxBodyBytes) else {
             throw ValidationError("--max-body-bytes must be between 1 and \(WebhookServer.Configuration.maximumBodyBytes) (7 MiB)")
         }
-        guard (0...65535).contains(port), (0...65535).contains(metricsPort) else {
-            throw ValidationError("--port and --metrics-port must be between 0 and 65535")
+        guard (0...65535).contains(port), (0...65535).contains(metricsPort), (0...65535).contains(simulatedApiserverPort) else {
+            throw ValidationError("--port, --metrics-port and --simulated-apiserver-port must be between 0 and 65535")
         }
         guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
+        if demo && !simulated { throw ValidationError("--demo needs --simulated") }
+        if simulated && (kubeconfig != nil || context != nil) { throw ValidationError("--simulated runs its own cluster: drop --kubeconfig/--context") }
+        if simulated && !provisioner && demo { throw ValidationError("--demo needs the provisioner") }
+        guard simulatedBootSeconds >= 0, demoNotebookSeconds >= 0 else { throw ValidationError("--simulated-boot-seconds and --demo-notebook-seconds must not be negative") }
     }
 
     func run() throws {
         // Before any thread starts, so SIGTERM stays pending for the waiter below.
         blockTerminationSignals()
-        LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: logLevel) }
+        LoggingSystem.bootstrap { [logFormat] label in JSONLogHandler(label: label, level: logLevel, format: logFormat) }
         let logger = Logger(label: "berth")
         try failing {
-            if provisioner {
-                throw CLIError(message: "--provisioner=true: the provisioning loop is not part of this build yet; run with --provisioner=false")
-            }
-            guard webhook else { throw CLIError(message: "nothing to run: --webhook=false and --provisioner=false") }
+            guard webhook || provisioner else { throw CLIError(message: "nothing to run: --webhook=false and --provisioner=false") }
             let settings = try ConfigFile.load(config)
-            var tls = TLSServerConfiguration(certificateFile: tlsCertFile, privateKeyFile: tlsPrivateKeyFile)
-            tls.clientCAFile = clientCaFile
-            var configuration = WebhookServer.Configuration(tls: tls)
-            configuration.host = bindAddress
-            configuration.port = port
-            configuration.metricsPort = metricsPort
-            configuration.maxBodyBytes = maxBodyBytes
-            let server: WebhookServer
-            let ports: (port: Int, metricsPort: Int)
-            do {
-                server = try WebhookServer(configuration: configuration, config: settings, logger: logger)
-                ports = try server.start()
-            } catch {
-                throw CLIError(message: "serve: \(error)")
+            let provisionerConfig = try ConfigFile.provisioner(settings, source: config)
+            let metrics = WebhookMetrics()
+
+            // The webhook, or the metrics port alone.
+            var webhookServer: WebhookServer?
+            var metricsServer: HTTPServer?
+            if webhook {
+                guard let tlsCertFile, let tlsPrivateKeyFile else {
+                    throw CLIError(message: "serve: the webhook needs --tls-cert-file and --tls-private-key-file (or run with --webhook=false)")
+                }
+                var tls = TLSServerConfiguration(certificateFile: tlsCertFile, privateKeyFile: tlsPrivateKeyFile)
+                tls.clientCAFile = clientCaFile
+                var configuration = WebhookServer.Configuration(tls: tls)
+                configuration.host = bindAddress
+                configuration.port = port
+                configuration.metricsPort = metricsPort
+                configuration.maxBodyBytes = maxBodyBytes
+                do {
+                    let server = try WebhookServer(configuration: configuration, config: settings, logger: logger, metrics: metrics)
+                    let ports = try server.start()
+                    webhookServer = server
+                    logger.info("berth webhook serving", metadata: [
+                        "port": "\(ports.port)", "metricsPort": "\(ports.metricsPort)", "version": "\(BerthVersion.current)",
+                        "config": "\(config ?? "defaults")",
+                    ])
+                } catch {
+                    throw CLIError(message: "serve: \(error)")
+                }
+            } else {
+                let server = HTTPServer(
+                    configuration: HTTPServerConfiguration(host: bindAddress, port: metricsPort), tls: nil,
+                    responder: MetricsResponder(metrics: metrics, health: HealthState()), logger: logger)
+                do { _ = try server.start() } catch { throw CLIError(message: "serve: metrics port \(metricsPort): \(error)") }
+                metricsServer = server
             }
-            logger.info("berth webhook serving", metadata: [
-                "port": "\(ports.port)", "metricsPort": "\(ports.metricsPort)", "version": "\(BerthVersion.current)",
-                "config": "\(config ?? "defaults")",
-            ])
+
+            // The provisioning loop, against the embedded cluster or a real one.
+            var service: ProvisionerService?
+            var embedded: EmbeddedCluster?
+            var demoTask: Task<Void, Never>?
+            if provisioner {
+                let client: KubeClient
+                let cloudProvider: any CloudProvider
+                var leaderElection: LeaderElectionConfiguration?
+                let identity = ProcessInfo.processInfo.environment["POD_NAME"] ?? ProcessInfo.processInfo.hostName
+                if simulated {
+                    guard let tlsCertFile, let tlsPrivateKeyFile else {
+                        throw CLIError(message: "serve: --simulated serves its API server with --tls-cert-file and --tls-private-key-file")
+                    }
+                    var options = EmbeddedCluster.Options(certificateFile: tlsCertFile, privateKeyFile: tlsPrivateKeyFile)
+                    options.caFile = simulatedCaFile
+                    options.port = simulatedApiserverPort
+                    options.bootDelay = Self.jittered(simulatedBootSeconds)
+                    options.gpuDelay = simulatedGpuSeconds < 0 ? nil : Self.jittered(simulatedGpuSeconds)
+                    options.kubeconfigPath = simulatedKubeconfig
+                    let cluster: EmbeddedCluster
+                    do {
+                        cluster = try EmbeddedCluster(options: options, webhook: settings.webhook, logger: logger)
+                        client = try KubeClient(try cluster.clientConfiguration())
+                    } catch {
+                        throw CLIError(message: "serve: the embedded cluster: \(error)")
+                    }
+                    cluster.start()
+                    embedded = cluster
+                    cloudProvider = cluster.cloud
+                    logger.info("embedded simulated cluster serving", metadata: [
+                        "apiserver": "\(cluster.server.serverURL)", "kubeconfig": "\(simulatedKubeconfig ?? "-")",
+                    ])
+                } else {
+                    if cloud == .aws {
+                        throw CLIError(message: "serve: --cloud aws is not part of this build yet; use --simulated, or --provisioner=false")
+                    }
+                    throw CLIError(message: "serve: --cloud simulated needs --simulated (a real cluster has no kubelets for simulated instances)")
+                }
+                if leaderElect && !simulated {
+                    let namespace = leaderElectionNamespace ?? ProcessInfo.processInfo.environment["POD_NAMESPACE"] ?? "berth-system"
+                    leaderElection = LeaderElectionConfiguration(namespace: namespace, name: leaderElectionId, identity: identity)
+                }
+                var options = ProvisionerService.Options(identity: identity, leaderElection: leaderElection)
+                options.provisioner.resyncInterval = .milliseconds(500)
+                let started = ProvisionerService(
+                    config: provisionerConfig, webhook: settings.webhook, client: client, cloud: cloudProvider,
+                    options: options, metricsFactory: PrometheusMetricsFactory(registry: metrics.registry), logger: logger)
+                started.start()
+                service = started
+                if demo {
+                    let notebook = NotebookDemo(client: client, runFor: .seconds(demoNotebookSeconds), logger: logger)
+                    demoTask = Task.detached { await notebook.run() }
+                }
+            }
+
             let signal = waitForTerminationSignal()
             logger.info("shutting down", metadata: ["signal": "\(signal == 15 ? "SIGTERM" : "SIGINT")", "timeout": "\(shutdownTimeout)s"])
-            let finished = server.shutdown(timeout: .seconds(shutdownTimeout))
-            logger.info(finished ? "stopped: every request answered" : "stopped: shutdown timeout reached with requests in flight")
+            demoTask?.cancel()
+            let done = DispatchSemaphore(value: 0)
+            Task.detached { [service, embedded] in
+                await service?.stop()
+                await embedded?.stop()
+                done.signal()
+            }
+            done.wait()
+            _ = metricsServer?.shutdown(timeout: .seconds(1))
+            if let webhookServer {
+                let finished = webhookServer.shutdown(timeout: .seconds(shutdownTimeout))
+                logger.info(finished ? "stopped: every request answered" : "stopped: shutdown timeout reached with requests in flight")
+            } else {
+                logger.info("stopped")
+            }
         }
+    }
+
+    /// `seconds` ± 25 %.
+    static func jittered(_ seconds: Double) -> ClosedRange<Duration> {
+        .milliseconds(Int64(seconds * 750)) ... .milliseconds(Int64(seconds * 1250))
     }
 }
 

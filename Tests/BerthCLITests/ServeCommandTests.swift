@@ -20,7 +20,8 @@ import Testing
 
         init(_ arguments: [String]) throws {
             process.executableURL = URL(fileURLWithPath: Repository.berthBinary)
-            process.arguments = ["serve", "--bind-address", "127.0.0.1", "--port", "0", "--metrics-port", "0"] + arguments
+            process.arguments = ["serve", "--bind-address", "127.0.0.1", "--port", "0", "--metrics-port", "0"]
+                + (arguments.contains { $0.hasPrefix("--provisioner") || $0 == "--simulated" } ? [] : ["--provisioner=false"]) + arguments
             let pipe = Pipe()
             process.standardOutput = pipe
             process.standardError = pipe
@@ -167,11 +168,49 @@ import Testing
         #expect(missing.status == 1)
         #expect(missing.stderr.hasPrefix("berth: serve: "), "\(missing.stderr)")
         #expect(missing.stderr.contains("/nonexistent/tls.crt"))
-        let provisioner = try run(Repository.berthBinary, ["serve", "--tls-cert-file", "x", "--tls-private-key-file", "y", "--provisioner=true"])
-        #expect(provisioner.status == 1)
-        #expect(provisioner.stderr.contains("--provisioner=true"))
+        let nothing = try run(Repository.berthBinary, ["serve", "--webhook=false", "--provisioner=false"])
+        #expect(nothing.status == 1)
+        #expect(nothing.stderr == "berth: nothing to run: --webhook=false and --provisioner=false\n", "\(nothing.stderr)")
+        let demo = try run(Repository.berthBinary, ["serve", "--tls-cert-file", "x", "--tls-private-key-file", "y", "--demo"])
+        #expect(demo.status == 64)
+        #expect(demo.stderr.contains("--demo needs --simulated"))
+        let badConfig = FileManager.default.temporaryDirectory.appendingPathComponent("berth-bad-\(getpid()).yaml").path
+        try "apiVersion: berth.dev/v1alpha1\nkind: BerthConfig\nprovisioner:\n  emptyAfter: soon\n".write(toFile: badConfig, atomically: true, encoding: .utf8)
+        let config = try run(Repository.berthBinary, ["serve", "--tls-cert-file", "x", "--tls-private-key-file", "y", "--config", badConfig])
+        #expect(config.status == 1)
+        #expect(config.stderr.contains("provisioner.emptyAfter: \"soon\" is not a duration"), "\(config.stderr)")
         let tooBig = try run(Repository.berthBinary, ["serve", "--tls-cert-file", "x", "--tls-private-key-file", "y", "--max-body-bytes", "9000000"])
         #expect(tooBig.status == 64)
         #expect(tooBig.stderr.contains("--max-body-bytes must be between 1 and 7340032"))
+    }
+
+    /// `make run` in miniature: the embedded cluster and cloud in real time with short delays; the
+    /// log tells the whole story in order, and SIGTERM ends it cleanly.
+    @Test func simulatedDemoTellsTheWholeStory() throws {
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("berth-demo-\(getpid()).yaml").path
+        try "apiVersion: berth.dev/v1alpha1\nkind: BerthConfig\nprovisioner:\n  emptyAfter: 1s\n  batchIdleDuration: 100ms\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let pki = try TestPKI.make(label: "berth-demo")
+        let server = try Server([
+            "--simulated", "--demo", "--tls-cert-file", pki.serverCertificate, "--tls-private-key-file", pki.serverKey,
+            "--simulated-ca-file", pki.caCertificate, "--simulated-apiserver-port", "0", "--simulated-boot-seconds", "1",
+            "--simulated-gpu-seconds", "0.5", "--demo-notebook-seconds", "1", "--config", config,
+        ])
+        #expect(waitUntil(timeout: .seconds(60)) { server.log.contains("nothing is billed any more") }, "\(server.log)")
+        let steps = [
+            "webhook: pod jhub/jupyter-alice mutated", "launching g4dn.xlarge", "registered and Ready", "device plugin advertises",
+            "demo: notebook running", "demo: notebook stopped", "reason\":\"Disrupting", "terminated g4dn.xlarge",
+            "is gone",
+        ]
+        let log = server.log
+        var position = log.startIndex
+        for step in steps {
+            guard let found = log.range(of: step, range: position..<log.endIndex) else {
+                Issue.record("missing or out of order: \(step)\n\(log)")
+                break
+            }
+            position = found.upperBound
+        }
+        #expect(log.contains("reason\":\"Initialized"))
+        #expect(server.terminate() == 0)
     }
 }

@@ -1,5 +1,5 @@
 import BerthKube
-import BerthKubeTestSupport
+import BerthKubeSim
 import BerthModel
 import BerthNet
 import Foundation

@@ -86,10 +86,11 @@ import Testing
         let configuration = testConfiguration { $0.requestReadTimeout = .milliseconds(700); $0.eventLoopCount = 1 }
         let observer = RecordingObserver()
         try withServer(configuration: configuration, observer: observer) { _, port in
-            let stalled = try RawClient(port: port)
+            // A generous receive timeout: the 408 comes after 0.7 s, later on a loaded machine.
+            let stalled = try RawClient(port: port, receiveTimeout: 20)
             stalled.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf")
             // Same loop, served at once while the other one stalls.
-            let other = try RawClient(port: port, receiveTimeout: 2)
+            let other = try RawClient(port: port, receiveTimeout: 20)
             other.send("GET /quick HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             #expect(other.readToEnd().hasPrefix("HTTP/1.1 200 OK"))
             let answer = stalled.readToEnd()

@@ -40,6 +40,19 @@ import Testing
         #expect(ProvisionerConfig().pools == [Pool.default])
     }
 
+    @Test func durationsAndDisruptionSettingsAreRead() throws {
+        let config = try parse("clusterName: prod-eu\nemptyAfter: 2m30s\nbatchIdleDuration: 500ms\nregistrationTimeout: 1h\ndisruption: {maxDisruptedNodes: 3, consolidation: true}")
+        #expect(config.clusterName == "prod-eu")
+        #expect(config.emptyAfter == .seconds(150))
+        #expect(config.batchIdle == .milliseconds(500))
+        #expect(config.batchMax == .seconds(10))
+        #expect(config.registrationTimeout == .seconds(3600))
+        #expect(config.maxDisruptedNodes == 3 && config.consolidation)
+        #expect(GoDuration.format(.seconds(3690)) == "1h1m30s")
+        #expect(GoDuration.format(.milliseconds(1500)) == "1s500ms")
+        #expect(try GoDuration.parse("1.5h") == .seconds(5400))
+    }
+
     @Test(arguments: [
         ("pools: [{name: gpu, limit: {gpus: 1}}]", "provisioner.pools[0].limit: unknown field \"limit\"; allowed fields: name, requirements, taints, labels, limits, capacityTypes, weight"),
         ("pools: [{name: gpu, limits: {gpu: 1}}]", "provisioner.pools[0].limits.gpu: unknown field \"gpu\"; allowed fields: gpus, cpu, memory, nodes, pricePerHour"),
@@ -51,7 +64,13 @@ import Testing
         ("pools: [{name: a}, {name: a}]", "provisioner.pools[1].name: pool \"a\" is defined twice"),
         ("pools: [{weight: 1}]", "provisioner.pools[0].name: is required"),
         ("pools: []", "provisioner.pools: needs at least one pool"),
-        ("pool: []", "provisioner.pool: unknown field \"pool\"; allowed fields: pools, daemonSetOverhead"),
+        ("emptyAfter: 60", "provisioner.emptyAfter: expected a string, found a number"),
+        ("emptyAfter: 1 minute", "provisioner.emptyAfter: \"1 minute\" is not a duration such as 500ms, 60s, 5m or 1h30m"),
+        ("batchIdleDuration: 5s\nbatchMaxDuration: 2s", "provisioner.batchMaxDuration: must not be shorter than batchIdleDuration"),
+        ("launchTimeout: 10ms", "provisioner.launchTimeout: must be at least 1s, found \"10ms\""),
+        ("disruption: {maxDisruptedNodes: 0}", "provisioner.disruption.maxDisruptedNodes: must be a whole number from 1 to 1000"),
+        ("clusterName: 'my cluster'", "provisioner.clusterName: must be 1-63 letters, digits, '-', '.' or '_', found \"my cluster\""),
+        ("pool: []", "provisioner.pool: unknown field \"pool\"; allowed fields: clusterName, pools, daemonSetOverhead, batchIdleDuration, batchMaxDuration, emptyAfter, launchTimeout, registrationTimeout, gpuRegistrationTimeout, unavailableOfferingTTL, disruption"),
     ])
     func mistakesAreNamedWithTheirPath(yaml: String, message: String) throws {
         #expect {

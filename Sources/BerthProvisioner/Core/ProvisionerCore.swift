@@ -144,7 +144,9 @@ public struct ProvisionerCore: Sendable {
             }
         }
         times.append(contentsOf: unavailable.values)
-        return times.filter { $0 >= now }.min() ?? times.min()
+        // A deadline already past (a round that will act on it is due) means: soon, not in the past,
+        // so a virtual-time driver never spins on one instant.
+        return times.filter { $0 >= now }.min() ?? (times.isEmpty ? nil : now.addingTimeInterval(1))
     }
 
     // MARK: - 1. Recovery and garbage collection
@@ -177,7 +179,7 @@ public struct ProvisionerCore: Sendable {
         }
         if recovered {
             for node in index.snapshot.nodes where node.labels[Self.poolLabel] != nil && !node.providerID.isEmpty && !listed.contains(node.providerID) {
-                let held = claims.values.contains { $0.providerID == node.providerID && !$0.terminated }
+                let held = claims.values.contains { $0.providerID == node.providerID }
                 if !held && !node.deleting {
                     actions.append(.deleteNode(name: node.name))
                     actions.append(.event(.init(regarding: .node(node.name), reason: "InstanceGone", message: "instance \(node.providerID) no longer exists; deleting the Node")))
@@ -334,12 +336,14 @@ public struct ProvisionerCore: Sendable {
         solve(pending, index: index, now: now, actions: &actions)
     }
 
-    private mutating func solve(_ pending: [PodSnapshot], index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
+    /// The nodes pods can go to without a launch: Berth's (launching or registered, not draining,
+    /// `excluding` left out) and other Ready GPU nodes, with what their pods already take.
+    private func nodeStates(index: ClusterIndex, excluding: String? = nil) -> (nodes: [NodeState], claimOfNode: [Int: String]) {
         var nodes: [NodeState] = []
         var claimOfNode: [Int: String] = [:]
         for key in claims.keys.sorted() {
             guard let claim = claims[key], claim.isLive, let type = catalog[claim.instanceType], let pool = config.pools.first(where: { $0.name == claim.pool }) else { continue }
-            if let name = claim.nodeName, draining[name] != nil { continue }
+            if let name = claim.nodeName, draining[name] != nil || name == excluding { continue }
             let offering = type.offerings.first { $0.zone == claim.zone && $0.capacityType == claim.capacityType }
                 ?? Offering(zone: claim.zone, capacityType: claim.capacityType, pricePerHour: claim.pricePerHour)
             let allocatable = config.overhead.allocatable(type)
@@ -356,12 +360,18 @@ public struct ProvisionerCore: Sendable {
             nodes.append(state)
         }
         let managed = Set(claims.values.compactMap(\.nodeName))
-        for node in index.snapshot.nodes where !managed.contains(node.name) && node.ready && !node.unschedulable && !node.deleting && node.allocatable.gpus > 0 {
-            let requested = index.podsOnNode[node.name, default: []].filter(\.occupies).map(\.requests).reduce(Resources.zero, +)
+        for node in index.snapshot.nodes where !managed.contains(node.name) && node.name != excluding && node.ready && !node.unschedulable && !node.deleting && node.allocatable.gpus > 0 {
+            // The kubelet's allocatable: every running pod takes its share, DaemonSet pods included.
+            let requested = index.podsOnNode[node.name, default: []].filter { !$0.finished }.map(\.requests).reduce(Resources.zero, +)
             nodes.append(NodeState(
                 name: node.name, pool: "", instanceType: node.labels[WellKnownLabel.instanceType] ?? "", labels: node.labels, taints: node.taints,
                 capacity: node.allocatable, allocatable: node.allocatable, requested: requested, pricePerHour: 0, gpuResource: node.gpuResource))
         }
+        return (nodes, claimOfNode)
+    }
+
+    private mutating func solve(_ pending: [PodSnapshot], index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
+        let (nodes, claimOfNode) = nodeStates(index: index)
         let plan = scheduler.solve(pending: pending.map(\.requirements), nodes: nodes, unavailableOfferings: Set(unavailable.filter { $0.value > now }.keys))
 
         let nodeIndex = Dictionary(uniqueKeysWithValues: nodes.enumerated().map { ($0.element.name, $0.offset) })
@@ -453,13 +463,16 @@ public struct ProvisionerCore: Sendable {
                 regarding: .node(name), reason: "Disrupting",
                 message: "no GPU pod for \(GoDuration.format(config.emptyAfter)); cordoned, draining \(others) pod(s), then terminating \(claim.instanceType) \(claim.providerID ?? "")")))
         }
+        if config.consolidation && budget > 0 && batch == nil {
+            consolidate(index: index, now: now, actions: &actions)
+        }
         for name in draining.keys.sorted() {
             guard var drain = draining[name] else { continue }
             guard let node = index.nodes[name], let key = claims.first(where: { $0.value.nodeName == name })?.key, let claim = claims[key] else {
                 if index.nodes[name] == nil { draining[name] = nil }
                 continue
             }
-            if !node.taints.contains(where: { $0.key == Self.disruptedTaint.key }) && claim.terminateRequestedAt == nil && !claim.terminated {
+            if drain.startedAt < now && !node.taints.contains(where: { $0.key == Self.disruptedTaint.key }) && claim.terminateRequestedAt == nil && !claim.terminated {
                 actions.append(.updateNode(name: name, labels: [:], addTaints: [Self.disruptedTaint], removeTaints: []))
             }
             let remaining = index.podsOnNode[name, default: []].filter(\.occupies)
@@ -477,6 +490,44 @@ public struct ProvisionerCore: Sendable {
             }
             draining[name] = drain
         }
+    }
+
+    /// Consolidation (delete only): a node of non-notebook GPU pods whose pods all fit on other
+    /// nodes that exist, continuously for `emptyAfter`, is drained so they move there. Notebook
+    /// nodes never are (a notebook's kernel state dies with its pod); nor is a node with a
+    /// do-not-disrupt pod. The candidate with the fewest GPUs and pods to move goes first (the
+    /// priciest among equals), one per round. Replacing a
+    /// node with a cheaper type is not done.
+    private mutating func consolidate(index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
+        var best: (key: String, name: String, cost: (Int64, Int, Double))?
+        var candidates = Set<String>()
+        for key in claims.keys.sorted() {
+            guard let claim = claims[key], claim.isLive, !claim.dedicated, claim.initializedAt != nil, claim.nominated.isEmpty,
+                let name = claim.nodeName, draining[name] == nil, let node = index.nodes[name], !node.doNotDisrupt
+            else { continue }
+            let pods = index.podsOnNode[name, default: []].filter(\.occupies)
+            guard pods.contains(where: \.requestsGPU), !pods.contains(where: { $0.doNotDisrupt || $0.requirements.isNotebook || $0.terminating }) else { continue }
+            let (nodes, _) = nodeStates(index: index, excluding: name)
+            let plan = scheduler.solve(pending: pods.map(\.requirements), nodes: nodes)
+            guard plan.nodes.isEmpty && plan.unschedulable.isEmpty else { continue }
+            candidates.insert("consolidate/" + name)
+            let since = emptySince["consolidate/" + name] ?? now
+            emptySince["consolidate/" + name] = since
+            // Cheapest to disrupt first (fewest GPUs, then fewest pods to move), then the priciest node.
+            let cost = (pods.reduce(0) { $0 + $1.requests.gpus }, pods.count, -claim.pricePerHour)
+            if now.timeIntervalSince(since) >= config.emptyAfter.seconds, best.map({ cost < $0.cost }) ?? true {
+                best = (key, name, cost)
+            }
+        }
+        for key in emptySince.keys where key.hasPrefix("consolidate/") && !candidates.contains(key) { emptySince[key] = nil }
+        guard let best, let claim = claims[best.key] else { return }
+        emptySince["consolidate/" + best.name] = nil
+        let moving = index.podsOnNode[best.name, default: []].filter { $0.occupies && !$0.terminating }.count
+        draining[best.name] = DrainState(startedAt: now, reason: "consolidation")
+        actions.append(.updateNode(name: best.name, labels: [:], addTaints: [Self.disruptedTaint], removeTaints: []))
+        actions.append(.event(.init(
+            regarding: .node(best.name), reason: "Consolidating",
+            message: "its \(moving) pod(s) fit on other nodes; draining, then terminating \(claim.instanceType) ($\(claim.pricePerHour)/h)")))
     }
 
     // MARK: - Reporting

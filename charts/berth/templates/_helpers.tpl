@@ -195,11 +195,8 @@ the webhook's strictly validated config never carries a section it does not need
 {{- define "berth.provisionerConfigFile" -}}
 {{ include "berth.configFile" . }}
 provisioner:
-  cloud: {{ .Values.provisioner.cloud }}
-  {{- with .Values.provisioner.region }}
-  region: {{ . | quote }}
-  {{- end }}
-  {{- with .Values.provisioner.clusterName }}
-  clusterName: {{ . | quote }}
+  clusterName: {{ .Values.provisioner.clusterName | default .Release.Name | quote }}
+  {{- with .Values.provisioner.config }}
+  {{- toYaml . | nindent 2 }}
   {{- end }}
 {{- end }}

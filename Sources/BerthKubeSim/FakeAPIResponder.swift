@@ -12,7 +12,7 @@ struct FakeAPIResponder: HTTPResponder {
 
     /// Kinds for the resources the fake knows; any other plural is served generically.
     static let known: [String: KubeResource] = [
-        "pods": .pods, "nodes": .nodes, "namespaces": .namespaces, "events.events.k8s.io": .events,
+        "pods": .pods, "nodes": .nodes, "namespaces": .namespaces, "persistentvolumeclaims": .persistentVolumeClaims, "persistentvolumes": .persistentVolumes, "events.events.k8s.io": .events,
         "leases.coordination.k8s.io": .leases, "poddisruptionbudgets.policy": .podDisruptionBudgets,
     ]
     /// Resources whose status is a subresource (main writes keep status, status writes keep the rest).
@@ -260,6 +260,13 @@ struct FakeAPIResponder: HTTPResponder {
             return Self.status(400, "the namespace of the provided object does not match the namespace sent on the request", reason: "BadRequest")
         }
         if let namespace = route.namespace { setMeta(&object, "namespace", .string(namespace)) }
+        if let admission = options.admission {
+            do {
+                object = try admission(route.resource, object)
+            } catch {
+                return Self.status(400, "admission webhook denied the request: \(error)", reason: "BadRequest")
+            }
+        }
         var name = object["metadata"]?["name"]?.stringValue ?? ""
         if name.isEmpty, let prefix = object["metadata"]?["generateName"]?.stringValue, !prefix.isEmpty {
             let letters = Array("bcdfghjklmnpqrstvwxz2456789")

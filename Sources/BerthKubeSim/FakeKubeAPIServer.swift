@@ -40,6 +40,12 @@ public final class FakeKubeAPIServer: Sendable {
         public var clientCAFile: String?
         /// Watch events kept for resuming; older resourceVersions get 410.
         public var historyLimit = 10_000
+        /// Where to listen (0: any free port).
+        public var host = "127.0.0.1"
+        public var port = 0
+        /// A mutating admission step on create (as the apiserver calls webhooks): returns the object
+        /// to store, or throws to deny with the error's description (400 Forbidden-style Status).
+        public var admission: (@Sendable (KubeResource, JSON) throws -> JSON)?
         public init() {}
     }
 
@@ -53,7 +59,7 @@ public final class FakeKubeAPIServer: Sendable {
         self.options = options
         let state = FakeAPIStore(FakeAPIState(historyLimit: options.historyLimit))
         self.state = state
-        var configuration = HTTPServerConfiguration(host: "127.0.0.1", port: 0)
+        var configuration = HTTPServerConfiguration(host: options.host, port: options.port)
         configuration.eventLoopCount = 1
         configuration.idleTimeout = .seconds(60)
         let tls = try TLSContextStore(

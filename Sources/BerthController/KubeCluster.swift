@@ -1,0 +1,300 @@
+import BerthAdmission
+import BerthKube
+import BerthModel
+import BerthProvisioner
+import BerthScheduling
+import Foundation
+import Logging
+import Synchronization
+
+/// The cluster port over the Kubernetes API: informers on Pods and Nodes for reading, the
+/// client for acting (node updates, evictions through `pods/eviction`, Node deletion, Events).
+/// Pods are read into ``PodSnapshot``s once per resourceVersion, with the webhook's GPU
+/// classification (the same `WebhookConfig`), and the zones of their bound volumes.
+public final class KubeCluster: ClusterPort {
+    public let client: KubeClient
+    public let pods: Informer
+    public let nodes: Informer
+    private let webhook: WebhookConfig
+    private let gpuResource: String
+    private let identity: String
+    private let logger: Logger
+    private let cache = Mutex<Cache>(Cache())
+
+    struct Cache {
+        /// uid → (resourceVersion, snapshot)
+        var pods: [String: (String, PodSnapshot)] = [:]
+        var nodes: [String: (String, NodeSnapshot)] = [:]
+        /// PVC `namespace/name` → zones of its bound volume (nil: unbound or no zone).
+        var volumeZones: [String: [String]?] = [:]
+        var badObjects: Set<String> = []
+    }
+
+    /// `identity`: this replica's name, the Events' reportingInstance.
+    public init(client: KubeClient, webhook: WebhookConfig = WebhookConfig(), gpuResource: String = "nvidia.com/gpu", identity: String,
+                logger: Logger = Logger(label: "berth.kube.cluster")) {
+        self.client = client
+        self.webhook = webhook
+        self.gpuResource = gpuResource
+        self.identity = identity
+        self.logger = logger
+        pods = Informer(client: client, resource: .pods, logger: logger)
+        nodes = Informer(client: client, resource: .nodes, logger: logger)
+    }
+
+    public func start() {
+        pods.start()
+        nodes.start()
+    }
+
+    public func stop() {
+        pods.stop()
+        nodes.stop()
+    }
+
+    public var hasSynced: Bool { pods.hasSynced && nodes.hasSynced }
+
+    public struct NotSynced: Error, CustomStringConvertible {
+        public var description: String { "the pod and node caches have not synced yet" }
+    }
+
+    // MARK: Reading
+
+    public func snapshot() async throws -> ClusterSnapshot {
+        guard hasSynced else { throw NotSynced() }
+        let podObjects = pods.list()
+        let nodeObjects = nodes.list()
+        var result = ClusterSnapshot()
+        result.pods.reserveCapacity(podObjects.count)
+        var seenPods = Set<String>()
+        var needZones: [(Int, JSON)] = []
+        for object in podObjects {
+            guard let snapshot = podSnapshot(object) else { continue }
+            seenPods.insert(snapshot.uid)
+            if snapshot.isPendingGPU, Self.claimNames(object).count > 0 { needZones.append((result.pods.count, object)) }
+            result.pods.append(snapshot)
+        }
+        for (index, object) in needZones {
+            let zones = volumeZones(object)
+            if let zones {
+                var pod = result.pods[index]
+                let r = pod.requirements
+                pod.requirements = PodRequirements(
+                    namespace: r.namespace, name: r.name, requests: r.requests, gpuResource: r.gpuResource, isNotebook: r.isNotebook,
+                    constraints: PodConstraints(tolerations: r.constraints.tolerations, nodeSelector: r.constraints.nodeSelector,
+                                                requiredTerms: r.constraints.requiredTerms, zones: zones),
+                    unsupportedResources: r.unsupportedResources)
+                result.pods[index] = pod
+            }
+        }
+        for object in nodeObjects {
+            if let node = nodeSnapshot(object) { result.nodes.append(node) }
+        }
+        cache.withLock { cache in
+            cache.pods = cache.pods.filter { seenPods.contains($0.key) }
+        }
+        result.pods.sort { $0.key < $1.key }
+        result.nodes.sort { $0.name < $1.name }
+        return result
+    }
+
+    func podSnapshot(_ object: JSON) -> PodSnapshot? {
+        let uid = object["metadata"]?["uid"]?.stringValue ?? ""
+        let version = object["metadata"]?["resourceVersion"]?.stringValue ?? ""
+        if let cached = cache.withLock({ $0.pods[uid] }), cached.0 == version, !version.isEmpty { return cached.1 }
+        let snapshot = Self.podSnapshot(object, webhook: webhook)
+        if let snapshot {
+            cache.withLock { $0.pods[uid] = (version, snapshot) }
+        } else {
+            let key = "pod/\(object["metadata"]?["namespace"]?.stringValue ?? "")/\(object["metadata"]?["name"]?.stringValue ?? "?")@\(version)"
+            if cache.withLock({ $0.badObjects.insert(key).inserted }) { logger.warning("ignoring a malformed pod", metadata: ["object": "\(key)"]) }
+        }
+        return snapshot
+    }
+
+    /// A Pod's JSON as the provisioner sees it; nil when even its metadata is unreadable. A pod
+    /// whose scheduling fields are malformed is returned with `invalid` set (reported on it).
+    public static func podSnapshot(_ object: JSON, webhook: WebhookConfig) -> PodSnapshot? {
+        let pod: Pod
+        do { pod = try Pod(json: object) } catch {
+            guard let meta = try? ObjectMeta(json: object["metadata"], kind: "Pod") else { return nil }
+            return PodSnapshot(key: meta.key, uid: meta.uid, requirements: PodRequirements(namespace: meta.namespace, name: meta.name, requests: .zero),
+                               invalid: "\(error)")
+        }
+        let meta = pod.metadata
+        let ownerKinds = (object["metadata"]?["ownerReferences"]?.arrayValue ?? []).compactMap { $0["kind"]?.stringValue }
+        let daemon = ownerKinds.contains("DaemonSet") || meta.annotations["kubernetes.io/config.mirror"] != nil
+        var requirements: PodRequirements
+        var invalid: String?
+        do {
+            requirements = try PodRequirements(pod: object, config: webhook)
+        } catch {
+            requirements = PodRequirements(namespace: meta.namespace, name: meta.name, requests: .zero)
+            invalid = error.description
+        }
+        return PodSnapshot(
+            key: meta.key, uid: meta.uid, nodeName: pod.nodeName, phase: PodSnapshot.Phase(rawValue: pod.phase) ?? (pod.phase.isEmpty ? .pending : .unknown),
+            terminating: pod.isTerminating, daemon: daemon, doNotDisrupt: meta.annotations["karpenter.sh/do-not-disrupt"] == "true",
+            unschedulable: pod.unschedulableReason == "Unschedulable" && pod.nodeName.isEmpty, requirements: requirements, invalid: invalid)
+    }
+
+    func nodeSnapshot(_ object: JSON) -> NodeSnapshot? {
+        let name = object["metadata"]?["name"]?.stringValue ?? ""
+        let version = object["metadata"]?["resourceVersion"]?.stringValue ?? ""
+        if let cached = cache.withLock({ $0.nodes[name] }), cached.0 == version, !version.isEmpty { return cached.1 }
+        guard let node = try? Node(json: object) else {
+            if cache.withLock({ $0.badObjects.insert("node/\(name)@\(version)").inserted }) { logger.warning("ignoring a malformed node", metadata: ["object": "node/\(name)"]) }
+            return nil
+        }
+        let snapshot = Self.nodeSnapshot(node, gpuResource: gpuResource)
+        cache.withLock { $0.nodes[name] = (version, snapshot) }
+        return snapshot
+    }
+
+    public static func nodeSnapshot(_ node: Node, gpuResource: String) -> NodeSnapshot {
+        let a = node.allocatable
+        let allocatable = Resources(
+            cpuMilli: a["cpu"]?.milli ?? 0, memory: a["memory"]?.value ?? 0, ephemeralStorage: a["ephemeral-storage"]?.value ?? 0,
+            gpus: a[gpuResource]?.value ?? 0, pods: a["pods"]?.value ?? 0)
+        return NodeSnapshot(
+            name: node.metadata.name, providerID: node.providerID, labels: node.metadata.labels, taints: node.taints, ready: node.isReady,
+            unschedulable: node.unschedulable, allocatable: allocatable, gpuResource: gpuResource,
+            doNotDisrupt: node.metadata.annotations["karpenter.sh/do-not-disrupt"] == "true", deleting: node.metadata.deletionTimestamp != nil)
+    }
+
+    static func claimNames(_ pod: JSON) -> [String] {
+        (pod["spec"]?["volumes"]?.arrayValue ?? []).compactMap { $0["persistentVolumeClaim"]?["claimName"]?.stringValue }
+    }
+
+    /// Zone labels a PersistentVolume's node affinity may name (the EBS CSI driver's, the
+    /// well-known one, and the deprecated beta one).
+    static let zoneKeys: Set<String> = ["topology.kubernetes.io/zone", "topology.ebs.csi.aws.com/zone", "failure-domain.beta.kubernetes.io/zone"]
+
+    /// The zones the pod's bound volumes allow (intersection), nil when none pins it.
+    func volumeZones(_ pod: JSON) -> [String]? {
+        let namespace = pod["metadata"]?["namespace"]?.stringValue ?? "default"
+        var allowed: Set<String>?
+        for claim in Self.claimNames(pod) {
+            let key = "\(namespace)/\(claim)"
+            let cached = cache.withLock { $0.volumeZones[key] }
+            let zones: [String]?
+            if let cached {
+                zones = cached
+            } else {
+                zones = lookUpZones(namespace: namespace, claim: claim)
+                // Only bound volumes are remembered: an unbound claim may bind later.
+                if zones != nil { cache.withLock { $0.volumeZones[key] = .some(zones) } }
+            }
+            if let zones { allowed = allowed.map { $0.intersection(zones) } ?? Set(zones) }
+        }
+        return allowed.map { $0.sorted() }
+    }
+
+    private func lookUpZones(namespace: String, claim: String) -> [String]? {
+        do {
+            let pvc = try client.get(.persistentVolumeClaims, namespace: namespace, name: claim)
+            guard let volume = pvc["spec"]?["volumeName"]?.stringValue, !volume.isEmpty else { return nil }
+            let pv = try client.get(.persistentVolumes, name: volume)
+            var zones: [String] = []
+            for term in pv["spec"]?["nodeAffinity"]?["required"]?["nodeSelectorTerms"]?.arrayValue ?? [] {
+                for expression in term["matchExpressions"]?.arrayValue ?? [] where Self.zoneKeys.contains(expression["key"]?.stringValue ?? "") {
+                    zones += (expression["values"]?.arrayValue ?? []).compactMap(\.stringValue)
+                }
+            }
+            if zones.isEmpty, let label = Self.zoneKeys.lazy.compactMap({ pv["metadata"]?["labels"]?[$0]?.stringValue }).first { zones = [label] }
+            return zones.isEmpty ? nil : zones
+        } catch {
+            logger.debug("no zone for claim \(namespace)/\(claim): \(error)")
+            return nil
+        }
+    }
+
+    // MARK: Acting
+
+    public func updateNode(name: String, labels: [String: String], addTaints: [Taint], removeTaints: [Taint]) async throws {
+        try await Blocking.run { [client] () throws(KubeError) -> Void in
+            try client.modify(.nodes, name: name) { (node: inout JSON) throws(KubeError) -> Void in
+                guard case .object(var top) = node else { throw KubeError.decoding(what: "Node \(name)", detail: "not an object") }
+                var metadata = top["metadata"]?.objectValue ?? JSONObject()
+                var nodeLabels = metadata["labels"]?.objectValue ?? JSONObject()
+                for (key, value) in labels.sorted(by: { $0.key < $1.key }) { nodeLabels[key] = .string(value) }
+                metadata["labels"] = .object(nodeLabels)
+                top["metadata"] = .object(metadata)
+                var spec = top["spec"]?.objectValue ?? JSONObject()
+                var taints = (spec["taints"]?.arrayValue ?? []).filter { taint in
+                    !removeTaints.contains { $0.key == taint["key"]?.stringValue && $0.effect == taint["effect"]?.stringValue }
+                }
+                for taint in addTaints where !taints.contains(where: { $0["key"]?.stringValue == taint.key && $0["effect"]?.stringValue == taint.effect }) {
+                    taints.append(taint.json)
+                }
+                spec["taints"] = .array(taints)
+                top["spec"] = .object(spec)
+                node = .object(top)
+            }
+        }
+    }
+
+    public func evict(pod: String) async -> ActionResult {
+        let parts = pod.split(separator: "/", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { return .evictionFailed(pod: pod, message: "not a namespace/name key") }
+        do {
+            try await Blocking.run { [client] () throws(KubeError) -> Void in try client.evict(namespace: parts[0], name: parts[1]) }
+            return .evicted(pod: pod)
+        } catch let error as KubeError where error.isNotFound {
+            return .evicted(pod: pod)
+        } catch let error as KubeError {
+            if case let .evictionBlocked(status, _, _) = error { return .evictionFailed(pod: pod, message: status.message + (status.causes.first.map { " (\($0))" } ?? "")) }
+            return .evictionFailed(pod: pod, message: error.description)
+        } catch {
+            return .evictionFailed(pod: pod, message: "\(error)")
+        }
+    }
+
+    public func deleteNode(name: String) async throws {
+        do {
+            try await Blocking.run { [client] () throws(KubeError) -> Void in _ = try client.delete(.nodes, name: name) }
+        } catch let error as KubeError where error.isNotFound {
+            return
+        }
+    }
+
+    public func record(_ event: ProvisionerEvent) async {
+        let object: JSON?
+        switch event.regarding {
+        case let .pod(key): object = pods.get(key)
+        case let .node(name): object = nodes.get(name)
+        }
+        guard let object else { return }  // gone already: the log line stays
+        do {
+            try await Blocking.run { [client, identity] () throws(KubeError) -> Void in
+                _ = try client.recordEvent(
+                    regarding: object, type: event.type, reason: event.reason, action: Self.action(for: event.reason), note: event.message,
+                    reportingInstance: identity)
+            }
+        } catch {
+            logger.debug("recording event failed: \(error)", metadata: ["reason": "\(event.reason)"])
+        }
+    }
+
+    static func action(for reason: String) -> String {
+        switch reason {
+        case "Nominated", "FailedProvisioning": "Provisioning"
+        case "Disrupting", "DisruptionBlocked": "Disrupting"
+        default: "Reconciling"
+        }
+    }
+}
+
+/// Runs blocking work (the Kubernetes client's synchronous calls) on a thread of its own, so the
+/// Swift concurrency pool's few threads are never held by I/O.
+enum Blocking {
+    static func run<T: Sendable, E: Error>(_ body: @escaping @Sendable () throws(E) -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+}

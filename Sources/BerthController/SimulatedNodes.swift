@@ -1,0 +1,79 @@
+import BerthKube
+import BerthKubeSim
+import BerthModel
+import BerthProvisioner
+import BerthScheduling
+import Foundation
+import Logging
+
+/// Plays the simulated cloud's instances as Kubernetes Nodes on the embedded API server: what the
+/// kubelet, the NVIDIA device plugin, kube-scheduler and the cloud-controller-manager do in a real
+/// cluster. Each ``step()`` (at the clock's now):
+/// - an instance past its `readyAt` registers its Node (Ready, with the labels and taints the
+///   launch asked for; `nvidia.com/gpu` not yet allocatable);
+/// - past its `gpusAt` the device plugin advertises the GPUs (never, if the cloud is configured so);
+/// - a terminated instance's Node is deleted (the cloud-controller-manager's job);
+/// - pending pods are bound where they fit, or marked `PodScheduled=False/Unschedulable`;
+/// - pods bound to a node are started (Running, Ready).
+public struct SimulatedNodes<C: Clock<Duration>>: Sendable {
+    public let server: FakeKubeAPIServer
+    public let cloud: SimulatedCloud<C>
+    public let overhead: NodeOverhead
+    private let logger: Logger
+
+    public init(server: FakeKubeAPIServer, cloud: SimulatedCloud<C>, overhead: NodeOverhead = NodeOverhead(),
+                logger: Logger = Logger(label: "berth.simulated.kubelet")) {
+        self.server = server
+        self.cloud = cloud
+        self.overhead = overhead
+        self.logger = logger
+    }
+
+    /// The Node name of an instance: EC2-style private DNS names, derived from the instance id.
+    public static func nodeName(providerID: String) -> String {
+        let id = ProviderID(providerID)?.instanceID ?? providerID
+        return "ip-\(id.suffix(8)).sim.internal"
+    }
+
+    public func step() async {
+        let kubelet = FakeKubelet(server: server)
+        let now = cloud.wallTime.clock.now
+        let nodes = Dictionary(server.objects(.nodes).compactMap { object -> (String, JSON)? in
+            guard let id = object["spec"]?["providerID"]?.stringValue, !id.isEmpty else { return nil }
+            return (id, object)
+        }, uniquingKeysWith: { first, _ in first })
+        for record in await cloud.allRecords() {
+            let providerID = record.instance.providerID
+            let name = Self.nodeName(providerID: providerID)
+            if let terminatedAt = record.terminatedAt, terminatedAt <= now {
+                if nodes[providerID] != nil {
+                    server.remove(.nodes, name: name)
+                    logger.info("node \(name) removed: its instance is terminated", metadata: ["providerID": "\(providerID)"])
+                }
+                continue
+            }
+            guard let boot = try? await cloud.boot(of: providerID) else { continue }
+            if nodes[providerID] == nil {
+                guard now >= boot.readyAt else { continue }
+                var capacity = overhead.allocatable(boot.instanceType) + overhead.daemonSets
+                capacity.gpus = 0
+                kubelet.registerNode(
+                    name: name, providerID: providerID, labels: boot.labels, taints: boot.taints,
+                    capacity: ["cpu": "\(capacity.cpuMilli)m", "memory": "\(capacity.memory)", "pods": "\(capacity.pods)",
+                               "ephemeral-storage": "\(capacity.ephemeralStorage)"])
+                logger.info("node \(name) registered and Ready", metadata: ["providerID": "\(providerID)", "instanceType": "\(boot.instanceType.name)"])
+            } else if let gpusAt = boot.gpusAt, now >= gpusAt, boot.instanceType.gpuCount > 0,
+                      nodes[providerID]?["status"]?["allocatable"]?["nvidia.com/gpu"] == nil {
+                kubelet.advertise(node: name, quantity: boot.instanceType.gpuCount)
+                logger.info("node \(name): the device plugin advertises \(boot.instanceType.gpuCount) nvidia.com/gpu")
+            }
+        }
+        let outcome = FakeScheduler(server: server).schedulePendingPods()
+        for (pod, node) in outcome.bound.sorted(by: { $0.key < $1.key }) {
+            logger.info("pod \(pod) bound to \(node)")
+        }
+        for node in Set(outcome.bound.values).union(server.objects(.nodes).compactMap { $0["metadata"]?["name"]?.stringValue }) {
+            for pod in kubelet.runPods(on: node) { logger.info("pod \(pod) running on \(node)") }
+        }
+    }
+}

@@ -1,0 +1,267 @@
+import BerthModel
+import BerthScheduling
+import CoreMetrics
+import Foundation
+import Logging
+
+/// The provisioning loop at run time: reads the cluster and the cloud, asks ``ProvisionerCore``
+/// what to do, does it, and tells the core how it went. Only the leader acts: a replica that is
+/// not (or stops being) the leader drops its state, and the next leader rebuilds it from the
+/// cloud's tags and the cluster.
+///
+/// Time comes from the injected clock (a `ManualClock` in tests): ``step()`` runs one round at
+/// the clock's `now`; ``run()`` repeats it, sleeping on the clock until the core's next deadline
+/// or the resync interval.
+public actor Provisioner<C: Clock<Duration>> {
+    public struct Options: Sendable {
+        /// Longest sleep between rounds (pods arriving are noticed within it).
+        public var resyncInterval: Duration = .seconds(1)
+        /// How often the cloud is listed for garbage collection (and right after gaining leadership).
+        public var listInterval: Duration = .seconds(60)
+        /// Seeds launch ids; nil: random.
+        public var seed: UInt64?
+        public init() {}
+    }
+
+    public nonisolated let cluster: any ClusterPort
+    public nonisolated let cloud: any CloudProvider
+    public nonisolated let wallTime: WallTime<C>
+    private let config: ProvisionerConfig
+    private let catalog: InstanceCatalog
+    private let options: Options
+    private let logger: Logger
+    private let isLeader: @Sendable () -> Bool
+    private let metrics: ProvisionerMetrics
+    private var core: ProvisionerCore?
+    private var lastListing: Date?
+    public private(set) var rounds = 0
+    public private(set) var lastError: String?
+
+    public init(
+        config: ProvisionerConfig, catalog: InstanceCatalog = .builtIn(), cluster: any ClusterPort, cloud: any CloudProvider,
+        wallTime: WallTime<C>, options: Options = Options(), isLeader: @escaping @Sendable () -> Bool = { true },
+        metricsFactory: (any MetricsFactory)? = nil, logger: Logger = Logger(label: "berth.provisioner")
+    ) {
+        self.config = config
+        self.catalog = catalog
+        self.cluster = cluster
+        self.cloud = cloud
+        self.wallTime = wallTime
+        self.options = options
+        self.isLeader = isLeader
+        self.metrics = ProvisionerMetrics(factory: metricsFactory)
+        self.logger = logger
+    }
+
+    /// The decision state (nil while not leading).
+    public var state: ProvisionerCore? { core }
+
+    /// Rounds until the task is cancelled.
+    public func run() async {
+        logger.info("provisioner started", metadata: ["cluster": "\(config.clusterName)", "pools": "\(config.pools.map(\.name).joined(separator: ","))"])
+        while !Task.isCancelled {
+            let next = await step()
+            let clock = wallTime.clock
+            let limit = clock.now.advanced(by: options.resyncInterval)
+            let deadline = next.map { min(wallTime.instant(of: $0), limit) } ?? limit
+            do { try await clock.sleep(until: max(deadline, clock.now.advanced(by: .milliseconds(10))), tolerance: nil) } catch { break }
+        }
+        logger.info("provisioner stopped")
+    }
+
+    /// One round. Returns when the core wants the next one at the latest.
+    @discardableResult
+    public func step() async -> Date? {
+        rounds += 1
+        guard isLeader() else {
+            if core != nil { logger.info("not the leader any more: dropping provisioning state") }
+            core = nil
+            lastListing = nil
+            return nil
+        }
+        if core == nil {
+            var seed = options.seed ?? UInt64.random(in: .min ... .max)
+            seed &+= UInt64(rounds)
+            core = ProvisionerCore(config: config, catalog: catalog, seed: seed)
+            logger.info("leading: rebuilding state from the cloud and the cluster")
+        }
+        let now = wallTime.now
+        var listing: [CloudInstance]?
+        if lastListing.map({ now.timeIntervalSince($0) >= options.listInterval.seconds }) ?? true {
+            do {
+                listing = try await cloud.list(clusterTag: config.clusterName)
+            } catch {
+                note("listing the cloud's instances failed: \(error)")
+            }
+        }
+        var snapshot: ClusterSnapshot
+        do {
+            snapshot = try await cluster.snapshot()
+        } catch {
+            note("reading the cluster failed: \(error)")
+            return now.addingTimeInterval(options.resyncInterval.seconds)
+        }
+        snapshot.cloudInstances = listing
+        if listing != nil { lastListing = now }  // only a listing the core has seen counts
+        guard var decided = core else { return nil }
+        let actions = decided.reconcile(snapshot, now: now)
+        core = decided
+        metrics.observe(snapshot: snapshot, core: decided)
+        await perform(actions, now: now)
+        return core?.nextWakeup(after: wallTime.now)
+    }
+
+    private func note(_ message: String) {
+        lastError = message
+        logger.warning("\(message)")
+    }
+
+    private func perform(_ actions: [ProvisionerAction], now: Date) async {
+        // Launches go out together (each is one cloud call that may take seconds); the rest in order.
+        let launches = actions.compactMap { action -> LaunchRequest? in if case let .launch(request) = action { request } else { nil } }
+        for request in launches {
+            logger.info("launching \(request.candidates.first?.name ?? "?")", metadata: [
+                "launchID": "\(request.launchID)", "pool": "\(request.pool)",
+                "zone": "\(request.candidates.first?.offerings.first?.zone ?? "?")",
+            ])
+        }
+        if !launches.isEmpty {
+            let cloud = self.cloud
+            let results = await withTaskGroup(of: ActionResult.self) { group in
+                for request in launches {
+                    group.addTask {
+                        do throws(CloudError) {
+                            return .launched(launchID: request.launchID, try await cloud.create(request))
+                        } catch {
+                            return .launchFailed(launchID: request.launchID, error)
+                        }
+                    }
+                }
+                var results: [ActionResult] = []
+                for await result in group { results.append(result) }
+                return results
+            }
+            for result in results.sorted(by: { Self.launchID(of: $0) < Self.launchID(of: $1) }) {
+                log(result)
+                core?.record(result, now: wallTime.now)
+            }
+        }
+        for action in actions {
+            switch action {
+            case .launch:
+                break  // done above, together
+            case let .terminate(providerID, node, reason):
+                logger.info("terminating \(providerID)", metadata: ["node": "\(node ?? "-")", "reason": "\(reason)"])
+                let result: ActionResult
+                do throws(CloudError) {
+                    try await cloud.delete(providerID: providerID)
+                    result = .terminated(providerID: providerID)
+                } catch {
+                    result = .terminateFailed(providerID: providerID, error)
+                    if !error.isNotFound { logger.warning("terminating \(providerID) failed: \(error)") }
+                }
+                metrics.terminations.increment()
+                core?.record(result, now: wallTime.now)
+            case let .updateNode(name, labels, addTaints, removeTaints):
+                do {
+                    try await cluster.updateNode(name: name, labels: labels, addTaints: addTaints, removeTaints: removeTaints)
+                    logger.info("updated node \(name)", metadata: [
+                        "labels": "\(labels.keys.sorted().joined(separator: ","))", "taints": "\(addTaints.map(\.description).joined(separator: ","))",
+                    ])
+                } catch {
+                    logger.warning("updating node \(name) failed: \(error)")
+                    core?.record(.nodeUpdateFailed(name: name, message: "\(error)"), now: wallTime.now)
+                }
+            case let .evict(pod, node):
+                let result = await cluster.evict(pod: pod)
+                switch result {
+                case .evicted: logger.info("evicted \(pod)", metadata: ["node": "\(node)"])
+                case let .evictionFailed(_, message): logger.info("eviction of \(pod) refused; retrying later", metadata: ["node": "\(node)", "reason": "\(message)"])
+                default: break
+                }
+                metrics.evictions.increment()
+                core?.record(result, now: wallTime.now)
+            case let .deleteNode(name):
+                do {
+                    try await cluster.deleteNode(name: name)
+                    logger.info("deleted node \(name)")
+                    core?.record(.nodeDeleted(name: name), now: wallTime.now)
+                } catch {
+                    logger.warning("deleting node \(name) failed: \(error)")
+                }
+            case let .event(event):
+                let object: String
+                switch event.regarding {
+                case let .pod(key): object = "pod/\(key)"
+                case let .node(name): object = "node/\(name)"
+                }
+                let metadata: Logger.Metadata = ["object": "\(object)", "reason": "\(event.reason)"]
+                if event.type == "Warning" { logger.warning("\(event.message)", metadata: metadata) } else { logger.info("\(event.message)", metadata: metadata) }
+                metrics.event(event.reason)
+                await cluster.record(event)
+            }
+        }
+    }
+
+    private func log(_ result: ActionResult) {
+        switch result {
+        case let .launched(launchID, instance):
+            metrics.launches(success: true)
+            logger.info("launched \(instance.instanceType) \(instance.providerID)", metadata: ["launchID": "\(launchID)", "zone": "\(instance.zone)"])
+        case let .launchFailed(launchID, error):
+            metrics.launches(success: false)
+            logger.warning("launch failed: \(error)", metadata: ["launchID": "\(launchID)"])
+        default: break
+        }
+    }
+
+    private static func launchID(of result: ActionResult) -> String {
+        switch result {
+        case let .launched(id, _), let .launchFailed(id, _): id
+        default: ""
+        }
+    }
+}
+
+/// The provisioner's Prometheus series (through swift-metrics; nothing recorded without a factory).
+struct ProvisionerMetrics: Sendable {
+    let factory: (any MetricsFactory)?
+    let terminations: CoreMetrics.Counter
+    let evictions: CoreMetrics.Counter
+    private let launchSuccess: CoreMetrics.Counter
+    private let launchFailure: CoreMetrics.Counter
+    private let pending: Gauge
+    private let nodes: Gauge
+    private let claims: Gauge
+    private let hourlyCost: Gauge
+
+    init(factory: (any MetricsFactory)?) {
+        self.factory = factory
+        let f: any MetricsFactory = factory ?? NOOPMetricsHandler.instance
+        terminations = CoreMetrics.Counter(label: "berth_provisioner_terminations_total", dimensions: [], factory: f)
+        evictions = CoreMetrics.Counter(label: "berth_provisioner_evictions_total", dimensions: [], factory: f)
+        launchSuccess = CoreMetrics.Counter(label: "berth_provisioner_launches_total", dimensions: [("result", "success")], factory: f)
+        launchFailure = CoreMetrics.Counter(label: "berth_provisioner_launches_total", dimensions: [("result", "failure")], factory: f)
+        pending = Gauge(label: "berth_provisioner_pending_gpu_pods", dimensions: [], factory: f)
+        nodes = Gauge(label: "berth_provisioner_nodes", dimensions: [], factory: f)
+        claims = Gauge(label: "berth_provisioner_launched_instances", dimensions: [], factory: f)
+        hourlyCost = Gauge(label: "berth_provisioner_price_per_hour_dollars", dimensions: [], factory: f)
+    }
+
+    func launches(success: Bool) { (success ? launchSuccess : launchFailure).increment() }
+
+    /// Events by reason (a fixed set: Nominated, FailedProvisioning, GPUsNotRegistered, ...).
+    func event(_ reason: String) {
+        guard let factory else { return }
+        CoreMetrics.Counter(label: "berth_provisioner_events_total", dimensions: [("reason", reason)], factory: factory).increment()
+    }
+
+    func observe(snapshot: ClusterSnapshot, core: ProvisionerCore) {
+        guard factory != nil else { return }
+        pending.record(snapshot.pods.filter(\.isPendingGPU).count)
+        let live = core.claims.values.filter(\.isLive)
+        claims.record(live.count)
+        nodes.record(live.filter { $0.nodeName != nil }.count)
+        hourlyCost.record(live.reduce(0) { $0 + $1.pricePerHour })
+    }
+}
