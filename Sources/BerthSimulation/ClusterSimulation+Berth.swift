@@ -12,6 +12,7 @@ final class BerthRuntime {
     let cloud: SimulatedCloud<ManualClock>
     let epoch = SimulatedCloudConfiguration.defaultEpoch
     var nodeByLaunch: [String: Int] = [:]
+    var nodeByProviderID: [String: Int] = [:]
     /// The instances launched and not terminated, with their Ready time: what `list` returns.
     /// `SimulatedCloud.list` filters every record ever launched (O(history): 90 % of a 30-day
     /// run), so only the first listing asks it; later ones are read from here, oldest first.
@@ -95,9 +96,11 @@ extension ClusterSimulation {
                 let readyAt = Self.seconds(boot.readyAt.offset)
                 runtime.liveInstances.append((instance, readyAt))
                 let gpusAt = boot.gpusAt.map { Self.seconds($0.offset) } ?? .infinity
-                runtime.nodeByLaunch[request.launchID] = addNode(
+                let id = addNode(
                     type: boot.instanceType, zone: boot.zone, price: instance.pricePerHour, launchID: request.launchID,
                     providerID: instance.providerID, labels: boot.labels, taints: boot.taints, readyAt: readyAt, gpusAt: gpusAt)
+                runtime.nodeByLaunch[request.launchID] = id
+                runtime.nodeByProviderID[instance.providerID] = id
             } catch {
                 runtime.core.record(.launchFailed(launchID: request.launchID, error), now: date)
             }
@@ -105,7 +108,7 @@ extension ClusterSimulation {
             do {
                 try await runtime.cloud.delete(providerID: providerID)
                 runtime.liveInstances.removeAll { $0.instance.providerID == providerID }
-                if let id = nodes.firstIndex(where: { $0.providerID == providerID }) { terminate(id) }
+                if let id = runtime.nodeByProviderID[providerID] { terminate(id) }
                 runtime.core.record(.terminated(providerID: providerID), now: date)
             } catch {
                 runtime.core.record(.terminateFailed(providerID: providerID, error), now: date)
