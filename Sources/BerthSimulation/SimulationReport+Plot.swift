@@ -4,7 +4,7 @@ extension SimulationReport {
     /// Stacked small multiples, one panel per policy on a shared time axis: GPUs on nodes (filled)
     /// against GPUs requested by pods (line), each pixel column showing the maximum of its span.
     public func svg(width: Int = 960, panelHeight: Int = 150) -> String {
-        let left = 56.0, right = 16.0, top = 40.0, gap = 34.0
+        let left = 72.0, right = 16.0, top = 40.0, gap = 34.0
         let plotWidth = Double(width) - left - right
         let columns = max(1, Int(plotWidth))
         let end = max(horizon, policies.map(\.simulatedSeconds).max() ?? 0, 1)
