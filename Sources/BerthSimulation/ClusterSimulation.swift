@@ -304,7 +304,7 @@ final class ClusterSimulation {
 
     /// kube-scheduler's NodeResourcesFit `LeastAllocated` score (0–100): for CPU and memory,
     /// `(allocatable - requested) * 100 / allocatable` with the pod included, averaged with equal
-    /// weights; pods without a request count upstream's non-zero defaults (100m, 200 MB).
+    /// weights; pods without a request count upstream's non-zero defaults (100m, 200 MiB).
     static func leastAllocated(_ requests: Resources, node: Node) -> Int64 {
         func score(_ requested: Int64, _ allocatable: Int64) -> Int64 {
             guard allocatable > 0, requested <= allocatable else { return 0 }
