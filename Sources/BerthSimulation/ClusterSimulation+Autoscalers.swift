@@ -64,7 +64,7 @@ extension ClusterSimulation {
         guard !left.isEmpty else { return }
         var options: [(group: Int, count: Int, waste: Double)] = []
         for (number, group) in autoscaler.groups.enumerated() {
-            let allocatable = options_allocatable(group.type)
+            let allocatable = allocatable(of: group.type)
             let labels = group.labels
             let taints = [AutoscalerState.gpuTaint]
             let fitting = left.filter { Self.fits(pods[$0].requirements, requests: pods[$0].requests, labels: labels, taints: taints, free: allocatable) }
@@ -92,7 +92,7 @@ extension ClusterSimulation {
         for _ in 0..<chosen.count { pendingGroupLaunches.append(chosen.group) }
     }
 
-    func options_allocatable(_ type: InstanceType) -> Resources { options.provisioner.overhead.allocatable(type) }
+    func allocatable(of type: InstanceType) -> Resources { options.provisioner.overhead.allocatable(type) }
 
     private func score(_ requests: Resources, _ allocatable: Resources) -> Double {
         Double(requests.cpuMilli) / Double(max(1, allocatable.cpuMilli)) + Double(requests.memory) / Double(max(1, allocatable.memory))

@@ -151,6 +151,7 @@ final class ClusterSimulation {
         }
         var stop = trace.horizon + options.overrun
         var nextProgress = 86_400.0
+        progress?(0)
         var tail = false
         while let time = queue.nextTime, time <= stop {
             if done == pods.count {
@@ -398,15 +399,13 @@ final class ClusterSimulation {
         account(id)
         nodes[id].terminatedAt = now
         nodes[id].ready = false
-        for index in nodes[id].pods { evictKeepingOrder(index) }
+        for index in nodes[id].pods { evict(index) }
         if nodes[id].isGPU {
             gpuNodesUp -= 1
             gpusUp -= nodes[id].gpuCount
             sample()
         }
     }
-
-    func evictKeepingOrder(_ index: Int) { evict(index) }
 
     /// The Node object is deleted.
     func deleteNode(_ id: Int) {

@@ -4,8 +4,8 @@ import Foundation
 
 /// `berth simulate`'s entry point: every policy on the same trace, one after the other.
 public enum Simulator {
-    /// - Parameter progress: called about once per simulated day with the policy and the virtual
-    ///   time reached, seconds.
+    /// - Parameter progress: called with 0 when a policy starts, then about once per simulated
+    ///   day with the virtual time reached, seconds.
     public static func run(
         trace: Trace, policies: [PolicyName] = PolicyName.allCases, options: SimulationOptions = SimulationOptions(),
         progress: (@Sendable (PolicyName, Double) -> Void)? = nil
@@ -16,11 +16,6 @@ public enum Simulator {
             results.append(await simulation.run { progress?(policy, $0) })
         }
         return SimulationReport(pods: trace.pods.count, gpuPods: trace.gpuPods, gpuHours: trace.gpuHours, horizon: trace.horizon, policies: results)
-    }
-
-    /// The static pool `static` would run for this trace: instance type → nodes.
-    public static func staticPool(for trace: Trace, options: SimulationOptions = SimulationOptions()) throws -> [(String, Int)] {
-        try ClusterSimulation(policy: .static, trace: trace, options: options).staticPoolSize()
     }
 }
 

@@ -104,19 +104,22 @@ struct Simulate: ParsableCommand {
             let started = Date()
             let days = max(1, Int((parsed.horizon / 86_400).rounded(.up)))
             let settings = options
-            let lastReport = Mutex(0.0)
+            let progress = Mutex<(policy: PolicyName?, start: Double, printed: Double)>((nil, 0, 0))
             let report = try Self.blocking {
                 try await Simulator.run(trace: parsed, policies: policies, options: settings) { policy, time in
-                    // At most one line a second: virtual days done and the rate.
+                    // At most one line a second: virtual days done and the rate, per policy.
+                    guard !quiet else { return }
                     let elapsed = Date().timeIntervalSince(started)
-                    guard !quiet, lastReport.withLock({ last in
-                        guard elapsed - last >= 1 else { return false }
-                        last = elapsed
-                        return true
-                    }) else { return }
-                    let day = Int(time / 86_400)
-                    FileHandle.standardError.write(Data(
-                        "berth simulate: \(policy.rawValue): day \(day)/\(days), \(String(format: "%.1f", elapsed)) s elapsed\n".utf8))
+                    let line: String? = progress.withLock { state in
+                        // Each policy reports time 0 when it starts.
+                        if state.policy != policy { state = (policy, elapsed, elapsed) }
+                        guard time > 0, elapsed - state.printed >= 1 else { return nil }
+                        state.printed = elapsed
+                        let rate = time / 86_400 / max(elapsed - state.start, 0.001)
+                        return "berth simulate: \(policy.rawValue): day \(Int(time / 86_400))/\(days), \(String(format: "%.1f", rate)) virtual days/s, "
+                            + "\(String(format: "%.1f", elapsed)) s elapsed\n"
+                    }
+                    if let line { FileHandle.standardError.write(Data(line.utf8)) }
                 }
             }
             if !quiet {
