@@ -36,7 +36,7 @@ let package = Package(
             name: "berth",
             dependencies: [
                 "BerthModel", "BerthAdmission", "BerthScheduling", "BerthNet", "BerthWebhook", "BerthKube", "BerthProvisioner",
-                "BerthController", "BerthSimulation",
+                "BerthController", "BerthAWS", "BerthSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
@@ -61,9 +61,15 @@ let package = Package(
         // Throughput harness for BerthNet (wrk target); not a product.
         .executableTarget(name: "berthnet-bench", dependencies: ["BerthNet", .product(name: "Logging", package: "swift-log")], swiftSettings: settings),
         .testTarget(name: "BerthNetTests", dependencies: ["BerthNet", "BerthTestSupport"], swiftSettings: settings),
-        // AWS: Signature V4 now; the EC2 Query API and the credential chain build on it.
-        .target(name: "BerthAWS", dependencies: ["BerthNet"], swiftSettings: settings),
-        .testTarget(name: "BerthAWSTests", dependencies: ["BerthAWS", "BerthTestSupport"], swiftSettings: settings),
+        // AWS: Signature V4, the credential chain, the EC2 Query API, and EC2Cloud (the cloud port on EC2).
+        .target(name: "BerthAWS", dependencies: ["BerthNet", "BerthModel", "BerthScheduling", "BerthProvisioner"], swiftSettings: settings),
+        .testTarget(
+            name: "BerthAWSTests",
+            dependencies: [
+                "BerthAWS", "BerthNet", "BerthProvisioner", "BerthScheduling", "BerthModel", "BerthTestSupport",
+                "BerthController", "BerthKube", "BerthKubeSim", "BerthAdmission", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: settings
+        ),
         // HTTP meets admission: /mutate, health, Prometheus metrics, the webhook server wiring.
         .target(
             name: "BerthWebhook",

@@ -115,15 +115,15 @@ public final class KubeCluster: ClusterPort {
     /// A Pod's JSON as the provisioner sees it; nil when even its metadata is unreadable. A pod
     /// whose scheduling fields are malformed is returned with `invalid` set (reported on it).
     public static func podSnapshot(_ object: JSON, webhook: WebhookConfig) -> PodSnapshot? {
-        let pod: Pod
-        do { pod = try Pod(json: object) } catch {
-            guard let meta = try? ObjectMeta(json: object["metadata"], kind: "Pod") else { return nil }
-            return PodSnapshot(key: meta.key, uid: meta.uid, requirements: PodRequirements(namespace: meta.namespace, name: meta.name, requests: .zero),
-                               invalid: "\(error)")
-        }
-        let meta = pod.metadata
+        // Scheduling fields (requests, tolerations, affinity) are read once, by PodRequirements —
+        // the scheduler's own reader; only metadata and status are read here.
+        guard let meta = try? ObjectMeta(json: object["metadata"], kind: "Pod") else { return nil }
         let ownerKinds = (object["metadata"]?["ownerReferences"]?.arrayValue ?? []).compactMap { $0["kind"]?.stringValue }
         let daemon = ownerKinds.contains("DaemonSet") || meta.annotations["kubernetes.io/config.mirror"] != nil
+        let nodeName = object["spec"]?["nodeName"]?.stringValue ?? ""
+        let phaseText = object["status"]?["phase"]?.stringValue ?? ""
+        let scheduled = (object["status"]?["conditions"]?.arrayValue ?? []).first { $0["type"]?.stringValue == "PodScheduled" }
+        let unschedulable = scheduled?["status"]?.stringValue == "False" && scheduled?["reason"]?.stringValue == "Unschedulable"
         var requirements: PodRequirements
         var invalid: String?
         do {
@@ -133,9 +133,10 @@ public final class KubeCluster: ClusterPort {
             invalid = error.description
         }
         return PodSnapshot(
-            key: meta.key, uid: meta.uid, nodeName: pod.nodeName, phase: PodSnapshot.Phase(rawValue: pod.phase) ?? (pod.phase.isEmpty ? .pending : .unknown),
-            terminating: pod.isTerminating, daemon: daemon, doNotDisrupt: meta.annotations["karpenter.sh/do-not-disrupt"] == "true",
-            unschedulable: pod.unschedulableReason == "Unschedulable" && pod.nodeName.isEmpty, requirements: requirements, invalid: invalid)
+            key: meta.key, uid: meta.uid, nodeName: nodeName,
+            phase: PodSnapshot.Phase(rawValue: phaseText) ?? (phaseText.isEmpty ? .pending : .unknown),
+            terminating: meta.deletionTimestamp != nil, daemon: daemon, doNotDisrupt: meta.annotations["karpenter.sh/do-not-disrupt"] == "true",
+            unschedulable: unschedulable && nodeName.isEmpty, requirements: requirements, invalid: invalid)
     }
 
     func nodeSnapshot(_ object: JSON) -> NodeSnapshot? {

@@ -27,12 +27,15 @@ public struct ProvisionerConfig: Sendable, Equatable {
     public var maxDisruptedNodes = 10
     /// Delete non-notebook GPU nodes whose pods fit on other nodes (off by default).
     public var consolidation = false
+    /// The `aws:` subsection as written: the EC2 cloud's settings, read strictly by BerthAWS
+    /// (`EC2CloudConfiguration(config:path:)`), which this module does not know.
+    public var aws: JSON?
 
     public init() {}
 
     static let fields = [
         "clusterName", "pools", "daemonSetOverhead", "batchIdleDuration", "batchMaxDuration", "emptyAfter", "launchTimeout",
-        "registrationTimeout", "gpuRegistrationTimeout", "unavailableOfferingTTL", "disruption",
+        "registrationTimeout", "gpuRegistrationTimeout", "unavailableOfferingTTL", "disruption", "aws",
     ]
 
     public init(config json: JSON, path: String) throws(ConfigError) {
@@ -83,6 +86,7 @@ public struct ProvisionerConfig: Sendable, Equatable {
         if batchMax < batchIdle {
             throw ConfigError(path: reader.childPath("batchMaxDuration"), message: "must not be shorter than batchIdleDuration")
         }
+        aws = reader.value("aws")
         if let disruption = try reader.object("disruption", allowed: ["maxDisruptedNodes", "consolidation"]) {
             if let count = try disruption.number("maxDisruptedNodes") {
                 guard count == count.rounded(), count >= 1, count <= 1000 else {

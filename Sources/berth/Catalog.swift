@@ -1,42 +1,110 @@
 import ArgumentParser
+import BerthAWS
 import BerthModel
 import BerthScheduling
+import Dispatch
 import Foundation
+import Synchronization
 
 struct Catalog: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print the built-in instance catalog: EC2 GPU types, us-east-1 on-demand prices.",
-        discussion: "-o json prints a list of {name, gpus, gpuName, gpuMemoryMiB, vcpu, memoryMiB, arch, pricePerHour}."
+        abstract: "Print the instance catalog: built in (EC2 GPU types, us-east-1 on-demand prices) or read from EC2.",
+        discussion: """
+            -o json prints a list of {name, gpus, gpuName, gpuMemoryMiB, vcpu, memoryMiB, arch, pricePerHour}.
+            --cloud aws reads the GPU types from EC2's DescribeInstanceTypes with the AWS credential chain
+            (environment, web identity, Pod Identity, shared files with AWS_PROFILE, IMDSv2); prices come from
+            the built-in table (or --prices FILE, which wins), and a type neither knows has
+            "pricePerHour": null and a "note".
+            """
     )
 
     enum Output: String, ExpressibleByArgument, CaseIterable {
         case table, json
     }
 
+    enum Cloud: String, ExpressibleByArgument, CaseIterable {
+        case builtin, aws
+    }
+
     @Option(name: .shortAndLong, help: "Output format: table or json.")
     var output: Output = .table
 
+    @Option(help: "Where the catalog comes from: builtin or aws.")
+    var cloud: Cloud = .builtin
+
+    @Option(help: "AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's region, else us-east-1).")
+    var region: String?
+
+    @Option(help: "EC2 endpoint URL (default: AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL, else https://ec2.<region>.amazonaws.com).")
+    var endpoint: String?
+
+    @Option(help: ArgumentHelp("On-demand prices overriding the built-in table (--cloud aws): a file in -o json's shape.", valueName: "file"))
+    var prices: String?
+
+    func validate() throws {
+        if cloud == .builtin && (region != nil || endpoint != nil || prices != nil) {
+            throw ValidationError("--region, --endpoint and --prices need --cloud aws")
+        }
+    }
+
+    /// One row: the type and its on-demand price, nil when unknown.
+    typealias Row = (type: InstanceType, price: Double?)
+
     func run() throws {
-        let types = InstanceCatalog.builtIn().types
-        switch output {
-        case .json:
-            let list: [JSON] = types.map { type in
-                [
-                    "name": .string(type.name), "gpus": .number(type.gpuCount), "gpuName": .string(type.gpuName),
-                    "gpuMemoryMiB": .number(type.gpuMemoryMiB), "vcpu": .number(type.vcpu), "memoryMiB": .number(Int(type.memoryMiB)),
-                    "arch": .string(type.arch), "pricePerHour": .number(String(type.pricePerHour)),
-                ]
+        try failing {
+            let rows: [Row] = switch cloud {
+            case .builtin: InstanceCatalog.builtIn().types.map { ($0, $0.pricePerHour) }
+            case .aws: try awsRows()
             }
-            Terminal.write(JSONWriter.string(.array(list), pretty: true) + "\n")
-        case .table:
-            var rows = [["NAME", "GPUS", "GPU", "GPU MEMORY", "VCPU", "MEMORY", "ARCH", "$/HOUR"]]
-            for type in types {
-                rows.append([
-                    type.name, String(type.gpuCount), type.gpuName, gib(type.gpuMemoryMiB), String(type.vcpu),
-                    "\(type.memoryMiB / 1024) GiB", type.arch, String(type.pricePerHour),
-                ])
+            switch output {
+            case .json:
+                let list: [JSON] = rows.map { row in
+                    var object: JSONObject = [
+                        "name": .string(row.type.name), "gpus": .number(row.type.gpuCount), "gpuName": .string(row.type.gpuName),
+                        "gpuMemoryMiB": .number(row.type.gpuMemoryMiB), "vcpu": .number(row.type.vcpu),
+                        "memoryMiB": .number(Int(row.type.memoryMiB)), "arch": .string(row.type.arch),
+                        "pricePerHour": row.price.map { .number(String($0)) } ?? .null,
+                    ]
+                    if row.price == nil { object["note"] = .string("no known on-demand price: not in Berth's price table, never launched") }
+                    return .object(object)
+                }
+                Terminal.write(JSONWriter.string(.array(list), pretty: true) + "\n")
+            case .table:
+                var table = [["NAME", "GPUS", "GPU", "GPU MEMORY", "VCPU", "MEMORY", "ARCH", "$/HOUR"]]
+                for row in rows {
+                    table.append([
+                        row.type.name, String(row.type.gpuCount), row.type.gpuName, gib(row.type.gpuMemoryMiB), String(row.type.vcpu),
+                        "\(row.type.memoryMiB / 1024) GiB", row.type.arch, row.price.map { String($0) } ?? "unknown",
+                    ])
+                }
+                Terminal.write(TextTable.render(table))
             }
-            Terminal.write(TextTable.render(rows))
+        }
+    }
+
+    /// The GPU types EC2 describes, priced from the built-in table.
+    private func awsRows() throws -> [Row] {
+        let environment = ProcessInfo.processInfo.environment
+        do {
+            let chain = AWSCredentialChain(environment: environment)
+            let region = try region ?? chain.region() ?? "us-east-1"
+            let override = endpoint ?? environment["AWS_ENDPOINT_URL_EC2"] ?? environment["AWS_ENDPOINT_URL"]
+            let what = endpoint != nil ? "--endpoint" : environment["AWS_ENDPOINT_URL_EC2"] != nil ? "AWS_ENDPOINT_URL_EC2" : "AWS_ENDPOINT_URL"
+            var configuration = EC2CloudConfiguration(
+                region: region, endpoint: try override.map { text throws(AWSError) in try AWSEndpoint(url: text, what: what) }, launchTemplate: nil)
+            if let prices {
+                guard let bytes = FileManager.default.contents(atPath: prices) else { throw CLIError(message: "--prices \(prices): cannot read the file") }
+                let table = try EC2CloudConfiguration.prices(catalogJSON: Array(bytes), file: prices)
+                configuration.onDemandPrices.merge(table) { _, fromFile in fromFile }
+            }
+            let cloud = try EC2Cloud(configuration: configuration, credentials: try chain.resolve())
+            let catalog = try blocking { () async throws(AWSError) -> EC2Catalog in try await cloud.catalog() }
+            return catalog.entries.map { ($0.type, $0.onDemandPricePerHour) }
+        } catch let error as CLIError {
+            throw error
+        } catch {
+            // One line: AWS's code and message, never a secret (AWSError carries none).
+            throw CLIError(message: "catalog --cloud aws: \(error)".replacingOccurrences(of: "\n", with: " "))
         }
     }
 
@@ -44,6 +112,23 @@ struct Catalog: ParsableCommand {
     private func gib(_ mib: Int) -> String {
         mib % 1024 == 0 ? "\(mib / 1024) GiB" : String(format: "%.1f GiB", Double(mib) / 1024)
     }
+}
+
+/// Runs async work to completion from the synchronous command (the CLI's commands are not async).
+func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws(AWSError) -> T) throws(AWSError) -> T {
+    let result = Mutex<Result<T, AWSError>?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do throws(AWSError) {
+            let value = try await body()
+            result.withLock { $0 = .success(value) }
+        } catch {
+            result.withLock { $0 = .failure(error) }
+        }
+        done.signal()
+    }
+    done.wait()
+    return try result.withLock { $0 }!.get()
 }
 
 /// Left-aligned columns separated by two spaces, like kubectl's tables.

@@ -1,7 +1,9 @@
 import ArgumentParser
+import BerthAWS
 import BerthAdmission
 import BerthController
 import BerthKube
+import BerthModel
 import BerthNet
 import BerthProvisioner
 import BerthScheduling
@@ -77,7 +79,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Run the provisioning loop.")
     var provisioner: Bool = true
 
-    @Option(help: "The cloud the provisioner launches instances in: simulated or aws.")
+    @Option(help: "The cloud the provisioner launches instances in: aws (EC2; settings in the config's provisioner.aws) or simulated (with --simulated).")
     var cloud: Cloud = .aws
 
     @Option(help: "Kubeconfig file for the provisioner (default: in-cluster, else $KUBECONFIG or ~/.kube/config).")
@@ -184,6 +186,7 @@ struct Serve: ParsableCommand {
             if provisioner {
                 let client: KubeClient
                 let cloudProvider: any CloudProvider
+                var catalog = InstanceCatalog.builtIn()
                 var leaderElection: LeaderElectionConfiguration?
                 let identity = ProcessInfo.processInfo.environment["POD_NAME"] ?? ProcessInfo.processInfo.hostName
                 if simulated {
@@ -210,10 +213,18 @@ struct Serve: ParsableCommand {
                         "apiserver": "\(cluster.server.serverURL)", "kubeconfig": "\(simulatedKubeconfig ?? "-")",
                     ])
                 } else {
-                    if cloud == .aws {
-                        throw CLIError(message: "serve: --cloud aws is not part of this build yet; use --simulated, or --provisioner=false")
+                    guard cloud == .aws else {
+                        throw CLIError(message: "serve: --cloud simulated needs --simulated (a real cluster has no kubelets for simulated instances)")
                     }
-                    throw CLIError(message: "serve: --cloud simulated needs --simulated (a real cluster has no kubelets for simulated instances)")
+                    do {
+                        client = try KubeClient(try Self.clusterConfiguration(kubeconfig: kubeconfig, context: context))
+                    } catch {
+                        throw CLIError(message: "serve: cluster access: \(error)")
+                    }
+                    let (ec2, types) = try Self.ec2Cloud(provisionerConfig)
+                    cloudProvider = ec2
+                    catalog = types
+                    logger.info("EC2 catalog read", metadata: ["types": "\(types.types.count)", "region": "\(ec2.configuration.region)"])
                 }
                 if leaderElect && !simulated {
                     let namespace = leaderElectionNamespace ?? ProcessInfo.processInfo.environment["POD_NAMESPACE"] ?? "berth-system"
@@ -222,7 +233,7 @@ struct Serve: ParsableCommand {
                 var options = ProvisionerService.Options(identity: identity, leaderElection: leaderElection)
                 options.provisioner.resyncInterval = .milliseconds(500)
                 let started = ProvisionerService(
-                    config: provisionerConfig, webhook: settings.webhook, client: client, cloud: cloudProvider,
+                    config: provisionerConfig, webhook: settings.webhook, client: client, cloud: cloudProvider, catalog: catalog,
                     options: options, metricsFactory: PrometheusMetricsFactory(registry: metrics.registry), logger: logger)
                 started.start()
                 service = started
@@ -249,6 +260,35 @@ struct Serve: ParsableCommand {
             } else {
                 logger.info("stopped")
             }
+        }
+    }
+
+    /// --kubeconfig/--context, else in-cluster credentials, else $KUBECONFIG or ~/.kube/config.
+    static func clusterConfiguration(kubeconfig: String?, context: String?) throws -> KubeClientConfiguration {
+        if kubeconfig == nil && context == nil, let inCluster = try? KubeConfigLoader.inCluster() { return inCluster }
+        return try KubeConfigLoader.kubeconfig(explicitPath: kubeconfig, context: context)
+    }
+
+    /// The EC2 cloud from `provisioner.aws` and the AWS credential chain, and its catalog (read now:
+    /// a wrong region or credentials stop Berth at start, with AWS's code and message).
+    static func ec2Cloud(_ config: ProvisionerConfig) throws -> (EC2Cloud, InstanceCatalog) {
+        let environment = ProcessInfo.processInfo.environment
+        let chain = AWSCredentialChain(environment: environment)
+        do {
+            let region = environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"] ?? ((try? chain.region()) ?? nil)
+            let configuration = try EC2CloudConfiguration(config: config.aws, path: "provisioner.aws", defaultRegion: region)
+            if configuration.launchTemplate == nil {
+                throw CLIError(message: "serve: config provisioner.aws.launchTemplate is required to launch instances (name, id or managed)")
+            }
+            let cloud = try EC2Cloud(configuration: configuration, credentials: try chain.resolve())
+            let catalog = try blocking { () async throws(AWSError) -> EC2Catalog in try await cloud.catalog() }
+            return (cloud, catalog.schedulable)
+        } catch let error as CLIError {
+            throw error
+        } catch let error as ConfigError {
+            throw CLIError(message: "config: \(error)")
+        } catch {
+            throw CLIError(message: "serve: --cloud aws: \(error)".replacingOccurrences(of: "\n", with: " "))
         }
     }
 

@@ -206,4 +206,25 @@ import Testing
         #expect(await world.liveInstances.isEmpty)
         #expect(await world.cloud.allRecords().count == 1)
     }
+
+    /// A pod whose scheduling fields cannot be read (a bad quantity, as only a buggy client could
+    /// write) is reported on the pod; the notebook next to it is provisioned as usual.
+    @Test func aMalformedPodIsReportedAndNothingElseSuffers() async throws {
+        let world = try StoryWorld()
+        try world.startReplica()
+        var broken = try notebookPod("mallory")
+        broken = try JSONPatch([JSONPatchOperation(op: .replace, path: JSONPointer(["spec", "containers", "0", "resources", "requests", "cpu"]), value: "two")]).apply(to: broken)
+        // (The fake scheduler cannot read it either; mark it as kube-scheduler would.)
+        broken = try JSONPatch([JSONPatchOperation(op: .replace, path: JSONPointer(["status"]), value: [
+            "phase": "Pending", "conditions": [["type": "PodScheduled", "status": "False", "reason": "Unschedulable"]],
+        ])]).apply(to: broken)
+        _ = world.server.write(.pods, broken)
+        _ = world.server.write(.pods, try notebookPod("alice"))
+        _ = try #require(try await world.tick(until: { world.podPhase("jhub/alice") == "Running" }))
+        let invalid = world.events(reason: "InvalidPod")
+        #expect(invalid.count == 1)
+        #expect(invalid.first?["regarding"]?["name"]?.stringValue == "mallory")
+        #expect(invalid.first?["note"]?.stringValue?.contains("spec.containers[0].resources.requests.cpu") == true, "\(invalid)")
+        #expect(await world.cloud.allRecords().count == 1)
+    }
 }

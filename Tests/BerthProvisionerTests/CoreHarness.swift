@@ -142,8 +142,21 @@ struct CoreWorld {
     }
 
     func node(of launch: String) -> String? { core.claims[launch]?.nodeName }
+
+    /// A notebook got its node, and stopped before it was bound: the node is Berth's and empty.
+    mutating func nodeThatServedANotebook() throws -> String {
+        round()
+        add(notebook("alice"))
+        run(for: 2)
+        guard let instance = instances.values.first else { throw HarnessError.nothingLaunched }
+        let node = register(instance)
+        pods["jupyter/alice"] = nil
+        return node
+    }
     func events(_ reason: String) -> [ProvisionerEvent] { events.filter { $0.reason == reason } }
 }
+
+enum HarnessError: Error { case nothingLaunched }
 
 // MARK: - Pods
 

@@ -196,11 +196,7 @@ import Testing
 
     @Test func aPodDisruptionBudgetHoldsTheDrainAndIsRetried() throws {
         var world = CoreWorld()
-        world.round()
-        world.add(notebook("alice"))
-        world.run(for: 2)
-        let node = world.register(try #require(world.instances.values.first))
-        world.pods["jupyter/alice"] = nil  // started and stopped again
+        let node = try world.nodeThatServedANotebook()
         world.add(cpuPod("etl-1", on: node))
         world.protectedByBudget = ["airflow/etl-1"]
         world.run(for: 70)
@@ -214,11 +210,7 @@ import Testing
 
     @Test func doNotDisruptOnAPodOrTheNodeIsHonoured() throws {
         var world = CoreWorld()
-        world.round()
-        world.add(notebook("alice"))
-        world.run(for: 2)
-        let node = world.register(try #require(world.instances.values.first))
-        world.pods["jupyter/alice"] = nil  // started and stopped again
+        let node = try world.nodeThatServedANotebook()
         world.add(cpuPod("precious", on: node, doNotDisrupt: true))
         world.run(for: 300)
         #expect(world.evictions.isEmpty && world.terminations.isEmpty)
@@ -294,11 +286,7 @@ import Testing
 
     @Test func aRestartMidDrainResumesTheDrain() throws {
         var world = CoreWorld()
-        world.round()
-        world.add(notebook("alice"))
-        world.run(for: 2)
-        let node = world.register(try #require(world.instances.values.first))
-        world.pods["jupyter/alice"] = nil  // started and stopped again
+        let node = try world.nodeThatServedANotebook()
         world.add(cpuPod("etl-1", on: node))
         world.protectedByBudget = ["airflow/etl-1"]
         world.run(for: 62)

@@ -70,7 +70,7 @@ import Testing
         ("launchTimeout: 10ms", "provisioner.launchTimeout: must be at least 1s, found \"10ms\""),
         ("disruption: {maxDisruptedNodes: 0}", "provisioner.disruption.maxDisruptedNodes: must be a whole number from 1 to 1000"),
         ("clusterName: 'my cluster'", "provisioner.clusterName: must be 1-63 letters, digits, '-', '.' or '_', found \"my cluster\""),
-        ("pool: []", "provisioner.pool: unknown field \"pool\"; allowed fields: clusterName, pools, daemonSetOverhead, batchIdleDuration, batchMaxDuration, emptyAfter, launchTimeout, registrationTimeout, gpuRegistrationTimeout, unavailableOfferingTTL, disruption"),
+        ("pool: []", "provisioner.pool: unknown field \"pool\"; allowed fields: clusterName, pools, daemonSetOverhead, batchIdleDuration, batchMaxDuration, emptyAfter, launchTimeout, registrationTimeout, gpuRegistrationTimeout, unavailableOfferingTTL, disruption, aws"),
     ])
     func mistakesAreNamedWithTheirPath(yaml: String, message: String) throws {
         #expect {

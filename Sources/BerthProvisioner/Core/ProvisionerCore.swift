@@ -308,12 +308,13 @@ public struct ProvisionerCore: Sendable {
     private mutating func provision(index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
         let nominated = Set(claims.values.filter(\.isLive).flatMap(\.nominated.keys))
         var pending: [PodSnapshot] = []
-        for pod in index.snapshot.pods where pod.isPendingGPU && !nominated.contains(pod.key) {
+        for pod in index.snapshot.pods where pod.nodeName.isEmpty && pod.unschedulable && !pod.daemon {
             if let invalid = pod.invalid {
-                report(.pod(pod.key), type: "Warning", reason: "InvalidPod", message: invalid, actions: &actions)
+                // Unreadable scheduling fields: said on the pod, never placed; the rest goes on.
+                report(.pod(pod.key), type: "Warning", reason: "InvalidPod", message: "cannot plan for this pod: \(invalid)", actions: &actions)
                 continue
             }
-            pending.append(pod)
+            if pod.isPendingGPU && !nominated.contains(pod.key) { pending.append(pod) }
         }
         guard !pending.isEmpty else {
             batch = nil

@@ -1,0 +1,87 @@
+import Foundation
+import Synchronization
+
+/// A source of AWS credentials. `fetch` asks the source (a file, STS, an HTTP endpoint) each time;
+/// wrap it in ``RefreshingCredentials`` to keep temporary credentials until shortly before they expire.
+public protocol AWSCredentialProvider: Sendable {
+    /// What the credentials come from, for messages: `environment`, `web identity (arn:...)`.
+    var name: String { get }
+    func fetch() async throws(AWSError) -> AWSCredentials
+}
+
+/// Credentials known up front: the environment's, a profile's keys.
+public struct StaticCredentials: AWSCredentialProvider {
+    public let name: String
+    public let credentials: AWSCredentials
+
+    public init(name: String, credentials: AWSCredentials) {
+        self.name = name
+        self.credentials = credentials
+    }
+
+    public func fetch() async throws(AWSError) -> AWSCredentials { credentials }
+}
+
+/// Caches another provider's credentials: long-term keys for good, temporary ones until
+/// `refreshBefore` before they expire. A failed refresh keeps the old credentials while they are
+/// still valid (as the SDKs' advisory refresh does) and throws only once they have expired.
+public final class RefreshingCredentials: AWSCredentialProvider {
+    public let source: any AWSCredentialProvider
+    public let refreshBefore: TimeInterval
+    private let now: @Sendable () -> Date
+    private let cached = Mutex<AWSCredentials?>(nil)
+    private let fetches = Atomic<Int>(0)
+
+    public init(_ source: any AWSCredentialProvider, refreshBefore: TimeInterval = 300, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.source = source
+        self.refreshBefore = refreshBefore
+        self.now = now
+    }
+
+    public var name: String { source.name }
+    /// How many times the source was asked (tests check caching with this).
+    public var fetchCount: Int { fetches.load(ordering: .relaxed) }
+
+    public func fetch() async throws(AWSError) -> AWSCredentials {
+        let current = now()
+        let held = cached.withLock { $0 }
+        if let held, held.expiration.map({ current < $0.addingTimeInterval(-refreshBefore) }) ?? true {
+            return held
+        }
+        fetches.wrappingAdd(1, ordering: .relaxed)
+        do throws(AWSError) {
+            let fresh = try await source.fetch()
+            cached.withLock { $0 = fresh }
+            return fresh
+        } catch {
+            if let held, let expiration = held.expiration, current < expiration { return held }
+            throw error
+        }
+    }
+
+    /// Forgets the cached credentials (after AWS said they expired).
+    public func invalidate() {
+        cached.withLock { $0 = nil }
+    }
+}
+
+/// Reads small local files (tokens, the shared credentials files); replaceable in tests.
+public struct AWSFileReader: Sendable {
+    public var read: @Sendable (String) -> [UInt8]?
+
+    public init(read: @escaping @Sendable (String) -> [UInt8]?) {
+        self.read = read
+    }
+
+    public static let disk = AWSFileReader { path in
+        FileManager.default.contents(atPath: path).map { Array($0) }
+    }
+
+    /// A token file's contents, trimmed; an error naming the file when missing or empty.
+    func token(_ path: String, source: String) throws(AWSError) -> String {
+        guard let bytes = read(path) else { throw .credentials(source: source, message: "cannot read token file \(path)") }
+        let token = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw .credentials(source: source, message: "token file \(path) is empty") }
+        return token
+    }
+}

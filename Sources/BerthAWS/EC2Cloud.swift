@@ -1,0 +1,313 @@
+import BerthModel
+import BerthNet
+import BerthProvisioner
+import BerthScheduling
+import Foundation
+import Synchronization
+
+/// The cloud port on EC2. create → `CreateFleet` (`instant`, one override per candidate
+/// offering, cheapest first; `lowest-price` on-demand, `price-capacity-optimized` spot; the
+/// launch id as `ClientToken` and as a tag); get/list → `DescribeInstances` by id or by tag;
+/// delete → `TerminateInstances`. The catalog comes from `DescribeInstanceTypes` (zones from
+/// `DescribeInstanceTypeOfferings`) and is cached
+/// for `catalogRefreshInterval`.
+public final class EC2Cloud: CloudProvider {
+    public let configuration: EC2CloudConfiguration
+    public let api: EC2API
+    private let now: @Sendable () -> Date
+    private let cachedCatalog = Mutex<(catalog: EC2Catalog, fetched: Date)?>(nil)
+    private let templateIDs = Mutex<[String: String]>([:])
+    private let catalogFetches = Atomic<Int>(0)
+
+    public init(configuration: EC2CloudConfiguration, api: EC2API, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.configuration = configuration
+        self.api = api
+        self.now = now
+    }
+
+    /// A cloud talking to `configuration`'s endpoint with these credentials.
+    public convenience init(
+        configuration: EC2CloudConfiguration, credentials: any AWSCredentialProvider, retry: AWSRetryPolicy = AWSRetryPolicy(),
+        sleep: @escaping @Sendable (Duration) async -> Void = { try? await Task.sleep(for: $0) },
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) throws(AWSError) {
+        let client = try AWSQueryClient(
+            endpoint: try configuration.ec2Endpoint(), region: configuration.region, service: "ec2", version: EC2API.version,
+            credentials: credentials, retry: retry, sleep: sleep, now: now)
+        self.init(configuration: configuration, api: EC2API(client: client), now: now)
+    }
+
+    // MARK: Catalog
+
+    /// How many times the catalog was read from EC2 (tests check the cache with this).
+    public var catalogFetchCount: Int { catalogFetches.load(ordering: .relaxed) }
+
+    /// The catalog, read from EC2 at most once per `catalogRefreshInterval`.
+    public func catalog() async throws(AWSError) -> EC2Catalog {
+        let current = now()
+        if let cached = cachedCatalog.withLock({ $0 }), current.timeIntervalSince(cached.fetched) < configuration.catalogRefreshInterval {
+            return cached.catalog
+        }
+        catalogFetches.wrappingAdd(1, ordering: .relaxed)
+        let types = try await api.describeInstanceTypes(pageSize: configuration.pageSize)
+        let wanted = types.filter { !configuration.gpuOnly || $0.gpuCount > 0 }
+        let zones = configuration.effectiveZones
+        let offered = try await api.describeInstanceTypeOfferings(zones: zones)
+        var spot: [EC2API.SpotPrice] = []
+        if configuration.allowSpot && !wanted.isEmpty {
+            spot = try await api.describeSpotPriceHistory(instanceTypes: wanted.map(\.name), now: current)
+        }
+        let catalog = EC2Catalog.build(
+            types: wanted, onDemandPrices: configuration.onDemandPrices, spotPrices: spot, zones: zones,
+            gpuOnly: configuration.gpuOnly, offered: offered)
+        cachedCatalog.withLock { $0 = (catalog, current) }
+        return catalog
+    }
+
+    // MARK: CloudProvider
+
+    public func create(_ request: LaunchRequest) async throws(CloudError) -> CloudInstance {
+        if request.launchID.isEmpty { throw .invalidRequest("launch id is empty") }
+        if request.candidates.isEmpty { throw .invalidRequest("launch \(request.launchID): no candidate instance types") }
+        let attempts = request.candidates.flatMap { type in type.offerings.filter(\.available).map { (type: type, offering: $0) } }
+        if attempts.isEmpty { throw .invalidRequest("launch \(request.launchID): every candidate offering is marked unavailable") }
+
+        // A retry after a lost answer: the instance is already there, tagged with the launch id.
+        if let existing = try await instances(tagged: CloudTag.launchID, request.launchID, operation: "create", states: nil).first {
+            return existing
+        }
+        let template = try await launchTemplate(for: request)
+
+        // One fleet per capacity type, in the order the candidates first name them.
+        var capacityTypes: [String] = []
+        for attempt in attempts where !capacityTypes.contains(attempt.offering.capacityType) {
+            capacityTypes.append(attempt.offering.capacityType)
+        }
+        var exhausted: [OfferingKey] = []
+        for (index, capacityType) in capacityTypes.enumerated() {
+            let group = attempts.filter { $0.offering.capacityType == capacityType }
+            let overrides = group.map { attempt in
+                EC2API.FleetOverride(instanceType: attempt.type.name, zone: attempt.offering.zone, subnetID: configuration.subnets[attempt.offering.zone])
+            }
+            let fleet = EC2API.FleetRequest(
+                clientToken: index == 0 ? request.launchID : "\(request.launchID)-\(capacityType)", capacityType: capacityType,
+                template: template, overrides: overrides, instanceTags: request.tags)
+            let result: EC2API.FleetResult
+            do {
+                result = try await createFleet(fleet)
+            } catch {
+                if let code = error.code, Self.capacityErrorCodes.contains(code) {
+                    exhausted += group.map { OfferingKey($0.type, $0.offering) }
+                    continue
+                }
+                // Launched meanwhile under this token (a lost answer, then other candidates).
+                if error.code == "IdempotentParameterMismatch",
+                   let existing = try await instances(tagged: CloudTag.launchID, request.launchID, operation: "create", states: nil).first {
+                    return existing
+                }
+                throw Self.cloudError(error, operation: "create \(request.launchID)")
+            }
+            if let launched = result.launched.first(where: { !$0.instanceIDs.isEmpty }), let id = launched.instanceIDs.first {
+                return try await launchedInstance(id: id, launched: launched, request: request, group: group)
+            }
+            let capacity = result.errors.filter { Self.capacityErrorCodes.contains($0.code) }
+            if result.errors.isEmpty || capacity.count < result.errors.count {
+                let other = result.errors.filter { !Self.capacityErrorCodes.contains($0.code) }
+                let text = other.map { "\($0.code): \($0.message)" }.joined(separator: "; ")
+                throw .other("create \(request.launchID): CreateFleet \(result.fleetID) launched nothing\(text.isEmpty ? "" : ": " + text)")
+            }
+            exhausted += group.map { OfferingKey($0.type, $0.offering) }
+        }
+        throw .insufficientCapacity(offerings: exhausted)
+    }
+
+    /// CreateFleet with the launch id as ClientToken. EC2 remembers a token with its parameters:
+    /// the same token with other candidates (the port's retry after a capacity failure, which
+    /// launched nothing) is `IdempotentParameterMismatch`. Then the token is made unique to these
+    /// parameters, `<launch id>-<hash>`; the launch-id tag lookup before still prevents a second instance.
+    private func createFleet(_ fleet: EC2API.FleetRequest) async throws(AWSError) -> EC2API.FleetResult {
+        do {
+            return try await api.createFleet(fleet)
+        } catch where error.code == "IdempotentParameterMismatch" {
+            guard let existing = try? await api.describeInstances(filters: [EC2API.Filter("tag:\(CloudTag.launchID)", [fleet.instanceTags[CloudTag.launchID] ?? ""])]),
+                  existing.isEmpty else { throw error }
+            var retry = fleet
+            let parameters = ([fleet.capacityType] + fleet.overrides.map { "\($0.instanceType)/\($0.zone)/\($0.subnetID ?? "")" }).joined(separator: ",")
+            retry.clientToken = "\(fleet.clientToken.prefix(47))-\(Digest.hex(Digest.sha256(Array(parameters.utf8))).prefix(16))"
+            return try await api.createFleet(retry)
+        }
+    }
+
+    public func delete(providerID: String) async throws(CloudError) {
+        let id = try instanceID(providerID)
+        let changes: [EC2API.StateChange]
+        do {
+            changes = try await api.terminateInstances(ids: [id])
+        } catch {
+            if error.code == "InvalidInstanceID.NotFound" { throw .notFound(providerID: providerID) }
+            throw Self.cloudError(error, operation: "delete \(providerID)")
+        }
+        if let change = changes.first(where: { $0.instanceID == id }), ["shutting-down", "terminated"].contains(change.previousState) {
+            throw .notFound(providerID: providerID)
+        }
+    }
+
+    public func get(providerID: String) async throws(CloudError) -> CloudInstance {
+        let id = try instanceID(providerID)
+        let found: [EC2API.Instance]
+        do {
+            found = try await api.describeInstances(ids: [id])
+        } catch {
+            if error.code == "InvalidInstanceID.NotFound" { throw .notFound(providerID: providerID) }
+            throw Self.cloudError(error, operation: "get \(providerID)")
+        }
+        guard let instance = found.first(where: { $0.id == id }), !Self.goneStates.contains(instance.state) else {
+            throw .notFound(providerID: providerID)
+        }
+        return cloudInstance(instance)
+    }
+
+    public func list(clusterTag: String) async throws(CloudError) -> [CloudInstance] {
+        try await instances(tagged: CloudTag.cluster, clusterTag, operation: "list", states: ["pending", "running", "stopping", "stopped"])
+    }
+
+    // MARK: Helpers
+
+    static let goneStates: Set<String> = ["shutting-down", "terminated"]
+
+    /// EC2's "no capacity for this offering" codes (Karpenter's unfulfillable-capacity list).
+    public static let capacityErrorCodes: Set<String> = [
+        "InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientHostCapacity", "InsufficientReservedInstanceCapacity",
+        "MaxSpotInstanceCountExceeded", "VcpuLimitExceeded", "UnfulfillableCapacity", "Unsupported",
+        "InsufficientFreeAddressesInSubnet", "ReservationCapacityExceeded", "SpotMaxPriceTooLow",
+    ]
+
+    static let authErrorCodes: Set<String> = [
+        "AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "UnauthorizedOperation", "ExpiredToken", "RequestExpired",
+    ]
+
+    /// AWS's failure as the port's: throttling → throttled; a request EC2 calls invalid →
+    /// invalidRequest; everything else (auth, 5xx after retries, network) → other, AWS's code and
+    /// message kept in the text.
+    static func cloudError(_ error: AWSError, operation: String) -> CloudError {
+        if case .service(let failure) = error {
+            if failure.isThrottling { return .throttled(operation: operation) }
+            if (400..<500).contains(failure.status), !authErrorCodes.contains(failure.code),
+               failure.code.hasPrefix("Invalid") || failure.code.hasPrefix("Unsupported") || failure.code == "MissingParameter" {
+                return .invalidRequest("\(operation): \(failure)")
+            }
+        }
+        return .other("\(operation): \(error)")
+    }
+
+    private func instanceID(_ providerID: String) throws(CloudError) -> String {
+        guard let parsed = ProviderID(providerID), parsed.scheme == "aws", parsed.instanceID.hasPrefix("i-") else {
+            throw .invalidRequest("\(providerID) is not an EC2 provider id (aws:///<zone>/i-...)")
+        }
+        return parsed.instanceID
+    }
+
+    private func instances(tagged key: String, _ value: String, operation: String, states: [String]?) async throws(CloudError) -> [CloudInstance] {
+        var filters = [EC2API.Filter("tag:\(key)", [value])]
+        if let states { filters.append(EC2API.Filter("instance-state-name", states)) }
+        do {
+            let found = try await api.describeInstances(filters: filters, pageSize: configuration.pageSize)
+            return found.sorted { ($0.launchTime, $0.id) < ($1.launchTime, $1.id) }.map(cloudInstance)
+        } catch {
+            throw Self.cloudError(error, operation: operation)
+        }
+    }
+
+    private func launchedInstance(id: String, launched: EC2API.FleetResult.Launched, request: LaunchRequest,
+                                  group: [(type: InstanceType, offering: Offering)]) async throws(CloudError) -> CloudInstance {
+        // EC2 is eventually consistent: the new instance may not be visible yet. Then what the
+        // fleet said is the answer, and the next get fills in the rest.
+        if let described = try? await api.describeInstances(ids: [id]).first {
+            var instance = cloudInstance(described)
+            if let offering = group.first(where: { $0.type.name == described.instanceType && $0.offering.zone == described.zone })?.offering {
+                instance.pricePerHour = offering.pricePerHour
+            }
+            return instance
+        }
+        let zone = launched.zone
+            ?? launched.subnetID.flatMap { subnet in configuration.subnets.first { $0.value == subnet }?.key }
+            ?? group.first { $0.type.name == launched.instanceType }?.offering.zone ?? ""
+        let price = group.first { $0.type.name == launched.instanceType && $0.offering.zone == zone }?.offering.pricePerHour ?? 0
+        return CloudInstance(
+            providerID: ProviderID(scheme: "aws", zone: zone, instanceID: id).description, instanceType: launched.instanceType, zone: zone,
+            capacityType: launched.lifecycle, launchID: request.launchID, tags: request.tags, state: .pending, launchTime: now(),
+            pricePerHour: price)
+    }
+
+    func cloudInstance(_ instance: EC2API.Instance) -> CloudInstance {
+        let capacityType = instance.lifecycle == "spot" ? "spot" : "on-demand"
+        let state: CloudInstance.State = switch instance.state {
+        case "pending": .pending
+        case "shutting-down", "terminated": .terminated
+        default: .running  // running; stopping/stopped (Berth never stops instances: someone did, the node is NotReady)
+        }
+        let price: Double = if capacityType == "spot" {
+            cachedCatalog.withLock { $0?.catalog[instance.instanceType]?.type.offerings.first { $0.capacityType == "spot" && $0.zone == instance.zone }?.pricePerHour } ?? 0
+        } else {
+            configuration.onDemandPrices[instance.instanceType] ?? 0
+        }
+        return CloudInstance(
+            providerID: ProviderID(scheme: "aws", zone: instance.zone, instanceID: instance.id).description, instanceType: instance.instanceType,
+            zone: instance.zone, capacityType: capacityType, launchID: instance.tags[CloudTag.launchID] ?? "", tags: instance.tags,
+            state: state, launchTime: instance.launchTime, pricePerHour: price)
+    }
+
+    /// The launch template for this request: the configured one, or Berth's own for the
+    /// request's labels and taints (found by name, created when missing).
+    func launchTemplate(for request: LaunchRequest) async throws(CloudError) -> EC2API.FleetRequest.Template {
+        switch configuration.launchTemplate {
+        case nil: throw .invalidRequest("launch \(request.launchID): no launch template configured for EC2")
+        case .name(let name): return .name(name)
+        case .id(let id): return .id(id)
+        case .managed(let managed):
+            let userData = NodeUserData.render(managed.userDataFormat, cluster: managed.cluster, labels: nodeLabels(request), taints: request.taints)
+            let data = EC2API.LaunchTemplateData(
+                imageID: managed.imageID, securityGroupIDs: managed.securityGroupIDs, instanceProfile: managed.instanceProfile,
+                userDataBase64: Data(userData.utf8).base64EncodedString(), rootVolumeGiB: managed.rootVolumeGiB)
+            let cluster = request.cluster ?? managed.cluster.name
+            let name = Self.templateName(cluster: cluster, data: data)
+            if let id = templateIDs.withLock({ $0[name] }) { return .id(id) }
+            do throws(AWSError) {
+                var id = try await api.launchTemplateID(named: name)
+                if id == nil {
+                    do throws(AWSError) {
+                        id = try await api.createLaunchTemplate(name: name, data: data, tags: [CloudTag.cluster: cluster])
+                    } catch where error.code == "InvalidLaunchTemplateName.AlreadyExistsException" {
+                        id = try await api.launchTemplateID(named: name)  // another replica made it meanwhile
+                    }
+                }
+                guard let id else { throw .malformedResponse(action: "DescribeLaunchTemplates", reason: "launch template \(name) vanished") }
+                templateIDs.withLock { $0[name] = id }
+                return .id(id)
+            } catch {
+                throw Self.cloudError(error, operation: "launch template for \(request.launchID)")
+            }
+        }
+    }
+
+    /// The request's labels, without those that differ between candidate types (one template
+    /// serves every candidate; the kubelet and GPU discovery set the type's own labels).
+    func nodeLabels(_ request: LaunchRequest) -> [String: String] {
+        // Zone and capacity type depend on the offering EC2 picks, whatever the type.
+        let perOffering: Set<String> = [WellKnownLabel.zone, WellKnownLabel.capacityType]
+        let typeKeys = Set(request.candidates.flatMap { $0.labels.keys })
+        return request.labels.filter { key, value in
+            if perOffering.contains(key) { return false }
+            return !typeKeys.contains(key) || request.candidates.allSatisfy { $0.labels[key] == value }
+        }
+    }
+
+    /// `berth-<cluster>-<12 hex of the template data>`: a change of AMI, user data, groups gives a new template.
+    static func templateName(cluster: String, data: EC2API.LaunchTemplateData) -> String {
+        let fingerprint = [data.imageID, data.securityGroupIDs.joined(separator: ","), data.instanceProfile ?? "", data.userDataBase64,
+                           data.rootVolumeGiB.map(String.init) ?? ""].joined(separator: "\n")
+        let hash = Digest.hex(Digest.sha256(Array(fingerprint.utf8))).prefix(12)
+        let safe = String(cluster.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "-" }.prefix(80))
+        return "berth-\(safe)-\(hash)"
+    }
+}

@@ -1,0 +1,83 @@
+import BerthModel
+
+extension EC2CloudConfiguration {
+    /// Reads the `provisioner.aws:` section of a BerthConfig, strictly (unknown fields are errors
+    /// naming their path):
+    /// ```yaml
+    /// aws:
+    ///   region: us-east-1            # default: AWS_REGION / the profile's region
+    ///   endpoint: https://...        # optional override (http:// only to loopback)
+    ///   subnets: {us-east-1a: subnet-0abc, us-east-1b: subnet-0def}
+    ///   zones: [us-east-1a, us-east-1b]
+    ///   allowSpot: false
+    ///   launchTemplate:              # one of name, id, managed
+    ///     name: gpu-nodes
+    ///     managed:
+    ///       imageID: ami-0123
+    ///       securityGroupIDs: [sg-0123]
+    ///       instanceProfile: berth-node
+    ///       userDataFormat: al2023   # or al2
+    ///       rootVolumeGiB: 100
+    ///       cluster: {name: ml, apiServerEndpoint: https://..., certificateAuthority: LS0t..., serviceCIDR: 10.100.0.0/16}
+    /// ```
+    public init(config json: JSON?, path: String, defaultRegion: String?) throws(ConfigError) {
+        guard let json else {
+            guard let defaultRegion else { throw ConfigError(path: path, message: "region is required (set it here or AWS_REGION)") }
+            self.init(region: defaultRegion, launchTemplate: nil)
+            return
+        }
+        let reader = try FieldReader(json, path: path, allowed: ["region", "endpoint", "subnets", "zones", "allowSpot", "launchTemplate"])
+        guard let region = try reader.string("region") ?? defaultRegion, !region.isEmpty else {
+            throw ConfigError(path: reader.childPath("region"), message: "is required (set it here or AWS_REGION)")
+        }
+        var endpoint: AWSEndpoint?
+        if let text = try reader.string("endpoint") {
+            do { endpoint = try AWSEndpoint(url: text, what: reader.childPath("endpoint")) } catch {
+                throw ConfigError(path: reader.childPath("endpoint"), message: "\(error)")
+            }
+        }
+        var template: LaunchTemplate?
+        if let launch = try reader.object("launchTemplate", allowed: ["name", "id", "managed"]) {
+            let given = ["name", "id", "managed"].filter { launch.value($0) != nil }
+            guard given.count == 1 else {
+                throw ConfigError(path: launch.path, message: "needs exactly one of name, id, managed (found \(given.isEmpty ? "none" : given.joined(separator: ", ")))")
+            }
+            if let name = try launch.string("name") {
+                template = .name(name)
+            } else if let id = try launch.string("id") {
+                template = .id(id)
+            } else if let managed = try launch.object("managed", allowed: ["imageID", "securityGroupIDs", "instanceProfile", "userDataFormat", "rootVolumeGiB", "cluster"]) {
+                guard let image = try managed.string("imageID"), !image.isEmpty else { throw ConfigError(path: managed.childPath("imageID"), message: "is required") }
+                let formatText = try managed.string("userDataFormat") ?? "al2023"
+                guard let format = NodeUserData.Format(rawValue: formatText) else {
+                    throw ConfigError(path: managed.childPath("userDataFormat"), message: "\"\(formatText)\" is not one of al2023, al2")
+                }
+                guard let cluster = try managed.object("cluster", allowed: ["name", "apiServerEndpoint", "certificateAuthority", "serviceCIDR"]) else {
+                    throw ConfigError(path: managed.childPath("cluster"), message: "is required: name, apiServerEndpoint, certificateAuthority")
+                }
+                func required(_ reader: FieldReader, _ key: String) throws(ConfigError) -> String {
+                    guard let value = try reader.string(key), !value.isEmpty else { throw ConfigError(path: reader.childPath(key), message: "is required") }
+                    return value
+                }
+                var rootVolume: Int? = 100
+                if let size = try managed.number("rootVolumeGiB") {
+                    guard size == size.rounded(), size >= 8, size <= 16384 else {
+                        throw ConfigError(path: managed.childPath("rootVolumeGiB"), message: "must be a whole number from 8 to 16384")
+                    }
+                    rootVolume = Int(size)
+                }
+                template = .managed(ManagedLaunchTemplate(
+                    imageID: image, securityGroupIDs: try managed.stringList("securityGroupIDs") ?? [],
+                    instanceProfile: try managed.string("instanceProfile"),
+                    cluster: EKSCluster(
+                        name: try required(cluster, "name"), apiServerEndpoint: try required(cluster, "apiServerEndpoint"),
+                        certificateAuthority: try required(cluster, "certificateAuthority"),
+                        serviceCIDR: try cluster.string("serviceCIDR") ?? "10.100.0.0/16"),
+                    userDataFormat: format, rootVolumeGiB: rootVolume))
+            }
+        }
+        self.init(
+            region: region, endpoint: endpoint, launchTemplate: template, subnets: try reader.stringMap("subnets") ?? [:],
+            zones: try reader.stringList("zones") ?? [], allowSpot: try reader.bool("allowSpot") ?? false)
+    }
+}

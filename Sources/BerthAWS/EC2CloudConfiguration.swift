@@ -1,0 +1,128 @@
+import BerthScheduling
+import Foundation
+
+/// How Berth launches on EC2: the region, the launch template (the node class), the subnets, and
+/// the catalog's settings. What a pool's node class would say once the port carries one.
+public struct EC2CloudConfiguration: Sendable {
+    public var region: String
+    /// Overrides `https://ec2.<region>.amazonaws.com` (private endpoints, tests). Plain http only to loopback.
+    public var endpoint: AWSEndpoint?
+    /// nil: the cloud can read the catalog and list, get and delete instances, but not launch.
+    public var launchTemplate: LaunchTemplate?
+    /// Zone → subnet id. An offering in a zone without a subnet is launched with an
+    /// `AvailabilityZone` override (the template's or the default VPC's subnet).
+    public var subnets: [String: String]
+    /// The zones catalog offerings are made in; default: the subnets' zones, else `<region>a/b/c`.
+    public var zones: [String]
+    /// Spot offerings (priced from DescribeSpotPriceHistory) beside on-demand ones in the catalog.
+    public var allowSpot: Bool
+    /// Only types with GPUs in the catalog (Berth's pools are GPU pools).
+    public var gpuOnly: Bool
+    /// On-demand $/hour by type; default: the built-in us-east-1 table. EC2 has no price API.
+    public var onDemandPrices: [String: Double]
+    public var catalogRefreshInterval: TimeInterval
+    /// MaxResults of paginated calls.
+    public var pageSize: Int
+
+    public enum LaunchTemplate: Sendable, Equatable {
+        /// A template the user manages (its user data must join the cluster).
+        case name(String)
+        case id(String)
+        /// A template Berth creates (one per distinct labels/taints, named `berth-<cluster>-<hash>`).
+        case managed(ManagedLaunchTemplate)
+    }
+
+    public struct ManagedLaunchTemplate: Sendable, Equatable {
+        public var imageID: String
+        public var securityGroupIDs: [String]
+        /// An instance profile name or ARN (Berth then needs iam:PassRole on its role).
+        public var instanceProfile: String?
+        public var cluster: EKSCluster
+        public var userDataFormat: NodeUserData.Format
+        public var rootVolumeGiB: Int?
+
+        public init(imageID: String, securityGroupIDs: [String], instanceProfile: String?, cluster: EKSCluster,
+                    userDataFormat: NodeUserData.Format = .al2023, rootVolumeGiB: Int? = 100) {
+            self.imageID = imageID
+            self.securityGroupIDs = securityGroupIDs
+            self.instanceProfile = instanceProfile
+            self.cluster = cluster
+            self.userDataFormat = userDataFormat
+            self.rootVolumeGiB = rootVolumeGiB
+        }
+    }
+
+    public init(region: String, endpoint: AWSEndpoint? = nil, launchTemplate: LaunchTemplate?, subnets: [String: String] = [:],
+                zones: [String] = [], allowSpot: Bool = false, gpuOnly: Bool = true, onDemandPrices: [String: Double]? = nil,
+                catalogRefreshInterval: TimeInterval = 3600, pageSize: Int = 100) {
+        self.region = region
+        self.endpoint = endpoint
+        self.launchTemplate = launchTemplate
+        self.subnets = subnets
+        self.zones = zones
+        self.allowSpot = allowSpot
+        self.gpuOnly = gpuOnly
+        self.onDemandPrices = onDemandPrices ?? Self.builtInPrices
+        self.catalogRefreshInterval = catalogRefreshInterval
+        self.pageSize = pageSize
+    }
+
+    public static var builtInPrices: [String: Double] {
+        Dictionary(InstanceCatalog.builtIn(zones: ["any"]).types.map { ($0.name, $0.pricePerHour) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    public var effectiveZones: [String] {
+        if !zones.isEmpty { return zones }
+        if !subnets.isEmpty { return subnets.keys.sorted() }
+        return ["a", "b", "c"].map { region + $0 }
+    }
+
+    /// The EC2 endpoint: the override, else the region's.
+    public func ec2Endpoint() throws(AWSError) -> AWSEndpoint {
+        guard let endpoint else { return .ec2(region: region) }
+        guard endpoint.secure || endpoint.isLoopback else {
+            throw .invalidConfiguration("EC2 endpoint \(endpoint): plain http is allowed only to loopback addresses")
+        }
+        return endpoint
+    }
+}
+
+extension EC2CloudConfiguration {
+    /// On-demand prices from a file in `berth catalog -o json`'s shape (a list of objects with
+    /// `name` and `pricePerHour`; a null price is skipped): edit the catalog's output for your
+    /// region or your discounts and hand it back. Errors name the file and the entry.
+    public static func prices(catalogJSON bytes: [UInt8], file: String) throws(AWSError) -> [String: Double] {
+        struct Entry: Decodable {
+            var name: String
+            var pricePerHour: Double?
+        }
+        let entries: [Entry]
+        do {
+            entries = try JSONDecoder().decode([Entry].self, from: Data(bytes))
+        } catch {
+            let context: DecodingError.Context? = switch error {
+            case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context), DecodingError.keyNotFound(_, let context):
+                context
+            default: nil
+            }
+            if let context, !context.codingPath.isEmpty {
+                throw .invalidConfiguration("\(file): \(Self.where(context.codingPath)): \(context.debugDescription)")
+            }
+            throw .invalidConfiguration("\(file): expected a JSON list of {name, pricePerHour} (berth catalog -o json)")
+        }
+        var prices: [String: Double] = [:]
+        for (index, entry) in entries.enumerated() {
+            guard let price = entry.pricePerHour else { continue }
+            guard price >= 0, price.isFinite else {
+                throw .invalidConfiguration("\(file): entry \(index + 1) (\(entry.name)): pricePerHour must be >= 0, not \(price)")
+            }
+            prices[entry.name] = price
+        }
+        return prices
+    }
+
+    /// `entry 3, pricePerHour` from a decoding path.
+    private static func `where`(_ path: [any CodingKey]) -> String {
+        path.map { key in key.intValue.map { "entry \($0 + 1)" } ?? key.stringValue }.joined(separator: ", ")
+    }
+}

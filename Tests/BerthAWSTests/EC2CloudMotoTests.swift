@@ -1,0 +1,186 @@
+@testable import BerthAWS
+import BerthModel
+import BerthProvisioner
+import BerthScheduling
+import BerthTestSupport
+import Foundation
+import Testing
+
+/// One moto server for the whole suite, started before its first test and stopped after its last.
+struct MotoScope: SuiteTrait, TestScoping {
+    @TaskLocal static var current: MotoServer?
+
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        let moto = try MotoServer.start()
+        defer { moto.stop() }
+        try await Self.$current.withValue(moto) { try await function() }
+    }
+}
+
+extension Trait where Self == MotoScope {
+    static var moto: MotoScope { MotoScope() }
+}
+
+/// EC2Cloud against moto with signature checking on: every call below is signed with the IAM key
+/// the suite made (or with STS credentials), and a wrong secret is refused. Serialized: the web
+/// identity test opens a window for exactly one unsigned call.
+@Suite(.serialized, .enabled(if: MotoServer.isAvailable, Comment(rawValue: MotoServer.skipMessage)), .moto)
+struct EC2CloudMotoTests {
+    var moto: MotoServer { MotoScope.current! }
+
+    var credentials: StaticCredentials {
+        StaticCredentials(name: "moto", credentials: AWSCredentials(accessKeyID: moto.accessKeyID, secretAccessKey: moto.secretAccessKey))
+    }
+
+    func configuration(pageSize: Int = 100, subnets: [String: String] = [:]) throws -> EC2CloudConfiguration {
+        EC2CloudConfiguration(
+            region: "us-east-1", endpoint: try AWSEndpoint(url: moto.endpoint, what: "moto"),
+            launchTemplate: .managed(.init(
+                imageID: "ami-12c6146b", securityGroupIDs: [], instanceProfile: nil,
+                cluster: EKSCluster(name: "moto", apiServerEndpoint: "https://moto.example", certificateAuthority: "Q0E="))),
+            subnets: subnets, pageSize: pageSize)
+    }
+
+    func cloud(pageSize: Int = 100, subnets: [String: String] = [:], credentials: (any AWSCredentialProvider)? = nil) throws -> EC2Cloud {
+        try EC2Cloud(configuration: configuration(pageSize: pageSize, subnets: subnets), credentials: credentials ?? self.credentials,
+                     retry: AWSRetryPolicy(maxAttempts: 2), sleep: { _ in })
+    }
+
+    /// moto's default VPC subnets, zone → subnet.
+    func subnets() async throws -> [String: String] {
+        let root = try await cloud().api.client.call("DescribeSubnets")
+        var subnets: [String: String] = [:]
+        for item in root.items("subnetSet") {
+            if let zone = item.string("availabilityZone"), let id = item.string("subnetId") { subnets[zone] = id }
+        }
+        return subnets
+    }
+
+    static func request(_ launchID: String, cluster: String, types: [String] = ["g4dn.xlarge", "g5.xlarge"], zone: String = "us-east-1b") -> LaunchRequest {
+        let catalog = InstanceCatalog.builtIn(zones: [zone])
+        return LaunchRequest(
+            launchID: launchID, cluster: cluster, pool: "gpu", candidates: types.map { catalog[$0]! },
+            labels: ["berth.dev/pool": "gpu"], taints: [Taint(key: "nvidia.com/gpu", value: "true", effect: "NoSchedule")],
+            extraTags: ["team": "ml"])
+    }
+
+    @Test func catalogHasGPUInfoAndBuiltInPrices() async throws {
+        let catalog = try await cloud().catalog()
+        let g4dn = try #require(catalog["g4dn.xlarge"])
+        #expect(g4dn.type.gpuName == "t4" && g4dn.type.gpuCount == 1 && g4dn.type.gpuMemoryMiB == 16384)
+        #expect(g4dn.type.vcpu == 4 && g4dn.type.memoryMiB == 16384 && g4dn.type.arch == "amd64" && g4dn.type.maxPods == 29)
+        #expect(g4dn.onDemandPricePerHour == 0.526)
+        #expect(!g4dn.type.offerings.isEmpty && g4dn.type.offerings.allSatisfy { $0.capacityType == "on-demand" && $0.pricePerHour == 0.526 })
+        let p5 = try #require(catalog["p5.48xlarge"])
+        #expect(p5.type.gpuName == "h100" && p5.type.gpuCount == 8 && p5.onDemandPricePerHour == 55.04)
+        #expect(catalog["g5g.xlarge"]?.type.arch == "arm64")
+        #expect(catalog["g5g.xlarge"]?.onDemandPricePerHour == nil, "not in the built-in table: marked unpriced")
+        #expect(catalog.entries.allSatisfy { $0.type.gpuCount > 0 })
+        #expect(catalog["m5.large"] == nil)
+        #expect(catalog.unpriced.contains("g4ad.xlarge"))
+        #expect(catalog["g4ad.xlarge"]?.type.gpuName == "radeon-pro-v520", "a label value: no spaces")
+        #expect(catalog.schedulable.types.allSatisfy { !$0.offerings.isEmpty })
+        #expect(catalog.schedulable.types.count == catalog.entries.count - catalog.unpriced.count)
+    }
+
+    @Test func launchDescribeAndTerminate() async throws {
+        let subnets = try await subnets()
+        let cloud = try cloud(subnets: subnets)
+        let request = Self.request("launch-moto-1", cluster: "moto-a")
+        let instance = try await cloud.create(request)
+        #expect(instance.instanceType == "g4dn.xlarge", "the cheapest candidate")
+        #expect(instance.zone == "us-east-1b")
+        #expect(instance.providerID.hasPrefix("aws:///us-east-1b/i-"))
+        #expect(instance.launchID == "launch-moto-1")
+        #expect(instance.capacityType == "on-demand")
+        #expect(instance.pricePerHour == 0.526)
+        #expect(instance.tags == ["berth.dev/cluster": "moto-a", "berth.dev/pool": "gpu", "berth.dev/launch-id": "launch-moto-1", "team": "ml"])
+        #expect([.pending, .running].contains(instance.state))
+
+        // A retried create with the same launch id is the same instance, even with other candidates.
+        let again = try await cloud.create(Self.request("launch-moto-1", cluster: "moto-a", types: ["g5.xlarge"]))
+        #expect(again.providerID == instance.providerID)
+        #expect(try await cloud.list(clusterTag: "moto-a").map(\.providerID) == [instance.providerID])
+
+        // The launch template Berth made carries the node's taint in its user data.
+        let templates = try await cloud.api.client.call("DescribeLaunchTemplateVersions", [("LaunchTemplateName", EC2Cloud.templateName(
+            cluster: "moto-a", data: try await templateData(cloud, request)))])
+        let userData = try #require(templates.items("launchTemplateVersionSet").first?.string("launchTemplateData", "userData"))
+        let decoded = String(decoding: Data(base64Encoded: userData) ?? Data(), as: UTF8.self)
+        #expect(decoded.contains("--register-with-taints=nvidia.com/gpu=true:NoSchedule"))
+
+        let got = try await cloud.get(providerID: instance.providerID)
+        #expect(got.providerID == instance.providerID && got.instanceType == "g4dn.xlarge")
+
+        try await cloud.delete(providerID: instance.providerID)
+        await #expect(throws: CloudError.notFound(providerID: instance.providerID)) { _ = try await cloud.get(providerID: instance.providerID) }
+        await #expect(throws: CloudError.notFound(providerID: instance.providerID)) { try await cloud.delete(providerID: instance.providerID) }
+        #expect(try await cloud.list(clusterTag: "moto-a").isEmpty)
+        let unknown = "aws:///us-east-1a/i-0123456789abcdef0"
+        await #expect(throws: CloudError.notFound(providerID: unknown)) { try await cloud.delete(providerID: unknown) }
+        await #expect(throws: CloudError.notFound(providerID: unknown)) { _ = try await cloud.get(providerID: unknown) }
+    }
+
+    func templateData(_ cloud: EC2Cloud, _ request: LaunchRequest) async throws -> EC2API.LaunchTemplateData {
+        guard case .managed(let managed) = cloud.configuration.launchTemplate else { throw TestFailure("not managed") }
+        let userData = NodeUserData.render(managed.userDataFormat, cluster: managed.cluster, labels: cloud.nodeLabels(request), taints: request.taints)
+        return EC2API.LaunchTemplateData(imageID: managed.imageID, securityGroupIDs: managed.securityGroupIDs, instanceProfile: managed.instanceProfile,
+                                         userDataBase64: Data(userData.utf8).base64EncodedString(), rootVolumeGiB: managed.rootVolumeGiB)
+    }
+
+    @Test func listFollowsPagesAndFiltersByClusterTag() async throws {
+        let cloud = try cloud(pageSize: 5)
+        var launched: [String] = []
+        for index in 0..<7 {
+            launched.append(try await cloud.create(Self.request("launch-page-\(index)", cluster: "moto-pages")).providerID)
+        }
+        let other = try await cloud.create(Self.request("launch-other", cluster: "moto-other"))
+        let listed = try await cloud.list(clusterTag: "moto-pages")
+        #expect(Set(listed.map(\.providerID)) == Set(launched))
+        #expect(listed.count == 7)
+        #expect(!listed.contains { $0.providerID == other.providerID })
+        #expect(listed.allSatisfy { $0.cluster == "moto-pages" })
+        for providerID in launched + [other.providerID] { try await cloud.delete(providerID: providerID) }
+        #expect(try await cloud.list(clusterTag: "moto-pages").isEmpty)
+    }
+
+    @Test func wrongSecretIsAuthFailure() async throws {
+        let wrong = StaticCredentials(name: "wrong", credentials: AWSCredentials(accessKeyID: moto.accessKeyID, secretAccessKey: "not-the-secret-at-all"))
+        let cloud = try cloud(credentials: wrong)
+        await #expect {
+            _ = try await cloud.list(clusterTag: "moto-a")
+        } throws: { error in
+            guard case CloudError.other(let text) = error else { return false }
+            return text.contains("AuthFailure") && !text.contains("not-the-secret-at-all")
+        }
+        await #expect {
+            _ = try await cloud.catalog()
+        } throws: { error in (error as? AWSError)?.code == "AuthFailure" }
+    }
+
+    @Test func webIdentityCredentialsFromSTSSignEC2Calls() async throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let tokenFile = try dir.write("token", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6YmVydGgifQ.c2ln")
+        let chain = AWSCredentialChain(environment: [
+            "AWS_ROLE_ARN": moto.roleARN, "AWS_WEB_IDENTITY_TOKEN_FILE": tokenFile, "AWS_ROLE_SESSION_NAME": "berth-test",
+            "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_STS": moto.endpoint,
+        ])
+        let credentials = try chain.resolve()
+        // AWS does not sign AssumeRoleWithWebIdentity; moto, checking signatures, needs telling.
+        try moto.allowUnsignedCalls(1)
+        let assumed = try await credentials.fetch()
+        #expect(assumed.accessKeyID != moto.accessKeyID)
+        #expect(assumed.sessionToken?.isEmpty == false)
+        #expect(assumed.expiration != nil)
+        let cloud = try cloud(credentials: credentials)
+        let instance = try await cloud.create(Self.request("launch-sts", cluster: "moto-sts"))
+        #expect(try await cloud.list(clusterTag: "moto-sts").map(\.providerID) == [instance.providerID])
+        try await cloud.delete(providerID: instance.providerID)
+        #expect(credentials.fetchCount == 1, "cached, not asked again per call")
+
+        // The same temporary key without its session token is refused.
+        let tokenless = StaticCredentials(name: "tokenless", credentials: AWSCredentials(accessKeyID: assumed.accessKeyID, secretAccessKey: assumed.secretAccessKey))
+        await #expect(throws: CloudError.self) { _ = try await self.cloud(credentials: tokenless).list(clusterTag: "moto-sts") }
+    }
+}

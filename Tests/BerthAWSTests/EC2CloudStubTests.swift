@@ -1,0 +1,440 @@
+@testable import BerthAWS
+import BerthModel
+import BerthNet
+import BerthProvisioner
+import BerthScheduling
+import Foundation
+import Synchronization
+import Testing
+
+/// EC2Cloud against a local stub of EC2 that answers by action: what moto cannot do
+/// (capacity errors, throttling, 5xx, catalog pages) and exactly what Berth sends.
+@Suite struct EC2CloudStubTests {
+    static let credentials = StaticCredentials(name: "test", credentials: AWSCredentials(accessKeyID: "AKIASTUB", secretAccessKey: "stub-secret"))
+
+    func cloud(_ stub: StubServer, allowSpot: Bool = false, launchTemplate: EC2CloudConfiguration.LaunchTemplate = .name("berth-nodes"),
+               clock: TestClock = TestClock()) throws -> EC2Cloud {
+        try EC2Cloud(
+            configuration: EC2CloudConfiguration(
+                region: "us-east-1", endpoint: try AWSEndpoint(url: stub.url, what: "test"), launchTemplate: launchTemplate,
+                subnets: ["us-east-1a": "subnet-aaa"], zones: ["us-east-1a", "us-east-1b"], allowSpot: allowSpot, pageSize: 2),
+            credentials: Self.credentials, retry: AWSRetryPolicy(maxAttempts: 3), sleep: { _ in }, now: clock.function)
+    }
+
+    static let empty = StubServer.xml(200, "<DescribeInstancesResponse><reservationSet/></DescribeInstancesResponse>")
+
+    static func candidates(spot: Bool = false) -> [InstanceType] {
+        let catalog = InstanceCatalog.builtIn(zones: ["us-east-1a", "us-east-1b"])
+        return ["g4dn.xlarge", "g5.xlarge"].map { name in
+            var type = catalog[name]!
+            if spot { type.offerings.append(Offering(zone: "us-east-1a", capacityType: "spot", pricePerHour: 0.2)) }
+            return type
+        }
+    }
+
+    static func fleetErrors(_ code: String) -> HTTPResponse {
+        StubServer.xml(200, """
+            <CreateFleetResponse><fleetId>fleet-1</fleetId><errorSet>
+              <item><launchTemplateAndOverrides><overrides><instanceType>g4dn.xlarge</instanceType><subnetId>subnet-aaa</subnetId></overrides></launchTemplateAndOverrides>
+                <lifecycle>on-demand</lifecycle><errorCode>\(code)</errorCode><errorMessage>We currently do not have sufficient capacity.</errorMessage></item>
+            </errorSet><fleetInstanceSet/></CreateFleetResponse>
+            """)
+    }
+
+    @Test func createFleetRequestCarriesOverridesTagsAndClientToken() async throws {
+        let stub = try StubServer { request, _ in
+            switch StubServer.form(request)["Action"] {
+            case "DescribeInstances": return Self.empty
+            default: return Self.fleetErrors("InsufficientInstanceCapacity")
+            }
+        }
+        defer { stub.shutdown() }
+        let request = LaunchRequest(launchID: "launch-1", cluster: "prod", pool: "gpu", candidates: Self.candidates(), extraTags: ["team": "ml"])
+        await #expect(throws: CloudError.self) { _ = try await cloud(stub).create(request) }
+        let forms = stub.requests.map(StubServer.form)
+        #expect(forms.map { $0["Action"] } == ["DescribeInstances", "CreateFleet"])
+        #expect(forms[0]["Filter.1.Name"] == "tag:berth.dev/launch-id" && forms[0]["Filter.1.Value.1"] == "launch-1")
+        let fleet = forms[1]
+        #expect(fleet["Type"] == "instant")
+        #expect(fleet["ClientToken"] == "launch-1")
+        #expect(fleet["TargetCapacitySpecification.TotalTargetCapacity"] == "1")
+        #expect(fleet["TargetCapacitySpecification.DefaultTargetCapacityType"] == "on-demand")
+        #expect(fleet["OnDemandOptions.AllocationStrategy"] == "lowest-price")
+        #expect(fleet["LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateName"] == "berth-nodes")
+        #expect(fleet["LaunchTemplateConfigs.1.LaunchTemplateSpecification.Version"] == "$Latest")
+        // Cheapest first, one override per offering; a zone with a subnet by subnet, else by zone.
+        #expect(fleet["LaunchTemplateConfigs.1.Overrides.1.InstanceType"] == "g4dn.xlarge")
+        #expect(fleet["LaunchTemplateConfigs.1.Overrides.1.SubnetId"] == "subnet-aaa")
+        #expect(fleet["LaunchTemplateConfigs.1.Overrides.2.InstanceType"] == "g4dn.xlarge")
+        #expect(fleet["LaunchTemplateConfigs.1.Overrides.2.AvailabilityZone"] == "us-east-1b")
+        #expect(fleet["LaunchTemplateConfigs.1.Overrides.3.InstanceType"] == "g5.xlarge")
+        #expect(fleet["LaunchTemplateConfigs.1.Overrides.5.InstanceType"] == nil)
+        #expect(fleet["TagSpecification.1.ResourceType"] == "instance")
+        var tags: [String: String] = [:]
+        for index in 1...4 { tags[fleet["TagSpecification.1.Tag.\(index).Key"] ?? ""] = fleet["TagSpecification.1.Tag.\(index).Value"] }
+        #expect(tags == ["berth.dev/cluster": "prod", "berth.dev/pool": "gpu", "berth.dev/launch-id": "launch-1", "team": "ml"])
+    }
+
+    @Test func noCapacityAnywhereIsInsufficientCapacityNamingEveryOffering() async throws {
+        let stub = try StubServer { request, _ in
+            StubServer.form(request)["Action"] == "DescribeInstances" ? Self.empty : Self.fleetErrors("InsufficientInstanceCapacity")
+        }
+        defer { stub.shutdown() }
+        let request = LaunchRequest(launchID: "launch-2", cluster: "prod", pool: "gpu", candidates: Self.candidates(spot: true))
+        await #expect {
+            _ = try await cloud(stub).create(request)
+        } throws: { error in
+            guard case CloudError.insufficientCapacity(let offerings) = error else { return false }
+            return offerings.map(\.text) == [
+                "g4dn.xlarge/us-east-1a/on-demand", "g4dn.xlarge/us-east-1b/on-demand", "g5.xlarge/us-east-1a/on-demand",
+                "g5.xlarge/us-east-1b/on-demand", "g4dn.xlarge/us-east-1a/spot", "g5.xlarge/us-east-1a/spot",
+            ]
+        }
+        // On-demand first (its offerings come first), then spot with its own token and strategy.
+        let fleets = stub.requests.map(StubServer.form).filter { $0["Action"] == "CreateFleet" }
+        #expect(fleets.map { $0["ClientToken"] } == ["launch-2", "launch-2-spot"])
+        #expect(fleets.last?["SpotOptions.AllocationStrategy"] == "price-capacity-optimized")
+        #expect(fleets.last?["TargetCapacitySpecification.DefaultTargetCapacityType"] == "spot")
+    }
+
+    @Test func spotLaunchesWhenOnDemandHasNoCapacity() async throws {
+        let stub = try StubServer { request, _ in
+            let form = StubServer.form(request)
+            switch form["Action"] {
+            case "DescribeInstances" where form["InstanceId.1"] == "i-0spot":
+                return StubServer.xml(200, """
+                    <DescribeInstancesResponse><reservationSet><item><instancesSet><item>
+                      <instanceId>i-0spot</instanceId><instanceType>g4dn.xlarge</instanceType><placement><availabilityZone>us-east-1a</availabilityZone></placement>
+                      <instanceState><name>pending</name></instanceState><launchTime>2026-11-30T10:00:00.000Z</launchTime><instanceLifecycle>spot</instanceLifecycle>
+                      <tagSet><item><key>berth.dev/launch-id</key><value>launch-3</value></item></tagSet>
+                    </item></instancesSet></item></reservationSet></DescribeInstancesResponse>
+                    """)
+            case "DescribeInstances": return Self.empty
+            case "CreateFleet" where form["TargetCapacitySpecification.DefaultTargetCapacityType"] == "spot":
+                return StubServer.xml(200, """
+                    <CreateFleetResponse><fleetId>fleet-2</fleetId><fleetInstanceSet><item><lifecycle>spot</lifecycle>
+                      <instanceIds><item>i-0spot</item></instanceIds><instanceType>g4dn.xlarge</instanceType></item></fleetInstanceSet></CreateFleetResponse>
+                    """)
+            default: return Self.fleetErrors("InsufficientInstanceCapacity")
+            }
+        }
+        defer { stub.shutdown() }
+        let instance = try await cloud(stub).create(LaunchRequest(launchID: "launch-3", cluster: "prod", pool: "gpu", candidates: Self.candidates(spot: true)))
+        #expect(instance.providerID == "aws:///us-east-1a/i-0spot")
+        #expect(instance.capacityType == "spot")
+        #expect(instance.state == .pending)
+        #expect(instance.pricePerHour == 0.2)
+        #expect(instance.launchID == "launch-3")
+    }
+
+    @Test func aRetryWithOtherCandidatesGetsItsOwnToken() async throws {
+        let stub = try StubServer { request, _ in
+            let form = StubServer.form(request)
+            switch form["Action"] {
+            case "DescribeInstances": return Self.empty
+            case "CreateFleet" where form["ClientToken"] == "launch-6":
+                return StubServer.ec2Error(400, code: "IdempotentParameterMismatch", message: "The client token has been used with different parameters")
+            default: return Self.fleetErrors("InsufficientInstanceCapacity")
+            }
+        }
+        defer { stub.shutdown() }
+        await #expect(throws: CloudError.insufficientCapacity(offerings: [
+            OfferingKey(instanceType: "g5.xlarge", zone: "us-east-1a", capacityType: "on-demand"),
+            OfferingKey(instanceType: "g5.xlarge", zone: "us-east-1b", capacityType: "on-demand"),
+        ])) {
+            _ = try await cloud(stub).create(LaunchRequest(launchID: "launch-6", cluster: "prod", pool: "gpu", candidates: [Self.candidates()[1]]))
+        }
+        let tokens = stub.requests.map(StubServer.form).filter { $0["Action"] == "CreateFleet" }.compactMap { $0["ClientToken"] }
+        #expect(tokens.count == 2)
+        #expect(tokens.first == "launch-6")
+        #expect(tokens.last?.hasPrefix("launch-6-") == true && tokens.last?.count == "launch-6-".count + 16)
+    }
+
+    @Test func nodeLabelsDropWhatDiffersBetweenCandidates() throws {
+        let stub = try StubServer { _, _ in Self.empty }
+        defer { stub.shutdown() }
+        let candidates = Self.candidates()
+        let request = LaunchRequest(launchID: "l", cluster: "c", pool: "gpu", candidates: candidates, labels: [
+            "berth.dev/pool": "gpu", WellKnownLabel.gpuName: "t4", WellKnownLabel.gpuCount: "1",
+            WellKnownLabel.zone: "us-east-1a", WellKnownLabel.capacityType: "on-demand",
+        ])
+        #expect(try cloud(stub).nodeLabels(request) == ["berth.dev/pool": "gpu", WellKnownLabel.gpuCount: "1"])
+    }
+
+    @Test func aLaunchNotYetVisibleIsDescribedFromTheFleetsAnswer() async throws {
+        let stub = try StubServer { request, _ in
+            switch StubServer.form(request)["Action"] {
+            case "DescribeInstances": return Self.empty  // EC2's eventual consistency: not visible yet
+            default:
+                return StubServer.xml(200, """
+                    <CreateFleetResponse><fleetId>fleet-7</fleetId><fleetInstanceSet><item>
+                      <launchTemplateAndOverrides><overrides><instanceType>g4dn.xlarge</instanceType><subnetId>subnet-aaa</subnetId></overrides></launchTemplateAndOverrides>
+                      <lifecycle>on-demand</lifecycle><instanceIds><item>i-0new</item></instanceIds><instanceType>g4dn.xlarge</instanceType>
+                    </item></fleetInstanceSet></CreateFleetResponse>
+                    """)
+            }
+        }
+        defer { stub.shutdown() }
+        let clock = TestClock()
+        let instance = try await cloud(stub, clock: clock).create(LaunchRequest(launchID: "launch-7", cluster: "prod", pool: "gpu", candidates: Self.candidates()))
+        #expect(instance == CloudInstance(
+            providerID: "aws:///us-east-1a/i-0new", instanceType: "g4dn.xlarge", zone: "us-east-1a", capacityType: "on-demand", launchID: "launch-7",
+            tags: ["berth.dev/cluster": "prod", "berth.dev/pool": "gpu", "berth.dev/launch-id": "launch-7"], state: .pending,
+            launchTime: clock.now, pricePerHour: 0.526))
+    }
+
+    @Test func throttlingBecomesThrottledAfterRetries() async throws {
+        let stub = try StubServer { request, _ in
+            StubServer.form(request)["Action"] == "DescribeInstances" ? Self.empty
+                : StubServer.ec2Error(503, code: "RequestLimitExceeded", message: "Request limit exceeded.")
+        }
+        defer { stub.shutdown() }
+        await #expect(throws: CloudError.throttled(operation: "create launch-4")) {
+            _ = try await cloud(stub).create(LaunchRequest(launchID: "launch-4", cluster: "prod", pool: "gpu", candidates: Self.candidates()))
+        }
+        #expect(stub.requests.filter { StubServer.form($0)["Action"] == "CreateFleet" }.count == 3)
+    }
+
+    @Test func serverErrorsAreRetriedThenSucceed() async throws {
+        let stub = try StubServer { request, index in
+            index < 2 ? StubServer.ec2Error(500, code: "InternalError", message: "An internal error has occurred") : Self.empty
+        }
+        defer { stub.shutdown() }
+        #expect(try await cloud(stub).list(clusterTag: "prod").isEmpty)
+        #expect(stub.requests.count == 3)
+    }
+
+    @Test func otherFleetErrorsAreNotCapacity() async throws {
+        let stub = try StubServer { request, _ in
+            let action = StubServer.form(request)["Action"]
+            if action == "DescribeInstances" { return Self.empty }
+            return StubServer.ec2Error(400, code: "InvalidLaunchTemplateName.NotFoundException", message: "The specified launch template does not exist.")
+        }
+        defer { stub.shutdown() }
+        await #expect {
+            _ = try await cloud(stub).create(LaunchRequest(launchID: "launch-5", cluster: "prod", pool: "gpu", candidates: Self.candidates()))
+        } throws: { error in
+            guard case CloudError.invalidRequest(let text) = error else { return false }
+            return text.contains("InvalidLaunchTemplateName.NotFoundException") && text.contains("launch-5")
+        }
+    }
+
+    @Test func invalidRequestsNeverReachEC2() async throws {
+        let stub = try StubServer { _, _ in Self.empty }
+        defer { stub.shutdown() }
+        let cloud = try cloud(stub)
+        await #expect(throws: CloudError.invalidRequest("launch id is empty")) {
+            _ = try await cloud.create(LaunchRequest(launchID: "", cluster: "c", pool: "p", candidates: Self.candidates()))
+        }
+        await #expect(throws: CloudError.invalidRequest("sim:///us-east-1a/i-1 is not an EC2 provider id (aws:///<zone>/i-...)")) {
+            try await cloud.delete(providerID: "sim:///us-east-1a/i-1")
+        }
+        await #expect(throws: CloudError.self) { _ = try await cloud.get(providerID: "aws:///i-123") }
+        #expect(stub.requests.isEmpty)
+    }
+
+    static func typesPage(_ names: [String], next: String?) -> HTTPResponse {
+        let items = names.map { name in
+            """
+            <item><instanceType>\(name)</instanceType><supportedUsageClasses><item>on-demand</item><item>spot</item></supportedUsageClasses>
+            <processorInfo><supportedArchitectures><item>\(name.hasPrefix("g5g") ? "arm64" : "x86_64")</item></supportedArchitectures></processorInfo>
+            <vCpuInfo><defaultVCpus>4</defaultVCpus></vCpuInfo><memoryInfo><sizeInMiB>16384</sizeInMiB></memoryInfo>
+            <networkInfo><maximumNetworkInterfaces>3</maximumNetworkInterfaces><ipv4AddressesPerInterface>10</ipv4AddressesPerInterface></networkInfo>
+            \(name.hasPrefix("m5") ? "" : "<gpuInfo><gpus><item><name>T4</name><manufacturer>NVIDIA</manufacturer><count>1</count><memoryInfo><sizeInMiB>16384</sizeInMiB></memoryInfo></item></gpus></gpuInfo>")
+            </item>
+            """
+        }.joined()
+        return StubServer.xml(200, "<DescribeInstanceTypesResponse><instanceTypeSet>\(items)</instanceTypeSet>\(next.map { "<nextToken>\($0)</nextToken>" } ?? "")</DescribeInstanceTypesResponse>")
+    }
+
+    @Test func catalogFollowsPagesAddsSpotPricesAndIsCachedForAnHour() async throws {
+        let stub = try StubServer { request, _ in
+            let form = StubServer.form(request)
+            switch (form["Action"], form["NextToken"]) {
+            case ("DescribeInstanceTypes", nil): return Self.typesPage(["g4dn.xlarge", "m5.large"], next: "page-2")
+            case ("DescribeInstanceTypes", "page-2"): return Self.typesPage(["g5g.xlarge"], next: nil)
+            case ("DescribeInstanceTypeOfferings", _):
+                // g5g.xlarge is not sold in us-east-1b.
+                let offered = [("g4dn.xlarge", "us-east-1a"), ("g4dn.xlarge", "us-east-1b"), ("g5g.xlarge", "us-east-1a"), ("m5.large", "us-east-1b")]
+                return StubServer.xml(200, "<R><instanceTypeOfferingSet>" + offered.map {
+                    "<item><instanceType>\($0.0)</instanceType><locationType>availability-zone</locationType><location>\($0.1)</location></item>"
+                }.joined() + "</instanceTypeOfferingSet></R>")
+            case ("DescribeSpotPriceHistory", _):
+                return StubServer.xml(200, """
+                    <DescribeSpotPriceHistoryResponse><spotPriceHistorySet>
+                      <item><instanceType>g4dn.xlarge</instanceType><productDescription>Linux/UNIX</productDescription><spotPrice>0.2104</spotPrice>
+                        <timestamp>2026-11-30T09:00:00.000Z</timestamp><availabilityZone>us-east-1b</availabilityZone></item>
+                      <item><instanceType>g4dn.xlarge</instanceType><spotPrice>0.3</spotPrice><availabilityZone>us-west-2a</availabilityZone></item>
+                      <item><instanceType>g5g.xlarge</instanceType><spotPrice>0.15</spotPrice><availabilityZone>us-east-1a</availabilityZone></item>
+                      <item><instanceType>g5g.xlarge</instanceType><spotPrice>0.16</spotPrice><availabilityZone>us-east-1b</availabilityZone></item>
+                    </spotPriceHistorySet></DescribeSpotPriceHistoryResponse>
+                    """)
+            default: return HTTPResponse(status: 400)
+            }
+        }
+        defer { stub.shutdown() }
+        let clock = TestClock()
+        let cloud = try cloud(stub, allowSpot: true, clock: clock)
+        let catalog = try await cloud.catalog()
+        #expect(catalog.entries.map(\.name) == ["g4dn.xlarge", "g5g.xlarge"])
+        #expect(catalog.unpriced == ["g5g.xlarge"])
+        let g4dn = try #require(catalog["g4dn.xlarge"]?.type)
+        #expect(g4dn.gpuName == "t4" && g4dn.gpuCount == 1 && g4dn.gpuMemoryMiB == 16384 && g4dn.gpuManufacturer == "nvidia")
+        #expect(g4dn.vcpu == 4 && g4dn.memoryMiB == 16384 && g4dn.arch == "amd64" && g4dn.maxPods == 29)
+        #expect(g4dn.offerings == [
+            Offering(zone: "us-east-1a", capacityType: "on-demand", pricePerHour: 0.526),
+            Offering(zone: "us-east-1b", capacityType: "on-demand", pricePerHour: 0.526),
+            Offering(zone: "us-east-1b", capacityType: "spot", pricePerHour: 0.2104),
+        ])
+        #expect(catalog["g5g.xlarge"]?.type.arch == "arm64")
+        // Unpriced on demand, but sold on spot, and only where EC2 offers the type.
+        #expect(catalog["g5g.xlarge"]?.type.offerings == [Offering(zone: "us-east-1a", capacityType: "spot", pricePerHour: 0.15)])
+        let zonesQuery = try #require(stub.requests.map(StubServer.form).first { $0["Action"] == "DescribeInstanceTypeOfferings" })
+        #expect(zonesQuery["LocationType"] == "availability-zone" && zonesQuery["Filter.1.Name"] == "location")
+        #expect(zonesQuery["Filter.1.Value.1"] == "us-east-1a" && zonesQuery["Filter.1.Value.2"] == "us-east-1b")
+        #expect(catalog.schedulable.types.map(\.name) == ["g4dn.xlarge", "g5g.xlarge"])
+        let pages = stub.requests.map(StubServer.form).filter { $0["Action"] == "DescribeInstanceTypes" }
+        #expect(pages.map { $0["MaxResults"] } == ["5", "5"], "the configured 2, raised to EC2's minimum")
+        let spot = try #require(stub.requests.map(StubServer.form).first { $0["Action"] == "DescribeSpotPriceHistory" })
+        #expect(spot["InstanceType.1"] == "g4dn.xlarge" && spot["InstanceType.2"] == "g5g.xlarge" && spot["InstanceType.3"] == nil)
+
+        _ = try await cloud.catalog()
+        clock.advance(3599)
+        _ = try await cloud.catalog()
+        #expect(cloud.catalogFetchCount == 1)
+        clock.advance(2)
+        _ = try await cloud.catalog()
+        #expect(cloud.catalogFetchCount == 2)
+    }
+
+    @Test func malformedInstanceTypesNameTheTypeAndField() async throws {
+        let stub = try StubServer { _, _ in
+            StubServer.xml(200, "<DescribeInstanceTypesResponse><instanceTypeSet><item><instanceType>g9.huge</instanceType><vCpuInfo><defaultVCpus>many</defaultVCpus></vCpuInfo></item></instanceTypeSet></DescribeInstanceTypesResponse>")
+        }
+        defer { stub.shutdown() }
+        await #expect(throws: AWSError.malformedResponse(action: "DescribeInstanceTypes", reason: "g9.huge: vCpuInfo.defaultVCpus missing or not a number")) {
+            _ = try await cloud(stub).catalog()
+        }
+    }
+
+    @Test func managedTemplateIsCreatedOncePerUserData() async throws {
+        let created = Mutex<[String: String]>([:])
+        let stub = try StubServer { request, _ in
+            let form = StubServer.form(request)
+            switch form["Action"] {
+            case "DescribeLaunchTemplates":
+                guard let id = created.withLock({ $0[form["LaunchTemplateName.1"] ?? ""] }) else {
+                    return StubServer.ec2Error(400, code: "InvalidLaunchTemplateName.NotFoundException", message: "does not exist")
+                }
+                return StubServer.xml(200, "<R><launchTemplates><item><launchTemplateId>\(id)</launchTemplateId></item></launchTemplates></R>")
+            case "CreateLaunchTemplate":
+                let id = "lt-\(created.withLock { $0.count })"
+                created.withLock { $0[form["LaunchTemplateName"] ?? ""] = id }
+                return StubServer.xml(200, "<R><launchTemplate><launchTemplateId>\(id)</launchTemplateId></launchTemplate></R>")
+            case "DescribeInstances": return Self.empty
+            default: return Self.fleetErrors("InsufficientInstanceCapacity")
+            }
+        }
+        defer { stub.shutdown() }
+        let managed = EC2CloudConfiguration.ManagedLaunchTemplate(
+            imageID: "ami-0123", securityGroupIDs: ["sg-1", "sg-2"], instanceProfile: "berth-node",
+            cluster: EKSCluster(name: "prod", apiServerEndpoint: "https://ABC.gr7.us-east-1.eks.amazonaws.com", certificateAuthority: "Q0E="))
+        let cloud = try cloud(stub, launchTemplate: .managed(managed))
+        let taint = [Taint(key: "nvidia.com/gpu", value: "true", effect: "NoSchedule")]
+        for launch in ["a", "b"] {
+            _ = try? await cloud.create(LaunchRequest(launchID: launch, cluster: "prod", pool: "gpu", candidates: Self.candidates(),
+                                                       labels: ["berth.dev/pool": "gpu"], taints: taint))
+        }
+        _ = try? await cloud.create(LaunchRequest(launchID: "c", cluster: "prod", pool: "cpu", candidates: Self.candidates(), labels: ["berth.dev/pool": "cpu"]))
+        let forms = stub.requests.map(StubServer.form)
+        let creates = forms.filter { $0["Action"] == "CreateLaunchTemplate" }
+        #expect(creates.count == 2, "one template per distinct user data")
+        let first = try #require(creates.first)
+        #expect(first["LaunchTemplateName"]?.hasPrefix("berth-prod-") == true)
+        #expect(first["LaunchTemplateData.ImageId"] == "ami-0123")
+        #expect(first["LaunchTemplateData.SecurityGroupId.2"] == "sg-2")
+        #expect(first["LaunchTemplateData.IamInstanceProfile.Name"] == "berth-node")
+        #expect(first["LaunchTemplateData.MetadataOptions.HttpTokens"] == "required")
+        let userData = String(decoding: Data(base64Encoded: first["LaunchTemplateData.UserData"] ?? "") ?? Data(), as: UTF8.self)
+        #expect(userData.contains("- \"--register-with-taints=nvidia.com/gpu=true:NoSchedule\""))
+        #expect(userData.contains("- \"--node-labels=berth.dev/pool=gpu\""))
+        let fleets = forms.filter { $0["Action"] == "CreateFleet" }
+        #expect(fleets.map { $0["LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateId"] } == ["lt-0", "lt-0", "lt-1"])
+    }
+}
+
+@Suite struct NodeUserDataTests {
+    static let cluster = EKSCluster(name: "prod", apiServerEndpoint: "https://ABC.gr7.us-east-1.eks.amazonaws.com",
+                                    certificateAuthority: "LS0tLS1CRUdJTg==", serviceCIDR: "172.20.0.0/16")
+
+    @Test func al2023NodeConfigInMIMEMultipart() {
+        let text = NodeUserData.render(.al2023, cluster: Self.cluster, labels: ["b": "2", "a": "1", "kubernetes.io/role": "gpu"],
+                                       taints: [Taint(key: "nvidia.com/gpu", value: "true", effect: "NoSchedule"), Taint(key: "dedicated", effect: "NoExecute")])
+        #expect(text == """
+            MIME-Version: 1.0
+            Content-Type: multipart/mixed; boundary="BOUNDARY"
+
+            --BOUNDARY
+            Content-Type: application/node.eks.aws
+
+            ---
+            apiVersion: node.eks.aws/v1alpha1
+            kind: NodeConfig
+            spec:
+              cluster:
+                name: "prod"
+                apiServerEndpoint: "https://ABC.gr7.us-east-1.eks.amazonaws.com"
+                certificateAuthority: "LS0tLS1CRUdJTg=="
+                cidr: "172.20.0.0/16"
+              kubelet:
+                flags:
+                  - "--node-labels=a=1,b=2"
+                  - "--register-with-taints=nvidia.com/gpu=true:NoSchedule,dedicated:NoExecute"
+
+            --BOUNDARY--
+
+            """)
+    }
+
+    @Test func al2BootstrapScriptQuotesEverything() {
+        let text = NodeUserData.render(.al2, cluster: EKSCluster(name: "it's", apiServerEndpoint: "https://x", certificateAuthority: "Q0E="),
+                                       labels: ["node.kubernetes.io/lifecycle": "gpu"], taints: [Taint(key: "nvidia.com/gpu", value: "true", effect: "NoSchedule")])
+        #expect(text == """
+            #!/bin/bash
+            set -o errexit
+            /etc/eks/bootstrap.sh 'it'\\''s' --apiserver-endpoint 'https://x' --b64-cluster-ca 'Q0E=' --kubelet-extra-args '--node-labels=node.kubernetes.io/lifecycle=gpu --register-with-taints=nvidia.com/gpu=true:NoSchedule'
+
+            """)
+    }
+
+    @Test(arguments: [
+        ("karpenter.sh/capacity-type", true), ("nvidia.com/gpu.present", true), ("plain", true),
+        ("kubernetes.io/arch", true), ("node.kubernetes.io/instance-type", true), ("node-role.kubernetes.io/gpu", false),
+        ("kubernetes.io/role", false), ("k8s.io/anything", false), ("kubelet.kubernetes.io/x", true),
+    ])
+    func kubeletLabelRestrictions(key: String, allowed: Bool) {
+        #expect(NodeUserData.kubeletMaySet(key) == allowed)
+    }
+}
+
+@Suite struct PriceFileTests {
+    @Test func catalogOutputReadsBack() throws {
+        let prices = try EC2CloudConfiguration.prices(catalogJSON: Array("""
+            [{"name": "g4dn.xlarge", "gpus": 1, "pricePerHour": 0.526}, {"name": "g4ad.xlarge", "pricePerHour": null, "note": "unknown"}]
+            """.utf8), file: "prices.json")
+        #expect(prices == ["g4dn.xlarge": 0.526])
+    }
+
+    @Test(arguments: [
+        (#"{"g4dn.xlarge": 1}"#, "prices.json: expected a JSON list of {name, pricePerHour} (berth catalog -o json)"),
+        (#"[{"pricePerHour": 1}]"#, "prices.json: entry 1: "),
+        (#"[{"name": "a", "pricePerHour": 1}, {"name": "b", "pricePerHour": true}]"#, "prices.json: entry 2, pricePerHour: "),
+        (#"[{"name": "a", "pricePerHour": -1}]"#, "prices.json: entry 1 (a): pricePerHour must be >= 0, not -1.0"),
+        ("not json", "prices.json: expected a JSON list"),
+    ])
+    func badFilesNameTheEntry(text: String, message: String) {
+        #expect {
+            _ = try EC2CloudConfiguration.prices(catalogJSON: Array(text.utf8), file: "prices.json")
+        } throws: { error in "\(error)".hasPrefix(message) }
+    }
+}

@@ -1,0 +1,86 @@
+import BerthTestSupport
+import Foundation
+import Testing
+
+/// One moto server for the suite (see BerthAWSTests' MotoScope).
+struct CLIMotoScope: SuiteTrait, TestScoping {
+    @TaskLocal static var current: MotoServer?
+
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        let moto = try MotoServer.start()
+        defer { moto.stop() }
+        try await Self.$current.withValue(moto) { try await function() }
+    }
+}
+
+/// `berth catalog --cloud aws` as a user runs it, against moto with signature checking on.
+@Suite(.enabled(if: MotoServer.isAvailable, Comment(rawValue: MotoServer.skipMessage)), CLIMotoScope())
+struct CatalogAWSCommandTests {
+    var moto: MotoServer { CLIMotoScope.current! }
+
+    /// The built binary with only these variables in its environment.
+    func berth(_ arguments: [String], secret: String? = nil) throws -> CommandResult {
+        try run("/usr/bin/env", [
+            "-i", "HOME=/nonexistent", "AWS_EC2_METADATA_DISABLED=true", "AWS_ACCESS_KEY_ID=\(moto.accessKeyID)",
+            "AWS_SECRET_ACCESS_KEY=\(secret ?? moto.secretAccessKey)", Repository.berthBinary,
+        ] + arguments, timeout: .seconds(120))
+    }
+
+    @Test func jsonIsTheBuiltInShapeWithUnknownPricesMarked() throws {
+        let result = try berth(["catalog", "--cloud", "aws", "--region", "us-east-1", "--endpoint", moto.endpoint, "-o", "json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+        let g4dn = try #require(list.first { $0["name"] as? String == "g4dn.xlarge" })
+        #expect(Set(g4dn.keys) == ["name", "gpus", "gpuName", "gpuMemoryMiB", "vcpu", "memoryMiB", "arch", "pricePerHour"])
+        #expect(g4dn["gpuName"] as? String == "t4")
+        #expect((g4dn["gpus"] as? NSNumber)?.intValue == 1)
+        #expect((g4dn["gpuMemoryMiB"] as? NSNumber)?.intValue == 16384)
+        #expect((g4dn["vcpu"] as? NSNumber)?.intValue == 4)
+        #expect((g4dn["pricePerHour"] as? NSNumber)?.doubleValue == 0.526)
+        let unpriced = try #require(list.first { $0["name"] as? String == "g4ad.xlarge" })
+        #expect(unpriced["pricePerHour"] is NSNull)
+        #expect((unpriced["note"] as? String)?.contains("no known on-demand price") == true)
+        #expect(list.allSatisfy { (($0["gpus"] as? NSNumber)?.intValue ?? 0) > 0 })
+
+        let table = try berth(["catalog", "--cloud", "aws", "--endpoint", moto.endpoint])
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.stdout.hasPrefix("NAME "))
+        #expect(table.stdout.contains("g4ad.xlarge") && table.stdout.contains("unknown"))
+    }
+
+    @Test func pricesFileOverridesTheTable() throws {
+        let file = NSTemporaryDirectory() + "berth-prices-\(getpid()).json"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try #"[{"name": "g4ad.xlarge", "pricePerHour": 0.379}, {"name": "g4dn.xlarge", "pricePerHour": 0.6}, {"name": "x", "pricePerHour": null}]"#
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let result = try berth(["catalog", "--cloud", "aws", "--endpoint", moto.endpoint, "--prices", file, "-o", "json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+        let price = { (name: String) in (list.first { $0["name"] as? String == name }?["pricePerHour"] as? NSNumber)?.doubleValue }
+        #expect(price("g4ad.xlarge") == 0.379)
+        #expect(price("g4dn.xlarge") == 0.6)
+        #expect(price("g5.xlarge") == 1.006, "the built-in table for the rest")
+
+        try #"[{"name": "g4dn.xlarge", "pricePerHour": "cheap"}]"#.write(toFile: file, atomically: true, encoding: .utf8)
+        let bad = try berth(["catalog", "--cloud", "aws", "--endpoint", moto.endpoint, "--prices", file])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.hasPrefix("berth: catalog --cloud aws: \(file): entry 1, pricePerHour: "))
+        #expect(bad.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test func badCredentialsExitNonZeroWithAWSsCodeInOneLine() throws {
+        let result = try berth(["catalog", "--cloud", "aws", "--endpoint", moto.endpoint, "-o", "json"], secret: "wrong-secret-value")
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1)
+        #expect(result.stderr.hasPrefix("berth: catalog --cloud aws: DescribeInstanceTypes: AuthFailure: AWS was not able to validate the provided access credentials"))
+        #expect(!result.stderr.contains("wrong-secret-value"))
+    }
+
+    @Test func plainHTTPOnlyToLoopback() throws {
+        let result = try berth(["catalog", "--cloud", "aws", "--endpoint", "http://ec2.example.com"])
+        #expect(result.status == 1)
+        #expect(result.stderr == "berth: catalog --cloud aws: EC2 endpoint http://ec2.example.com: plain http is allowed only to loopback addresses\n")
+    }
+}
