@@ -123,7 +123,7 @@ final class ClusterSimulation {
         self.options = options
         self.random = SeededGenerator(seed: options.seed, key: policy.rawValue)
         self.autoscaler = AutoscalerState(catalog: options.catalog, seed: options.seed)
-        var factory = PodFactory(mutate: policy == .berth)
+        var factory = PodFactory(mutate: policy == .berth, config: options.webhook)
         pods.reserveCapacity(trace.pods.count)
         for (index, row) in trace.pods.enumerated() {
             let admitted = try factory.admit(row)

@@ -14,12 +14,15 @@ struct PodFactory {
     }
 
     let mutate: Bool
-    let config = WebhookConfig()
+    let config: WebhookConfig
     private let mutator: ManifestMutator
     private var cache: [String: Admitted] = [:]
 
-    init(mutate: Bool) {
+    /// `config` is the webhook's (GPU resources and notebook selectors also tell every policy
+    /// which pods are GPU pods and notebooks).
+    init(mutate: Bool, config: WebhookConfig = WebhookConfig()) {
         self.mutate = mutate
+        self.config = config
         self.mutator = ManifestMutator(policy: MutationPolicy(config: config))
     }
 

@@ -1,3 +1,4 @@
+import BerthAdmission
 import BerthProvisioner
 import BerthScheduling
 
@@ -18,8 +19,9 @@ public struct SimulationOptions: Sendable {
     /// From Ready to the GPUs being allocatable (the device plugin), seconds.
     public var gpuDelay: ClosedRange<Double> = 30...60
     public var seed: UInt64 = 1
-    /// Berth's configuration: the default, as shipped.
+    /// Berth's configuration: the default, as shipped, unless `--config` names one.
     public var provisioner = ProvisionerConfig()
+    public var webhook = WebhookConfig()
     public var catalog = InstanceCatalog.builtIn()
     /// The CPU node group every policy shares (autoscaled the same simple way in each).
     public var cpuType = SimulationOptions.defaultCPUType

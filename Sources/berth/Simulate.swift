@@ -1,4 +1,6 @@
 import ArgumentParser
+import BerthAdmission
+import BerthScheduling
 import BerthSimulation
 import Foundation
 import Synchronization
@@ -54,6 +56,9 @@ struct Simulate: ParsableCommand {
     @Option(help: "Seconds from Ready to the GPUs being allocatable, as MIN-MAX.")
     var gpuDelay = "30-60"
 
+    @Option(help: "A BerthConfig file: its webhook and provisioner sections drive the berth policy (defaults without one).")
+    var config: String?
+
     @Flag(help: "No progress on stderr.")
     var quiet = false
 
@@ -83,6 +88,11 @@ struct Simulate: ParsableCommand {
                 Terminal.write(generator.generate().csv())
                 return
             }
+            var berthConfig: (webhook: WebhookConfig, provisioner: ProvisionerConfig)?
+            if let config {
+                let settings = try ConfigFile.load(config)
+                berthConfig = (settings.webhook, try ConfigFile.provisioner(settings, source: config))
+            }
             let path = trace ?? "-"
             let source = path == "-" ? "<stdin>" : path
             let data: Data
@@ -96,6 +106,10 @@ struct Simulate: ParsableCommand {
             do { parsed = try Trace.parse(csv: text, source: source) } catch { throw CLIError(message: "\(error)") }
 
             var options = SimulationOptions()
+            if let berthConfig {
+                options.webhook = berthConfig.webhook
+                options.provisioner = berthConfig.provisioner
+            }
             options.seed = seed
             options.bootDelay = try Self.range(bootDelay, option: "--boot-delay")
             options.gpuDelay = try Self.range(gpuDelay, option: "--gpu-delay")

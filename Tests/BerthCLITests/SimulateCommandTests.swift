@@ -69,6 +69,25 @@ import Testing
         #expect(result.stdout.isEmpty)
     }
 
+    @Test func aConfigFileDrivesTheBerthPolicy() throws {
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("berth-sim-config-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: config) }
+        try Data("apiVersion: berth.dev/v1alpha1\nkind: BerthConfig\nprovisioner:\n  emptyAfter: 5m\n".utf8).write(to: config)
+        let result = try berth(["simulate", "-", "--config", config.path, "--policy", "berth", "-o", "json", "--quiet"], input: Data(Self.oneNotebook.utf8))
+        #expect(result.status == 0, "\(result.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let policy = try #require((json["policies"] as? [[String: Any]])?.first)
+        let hours = try #require((policy["gpuNodeHours"] as? NSNumber)?.doubleValue)
+        let wait = try #require(((policy["timeToRunningSeconds"] as? [String: Any])?["max"] as? NSNumber)?.doubleValue)
+        // Launched at 1 s, kept 5 minutes (not the default minute) after the notebook's hour.
+        #expect(abs(hours * 3_600 - (wait - 1 + 3_600 + 300)) < 0.5)
+
+        try Data("apiVersion: berth.dev/v1alpha1\nkind: BerthConfig\nprovisioner:\n  emptyAfter: soon\n".utf8).write(to: config)
+        let bad = try berth(["simulate", "-", "--config", config.path], input: Data(Self.oneNotebook.utf8))
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("provisioner.emptyAfter"), "\(bad.stderr)")
+    }
+
     @Test func badCommandLines() throws {
         #expect(try berth(["simulate"]).status == 64)
         #expect(try berth(["simulate", "--generate", "--days", "0"]).status == 1)
