@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BERTH := .build/debug/berth
 
-.PHONY: help build release test test-swift run mutate-examples certs certs-clean bench bench-mutate bench-schedule bench-webhook bench-kube clean
+.PHONY: help build release test test-swift run mutate-examples certs certs-clean bench bench-mutate bench-schedule bench-webhook bench-kube bench-simulate clean
 PORT ?= 8443
 METRICS_PORT ?= 8080
 REVIEW := Tests/Fixtures/admission/z2jh-gpu-notebook.review.json
@@ -51,7 +51,7 @@ mutate-examples: build ## berth mutate -o patch -v on every example manifest.
 	  $(BERTH) mutate -f $$f -o patch -v || exit 1; \
 	done
 
-bench: bench-mutate bench-schedule bench-webhook bench-kube ## Every benchmark; figures go in BENCHMARKS.md.
+bench: bench-mutate bench-schedule bench-webhook bench-kube bench-simulate ## Every benchmark; figures go in BENCHMARKS.md.
 
 bench-mutate: ## Median time to classify and patch the z2jh GPU notebook pod.
 	$(SWIFT) build -c release --product berth-bench
@@ -64,6 +64,19 @@ bench-schedule: ## Median ms per scheduler solve: 5,000 pending pods, 400 instan
 bench-kube: ## Watch events/s the Kubernetes client decodes (Pod and Node lines from the API fixtures).
 	$(SWIFT) build -c release --product berth-bench
 	.build/release/berth-bench watch
+
+SIM := .build/bench-simulate
+# Wall and user seconds (the machine is shared: user time is the steadier figure).
+TIMED := /usr/bin/time -f "== run time, 3 policies: %e s wall, %U s user"
+bench-simulate: ## berth simulate (release): 14-day 40-user trace, all three policies, table + SVG; then a 30-day ~54,000-pod trace, timed.
+	$(SWIFT) build -c release --product berth
+	@mkdir -p $(SIM)
+	.build/release/berth simulate --generate --days 14 --users 40 --seed 1 > $(SIM)/trace-14d-40u.csv
+	@$(TIMED) .build/release/berth simulate $(SIM)/trace-14d-40u.csv --plot $(SIM)/trace-14d-40u.svg --quiet
+	@echo "== plot: $(SIM)/trace-14d-40u.svg"
+	.build/release/berth simulate --generate --days 30 --users 250 --seed 1 > $(SIM)/trace-30d-250u.csv
+	@echo "== $$(($$(wc -l < $(SIM)/trace-30d-250u.csv) - 1)) pods over 30 days (goal: 3 policies in < 30 s)"
+	@$(TIMED) .build/release/berth simulate $(SIM)/trace-30d-250u.csv --quiet
 
 bench-webhook: ## wrk against berth serve and, in the same run, nginx with a fixed answer (needs wrk, nginx).
 	bash Tests/bench/webhook-bench.sh

@@ -36,7 +36,7 @@ let package = Package(
             name: "berth",
             dependencies: [
                 "BerthModel", "BerthAdmission", "BerthScheduling", "BerthNet", "BerthWebhook", "BerthKube", "BerthProvisioner",
-                "BerthController", "BerthAWS",
+                "BerthController", "BerthAWS", "BerthSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
@@ -121,6 +121,17 @@ let package = Package(
         .testTarget(
             name: "BerthProvisionerTests",
             dependencies: ["BerthProvisioner", "BerthScheduling", "BerthModel"],
+            swiftSettings: settings
+        ),
+        // `berth simulate`: traces, the discrete-event cluster and cloud, the policies compared, reports.
+        .target(
+            name: "BerthSimulation",
+            dependencies: ["BerthProvisioner", "BerthScheduling", "BerthAdmission", "BerthModel"],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "BerthSimulationTests",
+            dependencies: ["BerthSimulation", "BerthProvisioner", "BerthScheduling", "BerthModel"],
             swiftSettings: settings
         ),
         // Wiring: the cluster port over the Kubernetes API (KubeCluster), the simulated kubelet that

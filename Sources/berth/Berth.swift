@@ -8,11 +8,12 @@ struct Berth: ParsableCommand {
         discussion: """
             berth serve    the admission webhook (TLS) and its metrics port
             berth mutate   dry-run manifests through the webhook's policy (no cluster needed)
+            berth simulate replay a workload trace: Berth vs cluster-autoscaler vs a static pool
             Exit codes: 0 success, 1 bad input or failure (one line on stderr says what and where),
             64 bad command line.
             """,
         version: BerthVersion.current,
-        subcommands: [Serve.self, Mutate.self, Catalog.self, Plan.self]
+        subcommands: [Serve.self, Mutate.self, Catalog.self, Plan.self, Simulate.self]
     )
 }
 

@@ -1,0 +1,137 @@
+import BerthModel
+import BerthProvisioner
+import BerthScheduling
+import Foundation
+
+/// Berth's real decision code (`ProvisionerCore`) and the simulated cloud, as the runtime wires
+/// them: each round gets a snapshot of the live pods and the nodes, its actions are carried out on
+/// the simulated cluster and cloud, and their outcomes are recorded back.
+final class BerthRuntime {
+    var core: ProvisionerCore
+    let clock = ManualClock()
+    let cloud: SimulatedCloud<ManualClock>
+    let epoch = SimulatedCloudConfiguration.defaultEpoch
+    var nodeByLaunch: [String: Int] = [:]
+    var nodeByProviderID: [String: Int] = [:]
+    /// The instances launched and not terminated, with their Ready time: what `list` returns.
+    /// `SimulatedCloud.list` filters every record ever launched (O(history): 90 % of a 30-day
+    /// run), so only the first listing asks it; later ones are read from here, oldest first.
+    var liveInstances: [(instance: CloudInstance, readyAt: Double)] = []
+    var listedOnce = false
+    var poked = false
+    var listDue = false
+    var wakeAt: Double?
+    var rounds = 0
+    var lastRound = -Double.infinity
+    /// A round at least this often (seconds) even when nothing happens, for garbage collection.
+    static let resync = 600.0
+
+    init(options: SimulationOptions) {
+        core = ProvisionerCore(config: options.provisioner, catalog: options.catalog, seed: options.seed)
+        cloud = SimulatedCloud(configuration: options.cloudConfiguration, clock: clock)
+    }
+}
+
+extension ClusterSimulation {
+    func berthRound() async {
+        guard let runtime = berth else { return }
+        runtime.poked = false
+        let list = runtime.listDue
+        runtime.listDue = false
+        runtime.rounds += 1
+        runtime.lastRound = now
+        runtime.clock.advance(to: ManualClock.Instant(offset: .milliseconds(Int64((now * 1000).rounded()))))
+        let date = runtime.epoch.addingTimeInterval(now)
+
+        var podSnapshots: [PodSnapshot] = []
+        podSnapshots.reserveCapacity(live.count)
+        for index in live {
+            let pod = pods[index]
+            let nodeName = pod.node >= 0 ? nodes[pod.node].name : ""
+            podSnapshots.append(PodSnapshot(
+                key: pod.key, nodeName: nodeName, phase: pod.state == .running ? .running : .pending, doNotDisrupt: pod.doNotDisrupt,
+                unschedulable: pod.node < 0 && pod.unschedulable, requirements: pod.requirements))
+        }
+        var nodeSnapshots: [NodeSnapshot] = []
+        for id in liveNodes {
+            let node = nodes[id]
+            nodeSnapshots.append(NodeSnapshot(
+                name: node.name, providerID: node.providerID, labels: node.labels, taints: node.taints,
+                ready: node.ready && node.terminatedAt == nil, allocatable: node.allocatable))
+        }
+        var instances: [CloudInstance]?
+        if list {
+            if runtime.listedOnce {
+                instances = runtime.liveInstances.map { entry in
+                    var instance = entry.instance
+                    instance.state = entry.readyAt <= now ? .running : .pending
+                    return instance
+                }
+            } else {
+                instances = try? await runtime.cloud.list(clusterTag: runtime.core.config.clusterName)
+                runtime.listedOnce = instances != nil
+            }
+        }
+        let actions = runtime.core.reconcile(ClusterSnapshot(pods: podSnapshots, nodes: nodeSnapshots, cloudInstances: instances), now: date)
+        for action in actions { await carryOut(action, runtime: runtime, date: date) }
+
+        if let wake = runtime.core.nextWakeup(after: date) {
+            var time = wake.timeIntervalSince(runtime.epoch)
+            if time <= now { time = now + 1 }
+            if runtime.wakeAt.map({ time < $0 }) ?? true {
+                runtime.wakeAt = time
+                queue.push(.berthWake, at: time)
+            }
+        }
+    }
+
+    private func carryOut(_ action: ProvisionerAction, runtime: BerthRuntime, date: Date) async {
+        switch action {
+        case let .launch(request):
+            do {
+                let instance = try await runtime.cloud.create(request)
+                runtime.core.record(.launched(launchID: request.launchID, instance), now: date)
+                guard runtime.nodeByLaunch[request.launchID] == nil else { return }
+                let boot = try await runtime.cloud.boot(of: instance.providerID)
+                let readyAt = Self.seconds(boot.readyAt.offset)
+                runtime.liveInstances.append((instance, readyAt))
+                let gpusAt = boot.gpusAt.map { Self.seconds($0.offset) } ?? .infinity
+                let id = addNode(
+                    type: boot.instanceType, zone: boot.zone, price: instance.pricePerHour, launchID: request.launchID,
+                    providerID: instance.providerID, labels: boot.labels, taints: boot.taints, readyAt: readyAt, gpusAt: gpusAt)
+                runtime.nodeByLaunch[request.launchID] = id
+                runtime.nodeByProviderID[instance.providerID] = id
+            } catch {
+                runtime.core.record(.launchFailed(launchID: request.launchID, error), now: date)
+            }
+        case let .terminate(providerID, _, _):
+            do {
+                try await runtime.cloud.delete(providerID: providerID)
+                runtime.liveInstances.removeAll { $0.instance.providerID == providerID }
+                if let id = runtime.nodeByProviderID[providerID] { terminate(id) }
+                runtime.core.record(.terminated(providerID: providerID), now: date)
+            } catch {
+                runtime.core.record(.terminateFailed(providerID: providerID, error), now: date)
+            }
+        case let .updateNode(name, labels, addTaints, removeTaints):
+            guard let id = nodeByName[name] else {
+                runtime.core.record(.nodeUpdateFailed(name: name, message: "not found"), now: date)
+                return
+            }
+            nodes[id].labels.merge(labels) { _, new in new }
+            nodes[id].taints.removeAll { taint in removeTaints.contains { $0.key == taint.key && $0.effect == taint.effect } }
+            for taint in addTaints where !nodes[id].taints.contains(where: { $0.key == taint.key && $0.effect == taint.effect }) {
+                nodes[id].taints.append(taint)
+            }
+            roomAppeared()
+        case let .evict(key, _):
+            if let index = podIndex[key], pods[index].state == .running { evict(index) }
+            runtime.core.record(.evicted(pod: key), now: date)
+        case let .deleteNode(name):
+            if let id = nodeByName[name] { deleteNode(id) }
+            runtime.core.record(.nodeDeleted(name: name), now: date)
+        case let .event(event):
+            if event.type == "Warning" { metrics.warnings[event.reason, default: 0] += 1 }
+        }
+    }
+}

@@ -1,0 +1,448 @@
+import BerthModel
+import BerthProvisioner
+import BerthScheduling
+import Foundation
+
+/// One policy replaying one trace in virtual time: a discrete-event simulation (an event queue,
+/// never a sleep) of the pods, the nodes, kube-scheduler, the kubelets, the CPU node group and the
+/// policy's GPU autoscaler. `run()` returns what it cost and how long pods waited.
+///
+/// The scheduler model is kube-scheduler's default profile reduced to what the trace exercises:
+/// filters NodeResourcesFit (CPU, memory, ephemeral storage, pod slots, GPUs), TaintToleration
+/// (NoSchedule/NoExecute), NodeAffinity (nodeSelector + required terms) and node readiness; score
+/// NodeResourcesFit's default `LeastAllocated` strategy (CPU and memory, weight 1 each, upstream's
+/// integer arithmetic and non-zero defaults), ties to the oldest node (upstream picks at random).
+/// Pods are tried in creation order; a pod that did not fit is retried only after something that
+/// can make room happened (a pod left, a node appeared or changed), as the scheduling queue does.
+final class ClusterSimulation {
+    enum Event {
+        case arrival(Int)
+        case finish(pod: Int, generation: Int)
+        case nodeReady(Int)
+        case nodeGPUs(Int)
+        case berthWake
+        case berthList
+        case autoscalerScan
+        case cpuScan
+    }
+
+    struct Pod {
+        let trace: Int
+        let key: String
+        var requirements: PodRequirements
+        let requests: Resources
+        let gpus: Int64
+        let doNotDisrupt: Bool
+        let createdAt: Double
+        var remaining: Double
+        var state: State = .future
+        var node = -1
+        var startedAt = 0.0
+        var firstRunning: Double?
+        var firstNode = -1
+        var unschedulable = false
+        var triedAt = -1
+        var generation = 0
+        var evictions = 0
+
+        enum State { case future, pending, running, done }
+        var isGPU: Bool { gpus > 0 }
+    }
+
+    struct Node {
+        let id: Int
+        let name: String
+        let providerID: String
+        let launchID: String
+        let isGPU: Bool
+        let instanceType: String
+        let gpuCount: Int64
+        let price: Double
+        var labels: [String: String]
+        var taints: [Taint]
+        let fullAllocatable: Resources
+        var allocatable: Resources
+        var requested = Resources.zero
+        var pods: [Int] = []
+        var gpuPods = 0
+        let launchedAt: Double
+        let readyAt: Double
+        let gpusAt: Double
+        var registered = false
+        var ready = false
+        var terminatedAt: Double?
+        var deleted = false
+        var lastAccounted: Double
+        /// Cluster-autoscaler: unneeded since; CPU group: empty since.
+        var unneededSince: Double?
+
+        var boot: Double { gpusAt - launchedAt }
+        var schedulable: Bool { registered && ready && !deleted && terminatedAt == nil }
+    }
+
+    let policy: PolicyName
+    let trace: Trace
+    let options: SimulationOptions
+    var queue = EventQueue<Event>()
+    var pods: [Pod] = []
+    var podIndex: [String: Int] = [:]
+    var nodes: [Node] = []
+    var nodeByName: [String: Int] = [:]
+    /// Registered, not deleted.
+    var liveNodes: [Int] = []
+    /// Created, not done, in creation order (with holes removed lazily).
+    var live: [Int] = []
+    var livePosition: [Int] = []
+    var pending: [Int] = []
+    var now = 0.0
+    var dirty = false
+    /// Bumped whenever room can appear; a pod that failed at this version is not retried.
+    var capacityVersion = 0
+    var done = 0
+    var random: SeededGenerator
+    var metrics = Accumulator()
+    var berth: BerthRuntime?
+    var autoscaler: AutoscalerState
+    var cpuLaunches = 0
+    var pendingGroupLaunches: [Int] = []
+    var gpuDemand: Int64 = 0
+    var gpuNodesUp = 0
+    var gpusUp: Int64 = 0
+
+    struct Accumulator {
+        var idle = 0.0
+        var squatted = 0.0
+        var evictions = 0
+        var warnings: [String: Int] = [:]
+        var series: [(time: Double, gpus: Int64, nodes: Int, demand: Int64)] = []
+    }
+
+    init(policy: PolicyName, trace: Trace, options: SimulationOptions) throws {
+        self.policy = policy
+        self.trace = trace
+        self.options = options
+        self.random = SeededGenerator(seed: options.seed, key: policy.rawValue)
+        self.autoscaler = AutoscalerState(catalog: options.catalog, seed: options.seed)
+        var factory = PodFactory(mutate: policy == .berth, config: options.webhook)
+        pods.reserveCapacity(trace.pods.count)
+        for (index, row) in trace.pods.enumerated() {
+            let admitted = try factory.admit(row)
+            pods.append(Pod(
+                trace: index, key: row.key, requirements: admitted.requirements, requests: admitted.requirements.requests,
+                gpus: admitted.requirements.requests.gpus, doNotDisrupt: admitted.doNotDisrupt, createdAt: row.arrival, remaining: row.duration))
+            podIndex[row.key] = index
+        }
+        livePosition = Array(repeating: -1, count: pods.count)
+    }
+
+    // MARK: - The loop
+
+    func run(progress: ((Double) -> Void)? = nil) async -> PolicyResult {
+        for (index, pod) in pods.enumerated() { queue.push(.arrival(index), at: pod.createdAt) }
+        queue.push(.cpuScan, at: 0)
+        switch policy {
+        case .berth:
+            berth = BerthRuntime(options: options)
+            queue.push(.berthList, at: 0)
+        case .clusterAutoscaler:
+            queue.push(.autoscalerScan, at: 0)
+        case .static:
+            startStaticPool()
+        }
+        var stop = trace.horizon + options.overrun
+        var nextProgress = 86_400.0
+        progress?(0)
+        var tail = false
+        while let time = queue.nextTime, time <= stop {
+            if done == pods.count {
+                // Every pod ran: a static pool is billed to here; autoscalers get up to an hour
+                // more to remove their GPU nodes, and are billed until they do.
+                if policy == .static || gpuNodesUp == 0 { break }
+                if !tail {
+                    tail = true
+                    stop = min(stop, now + 3_600)
+                    continue
+                }
+            }
+            now = time
+            while queue.nextTime == time, let event = queue.pop() { await handle(event.kind) }
+            await settle()
+            if now >= nextProgress {
+                progress?(now)
+                nextProgress = (now / 86_400).rounded(.down) * 86_400 + 86_400
+            }
+        }
+        return finish()
+    }
+
+    /// Until nothing more happens at this instant: scheduling passes, then controller rounds.
+    func settle() async {
+        for _ in 0..<100 {
+            if dirty { schedulePass() }
+            // A listing rides on the next round; alone it forces one only after a quiet spell
+            // (rounds are driven by cluster events and the core's own `nextWakeup`).
+            guard let runtime = berth, runtime.poked || (runtime.listDue && now - runtime.lastRound >= BerthRuntime.resync) else { break }
+            await berthRound()
+            if !dirty { break }
+        }
+    }
+
+    func handle(_ event: Event) async {
+        switch event {
+        case let .arrival(index):
+            pods[index].state = .pending
+            livePosition[index] = live.count
+            live.append(index)
+            pending.append(index)
+            dirty = true
+            gpuDemand += pods[index].gpus
+            if pods[index].isGPU { sample() }
+        case let .finish(index, generation):
+            guard pods[index].generation == generation, pods[index].state == .running else { return }
+            let wasGPU = pods[index].isGPU
+            unbind(index)
+            pods[index].state = .done
+            done += 1
+            let position = livePosition[index]
+            let last = live.removeLast()
+            if last != index {
+                live[position] = last
+                livePosition[last] = position
+            }
+            livePosition[index] = -1
+            gpuDemand -= pods[index].gpus
+            if wasGPU {
+                sample()
+                berth?.poked = true
+            }
+        case let .nodeReady(id):
+            guard nodes[id].terminatedAt == nil, !nodes[id].registered else { return }
+            nodes[id].registered = true
+            nodes[id].ready = true
+            nodeByName[nodes[id].name] = id
+            liveNodes.append(id)
+            roomAppeared()
+            if nodes[id].isGPU { berth?.poked = true }
+        case let .nodeGPUs(id):
+            guard nodes[id].registered, nodes[id].terminatedAt == nil, !nodes[id].deleted else { return }
+            nodes[id].allocatable = nodes[id].fullAllocatable
+            roomAppeared()
+            berth?.poked = true
+        case .berthWake:
+            if let runtime = berth, let wake = runtime.wakeAt, wake <= now {
+                runtime.wakeAt = nil
+                runtime.poked = true
+            }
+        case .berthList:
+            berth?.listDue = true
+            queue.push(.berthList, at: now + options.listingInterval)
+        case .autoscalerScan:
+            await clusterAutoscalerScan()
+            queue.push(.autoscalerScan, at: now + AutoscalerState.scanInterval)
+        case .cpuScan:
+            cpuGroupScan()
+            queue.push(.cpuScan, at: now + AutoscalerState.scanInterval)
+        }
+    }
+
+    func roomAppeared() {
+        capacityVersion += 1
+        dirty = true
+    }
+
+    // MARK: - kube-scheduler
+
+    func schedulePass() {
+        dirty = false
+        var waiting: [Int] = []
+        waiting.reserveCapacity(pending.count)
+        for index in pending {
+            guard pods[index].state == .pending else { continue }
+            if pods[index].triedAt == capacityVersion {
+                waiting.append(index)
+                continue
+            }
+            if let node = bestNode(for: index) {
+                bind(index, to: node)
+            } else {
+                pods[index].triedAt = capacityVersion
+                if !pods[index].unschedulable {
+                    pods[index].unschedulable = true
+                    if pods[index].isGPU { berth?.poked = true }
+                }
+                waiting.append(index)
+            }
+        }
+        pending = waiting
+    }
+
+    func bestNode(for index: Int) -> Int? {
+        let pod = pods[index]
+        var best: Int?
+        var bestScore = Int64.min
+        for id in liveNodes {
+            let node = nodes[id]
+            guard node.schedulable, Self.fits(pod.requirements, requests: pod.requests, labels: node.labels, taints: node.taints, free: node.allocatable - node.requested)
+            else { continue }
+            let score = Self.leastAllocated(pod.requests, node: node)
+            if score > bestScore {
+                best = id
+                bestScore = score
+            }
+        }
+        return best
+    }
+
+    /// NodeResourcesFit, TaintToleration and NodeAffinity.
+    static func fits(_ requirements: PodRequirements, requests: Resources, labels: [String: String], taints: [Taint], free: Resources) -> Bool {
+        guard requests.fits(in: free) else { return false }
+        let constraints = requirements.constraints
+        if !taints.isEmpty && constraints.tolerates(taints) != nil { return false }
+        for requirement in constraints.nodeSelector where !requirement.matches(value: labels[requirement.key]) { return false }
+        if constraints.requiredTerms.isEmpty { return true }
+        return constraints.requiredTerms.contains { term in term.allSatisfy { $0.matches(value: labels[$0.key]) } }
+    }
+
+    /// kube-scheduler's NodeResourcesFit `LeastAllocated` score (0–100): for CPU and memory,
+    /// `(allocatable - requested) * 100 / allocatable` with the pod included, averaged with equal
+    /// weights; pods without a request count upstream's non-zero defaults (100m, 200 MiB).
+    static func leastAllocated(_ requests: Resources, node: Node) -> Int64 {
+        func score(_ requested: Int64, _ allocatable: Int64) -> Int64 {
+            guard allocatable > 0, requested <= allocatable else { return 0 }
+            return (allocatable - requested) * 100 / allocatable
+        }
+        let cpu = node.requested.cpuMilli + (requests.cpuMilli == 0 ? 100 : requests.cpuMilli)
+        let memory = node.requested.memory + (requests.memory == 0 ? 200 * 1024 * 1024 : requests.memory)
+        return (score(cpu, node.allocatable.cpuMilli) + score(memory, node.allocatable.memory)) / 2
+    }
+
+    func bind(_ index: Int, to id: Int) {
+        account(id)
+        nodes[id].requested += pods[index].requests
+        nodes[id].pods.append(index)
+        if pods[index].isGPU { nodes[id].gpuPods += 1 }
+        nodes[id].unneededSince = nil
+        pods[index].state = .running
+        pods[index].node = id
+        pods[index].startedAt = now
+        pods[index].unschedulable = false
+        if pods[index].firstRunning == nil {
+            pods[index].firstRunning = now
+            pods[index].firstNode = id
+        }
+        queue.push(.finish(pod: index, generation: pods[index].generation), at: now + pods[index].remaining)
+    }
+
+    /// Takes a running pod off its node.
+    func unbind(_ index: Int) {
+        let id = pods[index].node
+        guard id >= 0 else { return }
+        account(id)
+        nodes[id].requested -= pods[index].requests
+        if let position = nodes[id].pods.firstIndex(of: index) { nodes[id].pods.remove(at: position) }
+        if pods[index].isGPU { nodes[id].gpuPods -= 1 }
+        pods[index].node = -1
+        pods[index].remaining = max(0, pods[index].remaining - (now - pods[index].startedAt))
+        roomAppeared()
+    }
+
+    /// Evicted (or its node went away): its controller recreates it, pending again, with the
+    /// run time it had left.
+    func evict(_ index: Int) {
+        guard pods[index].state == .running else { return }
+        unbind(index)
+        pods[index].state = .pending
+        pods[index].generation += 1
+        pods[index].evictions += 1
+        pods[index].triedAt = -1
+        metrics.evictions += 1
+        pending.append(index)
+        dirty = true
+        if pods[index].isGPU { berth?.poked = true }
+    }
+
+    // MARK: - Nodes and the kubelet
+
+    /// A new instance: its Node registers Ready at `readyAt`, its GPUs become allocatable at `gpusAt`.
+    @discardableResult
+    func addNode(type: InstanceType, zone: String, price: Double, launchID: String, providerID: String, labels: [String: String], taints: [Taint],
+                 readyAt: Double, gpusAt: Double) -> Int {
+        let id = nodes.count
+        let allocatable = options.provisioner.overhead.allocatable(type)
+        var initial = allocatable
+        if type.gpuCount > 0 { initial.gpus = 0 }
+        nodes.append(Node(
+            id: id, name: "ip-10-0-\(id / 250)-\(id % 250 + 1).ec2.internal", providerID: providerID, launchID: launchID, isGPU: type.gpuCount > 0,
+            instanceType: type.name, gpuCount: Int64(type.gpuCount), price: price, labels: labels, taints: taints, fullAllocatable: allocatable,
+            allocatable: initial, launchedAt: now, readyAt: readyAt, gpusAt: gpusAt, lastAccounted: now))
+        if readyAt <= now {
+            nodes[id].registered = true
+            nodes[id].ready = true
+            nodeByName[nodes[id].name] = id
+            liveNodes.append(id)
+            roomAppeared()
+        } else {
+            queue.push(.nodeReady(id), at: readyAt)
+        }
+        if type.gpuCount > 0 {
+            if gpusAt <= now && readyAt <= now { nodes[id].allocatable = allocatable } else { queue.push(.nodeGPUs(id), at: gpusAt) }
+            gpuNodesUp += 1
+            gpusUp += Int64(type.gpuCount)
+            sample()
+        }
+        return id
+    }
+
+    /// The instance is gone: billing stops, the Node turns NotReady, its pods are lost (recreated).
+    func terminate(_ id: Int) {
+        guard nodes[id].terminatedAt == nil else { return }
+        account(id)
+        nodes[id].terminatedAt = now
+        nodes[id].ready = false
+        for index in nodes[id].pods { evict(index) }
+        if nodes[id].isGPU {
+            gpuNodesUp -= 1
+            gpusUp -= nodes[id].gpuCount
+            sample()
+        }
+    }
+
+    /// The Node object is deleted.
+    func deleteNode(_ id: Int) {
+        guard !nodes[id].deleted else { return }
+        for index in nodes[id].pods { evict(index) }
+        nodes[id].deleted = true
+        nodes[id].ready = false
+        if nodes[id].registered, let position = liveNodes.firstIndex(of: id) { liveNodes.remove(at: position) }
+        nodeByName[nodes[id].name] = nil
+        roomAppeared()
+    }
+
+    /// Adds the time since the last change to the idle and squatted totals of a GPU node.
+    func account(_ id: Int) {
+        guard nodes[id].isGPU, nodes[id].terminatedAt == nil else { return }
+        let elapsed = now - nodes[id].lastAccounted
+        if elapsed > 0 && nodes[id].gpuPods == 0 {
+            metrics.idle += elapsed
+            if !nodes[id].pods.isEmpty { metrics.squatted += elapsed }
+        }
+        nodes[id].lastAccounted = now
+    }
+
+    func sample() {
+        let point = (time: now, gpus: gpusUp, nodes: gpuNodesUp, demand: gpuDemand)
+        if let last = metrics.series.last, last.time == now {
+            metrics.series[metrics.series.count - 1] = point
+        } else if metrics.series.last.map({ $0.gpus != point.gpus || $0.nodes != point.nodes || $0.demand != point.demand }) ?? true {
+            metrics.series.append(point)
+        }
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+    }
+
+    static func uniform(_ range: ClosedRange<Double>, _ random: inout SeededGenerator) -> Double {
+        range.upperBound > range.lowerBound ? Double.random(in: range, using: &random) : range.lowerBound
+    }
+}

@@ -1,0 +1,47 @@
+import BerthAdmission
+import BerthProvisioner
+import BerthScheduling
+
+/// The policies `berth simulate` compares, all on the same trace.
+public enum PolicyName: String, CaseIterable, Sendable {
+    /// The webhook's mutation on every pod, then Berth's real ProvisionerCore driving the simulated cloud.
+    case berth
+    /// No webhook; one node group per GPU type; cluster-autoscaler's documented defaults.
+    case clusterAutoscaler = "cluster-autoscaler"
+    /// A fixed GPU pool sized to the trace's peak, always on.
+    case `static`
+}
+
+/// How the simulated world behaves; the defaults are the issue's.
+public struct SimulationOptions: Sendable {
+    /// From launch to the Node registering Ready, seconds.
+    public var bootDelay: ClosedRange<Double> = 45...90
+    /// From Ready to the GPUs being allocatable (the device plugin), seconds.
+    public var gpuDelay: ClosedRange<Double> = 30...60
+    public var seed: UInt64 = 1
+    /// Berth's configuration: the default, as shipped, unless `--config` names one.
+    public var provisioner = ProvisionerConfig()
+    public var webhook = WebhookConfig()
+    public var catalog = InstanceCatalog.builtIn()
+    /// The CPU node group every policy shares (autoscaled the same simple way in each).
+    public var cpuType = SimulationOptions.defaultCPUType
+    /// How often Berth lists the cloud (garbage collection), seconds: Karpenter's garbage
+    /// collection period.
+    public var listingInterval = 120.0
+    /// Stop this long after the trace's last pod would have finished even if pods are still
+    /// waiting (they count as unscheduled).
+    public var overrun = 86_400.0
+
+    public init() {}
+
+    /// m6i.2xlarge, us-east-1 on-demand.
+    public static let defaultCPUType = InstanceType(
+        name: "m6i.2xlarge", vcpu: 8, memoryMiB: 32 * 1024, maxPods: 58,
+        offerings: [Offering(zone: "us-east-1a", capacityType: "on-demand", pricePerHour: 0.384)])
+
+    var cloudConfiguration: SimulatedCloudConfiguration {
+        SimulatedCloudConfiguration(
+            catalog: catalog, seed: seed, bootDelay: .seconds(bootDelay.lowerBound) ... .seconds(bootDelay.upperBound),
+            gpuRegistrationDelay: .seconds(gpuDelay.lowerBound) ... .seconds(gpuDelay.upperBound))
+    }
+}

@@ -1,0 +1,166 @@
+import ArgumentParser
+import BerthAdmission
+import BerthScheduling
+import BerthSimulation
+import Foundation
+import Synchronization
+
+struct Simulate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Replay a workload trace against Berth, cluster-autoscaler and a static pool; compare cost and waiting.",
+        discussion: """
+            The trace is a CSV with the header arrival_s,duration_s,namespace,name,kind,gpus,gpu_type,cpu,memory_gib \
+            (optionally tolerate_all). Each row is a pod created at arrival_s that runs duration_s once Running.
+
+            berth simulate --generate --days 14 --users 40 --seed 1 > trace.csv   writes a realistic trace
+            berth simulate trace.csv                                                 compares the policies
+            berth simulate trace.csv -o json --plot trace.svg
+
+            Everything runs in virtual time: Berth's real provisioning code drives a simulated cloud whose
+            nodes become Ready 45-90 s after launch and show their GPUs 30-60 s later (--boot-delay,
+            --gpu-delay). Progress goes to stderr.
+            """
+    )
+
+    enum Output: String, ExpressibleByArgument, CaseIterable {
+        case table, json
+    }
+
+    @Argument(help: "The trace CSV ('-' for stdin).")
+    var trace: String?
+
+    @Flag(help: "Write a generated trace (CSV) to stdout instead of simulating.")
+    var generate = false
+
+    @Option(help: "Generated trace: days (day 0 is a Monday).")
+    var days = 14
+
+    @Option(help: "Generated trace: notebook users.")
+    var users = 40
+
+    @Option(help: "Seed of the generated trace and of the simulation's randomness.")
+    var seed: UInt64 = 1
+
+    @Option(name: .long, parsing: .upToNextOption, help: "Policies to run: berth, cluster-autoscaler, static (default: all).")
+    var policy: [String] = []
+
+    @Option(name: .shortAndLong, help: "Output format: table or json.")
+    var output: Output = .table
+
+    @Option(help: "Also write an SVG plot of GPU nodes and GPU demand over time per policy.")
+    var plot: String?
+
+    @Option(help: "Seconds from launch to the node being Ready, as MIN-MAX.")
+    var bootDelay = "45-90"
+
+    @Option(help: "Seconds from Ready to the GPUs being allocatable, as MIN-MAX.")
+    var gpuDelay = "30-60"
+
+    @Option(help: "A BerthConfig file: its webhook and provisioner sections drive the berth policy (defaults without one).")
+    var config: String?
+
+    @Flag(help: "No progress on stderr.")
+    var quiet = false
+
+    func validate() throws {
+        if generate && trace != nil { throw ValidationError("--generate writes a trace; it takes no trace file") }
+        if !generate && trace == nil { throw ValidationError("give a trace file (or '-'), or --generate") }
+        for name in policy where PolicyName(rawValue: name) == nil {
+            throw ValidationError("--policy \(name): expected one of \(PolicyName.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        _ = try Self.range(bootDelay, option: "--boot-delay")
+        _ = try Self.range(gpuDelay, option: "--gpu-delay")
+    }
+
+    static func range(_ text: String, option: String) throws -> ClosedRange<Double> {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let low = Double(parts[0]), let high = Double(parts[1]), low >= 0, high >= low, high.isFinite else {
+            throw ValidationError("\(option) \(text): expected MIN-MAX seconds, such as 45-90")
+        }
+        return low...high
+    }
+
+    func run() throws {
+        try failing {
+            if generate {
+                let generator: TraceGenerator
+                do { generator = try TraceGenerator(days: days, users: users, seed: seed) } catch { throw CLIError(message: "\(error)") }
+                Terminal.write(generator.generate().csv())
+                return
+            }
+            var berthConfig: (webhook: WebhookConfig, provisioner: ProvisionerConfig)?
+            if let config {
+                let settings = try ConfigFile.load(config)
+                berthConfig = (settings.webhook, try ConfigFile.provisioner(settings, source: config))
+            }
+            let path = trace ?? "-"
+            let source = path == "-" ? "<stdin>" : path
+            let data: Data
+            if path == "-" {
+                data = FileHandle.standardInput.readDataToEndOfFile()
+            } else {
+                do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw CLIError(message: "\(path): cannot read: \(error.localizedDescription)") }
+            }
+            guard let text = String(data: data, encoding: .utf8) else { throw CLIError(message: "\(source): not UTF-8 text") }
+            let parsed: Trace
+            do { parsed = try Trace.parse(csv: text, source: source) } catch { throw CLIError(message: "\(error)") }
+
+            var options = SimulationOptions()
+            if let berthConfig {
+                options.webhook = berthConfig.webhook
+                options.provisioner = berthConfig.provisioner
+            }
+            options.seed = seed
+            options.bootDelay = try Self.range(bootDelay, option: "--boot-delay")
+            options.gpuDelay = try Self.range(gpuDelay, option: "--gpu-delay")
+            let policies = policy.isEmpty ? PolicyName.allCases : policy.compactMap(PolicyName.init(rawValue:))
+            let quiet = self.quiet
+            let started = Date()
+            let days = max(1, Int((parsed.horizon / 86_400).rounded(.up)))
+            let settings = options
+            let progress = Mutex<(policy: PolicyName?, start: Double, printed: Double)>((nil, 0, 0))
+            let report = try Self.blocking {
+                try await Simulator.run(trace: parsed, policies: policies, options: settings) { policy, time in
+                    // At most one line a second: virtual days done and the rate, per policy.
+                    guard !quiet else { return }
+                    let elapsed = Date().timeIntervalSince(started)
+                    let line: String? = progress.withLock { state in
+                        // Each policy reports time 0 when it starts.
+                        if state.policy != policy { state = (policy, elapsed, elapsed) }
+                        guard time > 0, elapsed - state.printed >= 1 else { return nil }
+                        state.printed = elapsed
+                        let rate = time / 86_400 / max(elapsed - state.start, 0.001)
+                        return "berth simulate: \(policy.rawValue): day \(Int(time / 86_400))/\(days), \(String(format: "%.1f", rate)) virtual days/s, "
+                            + "\(String(format: "%.1f", elapsed)) s elapsed\n"
+                    }
+                    if let line { FileHandle.standardError.write(Data(line.utf8)) }
+                }
+            }
+            if !quiet {
+                FileHandle.standardError.write(Data("berth simulate: \(parsed.pods.count) pods, \(policies.count) policies in \(String(format: "%.2f", Date().timeIntervalSince(started))) s\n".utf8))
+            }
+            if let plot {
+                do { try Data(report.svg().utf8).write(to: URL(fileURLWithPath: plot)) } catch { throw CLIError(message: "\(plot): cannot write: \(error.localizedDescription)") }
+            }
+            Terminal.write(output == .json ? report.json() : report.table())
+        }
+    }
+
+    /// Runs the async simulation from this synchronous command (the simulated cloud is an actor).
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+        let result = Mutex<Result<T, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let outcome: Result<T, any Error>
+            do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
+            result.withLock { $0 = outcome }
+            done.signal()
+        }
+        done.wait()
+        switch result.withLock({ $0 }) {
+        case let .success(value): return value
+        case let .failure(error): throw CLIError(message: "\(error)")
+        case nil: throw CLIError(message: "the simulation did not finish")
+        }
+    }
+}

@@ -1,0 +1,142 @@
+import BerthSimulation
+import Testing
+
+/// Small traces whose right answers are worked out by hand. The simulated cloud draws each node's
+/// boot (45–90 s to Ready, 30–60 s more to GPUs) from the seed, so the expectations are written in
+/// terms of the wait the report measured: for a pod whose node was launched for it, that wait is
+/// the launch delay plus the node's boot, and the node's bill follows from it.
+@Suite struct HandMadeTraceTests {
+    static let g4dnXlarge = 0.526
+
+    static func notebook(_ name: String, at arrival: Double, for duration: Double, gpuType: String = "") -> TracePod {
+        TracePod(arrival: arrival, duration: duration, namespace: "jhub", name: name, kind: .notebook, gpus: 1, gpuType: gpuType, cpu: 2, memoryGiB: 8)
+    }
+
+    static func run(_ pods: [TracePod], _ policies: [PolicyName] = PolicyName.allCases, seed: UInt64 = 1) async throws -> SimulationReport {
+        var options = SimulationOptions()
+        options.seed = seed
+        return try await Simulator.run(trace: Trace(pods: pods), policies: policies, options: options)
+    }
+
+    @Test func oneNotebookUnderBerth() async throws {
+        let report = try await Self.run([Self.notebook("jupyter-a", at: 0, for: 3_600)])
+        let berth = try #require(report[.berth])
+        // Pending at 0, the batch closes after 1 s idle, one g4dn.xlarge launched at 1 s.
+        #expect(berth.nodesLaunched == 1)
+        #expect(berth.costByInstanceType.keys.sorted() == ["g4dn.xlarge"])
+        let wait = berth.timeToRunning.max
+        #expect(wait >= 1 + 45 + 30 && wait <= 1 + 90 + 60)
+        #expect(berth.ownDelay.max == 1)
+        // Billed from launch (1 s) to 60 s after the notebook ends (empty, drained, terminated).
+        let hours = (wait - 1 + 3_600 + 60) / 3_600
+        #expect(abs(berth.gpuNodeHours - hours) < 1e-6)
+        #expect(abs(berth.costUSD - Self.g4dnXlarge * hours) < 1e-6)
+        #expect(abs(berth.idleGpuNodeHours - (wait - 1 + 60) / 3_600) < 1e-6)
+        #expect(berth.squattedGpuNodeHours == 0)
+        #expect(berth.unscheduledPods == 0)
+        #expect(abs(berth.lowerBoundUSD - Self.g4dnXlarge) < 1e-9)
+        #expect(abs(berth.costRatio - hours) < 1e-6)
+    }
+
+    @Test func oneNotebookUnderTheBaselines() async throws {
+        let report = try await Self.run([Self.notebook("jupyter-a", at: 0, for: 3_600)], [.clusterAutoscaler, .static])
+        let ca = try #require(report[.clusterAutoscaler])
+        // Seen unschedulable at 0, scaled up at the 10 s scan: one of the three 4 vCPU / 16 GiB
+        // types, which least-waste cannot tell apart.
+        #expect(ca.nodesLaunched == 1)
+        let type = try #require(ca.costByInstanceType.keys.first)
+        let prices = ["g4dn.xlarge": 0.526, "g5.xlarge": 1.006, "g6.xlarge": 0.8048]
+        let price = try #require(prices[type])
+        let wait = ca.timeToRunning.max
+        #expect(ca.ownDelay.max == 10)
+        // Unneeded from the first scan after the notebook ends, removed 10 minutes later.
+        let firstScan = ((wait + 3_600) / 10).rounded(.up) * 10
+        let hours = (firstScan + 600 - 10) / 3_600
+        #expect(abs(ca.gpuNodeHours - hours) < 1e-6)
+        #expect(abs(ca.costUSD - price * hours) < 1e-6)
+
+        let fixed = try #require(report[.static])
+        #expect(fixed.nodesLaunched == 1)
+        #expect(fixed.timeToRunning.max == 0)
+        #expect(abs(fixed.costUSD - Self.g4dnXlarge) < 1e-9)
+        #expect(abs(fixed.costRatio - 1) < 1e-9)
+        #expect(fixed.idleGpuNodeHours == 0)
+    }
+
+    @Test func twoOverlappingNotebooks() async throws {
+        let report = try await Self.run([Self.notebook("jupyter-a", at: 0, for: 3_600), Self.notebook("jupyter-b", at: 600, for: 3_600)])
+        let berth = try #require(report[.berth])
+        // One node each (a notebook's node is its own), each launched 1 s after its notebook.
+        #expect(berth.nodesLaunched == 2)
+        #expect(berth.ownDelay.max == 1)
+        #expect(berth.timeToRunning.count == 2)
+        #expect(abs(berth.lowerBoundUSD - 2 * Self.g4dnXlarge) < 1e-9)
+        #expect(berth.costRatio > 1 && berth.costRatio < (3_600 + 60 + 151.0) / 3_600)
+        let fixed = try #require(report[.static])
+        // Peak of two notebooks at once: two g4dn.xlarge from 0 to the last end (4,200 s).
+        #expect(fixed.nodesLaunched == 2)
+        #expect(abs(fixed.costUSD - 2 * Self.g4dnXlarge * 4_200 / 3_600) < 1e-9)
+        #expect(abs(fixed.idleGpuNodeHours - 2 * 600 / 3_600.0) < 1e-9)
+    }
+
+    /// An Airflow task tolerating every taint, created while a GPU node runs a notebook, outliving it.
+    @Test func cpuPodThatToleratesEverythingNextToAGPUNode() async throws {
+        let task = TracePod(arrival: 1_000, duration: 3_600, namespace: "airflow", name: "task-1", kind: .job, cpu: 0.5, memoryGiB: 1, toleratesAll: true)
+        let report = try await Self.run([Self.notebook("jupyter-a", at: 0, for: 1_800), task])
+
+        // Berth's webhook keeps it off GPU nodes: a CPU node is launched for it, nothing squats.
+        let berth = try #require(report[.berth])
+        #expect(berth.cpuNodesLaunched == 1)
+        #expect(berth.squattedGpuNodeHours == 0)
+        #expect(berth.unscheduledPods == 0)
+
+        // Without the webhook the GPU node is the only node that fits: the task lands there and
+        // holds it from the notebook's end to its own (4,600 s).
+        let ca = try #require(report[.clusterAutoscaler])
+        #expect(ca.cpuNodesLaunched == 0)
+        let notebookEnd = ca.timeToRunning.max + 1_800
+        #expect(abs(ca.squattedGpuNodeHours - (4_600 - notebookEnd) / 3_600) < 1e-6)
+        let fixed = try #require(report[.static])
+        #expect(fixed.cpuNodesLaunched == 0)
+        #expect(abs(fixed.squattedGpuNodeHours - (4_600 - 1_800) / 3_600.0) < 1e-9)
+        #expect(abs(fixed.idleGpuNodeHours - fixed.squattedGpuNodeHours) < 1e-9)
+    }
+
+    @Test func burstOfTwenty() async throws {
+        let pods = (0..<20).map { Self.notebook("jupyter-\($0)", at: 0, for: 3_600) }
+        let report = try await Self.run(pods)
+        let berth = try #require(report[.berth])
+        // One batch, twenty g4dn.xlarge launched at 1 s.
+        #expect(berth.nodesLaunched == 20)
+        #expect(berth.costByInstanceType.keys.sorted() == ["g4dn.xlarge"])
+        #expect(berth.ownDelay.max == 1)
+        #expect(berth.unscheduledPods == 0)
+        #expect(abs(berth.lowerBoundUSD - 20 * Self.g4dnXlarge) < 1e-9)
+        let ca = try #require(report[.clusterAutoscaler])
+        // One scale-up of twenty 1-GPU nodes of one group at the 10 s scan.
+        #expect(ca.nodesLaunched == 20)
+        #expect(ca.costByInstanceType.count == 1)
+        #expect(ca.ownDelay.max == 10)
+        let fixed = try #require(report[.static])
+        #expect(fixed.nodesLaunched == 20)
+        #expect(fixed.timeToRunning.max == 0)
+    }
+
+    @Test func gpuTypeIsHonoured() async throws {
+        let report = try await Self.run([Self.notebook("jupyter-a", at: 0, for: 600, gpuType: "a10g")], [.berth, .static])
+        #expect(report[.berth]?.costByInstanceType.keys.sorted() == ["g5.xlarge"])
+        #expect(report[.static]?.costByInstanceType.keys.sorted() == ["g5.xlarge"])
+        #expect(abs((report[.berth]?.lowerBoundUSD ?? 0) - 1.006 * 600 / 3_600) < 1e-9)
+    }
+
+    @Test func aPodNoTypeFitsIsReportedUnscheduled() async throws {
+        let huge = TracePod(arrival: 0, duration: 60, namespace: "ml", name: "huge", kind: .job, gpus: 16, cpu: 8, memoryGiB: 32)
+        var options = SimulationOptions()
+        options.overrun = 600
+        let report = try await Simulator.run(trace: Trace(pods: [huge]), options: options)
+        for result in report.policies {
+            #expect(result.unscheduledPods == 1, "\(result.policy)")
+            #expect(result.nodesLaunched == 0, "\(result.policy)")
+        }
+    }
+}
