@@ -384,4 +384,26 @@ import Testing
         world.run(for: 300)
         #expect(world.evictions.isEmpty && world.terminations.isEmpty)
     }
+
+    /// The node launched for a notebook is taken by another pod before kube-scheduler binds the
+    /// notebook: 30 s after the node is initialised, the notebook is planned again (a new node),
+    /// instead of waiting for the other pod to finish.
+    @Test func aNotebookWhoseNodeWasTakenGetsAnotherAfterTheGrace() throws {
+        var world = CoreWorld()
+        world.round()
+        world.add(notebook("alice"))
+        world.run(for: 2)
+        let node = world.register(try #require(world.instances.values.first))
+        world.round()
+        var thief = gpuPod("train-x")
+        thief.nodeName = node
+        thief.unschedulable = false
+        thief.phase = .running
+        world.add(thief)
+        world.run(for: 29)
+        #expect(world.launches.count == 1, "kube-scheduler still has time to bind alice")
+        world.run(for: 4)
+        #expect(world.launches.count == 2, "alice gets a node of her own")
+        #expect(world.core.claims.values.contains { $0.nominated.keys.contains("jupyter/alice") && $0.nodeName == nil })
+    }
 }

@@ -26,6 +26,9 @@ public struct ProvisionerCore: Sendable {
     public static let disruptedTaint = Taint(key: "berth.dev/disrupted", value: "", effect: "NoSchedule")
     /// The label on every node Berth launches: its pool.
     public static let poolLabel = "berth.dev/pool"
+    /// How long kube-scheduler has to bind a nominated pod to its initialised node before the pod
+    /// is planned again.
+    public static let nominationGrace: Duration = .seconds(30)
     /// How often an action that failed (a refused eviction, a throttled launch) is retried.
     public static let retryInterval: Duration = .seconds(5)
     /// How long a claim's instance may be missing from the cloud's listing before it counts as
@@ -272,11 +275,16 @@ public struct ProvisionerCore: Sendable {
                 actions.append(.updateNode(name: node.name, labels: missingLabels, addTaints: missingTaints, removeTaints: []))
             }
         }
-        // Nominations end when the pod is bound, gone or going.
+        // Nominations end when the pod is bound, gone or going — or, once the node is initialised,
+        // when kube-scheduler has had `nominationGrace` to bind it there and has not (another pod
+        // took the room): the pod is planned again instead of waiting for that pod to finish.
+        let overdue = claim.initializedAt.map { now.timeIntervalSince($0) >= Self.nominationGrace.seconds } ?? false
+        let before = claim.nominated.count
         claim.nominated = claim.nominated.filter { entry in
             guard let pod = index.pods[entry.key] else { return false }
-            return pod.nodeName.isEmpty && !pod.terminating && !pod.finished
+            return pod.nodeName.isEmpty && !pod.terminating && !pod.finished && !(overdue && pod.unschedulable)
         }
+        if overdue && claim.nominated.count < before && index.snapshot.pods.contains(where: { $0.isPendingGPU }) { retrySoon = true }
         // Initialisation: Ready, and every GPU allocatable.
         if claim.initializedAt == nil && !claim.gpuWarned {
             let gpus = catalog[claim.instanceType]?.gpuCount ?? 0
