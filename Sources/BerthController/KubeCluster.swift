@@ -61,6 +61,8 @@ public final class KubeCluster: ClusterPort {
     // MARK: Reading
 
     public func snapshot() async throws -> ClusterSnapshot {
+        // Right after start the first lists are in flight: give them a moment before giving up the round.
+        for _ in 0..<100 where !hasSynced { try await Task.sleep(for: .milliseconds(50)) }
         guard hasSynced else { throw NotSynced() }
         let podObjects = pods.list()
         let nodeObjects = nodes.list()
