@@ -102,6 +102,26 @@ import Testing
         #expect(abs(fixed.idleGpuNodeHours - fixed.squattedGpuNodeHours) < 1e-9)
     }
 
+    /// cluster-autoscaler drains a GPU node whose only pod is a squatter that fits elsewhere.
+    @Test func clusterAutoscalerMovesASquatterThatFitsElsewhere() async throws {
+        // A 7 vCPU / 26 GiB Airflow task fills most of a CPU node (7.735 vCPU, 28.5 GiB allocatable);
+        // the tolerating task then scores higher on the GPU node (LeastAllocated: (33 + 35) / 2
+        // against (3 + 5) / 2) and squats there.
+        let busy = TracePod(arrival: 0, duration: 20_000, namespace: "airflow", name: "etl-1", kind: .job, cpu: 7, memoryGiB: 26)
+        let squatter = TracePod(arrival: 1_000, duration: 10_000, namespace: "airflow", name: "task-1", kind: .job, cpu: 0.5, memoryGiB: 1, toleratesAll: true)
+        let report = try await Self.run([Self.notebook("jupyter-a", at: 0, for: 1_800), busy, squatter], [.clusterAutoscaler])
+        let ca = try #require(report[.clusterAutoscaler])
+        #expect(ca.cpuNodesLaunched == 1)
+        // GPU utilisation 0 from the notebook's end; the squatter fits the CPU node's 735m and 2.5 GiB: the
+        // node is unneeded from the next scan and drained 10 minutes later, the squatter evicted.
+        let notebookEnd = ca.timeToRunning.max + 1_800
+        let firstScan = (notebookEnd / 10).rounded(.up) * 10
+        #expect(ca.evictions == 1)
+        #expect(abs(ca.squattedGpuNodeHours - (firstScan + 600 - notebookEnd) / 3_600) < 1e-6)
+        #expect(abs(ca.gpuNodeHours - (firstScan + 600 - 10) / 3_600) < 1e-6)
+        #expect(ca.unscheduledPods == 0)
+    }
+
     @Test func burstOfTwenty() async throws {
         let pods = (0..<20).map { Self.notebook("jupyter-\($0)", at: 0, for: 3_600) }
         let report = try await Self.run(pods)
