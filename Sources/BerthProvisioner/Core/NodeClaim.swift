@@ -32,6 +32,8 @@ public struct NodeClaim: Sendable {
     /// The instance is gone (terminated by Berth or found missing).
     public var terminated = false
     public var lastDeleteRequest: Date?
+    /// The labels its node must carry (computed at registration).
+    public var desiredLabels: [String: String]?
 
     /// Launched: its instance exists and is not known to be gone.
     public var isLive: Bool { !terminated && terminateRequestedAt == nil }

@@ -268,7 +268,9 @@ public struct ProvisionerCore: Sendable {
         }
         // The pool's labels and taints, in case the node did not register with them.
         if draining[node.name] == nil, let pool = config.pools.first(where: { $0.name == claim.pool }) {
-            let desiredLabels = nodeLabels(pool: pool, instanceType: claim.instanceType, zone: claim.zone, capacityType: claim.capacityType)
+            // Computed once per claim (string work on every round showed in berth simulate's profile).
+            let desiredLabels = claim.desiredLabels ?? nodeLabels(pool: pool, instanceType: claim.instanceType, zone: claim.zone, capacityType: claim.capacityType)
+            claim.desiredLabels = desiredLabels
             let missingLabels = desiredLabels.filter { node.labels[$0.key] != $0.value }
             let missingTaints = pool.taints.filter { taint in !node.taints.contains { $0.key == taint.key && $0.effect == taint.effect && $0.value == taint.value } }
             if !missingLabels.isEmpty || !missingTaints.isEmpty {
