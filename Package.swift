@@ -113,7 +113,7 @@ let package = Package(
         .target(
             name: "BerthProvisioner",
             dependencies: [
-                "BerthModel", "BerthScheduling", .product(name: "Logging", package: "swift-log"),
+                "BerthModel", "BerthAdmission", "BerthScheduling", .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: settings

@@ -12,6 +12,7 @@ public enum MutationKind: String, Sendable, CaseIterable {
     case gpuToleration = "gpu-toleration"
     case gpuAffinity = "gpu-affinity"
     case gpuTypeAffinity = "gpu-type-affinity"
+    case notebookNodeAffinity = "notebook-node-affinity"
     case doNotDisrupt = "do-not-disrupt"
     case avoidGPUNodes = "avoid-gpu-nodes"
 }
@@ -102,9 +103,13 @@ public struct MutationPolicy: Sendable {
                     requirements.append(LabelRequirement(key: config.gpuTypeLabel, operator: .in, values: values))
                 }
             }
+            let typeRequirement = requirements.count > 1 ? requirements[1] : nil
+            let notebookRequirement = LabelRequirement(key: WebhookConfig.nodeRoleLabel, operator: .notIn, values: ["shared"])
+            if podClass == .gpuNotebook, config.keepNotebooksOffSharedNodes { requirements.append(notebookRequirement) }
             let added = try builder.requireOnEveryTerm(requirements)
             if added.contains(requirements[0]) { mutation.kinds.append(.gpuAffinity) }
-            if requirements.count > 1, added.contains(requirements[1]) { mutation.kinds.append(.gpuTypeAffinity) }
+            if let typeRequirement, added.contains(typeRequirement) { mutation.kinds.append(.gpuTypeAffinity) }
+            if podClass == .gpuNotebook, added.contains(notebookRequirement) { mutation.kinds.append(.notebookNodeAffinity) }
 
             if podClass == .gpuNotebook, config.protectGPUNotebooks, view.annotation(config.doNotDisruptAnnotation) == nil {
                 builder.setAnnotation(config.doNotDisruptAnnotation, "true")

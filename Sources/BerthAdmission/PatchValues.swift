@@ -44,7 +44,8 @@ final class PatchValues: Sendable {
         }
         let gpu = LabelRequirement(key: config.gpuNodeLabelKey, operator: .in, values: [config.gpuNodeLabelValue])
         let avoid = LabelRequirement(key: config.gpuNodeLabelKey, operator: .notIn, values: [config.gpuNodeLabelValue])
-        common = [Levels([gpu]), Levels([avoid])]
+        let notebook = LabelRequirement(key: WebhookConfig.nodeRoleLabel, operator: .notIn, values: ["shared"])
+        common = [Levels([gpu]), Levels([avoid]), Levels([gpu, notebook])]
     }
 
     /// The cached levels for these requirements, or new ones (a `berth.dev/gpu-type` request).

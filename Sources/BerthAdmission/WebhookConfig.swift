@@ -23,13 +23,21 @@ public struct WebhookConfig: Sendable, Equatable {
     public var mutatedAnnotation = "berth.dev/mutated"
     public var protectGPUNotebooks = true
     public var keepOtherPodsOffGPUNodes = true
+    /// GPU notebooks require `nodeRoleLabel NotIn [shared]`: they never land on a node Berth
+    /// launched for packed GPU jobs, where one notebook would keep a multi-GPU node alive long after
+    /// its jobs (nodes without the label, including every node Berth did not launch, still match).
+    public var keepNotebooksOffSharedNodes = true
+
+    /// The label Berth puts on the nodes it launches: `notebook` (one notebook's own node) or
+    /// `shared` (GPU pods packed together).
+    public static let nodeRoleLabel = "berth.dev/node-role"
 
     public init() {}
 
     static let fields = [
         "gpuResources", "notebookSelectors", "exemptNamespaces", "gpuTaints", "gpuNodeLabel", "gpuTypeAnnotation",
         "gpuTypeLabel", "skipAnnotation", "doNotDisruptAnnotation", "mutatedAnnotation", "protectGPUNotebooks",
-        "keepOtherPodsOffGPUNodes",
+        "keepOtherPodsOffGPUNodes", "keepNotebooksOffSharedNodes",
     ]
 
     public init(config json: JSON, path: String) throws(ConfigError) {
@@ -62,6 +70,7 @@ public struct WebhookConfig: Sendable, Equatable {
         mutatedAnnotation = try reader.string("mutatedAnnotation") ?? mutatedAnnotation
         protectGPUNotebooks = try reader.bool("protectGPUNotebooks") ?? protectGPUNotebooks
         keepOtherPodsOffGPUNodes = try reader.bool("keepOtherPodsOffGPUNodes") ?? keepOtherPodsOffGPUNodes
+        keepNotebooksOffSharedNodes = try reader.bool("keepNotebooksOffSharedNodes") ?? keepNotebooksOffSharedNodes
     }
 
     static let taintEffects = ["NoSchedule", "PreferNoSchedule", "NoExecute"]

@@ -19,10 +19,24 @@ import Testing
         #expect(patchText(result) == """
             [{"op":"add","path":"/spec/tolerations/-","value":{"key":"nvidia.com/gpu","operator":"Exists","effect":"NoSchedule"}},\
             {"op":"add","path":"/spec/affinity","value":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":\
-            {"nodeSelectorTerms":[{"matchExpressions":[{"key":"nvidia.com/gpu.present","operator":"In","values":["true"]}]}]}}}},\
+            {"nodeSelectorTerms":[{"matchExpressions":[{"key":"nvidia.com/gpu.present","operator":"In","values":["true"]},\
+            {"key":"berth.dev/node-role","operator":"NotIn","values":["shared"]}]}]}}}},\
             {"op":"add","path":"/metadata/annotations/karpenter.sh~1do-not-disrupt","value":"true"},\
             {"op":"add","path":"/metadata/annotations/berth.dev~1mutated","value":"gpu-notebook"}]
             """)
+        #expect(result.pods.first?.mutation.kinds == [.gpuToleration, .gpuAffinity, .notebookNodeAffinity, .doNotDisrupt])
+    }
+
+    @Test func notebooksMayShareNodesWhenConfiguredTo() throws {
+        var config = WebhookConfig()
+        config.keepNotebooksOffSharedNodes = false
+        let original = try Fixtures.documents("z2jh-gpu-notebook.yaml")[0]
+        let result = try ManifestMutator(policy: MutationPolicy(config: config)).mutate(original)
+        #expect(!patchText(result).contains("berth.dev/node-role"))
+        #expect(result.pods.first?.mutation.kinds == [.gpuToleration, .gpuAffinity, .doNotDisrupt])
+        // A plain GPU pod (not a notebook) never gets the notebook requirement.
+        let job = try ManifestMutator(policy: MutationPolicy()).mutate(try Fixtures.documents("bare-gpu-pod.yaml")[0])
+        #expect(!patchText(job).contains("berth.dev/node-role"))
     }
 
     @Test func kubeflowNotebookWithoutTolerationsGetsTheList() throws {

@@ -174,6 +174,8 @@ func gpuPod(
 ) -> PodSnapshot {
     var terms = [LabelRequirement(key: WellKnownLabel.gpuPresent, operator: .in, values: ["true"])]
     if let gpuType { terms.append(LabelRequirement(key: WellKnownLabel.gpuName, operator: .in, values: [gpuType])) }
+    // As the webhook leaves a notebook (keepNotebooksOffSharedNodes).
+    if notebook { terms.append(LabelRequirement(key: "berth.dev/node-role", operator: .notIn, values: ["shared"])) }
     let requirements = PodRequirements(
         namespace: namespace, name: name, requests: Resources(cpuMilli: cpu, memory: memory, gpus: gpus), gpuResource: "nvidia.com/gpu",
         isNotebook: notebook,

@@ -406,4 +406,23 @@ import Testing
         #expect(world.launches.count == 2, "alice gets a node of her own")
         #expect(world.core.claims.values.contains { $0.nominated.keys.contains("jupyter/alice") && $0.nodeName == nil })
     }
+
+    /// Nodes are labelled with their role; a notebook never joins a shared (packed jobs) node, even
+    /// one launching with room, so no notebook keeps a multi-GPU job node alive.
+    @Test func aNotebookNeverJoinsASharedNode() throws {
+        var world = CoreWorld()
+        world.round()
+        world.add(gpuPod("train-0", gpus: 2, cpu: 8000, memory: 32 << 30))
+        world.run(for: 2)
+        #expect(world.launches.first?.labels["berth.dev/node-role"] == "shared")
+        #expect(world.launches.first?.tags["berth.dev/node-role"] == "shared")
+        world.add(notebook("alice"))
+        world.run(for: 3)
+        #expect(world.launches.map { $0.candidates[0].name } == ["g4dn.12xlarge", "g4dn.xlarge"])
+        #expect(world.launches.last?.labels["berth.dev/node-role"] == "notebook")
+        // After a restart the role comes back from the instance's tag.
+        world.core = ProvisionerCore(config: world.config, seed: 5)
+        world.round()
+        #expect(world.core.claims.values.filter(\.dedicated).count == 1)
+    }
 }

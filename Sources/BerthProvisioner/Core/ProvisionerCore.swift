@@ -1,3 +1,4 @@
+import BerthAdmission
 import BerthModel
 import BerthScheduling
 import Foundation
@@ -162,6 +163,8 @@ public struct ProvisionerCore: Sendable {
                 launchID: instance.launchID, pool: instance.pool ?? "", instanceType: instance.instanceType, zone: instance.zone,
                 capacityType: instance.capacityType, pricePerHour: instance.pricePerHour, request: nil, createdAt: instance.launchTime)
             claim.instance = instance
+            let role = instance.tags[WebhookConfig.nodeRoleLabel] ?? index.nodesByProviderID[instance.providerID]?.labels[WebhookConfig.nodeRoleLabel]
+            claim.dedicated = role == Self.nodeRole(dedicated: true)
             if let node = index.nodesByProviderID[instance.providerID] {
                 claim.nodeName = node.name
                 claim.registeredAt = now
@@ -269,7 +272,7 @@ public struct ProvisionerCore: Sendable {
         // The pool's labels and taints, in case the node did not register with them.
         if draining[node.name] == nil, let pool = config.pools.first(where: { $0.name == claim.pool }) {
             // Computed once per claim (string work on every round showed in berth simulate's profile).
-            let desiredLabels = claim.desiredLabels ?? nodeLabels(pool: pool, instanceType: claim.instanceType, zone: claim.zone, capacityType: claim.capacityType)
+            let desiredLabels = claim.desiredLabels ?? nodeLabels(pool: pool, instanceType: claim.instanceType, zone: claim.zone, capacityType: claim.capacityType, dedicated: claim.dedicated)
             claim.desiredLabels = desiredLabels
             let missingLabels = desiredLabels.filter { node.labels[$0.key] != $0.value }
             let missingTaints = pool.taints.filter { taint in !node.taints.contains { $0.key == taint.key && $0.effect == taint.effect && $0.value == taint.value } }
@@ -365,6 +368,7 @@ public struct ProvisionerCore: Sendable {
             if claim.dedicated && !claim.nominated.isEmpty { requested = allocatable }
             if claim.gpuWarned { requested = allocatable }  // its GPUs never came: place nothing more there
             var state = NodeState.launching(name: claim.nodeName ?? "launch/\(key)", type: type, offering: offering, pool: pool, overhead: config.overhead, requested: requested)
+            state.labels[WebhookConfig.nodeRoleLabel] = Self.nodeRole(dedicated: claim.dedicated)
             state.pricePerHour = claim.pricePerHour
             state.launching = claim.initializedAt == nil
             claimOfNode[nodes.count] = key
@@ -400,9 +404,11 @@ public struct ProvisionerCore: Sendable {
             let launchID = makeLaunchID()
             var candidate = type
             candidate.offerings = [offering]
+            let role = Self.nodeRole(dedicated: new.dedicated)
             let request = LaunchRequest(
                 launchID: launchID, cluster: config.clusterName, pool: pool.name, candidates: [candidate],
-                labels: nodeLabels(pool: pool, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType), taints: pool.taints)
+                labels: nodeLabels(pool: pool, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType, dedicated: new.dedicated),
+                taints: pool.taints, extraTags: [WebhookConfig.nodeRoleLabel: role])
             var claim = NodeClaim(
                 launchID: launchID, pool: pool.name, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType,
                 pricePerHour: offering.pricePerHour, request: request, createdAt: now)
@@ -427,7 +433,11 @@ public struct ProvisionerCore: Sendable {
 
     /// The labels a node of this pool and offering carries: the type's well-known labels, the
     /// offering's zone and capacity type, the pool's labels and Berth's own.
-    public func nodeLabels(pool: Pool, instanceType: String, zone: String, capacityType: String) -> [String: String] {
+    /// `notebook` for a notebook's own node, `shared` for packed GPU pods (notebooks avoid those:
+    /// `WebhookConfig.keepNotebooksOffSharedNodes`).
+    public static func nodeRole(dedicated: Bool) -> String { dedicated ? "notebook" : "shared" }
+
+    public func nodeLabels(pool: Pool, instanceType: String, zone: String, capacityType: String, dedicated: Bool) -> [String: String] {
         var labels: [String: String] = [:]
         if let type = catalog[instanceType] {
             labels = type.labels(for: type.offerings.first { $0.zone == zone && $0.capacityType == capacityType } ?? Offering(zone: zone, capacityType: capacityType, pricePerHour: 0))
@@ -435,6 +445,7 @@ public struct ProvisionerCore: Sendable {
         labels.merge(pool.labels) { _, new in new }
         labels[WellKnownLabel.nodePool] = pool.name
         labels[Self.poolLabel] = pool.name
+        labels[WebhookConfig.nodeRoleLabel] = Self.nodeRole(dedicated: dedicated)
         return labels
     }
 
