@@ -2,7 +2,9 @@ import BerthModel
 
 /// The parts of a pod (or pod template) the policy reads, checked for shape on the way in so that
 /// a manifest with `containers: "x"` gets an error naming `spec.containers`, never a crash.
-struct PodView<Node: JSONReadable> {
+/// A class: the policy and its patch builder share one view, and copying a struct of a dozen
+/// references (each retained, then released) cost more than reading the fields.
+final class PodView<Node: JSONReadable> {
     let base: JSONPointer
     let metadata: Node?
     let spec: Node
@@ -20,11 +22,13 @@ struct PodView<Node: JSONReadable> {
         let prefix = base.tokens.joined(separator: ".")
         func field(_ name: String) -> String { prefix.isEmpty ? name : "\(prefix).\(name)" }
 
+        let metadata: Node?
         switch pod["metadata"] {
         case let value? where value.isObject: metadata = value
         case let value? where !value.isNull: throw PodShapeError(field: field("metadata"), message: "expected an object, found \(value.typeName)")
         default: metadata = nil
         }
+        self.metadata = metadata
         labels = try Self.stringMap(metadata?["labels"], field: field("metadata.labels"))
         switch metadata?["annotations"] {
         case let value? where value.isObject: annotationsNode = value
@@ -75,10 +79,14 @@ struct PodView<Node: JSONReadable> {
         return map
     }
 
+    // Static: an array literal in the loop header is allocated on every call.
+    private static var containerLists: [String] { PodViewConstants.containerLists }
+    private static var resourceParts: [String] { PodViewConstants.resourceParts }
+
     /// Every resource name in any container's or init container's limits or requests.
     func resourceNames() throws(PodShapeError) -> [String] {
         var names: [String] = []
-        for listName in ["containers", "initContainers"] {
+        for listName in Self.containerLists {
             let containers: [Node]
             if let value = spec[listName], !value.isNull {
                 guard let elements = value.arrayElements else {
@@ -97,7 +105,7 @@ struct PodView<Node: JSONReadable> {
                 guard resources.isObject else {
                     throw PodShapeError(field: "\(at()).resources", message: "expected an object, found \(resources.typeName)")
                 }
-                for part in ["limits", "requests"] {
+                for part in Self.resourceParts {
                     guard let quantities = resources[part], !quantities.isNull else { continue }
                     guard quantities.isObject else {
                         throw PodShapeError(field: "\(at()).resources.\(part)", message: "expected an object, found \(quantities.typeName)")
@@ -118,4 +126,10 @@ struct PodView<Node: JSONReadable> {
             (term["matchExpressions"]?.arrayElements ?? []).contains { $0["key"]?.stringValue == key }
         }
     }
+}
+
+/// Stored statics cannot live in a generic type.
+private enum PodViewConstants {
+    static let containerLists = ["containers", "initContainers"]
+    static let resourceParts = ["limits", "requests"]
 }

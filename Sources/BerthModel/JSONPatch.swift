@@ -34,12 +34,17 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
         self.tokens = tokens
     }
 
+    /// One allocation: `tokens + [token]` built a one-element array first.
     public func appending(_ token: String) -> JSONPointer {
-        JSONPointer(tokens + [token])
+        var extended: [String] = []
+        extended.reserveCapacity(tokens.count + 1)
+        extended.append(contentsOf: tokens)
+        extended.append(token)
+        return JSONPointer(extended)
     }
 
     public func appending(_ index: Int) -> JSONPointer {
-        JSONPointer(tokens + [String(index)])
+        appending(String(index))
     }
 
     public func appending(_ other: JSONPointer) -> JSONPointer {

@@ -161,24 +161,27 @@ public struct JSONCursor: Sendable {
     public subscript(key: String) -> JSONCursor? {
         let container = node
         guard container.kind == .object else { return nil }
-        var child = index + 1
         let end = Int(container.next)
-        while child < end {
-            if keyEquals(tape.nodes[child], key) { return JSONCursor(tape: tape, index: child + 1) }
-            child = Int(tape.nodes[child + 1].next)
-        }
-        return nil
-    }
-
-    private func keyEquals(_ keyNode: JSONTape.Node, _ key: String) -> Bool {
-        if keyNode.flag { return Self.decode(tape, keyNode) == key }
-        let start = Int(keyNode.start)
-        let length = Int(keyNode.end) - start
+        // The key's bytes and the tape are opened once for the whole scan, not per member.
         var key = key
-        return key.withUTF8 { wanted in
-            guard wanted.count == length else { return false }
-            return tape.bytes.withUnsafeBufferPointer { bytes in bytesEqual(wanted, bytes, at: start) }
+        let found: Int? = key.withUTF8 { wanted in
+            tape.nodes.withUnsafeBufferPointer { nodes in
+                tape.bytes.withUnsafeBufferPointer { bytes in
+                    var child = index + 1
+                    while child < end {
+                        let keyNode = nodes[child]
+                        if keyNode.flag {
+                            if Self.decode(tape, keyNode).utf8.elementsEqual(wanted) { return child + 1 }
+                        } else if Int(keyNode.end) - Int(keyNode.start) == wanted.count, bytesEqual(wanted, bytes, at: Int(keyNode.start)) {
+                            return child + 1
+                        }
+                        child = Int(nodes[child + 1].next)
+                    }
+                    return nil
+                }
+            }
         }
+        return found.map { JSONCursor(tape: tape, index: $0) }
     }
 
     static func decode(_ tape: JSONTape, _ node: JSONTape.Node) -> String {
