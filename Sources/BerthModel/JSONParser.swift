@@ -254,8 +254,11 @@ struct Reader {
                     throw error(isObject ? "expected ',' or '}' in an object, found \(describe(buffer[index]))" : "expected ',' or ']' in a list, found \(describe(buffer[index]))")
                 }
             }
-        default:
-            _ = try parseValue(depth: depth)  // scalars: nothing to save by skipping
+        case UInt8(ascii: "t"): try expectLiteral("true")
+        case UInt8(ascii: "f"): try expectLiteral("false")
+        case UInt8(ascii: "n"): try expectLiteral("null")
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): try scanNumber()  // checked, no String made
+        default: throw error("unexpected character \(describe(buffer[index])), expected a value")
         }
     }
 

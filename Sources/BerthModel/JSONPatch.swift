@@ -179,19 +179,19 @@ public struct JSONPatch: Sendable, Equatable {
         out.append(UInt8(ascii: "["))
         for (index, operation) in operations.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: #"{"op":""#.utf8)
+            out.append(ascii: #"{"op":""#)
             out.append(contentsOf: operation.op.rawValue.utf8)
-            out.append(contentsOf: #"","path":""#.utf8)
+            out.append(ascii: #"","path":""#)
             for token in operation.path.tokens {
                 out.append(UInt8(ascii: "/"))
                 JSONPointer.appendEscaped(token, to: &out, jsonString: true)
             }
             out.append(UInt8(ascii: "\""))
             if let bytes = operation.encodedValue {
-                out.append(contentsOf: #","value":"#.utf8)
+                out.append(ascii: #","value":"#)
                 out.append(contentsOf: bytes)
             } else if let value = operation.value {
-                out.append(contentsOf: #","value":"#.utf8)
+                out.append(ascii: #","value":"#)
                 JSONWriter.write(value, into: &out)
             }
             out.append(UInt8(ascii: "}"))

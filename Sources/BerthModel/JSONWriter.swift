@@ -96,3 +96,12 @@ public enum JSONWriter {
 extension JSON: CustomStringConvertible {
     public var description: String { JSONWriter.string(self) }
 }
+
+extension Array where Element == UInt8 {
+    /// Appends a literal's bytes with one copy: `append(contentsOf: "…".utf8)` takes the generic
+    /// sequence path, ~170 instructions for a dozen bytes, a dozen times per patch.
+    @inlinable
+    public mutating func append(ascii literal: StaticString) {
+        append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+    }
+}

@@ -216,14 +216,16 @@ public struct HTTPParser: Sendable {
     private mutating func interpretHead(_ range: Range<Int>) -> Step {
         var lines: [Range<Int>] = []
         lines.reserveCapacity(16)
-        var lineStart = range.lowerBound
-        var i = range.lowerBound
-        while i < range.upperBound {
-            if buffer[i] == LF {
-                lines.append(lineStart..<(i - 1))  // bare LF was rejected by the scan, so i-1 is CR
-                lineStart = i + 1
+        buffer.withUnsafeBufferPointer { bytes in
+            var lineStart = range.lowerBound
+            var i = range.lowerBound
+            while i < range.upperBound {
+                if bytes[i] == LF {
+                    lines.append(lineStart..<(i - 1))  // bare LF was rejected by the scan, so i-1 is CR
+                    lineStart = i + 1
+                }
+                i += 1
             }
-            i += 1
         }
         guard let requestLine = lines.first else { return .failure(.badRequest("missing request line")) }
         if lines.count - 1 > limits.maxHeaderCount {
@@ -272,20 +274,23 @@ public struct HTTPParser: Sendable {
                 return .failure(.badRequest("header line without colon"))
             }
             let nameRange = line.lowerBound..<colon
-            guard !nameRange.isEmpty, nameRange.allSatisfy({ isTokenChar(buffer[$0]) }) else {
-                return .failure(.badRequest("malformed header name"))
-            }
             var valueStart = colon + 1
             var valueEnd = line.upperBound
-            while valueStart < valueEnd, buffer[valueStart] == SP || buffer[valueStart] == HT { valueStart += 1 }
-            while valueEnd > valueStart, buffer[valueEnd - 1] == SP || buffer[valueEnd - 1] == HT { valueEnd -= 1 }
-            let valueRange = valueStart..<valueEnd
-            for j in valueRange {
-                let byte = buffer[j]
-                if (byte < 0x20 && byte != HT) || byte == 0x7F {
-                    return .failure(.badRequest("control character in header value"))
+            // One pass over raw bytes per field: name characters, then value characters.
+            let fieldError: HTTPParseError? = buffer.withUnsafeBufferPointer { bytes in
+                guard !nameRange.isEmpty, nameRange.allSatisfy({ isTokenChar(bytes[$0]) }) else {
+                    return .badRequest("malformed header name")
                 }
+                while valueStart < valueEnd, bytes[valueStart] == SP || bytes[valueStart] == HT { valueStart += 1 }
+                while valueEnd > valueStart, bytes[valueEnd - 1] == SP || bytes[valueEnd - 1] == HT { valueEnd -= 1 }
+                for j in valueStart..<valueEnd {
+                    let byte = bytes[j]
+                    if (byte < 0x20 && byte != HT) || byte == 0x7F { return .badRequest("control character in header value") }
+                }
+                return nil
             }
+            if let fieldError { return .failure(fieldError) }
+            let valueRange = valueStart..<valueEnd
             let name = buffer[nameRange]
             if name.asciiCaseInsensitiveEquals("content-length".utf8) {
                 // A list ("5, 5") or repeated fields are accepted only when every value agrees.
