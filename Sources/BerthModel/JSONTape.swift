@@ -69,7 +69,7 @@ extension Reader {
                             throw error(index < buffer.count ? "expected a quoted member name" : "unexpected end of input in an object")
                         }
                         let keyStart = index
-                        let hasEscape = try skipString()
+                        let hasEscape = try skipStringInline()
                         let keyNode = JSONTape.Node(
                             kind: .string, flag: hasEscape, start: Int32(keyStart + 1), end: Int32(index - 1), next: Int32(nodes.count + 1))
                         var wanted = true
@@ -112,7 +112,7 @@ extension Reader {
             nodes[slot].end = Int32(index)
             nodes[slot].next = Int32(nodes.count)
         case UInt8(ascii: "\""):
-            let hasEscape = try skipString()
+            let hasEscape = try skipStringInline()
             nodes.append(JSONTape.Node(kind: .string, flag: hasEscape, start: Int32(start + 1), end: Int32(index - 1), next: Int32(nodes.count + 1)))
         case UInt8(ascii: "t"):
             try expectLiteral("true")

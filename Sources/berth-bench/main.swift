@@ -80,6 +80,13 @@ do {
         var total = 0
         for _ in 0..<count { total &+= handler.handle(body: bytes).body.count }
         print(total)
+    case "profile-validate":
+        // Reading the review with nothing selected: the cost of strict validation alone.
+        let bytes = Array(try Data(contentsOf: root.appendingPathComponent("Tests/Fixtures/admission/z2jh-gpu-notebook.review.json")))
+        let count = arguments.dropFirst().first.flatMap { Int($0) } ?? 50000
+        var total = 0
+        for _ in 0..<count { total &+= (try JSONTape(parsing: bytes, selecting: .members([]))).root.isObject ? 1 : 0 }
+        print(total)
     case "profile-mutate":
         // A fixed amount of work for `valgrind --tool=callgrind` (instruction counts, not time).
         let review = try JSONParser.parse(Array(try Data(contentsOf: root.appendingPathComponent("Tests/Fixtures/admission/z2jh-gpu-notebook.review.json"))))
