@@ -87,7 +87,7 @@ public struct MutationPolicy: Sendable {
         switch podClass {
         case .gpu, .gpuNotebook:
             let tolerations = config.gpuTaints
-                .filter { taint in !view.tolerations.contains { $0.tolerates(taint) } }
+                .filter { taint in !view.tolerates(taint) }
                 .map(Toleration.exists(for:))
             if builder.addTolerations(tolerations) { mutation.kinds.append(.gpuToleration) }
 

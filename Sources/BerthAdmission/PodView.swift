@@ -15,7 +15,9 @@ final class PodView<Node: JSONReadable> {
     let ownerKinds: [String]
     let namespace: String?
     let nodeName: String?
-    let tolerations: [Toleration]
+    /// The pod's tolerations, checked to be objects; read field by field when matched against
+    /// a taint (see `tolerates`), so no Strings are made for them.
+    let tolerations: [Node]
 
     init(_ pod: Node, base: JSONPointer) throws(PodShapeError) {
         self.base = base
@@ -43,7 +45,7 @@ final class PodView<Node: JSONReadable> {
         guard spec.isObject else { throw PodShapeError(field: field("spec"), message: "expected an object, found \(spec.typeName)") }
         self.spec = spec
         nodeName = spec["nodeName"]?.stringValue
-        var parsed: [Toleration] = []
+        var parsed: [Node] = []
         if let value = spec["tolerations"], !value.isNull {
             guard let elements = value.arrayElements else {
                 throw PodShapeError(field: field("spec.tolerations"), message: "expected a list, found \(value.typeName)")
@@ -52,10 +54,26 @@ final class PodView<Node: JSONReadable> {
                 guard element.isObject else {
                     throw PodShapeError(field: field("spec.tolerations[\(index)]"), message: "expected an object, found \(element.typeName)")
                 }
-                parsed.append(Toleration(json: element))
             }
+            parsed = elements
         }
         tolerations = parsed
+    }
+
+    /// Whether any of the pod's tolerations tolerates `taint`: upstream `Toleration.ToleratesTaint`
+    /// (as `Toleration.tolerates`), with absent, empty and non-string fields all reading as "".
+    func tolerates(_ taint: Taint) -> Bool {
+        tolerations.contains { toleration in
+            func field(_ name: String) -> Node? {
+                guard let value = toleration[name], value.isString, !value.stringEquals("") else { return nil }
+                return value
+            }
+            if let effect = field("effect"), !effect.stringEquals(taint.effect) { return false }
+            if let key = field("key"), !key.stringEquals(taint.key) { return false }
+            guard let op = field("operator") else { return field("value")?.stringEquals(taint.value) ?? taint.value.isEmpty }
+            if op.stringEquals("Equal") { return field("value")?.stringEquals(taint.value) ?? taint.value.isEmpty }
+            return op.stringEquals("Exists")
+        }
     }
 
     func annotation(_ key: String) -> String? { annotationsNode?[key]?.stringValue }

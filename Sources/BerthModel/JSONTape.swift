@@ -77,7 +77,7 @@ extension Reader {
                         case let .members(members):
                             let match = try member(named: keyStart, hasEscape: hasEscape, in: members)
                             wanted = match != nil
-                            childSelection = match?.selection ?? .all
+                            childSelection = match.map { members[$0].selection } ?? .all
                         default:
                             childSelection = .all
                         }
@@ -131,20 +131,24 @@ extension Reader {
         }
     }
 
-    /// The selected member whose name is the string at `keyStart`, if any.
-    func member(named keyStart: Int, hasEscape: Bool, in members: [JSONSelection.SelectedMember]) throws(JSONError) -> JSONSelection.SelectedMember? {
+    /// The index of the selected member whose name is the string at `keyStart`, if any. Over
+    /// the member table's storage with lengths compared first: this runs for every name of
+    /// every selected object.
+    func member(named keyStart: Int, hasEscape: Bool, in members: [JSONSelection.SelectedMember]) throws(JSONError) -> Int? {
         if hasEscape {
             var probe = Reader(buffer: buffer)
             probe.index = keyStart
             let key = try probe.parseString()
-            return members.first { $0.key == key }
+            return members.firstIndex { $0.key == key }
         }
         let start = keyStart + 1
         let length = index - 1 - start
-        for member in members where member.keyBytes.count == length {
-            if member.keyBytes.withUnsafeBufferPointer({ bytesEqual($0, buffer, at: start) }) { return member }
+        return members.withUnsafeBufferPointer { candidates in
+            for position in candidates.indices where candidates[position].keyBytes.count == length {
+                if candidates[position].keyBytes.withUnsafeBufferPointer({ bytesEqual($0, buffer, at: start) }) { return position }
+            }
+            return nil
         }
-        return nil
     }
 }
 
@@ -279,6 +283,9 @@ public protocol JSONReadable {
     /// Every member of an object, in order (nothing for other values): one pass, no array.
     func forEachMember(_ body: (_ key: String, _ value: Self) -> Void)
     var stringValue: String? { get }
+    /// Whether this is a string equal to `text`, without making a String of it.
+    func stringEquals(_ text: String) -> Bool
+    var isString: Bool { get }
     var arrayElements: [Self]? { get }
     var objectMembers: [(key: String, value: Self)]? { get }
     var isNull: Bool { get }
@@ -286,7 +293,25 @@ public protocol JSONReadable {
     var typeName: String { get }
 }
 
-extension JSONCursor: JSONReadable {}
+extension JSONReadable {
+    public func stringEquals(_ text: String) -> Bool { stringValue == text }
+    public var isString: Bool { stringValue != nil }
+}
+
+extension JSONCursor: JSONReadable {
+    public func stringEquals(_ text: String) -> Bool {
+        let node = self.node
+        guard node.kind == .string else { return false }
+        if node.flag { return Self.decode(tape, node) == text }
+        var text = text
+        return text.withUTF8 { wanted in
+            wanted.count == Int(node.end) - Int(node.start)
+                && tape.bytes.withUnsafeBufferPointer { bytesEqual(wanted, $0, at: Int(node.start)) }
+        }
+    }
+
+    public var isString: Bool { node.kind == .string }
+}
 
 extension JSON: JSONReadable {
     public var arrayElements: [JSON]? { arrayValue }

@@ -56,7 +56,9 @@ public final class WebhookResponder: HTTPResponder {
 
     /// `application/json`, any case, parameters (`; charset=utf-8`) and spaces allowed.
     static func isJSON(_ contentType: String) -> Bool {
-        let expected = Array("application/json".utf8)
+        // A StaticString's bytes: an array here was an allocation per request.
+        let literal: StaticString = "application/json"
+        let expected = UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount)
         var matched = 0
         for byte in contentType.utf8 {
             if byte == UInt8(ascii: ";") { break }
