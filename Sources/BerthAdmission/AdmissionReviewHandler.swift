@@ -82,17 +82,18 @@ public struct AdmissionReviewHandler: Sendable {
             return .badRequest("request.object is a \(kind), not a Pod", uid: uid)
         }
         let namespace = request["namespace"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
-        let mutation: Mutation
+        var mutation: Mutation
         do {
             mutation = try policy.mutation(for: object, namespace: namespace)
         } catch {
             return .badRequest("request.object: \(error)", uid: uid)
         }
-        outcome.body = Self.response(
-            apiVersion: apiVersion, uid: uid, patch: mutation.patch.isEmpty ? nil : mutation.patch.serialized(), mutation: mutation)
+        let patch = mutation.patch.isEmpty ? nil : mutation.patch.serialized()
+        // The outcome reports what was decided; the patch itself goes into the body. Dropped
+        // before the mutation is stored, so it is moved, not copied.
+        mutation.patch = JSONPatch()
+        outcome.body = Self.response(apiVersion: apiVersion, uid: uid, patch: patch, mutation: mutation)
         outcome.mutation = mutation
-        // The outcome reports what was decided; the patch itself is already in the body.
-        outcome.mutation?.patch = JSONPatch()
         return outcome
     }
 
@@ -120,11 +121,11 @@ public struct AdmissionReviewHandler: Sendable {
         if let mutation, patch != nil {
             // Written directly: the class and mutation names are fixed ASCII words.
             out.append(ascii: #","auditAnnotations":{"class":""#)
-            out.append(contentsOf: (mutation.podClass?.rawValue ?? "exempt").utf8)
+            out.append(utf8: mutation.podClass?.rawValue ?? "exempt")
             out.append(ascii: #"","mutations":""#)
             for (index, kind) in mutation.kinds.enumerated() {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(contentsOf: kind.rawValue.utf8)
+                out.append(utf8: kind.rawValue)
             }
             out.append(ascii: #""}"#)
         }

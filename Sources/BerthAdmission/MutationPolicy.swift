@@ -139,8 +139,8 @@ public struct MutationPolicy: Sendable {
 
     func gpuResources<Node>(of view: PodView<Node>) throws(PodShapeError) -> [String] {
         var found: [String] = []
-        for name in try view.resourceNames() where !found.contains(name) {
-            if config.gpuResources.contains(where: { $0.matches(name) }) { found.append(name) }
+        try view.forEachResourceName { name in
+            if !found.contains(name), config.gpuResources.contains(where: { $0.matches(name) }) { found.append(name) }
         }
         return found
     }

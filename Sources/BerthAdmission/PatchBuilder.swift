@@ -19,7 +19,7 @@ struct PatchBuilder<Node: JSONReadable> {
     mutating func addTolerations(_ tolerations: [Toleration]) -> Bool {
         guard !tolerations.isEmpty else { return false }
         let path = spec.appending("tolerations")
-        if view.spec["tolerations"]?.arrayElements == nil {
+        if view.spec["tolerations"]?.isArray != true {
             operations.append(.add(path, .array(tolerations.map(\.json))))
         } else {
             for toleration in tolerations {
@@ -77,7 +77,7 @@ struct PatchBuilder<Node: JSONReadable> {
             let missing = requirements.filter { !present.contains($0) }
             guard !missing.isEmpty else { continue }
             let termPath = path.appending(index).appending("matchExpressions")
-            if termObject["matchExpressions"]?.arrayElements == nil {
+            if termObject["matchExpressions"]?.isArray != true {
                 operations.append(missing.count == requirements.count
                     ? .add(termPath, levels.expressions) : .add(termPath, .array(missing.map(\.json))))
             } else {

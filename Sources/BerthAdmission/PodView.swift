@@ -101,9 +101,9 @@ final class PodView<Node: JSONReadable> {
     private static var containerLists: [String] { PodViewConstants.containerLists }
     private static var resourceParts: [String] { PodViewConstants.resourceParts }
 
-    /// Every resource name in any container's or init container's limits or requests.
-    func resourceNames() throws(PodShapeError) -> [String] {
-        var names: [String] = []
+    /// Every resource name in any container's or init container's limits or requests:
+    /// calls `body` with each resource name, in order (repeats included), without gathering them.
+    func forEachResourceName(_ body: (String) -> Void) throws(PodShapeError) {
         for listName in Self.containerLists {
             let containers: [Node]
             if let value = spec[listName], !value.isNull {
@@ -128,11 +128,10 @@ final class PodView<Node: JSONReadable> {
                     guard quantities.isObject else {
                         throw PodShapeError(field: "\(at()).resources.\(part)", message: "expected an object, found \(quantities.typeName)")
                     }
-                    quantities.forEachMember { name, _ in names.append(name) }
+                    quantities.forEachMember { name, _ in body(name) }
                 }
             }
         }
-        return names
     }
 
     /// Whether the pod's own node selection names this label key (nodeSelector or a required

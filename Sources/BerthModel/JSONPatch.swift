@@ -180,7 +180,7 @@ public struct JSONPatch: Sendable, Equatable {
         for (index, operation) in operations.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             out.append(ascii: #"{"op":""#)
-            out.append(contentsOf: operation.op.rawValue.utf8)
+            out.append(utf8: operation.op.rawValue)
             out.append(ascii: #"","path":""#)
             for token in operation.path.tokens {
                 out.append(UInt8(ascii: "/"))

@@ -286,6 +286,8 @@ public protocol JSONReadable {
     /// Whether this is a string equal to `text`, without making a String of it.
     func stringEquals(_ text: String) -> Bool
     var isString: Bool { get }
+    /// Whether this is a list, without gathering its elements.
+    var isArray: Bool { get }
     var arrayElements: [Self]? { get }
     var objectMembers: [(key: String, value: Self)]? { get }
     var isNull: Bool { get }
@@ -296,6 +298,7 @@ public protocol JSONReadable {
 extension JSONReadable {
     public func stringEquals(_ text: String) -> Bool { stringValue == text }
     public var isString: Bool { stringValue != nil }
+    public var isArray: Bool { arrayElements != nil }
 }
 
 extension JSONCursor: JSONReadable {
@@ -311,6 +314,7 @@ extension JSONCursor: JSONReadable {
     }
 
     public var isString: Bool { node.kind == .string }
+    public var isArray: Bool { node.kind == .array }
 }
 
 extension JSON: JSONReadable {

@@ -6,7 +6,8 @@ extension HTTPResponse {
         buffer.append(ascii: "HTTP/1.1 ")
         appendDecimal(status, to: &buffer)
         buffer.append(0x20)
-        buffer.append(contentsOf: HTTPResponse.reasonPhrase(status).utf8)
+        var reason = HTTPResponse.reasonPhrase(status)
+        reason.withUTF8 { buffer.append(contentsOf: $0) }
         buffer.append(ascii: "\r\n")
         for field in headers {
             let name = field.name.utf8
