@@ -43,6 +43,15 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
         return JSONPointer(extended)
     }
 
+    /// Several tokens with one allocation; a literal list of literal tokens costs none itself.
+    public func appending(contentsOf more: [String]) -> JSONPointer {
+        var extended: [String] = []
+        extended.reserveCapacity(tokens.count + more.count)
+        extended.append(contentsOf: tokens)
+        extended.append(contentsOf: more)
+        return JSONPointer(extended)
+    }
+
     public func appending(_ index: Int) -> JSONPointer {
         appending(String(index))
     }
