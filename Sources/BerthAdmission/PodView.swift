@@ -84,16 +84,21 @@ final class PodView<Node: JSONReadable> {
 
     static func stringMap(_ json: Node?, field: @autoclosure () -> String) throws(PodShapeError) -> [String: String] {
         guard let json, !json.isNull else { return [:] }
-        guard let members = json.objectMembers else {
+        guard json.isObject else {
             throw PodShapeError(field: field(), message: "expected an object, found \(json.typeName)")
         }
+        // One pass over the members, no array of them first.
         var map: [String: String] = [:]
-        for member in members {
-            guard let value = member.value.stringValue else {
-                throw PodShapeError(field: "\(field()).\(member.key)", message: "expected a string, found \(member.value.typeName)")
+        var failure: PodShapeError?
+        json.forEachMember { key, value in
+            guard failure == nil else { return }
+            guard let string = value.stringValue else {
+                failure = PodShapeError(field: "\(field()).\(key)", message: "expected a string, found \(value.typeName)")
+                return
             }
-            map[member.key] = value
+            map[key] = string
         }
+        if let failure { throw failure }
         return map
     }
 

@@ -47,6 +47,8 @@ public final class JSONTape: Sendable {
 }
 
 extension Reader {
+    /// Offsets and node indices are stored as Int32 without a trap check: `JSONTape.init` refuses
+    /// documents of 2 GiB or more, and there are never more nodes than bytes.
     mutating func tapeValue(depth: Int, selection: JSONSelection, into nodes: inout [JSONTape.Node]) throws(JSONError) {
         guard index < buffer.count else { throw error("unexpected end of input, expected a value") }
         let start = index
@@ -56,15 +58,23 @@ extension Reader {
             let close = isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")
             guard depth + 1 <= JSONParser.maximumDepth else { throw error("nesting deeper than \(JSONParser.maximumDepth) levels") }
             let slot = nodes.count
-            nodes.append(JSONTape.Node(kind: isObject ? .object : .array, flag: false, start: Int32(start), end: 0, next: 0))
+            nodes.append(JSONTape.Node(kind: isObject ? .object : .array, flag: false, start: Int32(truncatingIfNeeded: start), end: 0, next: 0))
             index += 1
             skipWhitespace()
             if index < buffer.count, buffer[index] == close {
                 index += 1
             } else {
+                // What the children get, taken out of the selection once per container rather
+                // than per member (each copy of an enum payload is a retain and a release).
+                var memberTable: [JSONSelection.SelectedMember]?
+                var elementSelection = JSONSelection.all
+                switch selection {
+                case let .members(members) where isObject: memberTable = members
+                case let .elements(element) where !isObject: elementSelection = element
+                default: break
+                }
                 while true {
                     skipWhitespace()
-                    var childSelection = selection
                     if isObject {
                         guard index < buffer.count, buffer[index] == UInt8(ascii: "\"") else {
                             throw error(index < buffer.count ? "expected a quoted member name" : "unexpected end of input in an object")
@@ -72,29 +82,26 @@ extension Reader {
                         let keyStart = index
                         let hasEscape = try skipStringInline()
                         let keyNode = JSONTape.Node(
-                            kind: .string, flag: hasEscape, start: Int32(keyStart + 1), end: Int32(index - 1), next: Int32(nodes.count + 1))
-                        var wanted = true
-                        switch selection {
-                        case let .members(members):
-                            let match = try member(named: keyStart, hasEscape: hasEscape, in: members)
-                            wanted = match != nil
-                            childSelection = match.map { members[$0].selection } ?? .all
-                        default:
-                            childSelection = .all
+                            kind: .string, flag: hasEscape, start: Int32(truncatingIfNeeded: keyStart + 1), end: Int32(truncatingIfNeeded: index - 1), next: Int32(truncatingIfNeeded: nodes.count + 1))
+                        var match: Int?
+                        if let memberTable {
+                            match = try member(named: keyStart, hasEscape: hasEscape, in: memberTable)
                         }
                         skipWhitespace()
                         guard index < buffer.count, buffer[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
                         index += 1
                         skipWhitespace()
-                        if wanted {
+                        if let memberTable, let match {
                             nodes.append(keyNode)
-                            try tapeValue(depth: depth + 1, selection: childSelection, into: &nodes)
+                            try tapeValue(depth: depth + 1, selection: memberTable[match].selection, into: &nodes)
+                        } else if memberTable == nil {
+                            nodes.append(keyNode)
+                            try tapeValue(depth: depth + 1, selection: .all, into: &nodes)
                         } else {
                             try skipValue(depth: depth + 1)
                         }
                     } else {
-                        if case let .elements(element) = selection { childSelection = element } else { childSelection = .all }
-                        try tapeValue(depth: depth + 1, selection: childSelection, into: &nodes)
+                        try tapeValue(depth: depth + 1, selection: elementSelection, into: &nodes)
                     }
                     skipWhitespace()
                     guard index < buffer.count else { throw error(isObject ? "unexpected end of input in an object" : "unexpected end of input in a list") }
@@ -110,23 +117,23 @@ extension Reader {
                     }
                 }
             }
-            nodes[slot].end = Int32(index)
-            nodes[slot].next = Int32(nodes.count)
+            nodes[slot].end = Int32(truncatingIfNeeded: index)
+            nodes[slot].next = Int32(truncatingIfNeeded: nodes.count)
         case UInt8(ascii: "\""):
             let hasEscape = try skipStringInline()
-            nodes.append(JSONTape.Node(kind: .string, flag: hasEscape, start: Int32(start + 1), end: Int32(index - 1), next: Int32(nodes.count + 1)))
+            nodes.append(JSONTape.Node(kind: .string, flag: hasEscape, start: Int32(truncatingIfNeeded: start + 1), end: Int32(truncatingIfNeeded: index - 1), next: Int32(truncatingIfNeeded: nodes.count + 1)))
         case UInt8(ascii: "t"):
             try expectLiteral("true")
-            nodes.append(JSONTape.Node(kind: .bool, flag: true, start: Int32(start), end: Int32(index), next: Int32(nodes.count + 1)))
+            nodes.append(JSONTape.Node(kind: .bool, flag: true, start: Int32(truncatingIfNeeded: start), end: Int32(truncatingIfNeeded: index), next: Int32(truncatingIfNeeded: nodes.count + 1)))
         case UInt8(ascii: "f"):
             try expectLiteral("false")
-            nodes.append(JSONTape.Node(kind: .bool, flag: false, start: Int32(start), end: Int32(index), next: Int32(nodes.count + 1)))
+            nodes.append(JSONTape.Node(kind: .bool, flag: false, start: Int32(truncatingIfNeeded: start), end: Int32(truncatingIfNeeded: index), next: Int32(truncatingIfNeeded: nodes.count + 1)))
         case UInt8(ascii: "n"):
             try expectLiteral("null")
-            nodes.append(JSONTape.Node(kind: .null, flag: false, start: Int32(start), end: Int32(index), next: Int32(nodes.count + 1)))
+            nodes.append(JSONTape.Node(kind: .null, flag: false, start: Int32(truncatingIfNeeded: start), end: Int32(truncatingIfNeeded: index), next: Int32(truncatingIfNeeded: nodes.count + 1)))
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             try scanNumber()
-            nodes.append(JSONTape.Node(kind: .number, flag: false, start: Int32(start), end: Int32(index), next: Int32(nodes.count + 1)))
+            nodes.append(JSONTape.Node(kind: .number, flag: false, start: Int32(truncatingIfNeeded: start), end: Int32(truncatingIfNeeded: index), next: Int32(truncatingIfNeeded: nodes.count + 1)))
         default:
             throw error("unexpected character \(describe(buffer[index])), expected a value")
         }

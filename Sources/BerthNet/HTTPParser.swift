@@ -292,7 +292,8 @@ public struct HTTPParser: Sendable {
             if let fieldError { return .failure(fieldError) }
             let valueRange = valueStart..<valueEnd
             let name = buffer[nameRange]
-            if name.asciiCaseInsensitiveEquals("content-length".utf8) {
+            let known = knownField(nameRange)
+            if known == .contentLength {
                 // A list ("5, 5") or repeated fields are accepted only when every value agrees.
                 for element in buffer[valueRange].split(separator: COMMA, omittingEmptySubsequences: false) {
                     let trimmed = trim(element)
@@ -311,25 +312,25 @@ public struct HTTPParser: Sendable {
                     }
                     contentLength = value
                 }
-            } else if name.asciiCaseInsensitiveEquals("transfer-encoding".utf8) {
+            } else if known == .transferEncoding {
                 sawTransferEncoding = true
                 for element in buffer[valueRange].split(separator: COMMA, omittingEmptySubsequences: false) {
                     let trimmed = trim(element)
                     if trimmed.isEmpty { return .failure(.badRequest("empty transfer coding")) }
                     transferCodings.append(String(decoding: trimmed.map(asciiLower), as: UTF8.self))
                 }
-            } else if name.asciiCaseInsensitiveEquals("connection".utf8) {
+            } else if known == .connection {
                 for element in buffer[valueRange].split(separator: COMMA) {
                     let token = trim(element)
                     if token.asciiCaseInsensitiveEquals("close".utf8) { connectionClose = true }
                     if token.asciiCaseInsensitiveEquals("keep-alive".utf8) { connectionKeepAlive = true }
                 }
-            } else if name.asciiCaseInsensitiveEquals("expect".utf8) {
+            } else if known == .expect {
                 guard buffer[valueRange].asciiCaseInsensitiveEquals("100-continue".utf8) else {
                     return .failure(.init(status: 417, reason: "unsupported expectation"))
                 }
                 expectContinue = true
-            } else if name.asciiCaseInsensitiveEquals("host".utf8) {
+            } else if known == .host {
                 hostCount += 1
             }
             headers.fields.append((
@@ -481,6 +482,29 @@ public struct HTTPParser: Sendable {
     }
 
     // MARK: - Bytes
+
+    private enum KnownField { case contentLength, transferEncoding, connection, expect, host }
+
+    /// The framing fields the parser acts on, picked by length first: one comparison per field
+    /// instead of one per known name.
+    private func knownField(_ range: Range<Int>) -> KnownField? {
+        let candidate: (KnownField, StaticString)
+        switch range.count {
+        case 14: candidate = (.contentLength, "content-length")
+        case 17: candidate = (.transferEncoding, "transfer-encoding")
+        case 10: candidate = (.connection, "connection")
+        case 6: candidate = (.expect, "expect")
+        case 4: candidate = (.host, "host")
+        default: return nil
+        }
+        let name = candidate.1
+        return buffer.withUnsafeBufferPointer { bytes in
+            for offset in 0..<range.count where asciiLower(bytes[range.lowerBound + offset]) != name.utf8Start[offset] {
+                return nil
+            }
+            return candidate.0
+        }
+    }
 
     private func index(of byte: UInt8, in range: Range<Int>) -> Int? {
         var i = range.lowerBound
