@@ -142,6 +142,7 @@ extension Reader {
     /// The index of the selected member whose name is the string at `keyStart`, if any. Over
     /// the member table's storage with lengths compared first: this runs for every name of
     /// every selected object.
+    @inline(__always)
     func member(named keyStart: Int, hasEscape: Bool, in members: [JSONSelection.SelectedMember]) throws(JSONError) -> Int? {
         if hasEscape {
             var probe = Reader(buffer: buffer)

@@ -185,7 +185,8 @@ public struct ResourcePattern: Sendable, Equatable, CustomStringConvertible {
     public func matches(_ name: String) -> Bool {
         var name = name
         return name.withUTF8 { bytes in
-            guard parts.count > 1 else { return bytes.elementsEqual(parts[0]) }
+            // Lengths first: most resource names (cpu, memory, ...) differ from the pattern in length.
+            guard parts.count > 1 else { return bytes.count == parts[0].count && bytes.elementsEqual(parts[0]) }
             let first = parts[0], last = parts[parts.count - 1]
             guard bytes.count >= first.count + last.count,
                 bytes.prefix(first.count).elementsEqual(first),
