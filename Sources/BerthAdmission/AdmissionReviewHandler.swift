@@ -47,11 +47,13 @@ public struct AdmissionReviewHandler: Sendable {
             return .badRequest("malformed JSON in the AdmissionReview: \(error)")
         }
         guard review.isObject else { return .badRequest("the AdmissionReview must be a JSON object, found \(review.typeName)") }
-        let apiVersion = review["apiVersion"]?.stringValue ?? ""
-        guard Self.supportedVersions.contains(apiVersion) else {
-            return .badRequest("apiVersion must be admission.k8s.io/v1 or admission.k8s.io/v1beta1, found \(apiVersion.isEmpty ? "nothing" : "\"\(apiVersion)\"")")
+        // Compared on the tape's bytes; the echoed apiVersion is then the constant, not a decoded copy.
+        let versionNode = review["apiVersion"]
+        guard let apiVersion = Self.supportedVersions.first(where: { versionNode?.stringEquals($0) ?? false }) else {
+            let found = versionNode?.stringValue ?? ""
+            return .badRequest("apiVersion must be admission.k8s.io/v1 or admission.k8s.io/v1beta1, found \(found.isEmpty ? "nothing" : "\"\(found)\"")")
         }
-        guard review["kind"]?.stringValue == "AdmissionReview" else {
+        guard review["kind"]?.stringEquals("AdmissionReview") == true else {
             return .badRequest("kind must be \"AdmissionReview\", found \(review["kind"].map { $0.json.description } ?? "nothing")")
         }
         guard let request = review["request"], request.isObject else {
