@@ -88,7 +88,7 @@ public struct MutationPolicy: Sendable {
         switch podClass {
         case .gpu, .gpuNotebook:
             let tolerations = config.gpuTaints
-                .filter { taint in !view.tolerations.contains { $0.tolerates(taint) } }
+                .filter { taint in !view.tolerates(taint) }
                 .map(Toleration.exists(for:))
             if builder.addTolerations(tolerations) { mutation.kinds.append(.gpuToleration) }
 
@@ -144,8 +144,8 @@ public struct MutationPolicy: Sendable {
 
     func gpuResources<Node>(of view: PodView<Node>) throws(PodShapeError) -> [String] {
         var found: [String] = []
-        for name in try view.resourceNames() where !found.contains(name) {
-            if config.gpuResources.contains(where: { $0.matches(name) }) { found.append(name) }
+        try view.forEachResourceName { name in
+            if !found.contains(name), config.gpuResources.contains(where: { $0.matches(name) }) { found.append(name) }
         }
         return found
     }

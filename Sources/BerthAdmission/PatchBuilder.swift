@@ -13,17 +13,16 @@ struct PatchBuilder<Node: JSONReadable> {
         self.values = values
     }
 
-    private var spec: JSONPointer { view.base.appending("spec") }
-
     /// Returns whether anything was added.
     mutating func addTolerations(_ tolerations: [Toleration]) -> Bool {
         guard !tolerations.isEmpty else { return false }
-        let path = spec.appending("tolerations")
-        if view.spec["tolerations"]?.arrayElements == nil {
-            operations.append(.add(path, .array(tolerations.map(\.json))))
+        // Whole paths at once: each `appending` is an allocation.
+        if view.spec["tolerations"]?.isArray != true {
+            operations.append(.add(view.base.appending(contentsOf: ["spec", "tolerations"]), .array(tolerations.map(\.json))))
         } else {
+            let path = view.base.appending(contentsOf: ["spec", "tolerations", "-"])
             for toleration in tolerations {
-                operations.append(.add(path.appending("-"), values.encoded(toleration)))
+                operations.append(.add(path, values.encoded(toleration)))
             }
         }
         return true
@@ -36,7 +35,6 @@ struct PatchBuilder<Node: JSONReadable> {
     mutating func requireOnEveryTerm(_ requirements: [LabelRequirement]) throws(PodShapeError) -> [LabelRequirement] {
         let levels = values.levels(for: requirements)
 
-        var path = spec.appending("affinity")
         let view = self.view
         // Field names are built only for errors.
         let affinityField = { view.field("spec.affinity") }
@@ -44,20 +42,21 @@ struct PatchBuilder<Node: JSONReadable> {
         let requiredField = { nodeAffinityField() + ".requiredDuringSchedulingIgnoredDuringExecution" }
         let termsField = { requiredField() + ".nodeSelectorTerms" }
         guard let affinity = try object(view.spec["affinity"], field: affinityField()) else {
-            operations.append(.add(path, levels.affinity))
+            operations.append(.add(view.base.appending(contentsOf: ["spec", "affinity"]), levels.affinity))
             return requirements
         }
-        path = path.appending("nodeAffinity")
         guard let nodeAffinity = try object(affinity["nodeAffinity"], field: nodeAffinityField()) else {
-            operations.append(.add(path, levels.nodeAffinity))
+            operations.append(.add(view.base.appending(contentsOf: ["spec", "affinity", "nodeAffinity"]), levels.nodeAffinity))
             return requirements
         }
-        path = path.appending("requiredDuringSchedulingIgnoredDuringExecution")
         guard let required = try object(nodeAffinity["requiredDuringSchedulingIgnoredDuringExecution"], field: requiredField()) else {
-            operations.append(.add(path, levels.required))
+            operations.append(.add(
+                view.base.appending(contentsOf: ["spec", "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution"]),
+                levels.required))
             return requirements
         }
-        path = path.appending("nodeSelectorTerms")
+        let path = view.base.appending(
+            contentsOf: ["spec", "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms"])
         guard let terms = try list(required["nodeSelectorTerms"], field: termsField()) else {
             operations.append(.add(path, levels.terms))
             return requirements
@@ -77,7 +76,7 @@ struct PatchBuilder<Node: JSONReadable> {
             let missing = requirements.filter { !present.contains($0) }
             guard !missing.isEmpty else { continue }
             let termPath = path.appending(index).appending("matchExpressions")
-            if termObject["matchExpressions"]?.arrayElements == nil {
+            if termObject["matchExpressions"]?.isArray != true {
                 operations.append(missing.count == requirements.count
                     ? .add(termPath, levels.expressions) : .add(termPath, .array(missing.map(\.json))))
             } else {
@@ -100,15 +99,14 @@ struct PatchBuilder<Node: JSONReadable> {
     func patch() -> JSONPatch {
         var all = operations
         if !pendingAnnotations.isEmpty {
-            let metadata = view.base.appending("metadata")
             let map = JSON.object(JSONObject(pendingAnnotations.map { JSONObject.Member(key: $0.0, value: .string($0.1)) }))
             if view.metadata == nil {
-                all.append(.add(metadata, ["annotations": map]))
+                all.append(.add(view.base.appending("metadata"), ["annotations": map]))
             } else if !(view.metadata?["annotations"]?.isObject ?? false) {
-                all.append(.add(metadata.appending("annotations"), map))
+                all.append(.add(view.base.appending(contentsOf: ["metadata", "annotations"]), map))
             } else {
                 for (key, value) in pendingAnnotations {
-                    all.append(.add(metadata.appending("annotations").appending(key), .string(value)))
+                    all.append(.add(view.base.appending(contentsOf: ["metadata", "annotations", key]), .string(value)))
                 }
             }
         }

@@ -2,7 +2,9 @@ import BerthModel
 
 /// The parts of a pod (or pod template) the policy reads, checked for shape on the way in so that
 /// a manifest with `containers: "x"` gets an error naming `spec.containers`, never a crash.
-struct PodView<Node: JSONReadable> {
+/// A class: the policy and its patch builder share one view, and copying a struct of a dozen
+/// references (each retained, then released) cost more than reading the fields.
+final class PodView<Node: JSONReadable> {
     let base: JSONPointer
     let metadata: Node?
     let spec: Node
@@ -13,18 +15,22 @@ struct PodView<Node: JSONReadable> {
     let ownerKinds: [String]
     let namespace: String?
     let nodeName: String?
-    let tolerations: [Toleration]
+    /// The pod's tolerations, checked to be objects; read field by field when matched against
+    /// a taint (see `tolerates`), so no Strings are made for them.
+    let tolerations: [Node]
 
     init(_ pod: Node, base: JSONPointer) throws(PodShapeError) {
         self.base = base
         let prefix = base.tokens.joined(separator: ".")
         func field(_ name: String) -> String { prefix.isEmpty ? name : "\(prefix).\(name)" }
 
+        let metadata: Node?
         switch pod["metadata"] {
         case let value? where value.isObject: metadata = value
         case let value? where !value.isNull: throw PodShapeError(field: field("metadata"), message: "expected an object, found \(value.typeName)")
         default: metadata = nil
         }
+        self.metadata = metadata
         labels = try Self.stringMap(metadata?["labels"], field: field("metadata.labels"))
         switch metadata?["annotations"] {
         case let value? where value.isObject: annotationsNode = value
@@ -39,7 +45,7 @@ struct PodView<Node: JSONReadable> {
         guard spec.isObject else { throw PodShapeError(field: field("spec"), message: "expected an object, found \(spec.typeName)") }
         self.spec = spec
         nodeName = spec["nodeName"]?.stringValue
-        var parsed: [Toleration] = []
+        var parsed: [Node] = []
         if let value = spec["tolerations"], !value.isNull {
             guard let elements = value.arrayElements else {
                 throw PodShapeError(field: field("spec.tolerations"), message: "expected a list, found \(value.typeName)")
@@ -48,10 +54,26 @@ struct PodView<Node: JSONReadable> {
                 guard element.isObject else {
                     throw PodShapeError(field: field("spec.tolerations[\(index)]"), message: "expected an object, found \(element.typeName)")
                 }
-                parsed.append(Toleration(json: element))
             }
+            parsed = elements
         }
         tolerations = parsed
+    }
+
+    /// Whether any of the pod's tolerations tolerates `taint`: upstream `Toleration.ToleratesTaint`
+    /// (as `Toleration.tolerates`), with absent, empty and non-string fields all reading as "".
+    func tolerates(_ taint: Taint) -> Bool {
+        tolerations.contains { toleration in
+            func field(_ name: String) -> Node? {
+                guard let value = toleration[name], value.isString, !value.stringEquals("") else { return nil }
+                return value
+            }
+            if let effect = field("effect"), !effect.stringEquals(taint.effect) { return false }
+            if let key = field("key"), !key.stringEquals(taint.key) { return false }
+            guard let op = field("operator") else { return field("value")?.stringEquals(taint.value) ?? taint.value.isEmpty }
+            if op.stringEquals("Equal") { return field("value")?.stringEquals(taint.value) ?? taint.value.isEmpty }
+            return op.stringEquals("Exists")
+        }
     }
 
     func annotation(_ key: String) -> String? { annotationsNode?[key]?.stringValue }
@@ -62,23 +84,32 @@ struct PodView<Node: JSONReadable> {
 
     static func stringMap(_ json: Node?, field: @autoclosure () -> String) throws(PodShapeError) -> [String: String] {
         guard let json, !json.isNull else { return [:] }
-        guard let members = json.objectMembers else {
+        guard json.isObject else {
             throw PodShapeError(field: field(), message: "expected an object, found \(json.typeName)")
         }
+        // One pass over the members, no array of them first.
         var map: [String: String] = [:]
-        for member in members {
-            guard let value = member.value.stringValue else {
-                throw PodShapeError(field: "\(field()).\(member.key)", message: "expected a string, found \(member.value.typeName)")
+        var failure: PodShapeError?
+        json.forEachMember { key, value in
+            guard failure == nil else { return }
+            guard let string = value.stringValue else {
+                failure = PodShapeError(field: "\(field()).\(key)", message: "expected a string, found \(value.typeName)")
+                return
             }
-            map[member.key] = value
+            map[key] = string
         }
+        if let failure { throw failure }
         return map
     }
 
-    /// Every resource name in any container's or init container's limits or requests.
-    func resourceNames() throws(PodShapeError) -> [String] {
-        var names: [String] = []
-        for listName in ["containers", "initContainers"] {
+    // Static: an array literal in the loop header is allocated on every call.
+    private static var containerLists: [String] { PodViewConstants.containerLists }
+    private static var resourceParts: [String] { PodViewConstants.resourceParts }
+
+    /// Every resource name in any container's or init container's limits or requests:
+    /// calls `body` with each resource name, in order (repeats included), without gathering them.
+    func forEachResourceName(_ body: (String) -> Void) throws(PodShapeError) {
+        for listName in Self.containerLists {
             let containers: [Node]
             if let value = spec[listName], !value.isNull {
                 guard let elements = value.arrayElements else {
@@ -97,16 +128,15 @@ struct PodView<Node: JSONReadable> {
                 guard resources.isObject else {
                     throw PodShapeError(field: "\(at()).resources", message: "expected an object, found \(resources.typeName)")
                 }
-                for part in ["limits", "requests"] {
+                for part in Self.resourceParts {
                     guard let quantities = resources[part], !quantities.isNull else { continue }
                     guard quantities.isObject else {
                         throw PodShapeError(field: "\(at()).resources.\(part)", message: "expected an object, found \(quantities.typeName)")
                     }
-                    quantities.forEachMember { name, _ in names.append(name) }
+                    quantities.forEachMember { name, _ in body(name) }
                 }
             }
         }
-        return names
     }
 
     /// Whether the pod's own node selection names this label key (nodeSelector or a required
@@ -118,4 +148,10 @@ struct PodView<Node: JSONReadable> {
             (term["matchExpressions"]?.arrayElements ?? []).contains { $0["key"]?.stringValue == key }
         }
     }
+}
+
+/// Stored statics cannot live in a generic type.
+private enum PodViewConstants {
+    static let containerLists = ["containers", "initContainers"]
+    static let resourceParts = ["limits", "requests"]
 }

@@ -34,12 +34,26 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible {
         self.tokens = tokens
     }
 
+    /// One allocation: `tokens + [token]` built a one-element array first.
     public func appending(_ token: String) -> JSONPointer {
-        JSONPointer(tokens + [token])
+        var extended: [String] = []
+        extended.reserveCapacity(tokens.count + 1)
+        extended.append(contentsOf: tokens)
+        extended.append(token)
+        return JSONPointer(extended)
+    }
+
+    /// Several tokens with one allocation; a literal list of literal tokens costs none itself.
+    public func appending(contentsOf more: [String]) -> JSONPointer {
+        var extended: [String] = []
+        extended.reserveCapacity(tokens.count + more.count)
+        extended.append(contentsOf: tokens)
+        extended.append(contentsOf: more)
+        return JSONPointer(extended)
     }
 
     public func appending(_ index: Int) -> JSONPointer {
-        JSONPointer(tokens + [String(index)])
+        appending(String(index))
     }
 
     public func appending(_ other: JSONPointer) -> JSONPointer {
@@ -174,19 +188,19 @@ public struct JSONPatch: Sendable, Equatable {
         out.append(UInt8(ascii: "["))
         for (index, operation) in operations.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: #"{"op":""#.utf8)
-            out.append(contentsOf: operation.op.rawValue.utf8)
-            out.append(contentsOf: #"","path":""#.utf8)
+            out.append(ascii: #"{"op":""#)
+            out.append(utf8: operation.op.rawValue)
+            out.append(ascii: #"","path":""#)
             for token in operation.path.tokens {
                 out.append(UInt8(ascii: "/"))
                 JSONPointer.appendEscaped(token, to: &out, jsonString: true)
             }
             out.append(UInt8(ascii: "\""))
             if let bytes = operation.encodedValue {
-                out.append(contentsOf: #","value":"#.utf8)
+                out.append(ascii: #","value":"#)
                 out.append(contentsOf: bytes)
             } else if let value = operation.value {
-                out.append(contentsOf: #","value":"#.utf8)
+                out.append(ascii: #","value":"#)
                 JSONWriter.write(value, into: &out)
             }
             out.append(UInt8(ascii: "}"))

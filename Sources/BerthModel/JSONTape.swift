@@ -30,7 +30,8 @@ public final class JSONTape: Sendable {
             throw JSONError(message: "document too large", offset: 0, line: 1, column: 1)
         }
         var nodes: [Node] = []
-        nodes.reserveCapacity(64)
+        // About one recorded node per 30 bytes of a review: one allocation, rarely a regrowth.
+        nodes.reserveCapacity(min(max(64, bytes.count / 24), 4096))
         try bytes.withUnsafeBufferPointer { buffer throws(JSONError) in
             var reader = Reader(buffer: buffer)
             reader.skipWhitespace()
@@ -46,6 +47,8 @@ public final class JSONTape: Sendable {
 }
 
 extension Reader {
+    /// Offsets and node indices are stored as Int32 without a trap check: `JSONTape.init` refuses
+    /// documents of 2 GiB or more, and there are never more nodes than bytes.
     mutating func tapeValue(depth: Int, selection: JSONSelection, into nodes: inout [JSONTape.Node]) throws(JSONError) {
         guard index < buffer.count else { throw error("unexpected end of input, expected a value") }
         let start = index
@@ -55,45 +58,50 @@ extension Reader {
             let close = isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")
             guard depth + 1 <= JSONParser.maximumDepth else { throw error("nesting deeper than \(JSONParser.maximumDepth) levels") }
             let slot = nodes.count
-            nodes.append(JSONTape.Node(kind: isObject ? .object : .array, flag: false, start: Int32(start), end: 0, next: 0))
+            nodes.append(JSONTape.Node(kind: isObject ? .object : .array, flag: false, start: Int32(truncatingIfNeeded: start), end: 0, next: 0))
             index += 1
             skipWhitespace()
             if index < buffer.count, buffer[index] == close {
                 index += 1
             } else {
+                // What the children get, taken out of the selection once per container rather
+                // than per member (each copy of an enum payload is a retain and a release).
+                var memberTable: [JSONSelection.SelectedMember]?
+                var elementSelection = JSONSelection.all
+                switch selection {
+                case let .members(members) where isObject: memberTable = members
+                case let .elements(element) where !isObject: elementSelection = element
+                default: break
+                }
                 while true {
                     skipWhitespace()
-                    var childSelection = selection
                     if isObject {
                         guard index < buffer.count, buffer[index] == UInt8(ascii: "\"") else {
                             throw error(index < buffer.count ? "expected a quoted member name" : "unexpected end of input in an object")
                         }
                         let keyStart = index
-                        let hasEscape = try skipString()
+                        let hasEscape = try skipStringInline()
                         let keyNode = JSONTape.Node(
-                            kind: .string, flag: hasEscape, start: Int32(keyStart + 1), end: Int32(index - 1), next: Int32(nodes.count + 1))
-                        var wanted = true
-                        switch selection {
-                        case let .members(members):
-                            let match = try member(named: keyStart, hasEscape: hasEscape, in: members)
-                            wanted = match != nil
-                            childSelection = match?.selection ?? .all
-                        default:
-                            childSelection = .all
+                            kind: .string, flag: hasEscape, start: Int32(truncatingIfNeeded: keyStart + 1), end: Int32(truncatingIfNeeded: index - 1), next: Int32(truncatingIfNeeded: nodes.count + 1))
+                        var match: Int?
+                        if let memberTable {
+                            match = try member(named: keyStart, hasEscape: hasEscape, in: memberTable)
                         }
                         skipWhitespace()
                         guard index < buffer.count, buffer[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
                         index += 1
                         skipWhitespace()
-                        if wanted {
+                        if let memberTable, let match {
                             nodes.append(keyNode)
-                            try tapeValue(depth: depth + 1, selection: childSelection, into: &nodes)
+                            try tapeValue(depth: depth + 1, selection: memberTable[match].selection, into: &nodes)
+                        } else if memberTable == nil {
+                            nodes.append(keyNode)
+                            try tapeValue(depth: depth + 1, selection: .all, into: &nodes)
                         } else {
                             try skipValue(depth: depth + 1)
                         }
                     } else {
-                        if case let .elements(element) = selection { childSelection = element } else { childSelection = .all }
-                        try tapeValue(depth: depth + 1, selection: childSelection, into: &nodes)
+                        try tapeValue(depth: depth + 1, selection: elementSelection, into: &nodes)
                     }
                     skipWhitespace()
                     guard index < buffer.count else { throw error(isObject ? "unexpected end of input in an object" : "unexpected end of input in a list") }
@@ -109,42 +117,47 @@ extension Reader {
                     }
                 }
             }
-            nodes[slot].end = Int32(index)
-            nodes[slot].next = Int32(nodes.count)
+            nodes[slot].end = Int32(truncatingIfNeeded: index)
+            nodes[slot].next = Int32(truncatingIfNeeded: nodes.count)
         case UInt8(ascii: "\""):
-            let hasEscape = try skipString()
-            nodes.append(JSONTape.Node(kind: .string, flag: hasEscape, start: Int32(start + 1), end: Int32(index - 1), next: Int32(nodes.count + 1)))
+            let hasEscape = try skipStringInline()
+            nodes.append(JSONTape.Node(kind: .string, flag: hasEscape, start: Int32(truncatingIfNeeded: start + 1), end: Int32(truncatingIfNeeded: index - 1), next: Int32(truncatingIfNeeded: nodes.count + 1)))
         case UInt8(ascii: "t"):
             try expectLiteral("true")
-            nodes.append(JSONTape.Node(kind: .bool, flag: true, start: Int32(start), end: Int32(index), next: Int32(nodes.count + 1)))
+            nodes.append(JSONTape.Node(kind: .bool, flag: true, start: Int32(truncatingIfNeeded: start), end: Int32(truncatingIfNeeded: index), next: Int32(truncatingIfNeeded: nodes.count + 1)))
         case UInt8(ascii: "f"):
             try expectLiteral("false")
-            nodes.append(JSONTape.Node(kind: .bool, flag: false, start: Int32(start), end: Int32(index), next: Int32(nodes.count + 1)))
+            nodes.append(JSONTape.Node(kind: .bool, flag: false, start: Int32(truncatingIfNeeded: start), end: Int32(truncatingIfNeeded: index), next: Int32(truncatingIfNeeded: nodes.count + 1)))
         case UInt8(ascii: "n"):
             try expectLiteral("null")
-            nodes.append(JSONTape.Node(kind: .null, flag: false, start: Int32(start), end: Int32(index), next: Int32(nodes.count + 1)))
+            nodes.append(JSONTape.Node(kind: .null, flag: false, start: Int32(truncatingIfNeeded: start), end: Int32(truncatingIfNeeded: index), next: Int32(truncatingIfNeeded: nodes.count + 1)))
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             try scanNumber()
-            nodes.append(JSONTape.Node(kind: .number, flag: false, start: Int32(start), end: Int32(index), next: Int32(nodes.count + 1)))
+            nodes.append(JSONTape.Node(kind: .number, flag: false, start: Int32(truncatingIfNeeded: start), end: Int32(truncatingIfNeeded: index), next: Int32(truncatingIfNeeded: nodes.count + 1)))
         default:
             throw error("unexpected character \(describe(buffer[index])), expected a value")
         }
     }
 
-    /// The selected member whose name is the string at `keyStart`, if any.
-    func member(named keyStart: Int, hasEscape: Bool, in members: [JSONSelection.SelectedMember]) throws(JSONError) -> JSONSelection.SelectedMember? {
+    /// The index of the selected member whose name is the string at `keyStart`, if any. Over
+    /// the member table's storage with lengths compared first: this runs for every name of
+    /// every selected object.
+    @inline(__always)
+    func member(named keyStart: Int, hasEscape: Bool, in members: [JSONSelection.SelectedMember]) throws(JSONError) -> Int? {
         if hasEscape {
             var probe = Reader(buffer: buffer)
             probe.index = keyStart
             let key = try probe.parseString()
-            return members.first { $0.key == key }
+            return members.firstIndex { $0.key == key }
         }
         let start = keyStart + 1
         let length = index - 1 - start
-        for member in members where member.keyBytes.count == length {
-            if member.keyBytes.withUnsafeBufferPointer({ bytesEqual($0, buffer, at: start) }) { return member }
+        return members.withUnsafeBufferPointer { candidates in
+            for position in candidates.indices where candidates[position].keyBytes.count == length {
+                if candidates[position].keyBytes.withUnsafeBufferPointer({ bytesEqual($0, buffer, at: start) }) { return position }
+            }
+            return nil
         }
-        return nil
     }
 }
 
@@ -161,24 +174,27 @@ public struct JSONCursor: Sendable {
     public subscript(key: String) -> JSONCursor? {
         let container = node
         guard container.kind == .object else { return nil }
-        var child = index + 1
         let end = Int(container.next)
-        while child < end {
-            if keyEquals(tape.nodes[child], key) { return JSONCursor(tape: tape, index: child + 1) }
-            child = Int(tape.nodes[child + 1].next)
-        }
-        return nil
-    }
-
-    private func keyEquals(_ keyNode: JSONTape.Node, _ key: String) -> Bool {
-        if keyNode.flag { return Self.decode(tape, keyNode) == key }
-        let start = Int(keyNode.start)
-        let length = Int(keyNode.end) - start
+        // The key's bytes and the tape are opened once for the whole scan, not per member.
         var key = key
-        return key.withUTF8 { wanted in
-            guard wanted.count == length else { return false }
-            return tape.bytes.withUnsafeBufferPointer { bytes in bytesEqual(wanted, bytes, at: start) }
+        let found: Int? = key.withUTF8 { wanted in
+            tape.nodes.withUnsafeBufferPointer { nodes in
+                tape.bytes.withUnsafeBufferPointer { bytes in
+                    var child = index + 1
+                    while child < end {
+                        let keyNode = nodes[child]
+                        if keyNode.flag {
+                            if Self.decode(tape, keyNode).utf8.elementsEqual(wanted) { return child + 1 }
+                        } else if Int(keyNode.end) - Int(keyNode.start) == wanted.count, bytesEqual(wanted, bytes, at: Int(keyNode.start)) {
+                            return child + 1
+                        }
+                        child = Int(nodes[child + 1].next)
+                    }
+                    return nil
+                }
+            }
         }
+        return found.map { JSONCursor(tape: tape, index: $0) }
     }
 
     static func decode(_ tape: JSONTape, _ node: JSONTape.Node) -> String {
@@ -210,7 +226,15 @@ public struct JSONCursor: Sendable {
     public var arrayElements: [JSONCursor]? {
         let container = node
         guard container.kind == .array else { return nil }
+        // Counted first (a walk over sibling links) so the array is allocated once, not regrown.
+        var count = 0
+        var next = index + 1
+        while next < Int(container.next) {
+            count += 1
+            next = Int(tape.nodes[next].next)
+        }
         var elements: [JSONCursor] = []
+        elements.reserveCapacity(count)
         var child = index + 1
         while child < Int(container.next) {
             elements.append(JSONCursor(tape: tape, index: child))
@@ -276,6 +300,11 @@ public protocol JSONReadable {
     /// Every member of an object, in order (nothing for other values): one pass, no array.
     func forEachMember(_ body: (_ key: String, _ value: Self) -> Void)
     var stringValue: String? { get }
+    /// Whether this is a string equal to `text`, without making a String of it.
+    func stringEquals(_ text: String) -> Bool
+    var isString: Bool { get }
+    /// Whether this is a list, without gathering its elements.
+    var isArray: Bool { get }
     var arrayElements: [Self]? { get }
     var objectMembers: [(key: String, value: Self)]? { get }
     var isNull: Bool { get }
@@ -283,7 +312,27 @@ public protocol JSONReadable {
     var typeName: String { get }
 }
 
-extension JSONCursor: JSONReadable {}
+extension JSONReadable {
+    public func stringEquals(_ text: String) -> Bool { stringValue == text }
+    public var isString: Bool { stringValue != nil }
+    public var isArray: Bool { arrayElements != nil }
+}
+
+extension JSONCursor: JSONReadable {
+    public func stringEquals(_ text: String) -> Bool {
+        let node = self.node
+        guard node.kind == .string else { return false }
+        if node.flag { return Self.decode(tape, node) == text }
+        var text = text
+        return text.withUTF8 { wanted in
+            wanted.count == Int(node.end) - Int(node.start)
+                && tape.bytes.withUnsafeBufferPointer { bytesEqual(wanted, $0, at: Int(node.start)) }
+        }
+    }
+
+    public var isString: Bool { node.kind == .string }
+    public var isArray: Bool { node.kind == .array }
+}
 
 extension JSON: JSONReadable {
     public var arrayElements: [JSON]? { arrayValue }

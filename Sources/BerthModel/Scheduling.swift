@@ -39,19 +39,13 @@ public struct Toleration: Sendable, Equatable {
 
     /// Reads a toleration as the API holds it; absent fields are empty, as in Go.
     /// `@inlinable` so that callers in other modules get it specialised for their reader.
+    /// Four lookups rather than one pass over the members: a pass decodes every member name
+    /// (`tolerationSeconds` too) into a String, a lookup compares bytes.
     @inlinable
     public init<Node: JSONReadable>(json: Node) {
-        var key = "", op = "", value = "", effect = ""
-        json.forEachMember { name, member in
-            switch name {
-            case "key": key = member.stringValue ?? ""
-            case "operator": op = member.stringValue ?? ""
-            case "value": value = member.stringValue ?? ""
-            case "effect": effect = member.stringValue ?? ""
-            default: break
-            }
-        }
-        self.init(key: key, operator: op, value: value, effect: effect)
+        self.init(
+            key: json["key"]?.stringValue ?? "", operator: json["operator"]?.stringValue ?? "",
+            value: json["value"]?.stringValue ?? "", effect: json["effect"]?.stringValue ?? "")
     }
 
     /// The toleration Berth adds for a taint: any value of the key, that effect only.
@@ -191,7 +185,8 @@ public struct ResourcePattern: Sendable, Equatable, CustomStringConvertible {
     public func matches(_ name: String) -> Bool {
         var name = name
         return name.withUTF8 { bytes in
-            guard parts.count > 1 else { return bytes.elementsEqual(parts[0]) }
+            // Lengths first: most resource names (cpu, memory, ...) differ from the pattern in length.
+            guard parts.count > 1 else { return bytes.count == parts[0].count && bytes.elementsEqual(parts[0]) }
             let first = parts[0], last = parts[parts.count - 1]
             guard bytes.count >= first.count + last.count,
                 bytes.prefix(first.count).elementsEqual(first),

@@ -51,10 +51,12 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral {
     }
 }
 
-extension Sequence<UInt8> {
-    /// ASCII case-insensitive comparison of two byte sequences (header names, tokens).
+extension Collection<UInt8> {
+    /// ASCII case-insensitive comparison of two byte sequences (header names, tokens). Lengths
+    /// first: most comparisons (each header name against each name the parser knows) end there.
     @inlinable
-    func asciiCaseInsensitiveEquals(_ other: some Sequence<UInt8>) -> Bool {
+    func asciiCaseInsensitiveEquals(_ other: some Collection<UInt8>) -> Bool {
+        guard count == other.count else { return false }
         var left = makeIterator()
         var right = other.makeIterator()
         while true {

@@ -216,14 +216,16 @@ public struct HTTPParser: Sendable {
     private mutating func interpretHead(_ range: Range<Int>) -> Step {
         var lines: [Range<Int>] = []
         lines.reserveCapacity(16)
-        var lineStart = range.lowerBound
-        var i = range.lowerBound
-        while i < range.upperBound {
-            if buffer[i] == LF {
-                lines.append(lineStart..<(i - 1))  // bare LF was rejected by the scan, so i-1 is CR
-                lineStart = i + 1
+        buffer.withUnsafeBufferPointer { bytes in
+            var lineStart = range.lowerBound
+            var i = range.lowerBound
+            while i < range.upperBound {
+                if bytes[i] == LF {
+                    lines.append(lineStart..<(i - 1))  // bare LF was rejected by the scan, so i-1 is CR
+                    lineStart = i + 1
+                }
+                i += 1
             }
-            i += 1
         }
         guard let requestLine = lines.first else { return .failure(.badRequest("missing request line")) }
         if lines.count - 1 > limits.maxHeaderCount {
@@ -272,22 +274,26 @@ public struct HTTPParser: Sendable {
                 return .failure(.badRequest("header line without colon"))
             }
             let nameRange = line.lowerBound..<colon
-            guard !nameRange.isEmpty, nameRange.allSatisfy({ isTokenChar(buffer[$0]) }) else {
-                return .failure(.badRequest("malformed header name"))
-            }
             var valueStart = colon + 1
             var valueEnd = line.upperBound
-            while valueStart < valueEnd, buffer[valueStart] == SP || buffer[valueStart] == HT { valueStart += 1 }
-            while valueEnd > valueStart, buffer[valueEnd - 1] == SP || buffer[valueEnd - 1] == HT { valueEnd -= 1 }
-            let valueRange = valueStart..<valueEnd
-            for j in valueRange {
-                let byte = buffer[j]
-                if (byte < 0x20 && byte != HT) || byte == 0x7F {
-                    return .failure(.badRequest("control character in header value"))
+            // One pass over raw bytes per field: name characters, then value characters.
+            let fieldError: HTTPParseError? = buffer.withUnsafeBufferPointer { bytes in
+                guard !nameRange.isEmpty, nameRange.allSatisfy({ isTokenChar(bytes[$0]) }) else {
+                    return .badRequest("malformed header name")
                 }
+                while valueStart < valueEnd, bytes[valueStart] == SP || bytes[valueStart] == HT { valueStart += 1 }
+                while valueEnd > valueStart, bytes[valueEnd - 1] == SP || bytes[valueEnd - 1] == HT { valueEnd -= 1 }
+                for j in valueStart..<valueEnd {
+                    let byte = bytes[j]
+                    if (byte < 0x20 && byte != HT) || byte == 0x7F { return .badRequest("control character in header value") }
+                }
+                return nil
             }
+            if let fieldError { return .failure(fieldError) }
+            let valueRange = valueStart..<valueEnd
             let name = buffer[nameRange]
-            if name.asciiCaseInsensitiveEquals("content-length".utf8) {
+            let known = knownField(nameRange)
+            if known == .contentLength {
                 // A list ("5, 5") or repeated fields are accepted only when every value agrees.
                 for element in buffer[valueRange].split(separator: COMMA, omittingEmptySubsequences: false) {
                     let trimmed = trim(element)
@@ -306,25 +312,25 @@ public struct HTTPParser: Sendable {
                     }
                     contentLength = value
                 }
-            } else if name.asciiCaseInsensitiveEquals("transfer-encoding".utf8) {
+            } else if known == .transferEncoding {
                 sawTransferEncoding = true
                 for element in buffer[valueRange].split(separator: COMMA, omittingEmptySubsequences: false) {
                     let trimmed = trim(element)
                     if trimmed.isEmpty { return .failure(.badRequest("empty transfer coding")) }
                     transferCodings.append(String(decoding: trimmed.map(asciiLower), as: UTF8.self))
                 }
-            } else if name.asciiCaseInsensitiveEquals("connection".utf8) {
+            } else if known == .connection {
                 for element in buffer[valueRange].split(separator: COMMA) {
                     let token = trim(element)
                     if token.asciiCaseInsensitiveEquals("close".utf8) { connectionClose = true }
                     if token.asciiCaseInsensitiveEquals("keep-alive".utf8) { connectionKeepAlive = true }
                 }
-            } else if name.asciiCaseInsensitiveEquals("expect".utf8) {
+            } else if known == .expect {
                 guard buffer[valueRange].asciiCaseInsensitiveEquals("100-continue".utf8) else {
                     return .failure(.init(status: 417, reason: "unsupported expectation"))
                 }
                 expectContinue = true
-            } else if name.asciiCaseInsensitiveEquals("host".utf8) {
+            } else if known == .host {
                 hostCount += 1
             }
             headers.fields.append((
@@ -476,6 +482,29 @@ public struct HTTPParser: Sendable {
     }
 
     // MARK: - Bytes
+
+    private enum KnownField { case contentLength, transferEncoding, connection, expect, host }
+
+    /// The framing fields the parser acts on, picked by length first: one comparison per field
+    /// instead of one per known name.
+    private func knownField(_ range: Range<Int>) -> KnownField? {
+        let candidate: (KnownField, StaticString)
+        switch range.count {
+        case 14: candidate = (.contentLength, "content-length")
+        case 17: candidate = (.transferEncoding, "transfer-encoding")
+        case 10: candidate = (.connection, "connection")
+        case 6: candidate = (.expect, "expect")
+        case 4: candidate = (.host, "host")
+        default: return nil
+        }
+        let name = candidate.1
+        return buffer.withUnsafeBufferPointer { bytes in
+            for offset in 0..<range.count where asciiLower(bytes[range.lowerBound + offset]) != name.utf8Start[offset] {
+                return nil
+            }
+            return candidate.0
+        }
+    }
 
     private func index(of byte: UInt8, in range: Range<Int>) -> Int? {
         var i = range.lowerBound

@@ -3,11 +3,12 @@ extension HTTPResponse {
     /// (except for 1xx/204, which have none);
     /// `Content-Length`, `Transfer-Encoding` and `Connection` set by the responder are replaced.
     func serialize(into buffer: inout [UInt8], keepAlive: Bool, requestVersion: HTTPVersion, omitBody: Bool) {
-        buffer.append(contentsOf: "HTTP/1.1 ".utf8)
+        buffer.append(ascii: "HTTP/1.1 ")
         appendDecimal(status, to: &buffer)
         buffer.append(0x20)
-        buffer.append(contentsOf: HTTPResponse.reasonPhrase(status).utf8)
-        buffer.append(contentsOf: "\r\n".utf8)
+        var reason = HTTPResponse.reasonPhrase(status)
+        reason.withUTF8 { buffer.append(contentsOf: $0) }
+        buffer.append(ascii: "\r\n")
         for field in headers {
             let name = field.name.utf8
             if name.asciiCaseInsensitiveEquals("content-length".utf8)
@@ -16,25 +17,25 @@ extension HTTPResponse {
                 continue
             }
             appendStrippingLineBreaks(field.name, to: &buffer)
-            buffer.append(contentsOf: ": ".utf8)
+            buffer.append(ascii: ": ")
             appendStrippingLineBreaks(field.value, to: &buffer)
-            buffer.append(contentsOf: "\r\n".utf8)
+            buffer.append(ascii: "\r\n")
         }
         // RFC 9110 §8.6: no Content-Length (and no body) in 1xx and 204 answers.
         let bodyless = status < 200 || status == 204
         if bodyStream != nil && !bodyless {
-            buffer.append(contentsOf: "Transfer-Encoding: chunked\r\n".utf8)
+            buffer.append(ascii: "Transfer-Encoding: chunked\r\n")
         } else if !bodyless {
-            buffer.append(contentsOf: "Content-Length: ".utf8)
+            buffer.append(ascii: "Content-Length: ")
             appendDecimal(body.count, to: &buffer)
-            buffer.append(contentsOf: "\r\n".utf8)
+            buffer.append(ascii: "\r\n")
         }
         if !keepAlive {
-            buffer.append(contentsOf: "Connection: close\r\n".utf8)
+            buffer.append(ascii: "Connection: close\r\n")
         } else if requestVersion == .http1_0 {
-            buffer.append(contentsOf: "Connection: keep-alive\r\n".utf8)
+            buffer.append(ascii: "Connection: keep-alive\r\n")
         }
-        buffer.append(contentsOf: "\r\n".utf8)
+        buffer.append(ascii: "\r\n")
         if !omitBody && !bodyless && bodyStream == nil { buffer.append(contentsOf: body) }
     }
 
@@ -42,9 +43,9 @@ extension HTTPResponse {
     static func appendChunk(_ chunk: [UInt8], to buffer: inout [UInt8]) {
         guard !chunk.isEmpty else { return }
         buffer.append(contentsOf: String(chunk.count, radix: 16).utf8)
-        buffer.append(contentsOf: "\r\n".utf8)
+        buffer.append(ascii: "\r\n")
         buffer.append(contentsOf: chunk)
-        buffer.append(contentsOf: "\r\n".utf8)
+        buffer.append(ascii: "\r\n")
     }
 
     static func reasonPhrase(_ status: Int) -> String {
@@ -110,5 +111,14 @@ private func appendStrippingLineBreaks(_ text: String, to buffer: inout [UInt8])
         } else {
             buffer.append(contentsOf: bytes.lazy.filter { $0 != 13 && $0 != 10 })
         }
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Appends a literal's bytes with one copy (the generic `append(contentsOf: "…".utf8)` path
+    /// costs several times more per call).
+    @inlinable
+    mutating func append(ascii literal: StaticString) {
+        append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
 }

@@ -10,22 +10,28 @@ public final class WebhookMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
 
-    private struct RequestKey: Hashable {
+    /// One counter per (path, code) seen: a handful, scanned in order. Per request this was two
+    /// String hashes (the known-path set and a dictionary) under the lock.
+    private struct RequestSeries {
         var path: String
         var code: Int
+        var counter: CoreMetrics.Counter
     }
 
-    private let requests = Mutex<[RequestKey: CoreMetrics.Counter]>([:])
+    private let requests = Mutex<[RequestSeries]>([])
     private let inFlight: Meter
     private let latency: CoreMetrics.Timer
-    private let mutations: [MutationKind: CoreMetrics.Counter]
-    private let reviews: [String: CoreMetrics.Counter]
+    /// Five kinds: a scan of enum values, no hashing.
+    private let mutations: [(kind: MutationKind, counter: CoreMetrics.Counter)]
+    /// In `reviewResults` order.
+    private let reviews: [CoreMetrics.Counter]
+    private static let reviewResults = ["gpu-notebook", "gpu", "non-gpu", "exempt", "not-mutated", "invalid"]
     private let reloadSuccess: CoreMetrics.Counter
     private let reloadFailure: CoreMetrics.Counter
     private let handshakeFailures: CoreMetrics.Counter
 
     /// Paths with their own series; anything else is counted as "other" (bounded cardinality).
-    static let knownPaths: Set<String> = ["/mutate", "/healthz", "/readyz", "/metrics"]
+    static let knownPaths = ["/mutate", "/healthz", "/readyz", "/metrics"]
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -38,12 +44,12 @@ public final class WebhookMetrics: Sendable {
         self.factory = factory
         inFlight = Meter(label: "berth_webhook_requests_in_flight", dimensions: [], factory: factory)
         latency = CoreMetrics.Timer(label: "berth_webhook_request_duration_seconds", dimensions: [], factory: factory)
-        mutations = Dictionary(uniqueKeysWithValues: MutationKind.allCases.map {
+        mutations = MutationKind.allCases.map {
             ($0, CoreMetrics.Counter(label: "berth_webhook_mutations_total", dimensions: [("mutation", $0.rawValue)], factory: factory))
-        })
-        reviews = Dictionary(uniqueKeysWithValues: ["gpu-notebook", "gpu", "non-gpu", "exempt", "not-mutated", "invalid"].map {
-            ($0, CoreMetrics.Counter(label: "berth_webhook_admission_reviews_total", dimensions: [("result", $0)], factory: factory))
-        })
+        }
+        reviews = Self.reviewResults.map {
+            CoreMetrics.Counter(label: "berth_webhook_admission_reviews_total", dimensions: [("result", $0)], factory: factory)
+        }
         reloadSuccess = CoreMetrics.Counter(label: "berth_webhook_certificate_reloads_total", dimensions: [("result", "success")], factory: factory)
         reloadFailure = CoreMetrics.Counter(label: "berth_webhook_certificate_reloads_total", dimensions: [("result", "failure")], factory: factory)
         handshakeFailures = CoreMetrics.Counter(label: "berth_webhook_tls_handshake_failures_total", dimensions: [], factory: factory)
@@ -54,12 +60,12 @@ public final class WebhookMetrics: Sendable {
     func requestFinished(path: String, status: Int, duration: Duration) {
         inFlight.decrement()
         latency.recordNanoseconds(duration.nanoseconds)
-        let key = RequestKey(path: Self.knownPaths.contains(path) ? path : "other", code: status)
-        let counter = requests.withLock { counters in
-            if let counter = counters[key] { return counter }
+        let path = Self.knownPaths.contains(path) ? path : "other"
+        let counter = requests.withLock { series in
+            if let known = series.first(where: { $0.code == status && $0.path == path }) { return known.counter }
             let counter = CoreMetrics.Counter(
-                label: "berth_webhook_requests_total", dimensions: [("path", key.path), ("code", String(key.code))], factory: factory)
-            counters[key] = counter
+                label: "berth_webhook_requests_total", dimensions: [("path", path), ("code", String(status))], factory: factory)
+            series.append(RequestSeries(path: path, code: status, counter: counter))
             return counter
         }
         counter.increment()
@@ -67,16 +73,23 @@ public final class WebhookMetrics: Sendable {
 
     /// One review answered: what Berth decided.
     func reviewed(_ outcome: AdmissionOutcome) {
-        let result: String
+        let result: Int  // index in reviewResults
         if outcome.status != 200 {
-            result = "invalid"
+            result = 5  // invalid
         } else if let mutation = outcome.mutation {
-            result = mutation.podClass?.rawValue ?? "exempt"
-            for kind in mutation.kinds { mutations[kind]?.increment() }
+            switch mutation.podClass {
+            case .gpuNotebook: result = 0
+            case .gpu: result = 1
+            case .other: result = 2
+            case nil: result = 3  // exempt
+            }
+            for kind in mutation.kinds {
+                mutations.first { $0.kind == kind }?.counter.increment()
+            }
         } else {
-            result = "not-mutated"  // not a CREATE, or a subresource
+            result = 4  // not mutated: not a CREATE, or a subresource
         }
-        reviews[result]?.increment()
+        reviews[result].increment()
     }
 
     public func certificateReloaded(_ result: Result<Void, any Error>) {

@@ -51,12 +51,17 @@ public final class WebhookResponder: HTTPResponder {
         } else if let error = outcome.error {
             logger.warning("admission review rejected", metadata: ["uid": "\(outcome.uid ?? "-")", "error": "\(error)"])
         }
-        return HTTPResponse(status: outcome.status, headers: ["Content-Type": "application/json"], body: outcome.body)
+        return HTTPResponse(status: outcome.status, headers: Self.jsonHeaders, body: outcome.body)
     }
+
+    /// Built once: a header literal per answer was two allocations.
+    static let jsonHeaders: HTTPHeaders = ["Content-Type": "application/json"]
 
     /// `application/json`, any case, parameters (`; charset=utf-8`) and spaces allowed.
     static func isJSON(_ contentType: String) -> Bool {
-        let expected = Array("application/json".utf8)
+        // A StaticString's bytes: an array here was an allocation per request.
+        let literal: StaticString = "application/json"
+        let expected = UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount)
         var matched = 0
         for byte in contentType.utf8 {
             if byte == UInt8(ascii: ";") { break }

@@ -75,8 +75,17 @@ do {
     case "profile-review":
         let bytes = Array(try Data(contentsOf: root.appendingPathComponent("Tests/Fixtures/admission/z2jh-gpu-notebook.review.json")))
         let handler = AdmissionReviewHandler(policy: MutationPolicy())
+        // Optional count: `profile-review 2000` keeps a callgrind run short.
+        let count = arguments.dropFirst().first.flatMap { Int($0) } ?? 50000
         var total = 0
-        for _ in 0..<50000 { total &+= handler.handle(body: bytes).body.count }
+        for _ in 0..<count { total &+= handler.handle(body: bytes).body.count }
+        print(total)
+    case "profile-validate":
+        // Reading the review with nothing selected: the cost of strict validation alone.
+        let bytes = Array(try Data(contentsOf: root.appendingPathComponent("Tests/Fixtures/admission/z2jh-gpu-notebook.review.json")))
+        let count = arguments.dropFirst().first.flatMap { Int($0) } ?? 50000
+        var total = 0
+        for _ in 0..<count { total &+= (try JSONTape(parsing: bytes, selecting: .members([]))).root.isObject ? 1 : 0 }
         print(total)
     case "profile-mutate":
         // A fixed amount of work for `valgrind --tool=callgrind` (instruction counts, not time).

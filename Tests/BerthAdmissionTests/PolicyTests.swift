@@ -162,6 +162,39 @@ import Testing
         #expect(!mutation.kinds.contains(.gpuToleration))
     }
 
+    /// The webhook matches tolerations on the raw review (no Strings made): it must decide exactly
+    /// as `Toleration.tolerates` does, for matches and near misses alike.
+    @Test(arguments: [
+        ["key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"] as JSON,
+        ["operator": "Exists"] as JSON,
+        ["key": "nvidia.com/gpu", "operator": "Equal", "value": "true"] as JSON,
+        ["key": "nvidia.com/gpu", "value": "true", "effect": ""] as JSON,
+        ["key": "nvidia.com/gpu", "operator": "Equal", "value": "false"] as JSON,
+        ["key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"] as JSON,
+        ["key": "nvidia.com/gpu.present", "operator": "Exists"] as JSON,
+        ["key": "nvidia.com/gpu", "operator": "Matches"] as JSON,
+        ["key": "nvidia.com/gpu", "operator": "Equal"] as JSON,
+        ["key": 1, "operator": "Exists", "effect": true] as JSON,
+        ["key": "nvidia.com/gpu\u{1}", "operator": "Exists"] as JSON,
+        [:] as JSON,
+    ])
+    func tolerationsReadFromTheReviewDecideAsTolerationDoes(toleration: JSON) throws {
+        let pod: JSON = ["spec": ["tolerations": [toleration], "containers": [["name": "c", "resources": ["limits": ["nvidia.com/gpu": 1]]]]]]
+        let policy = MutationPolicy()
+        let fromTree = try policy.mutation(for: pod, namespace: "ml")
+        let fromTape = try policy.mutation(for: JSONTape(parsing: JSONWriter.bytes(pod)).root, namespace: "ml")
+        let tolerated = policy.config.gpuTaints.allSatisfy { Toleration(json: toleration).tolerates($0) }
+        #expect(fromTape.patch == fromTree.patch)
+        #expect(fromTape.kinds.contains(.gpuToleration) == !tolerated)
+        #expect(fromTree.kinds.contains(.gpuToleration) == !tolerated)
+    }
+
+    @Test func escapedTolerationFieldsAreReadDecoded() throws {
+        let text = #"{"spec":{"tolerations":[{"key":"nvidia.com\/gpu","operator":"Exist\u0073"}],"containers":[{"name":"c","resources":{"limits":{"nvidia.com/gpu":1}}}]}}"#
+        let mutation = try MutationPolicy().mutation(for: JSONTape(parsing: Array(text.utf8)).root, namespace: "ml")
+        #expect(!mutation.kinds.contains(.gpuToleration))
+    }
+
     @Test func keysWithSlashAndTildeAreEscaped() throws {
         var config = WebhookConfig()
         config.mutatedAnnotation = "example.com/berth~mutated"

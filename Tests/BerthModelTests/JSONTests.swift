@@ -208,6 +208,48 @@ enum Fixtures {
     @Test func boundsNesting() {
         #expect(throws: JSONError.self) { _ = try JSONTape(parsing: Array(String(repeating: "[", count: 100_000).utf8)) }
     }
+
+    /// Skipped values are walked with a 64-level bit stack, then recursively: around both limits
+    /// (64 and the parser's 256), skipping accepts and rejects exactly what parsing does.
+    @Test(arguments: [1, 2, 63, 64, 65, 66, 128, 253, 254, 255, 256, 257])
+    func skipsNestingLikeTheParser(depth: Int) {
+        let arrays = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
+        let objects = String(repeating: #"{"k":"#, count: depth) + "1" + String(repeating: "}", count: depth)
+        let mixed = String(repeating: #"[{"k":"#, count: depth / 2) + "[]" + String(repeating: "}]", count: depth / 2)
+        for value in [arrays, objects, mixed] {
+            let parsed = try? JSONParser.parse(#"{"a":1,"skip":"# + value + "}")
+            let tape = try? JSONTape(parsing: Array((#"{"a":1,"skip":"# + value + "}").utf8), selecting: .members(["a": .all]))
+            #expect((tape != nil) == (parsed != nil), "depth \(depth): \(value.prefix(12))")
+            #expect(tape?.root["a"]?.json == (parsed == nil ? nil : .number("1")))
+        }
+        // Truncated and malformed skipped values are refused at any depth.
+        for broken in [String(arrays.dropLast()), String(objects.dropLast()), arrays.replacingOccurrences(of: "[]", with: "[,]")] {
+            #expect(throws: JSONError.self) { _ = try JSONTape(parsing: Array((#"{"skip":"# + broken + "}").utf8), selecting: .members(["a": .all])) }
+        }
+    }
+
+    /// Strings are scanned eight bytes at a time: each special byte at every offset around the
+    /// word boundaries must be found, kept or skipped, exactly as the byte-wise tree parser does.
+    @Test(arguments: [
+        [UInt8(ascii: "\\"), UInt8(ascii: "n")], [UInt8(ascii: "\\"), UInt8(ascii: "\"")], [0x0A], [0x1F], [0x00], [0x7F],
+        [0xC3, 0xA9], [0xC3], [0xFF], [0xE2, 0x82, 0xAC], [UInt8(ascii: " ")], [UInt8(ascii: "!")], [UInt8(ascii: "]")],
+    ])
+    func scansSpecialBytesAtEveryOffset(special: [UInt8]) {
+        for length in 0...19 {
+            for offset in 0...length {
+                var content = Array(repeating: UInt8(ascii: "a"), count: length)
+                content.insert(contentsOf: special, at: offset)
+                let kept = Array(#"{"a":""#.utf8) + content + Array(#""}"#.utf8)
+                let skipped = Array(#"{"skip":""#.utf8) + content + Array(#"","a":1}"#.utf8)
+                let expected = try? JSONParser.parse(kept)
+                let tape = try? JSONTape(parsing: kept, selecting: .members(["a": .all]))
+                #expect(tape?.root.json == expected, "kept \(special) at \(offset) of \(length)")
+                let skippedTape = try? JSONTape(parsing: skipped, selecting: .members(["a": .all]))
+                #expect((skippedTape != nil) == (expected != nil), "skipped \(special) at \(offset) of \(length)")
+                #expect(skippedTape?.root["a"]?.json == (expected == nil ? nil : .number("1")))
+            }
+        }
+    }
 }
 
 extension JSONCursor {
