@@ -74,6 +74,9 @@ bench-simulate: ## berth simulate (release): 14-day 40-user trace, all three pol
 	.build/release/berth simulate --generate --days 14 --users 40 --seed 1 > $(SIM)/trace-14d-40u.csv
 	@$(TIMED) .build/release/berth simulate $(SIM)/trace-14d-40u.csv --plot $(SIM)/trace-14d-40u.svg --quiet
 	@echo "== plot: $(SIM)/trace-14d-40u.svg"
+	@printf 'apiVersion: berth.dev/v1alpha1\nkind: BerthConfig\nprovisioner:\n  disruption: {consolidation: true}\n' > $(SIM)/consolidation.yaml
+	@echo "== the berth policy with disruption.consolidation: true (off by default)"
+	@.build/release/berth simulate $(SIM)/trace-14d-40u.csv --policy berth --config $(SIM)/consolidation.yaml --quiet
 	.build/release/berth simulate --generate --days 30 --users 250 --seed 1 > $(SIM)/trace-30d-250u.csv
 	@echo "== $$(($$(wc -l < $(SIM)/trace-30d-250u.csv) - 1)) pods over 30 days (goal: 3 policies in < 30 s)"
 	@$(TIMED) .build/release/berth simulate $(SIM)/trace-30d-250u.csv --quiet
