@@ -86,19 +86,8 @@ public enum NodeUserData {
             || domain.hasSuffix(".kubelet.kubernetes.io") || domain.hasSuffix(".node.kubernetes.io")
     }
 
-    /// A double-quoted YAML scalar (safe whatever the text holds).
-    static func yamlString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    /// A double-quoted YAML scalar (safe whatever the text holds): a JSON string is one.
+    static func yamlString(_ text: String) -> String { JSONWriter.string(.string(text)) }
 
     static func shellQuote(_ text: String) -> String {
         "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthModel
 import Foundation
 import Logging
 import Synchronization
@@ -69,23 +70,6 @@ struct JSONLogHandler: LogHandler {
         }
     }
 
-    static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    /// A JSON string literal (escapes quotes, backslashes and control characters).
+    static func quote(_ text: String) -> String { JSONWriter.string(.string(text)) }
 }
