@@ -38,7 +38,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -su
   -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
 
 # nginx answers what Berth answers for this review, as a fixed string.
-"${SERVER_CPU[@]}" "$BERTH" serve --tls-cert-file "$work/tls.crt" --tls-private-key-file "$work/tls.key" --bind-address 127.0.0.1 \
+"${SERVER_CPU[@]}" "$BERTH" serve --provisioner=false --tls-cert-file "$work/tls.crt" --tls-private-key-file "$work/tls.key" --bind-address 127.0.0.1 \
   --port "$BERTH_PORT" --metrics-port 0 --log-level warning & berth_pid=$!
 for _ in $(seq 100); do curl -sfk "https://127.0.0.1:$BERTH_PORT/readyz" >/dev/null && break; sleep 0.1; done
 answer="$(curl -sSk -H 'Content-Type: application/json' --data-binary @"$REVIEW" "https://127.0.0.1:$BERTH_PORT/mutate")"
