@@ -22,28 +22,31 @@ def berth_binary() -> str:
     return path
 
 
-@pytest.mark.parametrize("name", ["defaults", "everything"])
+@pytest.mark.parametrize("name", ["defaults", "everything", "provisioner"])
 def test_berth_does_not_mutate_its_own_pod(render, tmp_path, name):
     binary = berth_binary()
     r = render(name)
-    template = r.webhook_deployment()["spec"]["template"]
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {**template["metadata"], "name": f"{r.fullname}-7d9f8c6b5-x2x7q", "namespace": r.value_set.namespace},
-        "spec": template["spec"],
-    }
-    pod_file = tmp_path / "pod.yaml"
-    pod_file.write_text(yaml.safe_dump(pod))
     config_file = tmp_path / "config.yaml"
     config_file.write_text(r.one("ConfigMap", f"{r.fullname}-config")["data"]["config.yaml"])
-
-    proc = subprocess.run(
-        [binary, "mutate", "-f", str(pod_file), "--config", str(config_file), "-o", "yaml"],
-        capture_output=True, text=True, timeout=30,
-    )
-    assert proc.returncode == 0, f"berth mutate failed ({proc.returncode}):\n{proc.stderr}"
-    assert yaml.safe_load(proc.stdout) == pod, "berth mutated its own webhook pod"
+    # Every Deployment of the release: the webhook's and, when enabled, the provisioner's.
+    deployments = r.all("Deployment")
+    assert deployments
+    for deployment in deployments:
+        template = deployment["spec"]["template"]
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {**template["metadata"], "name": f"{deployment['metadata']['name']}-7d9f8c6b5-x2x7q", "namespace": r.value_set.namespace},
+            "spec": template["spec"],
+        }
+        pod_file = tmp_path / "pod.yaml"
+        pod_file.write_text(yaml.safe_dump(pod))
+        proc = subprocess.run(
+            [binary, "mutate", "-f", str(pod_file), "--config", str(config_file), "-o", "yaml"],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert proc.returncode == 0, f"berth mutate failed ({proc.returncode}):\n{proc.stderr}"
+        assert yaml.safe_load(proc.stdout) == pod, f"berth mutated its own pod ({deployment['metadata']['name']})"
 
 
 @pytest.mark.parametrize("name", ["defaults", "everything"])
