@@ -27,6 +27,9 @@ public struct ProvisionerConfig: Sendable, Equatable {
     public var maxDisruptedNodes = 10
     /// Delete non-notebook GPU nodes whose pods fit on other nodes (off by default).
     public var consolidation = false
+    /// Stop new pods from landing on shared multi-GPU nodes that are at most half used, so they
+    /// empty and go (no eviction; on by default).
+    public var windDownSharedNodes = true
     /// The `aws:` subsection as written: the EC2 cloud's settings, read strictly by BerthAWS
     /// (`EC2CloudConfiguration(config:path:)`), which this module does not know.
     public var aws: JSON?
@@ -87,7 +90,7 @@ public struct ProvisionerConfig: Sendable, Equatable {
             throw ConfigError(path: reader.childPath("batchMaxDuration"), message: "must not be shorter than batchIdleDuration")
         }
         aws = reader.value("aws")
-        if let disruption = try reader.object("disruption", allowed: ["maxDisruptedNodes", "consolidation"]) {
+        if let disruption = try reader.object("disruption", allowed: ["maxDisruptedNodes", "consolidation", "windDownSharedNodes"]) {
             if let count = try disruption.number("maxDisruptedNodes") {
                 guard count == count.rounded(), count >= 1, count <= 1000 else {
                     throw ConfigError(path: disruption.childPath("maxDisruptedNodes"), message: "must be a whole number from 1 to 1000")
@@ -95,6 +98,7 @@ public struct ProvisionerConfig: Sendable, Equatable {
                 maxDisruptedNodes = Int(count)
             }
             consolidation = try disruption.bool("consolidation") ?? false
+            windDownSharedNodes = try disruption.bool("windDownSharedNodes") ?? true
         }
     }
 }

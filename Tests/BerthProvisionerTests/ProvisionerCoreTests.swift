@@ -425,4 +425,34 @@ import Testing
         world.round()
         #expect(world.core.claims.values.filter(\.dedicated).count == 1)
     }
+
+    /// A shared 4-GPU node left with one 1-GPU job for emptyAfter winds down: tainted so new pods go
+    /// elsewhere, nothing evicted; removed when the job finishes. Off: it stays.
+    @Test(arguments: [true, false])
+    func anUnderusedSharedNodeWindsDownWithoutEvictions(enabled: Bool) throws {
+        var config = ProvisionerConfig()
+        config.windDownSharedNodes = enabled
+        var world = CoreWorld(config: config)
+        world.round()
+        world.add(gpuPod("train-big", gpus: 3, cpu: 4000, memory: 16 << 30))
+        world.run(for: 2)
+        world.add(gpuPod("train-small", gpus: 1, cpu: 1000, memory: 4 << 30))
+        world.run(for: 2)
+        #expect(world.launches.map { $0.candidates[0].name } == ["g4dn.12xlarge"])
+        world.registerAll()
+        world.round()
+        world.bindNominated()
+        let node = try #require(world.pods["jupyter/train-small"]?.nodeName)
+        world.pods["jupyter/train-big"] = nil  // 1 of 4 GPUs used from now on
+        world.run(for: 62)
+        #expect(world.nodes[node]?.taints.contains(ProvisionerCore.windingDownTaint) == enabled)
+        #expect(world.evictions.isEmpty)
+        // A new 1-GPU job does not go to the winding-down node: it gets a node of its own.
+        world.add(gpuPod("train-next", gpus: 1, cpu: 1000, memory: 4 << 30))
+        world.run(for: 3)
+        #expect(world.launches.count == (enabled ? 2 : 1))
+        world.pods["jupyter/train-small"] = nil
+        world.run(for: 64)
+        #expect(world.deletedNodes.contains(node), "empty: removed either way")
+    }
 }

@@ -32,6 +32,8 @@ public struct NodeClaim: Sendable {
     /// The instance is gone (terminated by Berth or found missing).
     public var terminated = false
     public var lastDeleteRequest: Date?
+    /// Tainted `berth.dev/winding-down`: takes no new pods, goes when its pods finish.
+    public var windingDown = false
     /// The labels its node must carry (computed at registration).
     public var desiredLabels: [String: String]?
 

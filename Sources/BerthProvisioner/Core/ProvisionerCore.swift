@@ -25,6 +25,8 @@ import Foundation
 public struct ProvisionerCore: Sendable {
     /// The taint a node being drained carries (Karpenter's `karpenter.sh/disrupted` counterpart).
     public static let disruptedTaint = Taint(key: "berth.dev/disrupted", value: "", effect: "NoSchedule")
+    /// The taint on a shared node that is winding down: no new pods; it goes when its pods finish.
+    public static let windingDownTaint = Taint(key: "berth.dev/winding-down", value: "", effect: "NoSchedule")
     /// The label on every node Berth launches: its pool.
     public static let poolLabel = "berth.dev/pool"
     /// How long kube-scheduler has to bind a nominated pod to its initialised node before the pod
@@ -168,6 +170,7 @@ public struct ProvisionerCore: Sendable {
             if let node = index.nodesByProviderID[instance.providerID] {
                 claim.nodeName = node.name
                 claim.registeredAt = now
+                claim.windingDown = node.taints.contains { $0.key == Self.windingDownTaint.key }
                 if node.taints.contains(where: { $0.key == Self.disruptedTaint.key }) {
                     draining[node.name] = DrainState(startedAt: now, reason: "resumed after a restart")
                 }
@@ -357,7 +360,7 @@ public struct ProvisionerCore: Sendable {
         var claimOfNode: [Int: String] = [:]
         for key in claims.keys.sorted() {
             guard let claim = claims[key], claim.isLive, let type = catalog[claim.instanceType], let pool = config.pools.first(where: { $0.name == claim.pool }) else { continue }
-            if let name = claim.nodeName, draining[name] != nil || name == excluding { continue }
+            if let name = claim.nodeName, draining[name] != nil || name == excluding || claim.windingDown { continue }
             let offering = type.offerings.first { $0.zone == claim.zone && $0.capacityType == claim.capacityType }
                 ?? Offering(zone: claim.zone, capacityType: claim.capacityType, pricePerHour: claim.pricePerHour)
             let allocatable = config.overhead.allocatable(type)
@@ -485,6 +488,9 @@ public struct ProvisionerCore: Sendable {
                 regarding: .node(name), reason: "Disrupting",
                 message: "no GPU pod for \(GoDuration.format(config.emptyAfter)); cordoned, draining \(others) pod(s), then terminating \(claim.instanceType) \(claim.providerID ?? "")")))
         }
+        if config.windDownSharedNodes {
+            windDown(index: index, now: now, actions: &actions)
+        }
         if config.consolidation && budget > 0 && batch == nil {
             consolidate(index: index, now: now, actions: &actions)
         }
@@ -511,6 +517,35 @@ public struct ProvisionerCore: Sendable {
                 actions.append(.evict(pod: pod.key, node: name))
             }
             draining[name] = drain
+        }
+    }
+
+    /// Winding down (no eviction): a shared multi-GPU node whose GPU pods use at most half its
+    /// GPUs, for `emptyAfter` in a row, is tainted `berth.dev/winding-down:NoSchedule`. New pods go
+    /// elsewhere (to nodes sized for them); the node's own pods finish undisturbed, and it is then
+    /// removed like any empty node. Without this, kube-scheduler's LeastAllocated keeps sending new
+    /// 1-GPU pods to the big node's free GPUs and it never empties (berth simulate measured it).
+    private mutating func windDown(index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
+        for key in claims.keys.sorted() {
+            guard let claim = claims[key], claim.isLive, !claim.dedicated, !claim.windingDown, claim.initializedAt != nil,
+                claim.nominated.isEmpty, let name = claim.nodeName, draining[name] == nil, let type = catalog[claim.instanceType],
+                type.gpuCount >= 2
+            else { continue }
+            let used = index.podsOnNode[name, default: []].filter { $0.occupies && $0.requestsGPU }.reduce(Int64(0)) { $0 + $1.requests.gpus }
+            let marker = "winddown/" + name
+            guard used > 0, used * 2 <= Int64(type.gpuCount) else {
+                emptySince[marker] = nil
+                continue
+            }
+            let since = emptySince[marker] ?? now
+            emptySince[marker] = since
+            guard now.timeIntervalSince(since) >= config.emptyAfter.seconds else { continue }
+            emptySince[marker] = nil
+            claims[key]?.windingDown = true
+            actions.append(.updateNode(name: name, labels: [:], addTaints: [Self.windingDownTaint], removeTaints: []))
+            actions.append(.event(.init(
+                regarding: .node(name), reason: "WindingDown",
+                message: "its GPU pods use \(used) of \(type.gpuCount) GPUs; no new pods, removed once they finish")))
         }
     }
 
