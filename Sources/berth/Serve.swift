@@ -190,6 +190,7 @@ struct Serve: ParsableCommand {
                 let client: KubeClient
                 let cloudProvider: any CloudProvider
                 var catalog = try CatalogFile.load(catalogFile)
+                var catalogSource: (@Sendable () async -> InstanceCatalog?)?
                 var leaderElection: LeaderElectionConfiguration?
                 let identity = ProcessInfo.processInfo.environment["POD_NAME"] ?? ProcessInfo.processInfo.hostName
                 if simulated {
@@ -228,6 +229,8 @@ struct Serve: ParsableCommand {
                     let (ec2, types) = try Self.ec2Cloud(provisionerConfig)
                     cloudProvider = ec2
                     catalog = types
+                    // EC2Cloud caches its catalog for an hour; the provisioner re-reads it as often.
+                    catalogSource = { try? await ec2.catalog().schedulable }
                     logger.info("EC2 catalog read", metadata: ["types": "\(types.types.count)", "region": "\(ec2.configuration.region)"])
                 }
                 if leaderElect && !simulated {
@@ -236,6 +239,7 @@ struct Serve: ParsableCommand {
                 }
                 var options = ProvisionerService.Options(identity: identity, leaderElection: leaderElection)
                 options.provisioner.resyncInterval = .milliseconds(500)
+                options.provisioner.catalogSource = catalogSource
                 let started = ProvisionerService(
                     config: provisionerConfig, webhook: settings.webhook, client: client, cloud: cloudProvider, catalog: catalog,
                     options: options, metricsFactory: PrometheusMetricsFactory(registry: metrics.registry), logger: logger)

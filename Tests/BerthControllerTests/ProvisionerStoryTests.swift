@@ -227,4 +227,39 @@ import Testing
         #expect(invalid.first?["note"]?.stringValue?.contains("spec.containers[0].resources.requests.cpu") == true, "\(invalid)")
         #expect(await world.cloud.allRecords().count == 1)
     }
+
+    /// The catalog is re-read every `catalogRefreshInterval`: when the cheapest type's price rises,
+    /// the next notebook gets the type that is now cheapest; a failed read keeps the old catalog.
+    @Test func aRefreshedCatalogChangesTheNextChoice() async throws {
+        let world = try StoryWorld()
+        let dearer: InstanceCatalog = {
+            var catalog = InstanceCatalog.builtIn()
+            let index = catalog.types.firstIndex { $0.name == "g4dn.xlarge" }!
+            for o in catalog.types[index].offerings.indices { catalog.types[index].offerings[o].pricePerHour = 2.0 }
+            return catalog
+        }()
+        let reads = Mutex(0)
+        try world.startReplica(adjust: { options in
+            options.catalogRefreshInterval = .seconds(60)
+            options.catalogSource = {
+                let read = reads.withLock { count -> Int in
+                    count += 1
+                    return count
+                }
+                switch read {
+                case 1: return .builtIn()
+                case 2: return nil  // a failed read: the old catalog stays
+                default: return dearer
+                }
+            }
+        })
+        _ = world.server.write(.pods, try notebookPod("alice"))
+        _ = try #require(try await world.tick(until: { await world.liveInstances.count == 1 }, limit: 30))
+        #expect(await world.liveInstances.map(\.instanceType) == ["g4dn.xlarge"])
+        try await world.tick(125)  // two refreshes: one failed, one dearer
+        #expect(reads.withLock { $0 } == 3)
+        _ = world.server.write(.pods, try notebookPod("bob"))
+        _ = try #require(try await world.tick(until: { await world.liveInstances.count == 2 }, limit: 30))
+        #expect(await world.liveInstances.map(\.instanceType).sorted() == ["g4dn.2xlarge", "g4dn.xlarge"])
+    }
 }

@@ -76,11 +76,14 @@ final class StoryWorld: @unchecked Sendable {
 
     /// A new Berth replica (a fresh process: no memory of the old one).
     @discardableResult
-    func startReplica(isLeader: @escaping @Sendable () -> Bool = { true }) throws -> Int {
+    func startReplica(
+        isLeader: @escaping @Sendable () -> Bool = { true }, adjust: (inout Provisioner<ManualClock>.Options) -> Void = { _ in }
+    ) throws -> Int {
         let cluster = KubeCluster(client: try client(), identity: "berth-\(replicas.count)")
         cluster.start()
         var options = Provisioner<ManualClock>.Options()
         options.seed = UInt64(replicas.count + 1)
+        adjust(&options)
         let provisioner = Provisioner(config: config, cluster: cluster, cloud: cloud, wallTime: cloud.wallTime, options: options, isLeader: isLeader)
         replicas.append((cluster, provisioner))
         return replicas.count - 1

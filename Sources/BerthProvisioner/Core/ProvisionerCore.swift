@@ -39,8 +39,8 @@ public struct ProvisionerCore: Sendable {
     public static let listingGrace: Duration = .seconds(60)
 
     public let config: ProvisionerConfig
-    public let catalog: InstanceCatalog
-    public let scheduler: Scheduler
+    public private(set) var catalog: InstanceCatalog
+    public private(set) var scheduler: Scheduler
     public let webhook: WebhookConfigView
 
     public private(set) var claims: [String: NodeClaim] = [:]
@@ -61,6 +61,14 @@ public struct ProvisionerCore: Sendable {
         self.webhook = webhook
         self.scheduler = Scheduler(catalog: catalog, pools: config.pools, overhead: config.overhead, gpuResource: webhook.gpuResource)
         self.random = SeededGenerator(seed: seed)
+    }
+
+    /// A fresher catalog (the cloud's, re-read: new prices, spot offerings, zones). Claims keep
+    /// what they were launched as; decisions from now on use the new types and prices.
+    public mutating func replaceCatalog(_ catalog: InstanceCatalog) {
+        guard catalog != self.catalog else { return }
+        self.catalog = catalog
+        scheduler = Scheduler(catalog: catalog, pools: config.pools, overhead: config.overhead, gpuResource: webhook.gpuResource)
     }
 
     // MARK: - One round

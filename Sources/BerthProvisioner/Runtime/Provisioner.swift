@@ -20,6 +20,10 @@ public actor Provisioner<C: Clock<Duration>> {
         public var listInterval: Duration = .seconds(60)
         /// Seeds launch ids; nil: random.
         public var seed: UInt64?
+        /// Where a fresh catalog comes from (the cloud's; nil: the catalog given at init, forever),
+        /// and how often it is read. A failed read keeps the current catalog.
+        public var catalogSource: (@Sendable () async -> InstanceCatalog?)?
+        public var catalogRefreshInterval: Duration = .seconds(3600)
         public init() {}
     }
 
@@ -34,6 +38,8 @@ public actor Provisioner<C: Clock<Duration>> {
     private let metrics: ProvisionerMetrics
     private var core: ProvisionerCore?
     private var lastListing: Date?
+    private var lastCatalogRead: Date?
+    private var currentCatalog: InstanceCatalog
     public private(set) var rounds = 0
     public private(set) var lastError: String?
 
@@ -44,6 +50,7 @@ public actor Provisioner<C: Clock<Duration>> {
     ) {
         self.config = config
         self.catalog = catalog
+        self.currentCatalog = catalog
         self.cluster = cluster
         self.cloud = cloud
         self.wallTime = wallTime
@@ -82,10 +89,24 @@ public actor Provisioner<C: Clock<Duration>> {
         if core == nil {
             var seed = options.seed ?? UInt64.random(in: .min ... .max)
             seed &+= UInt64(rounds)
-            core = ProvisionerCore(config: config, catalog: catalog, seed: seed)
+            core = ProvisionerCore(config: config, catalog: currentCatalog, seed: seed)
             logger.info("leading: rebuilding state from the cloud and the cluster")
         }
         let now = wallTime.now
+        if let source = options.catalogSource {
+            if let last = lastCatalogRead, now.timeIntervalSince(last) < options.catalogRefreshInterval.seconds {
+                // fresh enough
+            } else {
+                lastCatalogRead = now
+                if let fresh = await source() {
+                    if fresh != currentCatalog { logger.info("instance catalog refreshed", metadata: ["types": "\(fresh.types.count)"]) }
+                    currentCatalog = fresh
+                    core?.replaceCatalog(fresh)
+                } else {
+                    note("reading the instance catalog failed; keeping the current one")
+                }
+            }
+        }
         var listing: [CloudInstance]?
         if lastListing.map({ now.timeIntervalSince($0) >= options.listInterval.seconds }) ?? true {
             do {
