@@ -39,11 +39,8 @@ public struct NodeState: Sendable {
     public static func launching(
         name: String, type: InstanceType, offering: Offering, pool: Pool, overhead: NodeOverhead = NodeOverhead(), requested: Resources = .zero
     ) -> NodeState {
-        var labels = type.labels(for: offering)
-        labels.merge(pool.labels) { _, new in new }
-        labels[WellKnownLabel.nodePool] = pool.name
-        return NodeState(
-            name: name, pool: pool.name, instanceType: type.name, labels: labels, taints: pool.taints, capacity: type.capacity,
+        NodeState(
+            name: name, pool: pool.name, instanceType: type.name, labels: pool.nodeLabels(type: type, offering: offering), taints: pool.taints, capacity: type.capacity,
             allocatable: overhead.allocatable(type), requested: requested, pricePerHour: offering.pricePerHour, launching: true)
     }
 }

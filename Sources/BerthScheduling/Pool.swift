@@ -28,6 +28,15 @@ public struct Pool: Sendable, Equatable {
     }
 
     /// The one pool used when the config names none.
+    /// The labels a node of this pool, type and offering carries: the type's well-known labels
+    /// for the offering (zone, capacity type), the pool's labels, and `karpenter.sh/nodepool`.
+    public func nodeLabels(type: InstanceType, offering: Offering) -> [String: String] {
+        var result = type.labels(for: offering)
+        result.merge(labels) { _, own in own }
+        result[WellKnownLabel.nodePool] = name
+        return result
+    }
+
     public static let `default` = Pool(name: "gpu", requirements: [LabelRequirement(key: WellKnownLabel.gpuPresent, operator: .in, values: ["true"])])
 }
 

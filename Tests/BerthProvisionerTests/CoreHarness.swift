@@ -24,6 +24,8 @@ struct CoreWorld {
     var protectedByBudget: Set<String> = []
     /// Launches the cloud accepts but whose answer is lost (the runtime crashes or times out).
     var loseLaunchAnswers = false
+    /// Every create fails with an unknown outcome (a 5xx, a reset connection).
+    var launchesFail = false
     var instanceCounter = 0
 
     init(config: ProvisionerConfig = ProvisionerConfig(), seed: UInt64 = 7) {
@@ -49,6 +51,10 @@ struct CoreWorld {
             launches.append(request)
             if let existing = instances.values.first(where: { $0.launchID == request.launchID }) {
                 if !loseLaunchAnswers { core.record(.launched(launchID: request.launchID, existing), now: now) }
+                return
+            }
+            if launchesFail {
+                core.record(.launchFailed(launchID: request.launchID, .other("HTTP 503")), now: now)
                 return
             }
             let type = request.candidates[0]

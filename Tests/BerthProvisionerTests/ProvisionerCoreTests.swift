@@ -455,4 +455,26 @@ import Testing
         world.run(for: 64)
         #expect(world.deletedNodes.contains(node), "empty: removed either way")
     }
+
+    /// Creates that keep failing are retried with the same launch id every 5 s until the launch
+    /// timeout (5 min); then the launch is given up — no create is sent for it any more — and the
+    /// pod is planned again under a new launch id.
+    @Test func aLaunchThatKeepsFailingIsGivenUpAtTheTimeout() throws {
+        var world = CoreWorld()
+        world.round()
+        world.add(notebook("alice"))
+        world.launchesFail = true
+        world.run(for: 2)
+        let first = try #require(world.launches.first?.launchID)
+        world.run(for: 299)
+        #expect(world.launches.allSatisfy { $0.launchID == first })
+        #expect((55...62).contains(world.launches.count), "every 5 s: \(world.launches.count)")
+        world.run(for: 1)
+        #expect(world.events("LaunchTimeout").count == 1)
+        let attempts = world.launches.filter { $0.launchID == first }.count
+        world.launchesFail = false
+        world.run(for: 10)
+        #expect(world.launches.filter { $0.launchID == first }.count == attempts, "no create for a launch given up")
+        #expect(world.instances.values.map(\.launchID).filter { $0 != first }.count == 1, "the pod got a new launch")
+    }
 }

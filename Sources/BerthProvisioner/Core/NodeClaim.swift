@@ -45,6 +45,5 @@ public struct NodeClaim: Sendable {
 /// A node being drained: cordoned with ``ProvisionerCore/disruptedTaint``, its pods evicted.
 public struct DrainState: Sendable {
     public var startedAt: Date
-    public var reason: String
     public var lastEviction: [String: Date] = [:]
 }

@@ -41,11 +41,26 @@ public struct ProvisionerCore: Sendable {
     public let config: ProvisionerConfig
     public private(set) var catalog: InstanceCatalog
     public private(set) var scheduler: Scheduler
-    public let webhook: WebhookConfigView
+    /// The extended resource the catalog's GPUs are advertised as.
+    public let gpuResource: String
 
     public private(set) var claims: [String: NodeClaim] = [:]
     public private(set) var draining: [String: DrainState] = [:]
-    public private(set) var emptySince: [String: Date] = [:]
+    /// Since when each watched condition has held without a break (a node empty of GPU pods,
+    /// under-used, consolidatable): acted on once it has held for `emptyAfter`.
+    private var since: [Watch: Date] = [:]
+
+    enum Watch: Hashable {
+        case empty(String)
+        case underused(String)
+        case consolidatable(String)
+
+        var node: String {
+            switch self {
+            case let .empty(name), let .underused(name), let .consolidatable(name): name
+            }
+        }
+    }
     /// True once the cloud has been listed: before that, nothing is launched.
     public private(set) var recovered = false
     private var batch: (start: Date, last: Date, keys: Set<String>)?
@@ -55,11 +70,11 @@ public struct ProvisionerCore: Sendable {
     private var reported: [String: String] = [:]
     private var random: SeededGenerator
 
-    public init(config: ProvisionerConfig, catalog: InstanceCatalog = .builtIn(), webhook: WebhookConfigView = .init(), seed: UInt64) {
+    public init(config: ProvisionerConfig, catalog: InstanceCatalog = .builtIn(), gpuResource: String = "nvidia.com/gpu", seed: UInt64) {
         self.config = config
         self.catalog = catalog
-        self.webhook = webhook
-        self.scheduler = Scheduler(catalog: catalog, pools: config.pools, overhead: config.overhead, gpuResource: webhook.gpuResource)
+        self.gpuResource = gpuResource
+        self.scheduler = Scheduler(catalog: catalog, pools: config.pools, overhead: config.overhead, gpuResource: gpuResource)
         self.random = SeededGenerator(seed: seed)
     }
 
@@ -68,7 +83,7 @@ public struct ProvisionerCore: Sendable {
     public mutating func replaceCatalog(_ catalog: InstanceCatalog) {
         guard catalog != self.catalog else { return }
         self.catalog = catalog
-        scheduler = Scheduler(catalog: catalog, pools: config.pools, overhead: config.overhead, gpuResource: webhook.gpuResource)
+        scheduler = Scheduler(catalog: catalog, pools: config.pools, overhead: config.overhead, gpuResource: gpuResource)
     }
 
     // MARK: - One round
@@ -86,7 +101,7 @@ public struct ProvisionerCore: Sendable {
         provision(index: index, now: now, actions: &actions)
         disrupt(index: index, now: now, actions: &actions)
         // Forget what was said about pods and nodes that are gone.
-        reported = reported.filter { index.pods[$0.key] != nil || index.nodes[$0.key] != nil || $0.key.hasPrefix("claim/") }
+        reported = reported.filter { index.pods[$0.key] != nil || index.nodes[$0.key] != nil }
         unavailable = unavailable.filter { $0.value > now }
         return actions
     }
@@ -107,16 +122,13 @@ public struct ProvisionerCore: Sendable {
             guard var claim = claims[launchID] else { return }
             claim.launchInFlight = false
             switch error {
-            case let .insufficientCapacity(offerings):
-                // Skip these offerings for a while and re-plan the pods at once: the scheduler
-                // picks the next cheapest.
+            case .insufficientCapacity, .invalidRequest:
+                // No capacity (or it can never succeed as asked): skip these offerings for a while
+                // and re-plan the pods at once; the scheduler picks the next cheapest.
+                var offerings: [OfferingKey] = []
+                if case let .insufficientCapacity(named) = error { offerings = named }
+                if offerings.isEmpty { offerings = [OfferingKey(instanceType: claim.instanceType, zone: claim.zone, capacityType: claim.capacityType)] }
                 for offering in offerings { unavailable[offering] = now.addingTimeInterval(config.unavailableOfferingTTL.seconds) }
-                if offerings.isEmpty { unavailable[OfferingKey(instanceType: claim.instanceType, zone: claim.zone, capacityType: claim.capacityType)] = now.addingTimeInterval(config.unavailableOfferingTTL.seconds) }
-                claims[launchID] = nil
-                retrySoon = true
-            case .invalidRequest:
-                // It can never succeed as asked: do not ask for this offering again soon.
-                unavailable[OfferingKey(instanceType: claim.instanceType, zone: claim.zone, capacityType: claim.capacityType)] = now.addingTimeInterval(config.unavailableOfferingTTL.seconds)
                 claims[launchID] = nil
                 retrySoon = true
             case .throttled, .other, .notFound:
@@ -129,10 +141,8 @@ public struct ProvisionerCore: Sendable {
             }
         case .terminateFailed:
             break  // retried once the retry interval has passed since the request
-        case let .evicted(pod), let .evictionFailed(pod, _):
-            _ = pod  // the eviction time is already recorded; the pod's fate shows in the next snapshot
-        case .nodeDeleted, .nodeUpdateFailed:
-            break
+        case .evicted, .evictionFailed, .nodeDeleted, .nodeUpdateFailed:
+            break  // the next snapshot shows the outcome; refused evictions are retried on a timer
         }
     }
 
@@ -144,7 +154,7 @@ public struct ProvisionerCore: Sendable {
             times.append(min(batch.last.addingTimeInterval(config.batchIdle.seconds), batch.start.addingTimeInterval(config.batchMax.seconds)))
         }
         if retrySoon { times.append(now) }
-        for since in emptySince.values { times.append(since.addingTimeInterval(config.emptyAfter.seconds)) }
+        for start in since.values { times.append(start.addingTimeInterval(config.emptyAfter.seconds)) }
         if !draining.isEmpty { times.append(now.addingTimeInterval(Self.retryInterval.seconds)) }
         for claim in claims.values {
             if claim.terminated || claim.terminateRequestedAt != nil {
@@ -180,7 +190,7 @@ public struct ProvisionerCore: Sendable {
                 claim.registeredAt = now
                 claim.windingDown = node.taints.contains { $0.key == Self.windingDownTaint.key }
                 if node.taints.contains(where: { $0.key == Self.disruptedTaint.key }) {
-                    draining[node.name] = DrainState(startedAt: now, reason: "resumed after a restart")
+                    draining[node.name] = DrainState(startedAt: now)
                 }
             }
             claims[instance.launchID] = claim
@@ -224,7 +234,7 @@ public struct ProvisionerCore: Sendable {
             } else {
                 if let name = claim.nodeName {
                     draining[name] = nil
-                    emptySince[name] = nil
+                    since = since.filter { $0.key.node != name }
                 }
                 requeue(claim)
                 remove = true
@@ -247,6 +257,7 @@ public struct ProvisionerCore: Sendable {
                                             message: "launch \(key) of \(claim.instanceType) did not succeed within \(GoDuration.format(config.launchTimeout)); retrying the pods")))
                 requeue(claim)
                 remove = true
+                return
             }
             if let request = claim.request, claim.lastLaunchAttempt.map({ now.timeIntervalSince($0) >= Self.retryInterval.seconds }) ?? true {
                 claim.launchInFlight = true
@@ -300,7 +311,7 @@ public struct ProvisionerCore: Sendable {
             guard let pod = index.pods[entry.key] else { return false }
             return pod.nodeName.isEmpty && !pod.terminating && !pod.finished && !(overdue && pod.unschedulable)
         }
-        if overdue && claim.nominated.count < before && index.snapshot.pods.contains(where: { $0.isPendingGPU }) { retrySoon = true }
+        if overdue && claim.nominated.count < before { retrySoon = true }
         // Initialisation: Ready, and every GPU allocatable.
         if claim.initializedAt == nil && !claim.gpuWarned {
             let gpus = catalog[claim.instanceType]?.gpuCount ?? 0
@@ -427,7 +438,7 @@ public struct ProvisionerCore: Sendable {
             claim.launchInFlight = true
             claim.lastLaunchAttempt = now
             let podKeys = new.pods.map { pending[$0].key }
-            for (position, pod) in new.pods.enumerated() { claim.nominated[podKeys[position]] = pending[pod].requests }
+            for pod in new.pods { claim.nominated[pending[pod].key] = pending[pod].requests }
             claims[launchID] = claim
             actions.append(.launch(request))
             let why = new.rejected.isEmpty ? "" : "; cheaper types rejected: " + new.rejected.prefix(3).map(\.description).joined(separator: ", ")
@@ -442,19 +453,22 @@ public struct ProvisionerCore: Sendable {
         }
     }
 
-    /// The labels a node of this pool and offering carries: the type's well-known labels, the
-    /// offering's zone and capacity type, the pool's labels and Berth's own.
     /// `notebook` for a notebook's own node, `shared` for packed GPU pods (notebooks avoid those:
     /// `WebhookConfig.keepNotebooksOffSharedNodes`).
     public static func nodeRole(dedicated: Bool) -> String { dedicated ? "notebook" : "shared" }
 
+    /// The labels a node Berth launches carries: the pool's (`Pool.nodeLabels`), Berth's pool label
+    /// and its role.
     public func nodeLabels(pool: Pool, instanceType: String, zone: String, capacityType: String, dedicated: Bool) -> [String: String] {
         var labels: [String: String] = [:]
         if let type = catalog[instanceType] {
-            labels = type.labels(for: type.offerings.first { $0.zone == zone && $0.capacityType == capacityType } ?? Offering(zone: zone, capacityType: capacityType, pricePerHour: 0))
+            let offering = type.offerings.first { $0.zone == zone && $0.capacityType == capacityType }
+                ?? Offering(zone: zone, capacityType: capacityType, pricePerHour: 0)
+            labels = pool.nodeLabels(type: type, offering: offering)
+        } else {
+            labels = pool.labels
+            labels[WellKnownLabel.nodePool] = pool.name
         }
-        labels.merge(pool.labels) { _, new in new }
-        labels[WellKnownLabel.nodePool] = pool.name
         labels[Self.poolLabel] = pool.name
         labels[WebhookConfig.nodeRoleLabel] = Self.nodeRole(dedicated: dedicated)
         return labels
@@ -473,13 +487,7 @@ public struct ProvisionerCore: Sendable {
             guard let claim = claims[key], claim.isLive, let name = claim.nodeName, let node = index.nodes[name], draining[name] == nil else { continue }
             let pods = index.podsOnNode[name, default: []]
             let inUse = pods.contains { $0.occupies && $0.requestsGPU } || !claim.nominated.isEmpty
-            guard (claim.initializedAt != nil || claim.gpuWarned), !inUse else {
-                emptySince[name] = nil
-                continue
-            }
-            let since = emptySince[name] ?? now
-            emptySince[name] = since
-            guard now.timeIntervalSince(since) >= config.emptyAfter.seconds else { continue }
+            guard held(.empty(name), (claim.initializedAt != nil || claim.gpuWarned) && !inUse, now: now) else { continue }
             let blockers = pods.filter { $0.occupies && $0.doNotDisrupt }.map(\.key)
             if node.doNotDisrupt || !blockers.isEmpty {
                 let who = node.doNotDisrupt ? "the node is" : "pod \(blockers.sorted().joined(separator: ", ")) is"
@@ -489,8 +497,8 @@ public struct ProvisionerCore: Sendable {
             guard budget > 0 else { continue }
             budget -= 1
             let others = pods.filter { $0.occupies && !$0.terminating }.count
-            draining[name] = DrainState(startedAt: now, reason: "empty")
-            emptySince[name] = nil
+            draining[name] = DrainState(startedAt: now)
+            since[.empty(name)] = nil
             actions.append(.updateNode(name: name, labels: [:], addTaints: [Self.disruptedTaint], removeTaints: []))
             actions.append(.event(.init(
                 regarding: .node(name), reason: "Disrupting",
@@ -540,15 +548,8 @@ public struct ProvisionerCore: Sendable {
                 type.gpuCount >= 2
             else { continue }
             let used = index.podsOnNode[name, default: []].filter { $0.occupies && $0.requestsGPU }.reduce(Int64(0)) { $0 + $1.requests.gpus }
-            let marker = "winddown/" + name
-            guard used > 0, used * 2 <= Int64(type.gpuCount) else {
-                emptySince[marker] = nil
-                continue
-            }
-            let since = emptySince[marker] ?? now
-            emptySince[marker] = since
-            guard now.timeIntervalSince(since) >= config.emptyAfter.seconds else { continue }
-            emptySince[marker] = nil
+            guard held(.underused(name), used > 0 && used * 2 <= Int64(type.gpuCount), now: now) else { continue }
+            since[.underused(name)] = nil
             claims[key]?.windingDown = true
             actions.append(.updateNode(name: name, labels: [:], addTaints: [Self.windingDownTaint], removeTaints: []))
             actions.append(.event(.init(
@@ -565,34 +566,47 @@ public struct ProvisionerCore: Sendable {
     /// node with a cheaper type is not done.
     private mutating func consolidate(index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
         var best: (key: String, name: String, cost: (Int64, Int, Double))?
-        var candidates = Set<String>()
         for key in claims.keys.sorted() {
-            guard let claim = claims[key], claim.isLive, !claim.dedicated, claim.initializedAt != nil, claim.nominated.isEmpty,
-                let name = claim.nodeName, draining[name] == nil, let node = index.nodes[name], !node.doNotDisrupt
-            else { continue }
-            let pods = index.podsOnNode[name, default: []].filter(\.occupies)
-            guard pods.contains(where: \.requestsGPU), !pods.contains(where: { $0.doNotDisrupt || $0.requirements.isNotebook || $0.terminating }) else { continue }
-            let (nodes, _) = nodeStates(index: index, excluding: name)
-            let plan = scheduler.solve(pending: pods.map(\.requirements), nodes: nodes)
-            guard plan.nodes.isEmpty && plan.unschedulable.isEmpty else { continue }
-            candidates.insert("consolidate/" + name)
-            let since = emptySince["consolidate/" + name] ?? now
-            emptySince["consolidate/" + name] = since
+            guard let claim = claims[key], claim.isLive, let name = claim.nodeName else { continue }
+            guard held(.consolidatable(name), consolidatable(claim, node: name, index: index), now: now) else { continue }
             // Cheapest to disrupt first (fewest GPUs, then fewest pods to move), then the priciest node.
+            let pods = index.podsOnNode[name, default: []].filter(\.occupies)
             let cost = (pods.reduce(0) { $0 + $1.requests.gpus }, pods.count, -claim.pricePerHour)
-            if now.timeIntervalSince(since) >= config.emptyAfter.seconds, best.map({ cost < $0.cost }) ?? true {
-                best = (key, name, cost)
-            }
+            if best.map({ cost < $0.cost }) ?? true { best = (key, name, cost) }
         }
-        for key in emptySince.keys where key.hasPrefix("consolidate/") && !candidates.contains(key) { emptySince[key] = nil }
         guard let best, let claim = claims[best.key] else { return }
-        emptySince["consolidate/" + best.name] = nil
+        since[.consolidatable(best.name)] = nil
         let moving = index.podsOnNode[best.name, default: []].filter { $0.occupies && !$0.terminating }.count
-        draining[best.name] = DrainState(startedAt: now, reason: "consolidation")
+        draining[best.name] = DrainState(startedAt: now)
         actions.append(.updateNode(name: best.name, labels: [:], addTaints: [Self.disruptedTaint], removeTaints: []))
         actions.append(.event(.init(
             regarding: .node(best.name), reason: "Consolidating",
             message: "its \(moving) pod(s) fit on other nodes; draining, then terminating \(claim.instanceType) ($\(claim.pricePerHour)/h)")))
+    }
+
+    /// Whether the node's pods could all move to other existing nodes (non-notebook GPU pods, none
+    /// do-not-disrupt or terminating).
+    private func consolidatable(_ claim: NodeClaim, node name: String, index: ClusterIndex) -> Bool {
+        guard !claim.dedicated, claim.initializedAt != nil, claim.nominated.isEmpty, draining[name] == nil,
+            let node = index.nodes[name], !node.doNotDisrupt
+        else { return false }
+        let pods = index.podsOnNode[name, default: []].filter(\.occupies)
+        guard pods.contains(where: \.requestsGPU), !pods.contains(where: { $0.doNotDisrupt || $0.requirements.isNotebook || $0.terminating }) else {
+            return false
+        }
+        let plan = scheduler.solve(pending: pods.map(\.requirements), nodes: nodeStates(index: index, excluding: name).nodes)
+        return plan.nodes.isEmpty && plan.unschedulable.isEmpty
+    }
+
+    /// Records whether `watch` holds now; true once it has held for `emptyAfter` without a break.
+    private mutating func held(_ watch: Watch, _ holds: Bool, now: Date) -> Bool {
+        guard holds else {
+            since[watch] = nil
+            return false
+        }
+        let start = since[watch] ?? now
+        since[watch] = start
+        return now.timeIntervalSince(start) >= config.emptyAfter.seconds
     }
 
     // MARK: - Reporting
@@ -609,13 +623,6 @@ public struct ProvisionerCore: Sendable {
         reported[key] = text
         actions.append(.event(.init(regarding: object, type: type, reason: reason, message: message)))
     }
-}
-
-/// What the decision code needs from the webhook's configuration: which extended resource the
-/// GPUs are (the catalog's), kept separate so that BerthProvisioner does not read webhook config.
-public struct WebhookConfigView: Sendable {
-    public var gpuResource: String
-    public init(gpuResource: String = "nvidia.com/gpu") { self.gpuResource = gpuResource }
 }
 
 /// Lookups built once per round.
