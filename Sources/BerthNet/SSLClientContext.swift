@@ -51,7 +51,7 @@ final class SSLClientContext: @unchecked Sendable {
         } else {
             SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
             if let pem = configuration.trustedCAPEM {
-                let certificates = try PEM.certificates(pem, what: "certificate-authority")
+                let certificates = try SSLContext.readCertificates(pem: pem, file: "certificate-authority")
                 defer { certificates.forEach { X509_free($0) } }
                 guard let store = SSL_CTX_get_cert_store(ctx) else { throw OpenSSLErrorQueue.error("SSL_CTX_get_cert_store") }
                 for certificate in certificates where X509_STORE_add_cert(store, certificate) != 1 {
@@ -63,20 +63,10 @@ final class SSLClientContext: @unchecked Sendable {
         }
         switch (configuration.clientCertificatePEM, configuration.clientKeyPEM) {
         case let (certificatePEM?, keyPEM?):
-            var certificates = try PEM.certificates(certificatePEM, what: "client-certificate")
-            let leaf = certificates.removeFirst()
-            defer { X509_free(leaf) }
-            guard SSL_CTX_use_certificate(ctx, leaf) == 1 else {
-                certificates.forEach { X509_free($0) }
-                throw .certificate(file: "client-certificate", reason: "certificate rejected", queue: OpenSSLErrorQueue.drain())
-            }
-            for (index, intermediate) in certificates.enumerated() where berth_SSL_CTX_add0_chain_cert(ctx, intermediate) != 1 {
-                certificates[(index + 1)...].forEach { X509_free($0) }
-                throw .certificate(file: "client-certificate", reason: "chain certificate rejected", queue: OpenSSLErrorQueue.drain())
-            }
-            let key = try PEM.privateKey(keyPEM, what: "client-key")
-            defer { EVP_PKEY_free(key) }
-            guard SSL_CTX_use_PrivateKey(ctx, key) == 1, SSL_CTX_check_private_key(ctx) == 1 else {
+            // The server's loading, shared: the leaf, its chain, the key.
+            try SSLContext.useCertificateChain(ctx, pem: certificatePEM, file: "client-certificate")
+            try SSLContext.usePrivateKey(ctx, pem: keyPEM, file: "client-key", certificateFile: "client-certificate")
+            guard SSL_CTX_check_private_key(ctx) == 1 else {
                 throw .certificate(file: "client-key", reason: "private key does not match the client certificate", queue: OpenSSLErrorQueue.drain())
             }
         case (nil, nil):
@@ -87,38 +77,4 @@ final class SSLClientContext: @unchecked Sendable {
     }
 
     deinit { SSL_CTX_free(pointer) }
-}
-
-/// PEM decoding into OpenSSL objects; the caller frees what is returned.
-enum PEM {
-    static func certificates(_ pem: [UInt8], what: String) throws(NetError) -> [OpaquePointer] {
-        let result: Result<[OpaquePointer], NetError> = pem.withUnsafeBytes { raw in
-            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else {
-                return .failure(OpenSSLErrorQueue.error("BIO_new_mem_buf"))
-            }
-            defer { BIO_free(bio) }
-            var certificates: [OpaquePointer] = []
-            while let next = PEM_read_bio_X509(bio, nil, nil, nil) { certificates.append(next) }
-            OpenSSLErrorQueue.clear()  // the loop ends with "no start line", which is expected
-            if certificates.isEmpty {
-                return .failure(.certificate(file: what, reason: "no PEM certificate found", queue: []))
-            }
-            return .success(certificates)
-        }
-        return try result.get()
-    }
-
-    static func privateKey(_ pem: [UInt8], what: String) throws(NetError) -> OpaquePointer {
-        let result: Result<OpaquePointer, NetError> = pem.withUnsafeBytes { raw in
-            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else {
-                return .failure(OpenSSLErrorQueue.error("BIO_new_mem_buf"))
-            }
-            defer { BIO_free(bio) }
-            guard let key = PEM_read_bio_PrivateKey(bio, nil, nil, nil) else {
-                return .failure(.certificate(file: what, reason: "no PEM private key found", queue: OpenSSLErrorQueue.drain()))
-            }
-            return .success(key)
-        }
-        return try result.get()
-    }
 }

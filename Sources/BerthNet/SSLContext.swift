@@ -54,7 +54,7 @@ final class SSLContext: @unchecked Sendable {
 
     deinit { SSL_CTX_free(pointer) }
 
-    private static func readCertificates(pem: [UInt8], file: String) throws(NetError) -> [OpaquePointer] {
+    static func readCertificates(pem: [UInt8], file: String) throws(NetError) -> [OpaquePointer] {
         let result: Result<[OpaquePointer], NetError> = pem.withUnsafeBytes { raw in
             guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else {
                 return .failure(OpenSSLErrorQueue.error("BIO_new_mem_buf"))
@@ -72,7 +72,7 @@ final class SSLContext: @unchecked Sendable {
         return try result.get()
     }
 
-    private static func useCertificateChain(_ ctx: OpaquePointer, pem: [UInt8], file: String) throws(NetError) {
+    static func useCertificateChain(_ ctx: OpaquePointer, pem: [UInt8], file: String) throws(NetError) {
         var certificates = try readCertificates(pem: pem, file: file)
         let leaf = certificates.removeFirst()
         defer { X509_free(leaf) }  // SSL_CTX_use_certificate takes its own reference
@@ -88,7 +88,7 @@ final class SSLContext: @unchecked Sendable {
         }
     }
 
-    private static func usePrivateKey(_ ctx: OpaquePointer, pem: [UInt8], file: String, certificateFile: String) throws(NetError) {
+    static func usePrivateKey(_ ctx: OpaquePointer, pem: [UInt8], file: String, certificateFile: String) throws(NetError) {
         let result: Result<Void, NetError> = pem.withUnsafeBytes { raw in
             guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else {
                 return .failure(OpenSSLErrorQueue.error("BIO_new_mem_buf"))
