@@ -67,10 +67,8 @@ public final class EC2Cloud: CloudProvider {
     // MARK: CloudProvider
 
     public func create(_ request: LaunchRequest) async throws(CloudError) -> CloudInstance {
-        if request.launchID.isEmpty { throw .invalidRequest("launch id is empty") }
-        if request.candidates.isEmpty { throw .invalidRequest("launch \(request.launchID): no candidate instance types") }
-        let attempts = request.candidates.flatMap { type in type.offerings.filter(\.available).map { (type: type, offering: $0) } }
-        if attempts.isEmpty { throw .invalidRequest("launch \(request.launchID): every candidate offering is marked unavailable") }
+        try request.validate()
+        let attempts = request.attempts
 
         // A retry after a lost answer: the instance is already there, tagged with the launch id.
         if let existing = try await instances(tagged: CloudTag.launchID, request.launchID, operation: "create", states: nil).first {

@@ -38,12 +38,12 @@ public struct LaunchRequest: Sendable, Equatable {
     public var cluster: String? { tags[CloudTag.cluster] }
 
     /// Every (type, offering) pair to try, in order, unavailable offerings left out.
-    var attempts: [(type: InstanceType, offering: Offering)] {
+    public var attempts: [(type: InstanceType, offering: Offering)] {
         candidates.flatMap { type in type.offerings.filter(\.available).map { (type, $0) } }
     }
 
     /// The checks every cloud makes before launching anything.
-    func validate() throws(CloudError) {
+    public func validate() throws(CloudError) {
         if launchID.isEmpty { throw .invalidRequest("launch id is empty") }
         if candidates.isEmpty { throw .invalidRequest("launch \(launchID): no candidate instance types") }
         if attempts.isEmpty { throw .invalidRequest("launch \(launchID): every candidate offering is marked unavailable") }
