@@ -139,7 +139,7 @@ let package = Package(
         .target(
             name: "BerthController",
             dependencies: [
-                "BerthProvisioner", "BerthKube", "BerthKubeSim", "BerthAdmission", "BerthScheduling", "BerthModel",
+                "BerthProvisioner", "BerthKube", "BerthKubeSim", "BerthNet", "BerthAdmission", "BerthScheduling", "BerthModel",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings

@@ -25,18 +25,10 @@ final class AWSHTTP: Sendable {
     func send(action: String, method: String, target: String, headers: [(String, String)], body: [UInt8] = []) async throws(AWSError) -> HTTPClientResponse {
         let request = HTTPClientRequest(method: method, target: target, headers: HTTPHeaders(headers), body: body)
         let client = self.client
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPClientResponse, NetError>, Never>) in
-            DispatchQueue.global().async {
-                do throws(NetError) {
-                    continuation.resume(returning: .success(try client.execute(request)))
-                } catch {
-                    continuation.resume(returning: .failure(error))
-                }
-            }
-        }
-        switch result {
-        case .success(let response): return response
-        case .failure(let error): throw .transport(action: action, endpoint: endpoint.description, reason: error.description)
+        do throws(NetError) {
+            return try await Offload.run { () throws(NetError) -> HTTPClientResponse in try client.execute(request) }
+        } catch {
+            throw .transport(action: action, endpoint: endpoint.description, reason: error.description)
         }
     }
 }

@@ -1,6 +1,7 @@
 import BerthAdmission
 import BerthKube
 import BerthModel
+import BerthNet
 import BerthProvisioner
 import BerthScheduling
 import Foundation
@@ -215,7 +216,7 @@ public final class KubeCluster: ClusterPort {
     // MARK: Acting
 
     public func updateNode(name: String, labels: [String: String], addTaints: [Taint], removeTaints: [Taint]) async throws {
-        try await Blocking.run { [client] () throws(KubeError) -> Void in
+        try await Offload.run { [client] () throws(KubeError) -> Void in
             try client.modify(.nodes, name: name) { (node: inout JSON) throws(KubeError) -> Void in
                 guard case .object(var top) = node else { throw KubeError.decoding(what: "Node \(name)", detail: "not an object") }
                 var metadata = top["metadata"]?.objectValue ?? JSONObject()
@@ -241,7 +242,7 @@ public final class KubeCluster: ClusterPort {
         let parts = pod.split(separator: "/", maxSplits: 1).map(String.init)
         guard parts.count == 2 else { return .evictionFailed(pod: pod, message: "not a namespace/name key") }
         do {
-            try await Blocking.run { [client] () throws(KubeError) -> Void in try client.evict(namespace: parts[0], name: parts[1]) }
+            try await Offload.run { [client] () throws(KubeError) -> Void in try client.evict(namespace: parts[0], name: parts[1]) }
             return .evicted(pod: pod)
         } catch let error as KubeError where error.isNotFound {
             return .evicted(pod: pod)
@@ -255,7 +256,7 @@ public final class KubeCluster: ClusterPort {
 
     public func deleteNode(name: String) async throws {
         do {
-            try await Blocking.run { [client] () throws(KubeError) -> Void in _ = try client.delete(.nodes, name: name) }
+            try await Offload.run { [client] () throws(KubeError) -> Void in _ = try client.delete(.nodes, name: name) }
         } catch let error as KubeError where error.isNotFound {
             return
         }
@@ -269,7 +270,7 @@ public final class KubeCluster: ClusterPort {
         }
         guard let object else { return }  // gone already: the log line stays
         do {
-            try await Blocking.run { [client, identity] () throws(KubeError) -> Void in
+            try await Offload.run { [client, identity] () throws(KubeError) -> Void in
                 _ = try client.recordEvent(
                     regarding: object, type: event.type, reason: event.reason, action: Self.action(for: event.reason), note: event.message,
                     reportingInstance: identity)
@@ -284,20 +285,6 @@ public final class KubeCluster: ClusterPort {
         case "Nominated", "FailedProvisioning": "Provisioning"
         case "Disrupting", "DisruptionBlocked": "Disrupting"
         default: "Reconciling"
-        }
-    }
-}
-
-/// Runs blocking work (the Kubernetes client's synchronous calls) on a thread of its own, so the
-/// Swift concurrency pool's few threads are never held by I/O.
-enum Blocking {
-    static func run<T: Sendable, E: Error>(_ body: @escaping @Sendable () throws(E) -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
-            }
-            thread.stackSize = 1 << 20
-            thread.start()
         }
     }
 }
