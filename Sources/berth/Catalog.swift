@@ -120,12 +120,13 @@ struct Catalog: ParsableCommand {
     }
 }
 
-/// Runs async work to completion from the synchronous command (the CLI's commands are not async).
-func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws(AWSError) -> T) throws(AWSError) -> T {
-    let result = Mutex<Result<T, AWSError>?>(nil)
+/// Runs async work to completion from the synchronous command (the CLI's commands are not async);
+/// typed errors pass through.
+func blocking<T: Sendable, E: Error>(_ body: @escaping @Sendable () async throws(E) -> T) throws(E) -> T {
+    let result = Mutex<Result<T, E>?>(nil)
     let done = DispatchSemaphore(value: 0)
     Task {
-        do throws(AWSError) {
+        do throws(E) {
             let value = try await body()
             result.withLock { $0 = .success(value) }
         } catch {
@@ -135,6 +136,17 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws(AWSError)
     }
     done.wait()
     return try result.withLock { $0 }!.get()
+}
+
+/// `blocking` for untyped work, its error as one CLI line.
+func blockingCLI<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    do {
+        return try blocking(body)
+    } catch let error as CLIError {
+        throw error
+    } catch {
+        throw CLIError(message: "\(error)")
+    }
 }
 
 /// Left-aligned columns separated by two spaces, like kubectl's tables.

@@ -94,9 +94,9 @@ struct ManifestOptions: ParsableArguments {
     var displayName: String { ManifestFile.name(file) }
 
     /// The config, then the mutator the webhook would use with it.
-    func mutator() throws -> (settings: BerthConfig, mutator: ManifestMutator) {
-        let settings = try ConfigFile.load(config)
-        return (settings, ManifestMutator(policy: MutationPolicy(config: settings.webhook), defaultNamespace: namespace))
+    func mutator() throws -> (settings: BerthConfig, provisioner: ProvisionerConfig, mutator: ManifestMutator) {
+        let (settings, provisioner) = try ConfigFile.load(config)
+        return (settings, provisioner, ManifestMutator(policy: MutationPolicy(config: settings.webhook), defaultNamespace: namespace))
     }
 
     func documents() throws -> [YAMLDocument] { try ManifestFile.read(file) }
@@ -142,8 +142,10 @@ enum ManifestFile {
 }
 
 enum ConfigFile {
-    static func load(_ path: String?) throws -> BerthConfig {
-        guard let path else { return BerthConfig() }
+    /// The config file, both sections read strictly once (defaults without a file): every command
+    /// refuses a bad provisioner section, even one that does not use it.
+    static func load(_ path: String?) throws -> (berth: BerthConfig, provisioner: ProvisionerConfig) {
+        guard let path else { return (BerthConfig(), ProvisionerConfig()) }
         let text = try ManifestFile.readText(path)
         let config: BerthConfig
         do {
@@ -151,17 +153,11 @@ enum ConfigFile {
         } catch {
             throw CLIError(message: "config \(error)")
         }
-        _ = try provisioner(config, source: path)  // every command refuses a bad provisioner section
-        return config
-    }
-
-    /// The `provisioner:` section, strictly read (defaults without one).
-    static func provisioner(_ config: BerthConfig, source: String?) throws -> ProvisionerConfig {
-        guard let section = config.provisioner else { return ProvisionerConfig() }
+        guard let section = config.provisioner else { return (config, ProvisionerConfig()) }
         do {
-            return try ProvisionerConfig(config: section, path: "provisioner")
+            return (config, try ProvisionerConfig(config: section, path: "provisioner"))
         } catch {
-            throw CLIError(message: "config \(source ?? "<defaults>"): \(error)")
+            throw CLIError(message: "config \(path): \(error)")
         }
     }
 }

@@ -32,11 +32,9 @@ struct Plan: ParsableCommand {
     @Option(name: .customLong("catalog"), help: ArgumentHelp("Instance types laid over the built-in catalog: a file in `berth catalog -o json`'s shape.", valueName: "file"))
     var catalogFile: String?
 
-
     func run() throws {
         try failing {
-            let (settings, mutator) = try input.mutator()
-            let provisioner = try ConfigFile.provisioner(settings, source: input.config)
+            let (settings, provisioner, mutator) = try input.mutator()
             var ids: [String] = []
             var pending: [PodRequirements] = []
             var pendingSlot: [Int] = []

@@ -145,8 +145,7 @@ struct Serve: ParsableCommand {
         let logger = Logger(label: "berth")
         try failing {
             guard webhook || provisioner else { throw CLIError(message: "nothing to run: --webhook=false and --provisioner=false") }
-            let settings = try ConfigFile.load(config)
-            let provisionerConfig = try ConfigFile.provisioner(settings, source: config)
+            let (settings, provisionerConfig) = try ConfigFile.load(config)
             let metrics = WebhookMetrics()
 
             // The webhook, or the metrics port alone.
@@ -283,7 +282,7 @@ struct Serve: ParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let chain = AWSCredentialChain(environment: environment)
         do {
-            let region = environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"] ?? ((try? chain.region()) ?? nil)
+            let region = (try? chain.region()) ?? nil  // AWS_REGION, AWS_DEFAULT_REGION, then the profile's
             let configuration = try EC2CloudConfiguration(config: config.aws, path: "provisioner.aws", defaultRegion: region)
             if configuration.launchTemplate == nil {
                 throw CLIError(message: "serve: config provisioner.aws.launchTemplate is required to launch instances (name, id or managed)")

@@ -90,18 +90,12 @@ struct Simulate: ParsableCommand {
             }
             var berthConfig: (webhook: WebhookConfig, provisioner: ProvisionerConfig)?
             if let config {
-                let settings = try ConfigFile.load(config)
-                berthConfig = (settings.webhook, try ConfigFile.provisioner(settings, source: config))
+                let (settings, provisioner) = try ConfigFile.load(config)
+                berthConfig = (settings.webhook, provisioner)
             }
             let path = trace ?? "-"
-            let source = path == "-" ? "<stdin>" : path
-            let data: Data
-            if path == "-" {
-                data = FileHandle.standardInput.readDataToEndOfFile()
-            } else {
-                do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw CLIError(message: "\(path): cannot read: \(error.localizedDescription)") }
-            }
-            guard let text = String(data: data, encoding: .utf8) else { throw CLIError(message: "\(source): not UTF-8 text") }
+            let source = ManifestFile.name(path)
+            let text = try ManifestFile.readText(path)
             let parsed: Trace
             do { parsed = try Trace.parse(csv: text, source: source) } catch { throw CLIError(message: "\(error)") }
 
@@ -119,7 +113,7 @@ struct Simulate: ParsableCommand {
             let days = max(1, Int((parsed.horizon / 86_400).rounded(.up)))
             let settings = options
             let progress = Mutex<(policy: PolicyName?, start: Double, printed: Double)>((nil, 0, 0))
-            let report = try Self.blocking {
+            let report = try blockingCLI {
                 try await Simulator.run(trace: parsed, policies: policies, options: settings) { policy, time in
                     // At most one line a second: virtual days done and the rate, per policy.
                     guard !quiet else { return }
@@ -143,24 +137,6 @@ struct Simulate: ParsableCommand {
                 do { try Data(report.svg().utf8).write(to: URL(fileURLWithPath: plot)) } catch { throw CLIError(message: "\(plot): cannot write: \(error.localizedDescription)") }
             }
             Terminal.write(output == .json ? report.json() : report.table())
-        }
-    }
-
-    /// Runs the async simulation from this synchronous command (the simulated cloud is an actor).
-    static func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-        let result = Mutex<Result<T, any Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            let outcome: Result<T, any Error>
-            do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
-            result.withLock { $0 = outcome }
-            done.signal()
-        }
-        done.wait()
-        switch result.withLock({ $0 }) {
-        case let .success(value): return value
-        case let .failure(error): throw CLIError(message: "\(error)")
-        case nil: throw CLIError(message: "the simulation did not finish")
         }
     }
 }
