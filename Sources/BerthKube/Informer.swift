@@ -252,8 +252,8 @@ public final class Informer: Sendable {
 
     /// Exponential backoff that `stop()` interrupts.
     private func sleep(_ failures: Int) {
-        let initial = Double(backoff.initial.components.seconds) + Double(backoff.initial.components.attoseconds) / 1e18
-        let cap = Double(backoff.cap.components.seconds) + Double(backoff.cap.components.attoseconds) / 1e18
+        let initial = backoff.initial.seconds
+        let cap = backoff.cap.seconds
         let seconds = min(cap, initial * pow(2, Double(max(0, failures - 1))))
         _ = wake.wait(timeout: .now() + seconds)
     }

@@ -287,7 +287,7 @@ public final class KubeClient: Sendable {
             // client-go (rest.Request.checkWait): 429 and 5xx are retried when the server sends Retry-After.
             let retryable = (response.status == 429 && retryTooManyRequests) || (response.status >= 500 && response.status != 501)
             if retryable, attempt < configuration.maxAttempts, let after = response.headers["Retry-After"], let seconds = Double(after.trimmingCharacters(in: .whitespaces)) {
-                let cap = Double(configuration.maxRetryWait.components.seconds)
+                let cap = configuration.maxRetryWait.seconds
                 let wait = min(max(seconds, 0), cap)
                 logger.debug("server asked to retry", metadata: ["path": "\(path)", "status": "\(response.status)", "wait": "\(wait)"])
                 Thread.sleep(forTimeInterval: wait)

@@ -184,7 +184,7 @@ public final class LeaderElector: Sendable {
     private var isStopped: Bool { control.withLock { $0.stopped } }
 
     private func pause(_ duration: Duration) {
-        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        let seconds = duration.seconds
         _ = wake.wait(timeout: .now() + seconds)
     }
 

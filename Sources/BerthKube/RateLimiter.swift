@@ -24,7 +24,7 @@ public final class RateLimiter: Sendable {
         guard qps > 0 else { return .zero }
         return state.withLock { state in
             let elapsed = now - state.last
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.seconds
             if seconds > 0 {
                 state.tokens = min(Double(burst), state.tokens + seconds * qps)
                 state.last = now
@@ -37,6 +37,6 @@ public final class RateLimiter: Sendable {
     /// Blocks until a token is available.
     public func acquire() {
         let wait = reserve()
-        if wait > .zero { Thread.sleep(forTimeInterval: Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18) }
+        if wait > .zero { Thread.sleep(forTimeInterval: wait.seconds) }
     }
 }

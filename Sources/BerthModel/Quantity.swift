@@ -157,3 +157,11 @@ public struct QuantityError: Error, Equatable, CustomStringConvertible {
 
     public var description: String { "invalid quantity \"\(value)\": \(reason)" }
 }
+
+extension Duration {
+    /// The duration in seconds, as a `TimeInterval` holds it.
+    public var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) * 1e-18
+    }
+}

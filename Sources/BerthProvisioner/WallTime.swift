@@ -1,3 +1,4 @@
+import BerthModel
 import Foundation
 
 /// Reads a `Clock` as wall-clock dates. Clouds and Kubernetes speak in dates (launch times,
@@ -33,10 +34,3 @@ public struct WallTime<C: Clock<Duration>>: Sendable {
     }
 }
 
-extension Duration {
-    /// The duration in seconds, as `TimeInterval` does it.
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) * 1e-18
-    }
-}

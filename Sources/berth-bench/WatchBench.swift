@@ -38,7 +38,7 @@ func benchWatch(root: URL) throws {
         var rates: [Double] = []
         for _ in 0..<7 {
             let elapsed = try clock.measure { for line in lines { sink &+= try view(line) } }
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.seconds
             rates.append(Double(lines.count) / seconds)
         }
         let rate = median(rates)
