@@ -57,6 +57,9 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
     private var records: [Record] = []
     private var indexByProviderID: [String: Int] = [:]
     private var indexByLaunchID: [String: Int] = [:]
+    /// Record indices of the instances not terminated, in launch order: `list` reads these, not the
+    /// whole history (a month of simulation launches thousands).
+    private var live: [Int] = []
     private var outages: [CapacityOutage]
 
     /// The logger is silent unless given: the simulation passes its timeline logger.
@@ -86,6 +89,7 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
         for (index, record) in snapshot.records.enumerated() {
             indexByProviderID[record.instance.providerID] = index
             indexByLaunchID[record.instance.launchID] = index
+            if record.terminatedAt == nil { live.append(index) }
         }
     }
 
@@ -135,6 +139,7 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
         let index = try liveIndex(of: providerID)
         records[index].terminatedAt = now
         records[index].instance.state = .terminated
+        live.removeAll { $0 == index }
         logger.info("terminated \(records[index].instance.instanceType)", metadata: ["providerID": "\(providerID)"])
     }
 
@@ -144,7 +149,7 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
 
     public func list(clusterTag: String) async throws(CloudError) -> [CloudInstance] {
         let now = self.now
-        return records.filter { $0.instance.cluster == clusterTag && $0.state(at: now) != .terminated }.map { current($0) }
+        return live.lazy.map { self.records[$0] }.filter { $0.instance.cluster == clusterTag && $0.state(at: now) != .terminated }.map { self.current($0) }
     }
 
     // MARK: The simulation's side
@@ -206,6 +211,7 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
     private func insert(_ record: Record) {
         indexByProviderID[record.instance.providerID] = records.count
         indexByLaunchID[record.instance.launchID] = records.count
+        live.append(records.count)
         records.append(record)
     }
 

@@ -215,7 +215,7 @@ public struct PodConstraints: Sendable, Hashable {
     }
 
     /// Whether a node with these labels (looked up through `label`) satisfies selector and affinity.
-    func matches(_ label: (String) -> String?) -> Bool {
+    public func matches(_ label: (String) -> String?) -> Bool {
         for requirement in nodeSelector where !requirement.matches(value: label(requirement.key)) { return false }
         if requiredTerms.isEmpty { return true }
         for term in requiredTerms where term.allSatisfy({ $0.matches(value: label($0.key)) }) { return true }

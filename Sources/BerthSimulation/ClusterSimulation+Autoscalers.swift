@@ -118,8 +118,8 @@ extension ClusterSimulation {
                 let boot = try await cloud.boot(of: instance.providerID)
                 addNode(
                     type: boot.instanceType, zone: boot.zone, price: instance.pricePerHour, launchID: request.launchID, providerID: instance.providerID,
-                    labels: boot.labels, taints: boot.taints, readyAt: Self.seconds(boot.readyAt.offset),
-                    gpusAt: boot.gpusAt.map { Self.seconds($0.offset) } ?? .infinity)
+                    labels: boot.labels, taints: boot.taints, readyAt: boot.readyAt.offset.seconds,
+                    gpusAt: boot.gpusAt.map { $0.offset.seconds } ?? .infinity)
             } catch {
                 metrics.warnings["FailedScaleUp", default: 0] += 1
             }

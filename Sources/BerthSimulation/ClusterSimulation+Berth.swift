@@ -13,11 +13,6 @@ final class BerthRuntime {
     let epoch = SimulatedCloudConfiguration.defaultEpoch
     var nodeByLaunch: [String: Int] = [:]
     var nodeByProviderID: [String: Int] = [:]
-    /// The instances launched and not terminated, with their Ready time: what `list` returns.
-    /// `SimulatedCloud.list` filters every record ever launched (O(history): 90 % of a 30-day
-    /// run), so only the first listing asks it; later ones are read from here, oldest first.
-    var liveInstances: [(instance: CloudInstance, readyAt: Double)] = []
-    var listedOnce = false
     var poked = false
     var listDue = false
     var wakeAt: Double?
@@ -61,16 +56,7 @@ extension ClusterSimulation {
         }
         var instances: [CloudInstance]?
         if list {
-            if runtime.listedOnce {
-                instances = runtime.liveInstances.map { entry in
-                    var instance = entry.instance
-                    instance.state = entry.readyAt <= now ? .running : .pending
-                    return instance
-                }
-            } else {
-                instances = try? await runtime.cloud.list(clusterTag: runtime.core.config.clusterName)
-                runtime.listedOnce = instances != nil
-            }
+            instances = try? await runtime.cloud.list(clusterTag: runtime.core.config.clusterName)
         }
         let actions = runtime.core.reconcile(ClusterSnapshot(pods: podSnapshots, nodes: nodeSnapshots, cloudInstances: instances), now: date)
         for action in actions { await carryOut(action, runtime: runtime, date: date) }
@@ -93,9 +79,8 @@ extension ClusterSimulation {
                 runtime.core.record(.launched(launchID: request.launchID, instance), now: date)
                 guard runtime.nodeByLaunch[request.launchID] == nil else { return }
                 let boot = try await runtime.cloud.boot(of: instance.providerID)
-                let readyAt = Self.seconds(boot.readyAt.offset)
-                runtime.liveInstances.append((instance, readyAt))
-                let gpusAt = boot.gpusAt.map { Self.seconds($0.offset) } ?? .infinity
+                let readyAt = boot.readyAt.offset.seconds
+                let gpusAt = boot.gpusAt.map { $0.offset.seconds } ?? .infinity
                 let id = addNode(
                     type: boot.instanceType, zone: boot.zone, price: instance.pricePerHour, launchID: request.launchID,
                     providerID: instance.providerID, labels: boot.labels, taints: boot.taints, readyAt: readyAt, gpusAt: gpusAt)
@@ -107,7 +92,6 @@ extension ClusterSimulation {
         case let .terminate(providerID, _, _):
             do {
                 try await runtime.cloud.delete(providerID: providerID)
-                runtime.liveInstances.removeAll { $0.instance.providerID == providerID }
                 if let id = runtime.nodeByProviderID[providerID] { terminate(id) }
                 runtime.core.record(.terminated(providerID: providerID), now: date)
             } catch {

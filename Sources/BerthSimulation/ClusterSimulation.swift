@@ -298,9 +298,7 @@ final class ClusterSimulation {
         guard requests.fits(in: free) else { return false }
         let constraints = requirements.constraints
         if !taints.isEmpty && constraints.tolerates(taints) != nil { return false }
-        for requirement in constraints.nodeSelector where !requirement.matches(value: labels[requirement.key]) { return false }
-        if constraints.requiredTerms.isEmpty { return true }
-        return constraints.requiredTerms.contains { term in term.allSatisfy { $0.matches(value: labels[$0.key]) } }
+        return constraints.matches { labels[$0] }
     }
 
     /// kube-scheduler's NodeResourcesFit `LeastAllocated` score (0–100): for CPU and memory,
@@ -438,9 +436,6 @@ final class ClusterSimulation {
         }
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
-    }
 
     static func uniform(_ range: ClosedRange<Double>, _ random: inout SeededGenerator) -> Double {
         range.upperBound > range.lowerBound ? Double.random(in: range, using: &random) : range.lowerBound

@@ -1,3 +1,4 @@
+import BerthModel
 import Foundation
 
 extension SimulationReport {
@@ -51,36 +52,38 @@ extension SimulationReport {
 
     // MARK: JSON
 
-    /// The issue's keys (an interface), then more.
+    /// The issue's keys (an interface), then more; written by `JSONWriter`, so every string is
+    /// escaped.
     public func json() -> String {
-        func number(_ value: Double) -> String {
-            guard value.isFinite else { return "null" }
-            return Self.fixed(value, 4)
+        func number(_ value: Double) -> JSON { value.isFinite ? .number(Self.fixed(value, 4)) : .null }
+        func count(_ value: Int) -> JSON { .number(String(value)) }
+        func percentiles(_ value: Percentiles) -> JSON {
+            .object(JSONObject([.init(key: "p50", value: number(value.p50)), .init(key: "p95", value: number(value.p95)), .init(key: "max", value: number(value.max))]))
         }
-        func percentiles(_ value: Percentiles) -> String {
-            "{\"p50\":\(number(value.p50)),\"p95\":\(number(value.p95)),\"max\":\(number(value.max))}"
+        func map<V>(_ dictionary: [String: V], _ value: (V) -> JSON) -> JSON {
+            .object(JSONObject(dictionary.keys.sorted().map { JSONObject.Member(key: $0, value: value(dictionary[$0]!)) }))
         }
-        var text = "{\"trace\":{\"pods\":\(pods),\"gpuPods\":\(gpuPods),\"gpuHours\":\(number(gpuHours))},\"policies\":["
-        text += policies.map { result in
-            var fields = [
-                "\"policy\":\"\(result.policy.rawValue)\"", "\"costUSD\":\(number(result.costUSD))", "\"lowerBoundUSD\":\(number(result.lowerBoundUSD))",
-                "\"costRatio\":\(number(result.costRatio))", "\"gpuNodeHours\":\(number(result.gpuNodeHours))",
-                "\"idleGpuNodeHours\":\(number(result.idleGpuNodeHours))", "\"squattedGpuNodeHours\":\(number(result.squattedGpuNodeHours))",
-                "\"timeToRunningSeconds\":\(percentiles(result.timeToRunning))", "\"unscheduledPods\":\(result.unscheduledPods)",
-                "\"nodesLaunched\":\(result.nodesLaunched)",
+        let results: [JSON] = policies.map { result in
+            let fields: [(String, JSON)] = [
+                ("policy", .string(result.policy.rawValue)), ("costUSD", number(result.costUSD)), ("lowerBoundUSD", number(result.lowerBoundUSD)),
+                ("costRatio", number(result.costRatio)), ("gpuNodeHours", number(result.gpuNodeHours)),
+                ("idleGpuNodeHours", number(result.idleGpuNodeHours)), ("squattedGpuNodeHours", number(result.squattedGpuNodeHours)),
+                ("timeToRunningSeconds", percentiles(result.timeToRunning)), ("unscheduledPods", count(result.unscheduledPods)),
+                ("nodesLaunched", count(result.nodesLaunched)),
+                ("ownDelaySeconds", percentiles(result.ownDelay)), ("unscheduledGpuPods", count(result.unscheduledGPUPods)),
+                ("evictions", count(result.evictions)), ("cpuNodesLaunched", count(result.cpuNodesLaunched)),
+                ("cpuNodeCostUSD", number(result.cpuNodeCostUSD)), ("simulatedSeconds", number(result.simulatedSeconds)),
+                ("provisionerRounds", count(result.provisionerRounds)),
+                ("costByInstanceTypeUSD", map(result.costByInstanceType) { number($0) }),
+                ("warnings", map(result.warnings) { count($0) }),
+                ("verdict", .string(verdict(result))),
             ]
-            fields += [
-                "\"ownDelaySeconds\":\(percentiles(result.ownDelay))", "\"unscheduledGpuPods\":\(result.unscheduledGPUPods)",
-                "\"evictions\":\(result.evictions)", "\"cpuNodesLaunched\":\(result.cpuNodesLaunched)",
-                "\"cpuNodeCostUSD\":\(number(result.cpuNodeCostUSD))", "\"simulatedSeconds\":\(number(result.simulatedSeconds))",
-                "\"provisionerRounds\":\(result.provisionerRounds)",
-                "\"costByInstanceTypeUSD\":{" + result.costByInstanceType.keys.sorted().map { "\"\($0)\":\(number(result.costByInstanceType[$0] ?? 0))" }.joined(separator: ",") + "}",
-                "\"warnings\":{" + result.warnings.keys.sorted().map { "\"\($0)\":\(result.warnings[$0] ?? 0)" }.joined(separator: ",") + "}",
-                "\"verdict\":\"\(verdict(result).replacingOccurrences(of: "\"", with: "'"))\"",
-            ]
-            return "{" + fields.joined(separator: ",") + "}"
-        }.joined(separator: ",")
-        return text + "]}\n"
+            return .object(JSONObject(fields.map { JSONObject.Member(key: $0.0, value: $0.1) }))
+        }
+        let trace: JSON = .object(JSONObject([
+            .init(key: "pods", value: count(pods)), .init(key: "gpuPods", value: count(gpuPods)), .init(key: "gpuHours", value: number(gpuHours)),
+        ]))
+        return JSONWriter.string(.object(JSONObject([.init(key: "trace", value: trace), .init(key: "policies", value: .array(results))]))) + "\n"
     }
 
     // MARK: Helpers
