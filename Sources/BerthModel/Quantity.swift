@@ -159,8 +159,8 @@ public struct QuantityError: Error, Equatable, CustomStringConvertible {
 }
 
 extension Duration {
-    /// The duration in seconds, as a `TimeInterval` holds it.
-    public var seconds: Double {
+    /// The duration in seconds, as a `TimeInterval` holds it (inlinable: control loops call it often).
+    @inlinable public var seconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) * 1e-18
     }

@@ -149,7 +149,11 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
 
     public func list(clusterTag: String) async throws(CloudError) -> [CloudInstance] {
         let now = self.now
-        return live.lazy.map { self.records[$0] }.filter { $0.instance.cluster == clusterTag && $0.state(at: now) != .terminated }.map { self.current($0) }
+        var result: [CloudInstance] = []
+        for index in live where records[index].instance.cluster == clusterTag && records[index].state(at: now) != .terminated {
+            result.append(current(records[index]))
+        }
+        return result
     }
 
     // MARK: The simulation's side

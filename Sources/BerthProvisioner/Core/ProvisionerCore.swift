@@ -306,12 +306,14 @@ public struct ProvisionerCore: Sendable {
         // when kube-scheduler has had `nominationGrace` to bind it there and has not (another pod
         // took the room): the pod is planned again instead of waiting for that pod to finish.
         let overdue = claim.initializedAt.map { now.timeIntervalSince($0) >= Self.nominationGrace.seconds } ?? false
-        let before = claim.nominated.count
         claim.nominated = claim.nominated.filter { entry in
-            guard let pod = index.pods[entry.key] else { return false }
-            return pod.nodeName.isEmpty && !pod.terminating && !pod.finished && !(overdue && pod.unschedulable)
+            guard let pod = index.pods[entry.key], pod.nodeName.isEmpty, !pod.terminating, !pod.finished else { return false }
+            if overdue && pod.unschedulable {
+                retrySoon = true  // still pending: plan it again now
+                return false
+            }
+            return true
         }
-        if overdue && claim.nominated.count < before { retrySoon = true }
         // Initialisation: Ready, and every GPU allocatable.
         if claim.initializedAt == nil && !claim.gpuWarned {
             let gpus = catalog[claim.instanceType]?.gpuCount ?? 0
