@@ -135,7 +135,7 @@ public struct MutationPolicy: Sendable {
         if WebhookConfig.systemNamespaces.contains(namespace) || config.exemptNamespaces.contains(namespace) {
             return "namespace \(namespace) is exempt"
         }
-        if isDaemonSetTemplate || view.ownerKinds.contains("DaemonSet") { return "owned by a DaemonSet" }
+        if isDaemonSetTemplate || view.ownedByDaemonSet { return "owned by a DaemonSet" }
         if view.annotation("kubernetes.io/config.mirror") != nil { return "mirror pod" }
         if let node = view.nodeName, !node.isEmpty { return "already bound to node \(node)" }
         if view.annotation(config.skipAnnotation) == "true" { return "annotated \(config.skipAnnotation)=true" }
@@ -145,7 +145,9 @@ public struct MutationPolicy: Sendable {
     func gpuResources<Node>(of view: PodView<Node>) throws(PodShapeError) -> [String] {
         var found: [String] = []
         try view.forEachResourceName { name in
-            if !found.contains(name), config.gpuResources.contains(where: { $0.matches(name) }) { found.append(name) }
+            guard config.gpuResources.contains(where: { $0.matches(utf8: name) }) else { return }
+            let string = String(decoding: name, as: UTF8.self)
+            if !found.contains(string) { found.append(string) }
         }
         return found
     }

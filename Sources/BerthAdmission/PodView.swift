@@ -12,7 +12,7 @@ final class PodView<Node: JSONReadable> {
     /// Read on demand: a pod's annotations can be large (last-applied-configuration) and the
     /// policy asks for five keys at most.
     let annotationsNode: Node?
-    let ownerKinds: [String]
+    let ownedByDaemonSet: Bool
     let namespace: String?
     let nodeName: String?
     /// The pod's tolerations, checked to be objects; read field by field when matched against
@@ -21,8 +21,8 @@ final class PodView<Node: JSONReadable> {
 
     init(_ pod: Node, base: JSONPointer) throws(PodShapeError) {
         self.base = base
-        let prefix = base.tokens.joined(separator: ".")
-        func field(_ name: String) -> String { prefix.isEmpty ? name : "\(prefix).\(name)" }
+        // Field names are made only for an error.
+        func field(_ name: String) -> String { base.tokens.isEmpty ? name : "\(base.tokens.joined(separator: ".")).\(name)" }
 
         let metadata: Node?
         switch pod["metadata"] {
@@ -39,7 +39,7 @@ final class PodView<Node: JSONReadable> {
         default: annotationsNode = nil
         }
         namespace = metadata?["namespace"]?.stringValue
-        ownerKinds = (metadata?["ownerReferences"]?.arrayElements ?? []).compactMap { $0["kind"]?.stringValue }
+        ownedByDaemonSet = metadata?["ownerReferences"]?.arrayElements?.contains { $0["kind"]?.stringEquals("DaemonSet") ?? false } ?? false
 
         guard let spec = pod["spec"], !spec.isNull else { throw PodShapeError(field: field("spec"), message: "is missing") }
         guard spec.isObject else { throw PodShapeError(field: field("spec"), message: "expected an object, found \(spec.typeName)") }
@@ -107,8 +107,9 @@ final class PodView<Node: JSONReadable> {
     private static var resourceParts: [String] { PodViewConstants.resourceParts }
 
     /// Every resource name in any container's or init container's limits or requests:
-    /// calls `body` with each resource name, in order (repeats included), without gathering them.
-    func forEachResourceName(_ body: (String) -> Void) throws(PodShapeError) {
+    /// calls `body` with each resource name's bytes, in order (repeats included), without
+    /// gathering them or making Strings (most are cpu and memory, which the policy drops).
+    func forEachResourceName(_ body: (UnsafeBufferPointer<UInt8>) -> Void) throws(PodShapeError) {
         for listName in Self.containerLists {
             let containers: [Node]
             if let value = spec[listName], !value.isNull {
@@ -133,7 +134,7 @@ final class PodView<Node: JSONReadable> {
                     guard quantities.isObject else {
                         throw PodShapeError(field: "\(at()).resources.\(part)", message: "expected an object, found \(quantities.typeName)")
                     }
-                    quantities.forEachMember { name, _ in body(name) }
+                    quantities.forEachMemberName(body)
                 }
             }
         }

@@ -253,6 +253,24 @@ public struct JSONCursor: Sendable {
         }
     }
 
+    public func forEachMemberName(_ body: (_ name: UnsafeBufferPointer<UInt8>) -> Void) {
+        let container = node
+        guard container.kind == .object else { return }
+        tape.bytes.withUnsafeBufferPointer { bytes in
+            var child = index + 1
+            while child < Int(container.next) {
+                let keyNode = tape.nodes[child]
+                if keyNode.flag {
+                    var name = Self.decode(tape, keyNode)
+                    name.withUTF8 { body($0) }
+                } else {
+                    body(UnsafeBufferPointer(rebasing: bytes[Int(keyNode.start)..<Int(keyNode.end)]))
+                }
+                child = Int(tape.nodes[child + 1].next)
+            }
+        }
+    }
+
     public var objectMembers: [(key: String, value: JSONCursor)]? {
         let container = node
         guard container.kind == .object else { return nil }
@@ -299,6 +317,8 @@ public protocol JSONReadable {
     subscript(key: String) -> Self? { get }
     /// Every member of an object, in order (nothing for other values): one pass, no array.
     func forEachMember(_ body: (_ key: String, _ value: Self) -> Void)
+    /// Every member name of an object as UTF-8 bytes (escapes decoded), without making Strings.
+    func forEachMemberName(_ body: (_ name: UnsafeBufferPointer<UInt8>) -> Void)
     var stringValue: String? { get }
     /// Whether this is a string equal to `text`, without making a String of it.
     func stringEquals(_ text: String) -> Bool
@@ -341,6 +361,13 @@ extension JSON: JSONReadable {
     public func forEachMember(_ body: (_ key: String, _ value: JSON) -> Void) {
         guard case let .object(object) = self else { return }
         for member in object.members { body(member.key, member.value) }
+    }
+    public func forEachMemberName(_ body: (_ name: UnsafeBufferPointer<UInt8>) -> Void) {
+        guard case let .object(object) = self else { return }
+        for member in object.members {
+            var key = member.key
+            key.withUTF8 { body($0) }
+        }
     }
 }
 

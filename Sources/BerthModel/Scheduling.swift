@@ -184,30 +184,37 @@ public struct ResourcePattern: Sendable, Equatable, CustomStringConvertible {
 
     public func matches(_ name: String) -> Bool {
         var name = name
-        return name.withUTF8 { bytes in
-            // Lengths first: most resource names (cpu, memory, ...) differ from the pattern in length.
-            guard parts.count > 1 else { return bytes.count == parts[0].count && bytes.elementsEqual(parts[0]) }
-            let first = parts[0], last = parts[parts.count - 1]
-            guard bytes.count >= first.count + last.count,
-                bytes.prefix(first.count).elementsEqual(first),
-                bytes.suffix(last.count).elementsEqual(last)
-            else { return false }
-            // Middle parts, in order, each after the previous one, within what first/last left.
-            var position = first.count
-            let limit = bytes.count - last.count
-            for part in parts.dropFirst().dropLast() where !part.isEmpty {
-                var found = false
-                while position + part.count <= limit {
-                    if bytes[position..<(position + part.count)].elementsEqual(part) {
-                        position += part.count
-                        found = true
-                        break
-                    }
-                    position += 1
-                }
-                if !found { return false }
-            }
-            return true
+        return name.withUTF8 { matches(utf8: $0) }
+    }
+
+    /// The same match over a name's UTF-8 bytes (read straight from a document). Compared with
+    /// `bytesEqual` over the parts' storage: the generic `elementsEqual` on prefix/suffix
+    /// slices cost ~300 instructions per resource name of every pod.
+    public func matches(utf8 bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        // Lengths first: most resource names (cpu, memory, ...) differ from the pattern in length.
+        guard parts.count > 1 else {
+            return bytes.count == parts[0].count && parts[0].withUnsafeBufferPointer { bytesEqual($0, bytes, at: 0) }
         }
+        let first = parts[0], last = parts[parts.count - 1]
+        guard bytes.count >= first.count + last.count,
+            first.withUnsafeBufferPointer({ bytesEqual($0, bytes, at: 0) }),
+            last.withUnsafeBufferPointer({ bytesEqual($0, bytes, at: bytes.count - last.count) })
+        else { return false }
+        // Middle parts, in order, each after the previous one, within what first/last left.
+        var position = first.count
+        let limit = bytes.count - last.count
+        for part in parts.dropFirst().dropLast() where !part.isEmpty {
+            var found = false
+            while position + part.count <= limit {
+                if part.withUnsafeBufferPointer({ bytesEqual($0, UnsafeBufferPointer(rebasing: bytes[..<limit]), at: position) }) {
+                    position += part.count
+                    found = true
+                    break
+                }
+                position += 1
+            }
+            if !found { return false }
+        }
+        return true
     }
 }

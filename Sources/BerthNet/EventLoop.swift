@@ -147,6 +147,10 @@ final class EventLoop: @unchecked Sendable {
                 logger.critical("epoll_wait failed", metadata: ["error": "\(NetError.syscall("epoll_wait", errno: errno))"])
                 break
             }
+            // In three passes over the ready connections: every read, then every answer, then
+            // every write. Per connection in turn, the kernel's send path (which on loopback also
+            // runs the receiver's TCP stack) evicted the responder's code and data between requests.
+            readyBatch.removeAll(keepingCapacity: true)
             for i in 0..<Int(count) {
                 let event = events[i]
                 let data = event.data.u64
@@ -157,8 +161,18 @@ final class EventLoop: @unchecked Sendable {
                     acceptConnections()
                 } else if fd >= 0, Int(fd) < connections.count, let connection = connections[Int(fd)],
                           connection.generation == UInt32(truncatingIfNeeded: data >> 32) {
-                    handle(connection, events: event.events)
+                    if let progressed = handleInput(connection, events: event.events) {
+                        readyBatch.append((connection, progressed, false))
+                    }
                 }
+            }
+            for index in readyBatch.indices where isOpen(readyBatch[index].connection) {
+                readyBatch[index].completed = process(readyBatch[index].connection)
+            }
+            for (connection, progressed, completed) in readyBatch where isOpen(connection) {
+                var wrote = progressed
+                guard flush(connection, progressed: &wrote) else { continue }
+                finishEvent(connection, completedRequest: completed, wroteBytes: wrote)
             }
             if !pendingReads.isEmpty {
                 let again = pendingReads
@@ -329,13 +343,30 @@ final class EventLoop: @unchecked Sendable {
 
     // MARK: - Connection events
 
+    private var readyBatch: [(connection: Connection, progressed: Bool, completed: Bool)] = []
+
+    private func isOpen(_ connection: Connection) -> Bool {
+        Int(connection.fd) < connections.count && connections[Int(connection.fd)] === connection
+    }
+
     private func handle(_ connection: Connection, events: UInt32) {
+        guard let progressed = handleInput(connection, events: events) else { return }
+        let completed = process(connection)
+        var wrote = progressed
+        guard flush(connection, progressed: &wrote) else { return }
+        finishEvent(connection, completedRequest: completed, wroteBytes: wrote)
+    }
+
+    /// Handshake, pending output and reading. Returns nil when the event is fully handled
+    /// (or the connection closed); otherwise whether output was written, and the connection's
+    /// parsed requests are ready for `process`.
+    private func handleInput(_ connection: Connection, events: UInt32) -> Bool? {
         if connection.lingering {
             drainLingering(connection)
-            return
+            return nil
         }
         if connection.handshaking {
-            guard let tls = connection.tls else { return }
+            guard let tls = connection.tls else { return nil }
             switch tls.handshake() {
             case .bytes:
                 connection.handshaking = false
@@ -345,34 +376,32 @@ final class EventLoop: @unchecked Sendable {
                 armIdle(connection)
             case .wantRead:
                 setInterest(connection, EPOLLIN.rawValue)
-                return
+                return nil
             case .wantWrite:
                 setInterest(connection, EPOLLIN.rawValue | EPOLLOUT.rawValue)
-                return
+                return nil
             case .closed:
                 // A TCP connect-and-close (probes, load balancers) is not a failed handshake.
                 logger.debug("peer closed before the TLS handshake completed", metadata: ["fd": "\(connection.fd)"])
                 closeConnection(connection)
-                return
+                return nil
             case .failed(let error):
                 handshakeFailed(connection, reason: "\(error)")
-                return
+                return nil
             }
         }
         var progressed = false
         if connection.outputPending {
-            guard flush(connection, progressed: &progressed) else { return }
+            guard flush(connection, progressed: &progressed) else { return nil }
             if connection.outputPending {
                 finishEvent(connection, completedRequest: false, wroteBytes: progressed)
-                return
+                return nil
             }
         }
         if !connection.closeAfterWrite && !connection.peerClosed {
-            guard readAvailable(connection) else { return }
+            guard readAvailable(connection) else { return nil }
         }
-        let completed = process(connection)
-        guard flush(connection, progressed: &progressed) else { return }
-        finishEvent(connection, completedRequest: completed, wroteBytes: progressed)
+        return progressed
     }
 
     private func handshakeFailed(_ connection: Connection, reason: String) {
