@@ -90,7 +90,7 @@ public struct AdmissionReviewHandler: Sendable {
         } catch {
             return .badRequest("request.object: \(error)", uid: uid)
         }
-        let patch = mutation.patch.isEmpty ? nil : mutation.patch.serialized()
+        let patch = mutation.patch.isEmpty ? nil : mutation.patch
         // The outcome reports what was decided; the patch itself goes into the body. Dropped
         // before the mutation is stored, so it is moved, not copied.
         mutation.patch = JSONPatch()
@@ -99,40 +99,69 @@ public struct AdmissionReviewHandler: Sendable {
         return outcome
     }
 
-    static func response(apiVersion: String, uid: String, patch: [UInt8]?, mutation: Mutation?) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(256 + (patch?.count ?? 0) * 4 / 3)
-        out.append(ascii: #"{"apiVersion":"#)
-        JSONWriter.writeString(apiVersion, into: &out)
-        out.append(ascii: #","kind":"AdmissionReview","response":{"uid":"#)
-        JSONWriter.writeString(uid, into: &out)
-        out.append(ascii: #","allowed":true"#)
-        if let patch {
-            out.append(ascii: #","patchType":"JSONPatch","patch":""#)
-            Base64.encode(patch, into: &out)
-            out.append(UInt8(ascii: "\""))
-        }
-        if let mutation, !mutation.warnings.isEmpty {
-            out.append(ascii: #","warnings":["#)
-            for (index, warning) in mutation.warnings.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                JSONWriter.writeString(warning, into: &out)
+    /// Written into one allocation sized beforehand, the patch through a scratch buffer straight
+    /// into base64: no array for the patch, no growing of the body (z2jh-gpu-notebook review:
+    /// `JSONPatch.serialized()` and this went from ~19.9k instructions to ~5.1k, half of it base64).
+    static func response(apiVersion: String, uid: String, patch: JSONPatch?, mutation: Mutation?) -> [UInt8] {
+        let opening: StaticString = #"{"apiVersion":"#
+        let kindKey: StaticString = #","kind":"AdmissionReview","response":{"uid":"#
+        let allowed: StaticString = #","allowed":true"#
+        let patchKey: StaticString = #","patchType":"JSONPatch","patch":""#
+        let warningsKey: StaticString = #","warnings":["#
+        let classKey: StaticString = #","auditAnnotations":{"class":""#
+        let mutationsKey: StaticString = #"","mutations":""#
+        let closing: StaticString = "}}"
+        let patchCount = patch?.serializedCount ?? 0
+        let podClass = mutation?.podClass?.rawValue ?? "exempt"
+        // An upper bound: strings are counted as if every byte needed `\u00XX`.
+        var capacity = opening.utf8CodeUnitCount + JSONWriter.stringBound(apiVersion) + kindKey.utf8CodeUnitCount
+            + JSONWriter.stringBound(uid) + allowed.utf8CodeUnitCount + patchKey.utf8CodeUnitCount
+            + Base64.encodedCount(patchCount) + warningsKey.utf8CodeUnitCount + classKey.utf8CodeUnitCount
+            + podClass.utf8.count + mutationsKey.utf8CodeUnitCount + closing.utf8CodeUnitCount
+            + 4  // the patch's closing quote, the warnings' bracket, the annotations' `"}`
+        for warning in mutation?.warnings ?? [] { capacity += JSONWriter.stringBound(warning) + 1 }
+        for kind in mutation?.kinds ?? [] { capacity += kind.rawValue.utf8.count + 1 }
+        return [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
+            guard let start = buffer.baseAddress else { return }
+            var out = ByteCursor(start)
+            out.write(opening)
+            out.writeJSONString(apiVersion)
+            out.write(kindKey)
+            out.writeJSONString(uid)
+            out.write(allowed)
+            if let patch {
+                out.write(patchKey)
+                // On the stack for a patch of up to a kilobyte or so (the Swift runtime decides).
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: patchCount) { scratch in
+                    guard let scratchStart = scratch.baseAddress else { return }
+                    var patchCursor = ByteCursor(scratchStart)
+                    patch.write(to: &patchCursor)
+                    Base64.encode(UnsafeBufferPointer(start: scratchStart, count: patchCursor.count(from: scratchStart)), to: &out)
+                }
+                out.write(UInt8(ascii: "\""))
             }
-            out.append(UInt8(ascii: "]"))
-        }
-        if let mutation, patch != nil {
-            // Written directly: the class and mutation names are fixed ASCII words.
-            out.append(ascii: #","auditAnnotations":{"class":""#)
-            out.append(utf8: mutation.podClass?.rawValue ?? "exempt")
-            out.append(ascii: #"","mutations":""#)
-            for (index, kind) in mutation.kinds.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(utf8: kind.rawValue)
+            if let mutation, !mutation.warnings.isEmpty {
+                out.write(warningsKey)
+                for (index, warning) in mutation.warnings.enumerated() {
+                    if index > 0 { out.write(UInt8(ascii: ",")) }
+                    out.writeJSONString(warning)
+                }
+                out.write(UInt8(ascii: "]"))
             }
-            out.append(ascii: #""}"#)
+            if let mutation, patch != nil {
+                // Written directly: the class and mutation names are fixed ASCII words.
+                out.write(classKey)
+                out.write(utf8: podClass)
+                out.write(mutationsKey)
+                for (index, kind) in mutation.kinds.enumerated() {
+                    if index > 0 { out.write(UInt8(ascii: ",")) }
+                    out.write(utf8: kind.rawValue)
+                }
+                out.write(#""}"#)
+            }
+            out.write(closing)
+            initialized = out.count(from: start)
         }
-        out.append(ascii: "}}")
-        return out
     }
 }
 
@@ -150,42 +179,75 @@ extension AdmissionOutcome {
 public enum Base64 {
     private static let alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
-    public static func encode(_ bytes: [UInt8], into out: inout [UInt8]) {
-        let encodedCount = (bytes.count + 2) / 3 * 4
-        guard encodedCount > 0 else { return }
-        let start = out.count
-        out.append(contentsOf: repeatElement(0, count: encodedCount))
-        // Pointers advanced in place: with indices, every store re-read the buffer's base and
-        // checked the index arithmetic for overflow (45 instructions per 3 bytes, now ~20).
-        let table = alphabet.utf8Start
-        out.withUnsafeMutableBufferPointer { output in
-            bytes.withUnsafeBufferPointer { input in
-                guard var o = output.baseAddress.map({ $0 + start }), var i = input.baseAddress else { return }
-                let wholeEnd = i + input.count / 3 * 3
-                while i < wholeEnd {
-                    let chunk = UInt32(i[0]) << 16 | UInt32(i[1]) << 8 | UInt32(i[2])
-                    o[0] = table[Int(chunk >> 18)]
-                    o[1] = table[Int(chunk >> 12 & 63)]
-                    o[2] = table[Int(chunk >> 6 & 63)]
-                    o[3] = table[Int(chunk & 63)]
-                    i += 3
-                    o += 4
-                }
-                let rest = input.count % 3
-                if rest > 0 {
-                    let chunk = UInt32(i[0]) << 16 | (rest == 2 ? UInt32(i[1]) << 8 : 0)
-                    o[0] = table[Int(chunk >> 18)]
-                    o[1] = table[Int(chunk >> 12 & 63)]
-                    o[2] = rest == 2 ? table[Int(chunk >> 6 & 63)] : UInt8(ascii: "=")
-                    o[3] = UInt8(ascii: "=")
-                }
+    /// The two characters for each 12-bit value, the first in the low byte (8 KiB, built once):
+    /// two lookups per 3 bytes instead of four.
+    private static let pairs: [UInt16] = (0..<4096).map { value in
+        UInt16(alphabet.utf8Start[value >> 6]) | UInt16(alphabet.utf8Start[value & 63]) << 8
+    }
+
+    public static func encodedCount(_ count: Int) -> Int {
+        (count + 2) / 3 * 4
+    }
+
+    /// Writes `encodedCount(bytes.count)` bytes at the cursor. Six bytes in, eight out per step,
+    /// with one 8-byte load and one 8-byte store: the index-free 3-byte loop this replaces took
+    /// ~20 instructions per 3 bytes, this one ~13 (589 patch bytes: 2.6k instead of ~4k).
+    public static func encode(_ bytes: UnsafeBufferPointer<UInt8>, to cursor: inout ByteCursor) {
+        guard var input = bytes.baseAddress else { return }
+        let end = input + bytes.count
+        var output = UnsafeMutableRawPointer(cursor.position)
+        pairs.withUnsafeBufferPointer { table in
+            guard let pair = table.baseAddress else { return }
+            // Each load reads two bytes past the six it encodes, so it needs eight left. Two
+            // steps a turn: the loop's own counting was a fifth of the instructions.
+            while end - input >= 14 {
+                encodeSix(input, to: output, pair)
+                encodeSix(input + 6, to: output + 8, pair)
+                input += 12
+                output += 16
+            }
+            if end - input >= 8 {
+                encodeSix(input, to: output, pair)
+                input += 6
+                output += 8
+            }
+            while end - input >= 3 {
+                let chunk = UInt32(input[0]) << 16 | UInt32(input[1]) << 8 | UInt32(input[2])
+                let quad = UInt32(pair[Int(truncatingIfNeeded: chunk >> 12)]) | UInt32(pair[Int(truncatingIfNeeded: chunk & 0xFFF)]) << 16
+                output.storeBytes(of: quad.littleEndian, as: UInt32.self)
+                input += 3
+                output += 4
             }
         }
+        let rest = end - input
+        if rest > 0 {
+            let table = alphabet.utf8Start
+            let chunk = UInt32(input[0]) << 16 | (rest == 2 ? UInt32(input[1]) << 8 : 0)
+            output.storeBytes(of: table[Int(chunk >> 18)], as: UInt8.self)
+            output.storeBytes(of: table[Int(chunk >> 12 & 63)], toByteOffset: 1, as: UInt8.self)
+            output.storeBytes(of: rest == 2 ? table[Int(chunk >> 6 & 63)] : UInt8(ascii: "="), toByteOffset: 2, as: UInt8.self)
+            output.storeBytes(of: UInt8(ascii: "="), toByteOffset: 3, as: UInt8.self)
+            output += 4
+        }
+        cursor.position = output.assumingMemoryBound(to: UInt8.self)
+    }
+
+    @inline(__always)
+    private static func encodeSix(_ input: UnsafePointer<UInt8>, to output: UnsafeMutableRawPointer, _ pair: UnsafePointer<UInt16>) {
+        let word = UnsafeRawPointer(input).loadUnaligned(as: UInt64.self).bigEndian
+        let first = UInt64(pair[Int(truncatingIfNeeded: word >> 52)])
+            | UInt64(pair[Int(truncatingIfNeeded: word >> 40 & 0xFFF)]) << 16
+        let second = UInt64(pair[Int(truncatingIfNeeded: word >> 28 & 0xFFF)]) << 32
+            | UInt64(pair[Int(truncatingIfNeeded: word >> 16 & 0xFFF)]) << 48
+        output.storeBytes(of: (first | second).littleEndian, as: UInt64.self)
     }
 
     public static func encode(_ bytes: [UInt8]) -> String {
-        var out: [UInt8] = []
-        encode(bytes, into: &out)
-        return String(decoding: out, as: UTF8.self)
+        String(unsafeUninitializedCapacity: encodedCount(bytes.count)) { buffer in
+            guard let start = buffer.baseAddress else { return 0 }
+            var cursor = ByteCursor(start)
+            bytes.withUnsafeBufferPointer { encode($0, to: &cursor) }
+            return cursor.count(from: start)
+        }
     }
 }

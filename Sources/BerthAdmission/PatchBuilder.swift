@@ -16,13 +16,13 @@ struct PatchBuilder<Node: JSONReadable> {
     /// Returns whether anything was added.
     mutating func addTolerations(_ tolerations: [Toleration]) -> Bool {
         guard !tolerations.isEmpty else { return false }
-        // Whole paths at once: each `appending` is an allocation.
+        // Pointers from `PatchValues.paths`: each built one was an allocation or two, and
+        // escaping it again when the patch was written.
         if view.spec["tolerations"]?.isArray != true {
-            operations.append(.add(view.base.appending(contentsOf: ["spec", "tolerations"]), .array(tolerations.map(\.json))))
+            add(.add(values.paths.tolerations.under(view.base), .array(tolerations.map(\.json))))
         } else {
-            let path = view.base.appending(contentsOf: ["spec", "tolerations", "-"])
             for toleration in tolerations {
-                operations.append(.add(path, values.encoded(toleration)))
+                add(values.appendToleration(toleration, under: view.base))
             }
         }
         return true
@@ -42,29 +42,26 @@ struct PatchBuilder<Node: JSONReadable> {
         let requiredField = { nodeAffinityField() + ".requiredDuringSchedulingIgnoredDuringExecution" }
         let termsField = { requiredField() + ".nodeSelectorTerms" }
         guard let affinity = try object(view.spec["affinity"], field: affinityField()) else {
-            operations.append(.add(view.base.appending(contentsOf: ["spec", "affinity"]), levels.affinity))
+            add(.add(values.paths.affinity.under(view.base), levels.affinity))
             return requirements
         }
         guard let nodeAffinity = try object(affinity["nodeAffinity"], field: nodeAffinityField()) else {
-            operations.append(.add(view.base.appending(contentsOf: ["spec", "affinity", "nodeAffinity"]), levels.nodeAffinity))
+            add(.add(values.paths.nodeAffinity.under(view.base), levels.nodeAffinity))
             return requirements
         }
         guard let required = try object(nodeAffinity["requiredDuringSchedulingIgnoredDuringExecution"], field: requiredField()) else {
-            operations.append(.add(
-                view.base.appending(contentsOf: ["spec", "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution"]),
-                levels.required))
+            add(.add(values.paths.required.under(view.base), levels.required))
             return requirements
         }
-        let path = view.base.appending(
-            contentsOf: ["spec", "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms"])
         guard let terms = try list(required["nodeSelectorTerms"], field: termsField()) else {
-            operations.append(.add(path, levels.terms))
+            add(.add(values.paths.terms.under(view.base), levels.terms))
             return requirements
         }
         if terms.isEmpty {
-            operations.append(.add(path.appending("-"), levels.term))
+            add(.add(values.paths.termsEnd.under(view.base), levels.term))
             return requirements
         }
+        let path = view.base.appending(values.paths.terms.pointer)
         var added: [LabelRequirement] = []
         for (index, term) in terms.enumerated() {
             let termField = { "\(termsField())[\(index)]" }
@@ -77,13 +74,13 @@ struct PatchBuilder<Node: JSONReadable> {
             guard !missing.isEmpty else { continue }
             let termPath = path.appending(index).appending("matchExpressions")
             if termObject["matchExpressions"]?.isArray != true {
-                operations.append(missing.count == requirements.count
+                add(missing.count == requirements.count
                     ? .add(termPath, levels.expressions) : .add(termPath, .array(missing.map(\.json))))
             } else {
+                let termEnd = EncodedPointer(termPath.appending("-"))
                 for requirement in missing {
                     let position = requirements.firstIndex(of: requirement)
-                    operations.append(position.map { .add(termPath.appending("-"), levels.expression[$0]) }
-                        ?? .add(termPath.appending("-"), requirement.json))
+                    add(position.map { .add(termEnd, levels.expression[$0]) } ?? .add(termEnd, requirement.json))
                 }
             }
             for requirement in missing where !added.contains(requirement) { added.append(requirement) }
@@ -96,21 +93,30 @@ struct PatchBuilder<Node: JSONReadable> {
     }
 
     /// The operations, annotations last (they are gathered so a missing map is added once).
-    func patch() -> JSONPatch {
-        var all = operations
-        if !pendingAnnotations.isEmpty {
-            let map = JSON.object(JSONObject(pendingAnnotations.map { JSONObject.Member(key: $0.0, value: .string($0.1)) }))
-            if view.metadata == nil {
-                all.append(.add(view.base.appending("metadata"), ["annotations": map]))
-            } else if !(view.metadata?["annotations"]?.isObject ?? false) {
-                all.append(.add(view.base.appending(contentsOf: ["metadata", "annotations"]), map))
-            } else {
-                for (key, value) in pendingAnnotations {
-                    all.append(.add(view.base.appending(contentsOf: ["metadata", "annotations", key]), .string(value)))
-                }
+    /// Mutating so the operations are moved into the patch, not copied to grow.
+    mutating func patch() -> JSONPatch {
+        guard !pendingAnnotations.isEmpty else { return JSONPatch(operations) }
+        if view.metadata == nil {
+            add(.add(values.paths.metadata.under(view.base), ["annotations": annotationMap]))
+        } else if !(view.metadata?["annotations"]?.isObject ?? false) {
+            add(.add(values.paths.annotations.under(view.base), annotationMap))
+        } else {
+            for (key, value) in pendingAnnotations {
+                add(values.annotation(key, value, under: view.base))
             }
         }
-        return JSONPatch(all)
+        return JSONPatch(operations)
+    }
+
+    private var annotationMap: JSON {
+        .object(JSONObject(pendingAnnotations.map { JSONObject.Member(key: $0.0, value: .string($0.1)) }))
+    }
+
+    /// Room for a usual patch (tolerations, affinity, two annotations) from the first operation,
+    /// so the list is not grown again (a reallocation was ~400 instructions of `patch()`).
+    private mutating func add(_ operation: JSONPatchOperation) {
+        if operations.capacity == 0 { operations.reserveCapacity(6) }
+        operations.append(operation)
     }
 
     private func object(_ json: Node?, field: @autoclosure () -> String) throws(PodShapeError) -> Node? {

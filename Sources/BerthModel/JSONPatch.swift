@@ -122,17 +122,29 @@ public struct JSONPatchOperation: Sendable, Equatable {
     }
 
     public var op: Kind
-    public var path: JSONPointer
-    public var value: JSON?
-    /// `value` already written as JSON, when its producer keeps it so (the policy's values that
-    /// depend only on its config): `JSONPatch.serialized()` copies these bytes instead of
-    /// writing the value again. Not part of equality.
-    public var encodedValue: [UInt8]?
+    public var path: JSONPointer {
+        didSet { encodedPath = EncodedPointer.bytes(path) }
+    }
+    public var value: JSON? {
+        didSet { encodedValue = value.map { JSONWriter.bytes($0) } }
+    }
+    /// `path` as it is written between the quotes of `"path":"…"` (pointer-escaped, then
+    /// JSON-escaped), and `value` as compact JSON: kept with the operation from when it is made,
+    /// so `JSONPatch.serialized()` only copies bytes. The policy's operations take both from
+    /// values built once (`EncodedPointer`, `EncodedJSON`). Not part of equality.
+    public private(set) var encodedPath: [UInt8]
+    public private(set) var encodedValue: [UInt8]?
 
     public init(op: Kind, path: JSONPointer, value: JSON? = nil) {
+        self.init(op: op, path: EncodedPointer(path), value: value, encodedValue: value.map { JSONWriter.bytes($0) })
+    }
+
+    init(op: Kind, path: EncodedPointer, value: JSON?, encodedValue: [UInt8]?) {
         self.op = op
-        self.path = path
+        self.path = path.pointer
+        self.encodedPath = path.bytes
         self.value = value
+        self.encodedValue = encodedValue
     }
 
     public static func add(_ path: JSONPointer, _ value: JSON) -> JSONPatchOperation {
@@ -140,9 +152,15 @@ public struct JSONPatchOperation: Sendable, Equatable {
     }
 
     public static func add(_ path: JSONPointer, _ value: EncodedJSON) -> JSONPatchOperation {
-        var operation = JSONPatchOperation(op: .add, path: path, value: value.value)
-        operation.encodedValue = value.bytes
-        return operation
+        add(EncodedPointer(path), value)
+    }
+
+    public static func add(_ path: EncodedPointer, _ value: JSON) -> JSONPatchOperation {
+        JSONPatchOperation(op: .add, path: path, value: value, encodedValue: JSONWriter.bytes(value))
+    }
+
+    public static func add(_ path: EncodedPointer, _ value: EncodedJSON) -> JSONPatchOperation {
+        JSONPatchOperation(op: .add, path: path, value: value.value, encodedValue: value.bytes)
     }
 
     public static func == (lhs: JSONPatchOperation, rhs: JSONPatchOperation) -> Bool {
@@ -155,6 +173,65 @@ public struct JSONPatchOperation: Sendable, Equatable {
         object["path"] = .string(path.description)
         if let value { object["value"] = value }
         return .object(object)
+    }
+
+    /// `{"op":"…","path":"` with the quote that opens the path: one copy per operation.
+    private var opening: StaticString {
+        switch op {
+        case .add: #"{"op":"add","path":""#
+        case .remove: #"{"op":"remove","path":""#
+        case .replace: #"{"op":"replace","path":""#
+        case .test: #"{"op":"test","path":""#
+        }
+    }
+
+    private static var valueKey: StaticString { #"","value":"# }
+
+    /// The serialized operation's length.
+    var serializedCount: Int {
+        let valueCount = encodedValue.map { Self.valueKey.utf8CodeUnitCount + $0.count } ?? 1
+        return opening.utf8CodeUnitCount + encodedPath.count + valueCount + 1
+    }
+
+    func write(to cursor: inout ByteCursor) {
+        cursor.write(opening)
+        cursor.write(encodedPath)
+        if let encodedValue {
+            cursor.write(Self.valueKey)
+            cursor.write(encodedValue)
+        } else {
+            cursor.write(UInt8(ascii: "\""))
+        }
+        cursor.write(UInt8(ascii: "}"))
+    }
+}
+
+/// A pointer with its bytes as a patch's `"path"` string holds them, written once and reused.
+public struct EncodedPointer: Sendable {
+    public let pointer: JSONPointer
+    public let bytes: [UInt8]
+
+    public init(_ pointer: JSONPointer) {
+        self.pointer = pointer
+        self.bytes = Self.bytes(pointer)
+    }
+
+    public init(_ tokens: [String]) {
+        self.init(JSONPointer(tokens))
+    }
+
+    /// This pointer under `base`: itself when `base` is the root.
+    public func under(_ base: JSONPointer) -> EncodedPointer {
+        base.tokens.isEmpty ? self : EncodedPointer(base.appending(pointer))
+    }
+
+    static func bytes(_ pointer: JSONPointer) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for token in pointer.tokens {
+            bytes.append(UInt8(ascii: "/"))
+            JSONPointer.appendEscaped(token, to: &bytes, jsonString: true)
+        }
+        return bytes
     }
 }
 
@@ -180,33 +257,33 @@ public struct JSONPatch: Sendable, Equatable {
 
     public var json: JSON { .array(operations.map(\.json)) }
 
-    /// The compact wire form the AdmissionReview carries (before base64), written directly
-    /// (the same bytes as `JSONWriter.bytes(json)`, without building that tree first).
-    public func serialized() -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(128 * operations.count)
-        out.append(UInt8(ascii: "["))
-        for (index, operation) in operations.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(ascii: #"{"op":""#)
-            out.append(utf8: operation.op.rawValue)
-            out.append(ascii: #"","path":""#)
-            for token in operation.path.tokens {
-                out.append(UInt8(ascii: "/"))
-                JSONPointer.appendEscaped(token, to: &out, jsonString: true)
-            }
-            out.append(UInt8(ascii: "\""))
-            if let bytes = operation.encodedValue {
-                out.append(ascii: #","value":"#)
-                out.append(contentsOf: bytes)
-            } else if let value = operation.value {
-                out.append(ascii: #","value":"#)
-                JSONWriter.write(value, into: &out)
-            }
-            out.append(UInt8(ascii: "}"))
+    /// The length of `serialized()`, known before writing it (every operation keeps its bytes).
+    public var serializedCount: Int {
+        var count = 2 + max(operations.count - 1, 0)
+        for operation in operations { count += operation.serializedCount }
+        return count
+    }
+
+    /// Writes exactly `serializedCount` bytes: the AdmissionReview response writes the patch
+    /// through this into a scratch buffer it then base64-encodes, with no array of its own.
+    public func write(to cursor: inout ByteCursor) {
+        cursor.write(UInt8(ascii: "["))
+        for index in operations.indices {
+            if index > 0 { cursor.write(UInt8(ascii: ",")) }
+            operations[index].write(to: &cursor)
         }
-        out.append(UInt8(ascii: "]"))
-        return out
+        cursor.write(UInt8(ascii: "]"))
+    }
+
+    /// The compact wire form the AdmissionReview carries (before base64): the same bytes as
+    /// `JSONWriter.bytes(json)`, copied from the operations' bytes into one exact allocation.
+    public func serialized() -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: serializedCount) { buffer, initialized in
+            guard let start = buffer.baseAddress else { return }
+            var cursor = ByteCursor(start)
+            write(to: &cursor)
+            initialized = cursor.count(from: start)
+        }
     }
 
     /// Reads a patch document (a JSON array of operations).

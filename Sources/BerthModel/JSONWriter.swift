@@ -55,23 +55,14 @@ public enum JSONWriter {
         out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent * 2))
     }
 
-    private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
-
-    /// The escape sequence for a byte that may not appear raw inside a JSON string.
+    /// The escape sequence for a byte that may not appear raw inside a JSON string (rare: one
+    /// temporary on the stack is fine).
     static func appendEscape(for byte: UInt8, into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\\"))
-        switch byte {
-        case UInt8(ascii: "\""): out.append(UInt8(ascii: "\""))
-        case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\"))
-        case 0x0A: out.append(UInt8(ascii: "n"))
-        case 0x0D: out.append(UInt8(ascii: "r"))
-        case 0x09: out.append(UInt8(ascii: "t"))
-        case 0x08: out.append(UInt8(ascii: "b"))
-        case 0x0C: out.append(UInt8(ascii: "f"))
-        default:
-            out.append(contentsOf: "u00".utf8)
-            out.append(hex[Int(byte >> 4)])
-            out.append(hex[Int(byte & 0xF)])
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 6) { buffer in
+            guard let start = buffer.baseAddress else { return }
+            var cursor = ByteCursor(start)
+            cursor.writeEscape(for: byte)
+            out.append(contentsOf: UnsafeBufferPointer(start: start, count: cursor.count(from: start)))
         }
     }
 
@@ -93,19 +84,135 @@ public enum JSONWriter {
     }
 }
 
+/// A write position in a buffer sized beforehand (`Array(unsafeUninitializedCapacity:)`): each
+/// write is one copy. `Array.append(contentsOf:)` cost ~150 instructions a call in its capacity
+/// and uniqueness checks, a dozen calls per patch and again per response on the webhook's path.
+/// The caller guarantees the room; nothing here checks it.
+public struct ByteCursor {
+    /// Public so that a bulk writer (base64) can store through it and move it on.
+    public var position: UnsafeMutablePointer<UInt8>
+
+    @inlinable
+    public init(_ start: UnsafeMutablePointer<UInt8>) {
+        self.position = start
+    }
+
+    @inlinable
+    public mutating func write(_ byte: UInt8) {
+        position.initialize(to: byte)
+        position += 1
+    }
+
+    @inlinable
+    public mutating func write(_ literal: StaticString) {
+        write(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+    }
+
+    @inlinable
+    public mutating func write(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let source = bytes.baseAddress else { return }
+        position.initialize(from: source, count: bytes.count)
+        position += bytes.count
+    }
+
+    @inlinable
+    public mutating func write(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { write($0) }
+    }
+
+    /// A String's UTF-8 as it is (enum raw values and the like).
+    public mutating func write(utf8 text: String) {
+        // Read in place where it can be: `withUTF8` needs a mutable copy (a retain and a release).
+        if text.utf8.withContiguousStorageIfAvailable({ write($0) }) == nil {
+            for byte in text.utf8 { write(byte) }
+        }
+    }
+
+    /// Where the writing ended up, as a count from `start`.
+    @inlinable
+    public func count(from start: UnsafeMutablePointer<UInt8>) -> Int {
+        position - start
+    }
+
+    /// `text` as a JSON string, quotes included: at most `JSONWriter.stringBound(text)` bytes.
+    public mutating func writeJSONString(_ text: String) {
+        write(UInt8(ascii: "\""))
+        // In place, as in `write(utf8:)`.
+        if text.utf8.withContiguousStorageIfAvailable({ writeJSONStringContents($0) }) == nil {
+            var contiguous = text
+            contiguous.withUTF8 { writeJSONStringContents($0) }
+        }
+        write(UInt8(ascii: "\""))
+    }
+
+    private mutating func writeJSONStringContents(_ utf8: UnsafeBufferPointer<UInt8>) {
+        guard let base = utf8.baseAddress else { return }
+        var runStart = 0
+        var i = 0
+        // Eight bytes at a time while none needs escaping, which is the whole of a uid or an
+        // apiVersion: ~2 instructions a byte instead of ~7.
+        while utf8.count - i >= 8, !Self.needsEscape(UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)) {
+            i += 8
+        }
+        while i < utf8.count {
+            let byte = base[i]
+            i += 1
+            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+            write(UnsafeBufferPointer(start: base + runStart, count: i - 1 - runStart))
+            writeEscape(for: byte)
+            runStart = i
+        }
+        write(UnsafeBufferPointer(start: base + runStart, count: utf8.count - runStart))
+    }
+
+    /// Whether any of the eight bytes is a control, a quote or a backslash (the word-at-a-time tests of
+    /// "Bit Twiddling Hacks": a borrow can only flag a byte above one that really matches, so
+    /// the answer for the word is exact).
+    @inline(__always)
+    static func needsEscape(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let control = (word &- ones &* 0x20) & ~word
+        let quote = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
+        let backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
+        let hits = control | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)
+        return hits & highs != 0
+    }
+
+    /// `\"`, `\\`, the short forms of the common controls, `\u00XX` for the other controls.
+    mutating func writeEscape(for byte: UInt8) {
+        write(UInt8(ascii: "\\"))
+        switch byte {
+        case UInt8(ascii: "\""): write(UInt8(ascii: "\""))
+        case UInt8(ascii: "\\"): write(UInt8(ascii: "\\"))
+        case 0x0A: write(UInt8(ascii: "n"))
+        case 0x0D: write(UInt8(ascii: "r"))
+        case 0x09: write(UInt8(ascii: "t"))
+        case 0x08: write(UInt8(ascii: "b"))
+        case 0x0C: write(UInt8(ascii: "f"))
+        default:
+            let hex: StaticString = "0123456789abcdef"
+            write("u00")
+            write(hex.utf8Start[Int(byte >> 4)])
+            write(hex.utf8Start[Int(byte & 0xF)])
+        }
+    }
+}
+
+extension JSONWriter {
+    /// Room enough for `text` as a JSON string: every byte may become `\u00XX`, plus the quotes.
+    public static func stringBound(_ text: String) -> Int {
+        6 * text.utf8.count + 2
+    }
+}
+
 extension JSON: CustomStringConvertible {
     public var description: String { JSONWriter.string(self) }
 }
 
 extension Array where Element == UInt8 {
-    /// Appends a literal's bytes with one copy: `append(contentsOf: "…".utf8)` takes the generic
-    /// sequence path, ~170 instructions for a dozen bytes, a dozen times per patch.
-    @inlinable
-    public mutating func append(ascii literal: StaticString) {
-        append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
-    }
-
-    /// Appends a String's UTF-8 with one copy (enum raw values and the like), for the same reason.
+    /// Appends a String's UTF-8 with one copy (a number's text): `append(contentsOf: text.utf8)`
+    /// takes the generic sequence path, ~170 instructions for a dozen bytes.
     @inlinable
     public mutating func append(utf8 text: String) {
         var text = text
