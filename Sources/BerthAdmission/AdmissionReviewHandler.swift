@@ -123,7 +123,7 @@ public struct AdmissionReviewHandler: Sendable {
         for kind in mutation?.kinds ?? [] { capacity += kind.rawValue.utf8.count + 1 }
         return [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
             guard let start = buffer.baseAddress else { return }
-            var out = ByteCursor(start)
+            var out = ByteCursor(start, capacity: buffer.count)
             out.write(opening)
             out.writeJSONString(apiVersion)
             out.write(kindKey)
@@ -134,7 +134,7 @@ public struct AdmissionReviewHandler: Sendable {
                 // On the stack for a patch of up to a kilobyte or so (the Swift runtime decides).
                 withUnsafeTemporaryAllocation(of: UInt8.self, capacity: patchCount) { scratch in
                     guard let scratchStart = scratch.baseAddress else { return }
-                    var patchCursor = ByteCursor(scratchStart)
+                    var patchCursor = ByteCursor(scratchStart, capacity: scratch.count)
                     patch.write(to: &patchCursor)
                     Base64.encode(UnsafeBufferPointer(start: scratchStart, count: patchCursor.count(from: scratchStart)), to: &out)
                 }
@@ -195,7 +195,7 @@ public enum Base64 {
     public static func encode(_ bytes: UnsafeBufferPointer<UInt8>, to cursor: inout ByteCursor) {
         guard var input = bytes.baseAddress else { return }
         let end = input + bytes.count
-        var output = UnsafeMutableRawPointer(cursor.position)
+        var output = UnsafeMutableRawPointer(cursor.claim(encodedCount(bytes.count)))
         pairs.withUnsafeBufferPointer { table in
             guard let pair = table.baseAddress else { return }
             // Each load reads two bytes past the six it encodes, so it needs eight left. Two
@@ -227,9 +227,7 @@ public enum Base64 {
             output.storeBytes(of: table[Int(chunk >> 12 & 63)], toByteOffset: 1, as: UInt8.self)
             output.storeBytes(of: rest == 2 ? table[Int(chunk >> 6 & 63)] : UInt8(ascii: "="), toByteOffset: 2, as: UInt8.self)
             output.storeBytes(of: UInt8(ascii: "="), toByteOffset: 3, as: UInt8.self)
-            output += 4
         }
-        cursor.position = output.assumingMemoryBound(to: UInt8.self)
     }
 
     @inline(__always)
@@ -245,7 +243,7 @@ public enum Base64 {
     public static func encode(_ bytes: [UInt8]) -> String {
         String(unsafeUninitializedCapacity: encodedCount(bytes.count)) { buffer in
             guard let start = buffer.baseAddress else { return 0 }
-            var cursor = ByteCursor(start)
+            var cursor = ByteCursor(start, capacity: buffer.count)
             bytes.withUnsafeBufferPointer { encode($0, to: &cursor) }
             return cursor.count(from: start)
         }

@@ -280,7 +280,7 @@ public struct JSONPatch: Sendable, Equatable {
     public func serialized() -> [UInt8] {
         [UInt8](unsafeUninitializedCapacity: serializedCount) { buffer, initialized in
             guard let start = buffer.baseAddress else { return }
-            var cursor = ByteCursor(start)
+            var cursor = ByteCursor(start, capacity: buffer.count)
             write(to: &cursor)
             initialized = cursor.count(from: start)
         }

@@ -60,7 +60,7 @@ public enum JSONWriter {
     static func appendEscape(for byte: UInt8, into out: inout [UInt8]) {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 6) { buffer in
             guard let start = buffer.baseAddress else { return }
-            var cursor = ByteCursor(start)
+            var cursor = ByteCursor(start, capacity: buffer.count)
             cursor.writeEscape(for: byte)
             out.append(contentsOf: UnsafeBufferPointer(start: start, count: cursor.count(from: start)))
         }
@@ -87,20 +87,35 @@ public enum JSONWriter {
 /// A write position in a buffer sized beforehand (`Array(unsafeUninitializedCapacity:)`): each
 /// write is one copy. `Array.append(contentsOf:)` cost ~150 instructions a call in its capacity
 /// and uniqueness checks, a dozen calls per patch and again per response on the webhook's path.
-/// The caller guarantees the room; nothing here checks it.
+/// Every write checks the room left (one compare): a size computed too small traps instead of
+/// writing past the buffer.
 public struct ByteCursor {
-    /// Public so that a bulk writer (base64) can store through it and move it on.
-    public var position: UnsafeMutablePointer<UInt8>
+    /// Only this type moves it (inlinable writers need it visible to the optimiser).
+    @usableFromInline var current: UnsafeMutablePointer<UInt8>
+    public let end: UnsafeMutablePointer<UInt8>
+
+    public var position: UnsafeMutablePointer<UInt8> { current }
 
     @inlinable
-    public init(_ start: UnsafeMutablePointer<UInt8>) {
-        self.position = start
+    public init(_ start: UnsafeMutablePointer<UInt8>, capacity: Int) {
+        self.current = start
+        self.end = start + capacity
+    }
+
+    /// Room for `count` bytes that the caller stores itself (a bulk encoder): returns where they
+    /// start and moves past them.
+    @inlinable
+    public mutating func claim(_ count: Int) -> UnsafeMutablePointer<UInt8> {
+        precondition(count >= 0 && end - current >= count, "ByteCursor: buffer sized too small")
+        defer { current += count }
+        return current
     }
 
     @inlinable
     public mutating func write(_ byte: UInt8) {
-        position.initialize(to: byte)
-        position += 1
+        precondition(current < end, "ByteCursor: buffer sized too small")
+        current.initialize(to: byte)
+        current += 1
     }
 
     @inlinable
@@ -111,8 +126,7 @@ public struct ByteCursor {
     @inlinable
     public mutating func write(_ bytes: UnsafeBufferPointer<UInt8>) {
         guard let source = bytes.baseAddress else { return }
-        position.initialize(from: source, count: bytes.count)
-        position += bytes.count
+        claim(bytes.count).initialize(from: source, count: bytes.count)
     }
 
     @inlinable

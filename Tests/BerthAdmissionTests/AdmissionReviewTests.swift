@@ -88,7 +88,8 @@ import Testing
     }
 
     @Test func base64MatchesFoundation() {
-        for length in 0..<10 {
+        // Past 14 bytes: the encoder's two-steps-a-turn loop, its single step and its tail.
+        for length in 0..<64 {
             let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
             #expect(Base64.encode(bytes) == Data(bytes).base64EncodedString())
         }
@@ -107,6 +108,21 @@ import Testing
             let fromTape = try policy.mutation(for: tape.root, namespace: "ml")
             #expect(fromTape == tree, "\(name)")
             #expect(fromTape.patch.serialized() == JSONWriter.bytes(tree.patch.json), "\(name)")
+            #expect(fromTape.patch.serializedCount == fromTape.patch.serialized().count, "\(name)")
         }
+    }
+
+    /// Operations whose paths and values need escaping: the cached bytes and their sizes follow.
+    @Test func serializedPatchMatchesTheWriterWithEscapes() {
+        let patch = JSONPatch([
+            .add(JSONPointer(["metadata", "annotations", "a/b~c\"quoted\"\n"]), .string("tab\tand \u{1}")),
+            .add(JSONPointer(["spec", "tolerations", "-"]), ["key": "é", "operator": "Exists"]),
+            .add(JSONPointer([]), .null),
+        ])
+        #expect(patch.serialized() == JSONWriter.bytes(patch.json))
+        #expect(patch.serializedCount == patch.serialized().count)
+        var changed = patch
+        changed.operations[0].value = .string("other")
+        #expect(changed.serialized() == JSONWriter.bytes(changed.json))
     }
 }
