@@ -44,10 +44,14 @@ public struct MutationPolicy: Sendable {
     public let config: WebhookConfig
     /// Patch values that depend only on `config`, built once (see `PatchValues`).
     let values: PatchValues
+    /// No GPU resource name is shorter: most names a pod lists (cpu, memory) are refused by
+    /// length alone, before any pattern is tried.
+    let shortestGPUResourceName: Int
 
     public init(config: WebhookConfig = WebhookConfig()) {
         self.config = config
         self.values = PatchValues(config: config)
+        self.shortestGPUResourceName = config.gpuResources.map(\.minimumLength).min() ?? 0
     }
 
     /// - Parameters:
@@ -80,7 +84,7 @@ public struct MutationPolicy: Sendable {
             return mutation
         }
         mutation.gpuResources = try gpuResources(of: view)
-        let isNotebook = config.notebookSelectors.contains { $0.matches(view.labels) }
+        let isNotebook = config.notebookSelectors.contains { $0.matches(label: view.label) }
         let podClass: PodClass = mutation.gpuResources.isEmpty ? .other : (isNotebook ? .gpuNotebook : .gpu)
         mutation.podClass = podClass
 
@@ -145,7 +149,7 @@ public struct MutationPolicy: Sendable {
     func gpuResources<Node>(of view: PodView<Node>) throws(PodShapeError) -> [String] {
         var found: [String] = []
         try view.forEachResourceName { name in
-            guard config.gpuResources.contains(where: { $0.matches(utf8: name) }) else { return }
+            guard name.count >= shortestGPUResourceName, config.gpuResources.contains(where: { $0.matches(utf8: name) }) else { return }
             let string = String(decoding: name, as: UTF8.self)
             if !found.contains(string) { found.append(string) }
         }

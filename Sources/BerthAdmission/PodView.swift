@@ -8,7 +8,8 @@ final class PodView<Node: JSONReadable> {
     let base: JSONPointer
     let metadata: Node?
     let spec: Node
-    let labels: [String: String]
+    /// The labels object, checked to hold only strings; read by key (`label(_:)`).
+    let labelsNode: Node?
     /// Read on demand: a pod's annotations can be large (last-applied-configuration) and the
     /// policy asks for five keys at most.
     let annotationsNode: Node?
@@ -31,7 +32,7 @@ final class PodView<Node: JSONReadable> {
         default: metadata = nil
         }
         self.metadata = metadata
-        labels = try Self.stringMap(metadata?["labels"], field: field("metadata.labels"))
+        labelsNode = try Self.stringMap(metadata?["labels"], field: field("metadata.labels"))
         switch metadata?["annotations"] {
         case let value? where value.isObject: annotationsNode = value
         case let value? where !value.isNull:
@@ -82,25 +83,23 @@ final class PodView<Node: JSONReadable> {
 
     func field(_ name: String) -> String { fieldPrefix.isEmpty ? name : "\(fieldPrefix).\(name)" }
 
-    static func stringMap(_ json: Node?, field: @autoclosure () -> String) throws(PodShapeError) -> [String: String] {
-        guard let json, !json.isNull else { return [:] }
+    /// An object whose members are all strings, or nil when absent or null.
+    static func stringMap(_ json: Node?, field: @autoclosure () -> String) throws(PodShapeError) -> Node? {
+        guard let json, !json.isNull else { return nil }
         guard json.isObject else {
             throw PodShapeError(field: field(), message: "expected an object, found \(json.typeName)")
         }
-        // One pass over the members, no array of them first.
-        var map: [String: String] = [:]
+        // One pass over the members checking types; a String only for an error.
         var failure: PodShapeError?
         json.forEachMember { key, value in
-            guard failure == nil else { return }
-            guard let string = value.stringValue else {
-                failure = PodShapeError(field: "\(field()).\(key)", message: "expected a string, found \(value.typeName)")
-                return
-            }
-            map[key] = string
+            guard failure == nil, !value.isString else { return }
+            failure = PodShapeError(field: "\(field()).\(key)", message: "expected a string, found \(value.typeName)")
         }
         if let failure { throw failure }
-        return map
+        return json
     }
+
+    func label(_ key: String) -> String? { labelsNode?[key]?.stringValue }
 
     // Static: an array literal in the loop header is allocated on every call.
     private static var containerLists: [String] { PodViewConstants.containerLists }

@@ -163,8 +163,14 @@ public struct LabelSelector: Sendable, Equatable {
     }
 
     public func matches(_ labels: [String: String]) -> Bool {
-        for (key, value) in matchLabels where labels[key] != value { return false }
-        return matchExpressions.allSatisfy { $0.matches(labels) }
+        matches { labels[$0] }
+    }
+
+    /// With each label looked up on demand (a pod read from a document: no dictionary of its
+    /// labels is built for the one or two keys a selector names).
+    public func matches(label: (String) -> String?) -> Bool {
+        for (key, value) in matchLabels where label(key) != value { return false }
+        return matchExpressions.allSatisfy { $0.matches(value: label($0.key)) }
     }
 }
 
@@ -174,13 +180,18 @@ public struct LabelSelector: Sendable, Equatable {
 public struct ResourcePattern: Sendable, Equatable, CustomStringConvertible {
     public let pattern: String
     private let parts: [[UInt8]]
+    /// The shortest name that can match: every part without the stars. A name shorter than this
+    /// (cpu, memory) is refused with one compare.
+    public let minimumLength: Int
 
     public init(_ pattern: String) {
         self.pattern = pattern
         self.parts = pattern.utf8.split(separator: UInt8(ascii: "*"), omittingEmptySubsequences: false).map(Array.init)
+        self.minimumLength = parts.reduce(0) { $0 + $1.count }
     }
 
     public var description: String { pattern }
+
 
     public func matches(_ name: String) -> Bool {
         var name = name
@@ -191,6 +202,7 @@ public struct ResourcePattern: Sendable, Equatable, CustomStringConvertible {
     /// `bytesEqual` over the parts' storage: the generic `elementsEqual` on prefix/suffix
     /// slices cost ~300 instructions per resource name of every pod.
     public func matches(utf8 bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard bytes.count >= minimumLength else { return false }
         // Lengths first: most resource names (cpu, memory, ...) differ from the pattern in length.
         guard parts.count > 1 else {
             return bytes.count == parts[0].count && parts[0].withUnsafeBufferPointer { bytesEqual($0, bytes, at: 0) }
