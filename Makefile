@@ -81,7 +81,7 @@ bench-simulate: ## berth simulate (release): 14-day 40-user trace, all three pol
 	@echo "== $$(($$(wc -l < $(SIM)/trace-30d-250u.csv) - 1)) pods over 30 days (goal: 3 policies in < 30 s)"
 	@$(TIMED) .build/release/berth simulate $(SIM)/trace-30d-250u.csv --quiet
 
-bench-webhook: ## wrk against berth serve and, in the same run, nginx with a fixed answer (needs wrk, nginx).
+bench-webhook: ## wrk against berth serve and, alternating in the same run, nginx with a fixed answer: 3 rounds and their medians (needs wrk, nginx).
 	bash Tests/bench/webhook-bench.sh
 
 clean: ## Remove build products and the tool cache.
