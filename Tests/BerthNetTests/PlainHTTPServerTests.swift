@@ -30,6 +30,32 @@ import Testing
         }
     }
 
+    /// Requests on many connections become ready together and are read, answered and written in
+    /// passes over the whole epoll batch: every connection must get its own answers, in order,
+    /// including one that pipelines a second request and one that asks to close.
+    @Test func manyConnectionsReadyAtOnceEachGetTheirOwnAnswers() throws {
+        try withServer { _, port in
+            let clients = try (0..<24).map { _ in try RawClient(port: port) }
+            func body(_ index: Int) -> String { "b" + String(format: "%02d", index) }
+            for (index, client) in clients.enumerated() {
+                let connection = index == 7 ? "Connection: close\r\n" : ""
+                var request = "POST /c\(index) HTTP/1.1\r\nHost: x\r\n\(connection)Content-Length: 3\r\n\r\n\(body(index))"
+                if index == 5 { request += "GET /c5-second HTTP/1.1\r\nHost: x\r\n\r\n" }
+                client.send(request)
+            }
+            for (index, client) in clients.enumerated() {
+                let answer = switch index {
+                case 5: client.read(until: "X-Path: ", count: 2)
+                case 7: client.readToEnd()
+                default: client.read(until: body(index))
+                }
+                let paths = answer.components(separatedBy: "\r\n").filter { $0.hasPrefix("X-Path: ") }
+                #expect(paths == (index == 5 ? ["X-Path: /c5", "X-Path: /c5-second"] : ["X-Path: /c\(index)"]), "connection \(index)")
+                #expect(answer.contains(body(index)), "connection \(index)")
+            }
+        }
+    }
+
     struct ErrorCase: Sendable, CustomTestStringConvertible {
         var name: String
         var request: String
