@@ -25,11 +25,21 @@ public struct StaticCredentials: AWSCredentialProvider {
 /// Caches another provider's credentials: long-term keys for good, temporary ones until
 /// `refreshBefore` before they expire. A failed refresh keeps the old credentials while they are
 /// still valid (as the SDKs' advisory refresh does) and throws only once they have expired.
+/// One refresh at a time: callers that find the credentials stale while a refresh is under way
+/// wait for that one (parallel launches at expiry would otherwise each call STS or IMDS).
 public final class RefreshingCredentials: AWSCredentialProvider {
     public let source: any AWSCredentialProvider
     public let refreshBefore: TimeInterval
     private let now: @Sendable () -> Date
-    private let cached = Mutex<AWSCredentials?>(nil)
+
+    private struct State {
+        var credentials: AWSCredentials?
+        /// The refresh under way, shared by every caller that needs it.
+        var refresh: Task<Result<AWSCredentials, AWSError>, Never>?
+        /// Callers waiting for a refresh another caller started.
+        var waiting = 0
+    }
+    private let state = Mutex(State())
     private let fetches = Atomic<Int>(0)
 
     public init(_ source: any AWSCredentialProvider, refreshBefore: TimeInterval = 300, now: @escaping @Sendable () -> Date = { Date() }) {
@@ -41,27 +51,62 @@ public final class RefreshingCredentials: AWSCredentialProvider {
     public var name: String { source.name }
     /// How many times the source was asked (tests check caching with this).
     public var fetchCount: Int { fetches.load(ordering: .relaxed) }
+    /// How many callers are waiting for a refresh another caller started (tests check sharing with this).
+    public var waitingCount: Int { state.withLock { $0.waiting } }
+
+    private enum Step {
+        case cached(AWSCredentials)
+        case refresh(Task<Result<AWSCredentials, AWSError>, Never>, held: AWSCredentials?, joined: Bool)
+    }
 
     public func fetch() async throws(AWSError) -> AWSCredentials {
         let current = now()
-        let held = cached.withLock { $0 }
-        if let held, held.expiration.map({ current < $0.addingTimeInterval(-refreshBefore) }) ?? true {
-            return held
+        let step = state.withLock { state -> Step in
+            if let held = state.credentials, held.expiration.map({ current < $0.addingTimeInterval(-refreshBefore) }) ?? true {
+                return .cached(held)
+            }
+            if let refresh = state.refresh {
+                state.waiting += 1
+                return .refresh(refresh, held: state.credentials, joined: true)
+            }
+            let refresh = Task { await self.refreshFromSource() }
+            state.refresh = refresh
+            return .refresh(refresh, held: state.credentials, joined: false)
         }
+        switch step {
+        case .cached(let credentials):
+            return credentials
+        case .refresh(let refresh, let held, let joined):
+            let result = await refresh.value
+            if joined { state.withLock { $0.waiting -= 1 } }
+            switch result {
+            case .success(let fresh):
+                return fresh
+            case .failure(let error):
+                if let held, let expiration = held.expiration, current < expiration { return held }
+                throw error
+            }
+        }
+    }
+
+    private func refreshFromSource() async -> Result<AWSCredentials, AWSError> {
         fetches.wrappingAdd(1, ordering: .relaxed)
+        let result: Result<AWSCredentials, AWSError>
         do throws(AWSError) {
-            let fresh = try await source.fetch()
-            cached.withLock { $0 = fresh }
-            return fresh
+            result = .success(try await source.fetch())
         } catch {
-            if let held, let expiration = held.expiration, current < expiration { return held }
-            throw error
+            result = .failure(error)
         }
+        state.withLock { state in
+            if case .success(let fresh) = result { state.credentials = fresh }
+            state.refresh = nil
+        }
+        return result
     }
 
     /// Forgets the cached credentials (after AWS said they expired).
     public func invalidate() {
-        cached.withLock { $0 = nil }
+        state.withLock { $0.credentials = nil }
     }
 }
 

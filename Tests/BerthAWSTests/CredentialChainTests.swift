@@ -264,6 +264,54 @@ import Testing
         #expect(try await cache.fetch().accessKeyID == "ASIA3")
     }
 
+    /// A source that counts the fetches it started and holds each until the gate opens.
+    final class GatedSource: AWSCredentialProvider {
+        private let gate = Mutex<(open: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+        let started = Atomic<Int>(0)
+        var name: String { "gated" }
+        func fetch() async throws(AWSError) -> AWSCredentials {
+            let count = started.add(1, ordering: .relaxed).newValue
+            await withCheckedContinuation { continuation in
+                let open = gate.withLock { gate in
+                    if !gate.open { gate.waiting.append(continuation) }
+                    return gate.open
+                }
+                if open { continuation.resume() }
+            }
+            return AWSCredentials(accessKeyID: "ASIA\(count)", secretAccessKey: "s", sessionToken: "t", expiration: Date().addingTimeInterval(3600))
+        }
+        func open() {
+            let waiting = gate.withLock { gate in
+                gate.open = true
+                defer { gate.waiting = [] }
+                return gate.waiting
+            }
+            for continuation in waiting { continuation.resume() }
+        }
+    }
+
+    @Test func concurrentCallersShareOneRefresh() async throws {
+        let source = GatedSource()
+        let cache = RefreshingCredentials(source)
+        let keys = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<8 { group.addTask { try await cache.fetch().accessKeyID } }
+            // Every caller is in before the source answers: one asked it, seven wait for that refresh.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !(source.started.load(ordering: .relaxed) == 1 && cache.waitingCount == 7), ContinuousClock.now < deadline {
+                await Task.yield()
+            }
+            #expect(cache.waitingCount == 7)
+            source.open()
+            var keys: [String] = []
+            for try await key in group { keys.append(key) }
+            return keys
+        }
+        #expect(keys == Array(repeating: "ASIA1", count: 8))
+        #expect(source.started.load(ordering: .relaxed) == 1)
+        #expect(cache.fetchCount == 1)
+        #expect(cache.waitingCount == 0)
+    }
+
     @Test func longTermKeysAreFetchedOnce() async throws {
         let cache = RefreshingCredentials(StaticCredentials(name: "environment", credentials: AWSCredentials(accessKeyID: "A", secretAccessKey: "S")))
         for _ in 0..<3 { _ = try await cache.fetch() }
