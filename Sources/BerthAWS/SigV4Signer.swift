@@ -95,22 +95,7 @@ public struct SigV4Signer: Sendable {
     /// RFC 3986 percent-encoding of everything but the unreserved characters, as SigV4 requires
     /// (a space is `%20`, never `+`; `~` stays).
     public static func encode(_ text: String, keepSlash: Bool = false) -> String {
-        let hex = Array("0123456789ABCDEF".utf8)
-        var out: [UInt8] = []
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
-                out.append(byte)
-            case UInt8(ascii: "/") where keepSlash:
-                out.append(byte)
-            default:
-                out.append(UInt8(ascii: "%"))
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0xF)])
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        PercentEncoding.encode(text, keepSlash: keepSlash)
     }
 
     /// The path as sent is already encoded; SigV4 (for every service but S3) encodes it once

@@ -1,3 +1,5 @@
+import BerthNet
+
 /// One REST resource: where it lives and whether it is namespaced.
 public struct KubeResource: Sendable, Hashable, CustomStringConvertible {
     /// "" for the core group.
@@ -46,17 +48,7 @@ public struct KubeResource: Sendable, Hashable, CustomStringConvertible {
 public enum PathEncoding {
     /// Percent-encodes everything but RFC 3986 unreserved characters.
     public static func segment(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(2)
-            }
-        }
-        return out
+        PercentEncoding.encode(text)
     }
 
     public static func query(_ items: [(String, String)]) -> String {
@@ -88,11 +80,5 @@ public enum PathEncoding {
             items[decode(parts[0])] = parts.count > 1 ? decode(parts[1]) : ""
         }
         return items
-    }
-}
-
-extension String {
-    func leftPadded(_ width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -192,3 +192,17 @@ extension HTTPParserEvent: Equatable {
         }
     }
 }
+
+@Suite struct PercentEncodingTests {
+    @Test(arguments: [
+        ("AZaz09-._~", false, "AZaz09-._~"),
+        ("a b+c", false, "a%20b%2Bc"),
+        ("ns/pod name", false, "ns%2Fpod%20name"),
+        ("/api/v1/pods", true, "/api/v1/pods"),
+        ("é=€", false, "%C3%A9%3D%E2%82%AC"),
+        ("", false, ""),
+    ])
+    func unreservedStayOthersAreEncoded(text: String, keepSlash: Bool, expected: String) {
+        #expect(PercentEncoding.encode(text, keepSlash: keepSlash) == expected)
+    }
+}
