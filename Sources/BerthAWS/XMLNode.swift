@@ -19,13 +19,6 @@ public struct XMLNode: Sendable, Equatable {
     public func child(_ name: String) -> XMLNode? { children.first { $0.name == name } }
     public func children(_ name: String) -> [XMLNode] { children.filter { $0.name == name } }
 
-    /// The child reached by following `names` (`node["instanceState", "name"]`).
-    public subscript(_ names: String...) -> XMLNode? {
-        var node: XMLNode? = self
-        for name in names { node = node?.child(name) }
-        return node
-    }
-
     /// The trimmed text of the child reached by `names`; nil when absent.
     public func string(_ names: String...) -> String? {
         var node: XMLNode? = self

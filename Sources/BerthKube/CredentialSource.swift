@@ -67,13 +67,9 @@ public final class CredentialSource: Sendable {
         }
     }
 
-    /// The client certificate an exec plugin handed out (nil for other credentials, or when the
-    /// plugin gives a token only). The client rebuilds its TLS context when it changes.
-    public func clientCertificate() throws(KubeError) -> ExecCertificate? {
-        try current().certificate
-    }
-
-    /// Both parts of the credential from one lookup (one plugin run at most).
+    /// Both parts of the credential from one lookup (one plugin run at most): the authorization
+    /// header and the client certificate an exec plugin handed out (nil for other credentials, or
+    /// when the plugin gives a token only). The client rebuilds its TLS context when it changes.
     public func current() throws(KubeError) -> (authorization: String?, certificate: ExecCertificate?) {
         guard case .exec = credentials else { return (try authorization(), nil) }
         let result = try execResult()
