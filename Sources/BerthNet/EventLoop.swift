@@ -151,6 +151,14 @@ final class EventLoop: @unchecked Sendable {
             // every write. Per connection in turn, the kernel's send path (which on loopback also
             // runs the receiver's TCP stack) evicted the responder's code and data between requests.
             readyBatch.removeAll(keepingCapacity: true)
+            // Connections with TLS bytes OpenSSL read ahead (epoll cannot report them) join the batch.
+            let again = pendingReads
+            pendingReads.removeAll(keepingCapacity: true)
+            for connection in again where isOpen(connection) {
+                if let progressed = handleInput(connection, events: EPOLLIN.rawValue) {
+                    readyBatch.append((connection, progressed, false))
+                }
+            }
             for i in 0..<Int(count) {
                 let event = events[i]
                 let data = event.data.u64
@@ -173,13 +181,6 @@ final class EventLoop: @unchecked Sendable {
                 var wrote = progressed
                 guard flush(connection, progressed: &wrote) else { continue }
                 finishEvent(connection, completedRequest: completed, wroteBytes: wrote)
-            }
-            if !pendingReads.isEmpty {
-                let again = pendingReads
-                pendingReads.removeAll(keepingCapacity: true)
-                for connection in again where Int(connection.fd) < connections.count && connections[Int(connection.fd)] === connection {
-                    handle(connection, events: EPOLLIN.rawValue)
-                }
             }
             expireTimers()
             if acceptPausedUntil != 0 && now >= acceptPausedUntil && !draining {
@@ -347,14 +348,6 @@ final class EventLoop: @unchecked Sendable {
 
     private func isOpen(_ connection: Connection) -> Bool {
         Int(connection.fd) < connections.count && connections[Int(connection.fd)] === connection
-    }
-
-    private func handle(_ connection: Connection, events: UInt32) {
-        guard let progressed = handleInput(connection, events: events) else { return }
-        let completed = process(connection)
-        var wrote = progressed
-        guard flush(connection, progressed: &wrote) else { return }
-        finishEvent(connection, completedRequest: completed, wroteBytes: wrote)
     }
 
     /// Handshake, pending output and reading. Returns nil when the event is fully handled
