@@ -26,7 +26,6 @@ public final class ProvisionerService: Sendable {
     public let cluster: KubeCluster
     public let provisioner: Provisioner<ContinuousClock>
     private let elector: LeaderElector?
-    private let leading: Flag
     private let task = Mutex<Task<Void, Never>?>(nil)
     private let logger: Logger
 
@@ -36,31 +35,25 @@ public final class ProvisionerService: Sendable {
     ) {
         self.logger = logger
         cluster = KubeCluster(client: client, webhook: webhook, identity: options.identity, logger: logger)
-        let leading = Flag(options.leaderElection == nil)
-        self.leading = leading
-        elector = options.leaderElection.map { LeaderElector(client: client, configuration: $0, logger: logger) }
+        let elector = options.leaderElection.map { LeaderElector(client: client, configuration: $0, logger: logger) }
+        self.elector = elector
+        // The elector's own answer: false as soon as the renew deadline passes, even while its
+        // loop is still blocked renewing (a flag set by its callbacks stayed true until then).
         provisioner = Provisioner(
             config: config, catalog: catalog, cluster: cluster, cloud: cloud,
             wallTime: WallTime(clock: ContinuousClock(), epoch: Date()), options: options.provisioner,
-            isLeader: { leading.value }, metricsFactory: metricsFactory, logger: logger)
+            isLeader: { elector?.isLeader(at: .now) ?? true }, metricsFactory: metricsFactory, logger: logger)
     }
 
-    public var isLeading: Bool { leading.value }
+    public var isLeading: Bool { elector?.isLeader(at: .now) ?? true }
 
     public func start() {
         cluster.start()
         if let elector {
-            let leading = self.leading
             let logger = self.logger
             elector.start(
-                onStartedLeading: {
-                    logger.info("became the leader")
-                    leading.value = true
-                },
-                onStoppedLeading: {
-                    logger.warning("lost the leadership")
-                    leading.value = false
-                })
+                onStartedLeading: { logger.info("became the leader") },
+                onStoppedLeading: { logger.warning("lost the leadership") })
         }
         let provisioner = self.provisioner
         task.withLock { $0 = Task.detached { await provisioner.run() } }
@@ -76,15 +69,5 @@ public final class ProvisionerService: Sendable {
         await running?.value
         elector?.stop()
         cluster.stop()
-    }
-}
-
-/// A shared Boolean (leadership), readable from any thread.
-final class Flag: Sendable {
-    private let state: Mutex<Bool>
-    init(_ value: Bool) { state = Mutex(value) }
-    var value: Bool {
-        get { state.withLock { $0 } }
-        set { state.withLock { $0 = newValue } }
     }
 }
