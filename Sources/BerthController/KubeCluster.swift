@@ -77,18 +77,12 @@ public final class KubeCluster: ClusterPort {
             if snapshot.isPendingGPU, Self.claimNames(object).count > 0 { needZones.append((result.pods.count, object)) }
             result.pods.append(snapshot)
         }
-        for (index, object) in needZones {
-            let zones = volumeZones(object)
-            if let zones {
-                var pod = result.pods[index]
-                let r = pod.requirements
-                pod.requirements = PodRequirements(
-                    namespace: r.namespace, name: r.name, requests: r.requests, gpuResource: r.gpuResource, isNotebook: r.isNotebook,
-                    constraints: PodConstraints(tolerations: r.constraints.tolerations, nodeSelector: r.constraints.nodeSelector,
-                                                requiredTerms: r.constraints.requiredTerms, zones: zones),
-                    unsupportedResources: r.unsupportedResources)
-                result.pods[index] = pod
-            }
+        // Claims and volumes are read from the API server (blocking calls): off the concurrency pool.
+        let objects = needZones.map(\.1)
+        let zones = await Offload.run { [self] in objects.map { volumeZones($0) } }
+        for ((index, _), zones) in zip(needZones, zones) {
+            guard let zones else { continue }
+            result.pods[index].requirements.constraints = result.pods[index].requirements.constraints.withZones(zones)
         }
         for object in nodeObjects {
             if let node = nodeSnapshot(object) { result.nodes.append(node) }

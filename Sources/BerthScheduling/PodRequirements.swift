@@ -192,6 +192,11 @@ public struct PodConstraints: Sendable, Hashable {
         self.cachedHash = hasher.finalize()
     }
 
+    /// The same constraints with the zones the pod's volumes allow.
+    public func withZones(_ zones: [String]?) -> PodConstraints {
+        PodConstraints(tolerations: tolerations, nodeSelector: nodeSelector, requiredTerms: requiredTerms, zones: zones)
+    }
+
     public func hash(into hasher: inout Hasher) { hasher.combine(cachedHash) }
 
     /// Field by field, values in order: cheaper than `LabelRequirement`'s set equality, and two
