@@ -27,7 +27,6 @@ public struct Pool: Sendable, Equatable {
         self.weight = weight
     }
 
-    /// The one pool used when the config names none.
     /// The labels a node of this pool, type and offering carries: the type's well-known labels
     /// for the offering (zone, capacity type), the pool's labels, and `karpenter.sh/nodepool`.
     public func nodeLabels(type: InstanceType, offering: Offering) -> [String: String] {
@@ -37,6 +36,7 @@ public struct Pool: Sendable, Equatable {
         return result
     }
 
+    /// The one pool used when the config names none.
     public static let `default` = Pool(name: "gpu", requirements: [LabelRequirement(key: WellKnownLabel.gpuPresent, operator: .in, values: ["true"])])
 }
 

@@ -41,7 +41,7 @@ public struct PodSnapshot: Sendable {
     /// `PodScheduled=False` with reason `Unschedulable`.
     public var unschedulable: Bool
     /// Effective requests (GPUs: of `requirements.gpuResource`).
-    public var requests: Resources
+    public var requests: Resources { requirements.requests }
     /// Scheduling requirements, as the webhook left the pod (zones of its volumes included).
     public var requirements: PodRequirements
     /// Why the pod could not be read for scheduling (a malformed field): reported, never placed.
@@ -59,7 +59,6 @@ public struct PodSnapshot: Sendable {
         self.daemon = daemon
         self.doNotDisrupt = doNotDisrupt
         self.unschedulable = unschedulable
-        self.requests = requirements.requests
         self.requirements = requirements
         self.invalid = invalid
     }

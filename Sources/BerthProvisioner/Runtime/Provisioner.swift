@@ -31,7 +31,6 @@ public actor Provisioner<C: Clock<Duration>> {
     public nonisolated let cloud: any CloudProvider
     public nonisolated let wallTime: WallTime<C>
     private let config: ProvisionerConfig
-    private let catalog: InstanceCatalog
     private let options: Options
     private let logger: Logger
     private let isLeader: @Sendable () -> Bool
@@ -49,7 +48,6 @@ public actor Provisioner<C: Clock<Duration>> {
         metricsFactory: (any MetricsFactory)? = nil, logger: Logger = Logger(label: "berth.provisioner")
     ) {
         self.config = config
-        self.catalog = catalog
         self.currentCatalog = catalog
         self.cluster = cluster
         self.cloud = cloud
