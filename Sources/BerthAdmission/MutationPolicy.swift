@@ -44,14 +44,10 @@ public struct MutationPolicy: Sendable {
     public let config: WebhookConfig
     /// Patch values that depend only on `config`, built once (see `PatchValues`).
     let values: PatchValues
-    /// No GPU resource name is shorter: most names a pod lists (cpu, memory) are refused by
-    /// length alone, before any pattern is tried.
-    let shortestGPUResourceName: Int
 
     public init(config: WebhookConfig = WebhookConfig()) {
         self.config = config
         self.values = PatchValues(config: config)
-        self.shortestGPUResourceName = config.gpuResources.map(\.minimumLength).min() ?? 0
     }
 
     /// - Parameters:
@@ -96,7 +92,7 @@ public struct MutationPolicy: Sendable {
                 .map(Toleration.exists(for:))
             if builder.addTolerations(tolerations) { mutation.kinds.append(.gpuToleration) }
 
-            var requirements = [LabelRequirement(key: config.gpuNodeLabelKey, operator: .in, values: [config.gpuNodeLabelValue])]
+            var requirements = [values.gpuRequirement]
             if let requested = view.annotation(config.gpuTypeAnnotation) {
                 let values = Self.gpuTypes(requested)
                 if values.isEmpty {
@@ -108,7 +104,7 @@ public struct MutationPolicy: Sendable {
                 }
             }
             let typeRequirement = requirements.count > 1 ? requirements[1] : nil
-            let notebookRequirement = LabelRequirement(key: WebhookConfig.nodeRoleLabel, operator: .notIn, values: ["shared"])
+            let notebookRequirement = values.notebookRequirement
             if podClass == .gpuNotebook, config.keepNotebooksOffSharedNodes { requirements.append(notebookRequirement) }
             let added = try builder.requireOnEveryTerm(requirements)
             if added.contains(requirements[0]) { mutation.kinds.append(.gpuAffinity) }
@@ -123,7 +119,7 @@ public struct MutationPolicy: Sendable {
             // A pod that names the GPU node label itself chose its nodes (a GPU monitoring
             // Deployment, say): Berth does not overrule it.
             if config.keepOtherPodsOffGPUNodes, !view.mentionsLabel(config.gpuNodeLabelKey) {
-                let avoid = LabelRequirement(key: config.gpuNodeLabelKey, operator: .notIn, values: [config.gpuNodeLabelValue])
+                let avoid = values.avoidRequirement
                 if !(try builder.requireOnEveryTerm([avoid])).isEmpty { mutation.kinds.append(.avoidGPUNodes) }
             }
         }
@@ -149,7 +145,7 @@ public struct MutationPolicy: Sendable {
     func gpuResources<Node>(of view: PodView<Node>) throws(PodShapeError) -> [String] {
         var found: [String] = []
         try view.forEachResourceName { name in
-            guard name.count >= shortestGPUResourceName, config.gpuResources.contains(where: { $0.matches(utf8: name) }) else { return }
+            guard config.gpuResources.contains(where: { $0.matches(utf8: name) }) else { return }
             let string = String(decoding: name, as: UTF8.self)
             if !found.contains(string) { found.append(string) }
         }

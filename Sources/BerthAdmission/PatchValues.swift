@@ -57,6 +57,11 @@ final class PatchValues: Sendable {
     let tolerations: [Toleration]
     /// For each of `tolerations`: its JSON, and the operation appending it to a root pod's list.
     let encodedTolerations: [(encoded: EncodedJSON, append: JSONPatchOperation)]
+    /// The requirements the policy adds (built here once, not per review): GPU nodes, not GPU
+    /// nodes, and not the shared GPU nodes (for notebooks).
+    let gpuRequirement: LabelRequirement
+    let avoidRequirement: LabelRequirement
+    let notebookRequirement: LabelRequirement
     let commonRequirements: [[LabelRequirement]]
     let common: [Levels]
     let paths: Paths
@@ -76,6 +81,7 @@ final class PatchValues: Sendable {
         let gpu = LabelRequirement(key: config.gpuNodeLabelKey, operator: .in, values: [config.gpuNodeLabelValue])
         let avoid = LabelRequirement(key: config.gpuNodeLabelKey, operator: .notIn, values: [config.gpuNodeLabelValue])
         let notebook = LabelRequirement(key: WebhookConfig.nodeRoleLabel, operator: .notIn, values: ["shared"])
+        (gpuRequirement, avoidRequirement, notebookRequirement) = (gpu, avoid, notebook)
         commonRequirements = [[gpu], [avoid], [gpu, notebook]]
         common = commonRequirements.map(Levels.init)
         annotations = [(config.doNotDisruptAnnotation, "true")]

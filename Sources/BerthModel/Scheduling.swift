@@ -182,7 +182,7 @@ public struct ResourcePattern: Sendable, Equatable, CustomStringConvertible {
     private let parts: [[UInt8]]
     /// The shortest name that can match: every part without the stars. A name shorter than this
     /// (cpu, memory) is refused with one compare.
-    public let minimumLength: Int
+    private let minimumLength: Int
 
     public init(_ pattern: String) {
         self.pattern = pattern
@@ -208,8 +208,8 @@ public struct ResourcePattern: Sendable, Equatable, CustomStringConvertible {
             return bytes.count == parts[0].count && parts[0].withUnsafeBufferPointer { bytesEqual($0, bytes, at: 0) }
         }
         let first = parts[0], last = parts[parts.count - 1]
-        guard bytes.count >= first.count + last.count,
-            first.withUnsafeBufferPointer({ bytesEqual($0, bytes, at: 0) }),
+        // The length was checked against every part above.
+        guard first.withUnsafeBufferPointer({ bytesEqual($0, bytes, at: 0) }),
             last.withUnsafeBufferPointer({ bytesEqual($0, bytes, at: bytes.count - last.count) })
         else { return false }
         // Middle parts, in order, each after the previous one, within what first/last left.

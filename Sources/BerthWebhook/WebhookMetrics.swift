@@ -21,7 +21,7 @@ public final class WebhookMetrics: Sendable {
     private let requests = Mutex<[RequestSeries]>([])
     private let inFlight: Meter
     private let latency: CoreMetrics.Timer
-    /// Five kinds: a scan of enum values, no hashing.
+    /// One per kind: a scan of enum values, no hashing.
     private let mutations: [(kind: MutationKind, counter: CoreMetrics.Counter)]
     /// In `reviewResults` order.
     private let reviews: [CoreMetrics.Counter]
