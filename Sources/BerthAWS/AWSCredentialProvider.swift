@@ -7,6 +7,16 @@ public protocol AWSCredentialProvider: Sendable {
     /// What the credentials come from, for messages: `environment`, `web identity (arn:...)`.
     var name: String { get }
     func fetch() async throws(AWSError) -> AWSCredentials
+    /// Forgets cached credentials (after AWS said they expired). Returns whether there was a
+    /// cache to forget, i.e. whether fetching again can give other credentials.
+    @discardableResult
+    func invalidate() -> Bool
+}
+
+extension AWSCredentialProvider {
+    /// Nothing cached: the same credentials would come back.
+    @discardableResult
+    public func invalidate() -> Bool { false }
 }
 
 /// Credentials known up front: the environment's, a profile's keys.
@@ -104,9 +114,10 @@ public final class RefreshingCredentials: AWSCredentialProvider {
         return result
     }
 
-    /// Forgets the cached credentials (after AWS said they expired).
-    public func invalidate() {
+    @discardableResult
+    public func invalidate() -> Bool {
         state.withLock { $0.credentials = nil }
+        return true
     }
 }
 

@@ -83,8 +83,7 @@ public final class AWSQueryClient: Sendable {
             case .failure(.service(let failure)) where Self.expiredCodes.contains(failure.code) && !renewed:
                 // Temporary credentials AWS says are expired (a clock skew, a revoked session):
                 // fetch new ones once, at once.
-                guard let refreshing = credentials as? RefreshingCredentials else { throw .service(failure) }
-                refreshing.invalidate()
+                guard credentials?.invalidate() == true else { throw .service(failure) }
                 renewed = true
             case .failure(let error):
                 attempt += 1

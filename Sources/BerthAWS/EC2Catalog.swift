@@ -23,17 +23,18 @@ public struct EC2Catalog: Sendable, Equatable {
 
     public subscript(name: String) -> Entry? { entries.first { $0.name == name } }
 
-    /// Builds the catalog: types in family order, then by size (vCPU), then name. `offered`
+    /// Builds the catalog of `types` (already filtered to what the cloud may launch): in family
+    /// order, then by size (vCPU), then name. `offered`
     /// (`type/zone` keys from DescribeInstanceTypeOfferings) limits each type's zones; nil: every zone.
     public static func build(
-        types: [EC2API.InstanceTypeInfo], onDemandPrices: [String: Double], spotPrices: [EC2API.SpotPrice], zones: [String], gpuOnly: Bool,
+        types: [EC2API.InstanceTypeInfo], onDemandPrices: [String: Double], spotPrices: [EC2API.SpotPrice], zones: [String],
         offered: Set<String>? = nil
     ) -> EC2Catalog {
         var spot: [String: [String: Double]] = [:]
         for price in spotPrices where zones.contains(price.zone) {
             spot[price.instanceType, default: [:]][price.zone] = price.price
         }
-        let entries = types.filter { !gpuOnly || $0.gpuCount > 0 }.map { info -> Entry in
+        let entries = types.map { info -> Entry in
             let price = onDemandPrices[info.name]
             let typeZones = zones.filter { offered?.contains("\(info.name)/\($0)") ?? true }
             var offerings: [Offering] = []

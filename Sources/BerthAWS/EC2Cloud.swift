@@ -59,7 +59,7 @@ public final class EC2Cloud: CloudProvider {
         }
         let catalog = EC2Catalog.build(
             types: wanted, onDemandPrices: configuration.onDemandPrices, spotPrices: spot, zones: zones,
-            gpuOnly: configuration.gpuOnly, offered: offered)
+            offered: offered)
         cachedCatalog.withLock { $0 = (catalog, current) }
         return catalog
     }
@@ -145,7 +145,7 @@ public final class EC2Cloud: CloudProvider {
             if error.code == "InvalidInstanceID.NotFound" { throw .notFound(providerID: providerID) }
             throw Self.cloudError(error, operation: "delete \(providerID)")
         }
-        if let change = changes.first(where: { $0.instanceID == id }), ["shutting-down", "terminated"].contains(change.previousState) {
+        if let change = changes.first(where: { $0.instanceID == id }), Self.goneStates.contains(change.previousState) {
             throw .notFound(providerID: providerID)
         }
     }
