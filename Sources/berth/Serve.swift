@@ -135,6 +135,7 @@ struct Serve: ParsableCommand {
         if demo && !simulated { throw ValidationError("--demo needs --simulated") }
         if simulated && (kubeconfig != nil || context != nil) { throw ValidationError("--simulated runs its own cluster: drop --kubeconfig/--context") }
         if simulated && !provisioner && demo { throw ValidationError("--demo needs the provisioner") }
+        if catalogFile != nil && !simulated { throw ValidationError("--catalog is for the simulated cloud (--simulated); on AWS the catalog comes from EC2") }
         guard simulatedBootSeconds >= 0, demoNotebookSeconds >= 0 else { throw ValidationError("--simulated-boot-seconds and --demo-notebook-seconds must not be negative") }
     }
 
@@ -188,7 +189,7 @@ struct Serve: ParsableCommand {
             if provisioner {
                 let client: KubeClient
                 let cloudProvider: any CloudProvider
-                var catalog = try CatalogFile.load(catalogFile)
+                let catalog: InstanceCatalog
                 var catalogSource: (@Sendable () async -> InstanceCatalog?)?
                 var leaderElection: LeaderElectionConfiguration?
                 let identity = ProcessInfo.processInfo.environment["POD_NAME"] ?? ProcessInfo.processInfo.hostName
@@ -199,6 +200,7 @@ struct Serve: ParsableCommand {
                     var options = EmbeddedCluster.Options(certificateFile: tlsCertFile, privateKeyFile: tlsPrivateKeyFile)
                     options.caFile = simulatedCaFile
                     options.port = simulatedApiserverPort
+                    catalog = try CatalogFile.load(catalogFile)
                     options.catalog = catalog
                     options.bootDelay = Self.jittered(simulatedBootSeconds)
                     options.gpuDelay = simulatedGpuSeconds < 0 ? nil : Self.jittered(simulatedGpuSeconds)
@@ -253,13 +255,10 @@ struct Serve: ParsableCommand {
             let signal = waitForTerminationSignal()
             logger.info("shutting down", metadata: ["signal": "\(signal == 15 ? "SIGTERM" : "SIGINT")", "timeout": "\(shutdownTimeout)s"])
             demoTask?.cancel()
-            let done = DispatchSemaphore(value: 0)
-            Task.detached { [service, embedded] in
+            blocking { [service, embedded] in
                 await service?.stop()
                 await embedded?.stop()
-                done.signal()
             }
-            done.wait()
             _ = metricsServer?.shutdown(timeout: .seconds(1))
             if let webhookServer {
                 let finished = webhookServer.shutdown(timeout: .seconds(shutdownTimeout))

@@ -174,6 +174,10 @@ import Testing
         let demo = try run(Repository.berthBinary, ["serve", "--tls-cert-file", "x", "--tls-private-key-file", "y", "--demo"])
         #expect(demo.status == 64)
         #expect(demo.stderr.contains("--demo needs --simulated"))
+        // On AWS the catalog comes from EC2: a --catalog would be ignored, so it is refused.
+        let catalog = try run(Repository.berthBinary, ["serve", "--webhook=false", "--catalog", "types.json"])
+        #expect(catalog.status == 64)
+        #expect(catalog.stderr.contains("--catalog is for the simulated cloud"), "\(catalog.stderr)")
         let badConfig = FileManager.default.temporaryDirectory.appendingPathComponent("berth-bad-\(getpid()).yaml").path
         try "apiVersion: berth.dev/v1alpha1\nkind: BerthConfig\nprovisioner:\n  emptyAfter: soon\n".write(toFile: badConfig, atomically: true, encoding: .utf8)
         let config = try run(Repository.berthBinary, ["serve", "--tls-cert-file", "x", "--tls-private-key-file", "y", "--config", badConfig])
