@@ -25,12 +25,18 @@ public struct AWSCredentialChain: Sendable {
         return try profileSettings()?.settings["region"]
     }
 
-    /// The STS endpoint: `AWS_ENDPOINT_URL_STS`, else `AWS_ENDPOINT_URL`, else the regional one.
-    public func stsEndpoint(region: String?) throws(AWSError) -> AWSEndpoint {
-        if let name = ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"].first(where: { value($0) != nil }) {
-            return try AWSEndpoint(url: value(name)!, what: name)
+    /// A service's endpoint from the environment, as the SDKs read it: `AWS_ENDPOINT_URL_<SERVICE>`
+    /// (`EC2`, `STS`), else `AWS_ENDPOINT_URL`; nil when neither is set.
+    public func endpointOverride(service: String) throws(AWSError) -> AWSEndpoint? {
+        for name in ["AWS_ENDPOINT_URL_\(service)", "AWS_ENDPOINT_URL"] {
+            if let url = value(name) { return try AWSEndpoint(url: url, what: name) }
         }
-        return .sts(region: region)
+        return nil
+    }
+
+    /// The STS endpoint: the environment's override, else the regional one.
+    public func stsEndpoint(region: String?) throws(AWSError) -> AWSEndpoint {
+        try endpointOverride(service: "STS") ?? .sts(region: region)
     }
 
     /// The first configured source, wrapped so temporary credentials are cached and refreshed.

@@ -1,3 +1,4 @@
+import BerthModel
 import BerthScheduling
 import Foundation
 
@@ -88,41 +89,21 @@ public struct EC2CloudConfiguration: Sendable {
 }
 
 extension EC2CloudConfiguration {
-    /// On-demand prices from a file in `berth catalog -o json`'s shape (a list of objects with
-    /// `name` and `pricePerHour`; a null price is skipped): edit the catalog's output for your
-    /// region or your discounts and hand it back. Errors name the file and the entry.
-    public static func prices(catalogJSON bytes: [UInt8], file: String) throws(AWSError) -> [String: Double] {
-        struct Entry: Decodable {
-            var name: String
-            var pricePerHour: Double?
-        }
-        let entries: [Entry]
-        do {
-            entries = try JSONDecoder().decode([Entry].self, from: Data(bytes))
-        } catch {
-            let context: DecodingError.Context? = switch error {
-            case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context), DecodingError.keyNotFound(_, let context):
-                context
-            default: nil
-            }
-            if let context, !context.codingPath.isEmpty {
-                throw .invalidConfiguration("\(file): \(Self.where(context.codingPath)): \(context.debugDescription)")
-            }
-            throw .invalidConfiguration("\(file): expected a JSON list of {name, pricePerHour} (berth catalog -o json)")
+    /// On-demand prices from a file in `berth catalog -o json`'s shape (a list of entries with
+    /// `name` and `pricePerHour`; a null price is skipped), read as strictly as `--catalog`:
+    /// edit the catalog's output for your region or your discounts and hand it back.
+    public static func prices(catalog json: JSON, source: String) throws(ConfigError) -> [String: Double] {
+        guard let list = json.arrayValue else {
+            throw ConfigError(path: source, message: "expected a list of {name, pricePerHour} (berth catalog -o json), found \(json.typeName)")
         }
         var prices: [String: Double] = [:]
-        for (index, entry) in entries.enumerated() {
-            guard let price = entry.pricePerHour else { continue }
-            guard price >= 0, price.isFinite else {
-                throw .invalidConfiguration("\(file): entry \(index + 1) (\(entry.name)): pricePerHour must be >= 0, not \(price)")
-            }
-            prices[entry.name] = price
+        for (index, element) in list.enumerated() {
+            let reader = try FieldReader(element, path: "\(source): [\(index)]", allowed: InstanceCatalog.fileFields)
+            guard let name = try reader.string("name"), !name.isEmpty else { throw ConfigError(path: reader.childPath("name"), message: "is required") }
+            guard let price = try reader.number("pricePerHour") else { continue }
+            guard price >= 0, price.isFinite else { throw ConfigError(path: reader.childPath("pricePerHour"), message: "must be >= 0, found \(price)") }
+            prices[name] = price
         }
         return prices
-    }
-
-    /// `entry 3, pricePerHour` from a decoding path.
-    private static func `where`(_ path: [any CodingKey]) -> String {
-        path.map { key in key.intValue.map { "entry \($0 + 1)" } ?? key.stringValue }.joined(separator: ", ")
     }
 }

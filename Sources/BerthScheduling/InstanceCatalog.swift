@@ -64,6 +64,9 @@ extension InstanceCatalog {
     /// (or YAML) list in `berth catalog -o json`'s shape — `name`, `vcpu`, `memoryMiB`,
     /// `pricePerHour` required; `gpus`, `gpuName`, `gpuMemoryMiB`, `arch` (amd64), `maxPods` (110),
     /// `zones` (the catalog's) optional; `note` ignored — read strictly.
+    /// The fields of an entry in `berth catalog -o json`'s shape.
+    public static let fileFields = ["name", "gpus", "gpuName", "gpuMemoryMiB", "vcpu", "memoryMiB", "arch", "pricePerHour", "maxPods", "zones", "note"]
+
     public func overlaid(with json: JSON, source: String, zones: [String] = InstanceCatalog.defaultZones) throws(ConfigError) -> InstanceCatalog {
         guard let list = json.arrayValue else {
             throw ConfigError(path: source, message: "expected a list of instance types (berth catalog -o json), found \(json.typeName)")
@@ -72,9 +75,7 @@ extension InstanceCatalog {
         var seen = Set<String>()
         for (index, element) in list.enumerated() {
             let path = "\(source): [\(index)]"
-            let reader = try FieldReader(
-                element, path: path,
-                allowed: ["name", "gpus", "gpuName", "gpuMemoryMiB", "vcpu", "memoryMiB", "arch", "pricePerHour", "maxPods", "zones", "note"])
+            let reader = try FieldReader(element, path: path, allowed: Self.fileFields)
             guard let name = try reader.string("name"), !name.isEmpty else { throw ConfigError(path: reader.childPath("name"), message: "is required") }
             guard seen.insert(name).inserted else { throw ConfigError(path: reader.childPath("name"), message: "\"\(name)\" is listed twice") }
             func count(_ key: String, required: Bool = false, default value: Int = 0) throws(ConfigError) -> Int {

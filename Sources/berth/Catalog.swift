@@ -90,28 +90,28 @@ struct Catalog: ParsableCommand {
 
     /// The GPU types EC2 describes, priced from the built-in table.
     private func awsRows() throws -> [Row] {
-        let environment = ProcessInfo.processInfo.environment
+        let chain = AWSCredentialChain(environment: ProcessInfo.processInfo.environment)
+        var configuration: EC2CloudConfiguration
         do {
-            let chain = AWSCredentialChain(environment: environment)
             let region = try region ?? chain.region() ?? "us-east-1"
-            let override = endpoint ?? environment["AWS_ENDPOINT_URL_EC2"] ?? environment["AWS_ENDPOINT_URL"]
-            let what = endpoint != nil ? "--endpoint" : environment["AWS_ENDPOINT_URL_EC2"] != nil ? "AWS_ENDPOINT_URL_EC2" : "AWS_ENDPOINT_URL"
-            var configuration = EC2CloudConfiguration(
-                region: region, endpoint: try override.map { text throws(AWSError) in try AWSEndpoint(url: text, what: what) }, launchTemplate: nil)
-            if let prices {
-                guard let bytes = FileManager.default.contents(atPath: prices) else { throw CLIError(message: "--prices \(prices): cannot read the file") }
-                let table = try EC2CloudConfiguration.prices(catalogJSON: Array(bytes), file: prices)
-                configuration.onDemandPrices.merge(table) { _, fromFile in fromFile }
-            }
-            let cloud = try EC2Cloud(configuration: configuration, credentials: try chain.resolve())
-            let catalog = try blocking { () async throws(AWSError) -> EC2Catalog in try await cloud.catalog() }
-            return catalog.entries.map { ($0.type, $0.onDemandPricePerHour) }
-        } catch let error as CLIError {
-            throw error
+            let override = try endpoint.map { text throws(AWSError) in try AWSEndpoint(url: text, what: "--endpoint") }
+            configuration = EC2CloudConfiguration(region: region, endpoint: try override ?? chain.endpointOverride(service: "EC2"), launchTemplate: nil)
         } catch {
-            // One line: AWS's code and message, never a secret (AWSError carries none).
             throw CLIError(message: "catalog --cloud aws: \(error)".replacingOccurrences(of: "\n", with: " "))
         }
+        if let prices {
+            let text = try ManifestFile.readText(prices)
+            do {
+                let table = try EC2CloudConfiguration.prices(catalog: try YAMLReader.document(text), source: prices)
+                configuration.onDemandPrices.merge(table) { _, fromFile in fromFile }
+            } catch let error as ConfigError {
+                throw CLIError(message: "prices \(error)")
+            } catch {
+                throw CLIError(message: "prices \(prices): \(error)")
+            }
+        }
+        let (_, catalog) = try EC2Setup.start(configuration, chain: chain, command: "catalog --cloud aws")
+        return catalog.entries.map { ($0.type, $0.onDemandPricePerHour) }
     }
 
     /// `16 GiB`, `22.4 GiB` (EC2 reports L4 memory as 22,888 MiB).

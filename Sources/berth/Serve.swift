@@ -278,24 +278,22 @@ struct Serve: ParsableCommand {
     /// The EC2 cloud from `provisioner.aws` and the AWS credential chain, and its catalog (read now:
     /// a wrong region or credentials stop Berth at start, with AWS's code and message).
     static func ec2Cloud(_ config: ProvisionerConfig) throws -> (EC2Cloud, InstanceCatalog) {
-        let environment = ProcessInfo.processInfo.environment
-        let chain = AWSCredentialChain(environment: environment)
+        let chain = AWSCredentialChain(environment: ProcessInfo.processInfo.environment)
+        var configuration: EC2CloudConfiguration
         do {
             let region = (try? chain.region()) ?? nil  // AWS_REGION, AWS_DEFAULT_REGION, then the profile's
-            let configuration = try EC2CloudConfiguration(config: config.aws, path: "provisioner.aws", defaultRegion: region)
-            if configuration.launchTemplate == nil {
-                throw CLIError(message: "serve: config provisioner.aws.launchTemplate is required to launch instances (name, id or managed)")
-            }
-            let cloud = try EC2Cloud(configuration: configuration, credentials: try chain.resolve())
-            let catalog = try blocking { () async throws(AWSError) -> EC2Catalog in try await cloud.catalog() }
-            return (cloud, catalog.schedulable)
-        } catch let error as CLIError {
-            throw error
+            configuration = try EC2CloudConfiguration(config: config.aws, path: "provisioner.aws", defaultRegion: region)
+            if configuration.endpoint == nil { configuration.endpoint = try chain.endpointOverride(service: "EC2") }
         } catch let error as ConfigError {
             throw CLIError(message: "config: \(error)")
         } catch {
             throw CLIError(message: "serve: --cloud aws: \(error)".replacingOccurrences(of: "\n", with: " "))
         }
+        if configuration.launchTemplate == nil {
+            throw CLIError(message: "serve: config provisioner.aws.launchTemplate is required to launch instances (name, id or managed)")
+        }
+        let (cloud, catalog) = try EC2Setup.start(configuration, chain: chain, command: "serve: --cloud aws")
+        return (cloud, catalog.schedulable)
     }
 
     /// `seconds` ± 25 %.

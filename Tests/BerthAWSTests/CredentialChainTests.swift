@@ -73,6 +73,17 @@ import Testing
         #expect(form["WebIdentityToken"] == "eyJhbGciOiJSUzI1NiJ9.projected-token")
     }
 
+    /// `AWS_ENDPOINT_URL_<SERVICE>` first, then `AWS_ENDPOINT_URL`, as the SDKs read them.
+    @Test func endpointOverridesFromTheEnvironment() throws {
+        let both = AWSCredentialChain(environment: ["AWS_ENDPOINT_URL_EC2": "http://127.0.0.1:5000", "AWS_ENDPOINT_URL": "https://aws.example.com"])
+        #expect(try both.endpointOverride(service: "EC2")?.description == "http://127.0.0.1:5000")
+        #expect(try both.endpointOverride(service: "STS")?.description == "https://aws.example.com")
+        #expect(try both.stsEndpoint(region: "eu-west-1").description == "https://aws.example.com")
+        let none = AWSCredentialChain(environment: [:])
+        #expect(try none.endpointOverride(service: "EC2") == nil)
+        #expect(try none.stsEndpoint(region: "eu-west-1") == .sts(region: "eu-west-1"))
+    }
+
     @Test func webIdentityRefusedNamesTheRoleNotTheToken() async throws {
         let dir = try TempDirectory()
         defer { dir.remove() }

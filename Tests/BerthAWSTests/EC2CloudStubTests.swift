@@ -418,23 +418,27 @@ import Testing
 }
 
 @Suite struct PriceFileTests {
+    func prices(_ text: String) throws -> [String: Double] {
+        try EC2CloudConfiguration.prices(catalog: try JSONParser.parse(text), source: "prices.json")
+    }
+
     @Test func catalogOutputReadsBack() throws {
-        let prices = try EC2CloudConfiguration.prices(catalogJSON: Array("""
+        let read = try prices("""
             [{"name": "g4dn.xlarge", "gpus": 1, "pricePerHour": 0.526}, {"name": "g4ad.xlarge", "pricePerHour": null, "note": "unknown"}]
-            """.utf8), file: "prices.json")
-        #expect(prices == ["g4dn.xlarge": 0.526])
+            """)
+        #expect(read == ["g4dn.xlarge": 0.526])
     }
 
     @Test(arguments: [
-        (#"{"g4dn.xlarge": 1}"#, "prices.json: expected a JSON list of {name, pricePerHour} (berth catalog -o json)"),
-        (#"[{"pricePerHour": 1}]"#, "prices.json: entry 1: "),
-        (#"[{"name": "a", "pricePerHour": 1}, {"name": "b", "pricePerHour": true}]"#, "prices.json: entry 2, pricePerHour: "),
-        (#"[{"name": "a", "pricePerHour": -1}]"#, "prices.json: entry 1 (a): pricePerHour must be >= 0, not -1.0"),
-        ("not json", "prices.json: expected a JSON list"),
+        (#"{"g4dn.xlarge": 1}"#, "prices.json: expected a list of {name, pricePerHour} (berth catalog -o json), found an object"),
+        (#"[{"pricePerHour": 1}]"#, "prices.json: [0].name: is required"),
+        (#"[{"name": "a", "pricePerHour": 1}, {"name": "b", "pricePerHour": true}]"#, "prices.json: [1].pricePerHour: expected a number"),
+        (#"[{"name": "a", "pricePerHour": -1}]"#, "prices.json: [0].pricePerHour: must be >= 0, found -1.0"),
+        (#"[{"name": "a", "price": 1}]"#, "prices.json: [0].price: unknown field \"price\""),
     ])
     func badFilesNameTheEntry(text: String, message: String) {
         #expect {
-            _ = try EC2CloudConfiguration.prices(catalogJSON: Array(text.utf8), file: "prices.json")
+            _ = try prices(text)
         } throws: { error in "\(error)".hasPrefix(message) }
     }
 }
