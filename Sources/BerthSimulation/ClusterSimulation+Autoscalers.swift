@@ -117,7 +117,7 @@ extension ClusterSimulation {
                 let instance = try await cloud.create(request)
                 let boot = try await cloud.boot(of: instance.providerID)
                 addNode(
-                    type: boot.instanceType, zone: boot.zone, price: instance.pricePerHour, launchID: request.launchID, providerID: instance.providerID,
+                    type: boot.instanceType, price: instance.pricePerHour, providerID: instance.providerID,
                     labels: boot.labels, taints: boot.taints, readyAt: boot.readyAt.offset.seconds,
                     gpusAt: boot.gpusAt.map { $0.offset.seconds } ?? .infinity)
             } catch {
@@ -128,7 +128,7 @@ extension ClusterSimulation {
 
     private func scaleDownGPU() {
         var candidates: [Int] = []
-        for id in liveNodes where nodes[id].isGPU && nodes[id].schedulable && nodes[id].allocatable.gpus > 0 {
+        for id in liveNodes where nodes[id].isGPU && nodes[id].ready && nodes[id].allocatable.gpus > 0 {
             let utilization = Double(nodes[id].requested.gpus) / Double(nodes[id].allocatable.gpus)
             if utilization >= AutoscalerState.utilizationThreshold {
                 nodes[id].unneededSince = nil
@@ -137,7 +137,7 @@ extension ClusterSimulation {
             candidates.append(id)
         }
         for id in candidates {
-            if podsCanMove(from: id, excluding: []) {
+            if podsCanMove(from: id) {
                 if nodes[id].unneededSince == nil { nodes[id].unneededSince = now }
             } else {
                 nodes[id].unneededSince = nil
@@ -150,17 +150,18 @@ extension ClusterSimulation {
             for id in empty.prefix(AutoscalerState.maxEmptyBulkDelete) { removeByAutoscaler(id) }
             return
         }
-        if let id = ripe.first, podsCanMove(from: id, excluding: []) { removeByAutoscaler(id) }
+        // Its pods could move when it was judged unneeded, just above.
+        if let id = ripe.first { removeByAutoscaler(id) }
     }
 
     /// Whether every pod of the node fits on the other ready nodes (the drain simulation).
-    func podsCanMove(from id: Int, excluding: Set<Int>) -> Bool {
+    func podsCanMove(from id: Int) -> Bool {
         guard !nodes[id].pods.isEmpty else { return true }
         var extra: [Int: Resources] = [:]
         for index in nodes[id].pods {
             let pod = pods[index]
             var placed = false
-            for other in liveNodes where other != id && !excluding.contains(other) && nodes[other].schedulable {
+            for other in liveNodes where other != id && nodes[other].ready {
                 let used = nodes[other].requested + (extra[other] ?? .zero)
                 if Self.fits(pod.requirements, requests: pod.requests, labels: nodes[other].labels, taints: nodes[other].taints, free: nodes[other].allocatable - used) {
                     extra[other, default: .zero] += pod.requests
@@ -175,8 +176,7 @@ extension ClusterSimulation {
 
     private func removeByAutoscaler(_ id: Int) {
         nodes[id].taints.append(AutoscalerState.toBeDeleted)
-        for index in nodes[id].pods { evict(index) }
-        terminate(id)
+        terminate(id)  // evicts its pods
         deleteNode(id)
     }
 
@@ -199,14 +199,13 @@ extension ClusterSimulation {
                 if let bin = bins.firstIndex(where: { pod.requests.fits(in: $0) }) { bins[bin] -= pod.requests } else { bins.append(allocatable - pod.requests) }
             }
             for _ in existing..<bins.count {
-                cpuLaunches += 1
                 let readyAt = now + Self.uniform(options.bootDelay, &random)
                 addNode(
-                    type: type, zone: labels[WellKnownLabel.zone] ?? "", price: type.pricePerHour, launchID: "cpu-\(cpuLaunches)", providerID: "",
+                    type: type, price: type.pricePerHour, providerID: "",
                     labels: labels, taints: [], readyAt: readyAt, gpusAt: readyAt)
             }
         }
-        for id in liveNodes where !nodes[id].isGPU && nodes[id].schedulable {
+        for id in liveNodes where !nodes[id].isGPU && nodes[id].ready {
             if !nodes[id].pods.isEmpty {
                 nodes[id].unneededSince = nil
             } else if let since = nodes[id].unneededSince {
@@ -229,7 +228,7 @@ extension ClusterSimulation {
             guard let type = options.catalog[name], let offering = type.offerings.first else { continue }
             for _ in 0..<count {
                 addNode(
-                    type: type, zone: offering.zone, price: offering.pricePerHour, launchID: "static-\(nodes.count)", providerID: "",
+                    type: type, price: offering.pricePerHour, providerID: "",
                     labels: type.labels(for: offering), taints: [AutoscalerState.gpuTaint], readyAt: 0, gpusAt: 0)
             }
         }
@@ -237,8 +236,8 @@ extension ClusterSimulation {
 
     func staticPoolSize() -> [(String, Int)] {
         var changes: [String: [(Double, Int)]] = [:]
-        for pod in trace.pods where pod.isGPU {
-            guard let type = LowerBound.cheapestType(for: pod, catalog: options.catalog, overhead: options.provisioner.overhead) else { continue }
+        for (pod, cheapest) in zip(trace.pods, lowerBound.cheapest) {
+            guard let type = cheapest else { continue }
             changes[type.name, default: []].append((pod.arrival, 1))
             changes[type.name, default: []].append((pod.arrival + pod.duration, -1))
         }

@@ -52,7 +52,7 @@ extension ClusterSimulation {
             let node = nodes[id]
             nodeSnapshots.append(NodeSnapshot(
                 name: node.name, providerID: node.providerID, labels: node.labels, taints: node.taints,
-                ready: node.ready && node.terminatedAt == nil, allocatable: node.allocatable))
+                ready: node.ready, allocatable: node.allocatable))
         }
         var instances: [CloudInstance]?
         if list {
@@ -82,8 +82,7 @@ extension ClusterSimulation {
                 let readyAt = boot.readyAt.offset.seconds
                 let gpusAt = boot.gpusAt.map { $0.offset.seconds } ?? .infinity
                 let id = addNode(
-                    type: boot.instanceType, zone: boot.zone, price: instance.pricePerHour, launchID: request.launchID,
-                    providerID: instance.providerID, labels: boot.labels, taints: boot.taints, readyAt: readyAt, gpusAt: gpusAt)
+                    type: boot.instanceType, price: instance.pricePerHour, providerID: instance.providerID, labels: boot.labels, taints: boot.taints, readyAt: readyAt, gpusAt: gpusAt)
                 runtime.nodeByLaunch[request.launchID] = id
                 runtime.nodeByProviderID[instance.providerID] = id
             } catch {

@@ -50,10 +50,8 @@ final class ClusterSimulation {
     }
 
     struct Node {
-        let id: Int
         let name: String
         let providerID: String
-        let launchID: String
         let isGPU: Bool
         let instanceType: String
         let gpuCount: Int64
@@ -66,10 +64,8 @@ final class ClusterSimulation {
         var pods: [Int] = []
         var gpuPods = 0
         let launchedAt: Double
-        let readyAt: Double
         let gpusAt: Double
         var registered = false
-        var ready = false
         var terminatedAt: Double?
         var deleted = false
         var lastAccounted: Double
@@ -77,12 +73,14 @@ final class ClusterSimulation {
         var unneededSince: Double?
 
         var boot: Double { gpusAt - launchedAt }
-        var schedulable: Bool { registered && ready && !deleted && terminatedAt == nil }
+        /// Registered and neither terminated nor deleted: what its kubelet would report.
+        var ready: Bool { registered && terminatedAt == nil && !deleted }
     }
 
     let policy: PolicyName
     let trace: Trace
     let options: SimulationOptions
+    let lowerBound: LowerBound
     var queue = EventQueue<Event>()
     var pods: [Pod] = []
     var podIndex: [String: Int] = [:]
@@ -90,7 +88,7 @@ final class ClusterSimulation {
     var nodeByName: [String: Int] = [:]
     /// Registered, not deleted.
     var liveNodes: [Int] = []
-    /// Created, not done, in creation order (with holes removed lazily).
+    /// Created, not done (unordered: a finished pod is swapped with the last; `livePosition` finds it).
     var live: [Int] = []
     var livePosition: [Int] = []
     var pending: [Int] = []
@@ -103,7 +101,6 @@ final class ClusterSimulation {
     var metrics = Accumulator()
     var berth: BerthRuntime?
     var autoscaler: AutoscalerState
-    var cpuLaunches = 0
     var pendingGroupLaunches: [Int] = []
     var gpuDemand: Int64 = 0
     var gpuNodesUp = 0
@@ -117,9 +114,10 @@ final class ClusterSimulation {
         var series: [(time: Double, gpus: Int64, nodes: Int, demand: Int64)] = []
     }
 
-    init(policy: PolicyName, trace: Trace, options: SimulationOptions) throws {
+    init(policy: PolicyName, trace: Trace, options: SimulationOptions, lowerBound: LowerBound) throws {
         self.policy = policy
         self.trace = trace
+        self.lowerBound = lowerBound
         self.options = options
         self.random = SeededGenerator(seed: options.seed, key: policy.rawValue)
         self.autoscaler = AutoscalerState(catalog: options.catalog, seed: options.seed)
@@ -217,11 +215,7 @@ final class ClusterSimulation {
             }
         case let .nodeReady(id):
             guard nodes[id].terminatedAt == nil, !nodes[id].registered else { return }
-            nodes[id].registered = true
-            nodes[id].ready = true
-            nodeByName[nodes[id].name] = id
-            liveNodes.append(id)
-            roomAppeared()
+            register(id)
             if nodes[id].isGPU { berth?.poked = true }
         case let .nodeGPUs(id):
             guard nodes[id].registered, nodes[id].terminatedAt == nil, !nodes[id].deleted else { return }
@@ -282,7 +276,7 @@ final class ClusterSimulation {
         var bestScore = Int64.min
         for id in liveNodes {
             let node = nodes[id]
-            guard node.schedulable, Self.fits(pod.requirements, requests: pod.requests, labels: node.labels, taints: node.taints, free: node.allocatable - node.requested)
+            guard node.ready, Self.fits(pod.requirements, requests: pod.requests, labels: node.labels, taints: node.taints, free: node.allocatable - node.requested)
             else { continue }
             let score = Self.leastAllocated(pod.requests, node: node)
             if score > bestScore {
@@ -363,22 +357,18 @@ final class ClusterSimulation {
 
     /// A new instance: its Node registers Ready at `readyAt`, its GPUs become allocatable at `gpusAt`.
     @discardableResult
-    func addNode(type: InstanceType, zone: String, price: Double, launchID: String, providerID: String, labels: [String: String], taints: [Taint],
+    func addNode(type: InstanceType, price: Double, providerID: String, labels: [String: String], taints: [Taint],
                  readyAt: Double, gpusAt: Double) -> Int {
         let id = nodes.count
         let allocatable = options.provisioner.overhead.allocatable(type)
         var initial = allocatable
         if type.gpuCount > 0 { initial.gpus = 0 }
         nodes.append(Node(
-            id: id, name: "ip-10-0-\(id / 250)-\(id % 250 + 1).ec2.internal", providerID: providerID, launchID: launchID, isGPU: type.gpuCount > 0,
+            name: "ip-10-0-\(id / 250)-\(id % 250 + 1).ec2.internal", providerID: providerID, isGPU: type.gpuCount > 0,
             instanceType: type.name, gpuCount: Int64(type.gpuCount), price: price, labels: labels, taints: taints, fullAllocatable: allocatable,
-            allocatable: initial, launchedAt: now, readyAt: readyAt, gpusAt: gpusAt, lastAccounted: now))
+            allocatable: initial, launchedAt: now, gpusAt: gpusAt, lastAccounted: now))
         if readyAt <= now {
-            nodes[id].registered = true
-            nodes[id].ready = true
-            nodeByName[nodes[id].name] = id
-            liveNodes.append(id)
-            roomAppeared()
+            register(id)
         } else {
             queue.push(.nodeReady(id), at: readyAt)
         }
@@ -391,12 +381,19 @@ final class ClusterSimulation {
         return id
     }
 
+    /// The Node registers Ready: pods can land on it.
+    private func register(_ id: Int) {
+        nodes[id].registered = true
+        nodeByName[nodes[id].name] = id
+        liveNodes.append(id)
+        roomAppeared()
+    }
+
     /// The instance is gone: billing stops, the Node turns NotReady, its pods are lost (recreated).
     func terminate(_ id: Int) {
         guard nodes[id].terminatedAt == nil else { return }
         account(id)
         nodes[id].terminatedAt = now
-        nodes[id].ready = false
         for index in nodes[id].pods { evict(index) }
         if nodes[id].isGPU {
             gpuNodesUp -= 1
@@ -410,7 +407,6 @@ final class ClusterSimulation {
         guard !nodes[id].deleted else { return }
         for index in nodes[id].pods { evict(index) }
         nodes[id].deleted = true
-        nodes[id].ready = false
         if nodes[id].registered, let position = liveNodes.firstIndex(of: id) { liveNodes.remove(at: position) }
         nodeByName[nodes[id].name] = nil
         roomAppeared()

@@ -70,8 +70,21 @@ public struct PolicyResult: Sendable {
 }
 
 /// The cost no autoscaler can beat: each GPU pod alone on its cheapest fitting type (allocatable
-/// after the node's overhead, GPU name if asked for) for exactly its run time, no boot.
-public enum LowerBound {
+/// after the node's overhead, GPU name if asked for) for exactly its run time, no boot. Worked out
+/// once per trace and shared by every policy (the static pool sizes itself from the same types).
+public struct LowerBound: Sendable {
+    /// Per trace pod: its cheapest fitting GPU type (nil: not a GPU pod, or nothing fits).
+    public let cheapest: [InstanceType?]
+    public let costUSD: Double
+
+    public init(trace: Trace, catalog: InstanceCatalog, overhead: NodeOverhead) {
+        cheapest = trace.pods.map { $0.isGPU ? Self.cheapestType(for: $0, catalog: catalog, overhead: overhead) : nil }
+        costUSD = zip(trace.pods, cheapest).reduce(0) { total, entry in
+            guard let type = entry.1 else { return total }
+            return total + type.pricePerHour * entry.0.duration / 3600
+        }
+    }
+
     public static func cheapestType(for pod: TracePod, catalog: InstanceCatalog, overhead: NodeOverhead) -> InstanceType? {
         let requests = Resources(
             cpuMilli: Int64((pod.cpu * 1000).rounded()), memory: Int64((pod.memoryGiB * 1024).rounded()) << 20, gpus: Int64(pod.gpus), pods: 1)
@@ -83,12 +96,6 @@ public enum LowerBound {
         return best
     }
 
-    public static func cost(of trace: Trace, catalog: InstanceCatalog, overhead: NodeOverhead) -> Double {
-        trace.pods.reduce(0) { total, pod in
-            guard pod.isGPU, let type = cheapestType(for: pod, catalog: catalog, overhead: overhead) else { return total }
-            return total + type.pricePerHour * pod.duration / 3600
-        }
-    }
 }
 
 extension ClusterSimulation {
@@ -122,7 +129,7 @@ extension ClusterSimulation {
             own.append(max(0, wait - (pod.firstNode >= 0 ? nodes[pod.firstNode].boot : 0)))
         }
         return PolicyResult(
-            policy: policy, costUSD: cost, lowerBoundUSD: LowerBound.cost(of: trace, catalog: options.catalog, overhead: options.provisioner.overhead),
+            policy: policy, costUSD: cost, lowerBoundUSD: lowerBound.costUSD,
             gpuNodeHours: hours, idleGpuNodeHours: metrics.idle / 3600, squattedGpuNodeHours: metrics.squatted / 3600,
             timeToRunning: Percentiles(waits), ownDelay: Percentiles(own), unscheduledPods: unscheduled, unscheduledGPUPods: unscheduledGPU,
             nodesLaunched: launched, cpuNodesLaunched: cpuLaunched, cpuNodeCostUSD: cpuCost, evictions: metrics.evictions, warnings: metrics.warnings,

@@ -11,8 +11,9 @@ public enum Simulator {
         progress: (@Sendable (PolicyName, Double) -> Void)? = nil
     ) async throws -> SimulationReport {
         var results: [PolicyResult] = []
+        let lowerBound = LowerBound(trace: trace, catalog: options.catalog, overhead: options.provisioner.overhead)
         for policy in policies {
-            let simulation = try ClusterSimulation(policy: policy, trace: trace, options: options)
+            let simulation = try ClusterSimulation(policy: policy, trace: trace, options: options, lowerBound: lowerBound)
             results.append(await simulation.run { progress?(policy, $0) })
         }
         return SimulationReport(pods: trace.pods.count, gpuPods: trace.gpuPods, gpuHours: trace.gpuHours, horizon: trace.horizon, policies: results)

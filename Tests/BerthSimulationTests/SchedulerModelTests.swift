@@ -8,9 +8,9 @@ import Testing
 @Suite struct SchedulerModelTests {
     static func node(cpuMilli: Int64, memoryGiB: Int64, requestedCPU: Int64 = 0, requestedGiB: Int64 = 0) -> ClusterSimulation.Node {
         var node = ClusterSimulation.Node(
-            id: 0, name: "n", providerID: "", launchID: "", isGPU: false, instanceType: "t", gpuCount: 0, price: 0, labels: [:], taints: [],
+            name: "n", providerID: "", isGPU: false, instanceType: "t", gpuCount: 0, price: 0, labels: [:], taints: [],
             fullAllocatable: Resources(cpuMilli: cpuMilli, memory: memoryGiB << 30, pods: 110),
-            allocatable: Resources(cpuMilli: cpuMilli, memory: memoryGiB << 30, pods: 110), launchedAt: 0, readyAt: 0, gpusAt: 0, lastAccounted: 0)
+            allocatable: Resources(cpuMilli: cpuMilli, memory: memoryGiB << 30, pods: 110), launchedAt: 0, gpusAt: 0, lastAccounted: 0)
         node.requested = Resources(cpuMilli: requestedCPU, memory: requestedGiB << 30)
         return node
     }
