@@ -205,9 +205,9 @@ public struct ProvisionerCore: Sendable {
             }
         }
         if recovered {
+            let held = Set(claims.values.compactMap(\.providerID))
             for node in index.snapshot.nodes where node.labels[Self.poolLabel] != nil && !node.providerID.isEmpty && !listed.contains(node.providerID) {
-                let held = claims.values.contains { $0.providerID == node.providerID }
-                if !held && !node.deleting {
+                if !held.contains(node.providerID) && !node.deleting {
                     actions.append(.deleteNode(name: node.name))
                     actions.append(.event(.init(regarding: .node(node.name), reason: "InstanceGone", message: "instance \(node.providerID) no longer exists; deleting the Node")))
                 }
@@ -376,12 +376,12 @@ public struct ProvisionerCore: Sendable {
 
     /// The nodes pods can go to without a launch: Berth's (launching or registered, not draining,
     /// `excluding` left out) and other Ready GPU nodes, with what their pods already take.
-    private func nodeStates(index: ClusterIndex, excluding: String? = nil) -> (nodes: [NodeState], claimOfNode: [Int: String]) {
+    private func nodeStates(index: ClusterIndex) -> (nodes: [NodeState], claimOfNode: [Int: String]) {
         var nodes: [NodeState] = []
         var claimOfNode: [Int: String] = [:]
         for key in claims.keys.sorted() {
             guard let claim = claims[key], claim.isLive, let type = catalog[claim.instanceType], let pool = config.pools.first(where: { $0.name == claim.pool }) else { continue }
-            if let name = claim.nodeName, draining[name] != nil || name == excluding || claim.windingDown { continue }
+            if let name = claim.nodeName, draining[name] != nil || claim.windingDown { continue }
             let offering = type.offerings.first { $0.zone == claim.zone && $0.capacityType == claim.capacityType }
                 ?? Offering(zone: claim.zone, capacityType: claim.capacityType, pricePerHour: claim.pricePerHour)
             let allocatable = config.overhead.allocatable(type)
@@ -399,7 +399,7 @@ public struct ProvisionerCore: Sendable {
             nodes.append(state)
         }
         let managed = Set(claims.values.compactMap(\.nodeName))
-        for node in index.snapshot.nodes where !managed.contains(node.name) && node.name != excluding && node.ready && !node.unschedulable && !node.deleting && node.allocatable.gpus > 0 {
+        for node in index.snapshot.nodes where !managed.contains(node.name) && node.ready && !node.unschedulable && !node.deleting && node.allocatable.gpus > 0 {
             // The kubelet's allocatable: every running pod takes its share, DaemonSet pods included.
             let requested = index.podsOnNode[node.name, default: []].filter { !$0.finished }.map(\.requests).reduce(Resources.zero, +)
             nodes.append(NodeState(
@@ -568,9 +568,11 @@ public struct ProvisionerCore: Sendable {
     /// node with a cheaper type is not done.
     private mutating func consolidate(index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
         var best: (key: String, name: String, cost: (Int64, Int, Double))?
+        // Where pods could go, built once a round; each candidate is taken out of it in turn.
+        let nodes = nodeStates(index: index).nodes
         for key in claims.keys.sorted() {
             guard let claim = claims[key], claim.isLive, let name = claim.nodeName else { continue }
-            guard held(.consolidatable(name), consolidatable(claim, node: name, index: index), now: now) else { continue }
+            guard held(.consolidatable(name), consolidatable(claim, node: name, index: index, nodes: nodes), now: now) else { continue }
             // Cheapest to disrupt first (fewest GPUs, then fewest pods to move), then the priciest node.
             let pods = index.podsOnNode[name, default: []].filter(\.occupies)
             let cost = (pods.reduce(0) { $0 + $1.requests.gpus }, pods.count, -claim.pricePerHour)
@@ -586,9 +588,9 @@ public struct ProvisionerCore: Sendable {
             message: "its \(moving) pod(s) fit on other nodes; draining, then terminating \(claim.instanceType) ($\(claim.pricePerHour)/h)")))
     }
 
-    /// Whether the node's pods could all move to other existing nodes (non-notebook GPU pods, none
-    /// do-not-disrupt or terminating).
-    private func consolidatable(_ claim: NodeClaim, node name: String, index: ClusterIndex) -> Bool {
+    /// Whether the node's pods could all move to other existing nodes (`nodes`, this one left out)
+    /// — non-notebook GPU pods, none do-not-disrupt or terminating.
+    private func consolidatable(_ claim: NodeClaim, node name: String, index: ClusterIndex, nodes: [NodeState]) -> Bool {
         guard !claim.dedicated, claim.initializedAt != nil, claim.nominated.isEmpty, draining[name] == nil,
             let node = index.nodes[name], !node.doNotDisrupt
         else { return false }
@@ -596,7 +598,7 @@ public struct ProvisionerCore: Sendable {
         guard pods.contains(where: \.requestsGPU), !pods.contains(where: { $0.doNotDisrupt || $0.requirements.isNotebook || $0.terminating }) else {
             return false
         }
-        let plan = scheduler.solve(pending: pods.map(\.requirements), nodes: nodeStates(index: index, excluding: name).nodes)
+        let plan = scheduler.solve(pending: pods.map(\.requirements), nodes: nodes.filter { $0.name != name })
         return plan.nodes.isEmpty && plan.unschedulable.isEmpty
     }
 
