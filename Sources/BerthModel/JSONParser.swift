@@ -59,6 +59,33 @@ public indirect enum JSONSelection: Sendable {
     }
 }
 
+/// One bit per open container (set: an object), for every level `JSONParser.maximumDepth` allows.
+/// The first 64 levels (every real document) in a word of their own, tested without indexing.
+struct ContainerBits {
+    private var low: UInt64 = 0
+    private var high: (UInt64, UInt64, UInt64) = (0, 0, 0)
+
+    subscript(level: Int) -> Bool {
+        @inline(__always) get {
+            let bit: UInt64 = 1 &<< UInt64(level & 63)
+            guard level >= 64 else { return low & bit != 0 }
+            return withUnsafeBytes(of: high) { $0.load(fromByteOffset: ((level >> 6) &- 1) &* 8, as: UInt64.self) } & bit != 0
+        }
+        @inline(__always) set {
+            let bit: UInt64 = 1 &<< UInt64(level & 63)
+            guard level >= 64 else {
+                low = newValue ? low | bit : low & ~bit
+                return
+            }
+            withUnsafeMutableBytes(of: &high) { raw in
+                let offset = ((level >> 6) &- 1) &* 8
+                let word = raw.load(fromByteOffset: offset, as: UInt64.self)
+                raw.storeBytes(of: newValue ? word | bit : word & ~bit, toByteOffset: offset, as: UInt64.self)
+            }
+        }
+    }
+}
+
 /// The index of the first byte at or after `start` that ends a run of plain string content:
 /// a quote, a backslash, a control character or the first byte of a non-ASCII sequence (or
 /// `bytes.count`). Eight bytes per step (SWAR): strings are most of a review, and a byte-at-a-time
@@ -218,14 +245,13 @@ struct Reader {
     /// Checks a value's syntax and moves past it without building it: most of an AdmissionReview
     /// is skipped this way. One loop over the bytes with the open containers in a bit stack (bit
     /// set: object), rather than one call per value: the recursive skipper cost ~12 instructions
-    /// per byte of the review, mostly in calls. Deeper than 64 levels inside the skipped value it
-    /// hands over to the recursive skipper, which has the same grammar and limits.
+    /// per byte of the review, mostly in calls. The stack holds the 256 levels JSON may nest.
     mutating func skipValue(depth: Int) throws(JSONError) {
         let bytes = buffer
         let count = bytes.count
         var i = index
         var level = 0
-        var objects: UInt64 = 0
+        var objects = ContainerBits()
         // Each turn reads one value (after a name and ':' in objects), then closes what it can.
         while true {
             while i < count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
@@ -246,12 +272,6 @@ struct Reader {
                     i = index
                 }
             case UInt8(ascii: "{"), UInt8(ascii: "["):
-                if level == 64 {
-                    index = i
-                    try skipValueRecursively(depth: depth + level)
-                    i = index
-                    break
-                }
                 guard depth + level + 1 <= JSONParser.maximumDepth else {
                     index = i
                     throw error("nesting deeper than \(JSONParser.maximumDepth) levels")
@@ -263,7 +283,7 @@ struct Reader {
                     i += 1  // empty: a complete value
                     break
                 }
-                if isObject { objects |= 1 << UInt64(level) } else { objects &= ~(1 << UInt64(level)) }
+                objects[level] = isObject
                 level += 1
                 opened = true
             case UInt8(ascii: "t"):
@@ -293,7 +313,7 @@ struct Reader {
                         index = i
                         return
                     }
-                    let isObject = objects & (1 << UInt64(level - 1)) != 0
+                    let isObject = objects[level - 1]
                     while i < count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
                     guard i < count else {
                         index = i
@@ -314,7 +334,7 @@ struct Reader {
                 }
             }
             // Inside an object, a member name and ':' come before the next value.
-            if objects & (1 << UInt64(level - 1)) != 0 {
+            if objects[level - 1] {
                 while i < count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
                 guard i < count, bytes[i] == UInt8(ascii: "\"") else {
                     index = i
@@ -335,53 +355,6 @@ struct Reader {
                 }
                 i += 1
             }
-        }
-    }
-
-    /// The recursive form of `skipValue`, for values nested deeper than its bit stack.
-    mutating func skipValueRecursively(depth: Int) throws(JSONError) {
-        guard index < buffer.count else { throw error("unexpected end of input, expected a value") }
-        switch buffer[index] {
-        case UInt8(ascii: "\""): _ = try skipString()
-        case UInt8(ascii: "{"), UInt8(ascii: "["):
-            let isObject = buffer[index] == UInt8(ascii: "{")
-            let close = isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")
-            guard depth + 1 <= JSONParser.maximumDepth else { throw error("nesting deeper than \(JSONParser.maximumDepth) levels") }
-            index += 1
-            skipWhitespace()
-            if index < buffer.count, buffer[index] == close {
-                index += 1
-                return
-            }
-            while true {
-                skipWhitespace()
-                if isObject {
-                    guard index < buffer.count, buffer[index] == UInt8(ascii: "\"") else {
-                        throw error(index < buffer.count ? "expected a quoted member name" : "unexpected end of input in an object")
-                    }
-                    _ = try skipString()
-                    skipWhitespace()
-                    guard index < buffer.count, buffer[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
-                    index += 1
-                    skipWhitespace()
-                }
-                try skipValueRecursively(depth: depth + 1)
-                skipWhitespace()
-                guard index < buffer.count else { throw error(isObject ? "unexpected end of input in an object" : "unexpected end of input in a list") }
-                if buffer[index] == UInt8(ascii: ",") {
-                    index += 1
-                } else if buffer[index] == close {
-                    index += 1
-                    return
-                } else {
-                    throw error(isObject ? "expected ',' or '}' in an object, found \(describe(buffer[index]))" : "expected ',' or ']' in a list, found \(describe(buffer[index]))")
-                }
-            }
-        case UInt8(ascii: "t"): try expectLiteral("true")
-        case UInt8(ascii: "f"): try expectLiteral("false")
-        case UInt8(ascii: "n"): try expectLiteral("null")
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): try scanNumber()  // checked, no String made
-        default: throw error("unexpected character \(describe(buffer[index])), expected a value")
         }
     }
 

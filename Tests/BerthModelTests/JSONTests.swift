@@ -209,9 +209,9 @@ enum Fixtures {
         #expect(throws: JSONError.self) { _ = try JSONTape(parsing: Array(String(repeating: "[", count: 100_000).utf8)) }
     }
 
-    /// Skipped values are walked with a 64-level bit stack, then recursively: around both limits
-    /// (64 and the parser's 256), skipping accepts and rejects exactly what parsing does.
-    @Test(arguments: [1, 2, 63, 64, 65, 66, 128, 253, 254, 255, 256, 257])
+    /// Skipped values are walked with a 256-level bit stack in four words: around each word's
+    /// edge and the parser's limit of 256, skipping accepts and rejects exactly what parsing does.
+    @Test(arguments: [1, 2, 63, 64, 65, 66, 127, 128, 129, 191, 192, 193, 253, 254, 255, 256, 257])
     func skipsNestingLikeTheParser(depth: Int) {
         let arrays = String(repeating: "[", count: depth) + String(repeating: "]", count: depth)
         let objects = String(repeating: #"{"k":"#, count: depth) + "1" + String(repeating: "}", count: depth)
