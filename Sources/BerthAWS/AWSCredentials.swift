@@ -1,3 +1,4 @@
+import BerthModel
 import Foundation
 
 /// An access key, its secret, and the session token of temporary credentials. Printing one never
@@ -19,29 +20,7 @@ public struct AWSCredentials: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         var text = "AWSCredentials(accessKeyID: \(accessKeyID), secretAccessKey: <redacted>"
         if sessionToken != nil { text += ", sessionToken: <redacted>" }
-        if let expiration { text += ", expiration: \(AWSDate.iso8601(expiration))" }
+        if let expiration { text += ", expiration: \(RFC3339.string(expiration))" }
         return text + ")"
-    }
-}
-
-/// The ISO 8601 timestamps AWS writes (`2026-11-30T10:50:45Z`, with or without fractional seconds).
-public enum AWSDate {
-    public static func parse(_ text: String) -> Date? {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        let plain = ISO8601DateFormatter()
-        if let date = plain.date(from: trimmed) { return date }
-        let fractional = ISO8601DateFormatter()
-        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = fractional.date(from: trimmed) { return date }
-        // moto writes nine fractional digits, which ISO8601DateFormatter refuses: keep three.
-        if let dot = trimmed.firstIndex(of: "."), let zone = trimmed[dot...].firstIndex(where: { $0 == "Z" || $0 == "+" || $0 == "-" }) {
-            let digits = trimmed[trimmed.index(after: dot)..<zone].prefix(3)
-            return fractional.date(from: String(trimmed[..<dot]) + "." + digits + String(trimmed[zone...]))
-        }
-        return nil
-    }
-
-    public static func iso8601(_ date: Date) -> String {
-        ISO8601DateFormatter().string(from: date)
     }
 }

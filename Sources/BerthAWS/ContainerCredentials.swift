@@ -1,3 +1,4 @@
+import BerthModel
 import Foundation
 
 /// EKS Pod Identity (and ECS task roles): `GET` of `AWS_CONTAINER_CREDENTIALS_FULL_URI` with the
@@ -69,7 +70,7 @@ public struct ContainerCredentials: AWSCredentialProvider {
         }
         var expiration: Date?
         if let text = document.Expiration {
-            guard let date = AWSDate.parse(text) else { throw .malformedResponse(action: source, reason: "Expiration is not a date: \(text)") }
+            guard let date = RFC3339.parse(text) else { throw .malformedResponse(action: source, reason: "Expiration is not a date: \(text)") }
             expiration = date
         }
         return AWSCredentials(accessKeyID: key, secretAccessKey: secret, sessionToken: document.Token, expiration: expiration)

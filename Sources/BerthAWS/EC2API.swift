@@ -1,3 +1,4 @@
+import BerthModel
 import Foundation
 
 /// The EC2 actions Berth calls (API version 2016-11-15), each a thin typed wrapper over
@@ -149,7 +150,7 @@ public struct EC2API: Sendable {
     static func instance(_ item: XMLNode) throws(AWSError) -> Instance {
         let action = "DescribeInstances"
         guard let id = item.string("instanceId"), !id.isEmpty else { throw .malformedResponse(action: action, reason: "an instance has no instanceId") }
-        guard let launch = item.string("launchTime"), let launchTime = AWSDate.parse(launch) else {
+        guard let launch = item.string("launchTime"), let launchTime = RFC3339.parse(launch) else {
             throw .malformedResponse(action: action, reason: "\(id): launchTime missing or not a date: \(item.string("launchTime") ?? "absent")")
         }
         var tags: [String: String] = [:]
@@ -284,7 +285,7 @@ public struct EC2API: Sendable {
 
     /// The current spot prices (`StartTime` = now: one price per type and zone) for Linux.
     public func describeSpotPriceHistory(instanceTypes: [String], now: Date, pageSize: Int = 1000) async throws(AWSError) -> [SpotPrice] {
-        var parameters: [(String, String)] = [("StartTime", AWSDate.iso8601(now)), ("ProductDescription.1", "Linux/UNIX"), ("ProductDescription.2", "Linux/UNIX (Amazon VPC)")]
+        var parameters: [(String, String)] = [("StartTime", RFC3339.string(now)), ("ProductDescription.1", "Linux/UNIX"), ("ProductDescription.2", "Linux/UNIX (Amazon VPC)")]
         for (index, type) in instanceTypes.enumerated() { parameters.append(("InstanceType.\(index + 1)", type)) }
         var prices: [SpotPrice] = []
         try await paginate("DescribeSpotPriceHistory", parameters, pageSize: pageSize) { root throws(AWSError) in
@@ -293,7 +294,7 @@ public struct EC2API: Sendable {
                       let text = item.string("spotPrice"), let price = Double(text) else {
                     throw .malformedResponse(action: "DescribeSpotPriceHistory", reason: "an item lacks instanceType, availabilityZone or a numeric spotPrice")
                 }
-                prices.append(SpotPrice(instanceType: type, zone: zone, price: price, timestamp: item.string("timestamp").flatMap(AWSDate.parse)))
+                prices.append(SpotPrice(instanceType: type, zone: zone, price: price, timestamp: item.string("timestamp").flatMap(RFC3339.parse)))
             }
         }
         return prices

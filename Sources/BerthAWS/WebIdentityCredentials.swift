@@ -1,3 +1,4 @@
+import BerthModel
 import Foundation
 
 /// IRSA on EKS: the projected service-account token (`AWS_WEB_IDENTITY_TOKEN_FILE`, re-read on
@@ -46,7 +47,7 @@ public struct WebIdentityCredentials: AWSCredentialProvider {
         guard let key = node.string("AccessKeyId"), !key.isEmpty, let secret = node.string("SecretAccessKey"), !secret.isEmpty else {
             throw .malformedResponse(action: action, reason: "Credentials lack AccessKeyId or SecretAccessKey")
         }
-        guard let expirationText = node.string("Expiration"), let expiration = AWSDate.parse(expirationText) else {
+        guard let expirationText = node.string("Expiration"), let expiration = RFC3339.parse(expirationText) else {
             throw .malformedResponse(action: action, reason: "Credentials.Expiration missing or not a date: \(node.string("Expiration") ?? "absent")")
         }
         return AWSCredentials(accessKeyID: key, secretAccessKey: secret, sessionToken: node.string("SessionToken"), expiration: expiration)

@@ -179,25 +179,3 @@ public struct ExecCertificate: Sendable, Equatable {
     public var certificatePEM: [UInt8]
     public var keyPEM: [UInt8]
 }
-
-/// RFC 3339 timestamps as Kubernetes writes them (`Time`: seconds; `MicroTime`: microseconds).
-public enum RFC3339 {
-    public static func parse(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text)
-    }
-
-    public static func string(_ date: Date, micro: Bool = false) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.formatOptions = [.withInternetDateTime]
-        if !micro { return formatter.string(from: date) }
-        let seconds = date.timeIntervalSince1970.rounded(.down)
-        let micros = Int(((date.timeIntervalSince1970 - seconds) * 1_000_000).rounded(.down))
-        let base = formatter.string(from: Date(timeIntervalSince1970: seconds))
-        return String(base.dropLast()) + "." + String(format: "%06d", micros) + "Z"
-    }
-}

@@ -1,4 +1,5 @@
 @testable import BerthAWS
+import BerthModel
 import BerthNet
 import Foundation
 import Synchronization
@@ -61,7 +62,7 @@ import Testing
         #expect(credentials.accessKeyID == "ASIASTS")
         #expect(credentials.secretAccessKey == Self.secret)
         #expect(credentials.sessionToken == Self.sessionToken)
-        #expect(credentials.expiration == AWSDate.parse("2026-11-30T12:00:00Z"))
+        #expect(credentials.expiration == RFC3339.parse("2026-11-30T12:00:00Z"))
         let request = try #require(sts.requests.first)
         #expect(request.method == "POST")
         #expect(request.headers["Authorization"] == nil)
@@ -124,7 +125,7 @@ import Testing
         let credentials = try await chain.source().fetch()
         #expect(credentials.accessKeyID == "ASIAPOD")
         #expect(credentials.sessionToken == Self.sessionToken)
-        #expect(credentials.expiration == AWSDate.parse("2026-11-30T11:00:00Z"))
+        #expect(credentials.expiration == RFC3339.parse("2026-11-30T11:00:00Z"))
         #expect(agent.requests.map(\.target) == ["/v1/credentials"])
     }
 
@@ -217,7 +218,7 @@ import Testing
         #expect(provider is IMDSCredentials)
         let credentials = try await provider.fetch()
         #expect(credentials.accessKeyID == "ASIAIMDS")
-        #expect(credentials.expiration == AWSDate.parse("2026-11-30T16:00:00Z"))
+        #expect(credentials.expiration == RFC3339.parse("2026-11-30T16:00:00Z"))
         #expect(imds.requests.map { "\($0.method) \($0.target)" } == [
             "PUT /latest/api/token", "GET /latest/meta-data/iam/security-credentials/",
             "GET /latest/meta-data/iam/security-credentials/berth-node-role",

@@ -255,3 +255,27 @@ enum Fixtures {
 extension JSONCursor {
     subscript(index: Int) -> JSONCursor? { arrayElements.flatMap { $0.indices.contains(index) ? $0[index] : nil } }
 }
+
+@Suite struct RFC3339Tests {
+    @Test(arguments: [
+        ("2026-11-30T10:50:45Z", 1_796_035_845.0),
+        ("2026-11-30T10:50:45.250Z", 1_796_035_845.25),
+        ("2026-11-30T10:50:45.250000Z", 1_796_035_845.25),      // Kubernetes MicroTime
+        ("2026-11-30T10:50:45.250999999Z", 1_796_035_845.25),   // moto: cut to milliseconds
+        ("2026-11-30T11:50:45+01:00", 1_796_035_845.0),
+    ])
+    func parsesSecondsAndFractions(text: String, seconds: Double) {
+        #expect(RFC3339.parse(text)?.timeIntervalSince1970 == seconds)
+    }
+
+    @Test func refusesWhatIsNotATimestamp() {
+        #expect(RFC3339.parse("yesterday") == nil)
+        #expect(RFC3339.parse("2026-11-30") == nil)
+    }
+
+    @Test func writesTimeAndMicroTime() {
+        let date = Date(timeIntervalSince1970: 1_796_035_845.25)
+        #expect(RFC3339.string(date) == "2026-11-30T10:50:45Z")
+        #expect(RFC3339.string(date, micro: true) == "2026-11-30T10:50:45.250000Z")
+    }
+}
