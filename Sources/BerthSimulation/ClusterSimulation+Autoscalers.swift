@@ -102,7 +102,7 @@ extension ClusterSimulation {
         guard !pendingGroupLaunches.isEmpty else { return }
         if autoscaler.cloud == nil { autoscaler.cloud = SimulatedCloud(configuration: options.cloudConfiguration, clock: autoscaler.clock) }
         guard let cloud = autoscaler.cloud else { return }
-        autoscaler.clock.advance(to: ManualClock.Instant(offset: .milliseconds(Int64((now * 1000).rounded()))))
+        bringToNow(autoscaler.clock)
         let launches = pendingGroupLaunches
         pendingGroupLaunches = []
         for number in launches {
@@ -115,11 +115,7 @@ extension ClusterSimulation {
                 labels: [:], taints: [AutoscalerState.gpuTaint])
             do {
                 let instance = try await cloud.create(request)
-                let boot = try await cloud.boot(of: instance.providerID)
-                addNode(
-                    type: boot.instanceType, price: instance.pricePerHour, providerID: instance.providerID,
-                    labels: boot.labels, taints: boot.taints, readyAt: boot.readyAt.offset.seconds,
-                    gpusAt: boot.gpusAt.map { $0.offset.seconds } ?? .infinity)
+                addNode(launched: instance, boot: try await cloud.boot(of: instance.providerID))
             } catch {
                 metrics.warnings["FailedScaleUp", default: 0] += 1
             }

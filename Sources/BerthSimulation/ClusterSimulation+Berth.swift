@@ -35,7 +35,7 @@ extension ClusterSimulation {
         runtime.listDue = false
         runtime.rounds += 1
         runtime.lastRound = now
-        runtime.clock.advance(to: ManualClock.Instant(offset: .milliseconds(Int64((now * 1000).rounded()))))
+        bringToNow(runtime.clock)
         let date = runtime.epoch.addingTimeInterval(now)
 
         var podSnapshots: [PodSnapshot] = []
@@ -78,11 +78,7 @@ extension ClusterSimulation {
                 let instance = try await runtime.cloud.create(request)
                 runtime.core.record(.launched(launchID: request.launchID, instance), now: date)
                 guard runtime.nodeByLaunch[request.launchID] == nil else { return }
-                let boot = try await runtime.cloud.boot(of: instance.providerID)
-                let readyAt = boot.readyAt.offset.seconds
-                let gpusAt = boot.gpusAt.map { $0.offset.seconds } ?? .infinity
-                let id = addNode(
-                    type: boot.instanceType, price: instance.pricePerHour, providerID: instance.providerID, labels: boot.labels, taints: boot.taints, readyAt: readyAt, gpusAt: gpusAt)
+                let id = addNode(launched: instance, boot: try await runtime.cloud.boot(of: instance.providerID))
                 runtime.nodeByLaunch[request.launchID] = id
                 runtime.nodeByProviderID[instance.providerID] = id
             } catch {

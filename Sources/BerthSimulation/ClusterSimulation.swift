@@ -381,6 +381,18 @@ final class ClusterSimulation {
         return id
     }
 
+    /// A node for an instance a policy's simulated cloud launched: Ready and GPUs when its boot says.
+    @discardableResult
+    func addNode(launched instance: CloudInstance, boot: SimulatedCloud<ManualClock>.Boot) -> Int {
+        addNode(type: boot.instanceType, price: instance.pricePerHour, providerID: instance.providerID, labels: boot.labels, taints: boot.taints,
+                readyAt: boot.readyAt.offset.seconds, gpusAt: boot.gpusAt.map { $0.offset.seconds } ?? .infinity)
+    }
+
+    /// A policy's cloud clock brought to the simulation's time (milliseconds).
+    func bringToNow(_ clock: ManualClock) {
+        clock.advance(to: ManualClock.Instant(offset: .milliseconds(Int64((now * 1000).rounded()))))
+    }
+
     /// The Node registers Ready: pods can land on it.
     private func register(_ id: Int) {
         nodes[id].registered = true
