@@ -23,9 +23,23 @@ public final class WebhookMetrics: Sendable {
     private let latency: CoreMetrics.Timer
     /// One per kind: a scan of enum values, no hashing.
     private let mutations: [(kind: MutationKind, counter: CoreMetrics.Counter)]
-    /// In `reviewResults` order.
+    /// What a review came to: the `result` label, and the counter's index in `reviews`.
+    private enum ReviewResult: Int, CaseIterable {
+        case gpuNotebook, gpu, nonGPU, exempt, notMutated, invalid
+
+        var label: String {
+            switch self {
+            case .gpuNotebook: "gpu-notebook"
+            case .gpu: "gpu"
+            case .nonGPU: "non-gpu"
+            case .exempt: "exempt"
+            case .notMutated: "not-mutated"
+            case .invalid: "invalid"
+            }
+        }
+    }
+    /// Indexed by `ReviewResult.rawValue`.
     private let reviews: [CoreMetrics.Counter]
-    private static let reviewResults = ["gpu-notebook", "gpu", "non-gpu", "exempt", "not-mutated", "invalid"]
     private let reloadSuccess: CoreMetrics.Counter
     private let reloadFailure: CoreMetrics.Counter
     private let handshakeFailures: CoreMetrics.Counter
@@ -47,7 +61,7 @@ public final class WebhookMetrics: Sendable {
         mutations = MutationKind.allCases.map {
             ($0, CoreMetrics.Counter(label: "berth_webhook_mutations_total", dimensions: [("mutation", $0.rawValue)], factory: factory))
         }
-        reviews = Self.reviewResults.map {
+        reviews = ReviewResult.allCases.map(\.label).map {
             CoreMetrics.Counter(label: "berth_webhook_admission_reviews_total", dimensions: [("result", $0)], factory: factory)
         }
         reloadSuccess = CoreMetrics.Counter(label: "berth_webhook_certificate_reloads_total", dimensions: [("result", "success")], factory: factory)
@@ -73,23 +87,23 @@ public final class WebhookMetrics: Sendable {
 
     /// One review answered: what Berth decided.
     func reviewed(_ outcome: AdmissionOutcome) {
-        let result: Int  // index in reviewResults
+        let result: ReviewResult
         if outcome.status != 200 {
-            result = 5  // invalid
+            result = .invalid
         } else if let mutation = outcome.mutation {
             switch mutation.podClass {
-            case .gpuNotebook: result = 0
-            case .gpu: result = 1
-            case .other: result = 2
-            case nil: result = 3  // exempt
+            case .gpuNotebook: result = .gpuNotebook
+            case .gpu: result = .gpu
+            case .other: result = .nonGPU
+            case nil: result = .exempt
             }
             for kind in mutation.kinds {
                 mutations.first { $0.kind == kind }?.counter.increment()
             }
         } else {
-            result = 4  // not mutated: not a CREATE, or a subresource
+            result = .notMutated  // not a CREATE, or a subresource
         }
-        reviews[result].increment()
+        reviews[result.rawValue].increment()
     }
 
     public func certificateReloaded(_ result: Result<Void, any Error>) {
