@@ -2,7 +2,7 @@
 # Berth's image: build with the official Swift toolchain on Debian bookworm, run on
 # debian:bookworm-slim with only the berth binary (Swift runtime linked statically; OpenSSL
 # and glibc from the system). Build and push:
-#   docker build -t ghcr.io/berth-dev/berth:<appVersion> . && docker push ghcr.io/berth-dev/berth:<appVersion>
+#   docker build -t REGISTRY/berth:<appVersion> . && docker push REGISTRY/berth:<appVersion>  (without an engine: make image)
 
 ARG SWIFT_IMAGE=swift:6.1-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim

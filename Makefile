@@ -1,8 +1,10 @@
 # Berth — build, test, run, benchmark. `make help` lists the targets.
 SWIFT ?= swift
 BERTH := .build/debug/berth
+# The test tools (Tests/tools/setup.sh) come first on PATH: python3 with moto, kubectl, kubernetes-validate, pytest.
+export PATH := $(CURDIR)/.build/tools/bin:$(PATH)
 
-.PHONY: help build release test test-swift run mutate-examples certs certs-clean bench bench-mutate bench-schedule bench-webhook bench-kube bench-simulate clean
+.PHONY: help build release image image-test test tools test-swift run mutate-examples certs certs-clean bench bench-mutate bench-schedule bench-webhook bench-kube bench-simulate clean
 PORT ?= 8443
 METRICS_PORT ?= 8080
 REVIEW := Tests/Fixtures/admission/z2jh-gpu-notebook.review.json
@@ -13,12 +15,22 @@ help: ## This list.
 build: ## Debug build of berth and its tests' helpers.
 	$(SWIFT) build
 
+# Release builds link the Swift runtime statically (as the image does), so one set of flags serves all.
+RELEASE_FLAGS := -c release --static-swift-stdlib
+
 release: ## Optimised build: .build/release/berth.
-	$(SWIFT) build -c release --product berth
+	$(SWIFT) build $(RELEASE_FLAGS) --product berth
 
-test: build test-swift chart-test ## Every test: Swift unit and integration tests, then the Helm chart test.
+test: ## The whole set-up and every test: installs what is missing (tools), builds, Swift tests, the Helm chart test, the image test.
+	@$(MAKE) --no-print-directory tools
+	@$(MAKE) --no-print-directory test-swift
+	@$(MAKE) --no-print-directory chart-test
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory image-test; else echo "make test: image-test skipped (chroot needs root)"; fi
 
-test-swift: ## Swift tests only (needs kubectl and kubernetes-validate on PATH: see .ci/run).
+tools: ## Install what the build and the tests need and this machine lacks (apt when root, a venv in .build/tools, helm); idempotent.
+	@bash Tests/tools/setup.sh
+
+test-swift: ## Swift tests only (after make tools).
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
@@ -54,22 +66,22 @@ mutate-examples: build ## berth mutate -o patch -v on every example manifest.
 bench: bench-mutate bench-schedule bench-webhook bench-kube bench-simulate ## Every benchmark; figures go in BENCHMARKS.md.
 
 bench-mutate: ## Median time to classify and patch the z2jh GPU notebook pod.
-	$(SWIFT) build -c release --product berth-bench
+	$(SWIFT) build $(RELEASE_FLAGS) --product berth-bench
 	.build/release/berth-bench mutate
 
 bench-schedule: ## Median ms per scheduler solve: 5,000 pending pods, 400 instance types (Karpenter's benchmark shape).
-	$(SWIFT) build -c release --product berth-bench
+	$(SWIFT) build $(RELEASE_FLAGS) --product berth-bench
 	.build/release/berth-bench schedule
 
 bench-kube: ## Watch events/s the Kubernetes client decodes (Pod and Node lines from the API fixtures).
-	$(SWIFT) build -c release --product berth-bench
+	$(SWIFT) build $(RELEASE_FLAGS) --product berth-bench
 	.build/release/berth-bench watch
 
 SIM := .build/bench-simulate
 # Wall and user seconds (the machine is shared: user time is the steadier figure).
 TIMED := /usr/bin/time -f "== run time, 3 policies: %e s wall, %U s user"
 bench-simulate: ## berth simulate (release): 14-day 40-user trace, all three policies, table + SVG; then a 30-day ~54,000-pod trace, timed.
-	$(SWIFT) build -c release --product berth
+	$(SWIFT) build $(RELEASE_FLAGS) --product berth
 	@mkdir -p $(SIM)
 	.build/release/berth simulate --generate --days 14 --users 40 --seed 1 > $(SIM)/trace-14d-40u.csv
 	@$(TIMED) .build/release/berth simulate $(SIM)/trace-14d-40u.csv --plot $(SIM)/trace-14d-40u.svg --quiet
@@ -83,6 +95,17 @@ bench-simulate: ## berth simulate (release): 14-day 40-user trace, all three pol
 
 bench-webhook: ## wrk against berth serve and, alternating in the same run, nginx with a fixed answer: 3 rounds and their medians (needs wrk, nginx).
 	bash Tests/bench/webhook-bench.sh
+
+IMAGE_DIR := .build/image
+
+image: ## OCI image archive .build/image/berth-<version>.oci.tar, assembled without a container engine (load it with docker/podman load, push it with skopeo).
+	$(SWIFT) build $(RELEASE_FLAGS) --product berth
+	@mkdir -p $(IMAGE_DIR)
+	strip -o $(IMAGE_DIR)/berth "$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/berth"
+	@v="$$($(IMAGE_DIR)/berth --version)" && python3 Tests/image/oci_image.py build --binary $(IMAGE_DIR)/berth --version "$$v" --out $(IMAGE_DIR)/berth-$$v.oci.tar
+
+image-test: image ## Check the image archive (OCI schema, skopeo, same digests twice) and run berth from its unpacked layer under chroot (root).
+	@v="$$($(IMAGE_DIR)/berth --version)" && bash Tests/image/image-test.sh $(IMAGE_DIR)/berth-$$v.oci.tar $(IMAGE_DIR)/berth "$$v"
 
 clean: ## Remove build products and the tool cache.
 	rm -rf .build .cache

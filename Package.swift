@@ -1,9 +1,11 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
 
-// One setting for every target: Swift 6 language mode, existential `any` spelled out.
+// One setting for every target: Swift 6 language mode, existential `any` spelled out, and every
+// compiler warning in Berth's own code an error (dependencies are built with their own settings).
 let settings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
+    .treatAllWarnings(as: .error),
 ]
 
 let package = Package(

@@ -119,7 +119,9 @@ public final class EmbeddedCluster: Sendable {
             current-context: berth-simulated
 
             """
-        FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw KubeError.configuration(source: path, message: "cannot write the simulated cluster's kubeconfig")
+        }
     }
 }
 

@@ -238,20 +238,18 @@ public final class KubeCluster: ClusterPort {
         do {
             try await Offload.run { [client] () throws(KubeError) -> Void in try client.evict(namespace: parts[0], name: parts[1]) }
             return .evicted(pod: pod)
-        } catch let error as KubeError where error.isNotFound {
+        } catch let error where error.isNotFound {
             return .evicted(pod: pod)
-        } catch let error as KubeError {
+        } catch let error {
             if case let .evictionBlocked(status, _, _) = error { return .evictionFailed(pod: pod, message: status.message + (status.causes.first.map { " (\($0))" } ?? "")) }
             return .evictionFailed(pod: pod, message: error.description)
-        } catch {
-            return .evictionFailed(pod: pod, message: "\(error)")
         }
     }
 
     public func deleteNode(name: String) async throws {
         do {
             try await Offload.run { [client] () throws(KubeError) -> Void in _ = try client.delete(.nodes, name: name) }
-        } catch let error as KubeError where error.isNotFound {
+        } catch let error where error.isNotFound {
             return
         }
     }

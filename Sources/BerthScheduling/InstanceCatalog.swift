@@ -12,8 +12,8 @@ public struct InstanceCatalog: Sendable, Equatable {
 
     public static let defaultZones = ["us-east-1a", "us-east-1b", "us-east-1c"]
 
-    /// The EC2 GPU types of us-east-1 with on-demand prices (Karpenter's generated pricing,
-    /// 2026-07; see CONTEXT.md), GPU memory per GPU in MiB as EC2's DescribeInstanceTypes reports
+    /// The EC2 GPU types of us-east-1 with on-demand prices (Karpenter's generated pricing table,
+    /// aws/karpenter-provider-aws pkg/providers/pricing/zz_generated.pricing_aws.go, 2026-07), GPU memory per GPU in MiB as EC2's DescribeInstanceTypes reports
     /// it, and ENI-limited max pods from Karpenter's zz_generated.vpclimits.go. One on-demand
     /// offering per zone.
     public static func builtIn(zones: [String] = defaultZones) -> InstanceCatalog {

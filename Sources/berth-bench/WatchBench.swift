@@ -8,7 +8,7 @@ import Foundation
 /// A 5,000-node cluster's churn is on the order of hundreds to a few thousand events/s.
 func benchWatch(root: URL) throws {
     let fixtures = ProcessInfo.processInfo.environment["BERTH_FIXTURES"].map { URL(fileURLWithPath: $0) }
-        ?? root.deletingLastPathComponent().appendingPathComponent("shared/fixtures/kubernetes-api")
+        ?? root.appendingPathComponent("Tests/Fixtures/kubernetes-api")
     let fixturePod = try JSONParser.parse(Array(try Data(contentsOf: fixtures.appendingPathComponent("core.v1.Pod.json"))))
     let fixtureNode = try JSONParser.parse(Array(try Data(contentsOf: fixtures.appendingPathComponent("core.v1.Node.json"))))
     let review = try JSONParser.parse(Array(try Data(contentsOf: root.appendingPathComponent("Tests/Fixtures/admission/z2jh-gpu-notebook.review.json"))))

@@ -7,7 +7,7 @@ import Testing
 enum Fixtures {
     static let tests = Repository.root.appendingPathComponent("Tests")
     static let manifests = Repository.fixtures.appendingPathComponent("manifests")
-    static let kubernetesAPI = Repository.sharedFixtures
+    static let kubernetesAPI = Repository.kubernetesAPIFixtures
 
     static func text(_ name: String) throws -> String {
         try String(contentsOf: manifests.appendingPathComponent(name), encoding: .utf8)

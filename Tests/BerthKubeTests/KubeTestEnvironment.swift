@@ -57,6 +57,6 @@ func pod(_ name: String, namespace: String = "default", labels: [String: String]
 }
 
 func fixture(_ name: String) throws -> JSON {
-    let path = Repository.sharedFixtures.appendingPathComponent(name).path
+    let path = Repository.kubernetesAPIFixtures.appendingPathComponent(name).path
     return try JSONParser.parse(readBytes(path))
 }

@@ -118,7 +118,7 @@ import Testing
 }
 
 enum Fixtures {
-    static let kubernetesAPI = Repository.sharedFixtures
+    static let kubernetesAPI = Repository.kubernetesAPIFixtures
 
     static func kubernetesAPIFiles() throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: kubernetesAPI.path).sorted()

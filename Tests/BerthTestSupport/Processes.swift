@@ -81,11 +81,12 @@ extension Duration {
     }
 }
 
-/// The repository root (for fixtures) and `../shared` beside it.
+/// The repository root and its test fixtures.
 public enum Repository {
     public static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     public static let fixtures = root.appendingPathComponent("Tests/Fixtures")
-    public static let sharedFixtures = root.deletingLastPathComponent().appendingPathComponent("shared/fixtures/kubernetes-api")
+    /// kubernetes/api's round-trip fixtures (Tests/Fixtures/kubernetes-api/README.md says where from).
+    public static let kubernetesAPIFixtures = fixtures.appendingPathComponent("kubernetes-api")
 
     /// The `berth` binary built beside the test bundle (or `BERTH_BIN`).
     public static var berthBinary: String {

@@ -32,7 +32,7 @@ cleanup() {
 trap cleanup EXIT
 
 export REVIEW="$PWD/Tests/Fixtures/admission/z2jh-gpu-notebook.review.json"
-swift build -c release --product berth >/dev/null
+swift build -c release --static-swift-stdlib --product berth >/dev/null
 BERTH=.build/release/berth
 
 # One certificate for both servers (P-256, like the dev certificates).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 
 import celpy
 import pytest
@@ -239,8 +240,17 @@ def test_webhook_command_line(rendered):
 def test_webhook_image_defaults_to_app_version(render, helm):
     chart = helm.run("show", "chart", str(CHART)).stdout
     app_version = next(l.split(":", 1)[1].strip().strip('"') for l in chart.splitlines() if l.startswith("appVersion"))
-    assert container(render("defaults"))["image"] == f"ghcr.io/berth-dev/berth:{app_version}"
-    assert container(render("everything"))["image"] == "ghcr.io/berth-dev/berth:0.2.0-rc.1"
+    assert container(render("defaults"))["image"] == f"berth:{app_version}"
+    assert container(render("everything"))["image"] == "berth:0.2.0-rc.1"
+
+
+def test_app_version_is_the_binary_version(helm):
+    """The image's tag defaults to appVersion, and `make image` tags the archive `berth --version`."""
+    chart = helm.run("show", "chart", str(CHART)).stdout
+    app_version = next(l.split(":", 1)[1].strip().strip('"') for l in chart.splitlines() if l.startswith("appVersion"))
+    source = (CHART.parent.parent / "Sources" / "berth" / "Berth.swift").read_text()
+    binary_version = re.search(r'static let current = "([^"]+)"', source).group(1)
+    assert app_version == binary_version
 
 
 def test_webhook_replicas_spread_and_pdb(rendered):
