@@ -6,7 +6,7 @@
 #  3. its layer, unpacked into a folder, runs under chroot as uid 65532 with nothing from the host:
 #     berth --version (equal to the chart's appVersion), berth mutate on a fixture, and
 #     berth serve --provisioner=false answering /healthz over TLS.
-# Needs root (chroot). Usage: image-test.sh ARCHIVE BINARY VERSION
+# Needs root (chroot, mount namespaces). Usage: image-test.sh ARCHIVE BINARY VERSION
 set -euo pipefail
 archive=$1 binary=$2 version=$3
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -14,7 +14,7 @@ cd "$top"
 work=$(mktemp -d /tmp/berth-image-test.XXXXXX)
 server=""
 cleanup() {
-  [[ -n $server ]] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  if [[ -n $server ]]; then pkill -KILL -P "$(pgrep -P "$server" -x unshare)" 2>/dev/null; wait "$server" 2>/dev/null; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -48,7 +48,19 @@ step "same layer and manifest digests, byte-identical archive"
 
 root=$work/rootfs
 [[ $(stat -c %u "$root/home/nonroot") == 65532 ]] || die "/home/nonroot is not owned by 65532"
-run() { chroot --userspec=65532:65532 "$root" /usr/local/bin/berth "$@"; }
+# Inside a mount namespace of its own (gone with the process), the chroot gets what a container
+# runtime gives every container: /proc (Swift reads its arguments from /proc/self/cmdline) and the
+# standard character devices. Nothing else of the host is visible.
+run() {
+  unshare --mount --fork -- sh -c '
+    root=$1; shift
+    mount -t proc proc "$root/proc"
+    for device in null zero random urandom; do
+      : > "$root/dev/$device" && mount --bind "/dev/$device" "$root/dev/$device"
+    done
+    exec chroot --userspec=65532:65532 "$root" /usr/local/bin/berth "$@"
+  ' sh "$root" "$@"
+}
 
 step "chroot: berth --version"
 got=$(run --version) || die "berth --version failed inside the image"
@@ -82,7 +94,10 @@ for _ in $(seq 200); do
 done
 [[ -s $work/healthz ]] || die "no /healthz answer over TLS within 10 s: $(tail -5 "$work/serve.log")"
 echo "  https://localhost:$port/healthz: $(cat "$work/healthz")"
-kill -TERM "$server"
+# $server is the subshell running unshare, whose child is berth (sh and chroot exec'd into it):
+# SIGTERM goes to berth itself, and the exit status comes back up through unshare.
+berth_pid=$(pgrep -P "$(pgrep -P "$server" -x unshare)" -x berth) || die "no berth process under the server's unshare"
+kill -TERM "$berth_pid"
 wait "$server" || die "berth serve did not exit 0 on SIGTERM: $(tail -5 "$work/serve.log")"
 server=""
 step "passed"

@@ -134,8 +134,8 @@ def build(args: argparse.Namespace) -> None:
     epoch = source_epoch()
     created = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     layer = Layer(epoch)
-    for path in ("/etc/ssl/certs", "/usr/local/bin", "/usr/bin", "/bin"):
-        layer.directory(path)
+    for path in ("/etc/ssl/certs", "/usr/local/bin", "/usr/bin", "/bin", "/proc", "/sys", "/dev"):
+        layer.directory(path)  # /proc, /sys, /dev: mount points the runtime fills
     layer.directory("/tmp", 0o1777)
     layer.directory("/home/nonroot", 0o750, USER_ID)
     with open(args.binary, "rb") as f:
