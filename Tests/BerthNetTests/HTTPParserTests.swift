@@ -130,6 +130,22 @@ struct HTTPParserTests {
         }
     }
 
+    /// RFC 9112 §3.2.2: a server must accept the absolute form (a proxy, or the apiserver through
+    /// one, may send it); the path is what follows the authority.
+    @Test(arguments: [
+        ("https://berth.berth-system.svc:443/mutate?timeout=10s", "/mutate"),
+        ("HTTP://localhost/mutate", "/mutate"),
+        ("https://host:8443", "/"),
+        ("https://host?x=1", "/"),
+        ("/mutate?x=https://a/b", "/mutate"),
+        ("/healthz", "/healthz"),
+    ])
+    func absoluteFormTargetsGiveTheirPath(target: String, path: String) {
+        let parsed = requests(parse("POST \(target) HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", chunkSize: .max))
+        #expect(parsed.map(\.path) == [path])
+        #expect(parsed.map(\.target) == [target])
+    }
+
     @Test func expectContinueIsSignalledBeforeTheBody() {
         var parser = HTTPParser()
         parser.append(contentsOf: Array("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n".utf8))

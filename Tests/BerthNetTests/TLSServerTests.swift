@@ -219,6 +219,35 @@ import Testing
         }
     }
 
+    /// A ClientHello offering only a finite-field group (ffdhe8192: ~100 ms of server CPU per
+    /// handshake) is refused; the elliptic-curve groups work; the list is configurable.
+    @Test func keyExchangeGroupsAreEllipticCurvesOnly() throws {
+        try withServer(tls: try makeTLSStore()) { _, port in
+            for group in ["ffdhe8192", "ffdhe2048"] {
+                let refused = try sClient(port, ["-tls1_3", "-groups", group])
+                #expect(refused.status != 0, "\(group) accepted")
+                #expect(!refused.stdout.contains("Cipher is TLS_"), "\(group) accepted")
+            }
+            for group in ["X25519", "P-256", "P-384"] {
+                let accepted = try sClient(port, ["-tls1_3", "-groups", group])
+                #expect(accepted.stdout.contains("Cipher is TLS_"), "\(group) refused: \(accepted.stderr)")
+            }
+            let tls12 = try sClient(port, ["-tls1_2", "-groups", "ffdhe8192"])
+            #expect(tls12.status != 0 && !tls12.stdout.contains("New, TLSv1.2"), "ffdhe over TLS 1.2 accepted")
+        }
+        var only384 = pki.tlsConfiguration
+        only384.groups = "P-384"
+        try withServer(tls: try makeTLSStore(only384)) { _, port in
+            let x25519 = try sClient(port, ["-tls1_3", "-groups", "X25519"])
+            let p384 = try sClient(port, ["-tls1_3", "-groups", "P-384"])
+            #expect(x25519.status != 0)
+            #expect(p384.stdout.contains("Cipher is TLS_"))
+        }
+        var bogus = pki.tlsConfiguration
+        bogus.groups = "X25519:nonsense"
+        #expect(throws: NetError.self) { _ = try makeTLSStore(bogus) }
+    }
+
     @Test func plainHTTPOnTheTLSPortFailsTheHandshakeOnly() throws {
         let observer = RecordingObserver()
         try withServer(tls: try makeTLSStore(), observer: observer) { server, port in
