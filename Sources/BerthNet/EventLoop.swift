@@ -13,6 +13,8 @@ final class ServerShared: Sendable {
     let logger: Logger
     let activeConnections = Atomic<Int>(0)
     let handshakeFailures = Atomic<Int>(0)
+    /// The most TLS handshake steps one loop ran in one turn (for tests of the handshake budget).
+    let mostHandshakesInATurn = Atomic<Int>(0)
     let timeouts: [UInt64]
 
     init(configuration: HTTPServerConfiguration, tls: TLSContextStore?, responder: any HTTPResponder,
@@ -38,8 +40,10 @@ final class ServerShared: Sendable {
         timeouts[TimerKind.linger.rawValue] = min(2_000_000_000, configuration.requestReadTimeout.nanoseconds)
         self.timeouts = timeouts
         self.lingerTotal = max(configuration.requestReadTimeout.nanoseconds, 5_000_000_000)
+        self.handshakeBudget = configuration.handshakeBudgetPerTurn.nanoseconds
     }
     let lingerTotal: UInt64
+    let handshakeBudget: UInt64
 }
 
 /// One thread, one epoll instance, one SO_REUSEPORT listener, and the connections it accepted.
@@ -73,6 +77,11 @@ final class EventLoop: @unchecked Sendable {
     private var now: UInt64 = monotonicNanos()
     private var draining = false
     private var acceptPausedUntil: UInt64 = 0
+    /// CPU spent on TLS handshakes this turn and how many were run: past the budget, handshakes
+    /// wait for the next turn (level-triggered epoll reports them again), so a flood of
+    /// ClientHellos cannot hold up answers on established connections.
+    private var handshakeNanosThisTurn: UInt64 = 0
+    private var handshakesThisTurn = 0
     /// TLS connections with bytes buffered inside OpenSSL (read-ahead) that epoll cannot report;
     /// handled again on the next iteration without waiting.
     private var pendingReads: [Connection] = []
@@ -151,6 +160,8 @@ final class EventLoop: @unchecked Sendable {
             // every write. Per connection in turn, the kernel's send path (which on loopback also
             // runs the receiver's TCP stack) evicted the responder's code and data between requests.
             readyBatch.removeAll(keepingCapacity: true)
+            handshakeNanosThisTurn = 0
+            handshakesThisTurn = 0
             // Connections with TLS bytes OpenSSL read ahead (epoll cannot report them) join the batch.
             let again = pendingReads
             pendingReads.removeAll(keepingCapacity: true)
@@ -181,6 +192,9 @@ final class EventLoop: @unchecked Sendable {
                 var wrote = progressed
                 guard flush(connection, progressed: &wrote) else { continue }
                 finishEvent(connection, completedRequest: completed, wroteBytes: wrote)
+            }
+            if handshakesThisTurn > 1 && handshakesThisTurn > shared.mostHandshakesInATurn.load(ordering: .relaxed) {
+                shared.mostHandshakesInATurn.store(handshakesThisTurn, ordering: .relaxed)
             }
             expireTimers()
             if acceptPausedUntil != 0 && now >= acceptPausedUntil && !draining {
@@ -360,7 +374,13 @@ final class EventLoop: @unchecked Sendable {
         }
         if connection.handshaking {
             guard let tls = connection.tls else { return nil }
-            switch tls.handshake() {
+            // At least one handshake step per turn; more while the turn's budget lasts.
+            if handshakesThisTurn > 0 && handshakeNanosThisTurn >= shared.handshakeBudget { return nil }
+            let started = monotonicNanos()
+            let result = tls.handshake()
+            handshakeNanosThisTurn &+= monotonicNanos() &- started
+            handshakesThisTurn += 1
+            switch result {
             case .bytes:
                 connection.handshaking = false
                 if logger.logLevel <= .debug {

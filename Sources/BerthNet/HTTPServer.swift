@@ -32,6 +32,8 @@ public final class HTTPServer: Sendable {
     /// TLS handshakes that failed or timed out since start (plain HTTP on the TLS port counts here;
     /// a bare TCP connect-and-close does not).
     public var handshakeFailureCount: Int { shared.handshakeFailures.load(ordering: .relaxed) }
+    /// The most TLS handshake steps one event loop ran in a single turn (tests of the budget).
+    var mostHandshakesInATurn: Int { shared.mostHandshakesInATurn.load(ordering: .relaxed) }
 
     /// Binds, listens and starts the event loops; returns the bound port.
     /// SIGPIPE is ignored process-wide from here on (a peer closing mid-write must not kill us).

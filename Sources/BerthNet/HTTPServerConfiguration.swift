@@ -15,6 +15,9 @@ public struct HTTPServerConfiguration: Sendable {
     /// Keep-alive connections without a request in progress are closed after this.
     public var idleTimeout: Duration = .seconds(90)
     public var handshakeTimeout: Duration = .seconds(10)
+    /// CPU one event loop spends on TLS handshakes between two rounds of answers on established
+    /// connections (at least one handshake step runs each round).
+    public var handshakeBudgetPerTurn: Duration = .milliseconds(2)
     /// Connections beyond this (all loops together) are accepted and closed at once.
     public var maxConnections = 4096
     public var eventLoopCount = HTTPServerConfiguration.coreCount

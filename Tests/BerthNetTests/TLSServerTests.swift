@@ -1,4 +1,4 @@
-import BerthNet
+@testable import BerthNet
 import BerthTestSupport
 import Foundation
 import Synchronization
@@ -246,6 +246,45 @@ import Testing
         var bogus = pki.tlsConfiguration
         bogus.groups = "X25519:nonsense"
         #expect(throws: NetError.self) { _ = try makeTLSStore(bogus) }
+    }
+
+    /// A flood of ClientHellos ready at once is handshaken a budget's worth per loop turn, with
+    /// answers to established connections in between — not all in one turn.
+    @Test func handshakesAreBudgetedPerLoopTurn() throws {
+        // One captured ClientHello, replayed on every connection (the attack costs the client nothing).
+        let hello = try python("""
+            import ssl, sys
+            ctx = ssl.create_default_context(cafile="\(pki.caCertificate)")
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+            try: tls.do_handshake()
+            except ssl.SSLWantReadError: pass
+            sys.stdout.write(outgoing.read().hex())
+            """)
+        let helloBytes = try #require(hexBytes(hello.stdout))
+        let hold = HoldingResponder()
+        let configuration = testConfiguration {
+            $0.eventLoopCount = 1
+            $0.handshakeBudgetPerTurn = .nanoseconds(1)  // one handshake step per turn
+        }
+        try withServer(configuration: configuration, tls: try makeTLSStore(), responder: hold) { server, port in
+            // Hold the loop inside a responder while 48 connections queue up with their ClientHello.
+            let held = Thread { _ = try? run("curl", ["-sS", "--cacert", pki.caCertificate, "--max-time", "20", "https://localhost:\(port)/hold"]) }
+            held.start()
+            #expect(waitUntil(timeout: .seconds(10)) { hold.entered.load(ordering: .relaxed) })
+            let flood = try (0..<48).map { _ in try RawClient(port: port, receiveTimeout: 10) }
+            for client in flood { client.send(helloBytes) }
+            hold.release()
+            // Every one gets its ServerHello (a TLS handshake record, 0x16) ...
+            for client in flood {
+                var first: UInt8 = 0
+                #expect(recv(client.fd, &first, 1, 0) == 1 && first == 0x16)
+            }
+            // ... one per turn (a request answered afterwards means those turns have ended).
+            let after = try curl(port, ["https://localhost:\(port)/after"])
+            #expect(after.status == 0, "\(after.stderr)")
+            #expect(server.mostHandshakesInATurn <= 1, "\(server.mostHandshakesInATurn) handshakes in one turn")
+        }
     }
 
     @Test func plainHTTPOnTheTLSPortFailsTheHandshakeOnly() throws {

@@ -140,3 +140,31 @@ final class RawClient {
         return data
     }
 }
+
+/// Answers "/hold" only once `release()` is called (holding its event loop meanwhile); echoes the rest.
+final class HoldingResponder: HTTPResponder {
+    let entered = Atomic<Bool>(false)
+    private let gate = DispatchSemaphore(value: 0)
+
+    func release() { gate.signal() }
+
+    func respond(to request: HTTPRequest) -> HTTPResponse {
+        if request.path == "/hold" {
+            entered.store(true, ordering: .relaxed)
+            gate.wait()
+        }
+        return EchoResponder().respond(to: request)
+    }
+}
+
+/// "16030100..." → bytes (nil if not hex).
+func hexBytes(_ text: String) -> [UInt8]? {
+    let digits = Array(text.trimmingCharacters(in: .whitespacesAndNewlines).utf8)
+    guard digits.count % 2 == 0 else { return nil }
+    var bytes: [UInt8] = []
+    for index in stride(from: 0, to: digits.count, by: 2) {
+        guard let byte = UInt8(String(decoding: digits[index...index + 1], as: UTF8.self), radix: 16) else { return nil }
+        bytes.append(byte)
+    }
+    return bytes
+}
