@@ -12,9 +12,21 @@ enum TimerKind: Int, CaseIterable {
     var isIdle: Bool { self == .idle || self == .idleRelease || self == .idleRest }
 }
 
+/// A client's address, 128 bits (IPv4 as ::ffff:a.b.c.d): connections are counted per client.
+struct PeerKey: Hashable {
+    var high: UInt64
+    var low: UInt64
+}
+
 /// One accepted socket and its HTTP state. Confined to the event loop that accepted it.
 final class Connection {
     let fd: Int32
+    let peer: PeerKey
+    /// Counted in its loop's per-client tally of connections waiting on their client (in the TLS
+    /// handshake, or idle between requests): the ones a table-full or a client over its share gives up first.
+    var countedWaiting = false
+    /// When it began waiting (handshake or idle), for choosing the longest-waiting to evict.
+    var waitingSince: UInt64 = 0
     /// Distinguishes this connection from an earlier one with the same fd in stale epoll events.
     let generation: UInt32
     let tls: SSLConnection?
@@ -42,8 +54,9 @@ final class Connection {
     /// A streaming answer in progress: no further request is processed until it ends.
     var stream: HTTPBodyStream?
 
-    init(fd: Int32, generation: UInt32, tls: SSLConnection?, limits: HTTPParserLimits, interest: UInt32) {
+    init(fd: Int32, peer: PeerKey, generation: UInt32, tls: SSLConnection?, limits: HTTPParserLimits, interest: UInt32) {
         self.fd = fd
+        self.peer = peer
         self.generation = generation
         self.tls = tls
         self.handshaking = tls != nil

@@ -60,6 +60,12 @@ struct DeadlineLists {
         slots[Int(id)] = Slot()
     }
 
+    /// The connection armed longest ago for `kind` (the head of its list), if any.
+    func oldest(_ kind: TimerKind) -> Int32? {
+        let head = heads[kind.rawValue]
+        return head >= 0 ? head : nil
+    }
+
     /// The earliest deadline armed, if any.
     var nextDeadline: UInt64? {
         var nearest: UInt64?

@@ -13,6 +13,12 @@ final class ServerShared: Sendable {
     let logger: Logger
     let activeConnections = Atomic<Int>(0)
     let handshakeFailures = Atomic<Int>(0)
+    /// Connections given up to make room: the longest-waiting one when the table was full
+    /// (`evicted`), or a new one refused (`refusedTableFull`: every connection busy;
+    /// `refusedPerClient`: its client already had its share of waiting connections).
+    let evicted = Atomic<Int>(0)
+    let refusedTableFull = Atomic<Int>(0)
+    let refusedPerClient = Atomic<Int>(0)
     /// The most TLS handshake steps one loop ran in one turn (for tests of the handshake budget).
     let mostHandshakesInATurn = Atomic<Int>(0)
     let timeouts: [UInt64]
@@ -41,7 +47,10 @@ final class ServerShared: Sendable {
         self.timeouts = timeouts
         self.lingerTotal = max(configuration.requestReadTimeout.nanoseconds, 5_000_000_000)
         self.handshakeBudget = configuration.handshakeBudgetPerTurn.nanoseconds
+        let loops = max(1, configuration.eventLoopCount)
+        self.waitingPerClientPerLoop = max(1, (configuration.maxWaitingConnectionsPerClient + loops - 1) / loops)
     }
+    let waitingPerClientPerLoop: Int
     let lingerTotal: UInt64
     let handshakeBudget: UInt64
 }
@@ -81,6 +90,8 @@ final class EventLoop: @unchecked Sendable {
     /// wait for the next turn (level-triggered epoll reports them again), so a flood of
     /// ClientHellos cannot hold up answers on established connections.
     private var handshakeNanosThisTurn: UInt64 = 0
+    /// Per client address: this loop's connections waiting on it (handshake or idle).
+    private var waitingByPeer: [PeerKey: Int] = [:]
     private var handshakesThisTurn = 0
     /// TLS connections with bytes buffered inside OpenSSL (read-ahead) that epoll cannot report;
     /// handled again on the next iteration without waiting.
@@ -298,7 +309,9 @@ final class EventLoop: @unchecked Sendable {
     private func acceptConnections() {
         guard listenFD >= 0 else { return }
         for _ in 0..<64 {
-            let fd = berth_accept_nonblocking(listenFD)
+            var high: UInt64 = 0
+            var low: UInt64 = 0
+            let fd = berth_accept_nonblocking_peer(listenFD, &high, &low)
             if fd < 0 {
                 let code = errno
                 switch code {
@@ -315,9 +328,19 @@ final class EventLoop: @unchecked Sendable {
                     return
                 }
             }
-            if shared.activeConnections.wrappingAdd(1, ordering: .relaxed).newValue > shared.configuration.maxConnections {
+            let peer = PeerKey(high: high, low: low)
+            if waitingByPeer[peer, default: 0] >= shared.waitingPerClientPerLoop {
+                // This client already keeps its share of connections waiting: the new one goes.
+                shared.refusedPerClient.wrappingAdd(1, ordering: .relaxed)
+                logger.debug("client at its share of waiting connections; closing new connection", metadata: ["peer": "\(Socket.peerDescription(fd))"])
+                close(fd)
+                continue
+            }
+            if shared.activeConnections.wrappingAdd(1, ordering: .relaxed).newValue > shared.configuration.maxConnections
+                && !evictLongestWaiting() {
                 shared.activeConnections.wrappingSubtract(1, ordering: .relaxed)
-                logger.debug("connection limit reached; closing new connection")
+                shared.refusedTableFull.wrappingAdd(1, ordering: .relaxed)
+                logger.debug("connection table full of busy connections; closing new connection")
                 close(fd)
                 continue
             }
@@ -334,7 +357,7 @@ final class EventLoop: @unchecked Sendable {
             }
             let generation = nextGeneration
             nextGeneration = nextGeneration == UInt32.max ? 1 : nextGeneration + 1
-            let connection = Connection(fd: fd, generation: generation, tls: tls,
+            let connection = Connection(fd: fd, peer: peer, generation: generation, tls: tls,
                                         limits: shared.configuration.parserLimits, interest: EPOLLIN.rawValue)
             do {
                 try register(fd, events: EPOLLIN.rawValue, data: UInt64(generation) << 32 | UInt64(UInt32(bitPattern: fd)), op: EPOLL_CTL_ADD)
@@ -671,6 +694,37 @@ final class EventLoop: @unchecked Sendable {
 
     private func arm(_ connection: Connection, _ kind: TimerKind) {
         timers.arm(connection.fd, kind, now: now)
+        setWaiting(connection, kind == .handshake || kind.isIdle)
+        // A wait begins (idleRest only continues the idle period idleRelease began).
+        if kind == .handshake || kind == .idle || kind == .idleRelease { connection.waitingSince = now }
+    }
+
+    /// Keeps the per-client tally of waiting connections in step with the timer kind: waiting on
+    /// the client means in the handshake or idle between requests.
+    private func setWaiting(_ connection: Connection, _ waiting: Bool) {
+        guard waiting != connection.countedWaiting else { return }
+        connection.countedWaiting = waiting
+        if waiting {
+            waitingByPeer[connection.peer, default: 0] += 1
+        } else if let count = waitingByPeer[connection.peer] {
+            if count <= 1 { waitingByPeer[connection.peer] = nil } else { waitingByPeer[connection.peer] = count - 1 }
+        }
+    }
+
+    /// Table full: closes this loop's connection that has waited longest on its client (idle
+    /// between requests, or in the handshake). False when every connection here is busy.
+    private func evictLongestWaiting() -> Bool {
+        var victim: Connection?
+        for kind in [TimerKind.idleRest, .idle, .idleRelease, .handshake] {
+            guard let fd = timers.oldest(kind), let candidate = connections[Int(fd)] else { continue }
+            if victim.map({ candidate.waitingSince < $0.waitingSince }) ?? true { victim = candidate }
+        }
+        guard let victim else { return false }
+        shared.evicted.wrappingAdd(1, ordering: .relaxed)
+        logger.debug("connection table full; closing the longest-waiting connection", metadata: ["fd": "\(victim.fd)"])
+        if !victim.handshaking { victim.tls?.shutdown() }
+        closeConnection(victim)
+        return true
     }
 
     private func armIdle(_ connection: Connection) {
@@ -679,11 +733,14 @@ final class EventLoop: @unchecked Sendable {
 
     private func disarm(_ connection: Connection) {
         timers.disarm(connection.fd)
+        setWaiting(connection, false)
     }
 
     private func expireTimers() {
         while let (fd, kind) = timers.popExpired(now: now) {
             guard Int(fd) < connections.count, let connection = connections[Int(fd)] else { continue }
+            // Its timer is gone; timedOut arms the next one or closes (idleRelease goes on to idleRest).
+            if kind != .idleRelease { setWaiting(connection, false) }
             timedOut(connection, kind)
         }
     }

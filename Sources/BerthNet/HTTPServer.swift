@@ -32,6 +32,12 @@ public final class HTTPServer: Sendable {
     /// TLS handshakes that failed or timed out since start (plain HTTP on the TLS port counts here;
     /// a bare TCP connect-and-close does not).
     public var handshakeFailureCount: Int { shared.handshakeFailures.load(ordering: .relaxed) }
+    /// Connections closed to make room for a new one (the table was full), and new connections
+    /// refused (the table full of busy connections; the client over its share of waiting ones).
+    public var evictedConnectionCount: Int { shared.evicted.load(ordering: .relaxed) }
+    public var refusedConnectionCount: (tableFull: Int, perClient: Int) {
+        (shared.refusedTableFull.load(ordering: .relaxed), shared.refusedPerClient.load(ordering: .relaxed))
+    }
     /// The most TLS handshake steps one event loop ran in a single turn (tests of the budget).
     var mostHandshakesInATurn: Int { shared.mostHandshakesInATurn.load(ordering: .relaxed) }
 

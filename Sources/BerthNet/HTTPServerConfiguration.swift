@@ -18,8 +18,14 @@ public struct HTTPServerConfiguration: Sendable {
     /// CPU one event loop spends on TLS handshakes between two rounds of answers on established
     /// connections (at least one handshake step runs each round).
     public var handshakeBudgetPerTurn: Duration = .milliseconds(2)
-    /// Connections beyond this (all loops together) are accepted and closed at once.
+    /// The connection table (all loops together). When it is full, a new connection takes the place
+    /// of the one that has waited longest on its client (idle between requests, or in the TLS
+    /// handshake); only when every connection is busy mid-request is the new one closed at once.
     public var maxConnections = 4096
+    /// Connections one client address may keep waiting (idle or handshaking) at once; a new
+    /// connection from a client already at this count is closed at once. Split evenly over the
+    /// event loops (the kernel spreads a client's connections over them).
+    public var maxWaitingConnectionsPerClient = 256
     public var eventLoopCount = HTTPServerConfiguration.coreCount
 
     public init() {}

@@ -11,6 +11,15 @@ public final class WebhookServer: Sendable {
         public var metricsPort = 8080
         public var tls: TLSServerConfiguration
         public var maxBodyBytes = 3 * 1024 * 1024
+        /// The TLS port's connection table, and how many of them one client address may keep idle
+        /// (or in the handshake): see `HTTPServerConfiguration`. A full table closes the longest
+        /// idle connection to let a new one in.
+        public var maxConnections = 4096
+        public var maxIdleConnectionsPerClient = 256
+        /// The metrics port's own, smaller table with the same rules: a flood there cannot starve
+        /// the kubelet's probes, and a flood on the TLS port cannot touch it.
+        public var metricsMaxConnections = 128
+        public var metricsMaxIdleConnectionsPerClient = 16
         /// The apiserver allows 3 MiB; controller-runtime reads up to 7 MiB. More is refused.
         public static let maximumBodyBytes = 7 * 1024 * 1024
 
@@ -36,6 +45,8 @@ public final class WebhookServer: Sendable {
         }
         var http = HTTPServerConfiguration(host: configuration.host, port: configuration.port)
         http.maxBodyBytes = min(configuration.maxBodyBytes, Configuration.maximumBodyBytes)
+        http.maxConnections = configuration.maxConnections
+        http.maxWaitingConnectionsPerClient = configuration.maxIdleConnectionsPerClient
         let responder = WebhookResponder(
             handler: AdmissionReviewHandler(policy: MutationPolicy(config: config.webhook)), metrics: metrics, health: health, logger: logger)
         server = HTTPServer(configuration: http, tls: tlsStore, responder: responder, observer: MetricsObserver(metrics: metrics), logger: logger)
@@ -43,6 +54,8 @@ public final class WebhookServer: Sendable {
         var plain = HTTPServerConfiguration(host: configuration.host, port: configuration.metricsPort)
         plain.eventLoopCount = 1
         plain.maxBodyBytes = 64 * 1024
+        plain.maxConnections = configuration.metricsMaxConnections
+        plain.maxWaitingConnectionsPerClient = configuration.metricsMaxIdleConnectionsPerClient
         metricsServer = HTTPServer(configuration: plain, tls: nil, responder: MetricsResponder(metrics: metrics, health: health), logger: logger)
     }
 

@@ -21,6 +21,27 @@ static inline void berth_set_thread_name(const char *name) {
 static inline int berth_accept_nonblocking(int fd) {
     return accept4(fd, (struct sockaddr *)0, (socklen_t *)0, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
+/// accept4 that also reports the peer's address as 128 bits (IPv4 as ::ffff:a.b.c.d), for
+/// per-client accounting; hi/lo are the address's first and last 8 bytes, big-endian.
+static inline int berth_accept_nonblocking_peer(int fd, unsigned long long *hi, unsigned long long *lo) {
+    struct sockaddr_storage address;
+    socklen_t length = sizeof(address);
+    int accepted = accept4(fd, (struct sockaddr *)&address, &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    unsigned char bytes[16] = {0};
+    if (accepted >= 0) {
+        if (address.ss_family == AF_INET6) {
+            memcpy(bytes, &((struct sockaddr_in6 *)&address)->sin6_addr, 16);
+        } else if (address.ss_family == AF_INET) {
+            bytes[10] = 0xff; bytes[11] = 0xff;
+            memcpy(bytes + 12, &((struct sockaddr_in *)&address)->sin_addr, 4);
+        }
+    }
+    unsigned long long h = 0, l = 0;
+    for (int i = 0; i < 8; i++) { h = (h << 8) | bytes[i]; l = (l << 8) | bytes[i + 8]; }
+    *hi = h; *lo = l;
+    return accepted;
+}
+
 /// glibc declares sched_getaffinity only under _GNU_SOURCE, and defining that here would change
 /// fd_set and clash with the Dispatch module's view of the same headers; so it is declared
 /// under another name, bound to the same symbol.

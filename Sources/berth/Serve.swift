@@ -67,6 +67,18 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest request body accepted, in bytes (at most 7 MiB); larger gets 413.")
     var maxBodyBytes: Int = 3 * 1024 * 1024
 
+    @Option(help: "Connections the TLS port holds; when full, a new connection replaces the one idle longest.")
+    var maxConnections: Int = 4096
+
+    @Option(help: "Connections one client address may keep idle (or in the TLS handshake) on the TLS port; more are closed at once.")
+    var maxIdleConnectionsPerClient: Int = 256
+
+    @Option(help: "Connections the metrics port holds (its own table, same rules).")
+    var metricsMaxConnections: Int = 128
+
+    @Option(help: "Connections one client address may keep idle on the metrics port.")
+    var metricsMaxIdleConnectionsPerClient: Int = 16
+
     @Option(help: "Seconds to finish in-flight requests after SIGTERM.")
     var shutdownTimeout: Int = 25
 
@@ -134,6 +146,9 @@ struct Serve: ParsableCommand {
         guard (0...65535).contains(port), (0...65535).contains(metricsPort), (0...65535).contains(simulatedApiserverPort) else {
             throw ValidationError("--port, --metrics-port and --simulated-apiserver-port must be between 0 and 65535")
         }
+        guard maxConnections > 0, maxIdleConnectionsPerClient > 0, metricsMaxConnections > 0, metricsMaxIdleConnectionsPerClient > 0 else {
+            throw ValidationError("--max-connections, --max-idle-connections-per-client and their --metrics-* twins must be positive")
+        }
         guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
         if demo && !simulated { throw ValidationError("--demo needs --simulated") }
         if simulated && (kubeconfig != nil || context != nil) { throw ValidationError("--simulated runs its own cluster: drop --kubeconfig/--context") }
@@ -167,6 +182,10 @@ struct Serve: ParsableCommand {
                 configuration.port = port
                 configuration.metricsPort = metricsPort
                 configuration.maxBodyBytes = maxBodyBytes
+                configuration.maxConnections = maxConnections
+                configuration.maxIdleConnectionsPerClient = maxIdleConnectionsPerClient
+                configuration.metricsMaxConnections = metricsMaxConnections
+                configuration.metricsMaxIdleConnectionsPerClient = metricsMaxIdleConnectionsPerClient
                 do {
                     let server = try WebhookServer(configuration: configuration, config: settings, logger: logger, metrics: metrics)
                     let ports = try server.start()
@@ -179,8 +198,12 @@ struct Serve: ParsableCommand {
                     throw CLIError(message: "serve: \(error)")
                 }
             } else {
+                var plain = HTTPServerConfiguration(host: bindAddress, port: metricsPort)
+                plain.eventLoopCount = 1
+                plain.maxConnections = metricsMaxConnections
+                plain.maxWaitingConnectionsPerClient = metricsMaxIdleConnectionsPerClient
                 let server = HTTPServer(
-                    configuration: HTTPServerConfiguration(host: bindAddress, port: metricsPort), tls: nil,
+                    configuration: plain, tls: nil,
                     responder: MetricsResponder(metrics: metrics, health: HealthState()), logger: logger)
                 do { _ = try server.start() } catch { throw CLIError(message: "serve: metrics port \(metricsPort): \(error)") }
                 metricsServer = server

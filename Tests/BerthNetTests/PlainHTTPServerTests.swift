@@ -146,17 +146,66 @@ import Testing
         }
     }
 
-    @Test func connectionLimitIsEnforced() throws {
-        let configuration = testConfiguration { $0.maxConnections = 2 }
+    /// A full table makes room for a new connection by closing the one idle longest: a client
+    /// holding thousands of idle connections can no longer lock everyone else out.
+    @Test func aFullTableGivesTheLongestIdleConnectionsPlaceToANewOne() throws {
+        let configuration = testConfiguration { $0.maxConnections = 2; $0.eventLoopCount = 1 }
         try withServer(configuration: configuration) { server, port in
-            let first = try RawClient(port: port)
+            let first = try RawClient(port: port, receiveTimeout: 5)
             let second = try RawClient(port: port)
             #expect(waitUntil { server.connectionCount == 2 })
+            let third = try RawClient(port: port)
+            third.send("GET /third HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(third.read(until: "\r\n\r\n").hasPrefix("HTTP/1.1 200"))
+            #expect(first.readToEnd().isEmpty)  // the longest idle went
+            second.send("GET /second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(second.readToEnd().hasPrefix("HTTP/1.1 200"))
+            #expect(server.evictedConnectionCount == 1)
+        }
+    }
+
+    /// Only when every connection is mid-request is a new one closed at once.
+    @Test func aFullTableOfBusyConnectionsRefusesNewOnes() throws {
+        let configuration = testConfiguration { $0.maxConnections = 2; $0.eventLoopCount = 1 }
+        try withServer(configuration: configuration) { server, port in
+            let first = try RawClient(port: port)
+            first.send("GET /first HTTP/1.1\r\n")  // a request under way
+            let second = try RawClient(port: port)
+            // A whole request and the start of the next: once /a is answered, both connections'
+            // bytes have been read (first's were sent earlier), so both are mid-request.
+            second.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\n")
+            #expect(second.read(until: "X-Path: /a").hasPrefix("HTTP/1.1 200"))
             let third = try RawClient(port: port, receiveTimeout: 5)
-            #expect(third.readToEnd().isEmpty)  // closed at once
-            first.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            third.send("GET /third HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(third.readToEnd().isEmpty)  // closed at once, unanswered
+            first.send("Host: x\r\nConnection: close\r\n\r\n")
             #expect(first.readToEnd().hasPrefix("HTTP/1.1 200"))
-            _ = second
+            #expect(server.evictedConnectionCount == 0)
+            #expect(server.refusedConnectionCount.tableFull == 1)
+        }
+    }
+
+    /// One client address may keep only its share of connections waiting (idle or handshaking);
+    /// another client still gets in.
+    @Test func aClientOverItsShareOfIdleConnectionsIsRefusedOthersAreNot() throws {
+        let configuration = testConfiguration { $0.maxWaitingConnectionsPerClient = 3; $0.eventLoopCount = 1 }
+        try withServer(configuration: configuration) { server, port in
+            let idle = try (0..<3).map { _ in try RawClient(port: port) }
+            #expect(waitUntil { server.connectionCount == 3 })
+            let fourth = try RawClient(port: port, receiveTimeout: 5)
+            fourth.send("GET /fourth HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(fourth.readToEnd().isEmpty)  // closed at once, unanswered
+            #expect(server.refusedConnectionCount.perClient == 1)
+            let other = try RawClient(port: port, source: "127.0.0.2")
+            other.send("GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(other.readToEnd().hasPrefix("HTTP/1.1 200"))
+            // A busy connection is not waiting: the client gets one more while one of its idle ones works.
+            idle[0].send("GET /slow HTTP/1.1\r\n")
+            idle[1].send("GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(idle[1].read(until: "X-Path: /x").hasPrefix("HTTP/1.1 200"))
+            let fifth = try RawClient(port: port)
+            fifth.send("GET /fifth HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(fifth.readToEnd().hasPrefix("HTTP/1.1 200"))
         }
     }
 

@@ -178,7 +178,9 @@ import Testing
     }
 
     @Test func manyIdleConnectionsDoNotDelayARealRequest() throws {
-        try withServer(tls: try makeTLSStore()) { server, port in
+        // One client with 350 waiting connections: above the default per-client share, raised here.
+        let configuration = testConfiguration { $0.maxWaitingConnectionsPerClient = 1000 }
+        try withServer(configuration: configuration, tls: try makeTLSStore()) { server, port in
             let result = try python("""
             import socket, ssl, http.client
             ctx = ssl.create_default_context(cafile="\(pki.caCertificate)")

@@ -89,8 +89,18 @@ func makeTLSStore(_ configuration: TLSServerConfiguration = TestPKI.shared.tlsCo
 final class RawClient {
     let fd: Int32
 
-    init(port: Int, receiveTimeout: Int = 10) throws {
+    /// `source`: a loopback address to connect from (127.0.0.2 is another client to the server).
+    init(port: Int, receiveTimeout: Int = 10, source: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if bound != 0 { close(fd); throw TestFailure("bind to \(source) failed: errno \(errno)") }
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port)).bigEndian

@@ -17,7 +17,7 @@ import Testing
         let metricsPort: Int
         let pki: TestPKI
 
-        init(maxBodyBytes: Int = 3 * 1024 * 1024) throws {
+        init(maxBodyBytes: Int = 3 * 1024 * 1024, adjust: (inout WebhookServer.Configuration) -> Void = { _ in }) throws {
             pki = try TestPKI.make(label: "berth-webhook")
             var configuration = WebhookServer.Configuration(
                 tls: TLSServerConfiguration(certificateFile: pki.serverCertificate, privateKeyFile: pki.serverKey))
@@ -25,6 +25,7 @@ import Testing
             configuration.port = 0
             configuration.metricsPort = 0
             configuration.maxBodyBytes = maxBodyBytes
+            adjust(&configuration)
             var logger = Logger(label: "berth-webhook-tests")
             logger.logLevel = .warning
             server = try WebhookServer(configuration: configuration, config: BerthConfig(), logger: logger)
@@ -158,5 +159,29 @@ import Testing
         running.server.health.beginShutdown()
         let (_, readyCode) = Self.split(try running.curl(["http://127.0.0.1:\(running.metricsPort)/readyz"]))
         #expect(readyCode == 503)
+    }
+
+    /// One client holding more idle connections than either port's table (TLS and metrics) locks
+    /// nobody out: the longest idle give way, the review is answered, the probe gets through.
+    @Test func idleFloodsOnBothPortsLockNobodyOut() throws {
+        let running = try Running {
+            $0.maxConnections = 48
+            $0.metricsMaxConnections = 12
+        }
+        let flood = try python("""
+            import socket, ssl, subprocess, sys
+            port, metrics, ca, review = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+            ctx = ssl.create_default_context(cafile=ca)
+            tls = [ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost") for _ in range(80)]
+            plain = [socket.create_connection(("127.0.0.1", metrics)) for _ in range(30)]
+            def curl(*args):
+                r = subprocess.run(["curl", "-sS", "--max-time", "10", "--cacert", ca, "-o", "/dev/null", "-w", "%{http_code}", *args], capture_output=True, text=True)
+                return r.stdout or r.stderr.strip()
+            answers = [curl("-H", "Content-Type: application/json", "--data-binary", "@" + review, f"https://localhost:{port}/mutate") for _ in range(5)]
+            answers += [curl(f"http://127.0.0.1:{metrics}/healthz") for _ in range(5)]
+            print(" ".join(answers), len(tls), len(plain))
+            """, arguments: [String(running.port), String(running.metricsPort), running.pki.caCertificate, Self.reviewPath])
+        #expect(flood.status == 0, "\(flood.stderr)")
+        #expect(flood.stdout == "200 200 200 200 200 200 200 200 200 200 80 30\n")
     }
 }
