@@ -44,10 +44,17 @@ public struct MutationPolicy: Sendable {
     public let config: WebhookConfig
     /// Patch values that depend only on `config`, built once (see `PatchValues`).
     let values: PatchValues
+    /// The largest patch Berth answers (bytes, before base64). A pod that would need more — tens
+    /// of thousands of node-selector terms, each getting its requirement — is refused with an
+    /// error saying so, instead of an answer many times the size of the review.
+    public var maxPatchBytes: Int
 
-    public init(config: WebhookConfig = WebhookConfig()) {
+    public static let defaultMaxPatchBytes = 1024 * 1024
+
+    public init(config: WebhookConfig = WebhookConfig(), maxPatchBytes: Int = MutationPolicy.defaultMaxPatchBytes) {
         self.config = config
         self.values = PatchValues(config: config)
+        self.maxPatchBytes = maxPatchBytes
     }
 
     /// - Parameters:
@@ -84,7 +91,7 @@ public struct MutationPolicy: Sendable {
         let podClass: PodClass = mutation.gpuResources.isEmpty ? .other : (isNotebook ? .gpuNotebook : .gpu)
         mutation.podClass = podClass
 
-        var builder = PatchBuilder(view: view, values: values)
+        var builder = PatchBuilder(view: view, values: values, byteLimit: maxPatchBytes)
         switch podClass {
         case .gpu, .gpuNotebook:
             let tolerations = config.gpuTaints
@@ -127,6 +134,12 @@ public struct MutationPolicy: Sendable {
             builder.setAnnotation(config.mutatedAnnotation, podClass.rawValue)
         }
         mutation.patch = builder.patch()
+        if builder.exceeded {
+            throw PodShapeError(
+                field: view.field("spec"),
+                message: "the JSON Patch for this pod would be over \(maxPatchBytes) bytes (the limit; --max-patch-bytes): "
+                    + "it has too many node-selector terms or tolerations to add to; not mutated")
+        }
         return mutation
     }
 

@@ -7,10 +7,17 @@ struct PatchBuilder<Node: JSONReadable> {
     let values: PatchValues
     private(set) var operations: [JSONPatchOperation] = []
     private var pendingAnnotations: [(String, String)] = []
+    /// The patch's size so far (the commas between operations included) and its limit: past it,
+    /// nothing more is kept (`exceeded`), so a pod with a hundred thousand node-selector terms
+    /// costs a counter, not a 23 MB patch built in memory.
+    private(set) var byteCount = 2
+    let byteLimit: Int
+    private(set) var exceeded = false
 
-    init(view: PodView<Node>, values: PatchValues) {
+    init(view: PodView<Node>, values: PatchValues, byteLimit: Int = .max) {
         self.view = view
         self.values = values
+        self.byteLimit = byteLimit
     }
 
     /// Returns whether anything was added.
@@ -115,6 +122,11 @@ struct PatchBuilder<Node: JSONReadable> {
     /// Room for a usual patch (tolerations, affinity, two annotations) from the first operation,
     /// so the list is not grown again (a reallocation was ~400 instructions of `patch()`).
     private mutating func add(_ operation: JSONPatchOperation) {
+        byteCount += operation.serializedCount + 1
+        guard byteCount <= byteLimit else {
+            exceeded = true
+            return
+        }
         if operations.capacity == 0 { operations.reserveCapacity(6) }
         operations.append(operation)
     }

@@ -188,7 +188,7 @@ public struct JSONPatchOperation: Sendable, Equatable {
     private static var valueKey: StaticString { #"","value":"# }
 
     /// The serialized operation's length.
-    var serializedCount: Int {
+    public var serializedCount: Int {
         let valueCount = encodedValue.map { Self.valueKey.utf8CodeUnitCount + $0.count } ?? 1
         return opening.utf8CodeUnitCount + encodedPath.count + valueCount + 1
     }

@@ -20,6 +20,8 @@ public final class WebhookServer: Sendable {
         /// the kubelet's probes, and a flood on the TLS port cannot touch it.
         public var metricsMaxConnections = 128
         public var metricsMaxIdleConnectionsPerClient = 16
+        /// The largest JSON Patch answered; a pod needing more gets a 400 saying so.
+        public var maxPatchBytes = MutationPolicy.defaultMaxPatchBytes
         /// The apiserver allows 3 MiB; controller-runtime reads up to 7 MiB. More is refused.
         public static let maximumBodyBytes = 7 * 1024 * 1024
 
@@ -48,7 +50,7 @@ public final class WebhookServer: Sendable {
         http.maxConnections = configuration.maxConnections
         http.maxWaitingConnectionsPerClient = configuration.maxIdleConnectionsPerClient
         let responder = WebhookResponder(
-            handler: AdmissionReviewHandler(policy: MutationPolicy(config: config.webhook)), metrics: metrics, health: health, logger: logger)
+            handler: AdmissionReviewHandler(policy: MutationPolicy(config: config.webhook, maxPatchBytes: configuration.maxPatchBytes)), metrics: metrics, health: health, logger: logger)
         server = HTTPServer(configuration: http, tls: tlsStore, responder: responder, observer: MetricsObserver(metrics: metrics), logger: logger)
 
         var plain = HTTPServerConfiguration(host: configuration.host, port: configuration.metricsPort)

@@ -67,6 +67,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest request body accepted, in bytes (at most 7 MiB); larger gets 413.")
     var maxBodyBytes: Int = 3 * 1024 * 1024
 
+    @Option(help: "Largest JSON Patch answered, in bytes; a pod that would need more gets a 400 saying so.")
+    var maxPatchBytes: Int = MutationPolicy.defaultMaxPatchBytes
+
     @Option(help: "Connections the TLS port holds; when full, a new connection replaces the one idle longest.")
     var maxConnections: Int = 4096
 
@@ -146,7 +149,7 @@ struct Serve: ParsableCommand {
         guard (0...65535).contains(port), (0...65535).contains(metricsPort), (0...65535).contains(simulatedApiserverPort) else {
             throw ValidationError("--port, --metrics-port and --simulated-apiserver-port must be between 0 and 65535")
         }
-        guard maxConnections > 0, maxIdleConnectionsPerClient > 0, metricsMaxConnections > 0, metricsMaxIdleConnectionsPerClient > 0 else {
+        guard maxConnections > 0, maxPatchBytes > 0, maxIdleConnectionsPerClient > 0, metricsMaxConnections > 0, metricsMaxIdleConnectionsPerClient > 0 else {
             throw ValidationError("--max-connections, --max-idle-connections-per-client and their --metrics-* twins must be positive")
         }
         guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
@@ -183,6 +186,7 @@ struct Serve: ParsableCommand {
                 configuration.metricsPort = metricsPort
                 configuration.maxBodyBytes = maxBodyBytes
                 configuration.maxConnections = maxConnections
+                configuration.maxPatchBytes = maxPatchBytes
                 configuration.maxIdleConnectionsPerClient = maxIdleConnectionsPerClient
                 configuration.metricsMaxConnections = metricsMaxConnections
                 configuration.metricsMaxIdleConnectionsPerClient = metricsMaxIdleConnectionsPerClient

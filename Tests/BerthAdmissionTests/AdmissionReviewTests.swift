@@ -49,6 +49,24 @@ import Testing
         #expect(response["response"]?["patchType"] == nil)
     }
 
+    /// 20,000 required node-selector terms, each getting the GPU requirement: a ~3 MB patch for a
+    /// ~1.4 MB review. Refused with a 400 naming the limit, and nothing that size is built.
+    @Test func aPatchOverTheLimitIsA400NamingIt() throws {
+        let term: JSON = ["matchExpressions": [["key": "zone", "operator": "Exists"]]]
+        let terms = JSON.array(Array(repeating: term, count: 20_000))
+        let review = try Self.setting(Self.z2jhReview(), ["request", "object", "spec", "affinity"],
+                                      ["nodeAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": ["nodeSelectorTerms": terms]]])
+        let outcome = handler.handle(body: JSONWriter.bytes(review))
+        #expect(outcome.status == 400)
+        #expect(outcome.error?.contains("over 1048576 bytes") == true, "\(outcome.error ?? "")")
+        #expect(outcome.error?.contains("--max-patch-bytes") == true)
+        #expect(outcome.body.count < 1000)
+        // Under a larger limit the same review is mutated: the limit is what refused it.
+        let generous = AdmissionReviewHandler(policy: MutationPolicy(maxPatchBytes: 16 << 20)).handle(body: JSONWriter.bytes(review))
+        #expect(generous.status == 200)
+        #expect(generous.body.count > 2_000_000)
+    }
+
     @Test func unchangedPodGetsNoPatch() throws {
         let review = try Self.setting(Self.z2jhReview(), ["request", "namespace"], "kube-system")
         let response = try answer(review)
