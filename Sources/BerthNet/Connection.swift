@@ -46,6 +46,8 @@ final class Connection {
     var lingerHardDeadline: UInt64 = 0
     /// TLS needs to write (e.g. a key update) before it can read again.
     var readWantsWrite = false
+    /// This connection's part of the server's buffered bytes (see `EventLoop.account`).
+    var accountedBytes = 0
     /// Events currently registered with epoll.
     var interest: UInt32
 

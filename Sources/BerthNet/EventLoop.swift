@@ -19,6 +19,11 @@ final class ServerShared: Sendable {
     let evicted = Atomic<Int>(0)
     let refusedTableFull = Atomic<Int>(0)
     let refusedPerClient = Atomic<Int>(0)
+    /// Bytes held for requests (buffered, and promised to bodies declared but not yet received)
+    /// and unsent answers, all connections together; bounded by `memoryBudget` (new bodies past it: 503).
+    let bufferedBytes = Atomic<Int>(0)
+    let memoryBudget: Int
+    let overBudget = Atomic<Int>(0)
     /// The most TLS handshake steps one loop ran in one turn (for tests of the handshake budget).
     let mostHandshakesInATurn = Atomic<Int>(0)
     let timeouts: [UInt64]
@@ -47,6 +52,7 @@ final class ServerShared: Sendable {
         self.timeouts = timeouts
         self.lingerTotal = max(configuration.requestReadTimeout.nanoseconds, 5_000_000_000)
         self.handshakeBudget = configuration.handshakeBudgetPerTurn.nanoseconds
+        self.memoryBudget = configuration.maxBufferedBytes
         let loops = max(1, configuration.eventLoopCount)
         self.waitingPerClientPerLoop = max(1, (configuration.maxWaitingConnectionsPerClient + loops - 1) / loops)
     }
@@ -90,6 +96,9 @@ final class EventLoop: @unchecked Sendable {
     /// wait for the next turn (level-triggered epoll reports them again), so a flood of
     /// ClientHellos cannot hold up answers on established connections.
     private var handshakeNanosThisTurn: UInt64 = 0
+    /// A large buffer was given back since the last malloc_trim: trimmed when the loop next idles,
+    /// so resident memory returns to its idle level after a burst of big reviews.
+    private var trimWanted = false
     /// Per client address: this loop's connections waiting on it (handshake or idle).
     private var waitingByPeer: [PeerKey: Int] = [:]
     private var handshakesThisTurn = 0
@@ -159,7 +168,17 @@ final class EventLoop: @unchecked Sendable {
     func run() {
         logger.debug("event loop started")
         while !(draining && liveConnections == 0) {
-            let timeout = nextTimeoutMilliseconds()
+            var timeout = nextTimeoutMilliseconds()
+            if trimWanted && timeout != 0 {
+                // Nothing ready: about to sleep. Probe first, and trim only if still nothing came.
+                // (Level-triggered: an event this probe takes is reported again by the real wait.)
+                let ready = epoll_wait(epollFD, events.baseAddress, 1, 0)
+                if ready == 0 {
+                    berth_malloc_trim()
+                    trimWanted = false
+                    timeout = nextTimeoutMilliseconds()
+                }
+            }
             let count = epoll_wait(epollFD, events.baseAddress, Int32(events.count), timeout)
             now = monotonicNanos()
             if count < 0 {
@@ -498,6 +517,8 @@ final class EventLoop: @unchecked Sendable {
     /// Turns parsed requests into queued answers, in order. Returns true if any request completed.
     private func process(_ connection: Connection) -> Bool {
         var completed = false
+        // What the other connections hold is not this one's to take.
+        connection.parser.bodyBudget = shared.memoryBudget &- (shared.bufferedBytes.load(ordering: .relaxed) &- connection.accountedBytes)
         while !connection.closeAfterWrite, connection.stream == nil, connection.output.count - connection.outputOffset < Self.outputHighWater,
               let event = connection.parser.next() {
             switch event {
@@ -545,7 +566,11 @@ final class EventLoop: @unchecked Sendable {
         shared.observer?.requestStarted()
         let start = connection.requestStart != 0 ? connection.requestStart : now
         logger.debug("answering protocol error", metadata: ["fd": "\(connection.fd)", "status": "\(status)", "reason": "\(reason)"])
-        let response = HTTPResponse.text(status: status, "\(status) \(HTTPResponse.reasonPhrase(status)): \(reason)\n")
+        var response = HTTPResponse.text(status: status, "\(status) \(HTTPResponse.reasonPhrase(status)): \(reason)\n")
+        if status == 503 {
+            response.headers.add(name: "Retry-After", value: "1")
+            shared.overBudget.wrappingAdd(1, ordering: .relaxed)
+        }
         response.serialize(into: &connection.output, keepAlive: false, requestVersion: .http1_1, omitBody: false)
         connection.closeAfterWrite = true
         connection.requestStart = 0
@@ -592,8 +617,26 @@ final class EventLoop: @unchecked Sendable {
         return true
     }
 
-    /// Decides interest, closing and the deadline after an event was handled.
+    /// Decides interest, closing and the deadline after an event was handled, then brings the
+    /// connection's share of the memory budget up to date.
     private func finishEvent(_ connection: Connection, completedRequest: Bool, wroteBytes: Bool) {
+        decideAfterEvent(connection, completedRequest: completedRequest, wroteBytes: wroteBytes)
+        if isOpen(connection) { account(connection) }
+    }
+
+    /// Keeps `shared.bufferedBytes` in step with what this connection holds. No atomic operation
+    /// when nothing changed (the usual request: read, answered, flushed, nothing left).
+    private func account(_ connection: Connection) {
+        let usage = connection.parser.bufferedByteCount + connection.parser.promisedBodyBytes
+            + (connection.output.count - connection.outputOffset)
+        let delta = usage - connection.accountedBytes
+        guard delta != 0 else { return }
+        if connection.accountedBytes >= 1 << 20 && usage < 1 << 16 { trimWanted = true }
+        connection.accountedBytes = usage
+        shared.bufferedBytes.wrappingAdd(delta, ordering: .relaxed)
+    }
+
+    private func decideAfterEvent(_ connection: Connection, completedRequest: Bool, wroteBytes: Bool) {
         if connection.outputPending {
             // Back-pressure: no reading (and so no new answers) until the client takes what is queued.
             setInterest(connection, EPOLLOUT.rawValue)
@@ -685,6 +728,11 @@ final class EventLoop: @unchecked Sendable {
         endStream(connection)
         connections[Int(fd)] = nil
         liveConnections -= 1
+        if connection.accountedBytes != 0 {
+            if connection.accountedBytes >= 1 << 20 { trimWanted = true }
+            shared.bufferedBytes.wrappingSubtract(connection.accountedBytes, ordering: .relaxed)
+            connection.accountedBytes = 0
+        }
         shared.activeConnections.wrappingSubtract(1, ordering: .relaxed)
         close(fd)  // removes it from epoll
         logger.trace("connection closed", metadata: ["fd": "\(fd)"])

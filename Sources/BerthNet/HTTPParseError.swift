@@ -13,6 +13,8 @@ public struct HTTPParseError: Error, Sendable, Hashable, CustomStringConvertible
     static func badRequest(_ reason: String) -> HTTPParseError { .init(status: 400, reason: reason) }
     static func headersTooLarge(_ reason: String) -> HTTPParseError { .init(status: 431, reason: reason) }
     static func bodyTooLarge(_ reason: String) -> HTTPParseError { .init(status: 413, reason: reason) }
+    /// The server's memory for request bodies is spoken for: try again in a second (503, Retry-After: 1).
+    static let overBudget = HTTPParseError(status: 503, reason: "the server is holding as many request bodies as it has memory for; retry")
 
     public var description: String { "\(status): \(reason)" }
 }

@@ -31,6 +31,9 @@ public enum HTTPParserEvent: Sendable {
 /// tolerating it in some places and not others is how request smuggling starts.
 public struct HTTPParser: Sendable {
     public let limits: HTTPParserLimits
+    /// Body bytes the server can take on for the next request right now (its memory budget less
+    /// what other connections hold); a body declared or chunked past it → 503, before it arrives.
+    public var bodyBudget = Int.max
 
     private var buffer: [UInt8] = []
     private var readIndex = 0
@@ -65,6 +68,13 @@ public struct HTTPParser: Sendable {
     /// Bytes buffered and not yet consumed.
     public var bufferedByteCount: Int { buffer.count - readIndex }
 
+    /// Body bytes the request being received has declared (Content-Length) and not yet sent:
+    /// memory already promised to it.
+    public var promisedBodyBytes: Int {
+        if case .fixedBody(let length) = state { return max(0, length - (buffer.count - readIndex)) }
+        return 0
+    }
+
     public var hasFailed: Bool {
         if case .failed = state { return true }
         return false
@@ -83,7 +93,13 @@ public struct HTTPParser: Sendable {
     private mutating func compactIfUseful() {
         if readIndex == 0 { return }
         if readIndex == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
+            // A large body's buffer is given back rather than kept for the connection's lifetime.
+            if buffer.capacity > 64 * 1024 {
+                buffer = []
+                buffer.reserveCapacity(4096)
+            } else {
+                buffer.removeAll(keepingCapacity: true)
+            }
         } else if readIndex >= 16 * 1024 || readIndex * 2 >= buffer.count {
             buffer.removeSubrange(0..<readIndex)
         } else {
@@ -361,6 +377,9 @@ public struct HTTPParser: Sendable {
         if contentLengthTooLarge || (contentLength ?? 0) > limits.maxBodyBytes {
             return .failure(.bodyTooLarge("body exceeds \(limits.maxBodyBytes) bytes"))
         }
+        if (contentLength ?? 0) > bodyBudget {
+            return .failure(.overBudget)
+        }
 
         let keepAlive = version == .http1_1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
         pending = HTTPRequest(
@@ -447,6 +466,9 @@ public struct HTTPParser: Sendable {
         }
         if size > limits.maxBodyBytes - body.count {
             return .failure(.bodyTooLarge("body exceeds \(limits.maxBodyBytes) bytes"))
+        }
+        if size > bodyBudget - body.count {
+            return .failure(.overBudget)
         }
         state = .chunkData(remaining: size)
         return .progress

@@ -38,6 +38,10 @@ public final class HTTPServer: Sendable {
     public var refusedConnectionCount: (tableFull: Int, perClient: Int) {
         (shared.refusedTableFull.load(ordering: .relaxed), shared.refusedPerClient.load(ordering: .relaxed))
     }
+    /// Bytes held now for request bodies and unsent answers (bounded by `maxBufferedBytes`), and
+    /// requests refused with 503 because that budget was spoken for.
+    public var bufferedByteCount: Int { shared.bufferedBytes.load(ordering: .relaxed) }
+    public var overBudgetCount: Int { shared.overBudget.load(ordering: .relaxed) }
     /// The most TLS handshake steps one event loop ran in a single turn (tests of the budget).
     var mostHandshakesInATurn: Int { shared.mostHandshakesInATurn.load(ordering: .relaxed) }
 

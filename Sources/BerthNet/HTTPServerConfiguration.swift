@@ -26,6 +26,9 @@ public struct HTTPServerConfiguration: Sendable {
     /// connection from a client already at this count is closed at once. Split evenly over the
     /// event loops (the kernel spreads a client's connections over them).
     public var maxWaitingConnectionsPerClient = 256
+    /// Bytes all connections together may hold in request bodies (received or declared) and
+    /// unsent answers. A new body past it gets `503` with `Retry-After: 1`, before it is read.
+    public var maxBufferedBytes = 64 * 1024 * 1024
     public var eventLoopCount = HTTPServerConfiguration.coreCount
 
     public init() {}

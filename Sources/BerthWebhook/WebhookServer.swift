@@ -20,6 +20,9 @@ public final class WebhookServer: Sendable {
         /// the kubelet's probes, and a flood on the TLS port cannot touch it.
         public var metricsMaxConnections = 128
         public var metricsMaxIdleConnectionsPerClient = 16
+        /// Memory for request bodies and unsent answers, all connections together: past it, new
+        /// bodies get 503 with Retry-After: 1 (the apiserver retries; nothing grows).
+        public var maxBufferedBytes = 64 * 1024 * 1024
         /// The largest JSON Patch answered; a pod needing more gets a 400 saying so.
         public var maxPatchBytes = MutationPolicy.defaultMaxPatchBytes
         /// The apiserver allows 3 MiB; controller-runtime reads up to 7 MiB. More is refused.
@@ -48,6 +51,7 @@ public final class WebhookServer: Sendable {
         var http = HTTPServerConfiguration(host: configuration.host, port: configuration.port)
         http.maxBodyBytes = min(configuration.maxBodyBytes, Configuration.maximumBodyBytes)
         http.maxConnections = configuration.maxConnections
+        http.maxBufferedBytes = configuration.maxBufferedBytes
         http.maxWaitingConnectionsPerClient = configuration.maxIdleConnectionsPerClient
         let responder = WebhookResponder(
             handler: AdmissionReviewHandler(policy: MutationPolicy(config: config.webhook, maxPatchBytes: configuration.maxPatchBytes)), metrics: metrics, health: health, logger: logger)
@@ -56,6 +60,7 @@ public final class WebhookServer: Sendable {
         var plain = HTTPServerConfiguration(host: configuration.host, port: configuration.metricsPort)
         plain.eventLoopCount = 1
         plain.maxBodyBytes = 64 * 1024
+        plain.maxBufferedBytes = 4 * 1024 * 1024
         plain.maxConnections = configuration.metricsMaxConnections
         plain.maxWaitingConnectionsPerClient = configuration.metricsMaxIdleConnectionsPerClient
         metricsServer = HTTPServer(configuration: plain, tls: nil, responder: MetricsResponder(metrics: metrics, health: health), logger: logger)

@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <pthread.h>
+#include <malloc.h>
 
 /// Names the calling thread (shown by top -H, gdb); names longer than 15 bytes are cut.
 static inline void berth_set_thread_name(const char *name) {
@@ -40,6 +41,11 @@ static inline int berth_accept_nonblocking_peer(int fd, unsigned long long *hi, 
     for (int i = 0; i < 8; i++) { h = (h << 8) | bytes[i]; l = (l << 8) | bytes[i + 8]; }
     *hi = h; *lo = l;
     return accepted;
+}
+
+/// Gives free heap memory back to the system (glibc keeps it in its arenas otherwise).
+static inline void berth_malloc_trim(void) {
+    malloc_trim(0);
 }
 
 /// glibc declares sched_getaffinity only under _GNU_SOURCE, and defining that here would change

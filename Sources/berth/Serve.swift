@@ -67,6 +67,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Largest request body accepted, in bytes (at most 7 MiB); larger gets 413.")
     var maxBodyBytes: Int = 3 * 1024 * 1024
 
+    @Option(help: "Memory for request bodies and unsent answers, all connections together, in bytes; past it new bodies get 503 with Retry-After: 1.")
+    var maxBufferedBytes: Int = 64 * 1024 * 1024
+
     @Option(help: "Largest JSON Patch answered, in bytes; a pod that would need more gets a 400 saying so.")
     var maxPatchBytes: Int = MutationPolicy.defaultMaxPatchBytes
 
@@ -149,6 +152,7 @@ struct Serve: ParsableCommand {
         guard (0...65535).contains(port), (0...65535).contains(metricsPort), (0...65535).contains(simulatedApiserverPort) else {
             throw ValidationError("--port, --metrics-port and --simulated-apiserver-port must be between 0 and 65535")
         }
+        guard maxBufferedBytes >= maxBodyBytes else { throw ValidationError("--max-buffered-bytes must be at least --max-body-bytes") }
         guard maxConnections > 0, maxPatchBytes > 0, maxIdleConnectionsPerClient > 0, metricsMaxConnections > 0, metricsMaxIdleConnectionsPerClient > 0 else {
             throw ValidationError("--max-connections, --max-idle-connections-per-client and their --metrics-* twins must be positive")
         }
@@ -187,6 +191,7 @@ struct Serve: ParsableCommand {
                 configuration.maxBodyBytes = maxBodyBytes
                 configuration.maxConnections = maxConnections
                 configuration.maxPatchBytes = maxPatchBytes
+                configuration.maxBufferedBytes = maxBufferedBytes
                 configuration.maxIdleConnectionsPerClient = maxIdleConnectionsPerClient
                 configuration.metricsMaxConnections = metricsMaxConnections
                 configuration.metricsMaxIdleConnectionsPerClient = metricsMaxIdleConnectionsPerClient

@@ -146,6 +146,26 @@ struct HTTPParserTests {
         #expect(parsed.map(\.target) == [target])
     }
 
+    /// A body past the server's memory budget is refused (503) from its head or its chunk size,
+    /// before the bytes arrive.
+    @Test func bodiesPastTheBudgetAre503BeforeTheyArrive() {
+        var fixed = HTTPParser()
+        fixed.bodyBudget = 1000
+        fixed.append(contentsOf: Array("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n".utf8))
+        #expect(errorStatus(Array(sequence(state: fixed) { $0.next() })) == 503)
+        var chunked = HTTPParser()
+        chunked.bodyBudget = 1000
+        chunked.append(contentsOf: Array("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n".utf8))
+        #expect(errorStatus(Array(sequence(state: chunked) { $0.next() })) == nil)  // 1000 fits
+        chunked.append(contentsOf: Array(repeating: UInt8(ascii: "a"), count: 1000) + Array("\r\n1\r\n".utf8))
+        #expect(errorStatus(Array(sequence(state: chunked) { $0.next() })) == 503)
+        var within = HTTPParser()
+        within.bodyBudget = 1000
+        within.append(contentsOf: Array("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".utf8))
+        #expect(within.next() == nil && !within.hasFailed)
+        #expect(within.promisedBodyBytes == 1000)
+    }
+
     @Test func expectContinueIsSignalledBeforeTheBody() {
         var parser = HTTPParser()
         parser.append(contentsOf: Array("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n".utf8))

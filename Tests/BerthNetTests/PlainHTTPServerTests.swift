@@ -209,6 +209,33 @@ import Testing
         }
     }
 
+    /// Bodies held or promised by all connections stay within maxBufferedBytes: a body that would
+    /// go past it gets 503 with Retry-After before it is read, and the budget comes back.
+    @Test func bodiesPastTheMemoryBudgetGet503AndTheBudgetComesBack() throws {
+        let configuration = testConfiguration { $0.maxBufferedBytes = 1 << 20; $0.eventLoopCount = 1 }
+        try withServer(configuration: configuration) { server, port in
+            let slow = try RawClient(port: port)
+            slow.send("POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 800000\r\n\r\n" + String(repeating: "a", count: 100_000))
+            // One loop: once another request is answered, slow's head has been read and accounted.
+            let probe = try RawClient(port: port)
+            probe.send("GET /probe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(probe.readToEnd().hasPrefix("HTTP/1.1 200"))
+            #expect(server.bufferedByteCount == 800_000)
+            let refused = try RawClient(port: port)
+            refused.send("POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 400000\r\n\r\n")
+            let answer = refused.readToEnd()
+            #expect(answer.hasPrefix("HTTP/1.1 503"), "\(answer)")
+            #expect(answer.contains("Retry-After: 1\r\n"))
+            #expect(server.overBudgetCount == 1)
+            slow.send(String(repeating: "b", count: 700_000))
+            #expect(slow.read(until: "X-Path: /slow").hasPrefix("HTTP/1.1 200"))
+            let retried = try RawClient(port: port)
+            retried.send("POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 400000\r\nConnection: close\r\n\r\n" + String(repeating: "c", count: 400_000))
+            #expect(retried.readToEnd().hasPrefix("HTTP/1.1 200"))
+            #expect(waitUntil { server.bufferedByteCount == 0 })
+        }
+    }
+
     @Test func bindFailureIsAClearError() throws {
         // A plain listener without SO_REUSEPORT holds the port.
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
