@@ -8,8 +8,12 @@ enum TimerKind: Int, CaseIterable {
     /// ... and the rest of the idle timeout runs.
     case idleRest
     case write, linger
+    /// Shutting down: an idle keep-alive connection is closed after this much quiet. A client
+    /// still sending gets its next answer with `Connection: close` instead, so no request it
+    /// sends races the close.
+    case drainIdle
 
-    var isIdle: Bool { self == .idle || self == .idleRelease || self == .idleRest }
+    var isIdle: Bool { self == .idle || self == .idleRelease || self == .idleRest || self == .drainIdle }
 }
 
 /// A client's address, 128 bits (IPv4 as ::ffff:a.b.c.d): connections are counted per client.

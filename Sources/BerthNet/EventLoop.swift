@@ -49,6 +49,7 @@ final class ServerShared: Sendable {
         timeouts[TimerKind.write.rawValue] = configuration.requestReadTimeout.nanoseconds
         // After an error answer, input is drained briefly so the close does not RST the answer away.
         timeouts[TimerKind.linger.rawValue] = min(2_000_000_000, configuration.requestReadTimeout.nanoseconds)
+        timeouts[TimerKind.drainIdle.rawValue] = configuration.drainIdleGrace.nanoseconds
         self.timeouts = timeouts
         self.lingerTotal = max(configuration.requestReadTimeout.nanoseconds, 5_000_000_000)
         self.handshakeBudget = configuration.handshakeBudgetPerTurn.nanoseconds
@@ -279,8 +280,11 @@ final class EventLoop: @unchecked Sendable {
                     close(listenFD)  // also removes it from epoll
                     listenFD = -1
                 }
-                for case let connection? in connections where connection.isIdle || connection.handshaking {
-                    beginClose(connection)
+                // Idle keep-alive connections are not closed now: a client may be sending on one this
+                // very moment. Each gets its next answer with `Connection: close`, or is closed once
+                // quiet for drainIdleGrace. Handshakes under way finish and are served the same way.
+                for case let connection? in connections where connection.isIdle {
+                    armIdle(connection)
                 }
             case .forceClose:
                 draining = true
@@ -394,7 +398,7 @@ final class EventLoop: @unchecked Sendable {
             if logger.logLevel <= .debug {
                 logger.trace("connection accepted", metadata: ["peer": "\(Socket.peerDescription(fd))", "fd": "\(fd)"])
             }
-            arm(connection, tls == nil ? .idle : .handshake)
+            if tls == nil { armIdle(connection) } else { arm(connection, .handshake) }
         }
     }
 
@@ -527,7 +531,9 @@ final class EventLoop: @unchecked Sendable {
                 shared.observer?.requestStarted()
                 let start = connection.requestStart != 0 ? connection.requestStart : now
                 let response = shared.responder.respond(to: request)
-                let keepAlive = request.keepAlive && !draining && !connection.peerClosed
+                // Draining: the last request read gets `Connection: close`; pipelined ones already
+                // buffered behind it are answered first.
+                let keepAlive = request.keepAlive && !connection.peerClosed && (!draining || connection.parser.bufferedByteCount > 0)
                 response.serialize(into: &connection.output, keepAlive: keepAlive,
                                    requestVersion: request.version, omitBody: request.method == "HEAD")
                 if !keepAlive { connection.closeAfterWrite = true }
@@ -644,10 +650,6 @@ final class EventLoop: @unchecked Sendable {
             return
         }
         if connection.closeAfterWrite {
-            beginClose(connection)
-            return
-        }
-        if draining && connection.isIdle {
             beginClose(connection)
             return
         }
@@ -776,7 +778,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func armIdle(_ connection: Connection) {
-        arm(connection, connection.tls == nil ? .idle : .idleRelease)
+        arm(connection, draining ? .drainIdle : connection.tls == nil ? .idle : .idleRelease)
     }
 
     private func disarm(_ connection: Connection) {
@@ -806,7 +808,7 @@ final class EventLoop: @unchecked Sendable {
         case .idleRelease:
             connection.tls?.freeBuffers()
             arm(connection, .idleRest)
-        case .idle, .idleRest:
+        case .idle, .idleRest, .drainIdle:
             logger.trace("idle timeout", metadata: ["fd": "\(connection.fd)"])
             beginClose(connection)
         case .write, .linger:

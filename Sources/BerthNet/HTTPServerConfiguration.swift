@@ -15,6 +15,9 @@ public struct HTTPServerConfiguration: Sendable {
     /// Keep-alive connections without a request in progress are closed after this.
     public var idleTimeout: Duration = .seconds(90)
     public var handshakeTimeout: Duration = .seconds(10)
+    /// Shutting down: how long a keep-alive connection must have been quiet to be closed between
+    /// requests; a busier one is closed after its next answer (`Connection: close`).
+    public var drainIdleGrace: Duration = .seconds(1)
     /// CPU one event loop spends on TLS handshakes between two rounds of answers on established
     /// connections (at least one handshake step runs each round).
     public var handshakeBudgetPerTurn: Duration = .milliseconds(2)

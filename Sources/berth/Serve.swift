@@ -85,7 +85,10 @@ struct Serve: ParsableCommand {
     @Option(help: "Connections one client address may keep idle on the metrics port.")
     var metricsMaxIdleConnectionsPerClient: Int = 16
 
-    @Option(help: "Seconds to finish in-flight requests after SIGTERM.")
+    @Option(help: "Seconds to keep serving after SIGTERM with /readyz failing (so the endpoints drop this replica first), before no longer accepting connections.")
+    var shutdownDelay: Double = 5
+
+    @Option(help: "Seconds to finish in-flight requests after the shutdown delay.")
     var shutdownTimeout: Int = 25
 
     @Option(help: "Log level: trace (also every connection), debug (one line per review), info, notice, warning, error, critical.")
@@ -156,7 +159,7 @@ struct Serve: ParsableCommand {
         guard maxConnections > 0, maxPatchBytes > 0, maxIdleConnectionsPerClient > 0, metricsMaxConnections > 0, metricsMaxIdleConnectionsPerClient > 0 else {
             throw ValidationError("--max-connections, --max-idle-connections-per-client and their --metrics-* twins must be positive")
         }
-        guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
+        guard shutdownTimeout >= 0, shutdownDelay >= 0 else { throw ValidationError("--shutdown-timeout and --shutdown-delay must not be negative") }
         if demo && !simulated { throw ValidationError("--demo needs --simulated") }
         if simulated && (kubeconfig != nil || context != nil) { throw ValidationError("--simulated runs its own cluster: drop --kubeconfig/--context") }
         if simulated && !provisioner && demo { throw ValidationError("--demo needs the provisioner") }
@@ -289,17 +292,26 @@ struct Serve: ParsableCommand {
             }
 
             let signal = waitForTerminationSignal()
-            logger.info("shutting down", metadata: ["signal": "\(signal == 15 ? "SIGTERM" : "SIGINT")", "timeout": "\(shutdownTimeout)s"])
+            let signalled = ContinuousClock.now
+            // Readiness fails at once, on both ports: the endpoints controller takes this replica
+            // out while it still answers everything that comes (--shutdown-delay).
+            webhookServer?.health.beginShutdown()
+            logger.info("shutting down", metadata: [
+                "signal": "\(signal == 15 ? "SIGTERM" : "SIGINT")", "delay": "\(shutdownDelay)s", "timeout": "\(shutdownTimeout)s",
+            ])
             demoTask?.cancel()
             blocking { [service, embedded] in
                 await service?.stop()
                 await embedded?.stop()
             }
-            _ = metricsServer?.shutdown(timeout: .seconds(1))
             if let webhookServer {
+                let delayEnd = signalled + .milliseconds(Int64(shutdownDelay * 1000))
+                if ContinuousClock.now < delayEnd { Thread.sleep(forTimeInterval: (delayEnd - ContinuousClock.now).seconds) }
+                logger.info("no longer accepting connections; answering what is under way")
                 let finished = webhookServer.shutdown(timeout: .seconds(shutdownTimeout))
                 logger.info(finished ? "stopped: every request answered" : "stopped: shutdown timeout reached with requests in flight")
             } else {
+                _ = metricsServer?.shutdown(timeout: .seconds(1))
                 logger.info("stopped")
             }
         }

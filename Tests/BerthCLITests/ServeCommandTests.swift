@@ -67,7 +67,7 @@ import Testing
     @Test func sigtermAnswersTheRequestInFlightThenExitsZero() throws {
         let pki = try TestPKI.make(label: "berth-serve")
         defer { pki.remove() }
-        let server = try Server(["--tls-cert-file", pki.serverCertificate, "--tls-private-key-file", pki.serverKey])
+        let server = try Server(["--tls-cert-file", pki.serverCertificate, "--tls-private-key-file", pki.serverKey, "--shutdown-delay", "0"])
         try server.waitUntilServing()
 
         // A client sends the headers and half the review, waits for our word, then the rest.
@@ -112,6 +112,89 @@ import Testing
         #expect(answer.contains("HTTP/1.1 200 OK uid"), "\(answer)")
         #expect(server.terminate() == 0)
         #expect(server.log.contains("stopped: every request answered"))
+    }
+
+    /// A rollout: 64 kept-alive connections send reviews back to back while the replica gets
+    /// SIGTERM. Readiness fails at once, every request keeps being answered through the delay,
+    /// then each connection is closed after an answer (`Connection: close`), never under a
+    /// request: not one request is lost. New connections are refused only after the delay.
+    @Test func sigtermUnderLoadLosesNoRequest() throws {
+        let pki = try TestPKI.make(label: "berth-serve")
+        defer { pki.remove() }
+        let server = try Server(["--tls-cert-file", pki.serverCertificate, "--tls-private-key-file", pki.serverKey,
+                                 "--shutdown-delay", "1", "--shutdown-timeout", "10"])
+        try server.waitUntilServing()
+        let load = try python("""
+            import http.client, json, os, signal, ssl, sys, threading, time
+            port, metrics, ca, review, pid = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+            body = open(review, "rb").read()
+            ctx = ssl.create_default_context(cafile=ca)
+            lock = threading.Lock()
+            stats = {"answered": 0, "answeredAfterSignal": 0, "lost": 0, "notOk": 0, "closedByServer": 0, "errors": []}
+            signalled = threading.Event()
+
+            def worker():
+                conn = None
+                deadline = time.time() + 30
+                while time.time() < deadline:
+                    if conn is None:
+                        conn = http.client.HTTPSConnection("localhost", port, context=ctx, timeout=20)
+                        try:
+                            conn.connect()
+                        except OSError:
+                            return  # no longer accepting connections: this client would go to another replica
+                    try:
+                        conn.request("POST", "/mutate", body=body, headers={"Content-Type": "application/json"})
+                        response = conn.getresponse()
+                        response.read()
+                    except Exception as error:  # the request was sent and no answer came
+                        with lock:
+                            stats["lost"] += 1
+                            stats["errors"].append(repr(error))
+                        conn.close()
+                        conn = None
+                        continue
+                    with lock:
+                        stats["answered"] += 1
+                        if response.status != 200: stats["notOk"] += 1
+                        if signalled.is_set(): stats["answeredAfterSignal"] += 1
+                    if response.will_close:
+                        with lock: stats["closedByServer"] += 1
+                        conn.close()
+                        conn = None
+
+            threads = [threading.Thread(target=worker) for _ in range(64)]
+            for thread in threads: thread.start()
+            while True:
+                with lock:
+                    if stats["answered"] >= 500: break
+                time.sleep(0.01)
+            os.kill(pid, signal.SIGTERM)
+            signalled.set()
+            ready = None
+            for _ in range(100):  # readiness turns 503 while requests are still answered
+                c = http.client.HTTPConnection("127.0.0.1", metrics, timeout=5)
+                try:
+                    c.request("GET", "/readyz"); ready = c.getresponse().status
+                except OSError:
+                    pass
+                if ready == 503: break
+                time.sleep(0.01)
+            stats["readyzAfterSignal"] = ready
+            for thread in threads: thread.join()
+            stats["errors"] = stats["errors"][:5]
+            print(json.dumps(stats))
+            """, arguments: [String(server.port), String(server.metricsPort), pki.caCertificate, Self.reviewPath,
+                              String(server.process.processIdentifier)], timeout: .seconds(120))
+        #expect(load.status == 0, "\(load.stderr)")
+        let stats = try #require(try JSONSerialization.jsonObject(with: Data(load.stdout.utf8)) as? [String: Any], "\(load.stdout)")
+        #expect(stats["lost"] as? Int == 0, "\(stats)")
+        #expect(stats["notOk"] as? Int == 0, "\(stats)")
+        #expect((stats["answeredAfterSignal"] as? Int ?? 0) > 64, "\(stats)")
+        #expect(stats["readyzAfterSignal"] as? Int == 503, "\(stats)")
+        #expect((stats["closedByServer"] as? Int ?? 0) >= 1, "\(stats)")
+        #expect(server.terminate() == 0)
+        #expect(server.log.contains("stopped: every request answered"), "\(server.log.suffix(2000))")
     }
 
     @Test func debugLogsDescribeEachReviewButNeverThePodsSecrets() throws {

@@ -3,8 +3,8 @@ import Testing
 
 /// The timer structure of the event loops, driven with plain numbers instead of a clock.
 struct DeadlineListsTests {
-    /// handshake 10, request 20, idle 90, idleRelease 1, idleRest 89, write 20, linger 2 (units).
-    static let timeouts: [UInt64] = [10, 20, 90, 1, 89, 20, 2]
+    /// handshake 10, request 20, idle 90, idleRelease 1, idleRest 89, write 20, linger 2, drainIdle 5 (units).
+    static let timeouts: [UInt64] = [10, 20, 90, 1, 89, 20, 2, 5]
 
     private func drain(_ lists: inout DeadlineLists, now: UInt64) -> [Int32] {
         var expired: [Int32] = []
