@@ -1,4 +1,5 @@
 import COpenSSL
+import Glibc
 
 /// Owns one configured `SSL_CTX` (server side) and frees it in deinit.
 ///
@@ -7,6 +8,8 @@ import COpenSSL
 /// (reference counts and the session cache are locked internally).
 final class SSLContext: @unchecked Sendable {
     let pointer: OpaquePointer
+    /// When the served (leaf) certificate expires, seconds since 1970 (nil if it cannot be read).
+    private(set) var notAfter: Int?
 
     /// TLS 1.2 suites: ECDHE key exchange with AEAD ciphers only. TLS 1.3 keeps OpenSSL's (all AEAD).
     static let tls12Ciphers = [
@@ -42,7 +45,7 @@ final class SSLContext: @unchecked Sendable {
         _ = SSL_CTX_set_session_id_context(ctx, sessionContext, UInt32(sessionContext.count))
         berth_SSL_CTX_select_alpn_http11(ctx)
 
-        try Self.useCertificateChain(ctx, pem: certificatePEM, file: files.certificateFile)
+        notAfter = try Self.useCertificateChain(ctx, pem: certificatePEM, file: files.certificateFile)
         try Self.usePrivateKey(ctx, pem: privateKeyPEM, file: files.privateKeyFile, certificateFile: files.certificateFile)
         guard SSL_CTX_check_private_key(ctx) == 1 else {
             throw NetError.certificate(
@@ -75,10 +78,14 @@ final class SSLContext: @unchecked Sendable {
         return try result.get()
     }
 
-    static func useCertificateChain(_ ctx: OpaquePointer, pem: [UInt8], file: String) throws(NetError) {
+    /// Returns the leaf's notAfter (seconds since 1970), when it can be read.
+    @discardableResult
+    static func useCertificateChain(_ ctx: OpaquePointer, pem: [UInt8], file: String) throws(NetError) -> Int? {
         var certificates = try readCertificates(pem: pem, file: file)
         let leaf = certificates.removeFirst()
         defer { X509_free(leaf) }  // SSL_CTX_use_certificate takes its own reference
+        var expiry = tm()
+        let notAfter: Int? = X509_get0_notAfter(leaf).flatMap { ASN1_TIME_to_tm($0, &expiry) == 1 ? Int(timegm(&expiry)) : nil }
         guard SSL_CTX_use_certificate(ctx, leaf) == 1 else {
             certificates.forEach { X509_free($0) }
             throw .certificate(file: file, reason: "certificate rejected", queue: OpenSSLErrorQueue.drain())
@@ -89,6 +96,7 @@ final class SSLContext: @unchecked Sendable {
                 throw .certificate(file: file, reason: "chain certificate rejected", queue: OpenSSLErrorQueue.drain())
             }
         }
+        return notAfter
     }
 
     static func usePrivateKey(_ ctx: OpaquePointer, pem: [UInt8], file: String, certificateFile: String) throws(NetError) {

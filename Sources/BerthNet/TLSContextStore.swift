@@ -56,6 +56,13 @@ public final class TLSContextStore: Sendable {
     /// The context new connections are accepted with.
     var currentContext: SSLContext { state.withLock { $0.context } }
 
+    /// Whether the certificate served now can still be trusted: nil when ready, else why not
+    /// (expired). For a readiness probe that cannot itself speak TLS with a client certificate.
+    public func readinessProblem(now: Int = Int(time(nil))) -> String? {
+        guard let notAfter = currentContext.notAfter else { return nil }
+        return now >= notAfter ? "the serving certificate \(configuration.certificateFile) expired" : nil
+    }
+
     /// Increases by one with every successful (re)load.
     public var generation: Int { state.withLock { $0.generation } }
 

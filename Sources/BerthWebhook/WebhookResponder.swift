@@ -77,19 +77,28 @@ public final class WebhookResponder: HTTPResponder {
     }
 }
 
-/// `/healthz` (the process answers) and `/readyz` (the certificate is loaded and Berth is not
-/// shutting down), shared by the TLS port and the plain metrics port.
+/// `/healthz` (the process answers) and `/readyz` (the TLS port serves a certificate that has not
+/// expired, and Berth is not shutting down), shared by the TLS port and the plain metrics port.
+/// The metrics port's `/readyz` is the one probes use: with `--client-ca-file` the TLS port
+/// requires a client certificate the kubelet does not have.
 public final class HealthState: Sendable {
     private let shuttingDown = Atomic<Bool>(false)
+    /// Why the TLS side cannot serve (nil: it can).
+    private let tlsProblem: @Sendable () -> String?
 
-    public init() {}
+    public init(tlsProblem: @escaping @Sendable () -> String? = { nil }) {
+        self.tlsProblem = tlsProblem
+    }
 
     public func beginShutdown() { shuttingDown.store(true, ordering: .relaxed) }
-    public var isReady: Bool { !shuttingDown.load(ordering: .relaxed) }
+    public var isReady: Bool { !shuttingDown.load(ordering: .relaxed) && tlsProblem() == nil }
 
     func respond(to request: HTTPRequest) -> HTTPResponse {
         guard request.method == "GET" || request.method == "HEAD" else { return .methodNotAllowed(allow: "GET, HEAD") }
-        if request.path == "/readyz", !isReady { return .text(status: 503, "shutting down\n") }
+        if request.path == "/readyz" {
+            if shuttingDown.load(ordering: .relaxed) { return .text(status: 503, "shutting down\n") }
+            if let problem = tlsProblem() { return .text(status: 503, "TLS not ready: \(problem)\n") }
+        }
         return .text(status: 200, "ok\n")
     }
 }

@@ -34,7 +34,7 @@ public final class WebhookServer: Sendable {
     }
 
     public let metrics: WebhookMetrics
-    public let health = HealthState()
+    public let health: HealthState
     let tlsStore: TLSContextStore
     let server: HTTPServer
     let metricsServer: HTTPServer
@@ -48,6 +48,7 @@ public final class WebhookServer: Sendable {
             metrics.certificateReloaded(result)
             if case .success = result { logger.info("TLS certificate reloaded") }
         }
+        health = HealthState { [tlsStore] in tlsStore.readinessProblem() }
         var http = HTTPServerConfiguration(host: configuration.host, port: configuration.port)
         http.maxBodyBytes = min(configuration.maxBodyBytes, Configuration.maximumBodyBytes)
         http.maxConnections = configuration.maxConnections

@@ -289,6 +289,14 @@ import Testing
         }
     }
 
+    /// Readiness on the plain port reports the TLS side: ready with a valid certificate, not once it expired.
+    @Test func readinessReportsAnExpiredCertificate() throws {
+        let store = try makeTLSStore()
+        #expect(store.readinessProblem() == nil)
+        let problem = store.readinessProblem(now: Int(Int32.max) * 4)  // far past the test certificate's notAfter
+        #expect(problem?.contains("expired") == true, "\(problem ?? "nil")")
+    }
+
     @Test func plainHTTPOnTheTLSPortFailsTheHandshakeOnly() throws {
         let observer = RecordingObserver()
         try withServer(tls: try makeTLSStore(), observer: observer) { server, port in

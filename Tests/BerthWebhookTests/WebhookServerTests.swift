@@ -184,4 +184,14 @@ import Testing
         #expect(flood.status == 0, "\(flood.stderr)")
         #expect(flood.stdout == "200 200 200 200 200 200 200 200 200 200 80 30\n")
     }
+
+    /// The metrics port's /readyz, which the chart's probes use, fails when the TLS side cannot serve.
+    @Test func readinessOnTheMetricsPortReportsTheTLSSide() {
+        let broken = MetricsResponder(metrics: WebhookMetrics(), health: HealthState { "the serving certificate tls.crt expired" })
+        let answer = broken.respond(to: HTTPRequest(method: "GET", target: "/readyz"))
+        #expect(answer.status == 503)
+        #expect(String(decoding: answer.body, as: UTF8.self).contains("TLS not ready: the serving certificate tls.crt expired"))
+        #expect(broken.respond(to: HTTPRequest(method: "GET", target: "/healthz")).status == 200)
+        #expect(MetricsResponder(metrics: WebhookMetrics(), health: HealthState()).respond(to: HTTPRequest(method: "GET", target: "/readyz")).status == 200)
+    }
 }

@@ -279,7 +279,8 @@ def test_webhook_probes(rendered):
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert ports == {"https": 8443, "metrics": 8080}
     ready, live = c["readinessProbe"]["httpGet"], c["livenessProbe"]["httpGet"]
-    assert (ready["path"], ports[ready["port"]], ready["scheme"]) == ("/readyz", 8443, "HTTPS")
+    # Both on the plain port: with clientCA the TLS port wants a client certificate the kubelet lacks.
+    assert (ready["path"], ports[ready["port"]], ready["scheme"]) == ("/readyz", 8080, "HTTP")
     assert (live["path"], ports[live["port"]], live["scheme"]) == ("/healthz", 8080, "HTTP")
 
 
