@@ -63,6 +63,14 @@ public final class HTTPServer: Sendable {
                 for _ in 1..<loopCount {
                     listeners.append(try Socket.listen(host: configuration.host, port: port, reusePort: true))
                 }
+                // SO_REUSEPORT is for our own loops: another process of the same user could bind the
+                // same port and silently take half the connections (two versions answering side by
+                // side). The kernel does not refuse it, so look: a listener on the port that is not
+                // one of ours means the port has another owner.
+                let others = Socket.foreignListeners(port: port, ours: listeners)
+                if !others.isEmpty {
+                    throw NetError.invalidState("port \(port) is already served by another listener (\(others.joined(separator: ", ")) in /proc/net/tcp; another berth serve?): stop it or choose another port")
+                }
                 for (index, fd) in listeners.enumerated() {
                     loops.append(try EventLoop(index: index, listenFD: fd, shared: shared))
                 }

@@ -43,6 +43,34 @@ enum Socket {
         return fd
     }
 
+    /// Listening TCP sockets on `port` that belong to none of `ours` (by inode), from
+    /// /proc/net/tcp and tcp6: another process sharing the port through SO_REUSEPORT (the kernel
+    /// allows it for the same user) shows up here and nowhere else. Returns their local addresses.
+    static func foreignListeners(port: Int, ours: [Int32]) -> [String] {
+        var inodes = Set<UInt64>()
+        for fd in ours {
+            var info = stat()
+            if fstat(fd, &info) == 0 { inodes.insert(UInt64(info.st_ino)) }
+        }
+        var found: [String] = []
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            guard let file = fopen(table, "r") else { continue }
+            defer { fclose(file) }
+            var line: UnsafeMutablePointer<CChar>?
+            var capacity = 0
+            defer { free(line) }
+            while getline(&line, &capacity, file) > 0, let line {
+                // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
+                let fields = String(cString: line).split(separator: " ", omittingEmptySubsequences: true)
+                guard fields.count > 9, fields[3] == "0A" else { continue }  // 0A: LISTEN
+                let local = fields[1].split(separator: ":")
+                guard local.count == 2, Int(local[1], radix: 16) == port, let inode = UInt64(fields[9]), !inodes.contains(inode) else { continue }
+                found.append(String(fields[1]))
+            }
+        }
+        return found
+    }
+
     static func localPort(_ fd: Int32) throws(NetError) -> Int {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)

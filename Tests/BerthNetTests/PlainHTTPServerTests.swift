@@ -236,6 +236,23 @@ import Testing
         }
     }
 
+    /// SO_REUSEPORT lets a second server of the same user bind the same port and take part of
+    /// the connections; Berth's start refuses instead, naming the port.
+    @Test func aSecondServerOnTheSamePortFailsToStart() throws {
+        try withServer { _, port in
+            let second = HTTPServer(configuration: testConfiguration { $0.port = port }, tls: nil, responder: EchoResponder(), logger: testLogger)
+            #expect {
+                _ = try second.start()
+                _ = second.shutdown(timeout: .zero)
+            } throws: { error in
+                "\(error)".contains("port \(port) is already served by another listener")
+            }
+            let client = try RawClient(port: port)
+            client.send("GET /still-ours HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(client.readToEnd().contains("X-Path: /still-ours"))
+        }
+    }
+
     @Test func bindFailureIsAClearError() throws {
         // A plain listener without SO_REUSEPORT holds the port.
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
