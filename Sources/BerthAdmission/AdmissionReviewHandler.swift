@@ -83,6 +83,11 @@ public struct AdmissionReviewHandler: Sendable {
         if let kind = object["kind"]?.stringValue, kind != "Pod" {
             return .badRequest("request.object is a \(kind), not a Pod", uid: uid)
         }
+        // The apiserver (Go) keeps the last of two equal member names; a reader keeping the first
+        // would judge another pod than the one stored (an early `berth.dev/skip` annotation, say).
+        if let duplicate = object.firstDuplicateMemberName() {
+            return .badRequest("request.object.\(duplicate): duplicate member name (the apiserver would keep the last value)", uid: uid)
+        }
         let namespace = request["namespace"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
         var mutation: Mutation
         do {
