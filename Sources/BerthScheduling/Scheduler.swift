@@ -82,6 +82,8 @@ public struct Scheduler: Sendable {
         var offering: Int
         var price: Double
         var rank: Int
+        /// Every admitted, available offering of the type, cheapest first (`offering` is the first).
+        var offerings: [Int] = []
     }
 
     struct Group {
@@ -115,6 +117,14 @@ public struct Scheduler: Sendable {
         var groups: [Group] = []
         var shapeOf: [ShapeKey: Int] = [:]
         var shapes: [Shape] = []
+        // Anti-affinity is symmetric: a pod some other pod's required anti-affinity names takes the
+        // constrained path too.
+        var antiTerms: [(term: PodAffinityTerm, namespace: String)] = []
+        for node in nodes {
+            for pod in node.pods { for term in pod.interPod.antiAffinity { antiTerms.append((term, pod.namespace)) } }
+        }
+        for pod in pending { for term in pod.interPod.antiAffinity { antiTerms.append((term, pod.namespace)) } }
+        var constrained: [(pod: Int, group: Int)] = []
         for index in pending.indices {
             // Fields are read in place: copying a whole PodRequirements costs retains per pod.
             if !pending[index].unsupportedResources.isEmpty {
@@ -128,6 +138,10 @@ public struct Scheduler: Sendable {
                 group = groups.count
                 groups.append(makeGroup(pending[index].constraints, nodes: nodes, unavailable: unavailableOfferings))
                 groupOf[pending[index].constraints] = group
+            }
+            if !pending[index].interPod.isEmpty || antiTerms.contains(where: { $0.term.selects(pending[index], ownNamespace: $0.namespace) }) {
+                constrained.append((index, group))
+                continue
             }
             let requests = pending[index].requests
             let key = ShapeKey(
@@ -151,13 +165,26 @@ public struct Scheduler: Sendable {
         for s in order {
             place(shapes[s], groups: &groups, nodes: nodes, free: &free, usage: &usage, openFree: &openFree, plan: &plan)
         }
+        if !constrained.isEmpty {
+            // Pods tied to other pods, one at a time (largest first), once everything else is placed.
+            var occupancy = Occupancy(nodes: nodes, plan: plan, pending: pending)
+            constrained.sort { a, b in
+                let x = pending[a.pod].requests, y = pending[b.pod].requests
+                return (x.gpus, x.cpuMilli, x.memory, b.pod) > (y.gpus, y.cpuMilli, y.memory, a.pod)
+            }
+            for entry in constrained {
+                placeConstrained(
+                    entry.pod, pending: pending, group: entry.group, groups: &groups, nodes: nodes, free: &free, usage: &usage, openFree: &openFree,
+                    occupancy: &occupancy, plan: &plan)
+            }
+        }
         plan.unschedulable.sort { $0.pod < $1.pod }
         return plan
     }
 
     private func makeGroup(_ constraints: PodConstraints, nodes: [NodeState], unavailable: Set<OfferingKey>) -> Group {
         var group = Group()
-        for (index, node) in nodes.enumerated() where constraints.tolerates(node.taints) == nil {
+        for (index, node) in nodes.enumerated() where node.schedulable && constraints.tolerates(node.taints) == nil {
             guard constraints.matches({ node.labels[$0] }) else { continue }
             if let zones = constraints.zones, !zones.contains(node.labels[WellKnownLabel.zone] ?? "") { continue }
             group.compatibleNodes.append(index)
@@ -200,10 +227,14 @@ public struct Scheduler: Sendable {
                     }
                     // One candidate per type: its cheapest offering (zone order breaks ties).
                     if best == nil || offering.pricePerHour < best!.price {
-                        best = Candidate(pool: p, type: entry.type, offering: o, price: offering.pricePerHour, rank: rank)
+                        best = Candidate(pool: p, type: entry.type, offering: o, price: offering.pricePerHour, rank: rank, offerings: best?.offerings ?? [])
                     }
+                    best?.offerings.append(o)
                 }
-                if let best { group.candidates.append(best) }
+                if var best {
+                    best.offerings.sort { (type.offerings[$0].pricePerHour, $0) < (type.offerings[$1].pricePerHour, $1) }
+                    group.candidates.append(best)
+                }
             }
             if !matched {
                 unmatchedPools.append((reasons.count, p))

@@ -37,6 +37,9 @@ public struct ProvisionerCore: Sendable {
     /// How long a claim's instance may be missing from the cloud's listing before it counts as
     /// gone (EC2's listing is eventually consistent right after a launch).
     public static let listingGrace: Duration = .seconds(60)
+    /// How long kube-scheduler has to bind a pending pod to a node that is up where Berth found
+    /// room for it; after that the pod gets a node of its own (Berth's model of it is wrong).
+    public static let schedulerGrace: Duration = .seconds(60)
 
     public let config: ProvisionerConfig
     public private(set) var catalog: InstanceCatalog
@@ -68,6 +71,8 @@ public struct ProvisionerCore: Sendable {
     private var unavailable: [OfferingKey: Date] = [:]
     /// Pod (or node) key → the last message reported about it, so each is reported once.
     private var reported: [String: String] = [:]
+    /// Pending pods the scheduler placed on a node that is up (nothing launched), and since when.
+    private var placedOnExisting: [String: (node: String, since: Date)] = [:]
     private var random: SeededGenerator
 
     public init(config: ProvisionerConfig, catalog: InstanceCatalog = .builtIn(), gpuResource: String = "nvidia.com/gpu", seed: UInt64) {
@@ -102,6 +107,7 @@ public struct ProvisionerCore: Sendable {
         disrupt(index: index, now: now, actions: &actions)
         // Forget what was said about pods and nodes that are gone.
         reported = reported.filter { index.pods[$0.key] != nil || index.nodes[$0.key] != nil }
+        placedOnExisting = placedOnExisting.filter { index.pods[$0.key]?.isPendingGPU ?? false }
         unavailable = unavailable.filter { $0.value > now }
         return actions
     }
@@ -374,44 +380,67 @@ public struct ProvisionerCore: Sendable {
         solve(pending, index: index, now: now, actions: &actions)
     }
 
-    /// The nodes pods can go to without a launch: Berth's (launching or registered, not draining,
-    /// `excluding` left out) and other Ready GPU nodes, with what their pods already take.
+    /// The nodes the scheduler sees: every live node Berth launched (launching, running, draining,
+    /// winding down, being terminated: all count against their pool's limits, only schedulable
+    /// ones take pods) and other Ready, schedulable GPU nodes, each with the pods bound or
+    /// nominated there. A registered node is seen as it is: its own taints (a foreign NoSchedule
+    /// taint counts) and labels, and cordoned means no new pods.
     private func nodeStates(index: ClusterIndex) -> (nodes: [NodeState], claimOfNode: [Int: String]) {
         var nodes: [NodeState] = []
         var claimOfNode: [Int: String] = [:]
         for key in claims.keys.sorted() {
-            guard let claim = claims[key], claim.isLive, let type = catalog[claim.instanceType], let pool = config.pools.first(where: { $0.name == claim.pool }) else { continue }
-            if let name = claim.nodeName, draining[name] != nil || claim.windingDown { continue }
+            guard let claim = claims[key], !claim.terminated, let type = catalog[claim.instanceType], let pool = config.pools.first(where: { $0.name == claim.pool }) else { continue }
             let offering = type.offerings.first { $0.zone == claim.zone && $0.capacityType == claim.capacityType }
                 ?? Offering(zone: claim.zone, capacityType: claim.capacityType, pricePerHour: claim.pricePerHour)
             let allocatable = config.overhead.allocatable(type)
             var requested = claim.nominated.values.reduce(Resources.zero, +)
+            var pods = claim.nominated.keys.sorted().compactMap { index.pods[$0]?.requirements }
+            let node = claim.nodeName.flatMap { index.nodes[$0] }
             if let name = claim.nodeName {
-                requested += index.podsOnNode[name, default: []].filter(\.occupies).map(\.requests).reduce(Resources.zero, +)
+                let bound = index.podsOnNode[name, default: []].filter(\.occupies)
+                requested += bound.map(\.requests).reduce(Resources.zero, +)
+                pods += bound.map(\.requirements)
             }
             if claim.dedicated && !claim.nominated.isEmpty { requested = allocatable }
             if claim.gpuWarned { requested = allocatable }  // its GPUs never came: place nothing more there
             var state = NodeState.launching(name: claim.nodeName ?? "launch/\(key)", type: type, offering: offering, pool: pool, overhead: config.overhead, requested: requested)
             state.labels[WebhookConfig.nodeRoleLabel] = Self.nodeRole(dedicated: claim.dedicated)
+            if let node {
+                state.labels.merge(node.labels) { _, actual in actual }
+                state.taints += node.taints.filter { taint in !state.taints.contains { $0.key == taint.key && $0.effect == taint.effect } }
+            }
             state.pricePerHour = claim.pricePerHour
             state.launching = claim.initializedAt == nil
+            state.pods = pods
+            state.schedulable = claim.isLive && !claim.windingDown && claim.nodeName.map { draining[$0] == nil } ?? true
+                && !(node?.unschedulable ?? false) && !(node?.deleting ?? false)
             claimOfNode[nodes.count] = key
             nodes.append(state)
         }
         let managed = Set(claims.values.compactMap(\.nodeName))
         for node in index.snapshot.nodes where !managed.contains(node.name) && node.ready && !node.unschedulable && !node.deleting && node.allocatable.gpus > 0 {
             // The kubelet's allocatable: every running pod takes its share, DaemonSet pods included.
-            let requested = index.podsOnNode[node.name, default: []].filter { !$0.finished }.map(\.requests).reduce(Resources.zero, +)
+            let bound = index.podsOnNode[node.name, default: []].filter { !$0.finished }
+            let requested = bound.map(\.requests).reduce(Resources.zero, +)
             nodes.append(NodeState(
                 name: node.name, pool: "", instanceType: node.labels[WellKnownLabel.instanceType] ?? "", labels: node.labels, taints: node.taints,
-                capacity: node.allocatable, allocatable: node.allocatable, requested: requested, pricePerHour: 0, gpuResource: node.gpuResource))
+                capacity: node.allocatable, allocatable: node.allocatable, requested: requested, pricePerHour: 0, gpuResource: node.gpuResource,
+                pods: bound.map(\.requirements)))
         }
         return (nodes, claimOfNode)
     }
 
     private mutating func solve(_ pending: [PodSnapshot], index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
         let (nodes, claimOfNode) = nodeStates(index: index)
-        let plan = scheduler.solve(pending: pending.map(\.requirements), nodes: nodes, unavailableOfferings: Set(unavailable.filter { $0.value > now }.keys))
+        var requirements = pending.map(\.requirements)
+        for (i, pod) in pending.enumerated() {
+            // Placed on a node that exists, yet kube-scheduler has not bound it there: Berth's model
+            // of it is wrong (a constraint it does not know): it gets a node of its own.
+            if let placed = placedOnExisting[pod.key], now.timeIntervalSince(placed.since) >= Self.schedulerGrace.seconds {
+                requirements[i].interPod.unmodelled = "placement (kube-scheduler did not bind it to node \(placed.node), where it seemed to fit, within \(GoDuration.format(Self.schedulerGrace)))"
+            }
+        }
+        let plan = scheduler.solve(pending: requirements, nodes: nodes, unavailableOfferings: Set(unavailable.filter { $0.value > now }.keys))
 
         let nodeIndex = Dictionary(uniqueKeysWithValues: nodes.enumerated().map { ($0.element.name, $0.offset) })
         for placement in plan.placements {
@@ -419,6 +448,10 @@ public struct ProvisionerCore: Sendable {
             if let n = nodeIndex[placement.node], let key = claimOfNode[n], claims[key]?.initializedAt == nil {
                 claims[key]?.nominated[pod.key] = pod.requests
                 report(.pod(pod.key), reason: "Nominated", message: "waiting for node \(placement.node), already launching", actions: &actions)
+            } else {
+                // Berth launches nothing for it: it fits on a node that is up. Said on the pod, never silence.
+                if placedOnExisting[pod.key]?.node != placement.node { placedOnExisting[pod.key] = (placement.node, now) }
+                report(.pod(pod.key), reason: "NotLaunching", message: "fits on node \(placement.node), which is up; waiting for kube-scheduler to bind it there", actions: &actions)
             }
         }
         for new in plan.nodes {
@@ -439,14 +472,14 @@ public struct ProvisionerCore: Sendable {
             claim.dedicated = new.dedicated
             claim.launchInFlight = true
             claim.lastLaunchAttempt = now
-            let podKeys = new.pods.map { pending[$0].key }
             for pod in new.pods { claim.nominated[pending[pod].key] = pending[pod].requests }
             claims[launchID] = claim
             actions.append(.launch(request))
             let why = new.rejected.isEmpty ? "" : "; cheaper types rejected: " + new.rejected.prefix(3).map(\.description).joined(separator: ", ")
-            for key in podKeys {
-                actions.append(.event(.init(regarding: .pod(key), reason: "Nominated",
-                                            message: "launching \(type.name) in \(offering.zone) (\(offering.capacityType), $\(offering.pricePerHour)/h, pool \(pool.name), launch \(launchID))\(why)")))
+            for pod in new.pods {
+                let own = requirements[pod].interPod.unmodelled.map { "; a node of its own, as Berth cannot model its \($0)" } ?? ""
+                actions.append(.event(.init(regarding: .pod(pending[pod].key), reason: "Nominated",
+                                            message: "launching \(type.name) in \(offering.zone) (\(offering.capacityType), $\(offering.pricePerHour)/h, pool \(pool.name), launch \(launchID))\(why)\(own)")))
             }
         }
         for failure in plan.unschedulable {
