@@ -30,6 +30,9 @@ public struct ProvisionerConfig: Sendable, Equatable {
     /// Stop new pods from landing on shared multi-GPU nodes that are at most half used, so they
     /// empty and go (no eviction; on by default).
     public var windDownSharedNodes = true
+    /// How long a drain may take: after it, the pods still on the node (held by a
+    /// PodDisruptionBudget, say) are deleted (Karpenter's `terminationGracePeriod`).
+    public var drainTimeout: Duration = .seconds(900)
     /// The `aws:` subsection as written: the EC2 cloud's settings, read strictly by BerthAWS
     /// (`EC2CloudConfiguration(config:path:)`), which this module does not know.
     public var aws: JSON?
@@ -90,7 +93,7 @@ public struct ProvisionerConfig: Sendable, Equatable {
             throw ConfigError(path: reader.childPath("batchMaxDuration"), message: "must not be shorter than batchIdleDuration")
         }
         aws = reader.value("aws")
-        if let disruption = try reader.object("disruption", allowed: ["maxDisruptedNodes", "consolidation", "windDownSharedNodes"]) {
+        if let disruption = try reader.object("disruption", allowed: ["maxDisruptedNodes", "consolidation", "windDownSharedNodes", "drainTimeout"]) {
             if let count = try disruption.number("maxDisruptedNodes") {
                 guard count == count.rounded(), count >= 1, count <= 1000 else {
                     throw ConfigError(path: disruption.childPath("maxDisruptedNodes"), message: "must be a whole number from 1 to 1000")
@@ -99,6 +102,14 @@ public struct ProvisionerConfig: Sendable, Equatable {
             }
             consolidation = try disruption.bool("consolidation") ?? false
             windDownSharedNodes = try disruption.bool("windDownSharedNodes") ?? true
+            if let text = try disruption.string("drainTimeout") {
+                do {
+                    drainTimeout = try GoDuration.parse(text)
+                } catch {
+                    throw ConfigError(path: disruption.childPath("drainTimeout"), message: "\(error)")
+                }
+                guard drainTimeout >= .seconds(1) else { throw ConfigError(path: disruption.childPath("drainTimeout"), message: "must be at least 1s, found \"\(text)\"") }
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ struct CoreWorld {
     var evictions: [String] = []
     var terminations: [String] = []
     var deletedNodes: [String] = []
+    var deletedPods: [String] = []
     /// Offerings with no capacity.
     var outOfCapacity: Set<OfferingKey> = []
     /// Pods whose eviction a PodDisruptionBudget refuses (429).
@@ -92,6 +93,10 @@ struct CoreWorld {
                 pods[pod] = nil
                 core.record(.evicted(pod: pod), now: now)
             }
+        case let .deletePod(pod, _):
+            deletedPods.append(pod)
+            pods[pod] = nil
+            core.record(.podDeleted(pod: pod), now: now)
         case let .deleteNode(name):
             deletedNodes.append(name)
             nodes[name] = nil

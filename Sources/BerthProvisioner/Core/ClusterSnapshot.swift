@@ -34,6 +34,8 @@ public struct PodSnapshot: Sendable {
     public var phase: Phase
     /// `metadata.deletionTimestamp` is set.
     public var terminating: Bool
+    /// `metadata.deletionTimestamp`: when its grace period ends (the kubelet kills it then).
+    public var deletionTimestamp: Date?
     /// Owned by a DaemonSet, or a mirror pod: never counted, never evicted.
     public var daemon: Bool
     /// `karpenter.sh/do-not-disrupt: "true"`.
@@ -49,9 +51,11 @@ public struct PodSnapshot: Sendable {
 
     public init(
         key: String, uid: String = "", nodeName: String = "", phase: Phase = .pending, terminating: Bool = false, daemon: Bool = false,
-        doNotDisrupt: Bool = false, unschedulable: Bool = false, requirements: PodRequirements, invalid: String? = nil
+        doNotDisrupt: Bool = false, unschedulable: Bool = false, requirements: PodRequirements, invalid: String? = nil,
+        deletionTimestamp: Date? = nil
     ) {
         self.key = key
+        self.deletionTimestamp = deletionTimestamp
         self.uid = uid.isEmpty ? key : uid
         self.nodeName = nodeName
         self.phase = phase
@@ -118,6 +122,8 @@ public enum ProvisionerAction: Sendable {
     case updateNode(name: String, labels: [String: String], addTaints: [Taint], removeTaints: [Taint])
     /// Evict the pod through the Eviction API (PodDisruptionBudgets respected).
     case evict(pod: String, node: String)
+    /// Delete the pod (no budget asked): a drain that ran past `drainTimeout`.
+    case deletePod(pod: String, node: String)
     case deleteNode(name: String)
     case event(ProvisionerEvent)
 }
@@ -153,5 +159,8 @@ public enum ActionResult: Sendable {
     /// Refused (a PodDisruptionBudget: 429) or failed; retried later.
     case evictionFailed(pod: String, message: String)
     case nodeDeleted(name: String)
+    /// The pod was deleted (or was gone already), or deleting it failed (retried later).
+    case podDeleted(pod: String)
+    case podDeleteFailed(pod: String, message: String)
     case nodeUpdateFailed(name: String, message: String)
 }

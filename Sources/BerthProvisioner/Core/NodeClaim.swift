@@ -46,4 +46,10 @@ public struct NodeClaim: Sendable {
 public struct DrainState: Sendable {
     public var startedAt: Date
     public var lastEviction: [String: Date] = [:]
+    /// Pods whose eviction was refused, with the API's message (a PodDisruptionBudget's).
+    public var refused: [String: String] = [:]
+    /// When the drain was last reported blocked (repeated every `blockedReportInterval`).
+    public var lastBlockedReport: Date?
+    /// Pods deleted at the drain timeout, and when (retried after `retryInterval`).
+    public var deleted: [String: Date] = [:]
 }

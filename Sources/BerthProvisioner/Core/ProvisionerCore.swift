@@ -40,6 +40,11 @@ public struct ProvisionerCore: Sendable {
     /// How long kube-scheduler has to bind a pending pod to a node that is up where Berth found
     /// room for it; after that the pod gets a node of its own (Berth's model of it is wrong).
     public static let schedulerGrace: Duration = .seconds(60)
+    /// A pod Terminating on a NotReady node this long past its grace period no longer counts: its
+    /// kubelet is gone and will never confirm the kill.
+    public static let terminatingMargin: Duration = .seconds(60)
+    /// How often a drain that is blocked (refused evictions) says so again.
+    public static let blockedReportInterval: Duration = .seconds(300)
 
     public let config: ProvisionerConfig
     public private(set) var catalog: InstanceCatalog
@@ -95,7 +100,7 @@ public struct ProvisionerCore: Sendable {
 
     public mutating func reconcile(_ cluster: ClusterSnapshot, now: Date) -> [ProvisionerAction] {
         var actions: [ProvisionerAction] = []
-        let index = ClusterIndex(cluster)
+        let index = ClusterIndex(cluster, now: now)
         if let instances = cluster.cloudInstances {
             collectGarbage(instances, index: index, now: now, actions: &actions)
         }
@@ -147,8 +152,13 @@ public struct ProvisionerCore: Sendable {
             }
         case .terminateFailed:
             break  // retried once the retry interval has passed since the request
-        case .evicted, .evictionFailed, .nodeDeleted, .nodeUpdateFailed:
-            break  // the next snapshot shows the outcome; refused evictions are retried on a timer
+        case let .evictionFailed(pod, message):
+            // Remembered for the drain's "blocked" report; retried on a timer.
+            for (name, drain) in draining where drain.lastEviction[pod] != nil { draining[name]?.refused[pod] = message }
+        case let .evicted(pod), let .podDeleted(pod):
+            for (name, drain) in draining where drain.refused[pod] != nil { draining[name]?.refused[pod] = nil }
+        case .nodeDeleted, .nodeUpdateFailed, .podDeleteFailed:
+            break  // the next snapshot shows the outcome; failures are retried on a timer
         }
     }
 
@@ -562,10 +572,40 @@ public struct ProvisionerCore: Sendable {
                 }
                 continue
             }
+            if now.timeIntervalSince(drain.startedAt) >= config.drainTimeout.seconds {
+                // The drain has had its time: what still holds the node is deleted (budgets and
+                // do-not-disrupt no longer asked), said on each pod and on the node.
+                let deleting = remaining.filter { !$0.terminating && drain.deleted[$0.key].map { now.timeIntervalSince($0) >= Self.retryInterval.seconds } ?? true }
+                for pod in deleting {
+                    let why = drain.refused[pod.key].map { "its eviction was refused (\($0))" } ?? (pod.doNotDisrupt ? "it is annotated karpenter.sh/do-not-disrupt" : "it was still running")
+                    if drain.deleted[pod.key] == nil {
+                        actions.append(.event(.init(regarding: .pod(pod.key), type: "Warning", reason: "DrainTimeout",
+                                                    message: "deleted: node \(name) has drained for \(GoDuration.format(config.drainTimeout)) (disruption.drainTimeout) and \(why)")))
+                    }
+                    drain.deleted[pod.key] = now
+                    actions.append(.deletePod(pod: pod.key, node: name))
+                }
+                if !deleting.isEmpty {
+                    let names = remaining.filter { !$0.terminating }.map(\.key).sorted().joined(separator: ", ")
+                    report(.node(name), type: "Warning", reason: "DrainTimeout",
+                           message: "drained for \(GoDuration.format(config.drainTimeout)) (disruption.drainTimeout); deleting the pods still on it: \(names)", actions: &actions)
+                }
+                draining[name] = drain
+                continue
+            }
             for pod in remaining where !pod.terminating && !pod.doNotDisrupt {
                 if let last = drain.lastEviction[pod.key], now.timeIntervalSince(last) < Self.retryInterval.seconds { continue }
                 drain.lastEviction[pod.key] = now
                 actions.append(.evict(pod: pod.key, node: name))
+            }
+            // A blocked drain says so every few minutes, not once.
+            let refused = drain.refused.filter { key, _ in remaining.contains { $0.key == key } }
+            if !refused.isEmpty, drain.lastBlockedReport.map({ now.timeIntervalSince($0) >= Self.blockedReportInterval.seconds }) ?? true {
+                drain.lastBlockedReport = now
+                let left = config.drainTimeout.seconds - now.timeIntervalSince(drain.startedAt)
+                let pods = refused.keys.sorted().map { "\($0) (\(refused[$0] ?? ""))" }.joined(separator: ", ")
+                actions.append(.event(.init(regarding: .node(name), type: "Warning", reason: "DrainBlocked",
+                                            message: "eviction refused for \(pods); pods still here are deleted in \(GoDuration.format(.seconds(Int64(left.rounded(.up))))) (disruption.drainTimeout)")))
             }
             draining[name] = drain
         }
@@ -670,16 +710,25 @@ struct ClusterIndex {
     var nodesByProviderID: [String: NodeSnapshot] = [:]
     var podsOnNode: [String: [PodSnapshot]] = [:]
 
-    init(_ snapshot: ClusterSnapshot) {
+    /// Pods Terminating on a NotReady node past their grace period plus
+    /// ``ProvisionerCore/terminatingMargin`` are left out: nothing will ever confirm they stopped,
+    /// and they must not hold a node or its drain.
+    init(_ snapshot: ClusterSnapshot, now: Date) {
         self.snapshot = snapshot
         pods.reserveCapacity(snapshot.pods.count)
-        for pod in snapshot.pods {
-            pods[pod.key] = pod
-            if !pod.nodeName.isEmpty { podsOnNode[pod.nodeName, default: []].append(pod) }
-        }
         for node in snapshot.nodes {
             nodes[node.name] = node
             if !node.providerID.isEmpty { nodesByProviderID[node.providerID] = node }
+        }
+        for pod in snapshot.pods {
+            pods[pod.key] = pod
+            guard !pod.nodeName.isEmpty else { continue }
+            if pod.terminating, let deadline = pod.deletionTimestamp, nodes[pod.nodeName].map({ !$0.ready }) ?? true,
+                now.timeIntervalSince(deadline) >= ProvisionerCore.terminatingMargin.seconds
+            {
+                continue
+            }
+            podsOnNode[pod.nodeName, default: []].append(pod)
         }
     }
 }

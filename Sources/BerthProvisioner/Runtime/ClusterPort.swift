@@ -18,6 +18,9 @@ public protocol ClusterPort: Sendable {
     /// Deletes the Node (gone already counts as done).
     func deleteNode(name: String) async throws
 
+    /// Deletes the pod (`namespace/name`; gone already counts as done), without asking its budget.
+    func deletePod(pod: String) async throws
+
     /// Records a Kubernetes Event (best effort: failures are logged, never thrown).
     func record(_ event: ProvisionerEvent) async
 }

@@ -200,6 +200,15 @@ public actor Provisioner<C: Clock<Duration>> {
                 }
                 metrics.evictions.increment()
                 core?.record(result, now: wallTime.now)
+            case let .deletePod(pod, node):
+                do {
+                    try await cluster.deletePod(pod: pod)
+                    logger.warning("deleted \(pod): the drain timed out", metadata: ["node": "\(node)"])
+                    core?.record(.podDeleted(pod: pod), now: wallTime.now)
+                } catch {
+                    logger.warning("deleting \(pod) failed: \(error)", metadata: ["node": "\(node)"])
+                    core?.record(.podDeleteFailed(pod: pod, message: "\(error)"), now: wallTime.now)
+                }
             case let .deleteNode(name):
                 do {
                     try await cluster.deleteNode(name: name)
