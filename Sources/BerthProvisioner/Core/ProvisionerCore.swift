@@ -29,6 +29,10 @@ public struct ProvisionerCore: Sendable {
     public static let windingDownTaint = Taint(key: "berth.dev/winding-down", value: "", effect: "NoSchedule")
     /// The label on every node Berth launches: its pool.
     public static let poolLabel = "berth.dev/pool"
+    /// Written on each pod a launch is for, before the launch: the launch id (the cloud's
+    /// idempotency token) and when it was decided.
+    public static let launchIDAnnotation = "berth.dev/launch-id"
+    public static let launchTimeAnnotation = "berth.dev/launch-time"
     /// How long kube-scheduler has to bind a nominated pod to its initialised node before the pod
     /// is planned again.
     public static let nominationGrace: Duration = .seconds(30)
@@ -208,6 +212,10 @@ public struct ProvisionerCore: Sendable {
                 if node.taints.contains(where: { $0.key == Self.disruptedTaint.key }) {
                     draining[node.name] = DrainState(startedAt: now)
                 }
+            }
+            // Pods this launch was for (their intent says so) wait for it again.
+            for pod in index.snapshot.pods where pod.launchIntent?.launchID == instance.launchID && pod.isPendingGPU {
+                claim.nominated[pod.key] = pod.requests
             }
             claims[instance.launchID] = claim
             actions.append(.event(.init(
@@ -468,7 +476,18 @@ public struct ProvisionerCore: Sendable {
             guard let type = catalog[new.instanceType], let pool = config.pools.first(where: { $0.name == new.pool }),
                 let offering = type.offerings.first(where: { $0.zone == new.zone && $0.capacityType == new.capacityType })
             else { continue }
-            let launchID = makeLaunchID()
+            // A launch decided for these pods before a restart, still within its launch timeout,
+            // whose instance this process does not know: the same id again, so the cloud's
+            // idempotency returns that instance rather than launching a second one.
+            let earlier = new.pods.lazy.compactMap { pending[$0].launchIntent }.first { intent in
+                self.claims[intent.launchID] == nil && now.timeIntervalSince(intent.at) < self.config.launchTimeout.seconds
+            }
+            let launchID = earlier?.launchID ?? makeLaunchID()
+            // The intent goes on the pods first (the runtime writes it before launching).
+            let intent = LaunchIntent(launchID: launchID, at: earlier?.at ?? now)
+            for pod in new.pods where pending[pod].launchIntent != intent {
+                actions.append(.annotatePod(pod: pending[pod].key, annotations: intent.annotations))
+            }
             var candidate = type
             candidate.offerings = [offering]
             let role = Self.nodeRole(dedicated: new.dedicated)

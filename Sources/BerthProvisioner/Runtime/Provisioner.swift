@@ -136,6 +136,16 @@ public actor Provisioner<C: Clock<Duration>> {
     }
 
     private func perform(_ actions: [ProvisionerAction], now: Date) async {
+        // Launch intents are written on the pods first: a restart between the launch and the
+        // cloud's listing showing it finds them and reuses the launch id.
+        for action in actions {
+            guard case let .annotatePod(pod, annotations) = action else { continue }
+            do {
+                try await cluster.annotatePod(pod: pod, annotations: annotations)
+            } catch {
+                logger.warning("writing the launch intent on \(pod) failed: \(error)")
+            }
+        }
         // Launches go out together (each is one cloud call that may take seconds); the rest in order.
         let launches = actions.compactMap { action -> LaunchRequest? in if case let .launch(request) = action { request } else { nil } }
         for request in launches {
@@ -167,8 +177,8 @@ public actor Provisioner<C: Clock<Duration>> {
         }
         for action in actions {
             switch action {
-            case .launch:
-                break  // done above, together
+            case .launch, .annotatePod:
+                break  // done above
             case let .terminate(providerID, node, reason):
                 logger.info("terminating \(providerID)", metadata: ["node": "\(node ?? "-")", "reason": "\(reason)"])
                 let result: ActionResult
