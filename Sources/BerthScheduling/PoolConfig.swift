@@ -162,7 +162,7 @@ public enum GoDuration {
 
 /// One entry of `provisioner.pools`.
 public enum PoolConfig {
-    static let fields = ["name", "requirements", "taints", "labels", "limits", "capacityTypes", "weight"]
+    static let fields = ["name", "requirements", "taints", "labels", "limits", "capacityTypes", "notebookCapacityTypes", "weight"]
     static let limitFields = ["gpus", "cpu", "memory", "nodes", "pricePerHour"]
     static let capacityTypes = ["on-demand", "spot"]
 
@@ -184,6 +184,13 @@ public enum PoolConfig {
                 throw ConfigError(path: "\(reader.childPath("capacityTypes"))[\(index)]", message: "\"\(type)\" is not one of on-demand, spot")
             }
             pool.capacityTypes = types
+        }
+        if let types = try reader.stringList("notebookCapacityTypes") {
+            guard !types.isEmpty else { throw ConfigError(path: reader.childPath("notebookCapacityTypes"), message: "needs at least one of on-demand, spot") }
+            for (index, type) in types.enumerated() where !capacityTypes.contains(type) {
+                throw ConfigError(path: "\(reader.childPath("notebookCapacityTypes"))[\(index)]", message: "\"\(type)\" is not one of on-demand, spot")
+            }
+            pool.notebookCapacityTypes = types
         }
         if let weight = try reader.number("weight") {
             guard weight == weight.rounded(), weight >= 0, weight <= 100 else {

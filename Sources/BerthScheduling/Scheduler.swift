@@ -93,6 +93,13 @@ public struct Scheduler: Sendable {
         var openNodes: [Int] = []
     }
 
+    /// Pods of one group share constraints and kind: notebooks may buy only their pools'
+    /// `notebookCapacityTypes`.
+    struct GroupKey: Hashable {
+        var constraints: PodConstraints
+        var notebook: Bool
+    }
+
     struct ShapeKey: Hashable {
         var group: Int
         var requests: Resources
@@ -113,7 +120,7 @@ public struct Scheduler: Sendable {
         }
         var free = nodes.map { $0.allocatable - $0.requested }
 
-        var groupOf: [PodConstraints: Int] = [:]
+        var groupOf: [GroupKey: Int] = [:]
         var groups: [Group] = []
         var shapeOf: [ShapeKey: Int] = [:]
         var shapes: [Shape] = []
@@ -132,12 +139,13 @@ public struct Scheduler: Sendable {
                 continue
             }
             let group: Int
-            if let known = groupOf[pending[index].constraints] {
+            let groupKey = GroupKey(constraints: pending[index].constraints, notebook: pending[index].isNotebook)
+            if let known = groupOf[groupKey] {
                 group = known
             } else {
                 group = groups.count
-                groups.append(makeGroup(pending[index].constraints, nodes: nodes, unavailable: unavailableOfferings))
-                groupOf[pending[index].constraints] = group
+                groups.append(makeGroup(pending[index].constraints, notebook: pending[index].isNotebook, nodes: nodes, unavailable: unavailableOfferings))
+                groupOf[groupKey] = group
             }
             if !pending[index].interPod.isEmpty || antiTerms.contains(where: { $0.term.selects(pending[index], ownNamespace: $0.namespace) }) {
                 constrained.append((index, group))
@@ -182,10 +190,15 @@ public struct Scheduler: Sendable {
         return plan
     }
 
-    private func makeGroup(_ constraints: PodConstraints, nodes: [NodeState], unavailable: Set<OfferingKey>) -> Group {
+    private func makeGroup(_ constraints: PodConstraints, notebook: Bool, nodes: [NodeState], unavailable: Set<OfferingKey>) -> Group {
         var group = Group()
         for (index, node) in nodes.enumerated() where node.schedulable && constraints.tolerates(node.taints) == nil {
             guard constraints.matches({ node.labels[$0] }) else { continue }
+            if notebook, let pool = pools.first(where: { $0.name == node.pool }),
+                let capacityType = node.labels[WellKnownLabel.capacityType], !pool.notebookCapacityTypes.contains(capacityType)
+            {
+                continue  // a notebook never joins a spot node of a pool that keeps notebooks on on-demand
+            }
             if let zones = constraints.zones, !zones.contains(node.labels[WellKnownLabel.zone] ?? "") { continue }
             group.compatibleNodes.append(index)
         }
@@ -209,7 +222,7 @@ public struct Scheduler: Sendable {
                 for term in terms where term.allSatisfy({ $0.matches(type: type, offering: offering) }) { return true }
                 return false
             }
-            var matched = false, unavailableSeen = false
+            var matched = false, unavailableSeen = false, capacityTypeSeen = false
             for entry in poolTypes[p] {
                 let type = catalog.types[entry.type]
                 if !perOffering, !matches(entry.type, nil) { continue }
@@ -219,6 +232,10 @@ public struct Scheduler: Sendable {
                     if perOffering {
                         guard matches(entry.type, offering) else { continue }
                         if let zones = constraints.zones, !zones.contains(offering.zone) { continue }
+                    }
+                    if notebook && !pool.notebookCapacityTypes.contains(offering.capacityType) {
+                        capacityTypeSeen = true
+                        continue
                     }
                     matched = true
                     if !offering.available || (!unavailable.isEmpty && unavailable.contains(OfferingKey(instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType))) {
@@ -236,7 +253,9 @@ public struct Scheduler: Sendable {
                     group.candidates.append(best)
                 }
             }
-            if !matched {
+            if !matched && capacityTypeSeen {
+                reasons.append("pool \(pool.name): notebooks may only use \(pool.notebookCapacityTypes.joined(separator: ", ")) (notebookCapacityTypes)")
+            } else if !matched {
                 unmatchedPools.append((reasons.count, p))
                 reasons.append("")
             } else if unavailableSeen && !group.candidates.contains(where: { $0.pool == p }) {

@@ -31,8 +31,8 @@ struct CoreWorld {
     var launchesFail = false
     var instanceCounter = 0
 
-    init(config: ProvisionerConfig = ProvisionerConfig(), seed: UInt64 = 7) {
-        core = ProvisionerCore(config: config, seed: seed)
+    init(config: ProvisionerConfig = ProvisionerConfig(), catalog: InstanceCatalog = .builtIn(), seed: UInt64 = 7) {
+        core = ProvisionerCore(config: config, catalog: catalog, seed: seed)
     }
 
     var config: ProvisionerConfig { core.config }
