@@ -33,6 +33,13 @@ public struct ProvisionerConfig: Sendable, Equatable {
     /// How long a drain may take: after it, the pods still on the node (held by a
     /// PodDisruptionBudget, say) are deleted (Karpenter's `terminationGracePeriod`).
     public var drainTimeout: Duration = .seconds(900)
+    /// Notebooks share big nodes: when the cheapest type that fits a notebook has at least
+    /// `notebookSharingRatio` times the GPUs it asks for (8-GPU p4d.24xlarge, 1-GPU notebooks),
+    /// notebooks are packed onto such nodes, each with its whole GPUs (`notebookSharing`).
+    public var shareBigNodesWithNotebooks = true
+    public var notebookSharingRatio = 4
+    /// The ratio the scheduler is given (nil when sharing is off).
+    public var effectiveNotebookSharingRatio: Int? { shareBigNodesWithNotebooks ? notebookSharingRatio : nil }
     /// The `aws:` subsection as written: the EC2 cloud's settings, read strictly by BerthAWS
     /// (`EC2CloudConfiguration(config:path:)`), which this module does not know.
     public var aws: JSON?
@@ -41,7 +48,7 @@ public struct ProvisionerConfig: Sendable, Equatable {
 
     static let fields = [
         "clusterName", "pools", "daemonSetOverhead", "batchIdleDuration", "batchMaxDuration", "emptyAfter", "launchTimeout",
-        "registrationTimeout", "gpuRegistrationTimeout", "unavailableOfferingTTL", "disruption", "aws",
+        "registrationTimeout", "gpuRegistrationTimeout", "unavailableOfferingTTL", "disruption", "notebookSharing", "aws",
     ]
 
     public init(config json: JSON, path: String) throws(ConfigError) {
@@ -93,6 +100,15 @@ public struct ProvisionerConfig: Sendable, Equatable {
             throw ConfigError(path: reader.childPath("batchMaxDuration"), message: "must not be shorter than batchIdleDuration")
         }
         aws = reader.value("aws")
+        if let sharing = try reader.object("notebookSharing", allowed: ["enabled", "gpuRatio"]) {
+            shareBigNodesWithNotebooks = try sharing.bool("enabled") ?? true
+            if let ratio = try sharing.number("gpuRatio") {
+                guard ratio == ratio.rounded(), ratio >= 2, ratio <= 64 else {
+                    throw ConfigError(path: sharing.childPath("gpuRatio"), message: "must be a whole number from 2 to 64")
+                }
+                notebookSharingRatio = Int(ratio)
+            }
+        }
         if let disruption = try reader.object("disruption", allowed: ["maxDisruptedNodes", "consolidation", "windDownSharedNodes", "drainTimeout"]) {
             if let count = try disruption.number("maxDisruptedNodes") {
                 guard count == count.rounded(), count >= 1, count <= 1000 else {

@@ -169,7 +169,7 @@ extension Scheduler {
                 occupancy.pods.append([pod])
                 plan.nodes.append(.init(
                     instanceType: type.name, pool: pools[candidate.pool].name, zone: offering.zone, capacityType: offering.capacityType,
-                    pricePerHour: offering.pricePerHour, pods: [index], rejected: rejected, dedicated: dedicated))
+                    pricePerHour: offering.pricePerHour, pods: [index], rejected: rejected, role: dedicated ? .notebook : .shared))
                 return
             }
         }

@@ -17,6 +17,9 @@ public struct Scheduler: Sendable {
     public let overhead: NodeOverhead
     /// The extended resource the catalog's GPUs are advertised as.
     public let gpuResource: String
+    /// Notebooks share a new node when the cheapest type that fits has at least this many times
+    /// the GPUs each asks for; nil: every notebook gets its own node.
+    public let notebookSharingRatio: Int?
 
     let allocatable: [Resources]
     let capacity: [Resources]
@@ -29,8 +32,12 @@ public struct Scheduler: Sendable {
     /// Per pool: the types its requirements admit, each with its admitted offering indices.
     let poolTypes: [[(type: Int, offerings: [Int])]]
 
-    public init(catalog: InstanceCatalog, pools: [Pool], overhead: NodeOverhead = NodeOverhead(), gpuResource: String = "nvidia.com/gpu") {
+    public init(
+        catalog: InstanceCatalog, pools: [Pool], overhead: NodeOverhead = NodeOverhead(), gpuResource: String = "nvidia.com/gpu",
+        notebookSharingRatio: Int? = nil
+    ) {
         self.catalog = catalog
+        self.notebookSharingRatio = notebookSharingRatio
         self.pools = pools
         self.overhead = overhead
         self.gpuResource = gpuResource
@@ -399,31 +406,54 @@ public struct Scheduler: Sendable {
             }
             return true
         }
-        func open(_ candidate: Candidate, pods slice: ArraySlice<Int>, dedicated: Bool) {
+        func open(_ candidate: Candidate, pods slice: ArraySlice<Int>, role: NodeRole) {
             let type = catalog.types[candidate.type]
             let offering = type.offerings[candidate.offering]
             usage[candidate.pool].add(capacity: capacity[candidate.type], price: candidate.price)
             var remaining = allocatable[candidate.type]
             for _ in slice { remaining -= request }
-            if !dedicated { groups[g].openNodes.append(plan.nodes.count) }
+            if role != .notebook { groups[g].openNodes.append(plan.nodes.count) }
             openFree.append(remaining)
             plan.nodes.append(
                 .init(
                     instanceType: type.name, pool: pools[candidate.pool].name, zone: offering.zone, capacityType: offering.capacityType,
-                    pricePerHour: candidate.price, pods: Array(slice), rejected: rejected, dedicated: dedicated))
+                    pricePerHour: candidate.price, pods: Array(slice), rejected: rejected, role: role))
         }
 
         if shape.key.notebook {
             // 3a. A notebook gets its own node: notebooks stop at different times, and a shared node
             //     lives until the last one stops (aws#5379).
+            //     Except on big nodes: when the cheapest type that fits has at least
+            //     `notebookSharingRatio` times the GPUs a notebook asks for (an 8-GPU p4d.24xlarge for
+            //     1-GPU notebooks), notebooks share it, each with its whole GPUs.
             var index = firstFit
             while next < pods.count {
+                // Shared notebook nodes opened this round (this group holds notebooks only).
+                var cursor = 0
+                let shared = groups[g].openNodes
+                while next < pods.count && cursor < shared.count {
+                    if request.fits(in: openFree[shared[cursor]]) {
+                        openFree[shared[cursor]] -= request
+                        plan.nodes[shared[cursor]].pods.append(pods[next])
+                        next += 1
+                    } else {
+                        cursor += 1
+                    }
+                }
+                guard next < pods.count else { return }
                 while index < candidates.count && (!request.fits(in: allocatable[candidates[index].type]) || limitBlocked(candidates[index])) {
                     index += 1
                 }
                 guard index < candidates.count else { return unschedulable(limitReasons.joined(separator: "; ")) }
-                open(candidates[index], pods: pods[next..<next + 1], dedicated: true)
-                next += 1
+                let gpus = Int64(catalog.types[candidates[index].type].gpuCount)
+                if let ratio = notebookSharingRatio, request.gpus > 0, gpus >= Int64(ratio) * request.gpus {
+                    let count = Int(allocatable[candidates[index].type].count(of: request, cap: Int64(pods.count - next)))
+                    open(candidates[index], pods: pods[next..<next + count], role: .sharedNotebooks)
+                    next += count
+                } else {
+                    open(candidates[index], pods: pods[next..<next + 1], role: .notebook)
+                    next += 1
+                }
             }
             return
         }
@@ -473,7 +503,7 @@ public struct Scheduler: Sendable {
                 continue
             }
             repeat {
-                open(candidates[best], pods: pods[next..<next + Int(bestCount)], dedicated: false)
+                open(candidates[best], pods: pods[next..<next + Int(bestCount)], role: .shared)
                 next += Int(bestCount)
             } while Int64(pods.count - next) >= bestCount && next < pods.count && !limitBlocked(candidates[best])
         }

@@ -69,7 +69,9 @@ struct Plan: ParsableCommand {
                     }
                 }
             }
-            let scheduler = Scheduler(catalog: try CatalogFile.load(catalogFile), pools: provisioner.pools, overhead: provisioner.overhead)
+            let scheduler = Scheduler(
+                catalog: try CatalogFile.load(catalogFile), pools: provisioner.pools, overhead: provisioner.overhead,
+                notebookSharingRatio: provisioner.effectiveNotebookSharingRatio)
             let plan = scheduler.solve(pending: pending)
             var unschedulable = skipped
             for entry in plan.unschedulable { unschedulable.append((pendingSlot[entry.pod], entry.reason)) }

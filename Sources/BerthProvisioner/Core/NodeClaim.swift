@@ -26,8 +26,10 @@ public struct NodeClaim: Sendable {
     public var gpuWarned = false
     /// Pending pods waiting for this node, with their requests.
     public var nominated: [String: Resources] = [:]
-    /// A notebook's own node: nothing else is placed on it.
-    public var dedicated = false
+    /// What the node is for: a notebook's own (nothing else is placed on it), shared by notebooks,
+    /// or shared by other GPU pods.
+    public var role: NodeRole = .shared
+    public var dedicated: Bool { role == .notebook }
     public var terminateRequestedAt: Date?
     /// The instance is gone (terminated by Berth or found missing).
     public var terminated = false

@@ -88,7 +88,7 @@ public struct ProvisionerCore: Sendable {
         self.config = config
         self.catalog = catalog
         self.gpuResource = gpuResource
-        self.scheduler = Scheduler(catalog: catalog, pools: config.pools, overhead: config.overhead, gpuResource: gpuResource)
+        self.scheduler = Self.scheduler(catalog: catalog, config: config, gpuResource: gpuResource)
         self.random = SeededGenerator(seed: seed)
     }
 
@@ -97,7 +97,13 @@ public struct ProvisionerCore: Sendable {
     public mutating func replaceCatalog(_ catalog: InstanceCatalog) {
         guard catalog != self.catalog else { return }
         self.catalog = catalog
-        scheduler = Scheduler(catalog: catalog, pools: config.pools, overhead: config.overhead, gpuResource: gpuResource)
+        scheduler = Self.scheduler(catalog: catalog, config: config, gpuResource: gpuResource)
+    }
+
+    static func scheduler(catalog: InstanceCatalog, config: ProvisionerConfig, gpuResource: String) -> Scheduler {
+        Scheduler(
+            catalog: catalog, pools: config.pools, overhead: config.overhead, gpuResource: gpuResource,
+            notebookSharingRatio: config.effectiveNotebookSharingRatio)
     }
 
     // MARK: - One round
@@ -204,7 +210,7 @@ public struct ProvisionerCore: Sendable {
                 capacityType: instance.capacityType, pricePerHour: instance.pricePerHour, request: nil, createdAt: instance.launchTime)
             claim.instance = instance
             let role = instance.tags[WebhookConfig.nodeRoleLabel] ?? index.nodesByProviderID[instance.providerID]?.labels[WebhookConfig.nodeRoleLabel]
-            claim.dedicated = role == Self.nodeRole(dedicated: true)
+            claim.role = role.flatMap(NodeRole.init(rawValue:)) ?? .shared
             if let node = index.nodesByProviderID[instance.providerID] {
                 claim.nodeName = node.name
                 claim.registeredAt = now
@@ -318,7 +324,7 @@ public struct ProvisionerCore: Sendable {
         // The pool's labels and taints, in case the node did not register with them.
         if draining[node.name] == nil, let pool = config.pools.first(where: { $0.name == claim.pool }) {
             // Computed once per claim (string work on every round showed in berth simulate's profile).
-            let desiredLabels = claim.desiredLabels ?? nodeLabels(pool: pool, instanceType: claim.instanceType, zone: claim.zone, capacityType: claim.capacityType, dedicated: claim.dedicated)
+            let desiredLabels = claim.desiredLabels ?? nodeLabels(pool: pool, instanceType: claim.instanceType, zone: claim.zone, capacityType: claim.capacityType, role: claim.role)
             claim.desiredLabels = desiredLabels
             let missingLabels = desiredLabels.filter { node.labels[$0.key] != $0.value }
             let missingTaints = pool.taints.filter { taint in !node.taints.contains { $0.key == taint.key && $0.effect == taint.effect && $0.value == taint.value } }
@@ -422,7 +428,7 @@ public struct ProvisionerCore: Sendable {
             if claim.dedicated && !claim.nominated.isEmpty { requested = allocatable }
             if claim.gpuWarned { requested = allocatable }  // its GPUs never came: place nothing more there
             var state = NodeState.launching(name: claim.nodeName ?? "launch/\(key)", type: type, offering: offering, pool: pool, overhead: config.overhead, requested: requested)
-            state.labels[WebhookConfig.nodeRoleLabel] = Self.nodeRole(dedicated: claim.dedicated)
+            state.labels[WebhookConfig.nodeRoleLabel] = claim.role.rawValue
             if let node {
                 state.labels.merge(node.labels) { _, actual in actual }
                 state.taints += node.taints.filter { taint in !state.taints.contains { $0.key == taint.key && $0.effect == taint.effect } }
@@ -490,15 +496,15 @@ public struct ProvisionerCore: Sendable {
             }
             var candidate = type
             candidate.offerings = [offering]
-            let role = Self.nodeRole(dedicated: new.dedicated)
+            let role = new.role.rawValue
             let request = LaunchRequest(
                 launchID: launchID, cluster: config.clusterName, pool: pool.name, candidates: [candidate],
-                labels: nodeLabels(pool: pool, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType, dedicated: new.dedicated),
+                labels: nodeLabels(pool: pool, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType, role: new.role),
                 taints: pool.taints, extraTags: [WebhookConfig.nodeRoleLabel: role])
             var claim = NodeClaim(
                 launchID: launchID, pool: pool.name, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType,
                 pricePerHour: offering.pricePerHour, request: request, createdAt: now)
-            claim.dedicated = new.dedicated
+            claim.role = new.role
             claim.launchInFlight = true
             claim.lastLaunchAttempt = now
             for pod in new.pods { claim.nominated[pending[pod].key] = pending[pod].requests }
@@ -517,13 +523,10 @@ public struct ProvisionerCore: Sendable {
         }
     }
 
-    /// `notebook` for a notebook's own node, `shared` for packed GPU pods (notebooks avoid those:
-    /// `WebhookConfig.keepNotebooksOffSharedNodes`).
-    public static func nodeRole(dedicated: Bool) -> String { dedicated ? "notebook" : "shared" }
 
     /// The labels a node Berth launches carries: the pool's (`Pool.nodeLabels`), Berth's pool label
     /// and its role.
-    public func nodeLabels(pool: Pool, instanceType: String, zone: String, capacityType: String, dedicated: Bool) -> [String: String] {
+    public func nodeLabels(pool: Pool, instanceType: String, zone: String, capacityType: String, role: NodeRole) -> [String: String] {
         var labels: [String: String] = [:]
         if let type = catalog[instanceType] {
             let offering = type.offerings.first { $0.zone == zone && $0.capacityType == capacityType }
@@ -534,7 +537,7 @@ public struct ProvisionerCore: Sendable {
             labels[WellKnownLabel.nodePool] = pool.name
         }
         labels[Self.poolLabel] = pool.name
-        labels[WebhookConfig.nodeRoleLabel] = Self.nodeRole(dedicated: dedicated)
+        labels[WebhookConfig.nodeRoleLabel] = role.rawValue
         return labels
     }
 
@@ -637,7 +640,7 @@ public struct ProvisionerCore: Sendable {
     /// 1-GPU pods to the big node's free GPUs and it never empties (berth simulate measured it).
     private mutating func windDown(index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
         for key in claims.keys.sorted() {
-            guard let claim = claims[key], claim.isLive, !claim.dedicated, !claim.windingDown, claim.initializedAt != nil,
+            guard let claim = claims[key], claim.isLive, claim.role == .shared, !claim.windingDown, claim.initializedAt != nil,
                 claim.nominated.isEmpty, let name = claim.nodeName, draining[name] == nil, let type = catalog[claim.instanceType],
                 type.gpuCount >= 2
             else { continue }
