@@ -9,6 +9,9 @@ public struct ProvisionerConfig: Sendable, Equatable {
     /// Tagged on every instance (`berth.dev/cluster`): what garbage collection and crash recovery
     /// list by. Two clusters sharing an account must not share it.
     public var clusterName = "berth"
+    /// Whether the config set `clusterName` (with `--cloud aws` it must: two clusters in one
+    /// account and region left at the default would adopt, and terminate, each other's instances).
+    public var clusterNameIsExplicit = false
     /// The batch window: closes after `batchIdle` without a new pending pod, or `batchMax` in all.
     public var batchIdle: Duration = .seconds(1)
     public var batchMax: Duration = .seconds(10)
@@ -58,6 +61,7 @@ public struct ProvisionerConfig: Sendable, Equatable {
                 throw ConfigError(path: reader.childPath("clusterName"), message: "must be 1-63 letters, digits, '-', '.' or '_', found \"\(name)\"")
             }
             clusterName = name
+            clusterNameIsExplicit = true
         }
         if let pools = try reader.list("pools") {
             guard !pools.isEmpty else { throw ConfigError(path: reader.childPath("pools"), message: "needs at least one pool") }

@@ -202,6 +202,9 @@ public struct ProvisionerCore: Sendable {
     // MARK: - 1. Recovery and garbage collection
 
     private mutating func collectGarbage(_ instances: [CloudInstance], index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
+        // The berth.dev/cluster tag is this cluster's identity: an instance tagged for another
+        // cluster (or untagged) is never adopted, counted or terminated, whatever the listing returned.
+        let instances = instances.filter { $0.tags[CloudTag.cluster] == config.clusterName }
         let listed = Set(instances.map(\.providerID))
         for instance in instances where claims[instance.launchID] == nil && instance.state != .terminated {
             // A launch this process does not remember: adopt it; the usual timeouts apply.
