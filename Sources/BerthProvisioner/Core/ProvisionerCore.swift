@@ -445,19 +445,39 @@ public struct ProvisionerCore: Sendable {
             nodes.append(state)
         }
         let managed = Set(claims.values.compactMap(\.nodeName))
-        for node in index.snapshot.nodes where !managed.contains(node.name) && node.ready && !node.unschedulable && !node.deleting && node.allocatable.gpus > 0 {
+        for node in index.snapshot.nodes where !managed.contains(node.name) && !node.deleting {
+            // A node labelled with one of Berth's pools that no claim holds (not adopted yet;
+            // `berth plan` on a cluster's state): it counts against its pool's limits, as it is.
+            let pool = node.labels[Self.poolLabel].flatMap { name in config.pools.first { $0.name == name } }
+            let type = node.labels[WellKnownLabel.instanceType].flatMap { catalog[$0] }
+            let schedulable = node.ready && !node.unschedulable && node.allocatable.gpus > 0
+            guard schedulable || pool != nil else { continue }
             // The kubelet's allocatable: every running pod takes its share, DaemonSet pods included.
             let bound = index.podsOnNode[node.name, default: []].filter { !$0.finished }
             let requested = bound.map(\.requests).reduce(Resources.zero, +)
+            let price = type.flatMap { type in
+                type.offerings.first { $0.zone == node.labels[WellKnownLabel.zone] && $0.capacityType == node.labels[WellKnownLabel.capacityType] }?.pricePerHour
+                    ?? type.offerings.first?.pricePerHour
+            }
             nodes.append(NodeState(
-                name: node.name, pool: "", instanceType: node.labels[WellKnownLabel.instanceType] ?? "", labels: node.labels, taints: node.taints,
-                capacity: node.allocatable, allocatable: node.allocatable, requested: requested, pricePerHour: 0, gpuResource: node.gpuResource,
-                pods: bound.map(\.requirements)))
+                name: node.name, pool: pool?.name ?? "", instanceType: node.labels[WellKnownLabel.instanceType] ?? "", labels: node.labels, taints: node.taints,
+                capacity: pool != nil ? type?.capacity ?? node.allocatable : node.allocatable, allocatable: node.allocatable, requested: requested,
+                pricePerHour: pool != nil ? price ?? 0 : 0, gpuResource: node.gpuResource, schedulable: schedulable, pods: bound.map(\.requirements)))
         }
         return (nodes, claimOfNode)
     }
 
-    private mutating func solve(_ pending: [PodSnapshot], index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
+    /// What the loop would decide now for the pods of `cluster` that wait for Berth (unbound,
+    /// unschedulable GPU pods, valid, not nominated to a launch): placed on nodes that are up or
+    /// launching, new nodes, or unschedulable with the reason. Changes nothing; `berth plan` shows it.
+    public func plan(_ cluster: ClusterSnapshot, now: Date) -> (pending: [PodSnapshot], plan: SchedulingPlan) {
+        let index = ClusterIndex(cluster, now: now)
+        let nominated = Set(claims.values.filter(\.isLive).flatMap(\.nominated.keys))
+        let pending = cluster.pods.filter { $0.nodeName.isEmpty && $0.unschedulable && $0.invalid == nil && $0.isPendingGPU && !nominated.contains($0.key) }
+        return (pending, schedule(pending, index: index, now: now).plan)
+    }
+
+    private func schedule(_ pending: [PodSnapshot], index: ClusterIndex, now: Date) -> (plan: SchedulingPlan, nodes: [NodeState], claimOfNode: [Int: String], requirements: [PodRequirements]) {
         let (nodes, claimOfNode) = nodeStates(index: index)
         var requirements = pending.map(\.requirements)
         for (i, pod) in pending.enumerated() {
@@ -468,6 +488,11 @@ public struct ProvisionerCore: Sendable {
             }
         }
         let plan = scheduler.solve(pending: requirements, nodes: nodes, unavailableOfferings: Set(unavailable.filter { $0.value > now }.keys))
+        return (plan, nodes, claimOfNode, requirements)
+    }
+
+    private mutating func solve(_ pending: [PodSnapshot], index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
+        let (plan, nodes, claimOfNode, requirements) = schedule(pending, index: index, now: now)
 
         let nodeIndex = Dictionary(uniqueKeysWithValues: nodes.enumerated().map { ($0.element.name, $0.offset) })
         for placement in plan.placements {
