@@ -11,17 +11,22 @@ import Foundation
 ///
 /// One round (``reconcile(_:now:)``):
 /// 1. Recovery and garbage collection, on rounds that listed the cloud: an instance tagged with
-///    this cluster that Berth does not know becomes a claim (a restart, another replica's launch);
-///    a claim whose instance disappeared is finished; a Node labelled by Berth whose instance is
-///    gone is deleted. Nothing is launched before the first listing.
+///    this cluster's name that Berth does not know becomes a claim (a restart, another replica's
+///    launch), with the pods whose launch intent names it; a claim whose instance disappeared is
+///    finished; a Node labelled by Berth whose instance is gone is deleted. Nothing is launched
+///    before the first listing.
 /// 2. Claims: registration (a Node with the instance's providerID), the pool's labels and taints
 ///    applied, initialisation (Ready and the GPUs allocatable), the launch, registration and GPU
 ///    timeouts.
 /// 3. Provisioning: pending GPU pods (unschedulable, unbound, not nominated to a launching node)
-///    are batched; when the window closes the scheduler places them on nodes that exist or are
-///    launching, or launches the cheapest instances that fit.
+///    are batched; when the window closes the scheduler (``plan(_:now:)``) places them on nodes
+///    that are up or launching — every live node counting against its pool's limits, only
+///    schedulable ones taking pods, pod affinity, anti-affinity, spread and host ports honoured —
+///    or launches the cheapest instances that fit, the launch intent written on the pods first.
+///    A pod left to kube-scheduler gets an Event saying so, and its own node if not bound in time.
 /// 4. Removal: a Berth node with no GPU pod for `emptyAfter` is cordoned, drained through the
-///    Eviction API, its instance terminated and its Node deleted.
+///    Eviction API (a blocked drain says so every few minutes; after `drainTimeout` the pods left
+///    are deleted), its instance terminated and its Node deleted.
 public struct ProvisionerCore: Sendable {
     /// The taint a node being drained carries (Karpenter's `karpenter.sh/disrupted` counterpart).
     public static let disruptedTaint = Taint(key: "berth.dev/disrupted", value: "", effect: "NoSchedule")
