@@ -53,6 +53,19 @@ import Testing
         #expect(world.launches.count == 1 && world.launches.first?.launchID != "berth-old")
     }
 
+    /// A launch that failed for capacity is given up: the pods are planned again under a new id
+    /// (their old intent names a launch this process retired), and the new intent replaces it.
+    @Test func aRetiredLaunchIDIsNotReused() throws {
+        var world = CoreWorld()
+        world.round()
+        world.outOfCapacity = [OfferingKey(instanceType: "g4dn.xlarge", zone: "us-east-1a")]
+        world.add(notebook("alice"))
+        world.run(for: 4)
+        #expect(world.launches.count == 2)
+        #expect(Set(world.launches.map(\.launchID)).count == 2)
+        #expect(world.pods["jupyter/alice"]?.launchIntent?.launchID == world.launches.last?.launchID)
+    }
+
     @Test func theIntentRoundTripsThroughAnnotations() throws {
         let intent = LaunchIntent(launchID: "berth-00ff", at: Date(timeIntervalSince1970: 1_800_000_000))
         #expect(LaunchIntent(annotations: intent.annotations) == intent)

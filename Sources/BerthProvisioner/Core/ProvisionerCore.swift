@@ -87,6 +87,9 @@ public struct ProvisionerCore: Sendable {
     private var reported: [String: String] = [:]
     /// Pending pods the scheduler placed on a node that is up (nothing launched), and since when.
     private var placedOnExisting: [String: (node: String, since: Date)] = [:]
+    /// Launch ids this process gave up (failed, timed out, terminated), and when: a pod's launch
+    /// intent naming one is not reused (kept for `launchTimeout`, as long as an intent may be).
+    private var retired: [String: Date] = [:]
     private var random: SeededGenerator
 
     public init(config: ProvisionerConfig, catalog: InstanceCatalog = .builtIn(), gpuResource: String = "nvidia.com/gpu", seed: UInt64) {
@@ -128,6 +131,7 @@ public struct ProvisionerCore: Sendable {
         // Forget what was said about pods and nodes that are gone.
         reported = reported.filter { index.pods[$0.key] != nil || index.nodes[$0.key] != nil }
         placedOnExisting = placedOnExisting.filter { index.pods[$0.key]?.isPendingGPU ?? false }
+        retired = retired.filter { now.timeIntervalSince($0.value) < config.launchTimeout.seconds }
         unavailable = unavailable.filter { $0.value > now }
         return actions
     }
@@ -156,6 +160,7 @@ public struct ProvisionerCore: Sendable {
                 if offerings.isEmpty { offerings = [OfferingKey(instanceType: claim.instanceType, zone: claim.zone, capacityType: claim.capacityType)] }
                 for offering in offerings { unavailable[offering] = now.addingTimeInterval(config.unavailableOfferingTTL.seconds) }
                 claims[launchID] = nil
+                retired[launchID] = now
                 retrySoon = true
             case .throttled, .other, .notFound:
                 // The outcome is unknown: retry with the same launch id (never a new one).
@@ -259,7 +264,10 @@ public struct ProvisionerCore: Sendable {
     private mutating func advance(claim key: String, index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
         guard var claim = claims[key] else { return }
         var remove = false
-        defer { claims[key] = remove ? nil : claim }
+        defer {
+            claims[key] = remove ? nil : claim
+            if remove { retired[key] = now }
+        }
         let node = claim.providerID.flatMap { index.nodesByProviderID[$0] } ?? claim.nodeName.flatMap { index.nodes[$0] }
 
         // Terminated: delete its Node, then forget it.
@@ -519,7 +527,8 @@ public struct ProvisionerCore: Sendable {
             // whose instance this process does not know: the same id again, so the cloud's
             // idempotency returns that instance rather than launching a second one.
             let earlier = new.pods.lazy.compactMap { pending[$0].launchIntent }.first { intent in
-                self.claims[intent.launchID] == nil && now.timeIntervalSince(intent.at) < self.config.launchTimeout.seconds
+                self.claims[intent.launchID] == nil && self.retired[intent.launchID] == nil
+                    && now.timeIntervalSince(intent.at) < self.config.launchTimeout.seconds
             }
             let launchID = earlier?.launchID ?? makeLaunchID()
             // The intent goes on the pods first (the runtime writes it before launching).
