@@ -565,7 +565,6 @@ public struct ProvisionerCore: Sendable {
         }
     }
 
-
     /// The labels a node Berth launches carries: the pool's (`Pool.nodeLabels`), Berth's pool label
     /// and its role.
     public func nodeLabels(pool: Pool, instanceType: String, zone: String, capacityType: String, role: NodeRole) -> [String: String] {
