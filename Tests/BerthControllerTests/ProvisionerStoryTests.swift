@@ -1,3 +1,4 @@
+import BerthAdmission
 import BerthController
 import BerthKube
 import BerthKubeSim
@@ -117,6 +118,19 @@ import Testing
         _ = try #require(try await world.tick(until: { await world.liveInstances.isEmpty }, limit: 60))
         #expect(world.server.object(.pods, namespace: "airflow", name: "etl-1") == nil, "deleted at the drain timeout")
         #expect(!world.events(reason: "DrainTimeout").isEmpty)
+    }
+
+    /// What KubeCluster reads for the new rules: the deletion deadline and the launch intent.
+    @Test func aPodSnapshotCarriesItsDeletionDeadlineAndLaunchIntent() throws {
+        var pod = try notebookPod("alice", annotations: ["berth.dev/launch-id": "prod-00ab", "berth.dev/launch-time": "2026-12-04T10:00:00Z"])
+        if case var .object(top) = pod, case var .object(meta)? = top["metadata"] {
+            meta["deletionTimestamp"] = "2026-12-04T10:05:30Z"
+            top["metadata"] = .object(meta)
+            pod = .object(top)
+        }
+        let snapshot = try #require(KubeCluster.podSnapshot(pod, webhook: WebhookConfig()))
+        #expect(snapshot.terminating && snapshot.deletionTimestamp == RFC3339.parse("2026-12-04T10:05:30Z"))
+        #expect(snapshot.launchIntent == LaunchIntent(launchID: "prod-00ab", at: try #require(RFC3339.parse("2026-12-04T10:00:00Z"))))
     }
 
     @Test func doNotDisruptKeepsTheNode() async throws {

@@ -129,6 +129,35 @@ import Testing
         #expect(own.pods == [0] && own.dedicated)
     }
 
+    @Test func readingConstraintsFromAPod() throws {
+        let pod = Self.edit(try pod("web", cpu: "1")) { spec, metadata in
+            metadata["labels"] = ["app": "web", "rev": "7"]
+            spec["hostNetwork"] = true
+            spec["containers"] = [["name": "main", "image": "web", "ports": [["containerPort": 8443], ["containerPort": 53, "protocol": "UDP"]],
+                                   "resources": ["limits": ["nvidia.com/gpu": 1]]]]
+            spec["affinity"] = [
+                "podAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": [
+                    ["labelSelector": ["matchExpressions": [["key": "app", "operator": "In", "values": ["cache"]]]], "namespaces": ["infra"],
+                     "topologyKey": "topology.kubernetes.io/zone"]]],
+                "podAntiAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": [
+                    ["labelSelector": ["matchLabels": ["app": "web"]], "namespaceSelector": ["matchLabels": ["team": "a"]], "topologyKey": "kubernetes.io/hostname"]]],
+            ]
+            spec["topologySpreadConstraints"] = [
+                ["maxSkew": 2, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule",
+                 "labelSelector": ["matchLabels": ["app": "web"]], "matchLabelKeys": ["rev"]],
+                ["maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": ["matchLabels": ["app": "web"]]],
+            ]
+        }
+        let constraints = try PodRequirements(pod: pod).interPod
+        #expect(constraints.hostPorts == [HostPort(port: 53, protocol: "UDP"), HostPort(port: 8443)], "hostNetwork: every container port")
+        #expect(constraints.affinity == [PodAffinityTerm(
+            selector: LabelSelector(matchExpressions: [LabelRequirement(key: "app", operator: .in, values: ["cache"])]), namespaces: ["infra"], domain: .zone)])
+        #expect(constraints.antiAffinity.isEmpty && constraints.unmodelled == "a namespaceSelector in podAntiAffinity")
+        #expect(constraints.spread == [SpreadConstraint(maxSkew: 2, domain: .zone, selector: LabelSelector(matchLabels: ["app": "web", "rev": "7"]))],
+                "ScheduleAnyway is a preference; matchLabelKeys add the pod's own values")
+        #expect(try PodRequirements(pod: try Self.replica(0, nil)).interPod.isEmpty)
+    }
+
     @Test func malformedConstraintsAreErrorsNamingTheField() throws {
         let bad = Self.edit(try pod("bad")) { spec, _ in
             spec["topologySpreadConstraints"] = [["maxSkew": 0, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule"]]
