@@ -138,13 +138,27 @@ public actor Provisioner<C: Clock<Duration>> {
     private func perform(_ actions: [ProvisionerAction], now: Date) async {
         // Launch intents are written on the pods first: a restart between the launch and the
         // cloud's listing showing it finds them and reuses the launch id.
-        for action in actions {
-            guard case let .annotatePod(pod, annotations) = action else { continue }
-            do {
-                try await cluster.annotatePod(pod: pod, annotations: annotations)
-            } catch {
-                logger.warning("writing the launch intent on \(pod) failed: \(error)")
+        let intents = actions.compactMap { action -> (String, [String: String])? in
+            if case let .annotatePod(pod, annotations) = action { (pod, annotations) } else { nil }
+        }
+        if !intents.isEmpty {
+            let cluster = self.cluster
+            let failures = await withTaskGroup(of: String?.self) { group in
+                for (pod, annotations) in intents {
+                    group.addTask {
+                        do {
+                            try await cluster.annotatePod(pod: pod, annotations: annotations)
+                            return nil
+                        } catch {
+                            return "\(pod): \(error)"
+                        }
+                    }
+                }
+                var failures: [String] = []
+                for await failure in group { if let failure { failures.append(failure) } }
+                return failures
             }
+            for failure in failures.sorted() { logger.warning("writing the launch intent failed (the launch goes ahead): \(failure)") }
         }
         // Launches go out together (each is one cloud call that may take seconds); the rest in order.
         let launches = actions.compactMap { action -> LaunchRequest? in if case let .launch(request) = action { request } else { nil } }
