@@ -29,6 +29,20 @@ import Testing
         #expect(world.terminations.count == 1)
     }
 
+    /// A restart mid-drain does not restart the drain timeout: the drain's start is on the node.
+    @Test func aRestartDoesNotRestartTheDrainTimeout() throws {
+        var world = CoreWorld()
+        let node = try world.nodeThatServedANotebook()
+        world.add(cpuPod("stray", on: node))
+        world.protectedByBudget = ["airflow/stray"]
+        world.run(for: 61)
+        #expect(world.nodes[node]?.labels[ProvisionerCore.drainStartedLabel] != nil)
+        world.run(for: 600)
+        world.core = ProvisionerCore(config: world.config, seed: 99)
+        world.run(for: 310)
+        #expect(world.deletedPods == ["airflow/stray"], "15 minutes after the drain started, not after the restart")
+    }
+
     @Test func theDrainTimeoutIsConfigurable() throws {
         let json = try JSONParser.parse(#"{"disruption": {"drainTimeout": "30m"}}"#)
         #expect(try ProvisionerConfig(config: json, path: "provisioner").drainTimeout == .seconds(1800))

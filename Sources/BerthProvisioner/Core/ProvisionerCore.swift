@@ -38,6 +38,11 @@ public struct ProvisionerCore: Sendable {
     /// idempotency token) and when it was decided.
     public static let launchIDAnnotation = "berth.dev/launch-id"
     public static let launchTimeAnnotation = "berth.dev/launch-time"
+    /// On a node being drained: when its drain started (Unix seconds), read back after a restart.
+    public static let drainStartedLabel = "berth.dev/drain-started"
+    static func drainStartLabels(_ date: Date) -> [String: String] {
+        [drainStartedLabel: String(Int64(date.timeIntervalSince1970.rounded(.down)))]
+    }
     /// How long kube-scheduler has to bind a nominated pod to its initialised node before the pod
     /// is planned again.
     public static let nominationGrace: Duration = .seconds(30)
@@ -229,7 +234,10 @@ public struct ProvisionerCore: Sendable {
                 claim.registeredAt = now
                 claim.windingDown = node.taints.contains { $0.key == Self.windingDownTaint.key }
                 if node.taints.contains(where: { $0.key == Self.disruptedTaint.key }) {
-                    draining[node.name] = DrainState(startedAt: now)
+                    // The drain goes on from when it started (its label), so a restart does not
+                    // restart the drain timeout.
+                    let started = node.labels[Self.drainStartedLabel].flatMap(Double.init).map(Date.init(timeIntervalSince1970:))
+                    draining[node.name] = DrainState(startedAt: min(started ?? now, now))
                 }
             }
             // Pods this launch was for (their intent says so) wait for it again.
@@ -607,7 +615,7 @@ public struct ProvisionerCore: Sendable {
             let others = pods.filter { $0.occupies && !$0.terminating }.count
             draining[name] = DrainState(startedAt: now)
             since[.empty(name)] = nil
-            actions.append(.updateNode(name: name, labels: [:], addTaints: [Self.disruptedTaint], removeTaints: []))
+            actions.append(.updateNode(name: name, labels: Self.drainStartLabels(now), addTaints: [Self.disruptedTaint], removeTaints: []))
             actions.append(.event(.init(
                 regarding: .node(name), reason: "Disrupting",
                 message: "no GPU pod for \(GoDuration.format(config.emptyAfter)); cordoned, draining \(others) pod(s), then terminating \(claim.instanceType) \(claim.providerID ?? "")")))
@@ -625,7 +633,7 @@ public struct ProvisionerCore: Sendable {
                 continue
             }
             if drain.startedAt < now && !node.taints.contains(where: { $0.key == Self.disruptedTaint.key }) && claim.terminateRequestedAt == nil && !claim.terminated {
-                actions.append(.updateNode(name: name, labels: [:], addTaints: [Self.disruptedTaint], removeTaints: []))
+                actions.append(.updateNode(name: name, labels: Self.drainStartLabels(drain.startedAt), addTaints: [Self.disruptedTaint], removeTaints: []))
             }
             let remaining = index.podsOnNode[name, default: []].filter(\.occupies)
             if remaining.isEmpty {
@@ -718,7 +726,7 @@ public struct ProvisionerCore: Sendable {
         since[.consolidatable(best.name)] = nil
         let moving = index.podsOnNode[best.name, default: []].filter { $0.occupies && !$0.terminating }.count
         draining[best.name] = DrainState(startedAt: now)
-        actions.append(.updateNode(name: best.name, labels: [:], addTaints: [Self.disruptedTaint], removeTaints: []))
+        actions.append(.updateNode(name: best.name, labels: Self.drainStartLabels(now), addTaints: [Self.disruptedTaint], removeTaints: []))
         actions.append(.event(.init(
             regarding: .node(best.name), reason: "Consolidating",
             message: "its \(moving) pod(s) fit on other nodes; draining, then terminating \(claim.instanceType) ($\(claim.pricePerHour)/h)")))
