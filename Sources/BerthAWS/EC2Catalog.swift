@@ -28,7 +28,7 @@ public struct EC2Catalog: Sendable, Equatable {
     /// (`type/zone` keys from DescribeInstanceTypeOfferings) limits each type's zones; nil: every zone.
     public static func build(
         types: [EC2API.InstanceTypeInfo], onDemandPrices: [String: Double], spotPrices: [EC2API.SpotPrice], zones: [String],
-        offered: Set<String>? = nil
+        offered: Set<String>? = nil, rootVolumeGiB: Int = InstanceType.defaultRootVolumeGiB
     ) -> EC2Catalog {
         var spot: [String: [String: Double]] = [:]
         for price in spotPrices where zones.contains(price.zone) {
@@ -49,7 +49,7 @@ public struct EC2Catalog: Sendable, Equatable {
             let type = InstanceType(
                 name: info.name, vcpu: info.vcpu, memoryMiB: info.memoryMiB, gpuName: labelValue(info.gpuName), gpuCount: info.gpuCount,
                 gpuMemoryMiB: info.gpuMemoryMiB, gpuManufacturer: labelValue(info.gpuManufacturer), arch: arch(info.architectures),
-                maxPods: maxPods, offerings: offerings)
+                maxPods: maxPods, offerings: offerings, rootVolumeGiB: rootVolumeGiB)
             return Entry(type: type, onDemandPricePerHour: price)
         }
         return EC2Catalog(entries: entries.sorted { a, b in

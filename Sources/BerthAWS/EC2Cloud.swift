@@ -59,7 +59,7 @@ public final class EC2Cloud: CloudProvider {
         }
         let catalog = EC2Catalog.build(
             types: wanted, onDemandPrices: configuration.onDemandPrices, spotPrices: spot, zones: zones,
-            offered: offered)
+            offered: offered, rootVolumeGiB: configuration.rootVolumeGiB)
         cachedCatalog.withLock { $0 = (catalog, current) }
         return catalog
     }

@@ -25,6 +25,14 @@ public struct EC2CloudConfiguration: Sendable {
     /// MaxResults of paginated calls.
     public var pageSize: Int
 
+    /// The root volume each launch gets, as the catalog states it to the scheduler: the managed
+    /// template's `rootVolumeGiB`; a template the user manages is assumed to keep the EKS AMI's
+    /// 20 GiB (Berth does not read it).
+    public var rootVolumeGiB: Int {
+        if case let .managed(managed)? = launchTemplate, let size = managed.rootVolumeGiB { return size }
+        return InstanceType.defaultRootVolumeGiB
+    }
+
     public enum LaunchTemplate: Sendable, Equatable {
         /// A template the user manages (its user data must join the cluster).
         case name(String)

@@ -133,7 +133,8 @@ public final class KubeCluster: ClusterPort {
             key: meta.key, uid: meta.uid, nodeName: nodeName,
             phase: PodSnapshot.Phase(rawValue: phaseText) ?? (phaseText.isEmpty ? .pending : .unknown),
             terminating: meta.deletionTimestamp != nil, daemon: daemon, doNotDisrupt: meta.annotations["karpenter.sh/do-not-disrupt"] == "true",
-            unschedulable: unschedulable && nodeName.isEmpty, requirements: requirements, invalid: invalid)
+            unschedulable: unschedulable && nodeName.isEmpty, requirements: requirements, invalid: invalid,
+            deletionTimestamp: meta.deletionTimestamp.flatMap(RFC3339.parse), launchIntent: LaunchIntent(annotations: meta.annotations))
     }
 
     func nodeSnapshot(_ object: JSON) -> NodeSnapshot? {
@@ -252,6 +253,32 @@ public final class KubeCluster: ClusterPort {
         } catch let error where error.isNotFound {
             return
         }
+    }
+
+    public func annotatePod(pod: String, annotations: [String: String]) async throws {
+        let parts = pod.split(separator: "/", maxSplits: 1).map(String.init)
+        let namespace = parts.count == 2 ? parts[0] : ""
+        let name = parts.last ?? pod
+        let values = JSONObject(annotations.sorted { $0.key < $1.key }.map { .init(key: $0.key, value: .string($0.value)) })
+        let patch: JSON = ["metadata": ["annotations": .object(values)]]
+        try await Offload.run { [client] () throws(KubeError) -> Void in
+            _ = try client.patch(.pods, namespace: namespace, name: name, patch)
+        }
+    }
+
+    public func deletePod(pod: String) async throws {
+        let parts = pod.split(separator: "/", maxSplits: 1).map(String.init)
+        let namespace = parts.count == 2 ? parts[0] : ""
+        let name = parts.last ?? pod
+        let failure: KubeError? = await Offload.run { [client] () -> KubeError? in
+            do throws(KubeError) {
+                _ = try client.delete(.pods, namespace: namespace, name: name)
+                return nil
+            } catch {
+                return error.isNotFound ? nil : error
+            }
+        }
+        if let failure { throw failure }
     }
 
     public func record(_ event: ProvisionerEvent) async {

@@ -10,6 +10,13 @@ public struct InstanceCatalog: Sendable, Equatable {
 
     public subscript(name: String) -> InstanceType? { types.first { $0.name == name } }
 
+    /// The same types, each launched with a root volume of `gib` (what the cloud will give).
+    public func withRootVolume(gib: Int) -> InstanceCatalog {
+        var result = self
+        for index in result.types.indices { result.types[index].rootVolumeGiB = gib }
+        return result
+    }
+
     public static let defaultZones = ["us-east-1a", "us-east-1b", "us-east-1c"]
 
     /// The EC2 GPU types of us-east-1 with on-demand prices (Karpenter's generated pricing table,
@@ -65,7 +72,7 @@ extension InstanceCatalog {
     /// `pricePerHour` required; `gpus`, `gpuName`, `gpuMemoryMiB`, `arch` (amd64), `maxPods` (110),
     /// `zones` (the catalog's) optional; `note` ignored — read strictly.
     /// The fields of an entry in `berth catalog -o json`'s shape.
-    public static let fileFields = ["name", "gpus", "gpuName", "gpuMemoryMiB", "vcpu", "memoryMiB", "arch", "pricePerHour", "maxPods", "zones", "note"]
+    public static let fileFields = ["name", "gpus", "gpuName", "gpuMemoryMiB", "vcpu", "memoryMiB", "arch", "pricePerHour", "maxPods", "zones", "rootVolumeGiB", "note"]
 
     public func overlaid(with json: JSON, source: String, zones: [String] = InstanceCatalog.defaultZones) throws(ConfigError) -> InstanceCatalog {
         guard let list = json.arrayValue else {
@@ -98,7 +105,9 @@ extension InstanceCatalog {
             let type = InstanceType(
                 name: name, vcpu: vcpu, memoryMiB: Int64(try count("memoryMiB", required: true)), gpuName: try reader.string("gpuName") ?? "",
                 gpuCount: gpus, gpuMemoryMiB: try count("gpuMemoryMiB"), arch: arch, maxPods: try count("maxPods", default: 110),
-                offerings: (try reader.stringList("zones") ?? zones).map { Offering(zone: $0, capacityType: "on-demand", pricePerHour: price) })
+                offerings: (try reader.stringList("zones") ?? zones).map { Offering(zone: $0, capacityType: "on-demand", pricePerHour: price) },
+                rootVolumeGiB: try count("rootVolumeGiB", default: InstanceType.defaultRootVolumeGiB))
+            guard type.rootVolumeGiB >= 8 else { throw ConfigError(path: reader.childPath("rootVolumeGiB"), message: "must be at least 8") }
             if let existing = result.types.firstIndex(where: { $0.name == name }) {
                 result.types[existing] = type
             } else {

@@ -28,11 +28,20 @@ public struct InstanceType: Sendable, Equatable {
     /// ENI-limited pod density (VPC CNI: interfaces × (IPv4 per interface − 1) + 2).
     public var maxPods: Int
     public var offerings: [Offering]
+    /// The root volume a launch of this type gets (GiB): the node's ephemeral storage. Stated by
+    /// the cloud (EC2: `launchTemplate.managed.rootVolumeGiB`), so what the scheduler fits is what
+    /// the launch provides.
+    public var rootVolumeGiB: Int
+
+    /// Karpenter's default root volume for EKS AMIs, when the cloud does not say.
+    public static let defaultRootVolumeGiB = 20
 
     public init(
         name: String, vcpu: Int, memoryMiB: Int64, gpuName: String = "", gpuCount: Int = 0, gpuMemoryMiB: Int = 0,
-        gpuManufacturer: String = "nvidia", arch: String = "amd64", maxPods: Int = 110, offerings: [Offering]
+        gpuManufacturer: String = "nvidia", arch: String = "amd64", maxPods: Int = 110, offerings: [Offering],
+        rootVolumeGiB: Int = InstanceType.defaultRootVolumeGiB
     ) {
+        self.rootVolumeGiB = rootVolumeGiB
         self.name = name
         self.vcpu = vcpu
         self.memoryMiB = memoryMiB
@@ -85,7 +94,7 @@ public struct InstanceType: Sendable, Equatable {
     /// What the node reports as capacity before any reservation.
     public var capacity: Resources {
         Resources(
-            cpuMilli: Int64(vcpu) * 1000, memory: memoryMiB << 20, ephemeralStorage: NodeOverhead.rootVolumeBytes,
+            cpuMilli: Int64(vcpu) * 1000, memory: memoryMiB << 20, ephemeralStorage: Int64(rootVolumeGiB) << 30,
             gpus: Int64(gpuCount), pods: Int64(maxPods))
     }
 }

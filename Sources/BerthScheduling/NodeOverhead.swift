@@ -4,10 +4,9 @@
 /// kube-reserved CPU is 6 % of the first core, 1 % of the second, 0.5 % of cores 3–4 and 0.25 %
 /// above, the hard eviction threshold keeps 100 MiB of memory and 10 % of the root volume, and
 /// kube-reserved ephemeral storage is 1 GiB. DaemonSet pods (CNI, kube-proxy, the NVIDIA device
-/// plugin) then take their own requests on every node.
+/// plugin) then take their own requests on every node. The root volume is the type's
+/// (`InstanceType.rootVolumeGiB`, as the cloud launches it).
 public struct NodeOverhead: Sendable, Equatable {
-    /// Karpenter's default root volume for EKS AMIs.
-    public static let rootVolumeBytes: Int64 = 20 << 30
     public var vmMemoryOverheadPercent = 0.075
     /// Requests of the DaemonSet pods that land on every node (pods counts their slots).
     public var daemonSets: Resources
@@ -37,7 +36,8 @@ public struct NodeOverhead: Sendable, Equatable {
         let vmOverheadMiB = Int64((Double(type.memoryMiB) * vmMemoryOverheadPercent).rounded(.up))
         let kubeReservedMiB = 11 * Int64(type.maxPods) + 255
         let memory = (type.memoryMiB - vmOverheadMiB - kubeReservedMiB - 100) * mib
-        let storage = NodeOverhead.rootVolumeBytes - (1 << 30) - NodeOverhead.rootVolumeBytes / 10
+        let root = Int64(type.rootVolumeGiB) << 30
+        let storage = root - (1 << 30) - root / 10
         let node = Resources(
             cpuMilli: Int64(type.vcpu) * 1000 - kubeReservedCPUMilli(vcpu: type.vcpu), memory: memory, ephemeralStorage: storage,
             gpus: Int64(type.gpuCount), pods: Int64(type.maxPods))

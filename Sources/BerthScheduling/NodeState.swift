@@ -16,11 +16,17 @@ public struct NodeState: Sendable {
     /// The extended resource its GPUs are advertised as.
     public var gpuResource: String
     public var launching: Bool
+    /// False for a node that counts against its pool's limits but takes no pod: cordoned,
+    /// draining, winding down, being terminated.
+    public var schedulable: Bool
+    /// The pods bound or nominated there, for pod affinity, anti-affinity, topology spread and
+    /// host ports (their requests are already in `requested`).
+    public var pods: [PodRequirements]
 
     public init(
         name: String, pool: String, instanceType: String, labels: [String: String], taints: [Taint], capacity: Resources,
         allocatable: Resources, requested: Resources = .zero, pricePerHour: Double, gpuResource: String = "nvidia.com/gpu",
-        launching: Bool = false
+        launching: Bool = false, schedulable: Bool = true, pods: [PodRequirements] = []
     ) {
         self.name = name
         self.pool = pool
@@ -33,6 +39,8 @@ public struct NodeState: Sendable {
         self.pricePerHour = pricePerHour
         self.gpuResource = gpuResource
         self.launching = launching
+        self.schedulable = schedulable
+        self.pods = pods
     }
 
     /// The node a launch of `type` from `offering` in `pool` will become.

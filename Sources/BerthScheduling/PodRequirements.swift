@@ -14,12 +14,17 @@ public struct PodRequirements: Sendable {
     public var constraints: PodConstraints
     /// Requested resources no instance type offers (a second GPU resource, hugepages, ...).
     public var unsupportedResources: [String]
+    /// The pod's labels (what other pods' affinity terms and spread constraints select on).
+    public var labels: [String: String]
+    /// Pod affinity and anti-affinity, topology spread, host ports: empty for most pods.
+    public var interPod: InterPodConstraints
 
     public var id: String { "\(namespace)/\(name)" }
 
     public init(
         namespace: String, name: String, requests: Resources, gpuResource: String? = nil, isNotebook: Bool = false,
-        constraints: PodConstraints = PodConstraints(), unsupportedResources: [String] = []
+        constraints: PodConstraints = PodConstraints(), unsupportedResources: [String] = [], labels: [String: String] = [:],
+        interPod: InterPodConstraints = InterPodConstraints()
     ) {
         self.namespace = namespace
         self.name = name
@@ -30,6 +35,8 @@ public struct PodRequirements: Sendable {
         self.isNotebook = isNotebook
         self.constraints = constraints
         self.unsupportedResources = unsupportedResources
+        self.labels = labels
+        self.interPod = interPod
     }
 
     /// Reads a Pod. `volumeZones` are the zones of its bound PersistentVolumes' node affinity
@@ -155,12 +162,13 @@ public struct PodRequirements: Sendable {
         for member in metadata?["labels"]?.objectValue ?? JSONObject() {
             if let value = member.value.stringValue { labels[member.key] = value }
         }
+        let interPod = try InterPodConstraints.read(spec: spec, labels: labels, fail: fail)
         self.init(
             namespace: namespace, name: name, requests: requests, gpuResource: gpuResource,
             isNotebook: config.notebookSelectors.contains { $0.matches(labels) },
             constraints: PodConstraints(
                 tolerations: tolerations, nodeSelector: nodeSelector, requiredTerms: terms, zones: volumeZones.map { Array(Set($0)).sorted() }),
-            unsupportedResources: unsupported)
+            unsupportedResources: unsupported, labels: labels, interPod: interPod)
     }
 }
 

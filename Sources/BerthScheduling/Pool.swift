@@ -10,6 +10,9 @@ public struct Pool: Sendable, Equatable {
     public var labels: [String: String]
     public var limits: PoolLimits
     public var capacityTypes: [String]
+    /// The capacity types a notebook's node may be bought as (on-demand only by default: a spot
+    /// interruption kills a kernel's state); other pods use all of `capacityTypes`.
+    public var notebookCapacityTypes: [String] = ["on-demand"]
     public var weight: Int
 
     public static let defaultTaints = [Taint(key: "nvidia.com/gpu", value: "true", effect: "NoSchedule")]

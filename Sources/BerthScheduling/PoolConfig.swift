@@ -9,6 +9,9 @@ public struct ProvisionerConfig: Sendable, Equatable {
     /// Tagged on every instance (`berth.dev/cluster`): what garbage collection and crash recovery
     /// list by. Two clusters sharing an account must not share it.
     public var clusterName = "berth"
+    /// Whether the config set `clusterName` (with `--cloud aws` it must: two clusters in one
+    /// account and region left at the default would adopt, and terminate, each other's instances).
+    public var clusterNameIsExplicit = false
     /// The batch window: closes after `batchIdle` without a new pending pod, or `batchMax` in all.
     public var batchIdle: Duration = .seconds(1)
     public var batchMax: Duration = .seconds(10)
@@ -30,6 +33,16 @@ public struct ProvisionerConfig: Sendable, Equatable {
     /// Stop new pods from landing on shared multi-GPU nodes that are at most half used, so they
     /// empty and go (no eviction; on by default).
     public var windDownSharedNodes = true
+    /// How long a drain may take: after it, the pods still on the node (held by a
+    /// PodDisruptionBudget, say) are deleted (Karpenter's `terminationGracePeriod`).
+    public var drainTimeout: Duration = .seconds(900)
+    /// Notebooks share big nodes: when the cheapest type that fits a notebook has at least
+    /// `notebookSharingRatio` times the GPUs it asks for (8-GPU p4d.24xlarge, 1-GPU notebooks),
+    /// notebooks are packed onto such nodes, each with its whole GPUs (`notebookSharing`).
+    public var shareBigNodesWithNotebooks = true
+    public var notebookSharingRatio = 4
+    /// The ratio the scheduler is given (nil when sharing is off).
+    public var effectiveNotebookSharingRatio: Int? { shareBigNodesWithNotebooks ? notebookSharingRatio : nil }
     /// The `aws:` subsection as written: the EC2 cloud's settings, read strictly by BerthAWS
     /// (`EC2CloudConfiguration(config:path:)`), which this module does not know.
     public var aws: JSON?
@@ -38,7 +51,7 @@ public struct ProvisionerConfig: Sendable, Equatable {
 
     static let fields = [
         "clusterName", "pools", "daemonSetOverhead", "batchIdleDuration", "batchMaxDuration", "emptyAfter", "launchTimeout",
-        "registrationTimeout", "gpuRegistrationTimeout", "unavailableOfferingTTL", "disruption", "aws",
+        "registrationTimeout", "gpuRegistrationTimeout", "unavailableOfferingTTL", "disruption", "notebookSharing", "aws",
     ]
 
     public init(config json: JSON, path: String) throws(ConfigError) {
@@ -48,6 +61,7 @@ public struct ProvisionerConfig: Sendable, Equatable {
                 throw ConfigError(path: reader.childPath("clusterName"), message: "must be 1-63 letters, digits, '-', '.' or '_', found \"\(name)\"")
             }
             clusterName = name
+            clusterNameIsExplicit = true
         }
         if let pools = try reader.list("pools") {
             guard !pools.isEmpty else { throw ConfigError(path: reader.childPath("pools"), message: "needs at least one pool") }
@@ -90,7 +104,16 @@ public struct ProvisionerConfig: Sendable, Equatable {
             throw ConfigError(path: reader.childPath("batchMaxDuration"), message: "must not be shorter than batchIdleDuration")
         }
         aws = reader.value("aws")
-        if let disruption = try reader.object("disruption", allowed: ["maxDisruptedNodes", "consolidation", "windDownSharedNodes"]) {
+        if let sharing = try reader.object("notebookSharing", allowed: ["enabled", "gpuRatio"]) {
+            shareBigNodesWithNotebooks = try sharing.bool("enabled") ?? true
+            if let ratio = try sharing.number("gpuRatio") {
+                guard ratio == ratio.rounded(), ratio >= 2, ratio <= 64 else {
+                    throw ConfigError(path: sharing.childPath("gpuRatio"), message: "must be a whole number from 2 to 64")
+                }
+                notebookSharingRatio = Int(ratio)
+            }
+        }
+        if let disruption = try reader.object("disruption", allowed: ["maxDisruptedNodes", "consolidation", "windDownSharedNodes", "drainTimeout"]) {
             if let count = try disruption.number("maxDisruptedNodes") {
                 guard count == count.rounded(), count >= 1, count <= 1000 else {
                     throw ConfigError(path: disruption.childPath("maxDisruptedNodes"), message: "must be a whole number from 1 to 1000")
@@ -99,6 +122,14 @@ public struct ProvisionerConfig: Sendable, Equatable {
             }
             consolidation = try disruption.bool("consolidation") ?? false
             windDownSharedNodes = try disruption.bool("windDownSharedNodes") ?? true
+            if let text = try disruption.string("drainTimeout") {
+                do {
+                    drainTimeout = try GoDuration.parse(text)
+                } catch {
+                    throw ConfigError(path: disruption.childPath("drainTimeout"), message: "\(error)")
+                }
+                guard drainTimeout >= .seconds(1) else { throw ConfigError(path: disruption.childPath("drainTimeout"), message: "must be at least 1s, found \"\(text)\"") }
+            }
         }
     }
 }
@@ -151,7 +182,7 @@ public enum GoDuration {
 
 /// One entry of `provisioner.pools`.
 public enum PoolConfig {
-    static let fields = ["name", "requirements", "taints", "labels", "limits", "capacityTypes", "weight"]
+    static let fields = ["name", "requirements", "taints", "labels", "limits", "capacityTypes", "notebookCapacityTypes", "weight"]
     static let limitFields = ["gpus", "cpu", "memory", "nodes", "pricePerHour"]
     static let capacityTypes = ["on-demand", "spot"]
 
@@ -173,6 +204,13 @@ public enum PoolConfig {
                 throw ConfigError(path: "\(reader.childPath("capacityTypes"))[\(index)]", message: "\"\(type)\" is not one of on-demand, spot")
             }
             pool.capacityTypes = types
+        }
+        if let types = try reader.stringList("notebookCapacityTypes") {
+            guard !types.isEmpty else { throw ConfigError(path: reader.childPath("notebookCapacityTypes"), message: "needs at least one of on-demand, spot") }
+            for (index, type) in types.enumerated() where !capacityTypes.contains(type) {
+                throw ConfigError(path: "\(reader.childPath("notebookCapacityTypes"))[\(index)]", message: "\"\(type)\" is not one of on-demand, spot")
+            }
+            pool.notebookCapacityTypes = types
         }
         if let weight = try reader.number("weight") {
             guard weight == weight.rounded(), weight >= 0, weight <= 100 else {

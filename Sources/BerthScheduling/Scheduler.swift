@@ -17,6 +17,9 @@ public struct Scheduler: Sendable {
     public let overhead: NodeOverhead
     /// The extended resource the catalog's GPUs are advertised as.
     public let gpuResource: String
+    /// Notebooks share a new node when the cheapest type that fits has at least this many times
+    /// the GPUs each asks for; nil: every notebook gets its own node.
+    public let notebookSharingRatio: Int?
 
     let allocatable: [Resources]
     let capacity: [Resources]
@@ -29,8 +32,12 @@ public struct Scheduler: Sendable {
     /// Per pool: the types its requirements admit, each with its admitted offering indices.
     let poolTypes: [[(type: Int, offerings: [Int])]]
 
-    public init(catalog: InstanceCatalog, pools: [Pool], overhead: NodeOverhead = NodeOverhead(), gpuResource: String = "nvidia.com/gpu") {
+    public init(
+        catalog: InstanceCatalog, pools: [Pool], overhead: NodeOverhead = NodeOverhead(), gpuResource: String = "nvidia.com/gpu",
+        notebookSharingRatio: Int? = nil
+    ) {
         self.catalog = catalog
+        self.notebookSharingRatio = notebookSharingRatio
         self.pools = pools
         self.overhead = overhead
         self.gpuResource = gpuResource
@@ -82,6 +89,8 @@ public struct Scheduler: Sendable {
         var offering: Int
         var price: Double
         var rank: Int
+        /// Every admitted, available offering of the type, cheapest first (`offering` is the first).
+        var offerings: [Int] = []
     }
 
     struct Group {
@@ -89,6 +98,13 @@ public struct Scheduler: Sendable {
         var compatibleNodes: [Int] = []
         var reason = ""
         var openNodes: [Int] = []
+    }
+
+    /// Pods of one group share constraints and kind: notebooks may buy only their pools'
+    /// `notebookCapacityTypes`.
+    struct GroupKey: Hashable {
+        var constraints: PodConstraints
+        var notebook: Bool
     }
 
     struct ShapeKey: Hashable {
@@ -111,10 +127,18 @@ public struct Scheduler: Sendable {
         }
         var free = nodes.map { $0.allocatable - $0.requested }
 
-        var groupOf: [PodConstraints: Int] = [:]
+        var groupOf: [GroupKey: Int] = [:]
         var groups: [Group] = []
         var shapeOf: [ShapeKey: Int] = [:]
         var shapes: [Shape] = []
+        // Anti-affinity is symmetric: a pod some other pod's required anti-affinity names takes the
+        // constrained path too.
+        var antiTerms: [(term: PodAffinityTerm, namespace: String)] = []
+        for node in nodes {
+            for pod in node.pods { for term in pod.interPod.antiAffinity { antiTerms.append((term, pod.namespace)) } }
+        }
+        for pod in pending { for term in pod.interPod.antiAffinity { antiTerms.append((term, pod.namespace)) } }
+        var constrained: [(pod: Int, group: Int)] = []
         for index in pending.indices {
             // Fields are read in place: copying a whole PodRequirements costs retains per pod.
             if !pending[index].unsupportedResources.isEmpty {
@@ -122,12 +146,17 @@ public struct Scheduler: Sendable {
                 continue
             }
             let group: Int
-            if let known = groupOf[pending[index].constraints] {
+            let groupKey = GroupKey(constraints: pending[index].constraints, notebook: pending[index].isNotebook)
+            if let known = groupOf[groupKey] {
                 group = known
             } else {
                 group = groups.count
-                groups.append(makeGroup(pending[index].constraints, nodes: nodes, unavailable: unavailableOfferings))
-                groupOf[pending[index].constraints] = group
+                groups.append(makeGroup(pending[index].constraints, notebook: pending[index].isNotebook, nodes: nodes, unavailable: unavailableOfferings))
+                groupOf[groupKey] = group
+            }
+            if !pending[index].interPod.isEmpty || antiTerms.contains(where: { $0.term.selects(pending[index], ownNamespace: $0.namespace) }) {
+                constrained.append((index, group))
+                continue
             }
             let requests = pending[index].requests
             let key = ShapeKey(
@@ -151,14 +180,32 @@ public struct Scheduler: Sendable {
         for s in order {
             place(shapes[s], groups: &groups, nodes: nodes, free: &free, usage: &usage, openFree: &openFree, plan: &plan)
         }
+        if !constrained.isEmpty {
+            // Pods tied to other pods, one at a time (largest first), once everything else is placed.
+            var occupancy = Occupancy(nodes: nodes, plan: plan, pending: pending)
+            constrained.sort { a, b in
+                let x = pending[a.pod].requests, y = pending[b.pod].requests
+                return (x.gpus, x.cpuMilli, x.memory, b.pod) > (y.gpus, y.cpuMilli, y.memory, a.pod)
+            }
+            for entry in constrained {
+                placeConstrained(
+                    entry.pod, pending: pending, group: entry.group, groups: &groups, nodes: nodes, free: &free, usage: &usage, openFree: &openFree,
+                    occupancy: &occupancy, plan: &plan)
+            }
+        }
         plan.unschedulable.sort { $0.pod < $1.pod }
         return plan
     }
 
-    private func makeGroup(_ constraints: PodConstraints, nodes: [NodeState], unavailable: Set<OfferingKey>) -> Group {
+    private func makeGroup(_ constraints: PodConstraints, notebook: Bool, nodes: [NodeState], unavailable: Set<OfferingKey>) -> Group {
         var group = Group()
-        for (index, node) in nodes.enumerated() where constraints.tolerates(node.taints) == nil {
+        for (index, node) in nodes.enumerated() where node.schedulable && constraints.tolerates(node.taints) == nil {
             guard constraints.matches({ node.labels[$0] }) else { continue }
+            if notebook, let pool = pools.first(where: { $0.name == node.pool }),
+                let capacityType = node.labels[WellKnownLabel.capacityType], !pool.notebookCapacityTypes.contains(capacityType)
+            {
+                continue  // a notebook never joins a spot node of a pool that keeps notebooks on on-demand
+            }
             if let zones = constraints.zones, !zones.contains(node.labels[WellKnownLabel.zone] ?? "") { continue }
             group.compatibleNodes.append(index)
         }
@@ -182,7 +229,7 @@ public struct Scheduler: Sendable {
                 for term in terms where term.allSatisfy({ $0.matches(type: type, offering: offering) }) { return true }
                 return false
             }
-            var matched = false, unavailableSeen = false
+            var matched = false, unavailableSeen = false, capacityTypeSeen = false
             for entry in poolTypes[p] {
                 let type = catalog.types[entry.type]
                 if !perOffering, !matches(entry.type, nil) { continue }
@@ -193,6 +240,10 @@ public struct Scheduler: Sendable {
                         guard matches(entry.type, offering) else { continue }
                         if let zones = constraints.zones, !zones.contains(offering.zone) { continue }
                     }
+                    if notebook && !pool.notebookCapacityTypes.contains(offering.capacityType) {
+                        capacityTypeSeen = true
+                        continue
+                    }
                     matched = true
                     if !offering.available || (!unavailable.isEmpty && unavailable.contains(OfferingKey(instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType))) {
                         unavailableSeen = true
@@ -200,12 +251,18 @@ public struct Scheduler: Sendable {
                     }
                     // One candidate per type: its cheapest offering (zone order breaks ties).
                     if best == nil || offering.pricePerHour < best!.price {
-                        best = Candidate(pool: p, type: entry.type, offering: o, price: offering.pricePerHour, rank: rank)
+                        best = Candidate(pool: p, type: entry.type, offering: o, price: offering.pricePerHour, rank: rank, offerings: best?.offerings ?? [])
                     }
+                    best?.offerings.append(o)
                 }
-                if let best { group.candidates.append(best) }
+                if var best {
+                    best.offerings.sort { (type.offerings[$0].pricePerHour, $0) < (type.offerings[$1].pricePerHour, $1) }
+                    group.candidates.append(best)
+                }
             }
-            if !matched {
+            if !matched && capacityTypeSeen {
+                reasons.append("pool \(pool.name): notebooks may only use \(pool.notebookCapacityTypes.joined(separator: ", ")) (notebookCapacityTypes)")
+            } else if !matched {
                 unmatchedPools.append((reasons.count, p))
                 reasons.append("")
             } else if unavailableSeen && !group.candidates.contains(where: { $0.pool == p }) {
@@ -349,31 +406,54 @@ public struct Scheduler: Sendable {
             }
             return true
         }
-        func open(_ candidate: Candidate, pods slice: ArraySlice<Int>, dedicated: Bool) {
+        func open(_ candidate: Candidate, pods slice: ArraySlice<Int>, role: NodeRole) {
             let type = catalog.types[candidate.type]
             let offering = type.offerings[candidate.offering]
             usage[candidate.pool].add(capacity: capacity[candidate.type], price: candidate.price)
             var remaining = allocatable[candidate.type]
             for _ in slice { remaining -= request }
-            if !dedicated { groups[g].openNodes.append(plan.nodes.count) }
+            if role != .notebook { groups[g].openNodes.append(plan.nodes.count) }
             openFree.append(remaining)
             plan.nodes.append(
                 .init(
                     instanceType: type.name, pool: pools[candidate.pool].name, zone: offering.zone, capacityType: offering.capacityType,
-                    pricePerHour: candidate.price, pods: Array(slice), rejected: rejected, dedicated: dedicated))
+                    pricePerHour: candidate.price, pods: Array(slice), rejected: rejected, role: role))
         }
 
         if shape.key.notebook {
             // 3a. A notebook gets its own node: notebooks stop at different times, and a shared node
             //     lives until the last one stops (aws#5379).
+            //     Except on big nodes: when the cheapest type that fits has at least
+            //     `notebookSharingRatio` times the GPUs a notebook asks for (an 8-GPU p4d.24xlarge for
+            //     1-GPU notebooks), notebooks share it, each with its whole GPUs.
             var index = firstFit
             while next < pods.count {
+                // Shared notebook nodes opened this round (this group holds notebooks only).
+                var cursor = 0
+                let shared = groups[g].openNodes
+                while next < pods.count && cursor < shared.count {
+                    if request.fits(in: openFree[shared[cursor]]) {
+                        openFree[shared[cursor]] -= request
+                        plan.nodes[shared[cursor]].pods.append(pods[next])
+                        next += 1
+                    } else {
+                        cursor += 1
+                    }
+                }
+                guard next < pods.count else { return }
                 while index < candidates.count && (!request.fits(in: allocatable[candidates[index].type]) || limitBlocked(candidates[index])) {
                     index += 1
                 }
                 guard index < candidates.count else { return unschedulable(limitReasons.joined(separator: "; ")) }
-                open(candidates[index], pods: pods[next..<next + 1], dedicated: true)
-                next += 1
+                let gpus = Int64(catalog.types[candidates[index].type].gpuCount)
+                if let ratio = notebookSharingRatio, request.gpus > 0, gpus >= Int64(ratio) * request.gpus {
+                    let count = Int(allocatable[candidates[index].type].count(of: request, cap: Int64(pods.count - next)))
+                    open(candidates[index], pods: pods[next..<next + count], role: .sharedNotebooks)
+                    next += count
+                } else {
+                    open(candidates[index], pods: pods[next..<next + 1], role: .notebook)
+                    next += 1
+                }
             }
             return
         }
@@ -423,7 +503,7 @@ public struct Scheduler: Sendable {
                 continue
             }
             repeat {
-                open(candidates[best], pods: pods[next..<next + Int(bestCount)], dedicated: false)
+                open(candidates[best], pods: pods[next..<next + Int(bestCount)], role: .shared)
                 next += Int(bestCount)
             } while Int64(pods.count - next) >= bestCount && next < pods.count && !limitBlocked(candidates[best])
         }

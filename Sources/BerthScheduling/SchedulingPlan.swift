@@ -1,3 +1,14 @@
+/// What a node Berth launches is for, as its `berth.dev/node-role` label says. Notebooks avoid
+/// `shared` nodes (the webhook's `berth.dev/node-role NotIn [shared]`); the other two admit them.
+public enum NodeRole: String, Sendable, Hashable {
+    /// One notebook's own node: nothing else is placed on it.
+    case notebook
+    /// A large node notebooks share (the cheapest type that fits them has many GPUs each).
+    case sharedNotebooks = "shared-notebooks"
+    /// Packed GPU pods other than notebooks.
+    case shared
+}
+
 /// What the scheduler decided for one batch of pending pods; nothing has been done yet. Pods are
 /// referred to by their index in the `pending` array given to `solve`.
 public struct SchedulingPlan: Sendable {
@@ -11,8 +22,10 @@ public struct SchedulingPlan: Sendable {
         public var pods: [Int]
         /// Why cheaper (or preferred-pool) instance types were not chosen for its first pod.
         public var rejected: [Rejection]
+        /// What the node is for (its `berth.dev/node-role` label).
+        public var role: NodeRole
         /// A notebook's own node: nothing else is packed onto it.
-        public var dedicated: Bool
+        public var dedicated: Bool { role == .notebook }
     }
 
     /// A pod that fits on a node that exists or is already launching.

@@ -106,6 +106,11 @@ extension ClusterSimulation {
         case let .evict(key, _):
             if let index = podIndex[key], pods[index].state == .running { evict(index) }
             runtime.core.record(.evicted(pod: key), now: date)
+        case .annotatePod:
+            break  // the simulated Berth never restarts: the intent is not needed
+        case let .deletePod(key, _):
+            if let index = podIndex[key], pods[index].state == .running { evict(index) }
+            runtime.core.record(.podDeleted(pod: key), now: date)
         case let .deleteNode(name):
             if let id = nodeByName[name] { deleteNode(id) }
             runtime.core.record(.nodeDeleted(name: name), now: date)

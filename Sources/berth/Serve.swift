@@ -326,6 +326,9 @@ struct Serve: ParsableCommand {
     /// The EC2 cloud from `provisioner.aws` and the AWS credential chain, and its catalog (read now:
     /// a wrong region or credentials stop Berth at start, with AWS's code and message).
     static func ec2Cloud(_ config: ProvisionerConfig) throws -> (EC2Cloud, InstanceCatalog) {
+        guard config.clusterNameIsExplicit else {
+            throw CLIError(message: "serve: --cloud aws needs provisioner.clusterName in the config: tagged berth.dev/cluster on every instance, it is this cluster's identity in the account (use the EKS cluster's name; the chart sets the release name)")
+        }
         let chain = AWSCredentialChain(environment: ProcessInfo.processInfo.environment)
         var configuration: EC2CloudConfiguration
         do {

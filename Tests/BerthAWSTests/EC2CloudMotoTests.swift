@@ -64,6 +64,23 @@ struct EC2CloudMotoTests {
             extraTags: ["team": "ml"])
     }
 
+    /// The case: a notebook asking for 30Gi of ephemeral storage, and a managed launch
+    /// template giving 100 GiB root volumes. The catalog states the volume the launch gives, so the
+    /// scheduler fits the notebook (a fixed 20 GiB left 17Gi: "never launched").
+    @Test func theCatalogStatesTheRootVolumeTheLaunchGives() async throws {
+        let catalog = try await cloud().catalog().schedulable
+        #expect(!catalog.types.isEmpty && catalog.types.allSatisfy { $0.rootVolumeGiB == 100 })
+        let notebook = PodRequirements(
+            namespace: "jupyter", name: "scratch", requests: Resources(cpuMilli: 1000, memory: 4 << 30, ephemeralStorage: 30 << 30, gpus: 1),
+            gpuResource: "nvidia.com/gpu", isNotebook: true,
+            constraints: PodConstraints(tolerations: [Toleration(key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule")]))
+        let plan = Scheduler(catalog: catalog, pools: [.default]).solve(pending: [notebook])
+        #expect(plan.unschedulable.isEmpty, "\(plan.unschedulable.map(\.reason))")
+        #expect(plan.nodes.first?.instanceType == "g4dn.xlarge")
+        // 100 GiB less kube-reserved 1 GiB and the 10 % eviction threshold.
+        #expect(NodeOverhead().allocatable(try #require(catalog["g4dn.xlarge"])).ephemeralStorage == (100 << 30) - (1 << 30) - (10 << 30))
+    }
+
     @Test func catalogHasGPUInfoAndBuiltInPrices() async throws {
         let catalog = try await cloud().catalog()
         let g4dn = try #require(catalog["g4dn.xlarge"])

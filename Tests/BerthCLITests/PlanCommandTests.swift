@@ -40,6 +40,114 @@ import Testing
         #expect((plan["unschedulable"] as? [Any])?.isEmpty == true)
     }
 
+    /// "Why is my notebook still pending?", offline: a cluster's nodes and bound pods (as
+    /// `kubectl get nodes,pods -A -o yaml` gives them) with the pending pods, planned as the loop
+    /// would. The big node's free GPU takes the plain job, not the replica whose anti-affinity
+    /// forbids it, nor the notebook (it avoids shared nodes); the cordoned node takes nothing.
+    static let clusterState = """
+        apiVersion: v1
+        kind: List
+        items:
+        - apiVersion: v1
+          kind: Node
+          metadata:
+            name: gpu-big
+            labels: {berth.dev/pool: gpu, berth.dev/node-role: shared, node.kubernetes.io/instance-type: g4dn.12xlarge,
+                     topology.kubernetes.io/zone: us-east-1a, karpenter.sh/capacity-type: on-demand, nvidia.com/gpu.present: "true",
+                     kubernetes.io/hostname: gpu-big}
+          spec:
+            providerID: aws:///us-east-1a/i-0big
+            taints: [{key: nvidia.com/gpu, value: "true", effect: NoSchedule}]
+          status:
+            allocatable: {cpu: 47810m, memory: 178Gi, ephemeral-storage: 17Gi, pods: "231", nvidia.com/gpu: "4"}
+            conditions: [{type: Ready, status: "True"}]
+        - apiVersion: v1
+          kind: Node
+          metadata:
+            name: gpu-cordoned
+            labels: {berth.dev/pool: gpu, berth.dev/node-role: notebook, node.kubernetes.io/instance-type: g4dn.xlarge,
+                     topology.kubernetes.io/zone: us-east-1a, karpenter.sh/capacity-type: on-demand, nvidia.com/gpu.present: "true"}
+          spec:
+            providerID: aws:///us-east-1a/i-0cordoned
+            unschedulable: true
+            taints: [{key: nvidia.com/gpu, value: "true", effect: NoSchedule}]
+          status:
+            allocatable: {cpu: 3745m, memory: 14Gi, ephemeral-storage: 17Gi, pods: "26", nvidia.com/gpu: "1"}
+            conditions: [{type: Ready, status: "True"}]
+        \(["0", "1", "2"].map { index in """
+        - apiVersion: v1
+          kind: Pod
+          metadata: {name: train-\(index), namespace: ml, labels: {app: train}}
+          spec:
+            nodeName: gpu-big
+            affinity:
+              podAntiAffinity:
+                requiredDuringSchedulingIgnoredDuringExecution:
+                - {labelSelector: {matchLabels: {app: train}}, topologyKey: kubernetes.io/hostname}
+            containers: [{name: main, image: trainer, resources: {requests: {cpu: "8", memory: 16Gi}, limits: {nvidia.com/gpu: 1}}}]
+          status: {phase: Running}
+        """ }.joined(separator: "\n"))
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: train-3, namespace: ml, labels: {app: train}}
+        spec:
+          affinity:
+            podAntiAffinity:
+              requiredDuringSchedulingIgnoredDuringExecution:
+              - {labelSelector: {matchLabels: {app: train}}, topologyKey: kubernetes.io/hostname}
+          containers: [{name: main, image: trainer, resources: {requests: {cpu: "8", memory: 16Gi}, limits: {nvidia.com/gpu: 1}}}]
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: etl, namespace: ml}
+        spec:
+          containers: [{name: main, image: etl, resources: {requests: {cpu: "2", memory: 8Gi}, limits: {nvidia.com/gpu: 1}}}]
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: jupyter-alice, namespace: jhub, labels: {component: singleuser-server}}
+        spec:
+          containers: [{name: notebook, image: jupyter, resources: {requests: {cpu: "2", memory: 8Gi}, limits: {nvidia.com/gpu: 1}}}]
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: pinned, namespace: ml}
+        spec:
+          nodeSelector: {karpenter.k8s.aws/instance-gpu-name: b200}
+          containers: [{name: main, image: x, resources: {limits: {nvidia.com/gpu: 1}}}]
+        """
+
+    @Test func planAgainstAClustersState() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("berth-cluster-\(getpid()).yaml").path
+        try Self.clusterState.write(toFile: file, atomically: true, encoding: .utf8)
+        let result = try berth(["plan", "-f", file, "-o", "json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let plan = try json(result.stdout)
+        let existing = try #require(plan["existing"] as? [[String: Any]])
+        #expect(existing.count == 1)
+        #expect(existing.first?["node"] as? String == "gpu-big")
+        #expect(existing.first?["pods"] as? [String] == ["ml/etl"])
+        let nodes = try #require(plan["nodes"] as? [[String: Any]])
+        let byPod = Dictionary(uniqueKeysWithValues: nodes.flatMap { node in (node["pods"] as? [String] ?? []).map { ($0, node["instanceType"] as? String ?? "") } })
+        #expect(byPod == ["ml/train-3": "g4dn.4xlarge", "jhub/jupyter-alice": "g4dn.xlarge"], "\(result.stdout)")
+        let unschedulable = try #require(plan["unschedulable"] as? [[String: String]])
+        #expect(unschedulable.map { $0["pod"] } == ["ml/pinned"])
+        #expect(unschedulable.first?["reason"]?.contains("b200") == true, "\(unschedulable)")
+        let table = try berth(["plan", "-f", file])
+        #expect(table.status == 0)
+        #expect(table.stdout.contains("On nodes that exist (nothing launched; kube-scheduler binds them):\n  gpu-big: ml/etl\n"), "\(table.stdout)")
+    }
+
+    @Test func aMalformedNodeIsOneLineNamingIt() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("berth-badnode-\(getpid()).yaml").path
+        try "apiVersion: v1\nkind: Node\nmetadata: {name: n}\nspec: {taints: oops}\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let result = try berth(["plan", "-f", file])
+        #expect(result.status == 1)
+        #expect(result.stderr.hasPrefix("berth: \(file): document 1 (line 1): "), "\(result.stderr)")
+        #expect(result.stderr.contains("spec.taints"), "\(result.stderr)")
+    }
+
     @Test func workloadTemplatesCountAsTheirReplicas() throws {
         let result = try berth(["plan", "-f", Self.manifests.appendingPathComponent("deployment-and-service.yaml").path, "-o", "json"])
         #expect(result.status == 0, "\(result.stderr)")

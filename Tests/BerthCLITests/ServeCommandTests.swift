@@ -277,7 +277,12 @@ import Testing
             contexts: [{name: x, context: {cluster: c, user: u}}]
             current-context: x
             """.write(toFile: directory + "/kubeconfig", atomically: true, encoding: .utf8)
+        // No silent default identity on AWS: clusterName must be set.
         try "apiVersion: berth.dev/v1alpha1\nkind: BerthConfig\nprovisioner:\n  aws: {region: us-east-1}\n".write(toFile: directory + "/berth.yaml", atomically: true, encoding: .utf8)
+        let anonymous = try run(Repository.berthBinary, ["serve", "--webhook=false", "--metrics-port", "0", "--cloud", "aws", "--kubeconfig", directory + "/kubeconfig", "--config", directory + "/berth.yaml"])
+        #expect(anonymous.status == 1)
+        #expect(anonymous.stderr.hasPrefix("berth: serve: --cloud aws needs provisioner.clusterName in the config"), "\(anonymous.stderr)")
+        try "apiVersion: berth.dev/v1alpha1\nkind: BerthConfig\nprovisioner:\n  clusterName: prod-eks\n  aws: {region: us-east-1}\n".write(toFile: directory + "/berth.yaml", atomically: true, encoding: .utf8)
         let aws = try run(Repository.berthBinary, ["serve", "--webhook=false", "--metrics-port", "0", "--cloud", "aws", "--kubeconfig", directory + "/kubeconfig", "--config", directory + "/berth.yaml"])
         #expect(aws.status == 1)
         #expect(aws.stderr == "berth: serve: config provisioner.aws.launchTemplate is required to launch instances (name, id or managed)\n", "\(aws.stderr)")

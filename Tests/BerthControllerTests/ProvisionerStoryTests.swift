@@ -1,3 +1,4 @@
+import BerthAdmission
 import BerthController
 import BerthKube
 import BerthKubeSim
@@ -86,6 +87,50 @@ import Testing
         world.server.remove(.podDisruptionBudgets, namespace: "airflow", name: "etl")
         _ = try #require(try await world.tick(until: { await world.liveInstances.isEmpty }, limit: 30))
         #expect(world.server.object(.pods, namespace: "airflow", name: "etl-1") == nil, "evicted to run elsewhere")
+    }
+
+    /// Through the API: the launch intent is on the pod before its node exists, and a budget
+    /// that never allows eviction holds a drain for `drainTimeout` only, then the pod is deleted.
+    @Test func theLaunchIntentIsWrittenAndADrainEndsAtItsTimeout() async throws {
+        var config = ProvisionerConfig()
+        config.emptyAfter = .seconds(10)
+        config.drainTimeout = .seconds(60)
+        let world = try StoryWorld(config: config)
+        try world.startReplica()
+        _ = world.server.write(.pods, try notebookPod("alice"))
+        _ = try #require(try await world.tick(until: { await !world.liveInstances.isEmpty }, limit: 30))
+        let instance = try #require(await world.liveInstances.first)
+        let annotations = world.server.object(.pods, namespace: "jhub", name: "alice")?["metadata"]?["annotations"]
+        #expect(annotations?["berth.dev/launch-id"]?.stringValue == instance.launchID)
+        #expect(annotations?["berth.dev/launch-time"]?.stringValue.flatMap(RFC3339.parse) != nil)
+
+        _ = try #require(try await world.tick(until: { world.podPhase("jhub/alice") == "Running" }))
+        let node = try #require(world.podNode("jhub/alice"))
+        _ = world.server.write(.pods, cpuPod("etl-1", node: node))
+        _ = world.server.write(.podDisruptionBudgets, [
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": ["name": "etl", "namespace": "airflow"],
+            "spec": ["minAvailable": 1, "selector": ["matchLabels": ["app": "etl"]]],
+        ])
+        world.server.remove(.pods, namespace: "jhub", name: "alice")
+        try await world.tick(40)
+        #expect(world.server.object(.pods, namespace: "airflow", name: "etl-1") != nil, "the budget holds the drain")
+        #expect(!world.events(reason: "DrainBlocked").isEmpty)
+        _ = try #require(try await world.tick(until: { await world.liveInstances.isEmpty }, limit: 60))
+        #expect(world.server.object(.pods, namespace: "airflow", name: "etl-1") == nil, "deleted at the drain timeout")
+        #expect(!world.events(reason: "DrainTimeout").isEmpty)
+    }
+
+    /// What KubeCluster reads for the new rules: the deletion deadline and the launch intent.
+    @Test func aPodSnapshotCarriesItsDeletionDeadlineAndLaunchIntent() throws {
+        var pod = try notebookPod("alice", annotations: ["berth.dev/launch-id": "prod-00ab", "berth.dev/launch-time": "2026-12-04T10:00:00Z"])
+        if case var .object(top) = pod, case var .object(meta)? = top["metadata"] {
+            meta["deletionTimestamp"] = "2026-12-04T10:05:30Z"
+            top["metadata"] = .object(meta)
+            pod = .object(top)
+        }
+        let snapshot = try #require(KubeCluster.podSnapshot(pod, webhook: WebhookConfig()))
+        #expect(snapshot.terminating && snapshot.deletionTimestamp == RFC3339.parse("2026-12-04T10:05:30Z"))
+        #expect(snapshot.launchIntent == LaunchIntent(launchID: "prod-00ab", at: try #require(RFC3339.parse("2026-12-04T10:00:00Z"))))
     }
 
     @Test func doNotDisruptKeepsTheNode() async throws {

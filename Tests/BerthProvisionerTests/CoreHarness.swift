@@ -18,6 +18,9 @@ struct CoreWorld {
     var evictions: [String] = []
     var terminations: [String] = []
     var deletedNodes: [String] = []
+    var deletedPods: [String] = []
+    /// Instances the cloud's listing does not show yet (EC2's eventual consistency).
+    var listingLags: Set<String> = []
     /// Offerings with no capacity.
     var outOfCapacity: Set<OfferingKey> = []
     /// Pods whose eviction a PodDisruptionBudget refuses (429).
@@ -28,8 +31,8 @@ struct CoreWorld {
     var launchesFail = false
     var instanceCounter = 0
 
-    init(config: ProvisionerConfig = ProvisionerConfig(), seed: UInt64 = 7) {
-        core = ProvisionerCore(config: config, seed: seed)
+    init(config: ProvisionerConfig = ProvisionerConfig(), catalog: InstanceCatalog = .builtIn(), seed: UInt64 = 7) {
+        core = ProvisionerCore(config: config, catalog: catalog, seed: seed)
     }
 
     var config: ProvisionerConfig { core.config }
@@ -39,7 +42,7 @@ struct CoreWorld {
     mutating func round(list: Bool = true) -> [ProvisionerAction] {
         let snapshot = ClusterSnapshot(
             pods: pods.values.sorted { $0.key < $1.key }, nodes: nodes.values.sorted { $0.name < $1.name },
-            cloudInstances: list ? instances.values.sorted { $0.launchTime < $1.launchTime } : nil)
+            cloudInstances: list ? instances.values.filter { !listingLags.contains($0.providerID) }.sorted { $0.launchTime < $1.launchTime } : nil)
         let actions = core.reconcile(snapshot, now: now)
         for action in actions { perform(action) }
         return actions
@@ -92,6 +95,12 @@ struct CoreWorld {
                 pods[pod] = nil
                 core.record(.evicted(pod: pod), now: now)
             }
+        case let .annotatePod(pod, annotations):
+            if let intent = LaunchIntent(annotations: annotations) { pods[pod]?.launchIntent = intent }
+        case let .deletePod(pod, _):
+            deletedPods.append(pod)
+            pods[pod] = nil
+            core.record(.podDeleted(pod: pod), now: now)
         case let .deleteNode(name):
             deletedNodes.append(name)
             nodes[name] = nil

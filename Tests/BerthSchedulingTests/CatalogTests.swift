@@ -49,7 +49,7 @@ import Testing
     @Test func entriesReplaceBuiltInTypesOrAddNewOnes() throws {
         let file = try YAMLReader.document("""
             - {name: g4dn.xlarge, gpus: 1, gpuName: t4, gpuMemoryMiB: 16384, vcpu: 4, memoryMiB: 16384, pricePerHour: 0.631, zones: [eu-west-1a]}
-            - {name: g7.xlarge, gpus: 1, gpuName: b200, gpuMemoryMiB: 184320, vcpu: 8, memoryMiB: 65536, arch: arm64, pricePerHour: 3.5, maxPods: 58}
+            - {name: g7.xlarge, gpus: 1, gpuName: b200, gpuMemoryMiB: 184320, vcpu: 8, memoryMiB: 65536, arch: arm64, pricePerHour: 3.5, maxPods: 58, rootVolumeGiB: 200}
             """)
         let builtIn = InstanceCatalog.builtIn()
         let catalog = try builtIn.overlaid(with: file, source: "prices.yaml")
@@ -58,6 +58,8 @@ import Testing
         #expect(g4dn.pricePerHour == 0.631 && g4dn.offerings.map(\.zone) == ["eu-west-1a"] && g4dn.maxPods == 110)
         let g7 = try #require(catalog["g7.xlarge"])
         #expect(g7.arch == "arm64" && g7.gpuCount == 1 && g7.maxPods == 58 && g7.offerings.map(\.zone) == InstanceCatalog.defaultZones)
+        #expect(g7.rootVolumeGiB == 200 && g4dn.rootVolumeGiB == 20)
+        #expect(NodeOverhead().allocatable(g7).ephemeralStorage == (200 << 30) - (1 << 30) - (20 << 30))
         #expect(catalog["g5.xlarge"] == builtIn["g5.xlarge"], "other types untouched")
     }
 
@@ -66,7 +68,8 @@ import Testing
         ("[{name: x, vcpu: 4, memoryMiB: 1024}]", "prices.yaml: [0].pricePerHour: is required"),
         ("[{name: x, vcpu: 4, memoryMiB: 1024, pricePerHour: -1}]", "prices.yaml: [0].pricePerHour: must be >= 0, found -1.0"),
         ("[{name: x, vcpu: 4.5, memoryMiB: 1024, pricePerHour: 1}]", "prices.yaml: [0].vcpu: must be a whole number >= 0, found 4.5"),
-        ("[{name: x, vcpu: 4, memoryMiB: 1024, pricePerHour: 1, gpu: 1}]", "prices.yaml: [0].gpu: unknown field \"gpu\"; allowed fields: name, gpus, gpuName, gpuMemoryMiB, vcpu, memoryMiB, arch, pricePerHour, maxPods, zones, note"),
+        ("[{name: x, vcpu: 4, memoryMiB: 1024, pricePerHour: 1, gpu: 1}]", "prices.yaml: [0].gpu: unknown field \"gpu\"; allowed fields: name, gpus, gpuName, gpuMemoryMiB, vcpu, memoryMiB, arch, pricePerHour, maxPods, zones, rootVolumeGiB, note"),
+        ("[{name: x, vcpu: 4, memoryMiB: 1024, pricePerHour: 1, rootVolumeGiB: 2}]", "prices.yaml: [0].rootVolumeGiB: must be at least 8"),
         ("[{name: x, vcpu: 1, memoryMiB: 1, pricePerHour: 1}, {name: x, vcpu: 1, memoryMiB: 1, pricePerHour: 1}]", "prices.yaml: [1].name: \"x\" is listed twice"),
     ])
     func mistakesAreNamedWithTheirEntry(yaml: String, message: String) throws {

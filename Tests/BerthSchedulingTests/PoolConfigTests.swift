@@ -54,7 +54,7 @@ import Testing
     }
 
     @Test(arguments: [
-        ("pools: [{name: gpu, limit: {gpus: 1}}]", "provisioner.pools[0].limit: unknown field \"limit\"; allowed fields: name, requirements, taints, labels, limits, capacityTypes, weight"),
+        ("pools: [{name: gpu, limit: {gpus: 1}}]", "provisioner.pools[0].limit: unknown field \"limit\"; allowed fields: name, requirements, taints, labels, limits, capacityTypes, notebookCapacityTypes, weight"),
         ("pools: [{name: gpu, limits: {gpu: 1}}]", "provisioner.pools[0].limits.gpu: unknown field \"gpu\"; allowed fields: gpus, cpu, memory, nodes, pricePerHour"),
         ("pools: [{name: gpu, limits: {memory: 12 gigs}}]", "provisioner.pools[0].limits.memory: invalid quantity \"12 gigs\": unknown suffix \" gigs\" (expected Ki, Mi, Gi, Ti, Pi, Ei, n, u, m, k, M, G, T, P, E or an exponent such as e3)"),
         ("pools: [{name: gpu, capacityTypes: [reserved]}]", "provisioner.pools[0].capacityTypes[0]: \"reserved\" is not one of on-demand, spot"),
@@ -70,7 +70,7 @@ import Testing
         ("launchTimeout: 10ms", "provisioner.launchTimeout: must be at least 1s, found \"10ms\""),
         ("disruption: {maxDisruptedNodes: 0}", "provisioner.disruption.maxDisruptedNodes: must be a whole number from 1 to 1000"),
         ("clusterName: 'my cluster'", "provisioner.clusterName: must be 1-63 letters, digits, '-', '.' or '_', found \"my cluster\""),
-        ("pool: []", "provisioner.pool: unknown field \"pool\"; allowed fields: clusterName, pools, daemonSetOverhead, batchIdleDuration, batchMaxDuration, emptyAfter, launchTimeout, registrationTimeout, gpuRegistrationTimeout, unavailableOfferingTTL, disruption, aws"),
+        ("pool: []", "provisioner.pool: unknown field \"pool\"; allowed fields: clusterName, pools, daemonSetOverhead, batchIdleDuration, batchMaxDuration, emptyAfter, launchTimeout, registrationTimeout, gpuRegistrationTimeout, unavailableOfferingTTL, disruption, notebookSharing, aws"),
     ])
     func mistakesAreNamedWithTheirPath(yaml: String, message: String) throws {
         #expect {

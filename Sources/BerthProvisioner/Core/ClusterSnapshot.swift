@@ -34,6 +34,8 @@ public struct PodSnapshot: Sendable {
     public var phase: Phase
     /// `metadata.deletionTimestamp` is set.
     public var terminating: Bool
+    /// `metadata.deletionTimestamp`: when its grace period ends (the kubelet kills it then).
+    public var deletionTimestamp: Date?
     /// Owned by a DaemonSet, or a mirror pod: never counted, never evicted.
     public var daemon: Bool
     /// `karpenter.sh/do-not-disrupt: "true"`.
@@ -46,12 +48,18 @@ public struct PodSnapshot: Sendable {
     public var requirements: PodRequirements
     /// Why the pod could not be read for scheduling (a malformed field): reported, never placed.
     public var invalid: String?
+    /// The launch Berth made for this pod, as written on it before the launch
+    /// (``ProvisionerCore/launchIDAnnotation`` and ``ProvisionerCore/launchTimeAnnotation``).
+    public var launchIntent: LaunchIntent?
 
     public init(
         key: String, uid: String = "", nodeName: String = "", phase: Phase = .pending, terminating: Bool = false, daemon: Bool = false,
-        doNotDisrupt: Bool = false, unschedulable: Bool = false, requirements: PodRequirements, invalid: String? = nil
+        doNotDisrupt: Bool = false, unschedulable: Bool = false, requirements: PodRequirements, invalid: String? = nil,
+        deletionTimestamp: Date? = nil, launchIntent: LaunchIntent? = nil
     ) {
         self.key = key
+        self.launchIntent = launchIntent
+        self.deletionTimestamp = deletionTimestamp
         self.uid = uid.isEmpty ? key : uid
         self.nodeName = nodeName
         self.phase = phase
@@ -71,6 +79,31 @@ public struct PodSnapshot: Sendable {
     public var occupies: Bool { !finished && !daemon }
     /// Waiting for Berth: unbound, marked unschedulable, not going away, and asking for a GPU.
     public var isPendingGPU: Bool { nodeName.isEmpty && unschedulable && !terminating && !daemon && !finished && requestsGPU }
+}
+
+/// A launch Berth decided for a pod, written on the pod before the launch is sent: a restarted
+/// Berth that cannot see the instance yet (EC2's listing lags) reuses the id as the idempotency
+/// token instead of launching a second instance.
+public struct LaunchIntent: Sendable, Equatable {
+    public var launchID: String
+    public var at: Date
+
+    public init(launchID: String, at: Date) {
+        self.launchID = launchID
+        self.at = at
+    }
+
+    /// Read from a pod's annotations; nil when absent or unreadable.
+    public init?(annotations: [String: String]) {
+        guard let id = annotations[ProvisionerCore.launchIDAnnotation], !id.isEmpty,
+            let at = annotations[ProvisionerCore.launchTimeAnnotation].flatMap(RFC3339.parse)
+        else { return nil }
+        self.init(launchID: id, at: at)
+    }
+
+    public var annotations: [String: String] {
+        [ProvisionerCore.launchIDAnnotation: launchID, ProvisionerCore.launchTimeAnnotation: RFC3339.string(at)]
+    }
 }
 
 /// One node, as the provisioner needs it.
@@ -116,8 +149,12 @@ public enum ProvisionerAction: Sendable {
     case terminate(providerID: String, node: String?, reason: String)
     /// Add these labels and taints to the node, and remove `removeTaints` (by key and effect).
     case updateNode(name: String, labels: [String: String], addTaints: [Taint], removeTaints: [Taint])
+    /// Add these annotations to the pod (the launch intent, written before the launch).
+    case annotatePod(pod: String, annotations: [String: String])
     /// Evict the pod through the Eviction API (PodDisruptionBudgets respected).
     case evict(pod: String, node: String)
+    /// Delete the pod (no budget asked): a drain that ran past `drainTimeout`.
+    case deletePod(pod: String, node: String)
     case deleteNode(name: String)
     case event(ProvisionerEvent)
 }
@@ -153,5 +190,8 @@ public enum ActionResult: Sendable {
     /// Refused (a PodDisruptionBudget: 429) or failed; retried later.
     case evictionFailed(pod: String, message: String)
     case nodeDeleted(name: String)
+    /// The pod was deleted (or was gone already), or deleting it failed (retried later).
+    case podDeleted(pod: String)
+    case podDeleteFailed(pod: String, message: String)
     case nodeUpdateFailed(name: String, message: String)
 }

@@ -26,8 +26,10 @@ public struct NodeClaim: Sendable {
     public var gpuWarned = false
     /// Pending pods waiting for this node, with their requests.
     public var nominated: [String: Resources] = [:]
-    /// A notebook's own node: nothing else is placed on it.
-    public var dedicated = false
+    /// What the node is for: a notebook's own (nothing else is placed on it), shared by notebooks,
+    /// or shared by other GPU pods.
+    public var role: NodeRole = .shared
+    public var dedicated: Bool { role == .notebook }
     public var terminateRequestedAt: Date?
     /// The instance is gone (terminated by Berth or found missing).
     public var terminated = false
@@ -46,4 +48,10 @@ public struct NodeClaim: Sendable {
 public struct DrainState: Sendable {
     public var startedAt: Date
     public var lastEviction: [String: Date] = [:]
+    /// Pods whose eviction was refused, with the API's message (a PodDisruptionBudget's).
+    public var refused: [String: String] = [:]
+    /// When the drain was last reported blocked (repeated every `blockedReportInterval`).
+    public var lastBlockedReport: Date?
+    /// Pods deleted at the drain timeout, and when (retried after `retryInterval`).
+    public var deleted: [String: Date] = [:]
 }

@@ -11,17 +11,22 @@ import Foundation
 ///
 /// One round (``reconcile(_:now:)``):
 /// 1. Recovery and garbage collection, on rounds that listed the cloud: an instance tagged with
-///    this cluster that Berth does not know becomes a claim (a restart, another replica's launch);
-///    a claim whose instance disappeared is finished; a Node labelled by Berth whose instance is
-///    gone is deleted. Nothing is launched before the first listing.
+///    this cluster's name that Berth does not know becomes a claim (a restart, another replica's
+///    launch), with the pods whose launch intent names it; a claim whose instance disappeared is
+///    finished; a Node labelled by Berth whose instance is gone is deleted. Nothing is launched
+///    before the first listing.
 /// 2. Claims: registration (a Node with the instance's providerID), the pool's labels and taints
 ///    applied, initialisation (Ready and the GPUs allocatable), the launch, registration and GPU
 ///    timeouts.
 /// 3. Provisioning: pending GPU pods (unschedulable, unbound, not nominated to a launching node)
-///    are batched; when the window closes the scheduler places them on nodes that exist or are
-///    launching, or launches the cheapest instances that fit.
+///    are batched; when the window closes the scheduler (``plan(_:now:)``) places them on nodes
+///    that are up or launching — every live node counting against its pool's limits, only
+///    schedulable ones taking pods, pod affinity, anti-affinity, spread and host ports honoured —
+///    or launches the cheapest instances that fit, the launch intent written on the pods first.
+///    A pod left to kube-scheduler gets an Event saying so, and its own node if not bound in time.
 /// 4. Removal: a Berth node with no GPU pod for `emptyAfter` is cordoned, drained through the
-///    Eviction API, its instance terminated and its Node deleted.
+///    Eviction API (a blocked drain says so every few minutes; after `drainTimeout` the pods left
+///    are deleted), its instance terminated and its Node deleted.
 public struct ProvisionerCore: Sendable {
     /// The taint a node being drained carries (Karpenter's `karpenter.sh/disrupted` counterpart).
     public static let disruptedTaint = Taint(key: "berth.dev/disrupted", value: "", effect: "NoSchedule")
@@ -29,6 +34,15 @@ public struct ProvisionerCore: Sendable {
     public static let windingDownTaint = Taint(key: "berth.dev/winding-down", value: "", effect: "NoSchedule")
     /// The label on every node Berth launches: its pool.
     public static let poolLabel = "berth.dev/pool"
+    /// Written on each pod a launch is for, before the launch: the launch id (the cloud's
+    /// idempotency token) and when it was decided.
+    public static let launchIDAnnotation = "berth.dev/launch-id"
+    public static let launchTimeAnnotation = "berth.dev/launch-time"
+    /// On a node being drained: when its drain started (Unix seconds), read back after a restart.
+    public static let drainStartedLabel = "berth.dev/drain-started"
+    static func drainStartLabels(_ date: Date) -> [String: String] {
+        [drainStartedLabel: String(Int64(date.timeIntervalSince1970.rounded(.down)))]
+    }
     /// How long kube-scheduler has to bind a nominated pod to its initialised node before the pod
     /// is planned again.
     public static let nominationGrace: Duration = .seconds(30)
@@ -37,6 +51,14 @@ public struct ProvisionerCore: Sendable {
     /// How long a claim's instance may be missing from the cloud's listing before it counts as
     /// gone (EC2's listing is eventually consistent right after a launch).
     public static let listingGrace: Duration = .seconds(60)
+    /// How long kube-scheduler has to bind a pending pod to a node that is up where Berth found
+    /// room for it; after that the pod gets a node of its own (Berth's model of it is wrong).
+    public static let schedulerGrace: Duration = .seconds(60)
+    /// A pod Terminating on a NotReady node this long past its grace period no longer counts: its
+    /// kubelet is gone and will never confirm the kill.
+    public static let terminatingMargin: Duration = .seconds(60)
+    /// How often a drain that is blocked (refused evictions) says so again.
+    public static let blockedReportInterval: Duration = .seconds(300)
 
     public let config: ProvisionerConfig
     public private(set) var catalog: InstanceCatalog
@@ -68,13 +90,18 @@ public struct ProvisionerCore: Sendable {
     private var unavailable: [OfferingKey: Date] = [:]
     /// Pod (or node) key → the last message reported about it, so each is reported once.
     private var reported: [String: String] = [:]
+    /// Pending pods the scheduler placed on a node that is up (nothing launched), and since when.
+    private var placedOnExisting: [String: (node: String, since: Date)] = [:]
+    /// Launch ids this process gave up (failed, timed out, terminated), and when: a pod's launch
+    /// intent naming one is not reused (kept for `launchTimeout`, as long as an intent may be).
+    private var retired: [String: Date] = [:]
     private var random: SeededGenerator
 
     public init(config: ProvisionerConfig, catalog: InstanceCatalog = .builtIn(), gpuResource: String = "nvidia.com/gpu", seed: UInt64) {
         self.config = config
         self.catalog = catalog
         self.gpuResource = gpuResource
-        self.scheduler = Scheduler(catalog: catalog, pools: config.pools, overhead: config.overhead, gpuResource: gpuResource)
+        self.scheduler = Self.scheduler(catalog: catalog, config: config, gpuResource: gpuResource)
         self.random = SeededGenerator(seed: seed)
     }
 
@@ -83,14 +110,20 @@ public struct ProvisionerCore: Sendable {
     public mutating func replaceCatalog(_ catalog: InstanceCatalog) {
         guard catalog != self.catalog else { return }
         self.catalog = catalog
-        scheduler = Scheduler(catalog: catalog, pools: config.pools, overhead: config.overhead, gpuResource: gpuResource)
+        scheduler = Self.scheduler(catalog: catalog, config: config, gpuResource: gpuResource)
+    }
+
+    static func scheduler(catalog: InstanceCatalog, config: ProvisionerConfig, gpuResource: String) -> Scheduler {
+        Scheduler(
+            catalog: catalog, pools: config.pools, overhead: config.overhead, gpuResource: gpuResource,
+            notebookSharingRatio: config.effectiveNotebookSharingRatio)
     }
 
     // MARK: - One round
 
     public mutating func reconcile(_ cluster: ClusterSnapshot, now: Date) -> [ProvisionerAction] {
         var actions: [ProvisionerAction] = []
-        let index = ClusterIndex(cluster)
+        let index = ClusterIndex(cluster, now: now)
         if let instances = cluster.cloudInstances {
             collectGarbage(instances, index: index, now: now, actions: &actions)
         }
@@ -102,6 +135,8 @@ public struct ProvisionerCore: Sendable {
         disrupt(index: index, now: now, actions: &actions)
         // Forget what was said about pods and nodes that are gone.
         reported = reported.filter { index.pods[$0.key] != nil || index.nodes[$0.key] != nil }
+        placedOnExisting = placedOnExisting.filter { index.pods[$0.key]?.isPendingGPU ?? false }
+        retired = retired.filter { now.timeIntervalSince($0.value) < config.launchTimeout.seconds }
         unavailable = unavailable.filter { $0.value > now }
         return actions
     }
@@ -130,6 +165,7 @@ public struct ProvisionerCore: Sendable {
                 if offerings.isEmpty { offerings = [OfferingKey(instanceType: claim.instanceType, zone: claim.zone, capacityType: claim.capacityType)] }
                 for offering in offerings { unavailable[offering] = now.addingTimeInterval(config.unavailableOfferingTTL.seconds) }
                 claims[launchID] = nil
+                retired[launchID] = now
                 retrySoon = true
             case .throttled, .other, .notFound:
                 // The outcome is unknown: retry with the same launch id (never a new one).
@@ -141,8 +177,13 @@ public struct ProvisionerCore: Sendable {
             }
         case .terminateFailed:
             break  // retried once the retry interval has passed since the request
-        case .evicted, .evictionFailed, .nodeDeleted, .nodeUpdateFailed:
-            break  // the next snapshot shows the outcome; refused evictions are retried on a timer
+        case let .evictionFailed(pod, message):
+            // Remembered for the drain's "blocked" report; retried on a timer.
+            for (name, drain) in draining where drain.lastEviction[pod] != nil { draining[name]?.refused[pod] = message }
+        case let .evicted(pod), let .podDeleted(pod):
+            for (name, drain) in draining where drain.refused[pod] != nil { draining[name]?.refused[pod] = nil }
+        case .nodeDeleted, .nodeUpdateFailed, .podDeleteFailed:
+            break  // the next snapshot shows the outcome; failures are retried on a timer
         }
     }
 
@@ -176,6 +217,9 @@ public struct ProvisionerCore: Sendable {
     // MARK: - 1. Recovery and garbage collection
 
     private mutating func collectGarbage(_ instances: [CloudInstance], index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
+        // The berth.dev/cluster tag is this cluster's identity: an instance tagged for another
+        // cluster (or untagged) is never adopted, counted or terminated, whatever the listing returned.
+        let instances = instances.filter { $0.tags[CloudTag.cluster] == config.clusterName }
         let listed = Set(instances.map(\.providerID))
         for instance in instances where claims[instance.launchID] == nil && instance.state != .terminated {
             // A launch this process does not remember: adopt it; the usual timeouts apply.
@@ -184,14 +228,21 @@ public struct ProvisionerCore: Sendable {
                 capacityType: instance.capacityType, pricePerHour: instance.pricePerHour, request: nil, createdAt: instance.launchTime)
             claim.instance = instance
             let role = instance.tags[WebhookConfig.nodeRoleLabel] ?? index.nodesByProviderID[instance.providerID]?.labels[WebhookConfig.nodeRoleLabel]
-            claim.dedicated = role == Self.nodeRole(dedicated: true)
+            claim.role = role.flatMap(NodeRole.init(rawValue:)) ?? .shared
             if let node = index.nodesByProviderID[instance.providerID] {
                 claim.nodeName = node.name
                 claim.registeredAt = now
                 claim.windingDown = node.taints.contains { $0.key == Self.windingDownTaint.key }
                 if node.taints.contains(where: { $0.key == Self.disruptedTaint.key }) {
-                    draining[node.name] = DrainState(startedAt: now)
+                    // The drain goes on from when it started (its label), so a restart does not
+                    // restart the drain timeout.
+                    let started = node.labels[Self.drainStartedLabel].flatMap(Double.init).map(Date.init(timeIntervalSince1970:))
+                    draining[node.name] = DrainState(startedAt: min(started ?? now, now))
                 }
+            }
+            // Pods this launch was for (their intent says so) wait for it again.
+            for pod in index.snapshot.pods where pod.launchIntent?.launchID == instance.launchID && pod.isPendingGPU {
+                claim.nominated[pod.key] = pod.requests
             }
             claims[instance.launchID] = claim
             actions.append(.event(.init(
@@ -221,7 +272,10 @@ public struct ProvisionerCore: Sendable {
     private mutating func advance(claim key: String, index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
         guard var claim = claims[key] else { return }
         var remove = false
-        defer { claims[key] = remove ? nil : claim }
+        defer {
+            claims[key] = remove ? nil : claim
+            if remove { retired[key] = now }
+        }
         let node = claim.providerID.flatMap { index.nodesByProviderID[$0] } ?? claim.nodeName.flatMap { index.nodes[$0] }
 
         // Terminated: delete its Node, then forget it.
@@ -294,7 +348,7 @@ public struct ProvisionerCore: Sendable {
         // The pool's labels and taints, in case the node did not register with them.
         if draining[node.name] == nil, let pool = config.pools.first(where: { $0.name == claim.pool }) {
             // Computed once per claim (string work on every round showed in berth simulate's profile).
-            let desiredLabels = claim.desiredLabels ?? nodeLabels(pool: pool, instanceType: claim.instanceType, zone: claim.zone, capacityType: claim.capacityType, dedicated: claim.dedicated)
+            let desiredLabels = claim.desiredLabels ?? nodeLabels(pool: pool, instanceType: claim.instanceType, zone: claim.zone, capacityType: claim.capacityType, role: claim.role)
             claim.desiredLabels = desiredLabels
             let missingLabels = desiredLabels.filter { node.labels[$0.key] != $0.value }
             let missingTaints = pool.taints.filter { taint in !node.taints.contains { $0.key == taint.key && $0.effect == taint.effect && $0.value == taint.value } }
@@ -374,44 +428,92 @@ public struct ProvisionerCore: Sendable {
         solve(pending, index: index, now: now, actions: &actions)
     }
 
-    /// The nodes pods can go to without a launch: Berth's (launching or registered, not draining,
-    /// `excluding` left out) and other Ready GPU nodes, with what their pods already take.
+    /// The nodes the scheduler sees: every live node Berth launched (launching, running, draining,
+    /// winding down, being terminated: all count against their pool's limits, only schedulable
+    /// ones take pods) and other Ready, schedulable GPU nodes, each with the pods bound or
+    /// nominated there. A registered node is seen as it is: its own taints (a foreign NoSchedule
+    /// taint counts) and labels, and cordoned means no new pods.
     private func nodeStates(index: ClusterIndex) -> (nodes: [NodeState], claimOfNode: [Int: String]) {
         var nodes: [NodeState] = []
         var claimOfNode: [Int: String] = [:]
         for key in claims.keys.sorted() {
-            guard let claim = claims[key], claim.isLive, let type = catalog[claim.instanceType], let pool = config.pools.first(where: { $0.name == claim.pool }) else { continue }
-            if let name = claim.nodeName, draining[name] != nil || claim.windingDown { continue }
+            guard let claim = claims[key], !claim.terminated, let type = catalog[claim.instanceType], let pool = config.pools.first(where: { $0.name == claim.pool }) else { continue }
             let offering = type.offerings.first { $0.zone == claim.zone && $0.capacityType == claim.capacityType }
                 ?? Offering(zone: claim.zone, capacityType: claim.capacityType, pricePerHour: claim.pricePerHour)
             let allocatable = config.overhead.allocatable(type)
             var requested = claim.nominated.values.reduce(Resources.zero, +)
+            var pods = claim.nominated.keys.sorted().compactMap { index.pods[$0]?.requirements }
+            let node = claim.nodeName.flatMap { index.nodes[$0] }
             if let name = claim.nodeName {
-                requested += index.podsOnNode[name, default: []].filter(\.occupies).map(\.requests).reduce(Resources.zero, +)
+                let bound = index.podsOnNode[name, default: []].filter(\.occupies)
+                requested += bound.map(\.requests).reduce(Resources.zero, +)
+                pods += bound.map(\.requirements)
             }
             if claim.dedicated && !claim.nominated.isEmpty { requested = allocatable }
             if claim.gpuWarned { requested = allocatable }  // its GPUs never came: place nothing more there
             var state = NodeState.launching(name: claim.nodeName ?? "launch/\(key)", type: type, offering: offering, pool: pool, overhead: config.overhead, requested: requested)
-            state.labels[WebhookConfig.nodeRoleLabel] = Self.nodeRole(dedicated: claim.dedicated)
+            state.labels[WebhookConfig.nodeRoleLabel] = claim.role.rawValue
+            if let node {
+                state.labels.merge(node.labels) { _, actual in actual }
+                state.taints += node.taints.filter { taint in !state.taints.contains { $0.key == taint.key && $0.effect == taint.effect } }
+            }
             state.pricePerHour = claim.pricePerHour
             state.launching = claim.initializedAt == nil
+            state.pods = pods
+            state.schedulable = claim.isLive && !claim.windingDown && claim.nodeName.map { draining[$0] == nil } ?? true
+                && !(node?.unschedulable ?? false) && !(node?.deleting ?? false)
             claimOfNode[nodes.count] = key
             nodes.append(state)
         }
         let managed = Set(claims.values.compactMap(\.nodeName))
-        for node in index.snapshot.nodes where !managed.contains(node.name) && node.ready && !node.unschedulable && !node.deleting && node.allocatable.gpus > 0 {
+        for node in index.snapshot.nodes where !managed.contains(node.name) && !node.deleting {
+            // A node labelled with one of Berth's pools that no claim holds (not adopted yet;
+            // `berth plan` on a cluster's state): it counts against its pool's limits, as it is.
+            let pool = node.labels[Self.poolLabel].flatMap { name in config.pools.first { $0.name == name } }
+            let type = node.labels[WellKnownLabel.instanceType].flatMap { catalog[$0] }
+            let schedulable = node.ready && !node.unschedulable && node.allocatable.gpus > 0
+            guard schedulable || pool != nil else { continue }
             // The kubelet's allocatable: every running pod takes its share, DaemonSet pods included.
-            let requested = index.podsOnNode[node.name, default: []].filter { !$0.finished }.map(\.requests).reduce(Resources.zero, +)
+            let bound = index.podsOnNode[node.name, default: []].filter { !$0.finished }
+            let requested = bound.map(\.requests).reduce(Resources.zero, +)
+            let price = type.flatMap { type in
+                type.offerings.first { $0.zone == node.labels[WellKnownLabel.zone] && $0.capacityType == node.labels[WellKnownLabel.capacityType] }?.pricePerHour
+                    ?? type.offerings.first?.pricePerHour
+            }
             nodes.append(NodeState(
-                name: node.name, pool: "", instanceType: node.labels[WellKnownLabel.instanceType] ?? "", labels: node.labels, taints: node.taints,
-                capacity: node.allocatable, allocatable: node.allocatable, requested: requested, pricePerHour: 0, gpuResource: node.gpuResource))
+                name: node.name, pool: pool?.name ?? "", instanceType: node.labels[WellKnownLabel.instanceType] ?? "", labels: node.labels, taints: node.taints,
+                capacity: pool != nil ? type?.capacity ?? node.allocatable : node.allocatable, allocatable: node.allocatable, requested: requested,
+                pricePerHour: pool != nil ? price ?? 0 : 0, gpuResource: node.gpuResource, schedulable: schedulable, pods: bound.map(\.requirements)))
         }
         return (nodes, claimOfNode)
     }
 
-    private mutating func solve(_ pending: [PodSnapshot], index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
+    /// What the loop would decide now for the pods of `cluster` that wait for Berth (unbound,
+    /// unschedulable GPU pods, valid, not nominated to a launch): placed on nodes that are up or
+    /// launching, new nodes, or unschedulable with the reason. Changes nothing; `berth plan` shows it.
+    public func plan(_ cluster: ClusterSnapshot, now: Date) -> (pending: [PodSnapshot], plan: SchedulingPlan) {
+        let index = ClusterIndex(cluster, now: now)
+        let nominated = Set(claims.values.filter(\.isLive).flatMap(\.nominated.keys))
+        let pending = cluster.pods.filter { $0.nodeName.isEmpty && $0.unschedulable && $0.invalid == nil && $0.isPendingGPU && !nominated.contains($0.key) }
+        return (pending, schedule(pending, index: index, now: now).plan)
+    }
+
+    private func schedule(_ pending: [PodSnapshot], index: ClusterIndex, now: Date) -> (plan: SchedulingPlan, nodes: [NodeState], claimOfNode: [Int: String], requirements: [PodRequirements]) {
         let (nodes, claimOfNode) = nodeStates(index: index)
-        let plan = scheduler.solve(pending: pending.map(\.requirements), nodes: nodes, unavailableOfferings: Set(unavailable.filter { $0.value > now }.keys))
+        var requirements = pending.map(\.requirements)
+        for (i, pod) in pending.enumerated() {
+            // Placed on a node that exists, yet kube-scheduler has not bound it there: Berth's model
+            // of it is wrong (a constraint it does not know): it gets a node of its own.
+            if let placed = placedOnExisting[pod.key], now.timeIntervalSince(placed.since) >= Self.schedulerGrace.seconds {
+                requirements[i].interPod.unmodelled = "placement (kube-scheduler did not bind it to node \(placed.node), where it seemed to fit, within \(GoDuration.format(Self.schedulerGrace)))"
+            }
+        }
+        let plan = scheduler.solve(pending: requirements, nodes: nodes, unavailableOfferings: Set(unavailable.filter { $0.value > now }.keys))
+        return (plan, nodes, claimOfNode, requirements)
+    }
+
+    private mutating func solve(_ pending: [PodSnapshot], index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
+        let (plan, nodes, claimOfNode, requirements) = schedule(pending, index: index, now: now)
 
         let nodeIndex = Dictionary(uniqueKeysWithValues: nodes.enumerated().map { ($0.element.name, $0.offset) })
         for placement in plan.placements {
@@ -419,34 +521,50 @@ public struct ProvisionerCore: Sendable {
             if let n = nodeIndex[placement.node], let key = claimOfNode[n], claims[key]?.initializedAt == nil {
                 claims[key]?.nominated[pod.key] = pod.requests
                 report(.pod(pod.key), reason: "Nominated", message: "waiting for node \(placement.node), already launching", actions: &actions)
+            } else {
+                // Berth launches nothing for it: it fits on a node that is up. Said on the pod, never silence.
+                if placedOnExisting[pod.key]?.node != placement.node { placedOnExisting[pod.key] = (placement.node, now) }
+                report(.pod(pod.key), reason: "NotLaunching", message: "fits on node \(placement.node), which is up; waiting for kube-scheduler to bind it there", actions: &actions)
             }
         }
         for new in plan.nodes {
             guard let type = catalog[new.instanceType], let pool = config.pools.first(where: { $0.name == new.pool }),
                 let offering = type.offerings.first(where: { $0.zone == new.zone && $0.capacityType == new.capacityType })
             else { continue }
-            let launchID = makeLaunchID()
+            // A launch decided for these pods before a restart, still within its launch timeout,
+            // whose instance this process does not know: the same id again, so the cloud's
+            // idempotency returns that instance rather than launching a second one.
+            let earlier = new.pods.lazy.compactMap { pending[$0].launchIntent }.first { intent in
+                self.claims[intent.launchID] == nil && self.retired[intent.launchID] == nil
+                    && now.timeIntervalSince(intent.at) < self.config.launchTimeout.seconds
+            }
+            let launchID = earlier?.launchID ?? makeLaunchID()
+            // The intent goes on the pods first (the runtime writes it before launching).
+            let intent = LaunchIntent(launchID: launchID, at: earlier?.at ?? now)
+            for pod in new.pods where pending[pod].launchIntent != intent {
+                actions.append(.annotatePod(pod: pending[pod].key, annotations: intent.annotations))
+            }
             var candidate = type
             candidate.offerings = [offering]
-            let role = Self.nodeRole(dedicated: new.dedicated)
+            let role = new.role.rawValue
             let request = LaunchRequest(
                 launchID: launchID, cluster: config.clusterName, pool: pool.name, candidates: [candidate],
-                labels: nodeLabels(pool: pool, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType, dedicated: new.dedicated),
+                labels: nodeLabels(pool: pool, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType, role: new.role),
                 taints: pool.taints, extraTags: [WebhookConfig.nodeRoleLabel: role])
             var claim = NodeClaim(
                 launchID: launchID, pool: pool.name, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType,
                 pricePerHour: offering.pricePerHour, request: request, createdAt: now)
-            claim.dedicated = new.dedicated
+            claim.role = new.role
             claim.launchInFlight = true
             claim.lastLaunchAttempt = now
-            let podKeys = new.pods.map { pending[$0].key }
             for pod in new.pods { claim.nominated[pending[pod].key] = pending[pod].requests }
             claims[launchID] = claim
             actions.append(.launch(request))
             let why = new.rejected.isEmpty ? "" : "; cheaper types rejected: " + new.rejected.prefix(3).map(\.description).joined(separator: ", ")
-            for key in podKeys {
-                actions.append(.event(.init(regarding: .pod(key), reason: "Nominated",
-                                            message: "launching \(type.name) in \(offering.zone) (\(offering.capacityType), $\(offering.pricePerHour)/h, pool \(pool.name), launch \(launchID))\(why)")))
+            for pod in new.pods {
+                let own = requirements[pod].interPod.unmodelled.map { "; a node of its own, as Berth cannot model its \($0)" } ?? ""
+                actions.append(.event(.init(regarding: .pod(pending[pod].key), reason: "Nominated",
+                                            message: "launching \(type.name) in \(offering.zone) (\(offering.capacityType), $\(offering.pricePerHour)/h, pool \(pool.name), launch \(launchID))\(why)\(own)")))
             }
         }
         for failure in plan.unschedulable {
@@ -455,13 +573,9 @@ public struct ProvisionerCore: Sendable {
         }
     }
 
-    /// `notebook` for a notebook's own node, `shared` for packed GPU pods (notebooks avoid those:
-    /// `WebhookConfig.keepNotebooksOffSharedNodes`).
-    public static func nodeRole(dedicated: Bool) -> String { dedicated ? "notebook" : "shared" }
-
     /// The labels a node Berth launches carries: the pool's (`Pool.nodeLabels`), Berth's pool label
     /// and its role.
-    public func nodeLabels(pool: Pool, instanceType: String, zone: String, capacityType: String, dedicated: Bool) -> [String: String] {
+    public func nodeLabels(pool: Pool, instanceType: String, zone: String, capacityType: String, role: NodeRole) -> [String: String] {
         var labels: [String: String] = [:]
         if let type = catalog[instanceType] {
             let offering = type.offerings.first { $0.zone == zone && $0.capacityType == capacityType }
@@ -472,7 +586,7 @@ public struct ProvisionerCore: Sendable {
             labels[WellKnownLabel.nodePool] = pool.name
         }
         labels[Self.poolLabel] = pool.name
-        labels[WebhookConfig.nodeRoleLabel] = Self.nodeRole(dedicated: dedicated)
+        labels[WebhookConfig.nodeRoleLabel] = role.rawValue
         return labels
     }
 
@@ -501,7 +615,7 @@ public struct ProvisionerCore: Sendable {
             let others = pods.filter { $0.occupies && !$0.terminating }.count
             draining[name] = DrainState(startedAt: now)
             since[.empty(name)] = nil
-            actions.append(.updateNode(name: name, labels: [:], addTaints: [Self.disruptedTaint], removeTaints: []))
+            actions.append(.updateNode(name: name, labels: Self.drainStartLabels(now), addTaints: [Self.disruptedTaint], removeTaints: []))
             actions.append(.event(.init(
                 regarding: .node(name), reason: "Disrupting",
                 message: "no GPU pod for \(GoDuration.format(config.emptyAfter)); cordoned, draining \(others) pod(s), then terminating \(claim.instanceType) \(claim.providerID ?? "")")))
@@ -519,7 +633,7 @@ public struct ProvisionerCore: Sendable {
                 continue
             }
             if drain.startedAt < now && !node.taints.contains(where: { $0.key == Self.disruptedTaint.key }) && claim.terminateRequestedAt == nil && !claim.terminated {
-                actions.append(.updateNode(name: name, labels: [:], addTaints: [Self.disruptedTaint], removeTaints: []))
+                actions.append(.updateNode(name: name, labels: Self.drainStartLabels(drain.startedAt), addTaints: [Self.disruptedTaint], removeTaints: []))
             }
             let remaining = index.podsOnNode[name, default: []].filter(\.occupies)
             if remaining.isEmpty {
@@ -529,10 +643,40 @@ public struct ProvisionerCore: Sendable {
                 }
                 continue
             }
+            if now.timeIntervalSince(drain.startedAt) >= config.drainTimeout.seconds {
+                // The drain has had its time: what still holds the node is deleted (budgets and
+                // do-not-disrupt no longer asked), said on each pod and on the node.
+                let deleting = remaining.filter { !$0.terminating && drain.deleted[$0.key].map { now.timeIntervalSince($0) >= Self.retryInterval.seconds } ?? true }
+                for pod in deleting {
+                    let why = drain.refused[pod.key].map { "its eviction was refused (\($0))" } ?? (pod.doNotDisrupt ? "it is annotated karpenter.sh/do-not-disrupt" : "it was still running")
+                    if drain.deleted[pod.key] == nil {
+                        actions.append(.event(.init(regarding: .pod(pod.key), type: "Warning", reason: "DrainTimeout",
+                                                    message: "deleted: node \(name) has drained for \(GoDuration.format(config.drainTimeout)) (disruption.drainTimeout) and \(why)")))
+                    }
+                    drain.deleted[pod.key] = now
+                    actions.append(.deletePod(pod: pod.key, node: name))
+                }
+                if !deleting.isEmpty {
+                    let names = remaining.filter { !$0.terminating }.map(\.key).sorted().joined(separator: ", ")
+                    report(.node(name), type: "Warning", reason: "DrainTimeout",
+                           message: "drained for \(GoDuration.format(config.drainTimeout)) (disruption.drainTimeout); deleting the pods still on it: \(names)", actions: &actions)
+                }
+                draining[name] = drain
+                continue
+            }
             for pod in remaining where !pod.terminating && !pod.doNotDisrupt {
                 if let last = drain.lastEviction[pod.key], now.timeIntervalSince(last) < Self.retryInterval.seconds { continue }
                 drain.lastEviction[pod.key] = now
                 actions.append(.evict(pod: pod.key, node: name))
+            }
+            // A blocked drain says so every few minutes, not once.
+            let refused = drain.refused.filter { key, _ in remaining.contains { $0.key == key } }
+            if !refused.isEmpty, drain.lastBlockedReport.map({ now.timeIntervalSince($0) >= Self.blockedReportInterval.seconds }) ?? true {
+                drain.lastBlockedReport = now
+                let left = config.drainTimeout.seconds - now.timeIntervalSince(drain.startedAt)
+                let pods = refused.keys.sorted().map { "\($0) (\(refused[$0] ?? ""))" }.joined(separator: ", ")
+                actions.append(.event(.init(regarding: .node(name), type: "Warning", reason: "DrainBlocked",
+                                            message: "eviction refused for \(pods); pods still here are deleted in \(GoDuration.format(.seconds(Int64(left.rounded(.up))))) (disruption.drainTimeout)")))
             }
             draining[name] = drain
         }
@@ -545,7 +689,7 @@ public struct ProvisionerCore: Sendable {
     /// 1-GPU pods to the big node's free GPUs and it never empties (berth simulate measured it).
     private mutating func windDown(index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
         for key in claims.keys.sorted() {
-            guard let claim = claims[key], claim.isLive, !claim.dedicated, !claim.windingDown, claim.initializedAt != nil,
+            guard let claim = claims[key], claim.isLive, claim.role == .shared, !claim.windingDown, claim.initializedAt != nil,
                 claim.nominated.isEmpty, let name = claim.nodeName, draining[name] == nil, let type = catalog[claim.instanceType],
                 type.gpuCount >= 2
             else { continue }
@@ -582,7 +726,7 @@ public struct ProvisionerCore: Sendable {
         since[.consolidatable(best.name)] = nil
         let moving = index.podsOnNode[best.name, default: []].filter { $0.occupies && !$0.terminating }.count
         draining[best.name] = DrainState(startedAt: now)
-        actions.append(.updateNode(name: best.name, labels: [:], addTaints: [Self.disruptedTaint], removeTaints: []))
+        actions.append(.updateNode(name: best.name, labels: Self.drainStartLabels(now), addTaints: [Self.disruptedTaint], removeTaints: []))
         actions.append(.event(.init(
             regarding: .node(best.name), reason: "Consolidating",
             message: "its \(moving) pod(s) fit on other nodes; draining, then terminating \(claim.instanceType) ($\(claim.pricePerHour)/h)")))
@@ -637,16 +781,25 @@ struct ClusterIndex {
     var nodesByProviderID: [String: NodeSnapshot] = [:]
     var podsOnNode: [String: [PodSnapshot]] = [:]
 
-    init(_ snapshot: ClusterSnapshot) {
+    /// Pods Terminating on a NotReady node past their grace period plus
+    /// ``ProvisionerCore/terminatingMargin`` are left out: nothing will ever confirm they stopped,
+    /// and they must not hold a node or its drain.
+    init(_ snapshot: ClusterSnapshot, now: Date) {
         self.snapshot = snapshot
         pods.reserveCapacity(snapshot.pods.count)
-        for pod in snapshot.pods {
-            pods[pod.key] = pod
-            if !pod.nodeName.isEmpty { podsOnNode[pod.nodeName, default: []].append(pod) }
-        }
         for node in snapshot.nodes {
             nodes[node.name] = node
             if !node.providerID.isEmpty { nodesByProviderID[node.providerID] = node }
+        }
+        for pod in snapshot.pods {
+            pods[pod.key] = pod
+            guard !pod.nodeName.isEmpty else { continue }
+            if pod.terminating, let deadline = pod.deletionTimestamp, nodes[pod.nodeName].map({ !$0.ready }) ?? true,
+                now.timeIntervalSince(deadline) >= ProvisionerCore.terminatingMargin.seconds
+            {
+                continue
+            }
+            podsOnNode[pod.nodeName, default: []].append(pod)
         }
     }
 }

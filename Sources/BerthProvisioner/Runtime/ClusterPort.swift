@@ -11,12 +11,18 @@ public protocol ClusterPort: Sendable {
     /// Adds labels and taints to a node, removes taints (by key and effect).
     func updateNode(name: String, labels: [String: String], addTaints: [Taint], removeTaints: [Taint]) async throws
 
+    /// Adds annotations to a pod (`namespace/name`).
+    func annotatePod(pod: String, annotations: [String: String]) async throws
+
     /// Evicts through the Eviction API: `.evicted` (also when the pod is already gone) or
     /// `.evictionFailed` (a PodDisruptionBudget's 429, or any error, with its message).
     func evict(pod: String) async -> ActionResult
 
     /// Deletes the Node (gone already counts as done).
     func deleteNode(name: String) async throws
+
+    /// Deletes the pod (`namespace/name`; gone already counts as done), without asking its budget.
+    func deletePod(pod: String) async throws
 
     /// Records a Kubernetes Event (best effort: failures are logged, never thrown).
     func record(_ event: ProvisionerEvent) async

@@ -136,6 +136,30 @@ public actor Provisioner<C: Clock<Duration>> {
     }
 
     private func perform(_ actions: [ProvisionerAction], now: Date) async {
+        // Launch intents are written on the pods first: a restart between the launch and the
+        // cloud's listing showing it finds them and reuses the launch id.
+        let intents = actions.compactMap { action -> (String, [String: String])? in
+            if case let .annotatePod(pod, annotations) = action { (pod, annotations) } else { nil }
+        }
+        if !intents.isEmpty {
+            let cluster = self.cluster
+            let failures = await withTaskGroup(of: String?.self) { group in
+                for (pod, annotations) in intents {
+                    group.addTask {
+                        do {
+                            try await cluster.annotatePod(pod: pod, annotations: annotations)
+                            return nil
+                        } catch {
+                            return "\(pod): \(error)"
+                        }
+                    }
+                }
+                var failures: [String] = []
+                for await failure in group { if let failure { failures.append(failure) } }
+                return failures
+            }
+            for failure in failures.sorted() { logger.warning("writing the launch intent failed (the launch goes ahead): \(failure)") }
+        }
         // Launches go out together (each is one cloud call that may take seconds); the rest in order.
         let launches = actions.compactMap { action -> LaunchRequest? in if case let .launch(request) = action { request } else { nil } }
         for request in launches {
@@ -167,8 +191,8 @@ public actor Provisioner<C: Clock<Duration>> {
         }
         for action in actions {
             switch action {
-            case .launch:
-                break  // done above, together
+            case .launch, .annotatePod:
+                break  // done above
             case let .terminate(providerID, node, reason):
                 logger.info("terminating \(providerID)", metadata: ["node": "\(node ?? "-")", "reason": "\(reason)"])
                 let result: ActionResult
@@ -200,6 +224,15 @@ public actor Provisioner<C: Clock<Duration>> {
                 }
                 metrics.evictions.increment()
                 core?.record(result, now: wallTime.now)
+            case let .deletePod(pod, node):
+                do {
+                    try await cluster.deletePod(pod: pod)
+                    logger.warning("deleted \(pod): the drain timed out", metadata: ["node": "\(node)"])
+                    core?.record(.podDeleted(pod: pod), now: wallTime.now)
+                } catch {
+                    logger.warning("deleting \(pod) failed: \(error)", metadata: ["node": "\(node)"])
+                    core?.record(.podDeleteFailed(pod: pod, message: "\(error)"), now: wallTime.now)
+                }
             case let .deleteNode(name):
                 do {
                     try await cluster.deleteNode(name: name)
