@@ -4,7 +4,7 @@ BERTH := .build/debug/berth
 # The test tools (Tests/tools/setup.sh) come first on PATH: python3 with moto, kubectl, kubernetes-validate, pytest.
 export PATH := $(CURDIR)/.build/tools/bin:$(PATH)
 
-.PHONY: help build release image image-test test tools test-swift run mutate-examples certs certs-clean bench bench-mutate bench-schedule bench-webhook bench-kube bench-simulate clean
+.PHONY: help build release image image-test soak test tools test-swift run mutate-examples certs certs-clean bench bench-mutate bench-schedule bench-webhook bench-kube bench-simulate clean
 PORT ?= 8443
 METRICS_PORT ?= 8080
 REVIEW := Tests/Fixtures/admission/z2jh-gpu-notebook.review.json
@@ -92,6 +92,10 @@ bench-simulate: ## berth simulate (release): 14-day 40-user trace, all three pol
 	.build/release/berth simulate --generate --days 30 --users 250 --seed 1 > $(SIM)/trace-30d-250u.csv
 	@echo "== $$(($$(wc -l < $(SIM)/trace-30d-250u.csv) - 1)) pods over 30 days (goal: 3 policies in < 30 s)"
 	@$(TIMED) .build/release/berth simulate $(SIM)/trace-30d-250u.csv --quiet
+
+soak: ## The attacks of issue 14 on a release berth serve (handshake flood, idle floods, 3 MiB slow readers, SIGTERM under load): normal clients' success and p99, RSS (loopback, ~2 min).
+	$(SWIFT) build $(RELEASE_FLAGS) --product berth
+	python3 Tests/bench/soak.py .build/release/berth --seconds $${SOAK_SECONDS:-10}
 
 bench-webhook: ## wrk against berth serve and, alternating in the same run, nginx with a fixed answer: 3 rounds and their medians (needs wrk, nginx).
 	bash Tests/bench/webhook-bench.sh
