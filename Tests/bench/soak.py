@@ -4,6 +4,7 @@
 
 Attacks (each bounded in time and count, loopback only, stops by itself):
   handshake-flood  new TLS connections as fast as two processes can open them (X25519 handshakes)
+  ffdhe-flood      four loops of `openssl s_client -groups ffdhe8192` (the costliest key exchange)
   idle-flood       4,300 idle TLS connections to the webhook port and 4,300 to the metrics port,
                    from 127.0.0.2 (another client address than the normal client's 127.0.0.1)
   slow-readers     40 clients each sending a 3 MiB review and never reading the answer
@@ -127,6 +128,13 @@ def handshake_flood(port: int, seconds: float) -> None:
             pass
 
 
+def ffdhe_flood(port: int, seconds: float) -> None:
+    end = time.time() + seconds
+    while time.time() < end:
+        subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_3", "-groups", "ffdhe8192"],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+
+
 def idle_flood(port: int, count: int, seconds: float, use_tls: bool, ready) -> None:
     context = ssl.create_default_context()
     context.check_hostname = False
@@ -214,8 +222,8 @@ def measure(name: str, berth: Berth, work: str, seconds: float, attack) -> dict:
     return row
 
 
-def sigterm_under_load(binary: str, work: str) -> dict:
-    berth = Berth(binary, work, ["--shutdown-delay", "2"])
+def sigterm_under_load(binary: str, work: str, delay: bool = True) -> dict:
+    berth = Berth(binary, work, ["--shutdown-delay", "2"] if delay else [])
     body = open(REVIEW_PATH, "rb").read()
     context = tls_context(work)
     lock = threading.Lock()
@@ -286,6 +294,13 @@ def main() -> None:
             return processes
         rows.append(measure("handshake-flood", berth, work, args.seconds, flood))
 
+        def ffdhe():
+            processes = [multiprocessing.Process(target=ffdhe_flood, args=(berth.port, args.seconds)) for _ in range(4)]
+            for p in processes:
+                p.start()
+            return processes
+        rows.append(measure("ffdhe-flood", berth, work, args.seconds, ffdhe))
+
         def idle():
             ready = multiprocessing.Queue()
             processes = [multiprocessing.Process(target=idle_flood, args=(port, 4300, args.seconds + 5, tls, ready))
@@ -312,7 +327,11 @@ def main() -> None:
             return processes
         rows.append(measure("slow-readers-3MiB", berth, work, args.seconds, slow))
         berth.stop()
-        rows.append(sigterm_under_load(args.binary, work))
+        help_text = subprocess.run([args.binary, "serve", "--help"], capture_output=True, text=True).stdout
+        if "--shutdown-delay" in help_text:
+            rows.append(sigterm_under_load(args.binary, work))
+        else:  # an older berth (for a before/after comparison): SIGTERM without a delay
+            rows.append(sigterm_under_load(args.binary, work, delay=False))
     print("soak: done", flush=True)
 
 

@@ -32,8 +32,13 @@ cleanup() {
 trap cleanup EXIT
 
 export REVIEW="$PWD/Tests/Fixtures/admission/z2jh-gpu-notebook.review.json"
-swift build -c release --static-swift-stdlib --product berth >/dev/null
-BERTH=.build/release/berth
+# BERTH_BIN: another berth binary to measure (e.g. an older commit's, for a before/after).
+if [[ -n "${BERTH_BIN:-}" ]]; then
+  BERTH="$BERTH_BIN"
+else
+  swift build -c release --static-swift-stdlib --product berth >/dev/null
+  BERTH=.build/release/berth
+fi
 
 # One certificate for both servers (P-256, like the dev certificates).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
