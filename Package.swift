@@ -94,7 +94,10 @@ let package = Package(
         // watch, informer cache, leader election.
         .target(
             name: "BerthKube",
-            dependencies: ["BerthNet", "BerthModel", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "BerthNet", "BerthModel", .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
             swiftSettings: settings
         ),
         // The embedded simulated cluster: FakeKubeAPIServer (a faithful test double of kube-apiserver
@@ -107,7 +110,10 @@ let package = Package(
         ),
         .testTarget(
             name: "BerthKubeTests",
-            dependencies: ["BerthKube", "BerthKubeSim", "BerthNet", "BerthModel", "BerthTestSupport"],
+            dependencies: [
+                "BerthKube", "BerthKubeSim", "BerthNet", "BerthModel", "BerthTestSupport",
+                .product(name: "MetricsTestKit", package: "swift-metrics"), .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: settings
         ),
         // The provisioning loop's parts: the cloud port (CloudProvider), the simulated cloud, the

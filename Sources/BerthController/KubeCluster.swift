@@ -4,6 +4,7 @@ import BerthModel
 import BerthNet
 import BerthProvisioner
 import BerthScheduling
+import CoreMetrics
 import Foundation
 import Logging
 import Synchronization
@@ -33,14 +34,14 @@ public final class KubeCluster: ClusterPort {
 
     /// `identity`: this replica's name, the Events' reportingInstance.
     public init(client: KubeClient, webhook: WebhookConfig = WebhookConfig(), gpuResource: String = "nvidia.com/gpu", identity: String,
-                logger: Logger = Logger(label: "berth.kube.cluster")) {
+                metricsFactory: (any MetricsFactory)? = nil, logger: Logger = Logger(label: "berth.kube.cluster")) {
         self.client = client
         self.webhook = webhook
         self.gpuResource = gpuResource
         self.identity = identity
         self.logger = logger
-        pods = Informer(client: client, resource: .pods, logger: logger)
-        nodes = Informer(client: client, resource: .nodes, logger: logger)
+        pods = Informer(client: client, resource: .pods, metricsFactory: metricsFactory, logger: logger)
+        nodes = Informer(client: client, resource: .nodes, metricsFactory: metricsFactory, logger: logger)
     }
 
     public func start() {

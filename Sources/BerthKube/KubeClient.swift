@@ -11,14 +11,24 @@ public struct ListOptions: Sendable {
     public var limit: Int?
     public var continueToken: String?
     public var resourceVersion: String?
+    /// How `resourceVersion` is read (only with a resourceVersion, never with `continue`).
+    public var resourceVersionMatch: ResourceVersionMatch?
+
+    public enum ResourceVersionMatch: String, Sendable {
+        /// Any state at least as new as `resourceVersion` (the apiserver may answer from its watch cache).
+        case notOlderThan = "NotOlderThan"
+        /// Exactly the state at `resourceVersion`.
+        case exact = "Exact"
+    }
 
     public init(labelSelector: String? = nil, fieldSelector: String? = nil, limit: Int? = nil,
-                continueToken: String? = nil, resourceVersion: String? = nil) {
+                continueToken: String? = nil, resourceVersion: String? = nil, resourceVersionMatch: ResourceVersionMatch? = nil) {
         self.labelSelector = labelSelector
         self.fieldSelector = fieldSelector
         self.limit = limit
         self.continueToken = continueToken
         self.resourceVersion = resourceVersion
+        self.resourceVersionMatch = resourceVersionMatch
     }
 
     var queryItems: [(String, String)] {
@@ -28,6 +38,7 @@ public struct ListOptions: Sendable {
         if let limit { items.append(("limit", String(limit))) }
         if let continueToken, !continueToken.isEmpty { items.append(("continue", continueToken)) }
         if let resourceVersion { items.append(("resourceVersion", resourceVersion)) }
+        if let resourceVersionMatch, resourceVersion != nil { items.append(("resourceVersionMatch", resourceVersionMatch.rawValue)) }
         return items
     }
 }
@@ -118,7 +129,23 @@ public final class KubeClient: Sendable {
     }
 
     /// Every page, following `continue`; the resourceVersion is the first page's (the snapshot's).
+    /// Later pages carry only the token (the apiserver refuses a resourceVersion with it). When
+    /// the token expires mid-way (410), the list starts over once from the latest state, as
+    /// client-go's pager does.
     public func listAll(_ resource: KubeResource, namespace: String? = nil, options: ListOptions = .init(), pageSize: Int = 500) throws(KubeError) -> ObjectList {
+        do throws(KubeError) {
+            return try listPages(resource, namespace: namespace, options: options, pageSize: pageSize)
+        } catch {
+            guard error.isGone, error.reason == "Expired" else { throw error }
+            logger.info("continue token expired; listing again", metadata: ["resource": "\(resource)"])
+            var fresh = options
+            fresh.resourceVersion = nil
+            fresh.resourceVersionMatch = nil
+            return try listPages(resource, namespace: namespace, options: fresh, pageSize: pageSize)
+        }
+    }
+
+    private func listPages(_ resource: KubeResource, namespace: String?, options: ListOptions, pageSize: Int) throws(KubeError) -> ObjectList {
         var options = options
         options.limit = pageSize
         var first = try list(resource, namespace: namespace, options: options)
@@ -126,6 +153,7 @@ public final class KubeClient: Sendable {
         while !token.isEmpty {
             options.continueToken = token
             options.resourceVersion = nil
+            options.resourceVersionMatch = nil
             let page = try list(resource, namespace: namespace, options: options)
             first.items += page.items
             token = page.continueToken

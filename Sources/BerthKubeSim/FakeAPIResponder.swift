@@ -161,6 +161,25 @@ struct FakeAPIResponder: HTTPResponder {
         case let .success(parsed): (labels, fields) = parsed
         case let .failure(answer): return answer.response
         }
+        // k8s.io/apimachinery ValidateListOptions, answered as an Invalid ListOptions (422).
+        if let match = query["resourceVersionMatch"], !match.isEmpty {
+            var problem: String?
+            if !["Exact", "NotOlderThan"].contains(match) {
+                problem = "resourceVersionMatch: Unsupported value: \"\(match)\": supported values: \"Exact\", \"NotOlderThan\", \"\""
+            } else if (query["resourceVersion"] ?? "").isEmpty {
+                problem = "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+            } else if !(query["continue"] ?? "").isEmpty {
+                problem = "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden when continue is provided"
+            } else if match == "Exact" && query["resourceVersion"] == "0" {
+                problem = "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""
+            }
+            if let problem {
+                return Self.status(422, "ListOptions.meta.k8s.io \"\" is invalid: \(problem)", reason: "Invalid")
+            }
+        }
+        if let version = query["resourceVersion"], !version.isEmpty, version != "0", let token = query["continue"], !token.isEmpty {
+            return Self.status(400, "specifying resource version is not allowed when using continue", reason: "BadRequest")
+        }
         let limit = query["limit"].flatMap(Int.init) ?? 0
         var after = ""
         var listRevision: Int?
@@ -219,6 +238,11 @@ struct FakeAPIResponder: HTTPResponder {
         let watcher = FakeAPIState.Watcher(resource: route.resource.qualifiedName, namespace: route.namespace, labels: labels, fields: fields,
                                            bookmarks: query["allowWatchBookmarks"] == "true", kind: route.resource.kind,
                                            apiVersion: route.resource.apiVersion, stream: stream)
+        let closeAtOnce = state.withLock { $0.closeWatchesAtOnce }
+        if closeAtOnce {
+            stream.finish()
+            return .streaming(status: 200, headers: ["Content-Type": "application/json"], stream: stream)
+        }
         state.withLock { state in
             state.watchers.removeAll { $0.stream.isCancelled }
             if let from {

@@ -12,7 +12,8 @@ import Synchronization
 ///   bump it; `409 Conflict` for an update or precondition carrying a stale resourceVersion;
 /// - list with label and field selectors (unsupported fields are a 400 as upstream) and `limit` /
 ///   `continue` pagination with `remainingItemCount` (pages are served from current state, not from
-///   a snapshot: a test double simplification);
+///   a snapshot: a test double simplification); `resourceVersionMatch` validated as upstream
+///   (422 without a resourceVersion or with `continue`; both values are served the current state);
 /// - watch (chunked, one JSON event per line) from a resourceVersion, with `allowWatchBookmarks`;
 ///   with selectors, an object that starts or stops matching is ADDED or DELETED for that watch;
 ///   and an ERROR event with a 410 Status when the requested version is older than the retained
@@ -101,6 +102,10 @@ public final class FakeKubeAPIServer: Sendable {
     public func answerNextRaw(status: Int, body: String, pathContains: String = "") {
         state.withLock { $0.failures.append(.init(remaining: 1, status: status, retryAfter: nil, pathContains: pathContains, raw: Array(body.utf8))) }
     }
+
+    /// While on, every watch is answered 200 and ended at once without an event, as a proxy or
+    /// load balancer with a short idle timeout in front of the apiserver does.
+    public func closeWatchesAtOnce(_ on: Bool) { state.withLock { $0.closeWatchesAtOnce = on } }
 
     /// Drops every watch connection without ending the chunked body (a network failure).
     public func dropWatches() { state.withLock { $0.closeWatches(abort: true) } }
@@ -196,6 +201,7 @@ struct FakeAPIState: ~Copyable {
     var failures: [Failure] = []
     var requestLog: [String] = []
     var uidCounter = 0
+    var closeWatchesAtOnce = false
 
     init(historyLimit: Int) { self.historyLimit = historyLimit }
 
