@@ -210,25 +210,26 @@ public final class KubeCluster: ClusterPort {
 
     // MARK: Acting
 
+    /// Labels and taints on a Node the kubelet, the node lifecycle controller, the CNI and the GPU
+    /// operator write at the same time: never a read-modify-write of the whole object. Labels go in
+    /// a strategic merge patch naming only Berth's keys; taints (a list the apiserver replaces
+    /// whole) in a JSON patch that tests the list read is still there (`KubeClient.patchList`).
     public func updateNode(name: String, labels: [String: String], addTaints: [Taint], removeTaints: [Taint]) async throws {
         try await Offload.run { [client] () throws(KubeError) -> Void in
-            try client.modify(.nodes, name: name) { (node: inout JSON) throws(KubeError) -> Void in
-                guard case .object(var top) = node else { throw KubeError.decoding(what: "Node \(name)", detail: "not an object") }
-                var metadata = top["metadata"]?.objectValue ?? JSONObject()
-                var nodeLabels = metadata["labels"]?.objectValue ?? JSONObject()
+            if !labels.isEmpty {
+                var nodeLabels = JSONObject()
                 for (key, value) in labels.sorted(by: { $0.key < $1.key }) { nodeLabels[key] = .string(value) }
-                metadata["labels"] = .object(nodeLabels)
-                top["metadata"] = .object(metadata)
-                var spec = top["spec"]?.objectValue ?? JSONObject()
-                var taints = (spec["taints"]?.arrayValue ?? []).filter { taint in
+                _ = try client.patch(.nodes, name: name, ["metadata": ["labels": .object(nodeLabels)]], type: .strategicMerge)
+            }
+            guard !addTaints.isEmpty || !removeTaints.isEmpty else { return }
+            try client.patchList(.nodes, name: name, at: ["spec", "taints"]) { current in
+                var taints = current.filter { taint in
                     !removeTaints.contains { $0.key == taint["key"]?.stringValue && $0.effect == taint["effect"]?.stringValue }
                 }
                 for taint in addTaints where !taints.contains(where: { $0["key"]?.stringValue == taint.key && $0["effect"]?.stringValue == taint.effect }) {
                     taints.append(taint.json)
                 }
-                spec["taints"] = .array(taints)
-                top["spec"] = .object(spec)
-                node = .object(top)
+                return taints
             }
         }
     }

@@ -236,6 +236,43 @@ public final class KubeClient: Sendable {
         }
     }
 
+    /// Changes the list at `path` (say `spec.taints`) of an object Berth does not own, without a
+    /// read-modify-write race: reads the object, computes the new list, and sends a JSON patch that
+    /// first `test`s the list is still what was read (null when absent) and then replaces it.
+    /// Anything else other writers change meanwhile is untouched; a change to that list makes the
+    /// test fail (422) and the step is done again on a fresh read, up to `attempts` times. Returns
+    /// the object as written, or as read when the list needs no change.
+    @discardableResult
+    public func patchList(_ resource: KubeResource, namespace: String? = nil, name: String, at path: [String], attempts: Int = 5,
+                          _ change: ([JSON]) -> [JSON]) throws(KubeError) -> JSON {
+        let pointer = JSONPointer(path)
+        var attempt = 0
+        while true {
+            attempt += 1
+            let object = try get(resource, namespace: namespace, name: name)
+            var current: JSON? = object
+            for key in path { current = current?[key] }
+            if let current, !current.isNull, current.arrayValue == nil {
+                throw .decoding(what: "\(resource.kind) \(name)", detail: "\(pointer): expected a list, found \(current.typeName)")
+            }
+            let list = current?.arrayValue ?? []
+            let updated = change(list)
+            if updated == list { return object }
+            let present = current.map { !$0.isNull } ?? false
+            let patch: JSON = [
+                ["op": "test", "path": .string(pointer.description), "value": present ? .array(list) : .null],
+                ["op": present ? "replace" : "add", "path": .string(pointer.description), "value": .array(updated)],
+            ]
+            do throws(KubeError) {
+                return try self.patch(resource, namespace: namespace, name: name, patch, type: .json)
+            } catch {
+                guard error.statusCode == 422, attempt < attempts else { throw error }
+                logger.debug("list changed by another writer; patching again from a fresh read",
+                             metadata: ["object": "\(resource)/\(name)", "path": "\(pointer)", "attempt": "\(attempt)"])
+            }
+        }
+    }
+
     /// Records an events.k8s.io/v1 Event about `regarding` (an object's JSON).
     @discardableResult
     public func recordEvent(regarding object: JSON, type: String = "Normal", reason: String, action: String, note: String,

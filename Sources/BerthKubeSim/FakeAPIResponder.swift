@@ -26,6 +26,16 @@ struct FakeAPIResponder: HTTPResponder {
     }
 
     func respond(to request: HTTPRequest) -> HTTPResponse {
+        let actions = state.withLock { state -> [@Sendable () -> Void] in
+            var actions: [@Sendable () -> Void] = []
+            for index in state.hooks.indices where state.hooks[index].remaining > 0
+                && state.hooks[index].method == request.method && request.path.contains(state.hooks[index].pathContains) {
+                state.hooks[index].remaining -= 1
+                actions.append(state.hooks[index].action)
+            }
+            return actions
+        }
+        for action in actions { action() }
         let failure = state.withLock { state -> FakeAPIState.Failure? in
             state.requestLog.append("\(request.method) \(request.target)")
             guard let index = state.failures.firstIndex(where: { $0.pathContains.isEmpty || request.path.contains($0.pathContains) }) else { return nil }
@@ -311,7 +321,8 @@ struct FakeAPIResponder: HTTPResponder {
             return state.record(route.resource, object, type: "ADDED")
         }
         guard let stored else {
-            return Self.status(409, "\(route.resource.qualifiedName) \"\(name)\" already exists", reason: "AlreadyExists")
+            return Self.status(409, "\(route.resource.qualifiedName) \"\(name)\" already exists", reason: "AlreadyExists",
+                               details: Self.details(route.resource, name: name))
         }
         return Self.json(201, stored)
     }
@@ -334,7 +345,7 @@ struct FakeAPIResponder: HTTPResponder {
         case PatchType.strategicMerge.rawValue:
             apply = { current in try FakePatch.strategic(current, patch) }
         case PatchType.json.rawValue:
-            apply = { current in try JSONPatch(json: patch).apply(to: current) }
+            apply = { current in try FakePatch.json(current, patch) }
         default:
             return Self.status(415, "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json", reason: "UnsupportedMediaType")
         }
@@ -352,13 +363,19 @@ struct FakeAPIResponder: HTTPResponder {
             let currentVersion = current["metadata"]?["resourceVersion"]?.stringValue ?? ""
             if let expectedVersion, !expectedVersion.isEmpty, expectedVersion != currentVersion {
                 // k8s.io/apiserver registry/generic/registry: errors.NewConflict(..., OptimisticLockErrorMsg)
-                return Self.status(409, "Operation cannot be fulfilled on \(resource.qualifiedName) \"\(route.name!)\": the object has been modified; please apply your changes to the latest version and try again", reason: "Conflict")
+                return Self.status(409, "Operation cannot be fulfilled on \(resource.qualifiedName) \"\(route.name!)\": the object has been modified; please apply your changes to the latest version and try again",
+                                   reason: "Conflict", details: Self.details(resource, name: route.name!))
             }
             var updated: JSON
             do {
                 updated = try change(current)
             } catch let error as FakePatchError {
                 return Self.status(400, error.message, reason: "BadRequest")
+            } catch let error as FakePatchApplyError {
+                // A JSON patch that does not apply (a failed `test`, a missing path): upstream's
+                // errors.NewGenericServerResponse(422, ...) with the patch library's message as the cause.
+                return Self.status(422, "the server rejected our request due to an error in our request", reason: "Invalid",
+                                   details: ["causes": [["reason": "UnexpectedServerResponse", "message": .string(error.message)]]])
             } catch {
                 return Self.status(422, "patch could not be applied: \(error)", reason: "Invalid")
             }
@@ -518,11 +535,28 @@ struct FakeAPIResponder: HTTPResponder {
     }
 
     static func notFound(_ route: Route) -> HTTPResponse {
-        status(404, "\(route.resource.qualifiedName) \"\(route.name ?? "")\" not found", reason: "NotFound")
+        status(404, "\(route.resource.qualifiedName) \"\(route.name ?? "")\" not found", reason: "NotFound",
+               details: details(route.resource, name: route.name ?? ""))
     }
 
-    static func status(_ code: Int, _ message: String, reason: String? = nil) -> HTTPResponse {
-        json(code, APIStatus(code: code, reason: reason ?? APIStatus.reason(for: code), message: message).json)
+    /// `details` of a Status about one object, as k8s.io/apimachinery's NewNotFound, NewConflict and
+    /// NewAlreadyExists fill them: the name, the group when not core, and the resource as "kind".
+    static func details(_ resource: KubeResource, name: String) -> JSONObject {
+        var details: JSONObject = ["name": .string(name)]
+        if !resource.group.isEmpty { details["group"] = .string(resource.group) }
+        details["kind"] = .string(resource.plural)
+        return details
+    }
+
+    static func status(_ code: Int, _ message: String, reason: String? = nil, details: JSONObject? = nil) -> HTTPResponse {
+        var status = APIStatus(code: code, reason: reason ?? APIStatus.reason(for: code), message: message).json
+        if let details, case .object(var object) = status {
+            object["details"] = .object(details)
+            object["code"] = nil
+            object["code"] = .number(code)  // last, where the apiserver writes it
+            status = .object(object)
+        }
+        return json(code, status)
     }
 
     static func json(_ code: Int, _ value: JSON) -> HTTPResponse {

@@ -9,7 +9,12 @@ import Synchronization
 /// objects in memory with the semantics Berth's client and controllers depend on, each modelled on
 /// upstream behaviour (cited where it is implemented):
 /// - one global resourceVersion, bumped by every write (etcd's revision); a no-op update does not
-///   bump it; `409 Conflict` for an update or precondition carrying a stale resourceVersion;
+///   bump it; `409 Conflict` for an update or precondition carrying a stale resourceVersion, with
+///   the Status upstream's NewConflict builds (details name, group, kind = the resource);
+/// - merge, strategic merge (the list keys Berth meets) and JSON patches; a JSON patch applied as
+///   the apiserver's library does (a null `test` passes on an absent member) and, when it does not
+///   apply, upstream's 422 `Invalid` with the library's message as the cause; pods and nodes
+///   always carry `spec` and `status`, as the apiserver serialises them;
 /// - list with label and field selectors (unsupported fields are a 400 as upstream) and `limit` /
 ///   `continue` pagination with `remainingItemCount` (pages are served from current state, not from
 ///   a snapshot: a test double simplification); `resourceVersionMatch` validated as upstream
@@ -28,7 +33,7 @@ import Synchronization
 /// - bearer-token authentication (401) and per-token denial (403).
 /// Not modelled: admission, validation beyond what is listed, defaults, graceful pod deletion
 /// (pods without finalizers go at once), server-side apply, field managers, protobuf, h2.
-/// Test hooks: `failNext`, `answerNextRaw`, `dropWatches`, `sendWatchLine`, `sendBookmarks`,
+/// Test hooks: `failNext`, `answerNextRaw`, `beforeRequest`, `closeWatchesAtOnce`, `dropWatches`, `sendWatchLine`, `sendBookmarks`,
 /// direct reads/writes (`object`, `write`, `remove`) that behave like another API client.
 public final class FakeKubeAPIServer: Sendable {
     public enum TokenAccess: Sendable { case allowed, forbidden }
@@ -75,7 +80,10 @@ public final class FakeKubeAPIServer: Sendable {
     }
 
     public func stop() {
-        state.withLock { $0.closeWatches(abort: true) }
+        state.withLock { state in
+            state.closeWatches(abort: true)
+            state.hooks.removeAll()
+        }
         _ = server.shutdown(timeout: .seconds(2))
     }
 
@@ -101,6 +109,13 @@ public final class FakeKubeAPIServer: Sendable {
     /// (malformed answers: truncated JSON, wrong types).
     public func answerNextRaw(status: Int, body: String, pathContains: String = "") {
         state.withLock { $0.failures.append(.init(remaining: 1, status: status, retryAfter: nil, pathContains: pathContains, raw: Array(body.utf8))) }
+    }
+
+    /// Runs `action` each time (at most `times`) a request with this method whose path contains
+    /// `pathContains` arrives, before the request is served: another client's write landing just
+    /// ahead of it (a race made deterministic). The action may use the other hooks (`modify`, ...).
+    public func beforeRequest(method: String, pathContains: String, times: Int = .max, _ action: @escaping @Sendable () -> Void) {
+        state.withLock { $0.hooks.append(.init(method: method, pathContains: pathContains, remaining: times, action: action)) }
     }
 
     /// While on, every watch is answered 200 and ended at once without an event, as a proxy or
@@ -202,6 +217,13 @@ struct FakeAPIState: ~Copyable {
     var requestLog: [String] = []
     var uidCounter = 0
     var closeWatchesAtOnce = false
+    struct Hook {
+        var method: String
+        var pathContains: String
+        var remaining: Int
+        var action: @Sendable () -> Void
+    }
+    var hooks: [Hook] = []
 
     init(historyLimit: Int) { self.historyLimit = historyLimit }
 
@@ -230,6 +252,10 @@ struct FakeAPIState: ~Copyable {
         let revision = bump()
         var stored = object
         setMeta(&stored, "resourceVersion", .string(String(revision)))
+        // Pods and nodes always carry spec and status (Go structs, never omitted when empty).
+        if resource == .pods || resource == .nodes {
+            for field in ["spec", "status"] where stored[field] == nil { setTop(&stored, field, .object([:])) }
+        }
         let key = Self.key(of: stored)
         let previous = objects[resource.qualifiedName]?[key]
         if type == "DELETED" {
