@@ -92,6 +92,7 @@ public final class KubeClient: Sendable {
         }
         var http = HTTPClientConfiguration(host: configuration.host, port: configuration.port, tls: tls)
         http.readTimeout = configuration.timeout
+        http.proxy = configuration.proxy
         do throws(NetError) {
             return try HTTPClient(http)
         } catch {
@@ -369,7 +370,8 @@ public final class KubeClient: Sendable {
         var headers: HTTPHeaders = ["Accept": "application/json", "User-Agent": configuration.userAgent]
         if !body.isEmpty { headers.add(name: "Content-Type", value: contentType) }
         if let authorization { headers.add(name: "Authorization", value: authorization) }
-        return (HTTPClientRequest(method: method, target: target, headers: headers, body: body), try http(certificate: certificate))
+        return (HTTPClientRequest(method: method, target: configuration.pathPrefix + target, headers: headers, body: body),
+                try http(certificate: certificate))
     }
 
     /// Exponential backoff with jitter: 0.1 s, 0.2 s, 0.4 s ... capped at 5 s.

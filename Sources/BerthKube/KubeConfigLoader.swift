@@ -76,7 +76,14 @@ public enum KubeConfigLoader {
         guard let server = cluster["server"]?.stringValue else {
             throw .configuration(source: clusterSource, message: "no server")
         }
-        let (host, port, useTLS) = try KubeClientConfiguration.server(server, source: clusterSource)
+        let (host, port, useTLS, pathPrefix) = try KubeClientConfiguration.server(server, source: clusterSource)
+        var proxy: HTTPProxy?
+        if let proxyURL = cluster["proxy-url"]?.stringValue, !proxyURL.isEmpty {
+            proxy = try KubeClientConfiguration.proxy(proxyURL, source: clusterSource)
+            guard useTLS else {
+                throw .configuration(source: clusterSource, message: "proxy-url needs an https server (the tunnel is CONNECT)")
+            }
+        }
         var tls = TLSClientConfiguration()
         tls.insecureSkipVerify = cluster["insecure-skip-tls-verify"]?.boolValue ?? false
         tls.serverName = cluster["tls-server-name"]?.stringValue
@@ -99,17 +106,39 @@ public enum KubeConfigLoader {
             } else if let tokenFile = user["tokenFile"]?.stringValue, !tokenFile.isEmpty {
                 credentials = .tokenFile(absolute(tokenFile, relativeTo: userFile))
             } else if let exec = user["exec"] {
-                credentials = .exec(try execPlugin(exec, kubeconfig: userFile, source: userSource))
+                var plugin = try execPlugin(exec, kubeconfig: userFile, source: userSource)
+                if exec["provideClusterInfo"]?.boolValue == true {
+                    plugin.clusterInfo = clusterInfo(cluster, server: server, caPEM: tls.trustedCAPEM)
+                }
+                credentials = .exec(plugin)
             } else if user["auth-provider"] != nil {
                 throw .configuration(source: userSource, message: "auth-provider is not supported; use an exec credential plugin")
             }
         }
         var configuration = KubeClientConfiguration(host: host, port: port, tls: useTLS ? tls : nil, credentials: credentials)
+        configuration.pathPrefix = pathPrefix
+        configuration.proxy = proxy
         if useTLS == false && tls.clientCertificatePEM != nil {
             throw .configuration(source: clusterSource, message: "client certificates need an https server")
         }
         configuration.timeout = .seconds(30)
         return configuration
+    }
+
+    /// `spec.cluster` of the ExecCredential (client.authentication.k8s.io Cluster): the kubeconfig
+    /// cluster's fields, the CA always as data, and the `client.authentication.k8s.io/exec`
+    /// extension as `config`.
+    static func clusterInfo(_ cluster: JSON, server: String, caPEM: [UInt8]?) -> JSON {
+        var info: JSONObject = ["server": .string(server)]
+        if let name = cluster["tls-server-name"]?.stringValue, !name.isEmpty { info["tls-server-name"] = .string(name) }
+        if cluster["insecure-skip-tls-verify"]?.boolValue == true { info["insecure-skip-tls-verify"] = true }
+        if let caPEM, !caPEM.isEmpty { info["certificate-authority-data"] = .string(Data(caPEM).base64EncodedString()) }
+        if let proxy = cluster["proxy-url"]?.stringValue, !proxy.isEmpty { info["proxy-url"] = .string(proxy) }
+        if cluster["disable-compression"]?.boolValue == true { info["disable-compression"] = true }
+        for extensionEntry in cluster["extensions"]?.arrayValue ?? [] where extensionEntry["name"]?.stringValue == "client.authentication.k8s.io/exec" {
+            if let config = extensionEntry["extension"] { info["config"] = config }
+        }
+        return .object(info)
     }
 
     private static func execPlugin(_ exec: JSON, kubeconfig: String, source: String) throws(KubeError) -> ExecCredentialPlugin {

@@ -26,6 +26,18 @@ struct FakeAPIResponder: HTTPResponder {
     }
 
     func respond(to request: HTTPRequest) -> HTTPResponse {
+        let sent = request.target
+        var request = request
+        // Served under a path prefix (a gateway in front of the apiserver): anything else is not found.
+        if !options.pathPrefix.isEmpty {
+            let prefix = options.pathPrefix
+            guard request.path.hasPrefix(prefix + "/") else {
+                state.withLock { $0.requestLog.append("\(request.method) \(sent)") }
+                return HTTPResponse(status: 404, headers: ["Content-Type": "text/plain"], body: Array("404 page not found\n".utf8))
+            }
+            request.target = String(request.target.dropFirst(prefix.count))
+            request.path = String(request.path.dropFirst(prefix.count))
+        }
         let actions = state.withLock { state -> [@Sendable () -> Void] in
             var actions: [@Sendable () -> Void] = []
             for index in state.hooks.indices where state.hooks[index].remaining > 0
@@ -37,7 +49,7 @@ struct FakeAPIResponder: HTTPResponder {
         }
         for action in actions { action() }
         let failure = state.withLock { state -> FakeAPIState.Failure? in
-            state.requestLog.append("\(request.method) \(request.target)")
+            state.requestLog.append("\(request.method) \(sent)")
             guard let index = state.failures.firstIndex(where: { $0.pathContains.isEmpty || request.path.contains($0.pathContains) }) else { return nil }
             let failure = state.failures[index]
             state.failures[index].remaining -= 1

@@ -52,6 +52,8 @@ public final class FakeKubeAPIServer: Sendable {
         /// A mutating admission step on create (as the apiserver calls webhooks): returns the object
         /// to store, or throws to deny with the error's description (400 Forbidden-style Status).
         public var admission: (@Sendable (KubeResource, JSON) throws -> JSON)?
+        /// Serve the API under this path (e.g. "/k8s/clusters/c-1", as a gateway does); "" at the root.
+        public var pathPrefix = ""
         public init() {}
     }
 
