@@ -31,8 +31,13 @@ import Synchronization
 ///   the last finalizer deletes it;
 /// - `pods/eviction` honouring PodDisruptionBudgets (429 with a DisruptionBudget cause), `pods/binding`;
 /// - bearer-token authentication (401) and per-token denial (403).
-/// Not modelled: admission, validation beyond what is listed, defaults, graceful pod deletion
-/// (pods without finalizers go at once), server-side apply, field managers, protobuf, h2.
+/// - what kubectl and client-go tools need of a cluster (README, "berth serve --simulated"):
+///   discovery and an OpenAPI v3 index (`FakeDiscovery`), Tables (`FakeTables`), core/v1 and
+///   events.k8s.io/v1 Events from one store (`FakeEvents`), the protobuf bodies kubectl sends
+///   (`FakeProtobuf`), `dryRun=All`, `fieldValidation=Strict` and Pod defaults (`FakeDefaults`);
+///   only the resources discovery lists are served (404 otherwise).
+/// Not modelled: admission beyond the hook, validation beyond what is listed, graceful pod deletion
+/// (pods without finalizers go at once), server-side apply, field managers, protobuf answers, h2.
 /// Test hooks: `failNext`, `answerNextRaw`, `beforeRequest`, `closeWatchesAtOnce`, `dropWatches`, `sendWatchLine`, `sendBookmarks`,
 /// direct reads/writes (`object`, `write`, `remove`) that behave like another API client.
 public final class FakeKubeAPIServer: Sendable {
@@ -206,6 +211,8 @@ struct FakeAPIState: ~Copyable {
         var kind: String
         var apiVersion: String
         var stream: HTTPBodyStream
+        /// Events watched through core/v1: shown (and selected) in the core shape.
+        var coreEvents = false
     }
 
     var revision = 1
@@ -306,7 +313,7 @@ struct FakeAPIState: ~Copyable {
     func notify(_ resource: String, type: String, object: JSON, previous: JSON?) {
         for watcher in watchers where watcher.resource == resource {
             if let (eventType, eventObject) = watcher.translate(type: type, object: object, previous: previous) {
-                watcher.stream.push(Self.eventLine(type: eventType, object: eventObject))
+                watcher.stream.push(Self.eventLine(type: eventType, object: watcher.view(eventObject)))
             }
         }
     }
@@ -361,9 +368,12 @@ extension FakeAPIState.Watcher {
     func matches(_ object: JSON) -> Bool {
         if let namespace, object["metadata"]?["namespace"]?.stringValue != namespace { return false }
         if let labels, !labels.matches(object.labels) { return false }
-        if let fields, !fields.matches(object) { return false }
+        if let fields, !fields.matches(view(object)) { return false }
         return true
     }
+
+    /// The object as this watch's client sees it.
+    func view(_ object: JSON) -> JSON { coreEvents ? FakeEvents.toCore(object) : object }
 }
 
 func setMeta(_ object: inout JSON, _ key: String, _ value: JSON?) {
