@@ -89,6 +89,8 @@ final class EventLog: Sendable {
             cluster.server.compactHistory()
             #expect(waitUntil { informer.listCount == 2 && informer.count == 2 })
             #expect(informer.get("new") != nil && informer.get("goes") == nil)
+            // The cache is swapped before the handlers hear of it: wait for them, then count.
+            #expect(waitUntil { log.count("delete goes") >= 1 && log.count("add new") >= 1 })
             #expect(log.count("delete goes") == 1 && log.count("add new") == 1)
             // And keeps watching after the relist.
             #expect(waitUntil { cluster.server.openWatchCount == 1 })
