@@ -87,7 +87,11 @@ let package = Package(
         // Helpers shared by the test targets (processes, certificates, fixtures); not shipped.
         .target(name: "BerthTestSupport", path: "Tests/BerthTestSupport", swiftSettings: settings),
         // `make bench-*`: micro-benchmarks, built in release mode.
-        .executableTarget(name: "berth-bench", dependencies: ["BerthModel", "BerthAdmission", "BerthScheduling", "BerthKube"], swiftSettings: settings),
+        .executableTarget(
+            name: "berth-bench",
+            dependencies: ["BerthModel", "BerthAdmission", "BerthScheduling", "BerthKube", "BerthKubeSim", "BerthController", "CBerthLinux"],
+            swiftSettings: settings
+        ),
         .testTarget(name: "BerthModelTests", dependencies: ["BerthModel", "BerthTestSupport"], swiftSettings: settings),
         .testTarget(name: "BerthAdmissionTests", dependencies: ["BerthAdmission", "BerthTestSupport"], swiftSettings: settings),
         // Kubernetes API client over BerthNet: config (kubeconfig, in-cluster, exec plugins), REST,

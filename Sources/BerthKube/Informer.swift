@@ -29,6 +29,10 @@ public struct InformerHandlers: Sendable {
 /// retried after an exponential backoff with jitter (``WatchBackoff``), logged at most once per
 /// `logInterval`, and counted (`berth_kube_informer_lists_total`,
 /// `berth_kube_informer_watch_restarts_total{reason}`).
+/// With a `selection`, the cache holds only the parts of each object it names — decoded from the
+/// list pages and the watch stream without building the rest (`JSONTape`) — so a cluster's
+/// managedFields, env and container statuses cost nothing resident. The selection must keep
+/// `metadata.name`, `namespace` and `resourceVersion`; handlers see the projections.
 /// Runs on its own thread; reads (`get`, `list`) never touch the network.
 public final class Informer: Sendable {
     public let resource: KubeResource
@@ -43,9 +47,10 @@ public final class Informer: Sendable {
     private let metrics: InformerMetrics
     private let watchTimeoutSeconds: Int
     private let pageSize: Int
+    private let selection: JSONSelection?
 
     private struct State {
-        var store: [String: JSON] = [:]
+        var store: [String: Stored] = [:]
         var resourceVersion = ""
         var synced = false
         var stopped = false
@@ -68,6 +73,7 @@ public final class Informer: Sendable {
                 backoff: WatchBackoff = WatchBackoff(), clock: any InformerClock = SystemInformerClock(),
                 random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
                 watchTimeoutSeconds: Int = 300, pageSize: Int = 500, logInterval: Duration = .seconds(30),
+                selecting selection: JSONSelection? = nil,
                 metricsFactory: (any MetricsFactory)? = nil, logger: Logger = Logger(label: "berth.kube.informer")) {
         self.client = client
         self.resource = resource
@@ -80,6 +86,7 @@ public final class Informer: Sendable {
         self.metrics = InformerMetrics(resource: resource, factory: metricsFactory)
         self.watchTimeoutSeconds = watchTimeoutSeconds
         self.pageSize = pageSize
+        self.selection = selection
         state = Mutex(State(throttle: LogThrottle(interval: logInterval)))
         var logger = logger
         logger[metadataKey: "resource"] = "\(resource)"
@@ -101,9 +108,35 @@ public final class Informer: Sendable {
     public var waits: [Duration] { state.withLock { $0.waits } }
 
     /// The cached object at `namespace/name` (or `name` when cluster-scoped).
-    public func get(_ key: String) -> JSON? { state.withLock { $0.store[key] } }
-    public func list() -> [JSON] { state.withLock { Array($0.store.values) } }
+    public func get(_ key: String) -> JSON? { state.withLock { $0.store[key] }?.json }
+    public func list() -> [JSON] { state.withLock { Array($0.store.values) }.map(\.json) }
     public var count: Int { state.withLock { $0.store.count } }
+    /// Every cached object's key and resourceVersion, without decoding any: a reader that keeps
+    /// its own derived cache asks `get` only for what changed.
+    public func resourceVersions() -> [(key: String, resourceVersion: String)] {
+        state.withLock { state in state.store.map { ($0.key, $0.value.resourceVersion) } }
+    }
+
+    /// One cached object: the whole tree, or with a selection its projection as compact JSON
+    /// bytes (one allocation, about a tenth of the tree's size), decoded when read.
+    struct Stored: Sendable {
+        var resourceVersion: String
+        private var whole: JSON?
+        private var bytes: [UInt8]
+
+        init(_ object: JSON, resourceVersion: String, compact: Bool) {
+            self.resourceVersion = resourceVersion
+            if compact {
+                whole = nil
+                bytes = JSONWriter.bytes(object)
+            } else {
+                whole = object
+                bytes = []
+            }
+        }
+
+        var json: JSON { whole ?? (try? JSONParser.parse(bytes)) ?? .null }
+    }
 
     public func start() {
         let first = state.withLock { state -> Bool in
@@ -204,7 +237,7 @@ public final class Informer: Sendable {
         while true {
             let event: WatchEvent?
             do throws(KubeError) {
-                event = try stream.next()
+                event = try stream.next(selecting: selection)
             } catch {
                 stream.cancel()
                 return stopped ? .stopped : .failed("watch interrupted", error)
@@ -238,12 +271,14 @@ public final class Informer: Sendable {
             return
         }
         let key = meta.key
-        let (handlers, old) = state.withLock { state -> ([InformerHandlers], JSON?) in
+        let stored = Stored(event.object, resourceVersion: meta.resourceVersion, compact: selection != nil)
+        let (handlers, previous) = state.withLock { state -> ([InformerHandlers], Stored?) in
             let old = state.store[key]
-            if event.kind == .deleted { state.store[key] = nil } else { state.store[key] = event.object }
+            if event.kind == .deleted { state.store[key] = nil } else { state.store[key] = stored }
             if !meta.resourceVersion.isEmpty { state.resourceVersion = meta.resourceVersion }
             return (state.handlers, old)
         }
+        let old = handlers.isEmpty ? nil : previous?.json
         for handler in handlers {
             switch (event.kind, old) {
             case (.deleted, _): handler.onDelete(event.object)
@@ -264,32 +299,38 @@ public final class Informer: Sendable {
             options.resourceVersion = known
             options.resourceVersionMatch = .notOlderThan
         }
-        let list = try client.listAll(resource, namespace: namespace, options: options, pageSize: pageSize)
-        var fresh: [String: JSON] = [:]
-        for item in list.items {
-            fresh[try ObjectMeta(json: item["metadata"]).key] = item
+        // Built page by page: the whole list is never held as trees.
+        var fresh: [String: Stored] = [:]
+        let compact = selection != nil
+        let listVersion = try client.listEachPage(resource, namespace: namespace, options: options, pageSize: pageSize, selecting: selection,
+                                                  restart: { fresh.removeAll() }) { (page: ObjectList) throws(KubeError) -> Void in
+            if fresh.isEmpty { fresh.reserveCapacity(page.items.count + (page.remainingItemCount ?? 0)) }
+            for item in page.items {
+                let meta = try ObjectMeta(json: item["metadata"])
+                fresh[meta.key] = Stored(item, resourceVersion: meta.resourceVersion, compact: compact)
+            }
         }
-        let (handlers, old) = state.withLock { state -> ([InformerHandlers], [String: JSON]) in
+        let (handlers, old) = state.withLock { state -> ([InformerHandlers], [String: Stored]) in
             let old = state.store
             state.store = fresh
-            state.resourceVersion = list.resourceVersion
+            state.resourceVersion = listVersion
             state.synced = true
             state.lists += 1
             return (state.handlers, old)
         }
         metrics.listed()
         if !known.isEmpty {
-            logger.info("relisted", metadata: ["objects": "\(fresh.count)", "resourceVersion": "\(list.resourceVersion)"])
+            logger.info("relisted", metadata: ["objects": "\(fresh.count)", "resourceVersion": "\(listVersion)"])
         }
         for handler in handlers {
             for (key, object) in fresh {
                 if let previous = old[key] {
-                    if previous["metadata"]?["resourceVersion"] != object["metadata"]?["resourceVersion"] { handler.onUpdate(previous, object) }
+                    if previous.resourceVersion != object.resourceVersion { handler.onUpdate(previous.json, object.json) }
                 } else {
-                    handler.onAdd(object)
+                    handler.onAdd(object.json)
                 }
             }
-            for (key, object) in old where fresh[key] == nil { handler.onDelete(object) }
+            for (key, object) in old where fresh[key] == nil { handler.onDelete(object.json) }
         }
     }
 

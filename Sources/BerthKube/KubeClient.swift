@@ -119,8 +119,27 @@ public final class KubeClient: Sendable {
         try request("GET", resource.path(namespace: namespace, name: name))
     }
 
-    public func list(_ resource: KubeResource, namespace: String? = nil, options: ListOptions = .init()) throws(KubeError) -> ObjectList {
-        let json = try request("GET", resource.path(namespace: namespace) + PathEncoding.query(options.queryItems))
+    /// One page. With `selection`, each item keeps only what it names (the page is read as a
+    /// tape and the rest skipped, never built).
+    public func list(_ resource: KubeResource, namespace: String? = nil, options: ListOptions = .init(),
+                     selecting selection: JSONSelection? = nil) throws(KubeError) -> ObjectList {
+        let target = resource.path(namespace: namespace) + PathEncoding.query(options.queryItems)
+        let json: JSON
+        if let selection {
+            let response = try perform("GET", target, body: [], contentType: "application/json")
+            let path = resource.path(namespace: namespace)
+            guard (200..<300).contains(response.status) else {
+                throw .status(APIStatus.from(httpStatus: response.status, body: response.body), method: "GET", path: path)
+            }
+            do throws(JSONError) {
+                let tape = try JSONTape(parsing: response.body, selecting: .members(["metadata": .all, "items": .elements(selection)]))
+                json = tape.root.json
+            } catch {
+                throw .decoding(what: "the answer to GET \(path)", detail: "\(error)")
+            }
+        } else {
+            json = try request("GET", target)
+        }
         guard case .object = json, let items = json["items"]?.arrayValue ?? (json["items"]?.isNull == true ? [] : nil) else {
             throw .decoding(what: "\(resource.kind)List", detail: "items: expected a list, found \(json["items"]?.typeName ?? "nothing")")
         }
@@ -133,35 +152,51 @@ public final class KubeClient: Sendable {
     /// Later pages carry only the token (the apiserver refuses a resourceVersion with it). When
     /// the token expires mid-way (410), the list starts over once from the latest state, as
     /// client-go's pager does.
-    public func listAll(_ resource: KubeResource, namespace: String? = nil, options: ListOptions = .init(), pageSize: Int = 500) throws(KubeError) -> ObjectList {
+    public func listAll(_ resource: KubeResource, namespace: String? = nil, options: ListOptions = .init(), pageSize: Int = 500,
+                        selecting selection: JSONSelection? = nil) throws(KubeError) -> ObjectList {
+        var items: [JSON] = []
+        let resourceVersion = try listEachPage(resource, namespace: namespace, options: options, pageSize: pageSize, selecting: selection) {
+            (page: ObjectList) throws(KubeError) -> Void in items += page.items
+        }
+        return ObjectList(items: items, resourceVersion: resourceVersion, continueToken: "", remainingItemCount: nil)
+    }
+
+    /// Every page in turn, handed to `body` as it arrives (a cache built page by page never holds
+    /// the whole list twice; the first page's `remainingItemCount` says how many follow); returns
+    /// the list's resourceVersion. `restart` is called before the
+    /// pages of a list started over after an expired continue token (the earlier pages are void).
+    public func listEachPage(_ resource: KubeResource, namespace: String? = nil, options: ListOptions = .init(), pageSize: Int = 500,
+                             selecting selection: JSONSelection? = nil, restart: () -> Void = {},
+                             _ body: (ObjectList) throws(KubeError) -> Void) throws(KubeError) -> String {
         do throws(KubeError) {
-            return try listPages(resource, namespace: namespace, options: options, pageSize: pageSize)
+            return try listPages(resource, namespace: namespace, options: options, pageSize: pageSize, selection: selection, body)
         } catch {
             guard error.isGone, error.reason == "Expired" else { throw error }
             logger.info("continue token expired; listing again", metadata: ["resource": "\(resource)"])
+            restart()
             var fresh = options
             fresh.resourceVersion = nil
             fresh.resourceVersionMatch = nil
-            return try listPages(resource, namespace: namespace, options: fresh, pageSize: pageSize)
+            return try listPages(resource, namespace: namespace, options: fresh, pageSize: pageSize, selection: selection, body)
         }
     }
 
-    private func listPages(_ resource: KubeResource, namespace: String?, options: ListOptions, pageSize: Int) throws(KubeError) -> ObjectList {
+    private func listPages(_ resource: KubeResource, namespace: String?, options: ListOptions, pageSize: Int,
+                           selection: JSONSelection?, _ body: (ObjectList) throws(KubeError) -> Void) throws(KubeError) -> String {
         var options = options
         options.limit = pageSize
-        var first = try list(resource, namespace: namespace, options: options)
+        let first = try list(resource, namespace: namespace, options: options, selecting: selection)
+        try body(first)
         var token = first.continueToken
         while !token.isEmpty {
             options.continueToken = token
             options.resourceVersion = nil
             options.resourceVersionMatch = nil
-            let page = try list(resource, namespace: namespace, options: options)
-            first.items += page.items
+            let page = try list(resource, namespace: namespace, options: options, selecting: selection)
+            try body(page)
             token = page.continueToken
         }
-        first.continueToken = ""
-        first.remainingItemCount = nil
-        return first
+        return first.resourceVersion
     }
 
     public func create(_ resource: KubeResource, namespace: String? = nil, _ object: JSON) throws(KubeError) -> JSON {
