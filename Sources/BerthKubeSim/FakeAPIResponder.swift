@@ -78,7 +78,8 @@ struct FakeAPIResponder: HTTPResponder {
         }
         if request.method == "GET" {
             let host = request.headers["Host"] ?? "127.0.0.1"
-            if let document = FakeDiscovery.document(request.path, serverAddress: host) ?? FakeDiscovery.openAPI(request.path) { return document }
+            if let document = FakeDiscovery.document(request.path, serverAddress: host, accept: request.headers["Accept"] ?? "")
+                ?? FakeDiscovery.openAPI(request.path) { return document }
         }
         guard let route = Self.route(request.path) else {
             return Self.status(404, "the server could not find the requested resource", reason: "NotFound")

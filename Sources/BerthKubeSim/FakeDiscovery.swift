@@ -23,9 +23,10 @@ struct FakeServedResource: Sendable {
 /// What the fake serves and how discovery describes it: `/api`, `/api/v1`, `/apis`,
 /// `/apis/<group>`, `/apis/<group>/<version>`, `/version`, and an OpenAPI v3 index whose
 /// operations declare the `fieldValidation` and `dryRun` parameters (which is how kubectl decides
-/// to validate on the server instead of downloading schemas). Unaggregated discovery only: asked
-/// for `apidiscovery.k8s.io/v2`, the fake answers plain `application/json`, which clients take as
-/// "not supported" and fall back from, as they do with an apiserver before 1.26.
+/// to validate on the server instead of downloading schemas). `/api` and `/apis` answer with
+/// aggregated discovery (`apidiscovery.k8s.io/v2` APIGroupDiscoveryList, every group, version and
+/// resource in one document) when the client's Accept asks for it, as kubectl does, and with the
+/// legacy APIVersions / APIGroupList otherwise.
 enum FakeDiscovery {
     static let version = (major: "1", minor: "37", git: "v1.37.0-berth.fake")
 
@@ -79,8 +80,11 @@ enum FakeDiscovery {
     }
 
     /// The discovery or version document at `path`, nil when `path` is not one.
-    static func document(_ path: String, serverAddress: String) -> HTTPResponse? {
+    static func document(_ path: String, serverAddress: String, accept: String = "") -> HTTPResponse? {
         let segments = path.split(separator: "/").map(String.init)
+        if segments.count == 1, segments[0] == "api" || segments[0] == "apis", wantsAggregated(accept) {
+            return aggregated(core: segments[0] == "api")
+        }
         switch segments.count {
         case 1 where segments[0] == "version":
             return json(["major": .string(version.major), "minor": .string(version.minor), "emulationMajor": .string(version.major),
@@ -108,6 +112,52 @@ enum FakeDiscovery {
         default:
             return nil
         }
+    }
+
+    /// Whether Accept names apidiscovery.k8s.io/v2's APIGroupDiscoveryList.
+    static func wantsAggregated(_ accept: String) -> Bool {
+        accept.split(separator: ",").contains { part in
+            let parameters = Set(part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) })
+            return parameters.contains("g=apidiscovery.k8s.io") && parameters.contains("v=v2") && parameters.contains("as=APIGroupDiscoveryList")
+        }
+    }
+
+    /// The aggregated discovery document of the core group (`/api`) or of the named groups (`/apis`).
+    private static func aggregated(core: Bool) -> HTTPResponse {
+        var items: [JSON] = []
+        for group in core ? [""] : groups {
+            var versionEntries: [JSON] = []
+            var versions: [String] = []
+            for served in resources where served.resource.group == group && !versions.contains(served.resource.version) {
+                versions.append(served.resource.version)
+            }
+            for version in versions {
+                var list: [JSON] = []
+                for served in resources where served.resource.group == group && served.resource.version == version {
+                    var entry: JSONObject = [
+                        "resource": .string(served.resource.plural),
+                        "responseKind": ["group": .string(group), "version": .string(version), "kind": .string(served.resource.kind)],
+                        "scope": served.resource.namespaced ? "Namespaced" : "Cluster",
+                        "singularResource": .string(served.singular),
+                        "verbs": .array(served.verbs.map { .string($0) }),
+                    ]
+                    if !served.shortNames.isEmpty { entry["shortNames"] = .array(served.shortNames.map { .string($0) }) }
+                    if !served.categories.isEmpty { entry["categories"] = .array(served.categories.map { .string($0) }) }
+                    if !served.subresources.isEmpty {
+                        entry["subresources"] = .array(served.subresources.map { sub in
+                            ["subresource": .string(sub.name), "responseKind": ["group": .string(sub.group), "version": .string(sub.version), "kind": .string(sub.kind)],
+                             "verbs": .array(sub.verbs.map { .string($0) })]
+                        })
+                    }
+                    list.append(.object(entry))
+                }
+                versionEntries.append(["version": .string(version), "resources": .array(list), "freshness": "Current"])
+            }
+            items.append(["metadata": ["name": .string(group), "creationTimestamp": nil], "versions": .array(versionEntries)])
+        }
+        let body: JSON = ["kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": [:], "items": .array(items)]
+        return HTTPResponse(status: 200, headers: ["Content-Type": "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"],
+                            body: JSONWriter.bytes(body))
     }
 
     private static func apiGroup(_ name: String) -> JSON {

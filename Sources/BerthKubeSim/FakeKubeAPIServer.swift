@@ -32,7 +32,7 @@ import Synchronization
 /// - `pods/eviction` honouring PodDisruptionBudgets (429 with a DisruptionBudget cause), `pods/binding`;
 /// - bearer-token authentication (401) and per-token denial (403).
 /// - what kubectl and client-go tools need of a cluster (README, "berth serve --simulated"):
-///   discovery and an OpenAPI v3 index (`FakeDiscovery`), Tables (`FakeTables`), core/v1 and
+///   discovery, aggregated when asked, and an OpenAPI v3 index (`FakeDiscovery`), Tables (`FakeTables`), core/v1 and
 ///   events.k8s.io/v1 Events from one store (`FakeEvents`), the protobuf bodies kubectl sends
 ///   (`FakeProtobuf`), `dryRun=All`, `fieldValidation=Strict` and Pod defaults (`FakeDefaults`);
 ///   only the resources discovery lists are served (404 otherwise).

@@ -83,6 +83,14 @@ import Testing
         #expect(get.stdout.range(of: #"node/gpu-1\s+Ready\s+gpu\s+\d+s\s+v1\.31\.0-fake"#, options: .regularExpression) != nil, "\(get.stdout)")
         #expect(get.stdout.range(of: #"jhub\s+pod/nb\s+1/1\s+Running\s+0\s+\d+s"#, options: .regularExpression) != nil, "\(get.stdout)")
         #expect(get.stdout.range(of: #"kube-system\s+pod/nvidia-device-plugin-x1\s+1/1\s+Running"#, options: .regularExpression) != nil)
+        // kubectl asked for aggregated discovery and got it: no per-group discovery requests.
+        let discovery = world.cluster.server.requests.filter { $0.hasPrefix("GET /api") && !$0.contains("/namespaces") && !$0.contains("/nodes") && !$0.contains("/pods") }
+        #expect(discovery.allSatisfy { $0.hasPrefix("GET /api?") || $0.hasPrefix("GET /apis?") }, "\(discovery)")
+        // A client asking for plain JSON gets the legacy documents.
+        let groups = try world.client.request("GET", "/apis")
+        #expect(groups["kind"] == "APIGroupList" && groups["groups"]?.arrayValue?.count == 5)
+        let core = try world.client.request("GET", "/api/v1")
+        #expect(core["resources"]?.arrayValue?.contains { $0["name"] == "pods/eviction" && $0["group"] == "policy" } == true)
         let wide = try world.kubectl("get", "nodes", "-o", "wide")
         #expect(wide.status == 0, "\(wide.stderr)")
         #expect(wide.stdout.contains("INTERNAL-IP") && wide.stdout.contains("OS-IMAGE") && wide.stdout.contains("CONTAINER-RUNTIME"))
