@@ -121,7 +121,7 @@ struct FakeAPIResponder: HTTPResponder {
         let include = query["includeObject"] ?? "Metadata"
         switch (request.method, route.name, route.subresource) {
         case ("GET", nil, nil):
-            if query["watch"] == "true" || query["watch"] == "1" { return watch(route, query) }
+            if query["watch"] == "true" || query["watch"] == "1" { return watch(route, query, table: table ? include : nil) }
             return list(route, query, table: table ? include : nil)
         case ("GET", _?, let subresource) where subresource == nil || subresource == "status":
             return get(route, table: table ? include : nil)
@@ -297,7 +297,7 @@ struct FakeAPIResponder: HTTPResponder {
     /// resourceVersion "" or "0": synthetic ADDED events for current objects, then changes
     /// (upstream "Get State and Start at Most Recent"); otherwise changes after that version,
     /// or an ERROR event with 410 when it is older than the history kept.
-    private func watch(_ route: Route, _ query: [String: String]) -> HTTPResponse {
+    private func watch(_ route: Route, _ query: [String: String], table: String?) -> HTTPResponse {
         let labels: FakeLabelSelector?, fields: FakeFieldSelector?
         switch Self.selectors(route, query) {
         case let .success(parsed): (labels, fields) = parsed
@@ -314,7 +314,8 @@ struct FakeAPIResponder: HTTPResponder {
         let stream = HTTPBodyStream()
         let watcher = FakeAPIState.Watcher(resource: route.resource.qualifiedName, namespace: route.namespace, labels: labels, fields: fields,
                                            bookmarks: query["allowWatchBookmarks"] == "true", kind: route.presented.kind,
-                                           apiVersion: route.presented.apiVersion, stream: stream, coreEvents: route.coreEvents)
+                                           apiVersion: route.presented.apiVersion, stream: stream, coreEvents: route.coreEvents,
+                                           table: table.map { (route.presented, $0) })
         let closeAtOnce = state.withLock { $0.closeWatchesAtOnce }
         if closeAtOnce {
             stream.finish()
@@ -333,12 +334,12 @@ struct FakeAPIResponder: HTTPResponder {
                 }
                 for entry in state.history where entry.revision > from && entry.resource == route.resource.qualifiedName {
                     if let (type, object) = watcher.translate(type: entry.type, object: entry.object, previous: entry.previous) {
-                        stream.push(FakeAPIState.eventLine(type: type, object: watcher.view(object)))
+                        stream.push(FakeAPIState.eventLine(type: type, object: watcher.output(object)))
                     }
                 }
             } else {
                 for (_, object) in (state.objects[route.resource.qualifiedName] ?? [:]).sorted(by: { $0.key < $1.key }) where watcher.matches(object) {
-                    stream.push(FakeAPIState.eventLine(type: "ADDED", object: watcher.view(object)))
+                    stream.push(FakeAPIState.eventLine(type: "ADDED", object: watcher.output(object)))
                 }
             }
             state.watchers.append(watcher)

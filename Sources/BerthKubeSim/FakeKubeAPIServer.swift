@@ -213,6 +213,9 @@ struct FakeAPIState: ~Copyable {
         var stream: HTTPBodyStream
         /// Events watched through core/v1: shown (and selected) in the core shape.
         var coreEvents = false
+        /// A watch asking for Tables (`kubectl get -w`): each event's object is a one-row Table of
+        /// this resource, with rows carrying what `includeObject` asks.
+        var table: (resource: KubeResource, include: String)?
     }
 
     var revision = 1
@@ -313,7 +316,7 @@ struct FakeAPIState: ~Copyable {
     func notify(_ resource: String, type: String, object: JSON, previous: JSON?) {
         for watcher in watchers where watcher.resource == resource {
             if let (eventType, eventObject) = watcher.translate(type: type, object: object, previous: previous) {
-                watcher.stream.push(Self.eventLine(type: eventType, object: watcher.view(eventObject)))
+                watcher.stream.push(Self.eventLine(type: eventType, object: watcher.output(eventObject)))
             }
         }
     }
@@ -372,8 +375,16 @@ extension FakeAPIState.Watcher {
         return true
     }
 
-    /// The object as this watch's client sees it.
+    /// The object as this watch's client sees it (for selection).
     func view(_ object: JSON) -> JSON { coreEvents ? FakeEvents.toCore(object) : object }
+
+    /// What an event carries: the object as seen, or its one-row Table.
+    func output(_ object: JSON) -> JSON {
+        let seen = view(object)
+        guard let table else { return seen }
+        return FakeTables.table(table.resource, [seen], include: table.include,
+                                resourceVersion: seen["metadata"]?["resourceVersion"]?.stringValue ?? "", continueToken: nil)
+    }
 }
 
 func setMeta(_ object: inout JSON, _ key: String, _ value: JSON?) {

@@ -6,6 +6,7 @@ import BerthModel
 import BerthTestSupport
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 /// The embedded cluster of `berth serve --simulated`, driven by clients nobody here wrote: kubectl
@@ -14,7 +15,7 @@ import Testing
 @Suite(.serialized) struct RealClientsTests {
     /// An embedded cluster with the kubeconfig `make run` writes, one node, a workload pod owned by
     /// a ReplicaSet and a DaemonSet's pod on it, and an Event as Berth records it.
-    final class World {
+    final class World: Sendable {
         let cluster: EmbeddedCluster
         let client: KubeClient
         let directory: String
@@ -95,6 +96,22 @@ import Testing
         #expect(wide.status == 0, "\(wide.stderr)")
         #expect(wide.stdout.contains("INTERNAL-IP") && wide.stdout.contains("OS-IMAGE") && wide.stdout.contains("CONTAINER-RUNTIME"))
         #expect(wide.stdout.contains("Amazon Linux 2023 (Berth simulated)") && wide.stdout.contains("containerd://2.1.0"))
+        // get -w: after the list, watch events carry one-row Tables, so the columns stay kubectl's.
+        // A change made once the watch is open arrives as a second row; the watch ends with
+        // kubectl's request timeout.
+        let watched = Mutex<CommandResult?>(nil)
+        let finished = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            let result = try? world.kubectl("get", "pods", "-n", "jhub", "-w", "--request-timeout", "5s")
+            watched.withLock { $0 = result }
+            finished.signal()
+        }
+        #expect(waitUntil { world.cluster.server.openWatchCount == 1 })
+        world.cluster.server.modify(.pods, namespace: "jhub", name: "nb") { setPath(&$0, ["metadata", "labels", "watched"], "yes") }
+        finished.wait()
+        let watch = try #require(watched.withLock { $0 })
+        #expect(watch.stdout.range(of: #"NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\nnb\s+1/1\s+Running\s+0\s+\d+s\nnb\s+1/1\s+Running\s+0"#,
+                                   options: .regularExpression) != nil, "\(watch.stdout) \(watch.stderr)")
         let widePods = try world.kubectl("get", "pods", "-n", "jhub", "-o", "wide")
         #expect(widePods.stdout.range(of: #"nb\s+1/1\s+Running\s+0\s+\d+s\s+<none>\s+gpu-1"#, options: .regularExpression) != nil, "\(widePods.stdout)")
 
