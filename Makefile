@@ -63,7 +63,7 @@ mutate-examples: build ## berth mutate -o patch -v on every example manifest.
 	  $(BERTH) mutate -f $$f -o patch -v || exit 1; \
 	done
 
-bench: bench-mutate bench-schedule bench-webhook bench-kube bench-simulate ## Every benchmark; figures go in BENCHMARKS.md.
+bench: bench-mutate bench-schedule bench-webhook bench-kube bench-kube-memory bench-simulate ## Every benchmark; figures go in BENCHMARKS.md.
 
 bench-mutate: ## Median time to classify and patch the z2jh GPU notebook pod.
 	$(SWIFT) build $(RELEASE_FLAGS) --product berth-bench
