@@ -198,6 +198,8 @@ import Testing
         try world.populate()
         let python = Repository.root.appendingPathComponent(".build/tools/kubernetes-client/bin/python3").path
         let script = Repository.root.appendingPathComponent("Tests/tools/kube_typed_client.py").path
+        try #require(FileManager.default.isExecutableFile(atPath: python),
+                     "the Python Kubernetes client's venv is missing: run make tools (Tests/tools/setup.sh installs it)")
         let result = try run(python, [script, world.kubeconfig], timeout: .seconds(120))
         #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
         let lines = result.stdout.split(separator: "\n").map(String.init)
