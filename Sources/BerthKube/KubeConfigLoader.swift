@@ -20,8 +20,10 @@ public enum KubeConfigLoader {
             throw .configuration(source: tokenFile, message: "service-account token not readable")
         }
         let ca = try readFile(caFile, what: "service-account CA")
-        return KubeClientConfiguration(host: host, port: port, tls: TLSClientConfiguration(trustedCAPEM: ca),
-                                       credentials: .tokenFile(tokenFile))
+        var configuration = KubeClientConfiguration(host: host, port: port, tls: TLSClientConfiguration(trustedCAPEM: ca),
+                                                    credentials: .tokenFile(tokenFile))
+        configuration.proxy = try proxyFromEnvironment(host: host, port: port, tls: true, environment: environment)
+        return configuration
     }
 
     /// The kubeconfig files: `explicitPath`, else `$KUBECONFIG` (a colon-separated list, merged:
@@ -50,7 +52,72 @@ public enum KubeConfigLoader {
             }
             files.append((json, path))
         }
-        return try resolve(files: files, context: context)
+        var configuration = try resolve(files: files, context: context)
+        // Without proxy-url, the environment's proxy settings apply, as in client-go's transport.
+        if configuration.proxy == nil {
+            configuration.proxy = try proxyFromEnvironment(host: configuration.host, port: configuration.port, tls: configuration.tls != nil,
+                                                           environment: environment)
+        }
+        return configuration
+    }
+
+    /// The proxy Go's `http.ProxyFromEnvironment` picks for this server: `HTTPS_PROXY` (or
+    /// `https_proxy`) for an https server, `HTTP_PROXY` for http; none for loopback hosts or a host
+    /// `NO_PROXY` names (`*`, a host or domain — which also covers its subdomains; `.domain` only
+    /// the subdomains —, an IP, a CIDR, each optionally with `:port`).
+    static func proxyFromEnvironment(host: String, port: Int, tls: Bool, environment: [String: String]) throws(KubeError) -> HTTPProxy? {
+        func value(_ name: String) -> String? {
+            let text = environment[name] ?? environment[name.lowercased()] ?? ""
+            return text.isEmpty ? nil : text
+        }
+        let name = tls ? "HTTPS_PROXY" : "HTTP_PROXY"
+        guard let url = value(name) else { return nil }
+        let lowered = host.lowercased()
+        if lowered == "localhost" || lowered.hasSuffix(".localhost") || lowered.hasPrefix("127.") || lowered == "::1" { return nil }
+        for rawEntry in (value("NO_PROXY") ?? "").split(separator: ",") {
+            var entry = rawEntry.trimmingCharacters(in: .whitespaces).lowercased()
+            if entry.isEmpty { continue }
+            if entry == "*" { return nil }
+            if entry.contains("/") {
+                if CIDR(entry)?.contains(lowered) == true { return nil }
+                continue
+            }
+            if let colon = entry.lastIndex(of: ":"), !entry.contains("]"), entry.filter({ $0 == ":" }).count == 1 {
+                guard Int(entry[entry.index(after: colon)...]) == port else { continue }
+                entry = String(entry[..<colon])
+            }
+            if entry.hasPrefix("*.") { entry.removeFirst() }
+            if entry.hasPrefix(".") {
+                if lowered.hasSuffix(entry) { return nil }
+            } else if lowered == entry || lowered.hasSuffix("." + entry) {
+                return nil
+            }
+        }
+        return try KubeClientConfiguration.proxy(url, source: "environment \(name)")
+    }
+
+    /// An IPv4 CIDR (NO_PROXY's `10.0.0.0/8`).
+    struct CIDR {
+        let network: UInt32
+        let mask: UInt32
+
+        init?(_ text: String) {
+            let parts = text.split(separator: "/")
+            guard parts.count == 2, let bits = Int(parts[1]), (0...32).contains(bits), let address = CIDR.ipv4(String(parts[0])) else { return nil }
+            mask = bits == 0 ? 0 : UInt32.max << UInt32(32 - bits)
+            network = address & mask
+        }
+
+        func contains(_ host: String) -> Bool {
+            guard let address = CIDR.ipv4(host) else { return false }
+            return address & mask == network
+        }
+
+        static func ipv4(_ text: String) -> UInt32? {
+            let octets = text.split(separator: ".", omittingEmptySubsequences: false).compactMap { UInt32($0) }
+            guard octets.count == 4, octets.allSatisfy({ $0 < 256 }), text.split(separator: ".").count == 4 else { return nil }
+            return octets.reduce(0) { $0 << 8 | $1 }
+        }
     }
 
     /// Resolves a merged kubeconfig; `files` in precedence order.

@@ -14,13 +14,16 @@ final class ConnectProxy: Sendable {
     let port: Int
     private let listener: Int32
     private let requiredAuthorization: String?
+    /// Names the proxy resolves itself (as a corporate proxy's DNS would), to loopback addresses.
+    private let hosts: [String: String]
     private let seen = Mutex<[Request]>([])
     private let open = Mutex<Set<Int32>>([])
 
     var requests: [Request] { seen.withLock { $0 } }
 
-    init(requiredAuthorization: String? = nil) throws {
+    init(requiredAuthorization: String? = nil, hosts: [String: String] = [:]) throws {
         self.requiredAuthorization = requiredAuthorization
+        self.hosts = hosts
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ProxyError("socket: \(errno)") }
         var address = sockaddr_in()
@@ -125,7 +128,7 @@ final class ConnectProxy: Sendable {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, String(port), &hints, &list) == 0, let first = list else { return nil }
+        guard getaddrinfo(hosts[host] ?? host, String(port), &hints, &list) == 0, let first = list else { return nil }
         defer { freeaddrinfo(first) }
         var entry: UnsafeMutablePointer<addrinfo>? = first
         while let current = entry {

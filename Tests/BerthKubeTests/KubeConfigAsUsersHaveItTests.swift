@@ -52,6 +52,46 @@ import Testing
         })
     }
 
+    /// Without proxy-url, HTTPS_PROXY from the environment applies as client-go's transport applies
+    /// it (Go's ProxyFromEnvironment): credentials in it, NO_PROXY hosts, domains, CIDRs and
+    /// loopback excluded.
+    @Test func httpsProxyFromTheEnvironment() throws {
+        let server = try FakeKubeAPIServer(certificateFile: kubePKI.serverCertificate, privateKeyFile: kubePKI.serverKey)
+        defer { server.stop() }
+        let expected = "Basic " + Data("env:secret".utf8).base64EncodedString()
+        let proxy = try ConnectProxy(requiredAuthorization: expected, hosts: ["apiserver.berth.test": "127.0.0.1"])
+        defer { proxy.stop() }
+        let directory = try scratchDirectory("envproxy")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func kubeconfig(_ server: String) throws -> String {
+            let path = directory + "/config-\(abs(server.hashValue))"
+            try """
+            current-context: c
+            clusters: [{name: k, cluster: {server: "\(server)", tls-server-name: localhost, certificate-authority-data: \(base64File(kubePKI.caCertificate))}}]
+            contexts: [{name: c, context: {cluster: k, user: u}}]
+            users: [{name: u, user: {token: test-token}}]
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let environment = ["HTTPS_PROXY": "http://env:secret@127.0.0.1:\(proxy.port)", "NO_PROXY": "10.0.0.0/8,.cluster.local,other.test:443"]
+        let configuration = try KubeConfigLoader.kubeconfig(explicitPath: try kubeconfig("https://apiserver.berth.test:\(server.port)"), environment: environment)
+        #expect(configuration.proxy == HTTPProxy(host: "127.0.0.1", port: proxy.port, authorization: expected))
+        _ = try KubeClient(configuration).list(.nodes)
+        #expect(proxy.requests == [.init(line: "CONNECT apiserver.berth.test:\(server.port) HTTP/1.1", authorization: expected)])
+        // Hosts the environment exempts, and loopback, go direct.
+        for host in ["https://10.100.0.1", "https://kubernetes.default.svc.cluster.local", "https://other.test", "https://localhost:\(server.port)", "https://127.0.0.1:6443"] {
+            #expect(try KubeConfigLoader.kubeconfig(explicitPath: try kubeconfig(host), environment: environment).proxy == nil, "\(host)")
+        }
+        // A port-qualified entry only exempts that port; ".cluster.local" is not "cluster.local" itself.
+        for host in ["https://other.test:6443", "https://cluster.local"] {
+            #expect(try KubeConfigLoader.kubeconfig(explicitPath: try kubeconfig(host), environment: environment).proxy != nil, "\(host)")
+        }
+        // A proxy Berth cannot use is an error naming where it came from, not a silent direct connection.
+        let path = try kubeconfig("https://apiserver.berth.test")
+        #expect(performing: { _ = try KubeConfigLoader.kubeconfig(explicitPath: path, environment: ["HTTPS_PROXY": "socks5://proxy:1080"]) },
+                throws: { "\($0)".contains("environment HTTPS_PROXY: proxy-url: scheme \"socks5\" is not supported") })
+    }
+
     @Test(arguments: [
         ("socks5://127.0.0.1:1080", "scheme \"socks5\" is not supported"),
         ("http://127.0.0.1:99999", "proxy-url: bad port"),
