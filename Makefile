@@ -4,7 +4,7 @@ BERTH := .build/debug/berth
 # The test tools (Tests/tools/setup.sh) come first on PATH: python3 with moto, kubectl, kubernetes-validate, pytest.
 export PATH := $(CURDIR)/.build/tools/bin:$(PATH)
 
-.PHONY: help build release image image-test soak test tools test-swift run mutate-examples certs certs-clean bench bench-mutate bench-schedule bench-webhook bench-kube bench-simulate clean
+.PHONY: help build release image image-test soak test tools test-swift run mutate-examples certs certs-clean bench bench-mutate bench-schedule bench-webhook bench-kube bench-kube-memory bench-simulate clean
 PORT ?= 8443
 METRICS_PORT ?= 8080
 REVIEW := Tests/Fixtures/admission/z2jh-gpu-notebook.review.json
@@ -63,7 +63,7 @@ mutate-examples: build ## berth mutate -o patch -v on every example manifest.
 	  $(BERTH) mutate -f $$f -o patch -v || exit 1; \
 	done
 
-bench: bench-mutate bench-schedule bench-webhook bench-kube bench-simulate ## Every benchmark; figures go in BENCHMARKS.md.
+bench: bench-mutate bench-schedule bench-webhook bench-kube bench-kube-memory bench-simulate ## Every benchmark; figures go in BENCHMARKS.md.
 
 bench-mutate: ## Median time to classify and patch the z2jh GPU notebook pod.
 	$(SWIFT) build $(RELEASE_FLAGS) --product berth-bench
@@ -76,6 +76,10 @@ bench-schedule: ## Median ms per scheduler solve: 5,000 pending pods, 400 instan
 bench-kube: ## Watch events/s the Kubernetes client decodes (Pod and Node lines from the API fixtures).
 	$(SWIFT) build $(RELEASE_FLAGS) --product berth-bench
 	.build/release/berth-bench watch
+
+bench-kube-memory: certs ## Provisioner RSS with 50,000 realistic 6-7 KB pods and 2,000 nodes in the embedded apiserver (a separate process); bytes per cached object.
+	$(SWIFT) build $(RELEASE_FLAGS) --product berth-bench
+	.build/release/berth-bench kube-memory --pods $${PODS:-50000} --nodes $${NODES:-2000}
 
 SIM := .build/bench-simulate
 # Wall and user seconds (the machine is shared: user time is the steadier figure).

@@ -87,14 +87,21 @@ let package = Package(
         // Helpers shared by the test targets (processes, certificates, fixtures); not shipped.
         .target(name: "BerthTestSupport", path: "Tests/BerthTestSupport", swiftSettings: settings),
         // `make bench-*`: micro-benchmarks, built in release mode.
-        .executableTarget(name: "berth-bench", dependencies: ["BerthModel", "BerthAdmission", "BerthScheduling", "BerthKube"], swiftSettings: settings),
+        .executableTarget(
+            name: "berth-bench",
+            dependencies: ["BerthModel", "BerthAdmission", "BerthScheduling", "BerthKube", "BerthKubeSim", "BerthController", "CBerthLinux"],
+            swiftSettings: settings
+        ),
         .testTarget(name: "BerthModelTests", dependencies: ["BerthModel", "BerthTestSupport"], swiftSettings: settings),
         .testTarget(name: "BerthAdmissionTests", dependencies: ["BerthAdmission", "BerthTestSupport"], swiftSettings: settings),
         // Kubernetes API client over BerthNet: config (kubeconfig, in-cluster, exec plugins), REST,
         // watch, informer cache, leader election.
         .target(
             name: "BerthKube",
-            dependencies: ["BerthNet", "BerthModel", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "BerthNet", "BerthModel", .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
             swiftSettings: settings
         ),
         // The embedded simulated cluster: FakeKubeAPIServer (a faithful test double of kube-apiserver
@@ -107,7 +114,10 @@ let package = Package(
         ),
         .testTarget(
             name: "BerthKubeTests",
-            dependencies: ["BerthKube", "BerthKubeSim", "BerthNet", "BerthModel", "BerthTestSupport"],
+            dependencies: [
+                "BerthKube", "BerthKubeSim", "BerthNet", "BerthModel", "BerthTestSupport",
+                .product(name: "MetricsTestKit", package: "swift-metrics"), .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: settings
         ),
         // The provisioning loop's parts: the cloud port (CloudProvider), the simulated cloud, the

@@ -4,6 +4,7 @@ import BerthModel
 import BerthNet
 import BerthProvisioner
 import BerthScheduling
+import CoreMetrics
 import Foundation
 import Logging
 import Synchronization
@@ -23,25 +24,81 @@ public final class KubeCluster: ClusterPort {
     private let cache = Mutex<Cache>(Cache())
 
     struct Cache {
-        /// uid → (resourceVersion, snapshot)
-        var pods: [String: (String, PodSnapshot)] = [:]
+        /// informer key (namespace/name) → the pod as last read. Boxed: a dictionary of 50,000
+        /// entries has 131,072 buckets, and a bucket holding a whole snapshot costs ~270 bytes.
+        var pods: [String: CachedPod] = [:]
         var nodes: [String: (String, NodeSnapshot)] = [:]
         /// PVC `namespace/name` → zones of its bound volume (nil: unbound or no zone).
         var volumeZones: [String: [String]?] = [:]
         var badObjects: Set<String> = []
+        /// One copy of each distinct set of placement constraints: most pods of a cluster share
+        /// theirs (the default tolerations, a deployment's affinity), and a snapshot per pod would
+        /// otherwise hold its own copy of every toleration string (50,000 pods: tens of MiB).
+        var constraints: Set<PodConstraints> = []
+    }
+
+    final class CachedPod: Sendable {
+        let version: String
+        let snapshot: PodSnapshot
+        let claims: [String]
+        init(version: String, snapshot: PodSnapshot, claims: [String]) {
+            self.version = version
+            self.snapshot = snapshot
+            self.claims = claims
+        }
     }
 
     /// `identity`: this replica's name, the Events' reportingInstance.
     public init(client: KubeClient, webhook: WebhookConfig = WebhookConfig(), gpuResource: String = "nvidia.com/gpu", identity: String,
-                logger: Logger = Logger(label: "berth.kube.cluster")) {
+                metricsFactory: (any MetricsFactory)? = nil, logger: Logger = Logger(label: "berth.kube.cluster")) {
         self.client = client
         self.webhook = webhook
         self.gpuResource = gpuResource
         self.identity = identity
         self.logger = logger
-        pods = Informer(client: client, resource: .pods, logger: logger)
-        nodes = Informer(client: client, resource: .nodes, logger: logger)
+        pods = Informer(client: client, resource: .pods, selecting: Self.podSelection(webhook), metricsFactory: metricsFactory, logger: logger)
+        nodes = Informer(client: client, resource: .nodes, selecting: Self.nodeSelection, metricsFactory: metricsFactory, logger: logger)
     }
+
+    /// What of a Pod the provisioner reads (its snapshot, the webhook's classification through
+    /// `PodRequirements`, Events' `regarding`): the informer keeps this projection only. Labels
+    /// are the notebook selectors' keys; managedFields, env, volumes but their claims, probes,
+    /// container statuses and the rest of the status are never stored.
+    public static func podSelection(_ webhook: WebhookConfig) -> JSONSelection {
+        var labelKeys: [String] = []
+        for selector in webhook.notebookSelectors {
+            for key in selector.matchLabels.keys.sorted() + selector.matchExpressions.map(\.key) where !labelKeys.contains(key) {
+                labelKeys.append(key)
+            }
+        }
+        let resources = JSONSelection.members(["resources": .members(["limits": .all, "requests": .all]), "restartPolicy": .all])
+        return .members([
+            "metadata": .members([
+                "name": .all, "namespace": .all, "uid": .all, "resourceVersion": .all, "deletionTimestamp": .all,
+                "labels": .members(labelKeys.map { JSONSelection.SelectedMember($0, .all) }),
+                "annotations": .members(["kubernetes.io/config.mirror": .all, "karpenter.sh/do-not-disrupt": .all]),
+                "ownerReferences": .elements(.members(["kind": .all])),
+            ]),
+            "spec": .members([
+                "nodeName": .all, "tolerations": .all, "nodeSelector": .all, "overhead": .all,
+                "affinity": .members(["nodeAffinity": .members(["requiredDuringSchedulingIgnoredDuringExecution": .all])]),
+                "containers": .elements(resources), "initContainers": .elements(resources),
+                "volumes": .elements(.members(["persistentVolumeClaim": .members(["claimName": .all])])),
+            ]),
+            "status": .members(["phase": .all, "conditions": .elements(.members(["type": .all, "status": .all, "reason": .all]))]),
+        ])
+    }
+
+    /// What of a Node the provisioner reads: its labels, Berth's annotation, providerID, taints,
+    /// capacity, allocatable and condition statuses (not images, nodeInfo, addresses, managedFields).
+    public static let nodeSelection: JSONSelection = .members([
+        "metadata": .members([
+            "name": .all, "uid": .all, "resourceVersion": .all, "deletionTimestamp": .all, "labels": .all, "finalizers": .all,
+            "annotations": .members(["karpenter.sh/do-not-disrupt": .all]),
+        ]),
+        "spec": .members(["providerID": .all, "unschedulable": .all, "taints": .all]),
+        "status": .members(["capacity": .all, "allocatable": .all, "conditions": .elements(.members(["type": .all, "status": .all]))]),
+    ])
 
     public func start() {
         pods.start()
@@ -65,16 +122,18 @@ public final class KubeCluster: ClusterPort {
         // Right after start the first lists are in flight: give them a moment before giving up the round.
         for _ in 0..<100 where !hasSynced { try await Task.sleep(for: .milliseconds(50)) }
         guard hasSynced else { throw NotSynced() }
-        let podObjects = pods.list()
+        // Only pods whose resourceVersion changed are decoded from the cache and read again.
+        let podVersions = pods.resourceVersions()
         let nodeObjects = nodes.list()
         var result = ClusterSnapshot()
-        result.pods.reserveCapacity(podObjects.count)
+        result.pods.reserveCapacity(podVersions.count)
         var seenPods = Set<String>()
+        seenPods.reserveCapacity(podVersions.count)
         var needZones: [(Int, JSON)] = []
-        for object in podObjects {
-            guard let snapshot = podSnapshot(object) else { continue }
-            seenPods.insert(snapshot.uid)
-            if snapshot.isPendingGPU, Self.claimNames(object).count > 0 { needZones.append((result.pods.count, object)) }
+        for (key, version) in podVersions {
+            guard let (snapshot, claims) = podSnapshot(key: key, version: version) else { continue }
+            seenPods.insert(key)
+            if snapshot.isPendingGPU, !claims.isEmpty, let object = pods.get(key) { needZones.append((result.pods.count, object)) }
             result.pods.append(snapshot)
         }
         // Claims and volumes are read from the API server (blocking calls): off the concurrency pool.
@@ -88,25 +147,35 @@ public final class KubeCluster: ClusterPort {
             if let node = nodeSnapshot(object) { result.nodes.append(node) }
         }
         cache.withLock { cache in
-            cache.pods = cache.pods.filter { seenPods.contains($0.key) }
+            let before = cache.pods.count
+            if cache.pods.count > seenPods.count { cache.pods = cache.pods.filter { seenPods.contains($0.key) } }
+            // Pods went away: forget the constraints no pod holds any more.
+            if cache.pods.count < before || cache.constraints.count > cache.pods.count {
+                cache.constraints = Set(cache.pods.values.map(\.snapshot.requirements.constraints))
+            }
         }
         result.pods.sort { $0.key < $1.key }
         result.nodes.sort { $0.name < $1.name }
         return result
     }
 
-    func podSnapshot(_ object: JSON) -> PodSnapshot? {
-        let uid = object["metadata"]?["uid"]?.stringValue ?? ""
-        let version = object["metadata"]?["resourceVersion"]?.stringValue ?? ""
-        if let cached = cache.withLock({ $0.pods[uid] }), cached.0 == version, !version.isEmpty { return cached.1 }
+    func podSnapshot(key: String, version: String) -> (PodSnapshot, [String])? {
+        if let cached = cache.withLock({ $0.pods[key] }), cached.version == version, !version.isEmpty { return (cached.snapshot, cached.claims) }
+        guard let object = pods.get(key) else { return nil }
         let snapshot = Self.podSnapshot(object, webhook: webhook)
-        if let snapshot {
-            cache.withLock { $0.pods[uid] = (version, snapshot) }
+        let claims = Self.claimNames(object)
+        if var snapshot {
+            cache.withLock { cache in
+                snapshot.requirements.constraints = cache.constraints.insert(snapshot.requirements.constraints).memberAfterInsert
+                snapshot.key = key  // the informer's key string, shared rather than copied
+                cache.pods[key] = CachedPod(version: version, snapshot: snapshot, claims: claims)
+            }
+            return (snapshot, claims)
         } else {
             let key = "pod/\(object["metadata"]?["namespace"]?.stringValue ?? "")/\(object["metadata"]?["name"]?.stringValue ?? "?")@\(version)"
             if cache.withLock({ $0.badObjects.insert(key).inserted }) { logger.warning("ignoring a malformed pod", metadata: ["object": "\(key)"]) }
+            return nil
         }
-        return snapshot
     }
 
     /// A Pod's JSON as the provisioner sees it; nil when even its metadata is unreadable. A pod
@@ -210,25 +279,26 @@ public final class KubeCluster: ClusterPort {
 
     // MARK: Acting
 
+    /// Labels and taints on a Node the kubelet, the node lifecycle controller, the CNI and the GPU
+    /// operator write at the same time: never a read-modify-write of the whole object. Labels go in
+    /// a strategic merge patch naming only Berth's keys; taints (a list the apiserver replaces
+    /// whole) in a JSON patch that tests the list read is still there (`KubeClient.patchList`).
     public func updateNode(name: String, labels: [String: String], addTaints: [Taint], removeTaints: [Taint]) async throws {
         try await Offload.run { [client] () throws(KubeError) -> Void in
-            try client.modify(.nodes, name: name) { (node: inout JSON) throws(KubeError) -> Void in
-                guard case .object(var top) = node else { throw KubeError.decoding(what: "Node \(name)", detail: "not an object") }
-                var metadata = top["metadata"]?.objectValue ?? JSONObject()
-                var nodeLabels = metadata["labels"]?.objectValue ?? JSONObject()
+            if !labels.isEmpty {
+                var nodeLabels = JSONObject()
                 for (key, value) in labels.sorted(by: { $0.key < $1.key }) { nodeLabels[key] = .string(value) }
-                metadata["labels"] = .object(nodeLabels)
-                top["metadata"] = .object(metadata)
-                var spec = top["spec"]?.objectValue ?? JSONObject()
-                var taints = (spec["taints"]?.arrayValue ?? []).filter { taint in
+                _ = try client.patch(.nodes, name: name, ["metadata": ["labels": .object(nodeLabels)]], type: .strategicMerge)
+            }
+            guard !addTaints.isEmpty || !removeTaints.isEmpty else { return }
+            try client.patchList(.nodes, name: name, at: ["spec", "taints"]) { current in
+                var taints = current.filter { taint in
                     !removeTaints.contains { $0.key == taint["key"]?.stringValue && $0.effect == taint["effect"]?.stringValue }
                 }
                 for taint in addTaints where !taints.contains(where: { $0["key"]?.stringValue == taint.key && $0["effect"]?.stringValue == taint.effect }) {
                     taints.append(taint.json)
                 }
-                spec["taints"] = .array(taints)
-                top["spec"] = .object(spec)
-                node = .object(top)
+                return taints
             }
         }
     }
@@ -283,9 +353,10 @@ public final class KubeCluster: ClusterPort {
 
     public func record(_ event: ProvisionerEvent) async {
         let object: JSON?
+        // The caches hold projections without apiVersion and kind: the Event's `regarding` names them.
         switch event.regarding {
-        case let .pod(key): object = pods.get(key)
-        case let .node(name): object = nodes.get(name)
+        case let .pod(key): object = pods.get(key).map { Self.typed($0, apiVersion: "v1", kind: "Pod") }
+        case let .node(name): object = nodes.get(name).map { Self.typed($0, apiVersion: "v1", kind: "Node") }
         }
         guard let object else { return }  // gone already: the log line stays
         do {
@@ -297,6 +368,13 @@ public final class KubeCluster: ClusterPort {
         } catch {
             logger.debug("recording event failed: \(error)", metadata: ["reason": "\(event.reason)"])
         }
+    }
+
+    static func typed(_ object: JSON, apiVersion: String, kind: String) -> JSON {
+        guard case .object(var members) = object else { return object }
+        members["apiVersion"] = .string(apiVersion)
+        members["kind"] = .string(kind)
+        return .object(members)
     }
 
     static func action(for reason: String) -> String {

@@ -34,7 +34,7 @@ public final class ProvisionerService: Sendable {
         options: Options, metricsFactory: (any MetricsFactory)? = nil, logger: Logger = Logger(label: "berth.provisioner")
     ) {
         self.logger = logger
-        cluster = KubeCluster(client: client, webhook: webhook, identity: options.identity, logger: logger)
+        cluster = KubeCluster(client: client, webhook: webhook, identity: options.identity, metricsFactory: metricsFactory, logger: logger)
         let elector = options.leaderElection.map { LeaderElector(client: client, configuration: $0, logger: logger) }
         self.elector = elector
         // The elector's own answer: false as soon as the renew deadline passes, even while its

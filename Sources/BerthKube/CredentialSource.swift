@@ -105,8 +105,10 @@ public final class CredentialSource: Sendable {
         }
         var environment = ProcessInfo.processInfo.environment
         for entry in plugin.environment { environment[entry.name] = entry.value }
-        environment["KUBERNETES_EXEC_INFO"] =
-            #"{"kind":"ExecCredential","apiVersion":"\#(plugin.apiVersion)","spec":{"interactive":false}}"#
+        var spec: JSONObject = [:]
+        if let cluster = plugin.clusterInfo { spec["cluster"] = cluster }
+        spec["interactive"] = false
+        environment["KUBERNETES_EXEC_INFO"] = JSONWriter.string(["kind": "ExecCredential", "apiVersion": .string(plugin.apiVersion), "spec": .object(spec)])
         process.environment = environment
         let stdout = Pipe()
         let stderr = Pipe()

@@ -1,4 +1,5 @@
 import BerthModel
+import CoreMetrics
 import Dispatch
 import Foundation
 import Logging
@@ -20,9 +21,18 @@ public struct InformerHandlers: Sendable {
 }
 
 /// A local cache of one resource kept current by list + watch (client-go's Reflector + Store):
-/// list once (paginated), then watch from the list's resourceVersion with bookmarks; after a
-/// dropped connection resume from the last resourceVersion seen; after 410 Gone (the server no
-/// longer has that history) list again and reconcile the cache, telling handlers what changed.
+/// list once (paginated, 500 a page), then watch from the list's resourceVersion with bookmarks;
+/// after a dropped connection resume from the last resourceVersion seen; after 410 Gone (the
+/// server no longer has that history) list again — `resourceVersionMatch=NotOlderThan` the last
+/// version seen, so the cache never goes back in time — and reconcile the cache, telling handlers
+/// what changed. Failed lists and watches, and watches that end at once without an event, are
+/// retried after an exponential backoff with jitter (``WatchBackoff``), logged at most once per
+/// `logInterval`, and counted (`berth_kube_informer_lists_total`,
+/// `berth_kube_informer_watch_restarts_total{reason}`).
+/// With a `selection`, the cache holds only the parts of each object it names — decoded from the
+/// list pages and the watch stream without building the rest (`JSONTape`) — so a cluster's
+/// managedFields, env and container statuses cost nothing resident. The selection must keep
+/// `metadata.name`, `namespace` and `resourceVersion`; handlers see the projections.
 /// Runs on its own thread; reads (`get`, `list`) never touch the network.
 public final class Informer: Sendable {
     public let resource: KubeResource
@@ -31,12 +41,16 @@ public final class Informer: Sendable {
     private let labelSelector: String?
     private let fieldSelector: String?
     private let logger: Logger
-    /// Backoff between failed watch attempts: initial and cap.
-    private let backoff: (initial: Duration, cap: Duration)
+    private let backoff: WatchBackoff
+    private let clock: any InformerClock
+    private let random: @Sendable () -> Double
+    private let metrics: InformerMetrics
     private let watchTimeoutSeconds: Int
+    private let pageSize: Int
+    private let selection: JSONSelection?
 
     private struct State {
-        var store: [String: JSON] = [:]
+        var store: [String: Stored] = [:]
         var resourceVersion = ""
         var synced = false
         var stopped = false
@@ -46,22 +60,34 @@ public final class Informer: Sendable {
         var watches = 0
         var lastError: String?
         var started = false
+        var throttle: LogThrottle
+        /// Waits taken before a list or watch, in order (for tests and the log).
+        var waits: [Duration] = []
     }
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     private let wake = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 0)
 
     public init(client: KubeClient, resource: KubeResource, namespace: String? = nil,
                 labelSelector: String? = nil, fieldSelector: String? = nil,
-                backoff: (initial: Duration, cap: Duration) = (.milliseconds(100), .seconds(10)),
-                watchTimeoutSeconds: Int = 300, logger: Logger = Logger(label: "berth.kube.informer")) {
+                backoff: WatchBackoff = WatchBackoff(), clock: any InformerClock = SystemInformerClock(),
+                random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+                watchTimeoutSeconds: Int = 300, pageSize: Int = 500, logInterval: Duration = .seconds(30),
+                selecting selection: JSONSelection? = nil,
+                metricsFactory: (any MetricsFactory)? = nil, logger: Logger = Logger(label: "berth.kube.informer")) {
         self.client = client
         self.resource = resource
         self.namespace = namespace
         self.labelSelector = labelSelector
         self.fieldSelector = fieldSelector
         self.backoff = backoff
+        self.clock = clock
+        self.random = random
+        self.metrics = InformerMetrics(resource: resource, factory: metricsFactory)
         self.watchTimeoutSeconds = watchTimeoutSeconds
+        self.pageSize = pageSize
+        self.selection = selection
+        state = Mutex(State(throttle: LogThrottle(interval: logInterval)))
         var logger = logger
         logger[metadataKey: "resource"] = "\(resource)"
         self.logger = logger
@@ -78,11 +104,39 @@ public final class Informer: Sendable {
     public var listCount: Int { state.withLock { $0.lists } }
     public var watchCount: Int { state.withLock { $0.watches } }
     public var lastError: String? { state.withLock { $0.lastError } }
+    /// The backoff waits taken so far, in order.
+    public var waits: [Duration] { state.withLock { $0.waits } }
 
     /// The cached object at `namespace/name` (or `name` when cluster-scoped).
-    public func get(_ key: String) -> JSON? { state.withLock { $0.store[key] } }
-    public func list() -> [JSON] { state.withLock { Array($0.store.values) } }
+    public func get(_ key: String) -> JSON? { state.withLock { $0.store[key] }?.json }
+    public func list() -> [JSON] { state.withLock { Array($0.store.values) }.map(\.json) }
     public var count: Int { state.withLock { $0.store.count } }
+    /// Every cached object's key and resourceVersion, without decoding any: a reader that keeps
+    /// its own derived cache asks `get` only for what changed.
+    public func resourceVersions() -> [(key: String, resourceVersion: String)] {
+        state.withLock { state in state.store.map { ($0.key, $0.value.resourceVersion) } }
+    }
+
+    /// One cached object: the whole tree, or with a selection its projection as compact JSON
+    /// bytes (one allocation, about a tenth of the tree's size), decoded when read.
+    struct Stored: Sendable {
+        var resourceVersion: String
+        private var whole: JSON?
+        private var bytes: [UInt8]
+
+        init(_ object: JSON, resourceVersion: String, compact: Bool) {
+            self.resourceVersion = resourceVersion
+            if compact {
+                whole = nil
+                bytes = JSONWriter.bytes(object)
+            } else {
+                whole = object
+                bytes = []
+            }
+        }
+
+        var json: JSON { whole ?? (try? JSONParser.parse(bytes)) ?? .null }
+    }
 
     public func start() {
         let first = state.withLock { state -> Bool in
@@ -123,41 +177,53 @@ public final class Informer: Sendable {
                     failures = 0
                 } catch {
                     failures += 1
-                    record(error, "list failed")
-                    sleep(failures)
+                    pause(failures, after: "list failed", error: error)
                     continue
                 }
             }
-            let outcome = watchOnce()
-            switch outcome {
+            switch watchOnce() {
             case .ended:
                 failures = 0  // the server's timeout: resume at once
+                metrics.restarted(.timeout)
+            case .short(let lasted):
+                failures += 1
+                metrics.restarted(.short)
+                pause(failures, after: "watch closed after \(lasted) without an event", error: nil)
             case .gone:
                 needList = true
                 failures = 0
-            case .failed:
+                metrics.restarted(.expired)
+            case .failed(let what, let error):
                 failures += 1
-                sleep(failures)
+                metrics.restarted(.error)
+                pause(failures, after: what, error: error)
             case .stopped:
                 return
             }
         }
     }
 
-    private enum Outcome { case ended, gone, failed, stopped }
+    private enum Outcome {
+        case ended
+        /// Ended on its own before `backoff.minimumWatch` without any event.
+        case short(Duration)
+        case gone
+        case failed(String, KubeError)
+        case stopped
+    }
 
     private func watchOnce() -> Outcome {
         let resourceVersion = state.withLock { $0.resourceVersion }
         let options = WatchOptions(resourceVersion: resourceVersion, labelSelector: labelSelector, fieldSelector: fieldSelector,
                                    allowWatchBookmarks: true, timeoutSeconds: watchTimeoutSeconds)
+        let opened = clock.now
         let stream: WatchStream
         do throws(KubeError) {
             stream = try client.watch(resource, namespace: namespace, options: options,
                                       readTimeout: .seconds(watchTimeoutSeconds + 30))
         } catch {
             if error.isGone { return .gone }
-            record(error, "watch failed")
-            return .failed
+            return .failed("watch failed", error)
         }
         let cancelledEarly = state.withLock { state -> Bool in
             state.watches += 1
@@ -167,16 +233,21 @@ public final class Informer: Sendable {
         }
         defer { state.withLock { $0.stream = nil } }
         if cancelledEarly { stream.cancel(); return .stopped }
+        var events = 0
         while true {
             let event: WatchEvent?
             do throws(KubeError) {
-                event = try stream.next()
+                event = try stream.next(selecting: selection)
             } catch {
                 stream.cancel()
-                record(error, "watch interrupted")
-                return stopped ? .stopped : .failed
+                return stopped ? .stopped : .failed("watch interrupted", error)
             }
-            guard let event else { return stopped ? .stopped : .ended }
+            guard let event else {
+                if stopped { return .stopped }
+                let lasted = clock.now - opened
+                return events == 0 && lasted < backoff.minimumWatch ? .short(lasted) : .ended
+            }
+            events += 1
             switch event.kind {
             case .error:
                 let status = event.status
@@ -185,8 +256,7 @@ public final class Informer: Sendable {
                     logger.info("watch history expired; relisting", metadata: ["message": "\(status?.message ?? "")"])
                     return .gone
                 }
-                record(KubeError.watch("ERROR event: \(status?.message ?? "\(event.object)")"), "watch error event")
-                return .failed
+                return .failed("watch error event", KubeError.watch("ERROR event: \(status?.message ?? "\(event.object)")"))
             case .bookmark:
                 state.withLock { $0.resourceVersion = event.resourceVersion }
             case .added, .modified, .deleted:
@@ -201,12 +271,14 @@ public final class Informer: Sendable {
             return
         }
         let key = meta.key
-        let (handlers, old) = state.withLock { state -> ([InformerHandlers], JSON?) in
+        let stored = Stored(event.object, resourceVersion: meta.resourceVersion, compact: selection != nil)
+        let (handlers, previous) = state.withLock { state -> ([InformerHandlers], Stored?) in
             let old = state.store[key]
-            if event.kind == .deleted { state.store[key] = nil } else { state.store[key] = event.object }
+            if event.kind == .deleted { state.store[key] = nil } else { state.store[key] = stored }
             if !meta.resourceVersion.isEmpty { state.resourceVersion = meta.resourceVersion }
             return (state.handlers, old)
         }
+        let old = handlers.isEmpty ? nil : previous?.json
         for handler in handlers {
             switch (event.kind, old) {
             case (.deleted, _): handler.onDelete(event.object)
@@ -219,42 +291,64 @@ public final class Informer: Sendable {
     /// Lists everything and reconciles the cache with it (a relist after 410 reports the
     /// differences as add/update/delete, like client-go's DeltaFIFO Replace).
     private func relist() throws(KubeError) {
-        let list = try client.listAll(resource, namespace: namespace,
-                                      options: ListOptions(labelSelector: labelSelector, fieldSelector: fieldSelector))
-        var fresh: [String: JSON] = [:]
-        for item in list.items {
-            fresh[try ObjectMeta(json: item["metadata"]).key] = item
+        // The first list reads the latest state; later ones ask for a state not older than what
+        // the cache has (servable from the apiserver's watch cache, never a step back in time).
+        let known = state.withLock { $0.resourceVersion }
+        var options = ListOptions(labelSelector: labelSelector, fieldSelector: fieldSelector)
+        if !known.isEmpty {
+            options.resourceVersion = known
+            options.resourceVersionMatch = .notOlderThan
         }
-        let (handlers, old) = state.withLock { state -> ([InformerHandlers], [String: JSON]) in
+        // Built page by page: the whole list is never held as trees.
+        var fresh: [String: Stored] = [:]
+        let compact = selection != nil
+        let listVersion = try client.listEachPage(resource, namespace: namespace, options: options, pageSize: pageSize, selecting: selection,
+                                                  restart: { fresh.removeAll() }) { (page: ObjectList) throws(KubeError) -> Void in
+            if fresh.isEmpty { fresh.reserveCapacity(page.items.count + (page.remainingItemCount ?? 0)) }
+            for item in page.items {
+                let meta = try ObjectMeta(json: item["metadata"])
+                fresh[meta.key] = Stored(item, resourceVersion: meta.resourceVersion, compact: compact)
+            }
+        }
+        let (handlers, old) = state.withLock { state -> ([InformerHandlers], [String: Stored]) in
             let old = state.store
             state.store = fresh
-            state.resourceVersion = list.resourceVersion
+            state.resourceVersion = listVersion
             state.synced = true
             state.lists += 1
             return (state.handlers, old)
         }
+        metrics.listed()
+        if !known.isEmpty {
+            logger.info("relisted", metadata: ["objects": "\(fresh.count)", "resourceVersion": "\(listVersion)"])
+        }
         for handler in handlers {
             for (key, object) in fresh {
                 if let previous = old[key] {
-                    if previous["metadata"]?["resourceVersion"] != object["metadata"]?["resourceVersion"] { handler.onUpdate(previous, object) }
+                    if previous.resourceVersion != object.resourceVersion { handler.onUpdate(previous.json, object.json) }
                 } else {
-                    handler.onAdd(object)
+                    handler.onAdd(object.json)
                 }
             }
-            for (key, object) in old where fresh[key] == nil { handler.onDelete(object) }
+            for (key, object) in old where fresh[key] == nil { handler.onDelete(object.json) }
         }
     }
 
-    private func record(_ error: KubeError, _ what: String) {
-        state.withLock { $0.lastError = "\(error)" }
-        logger.warning("\(what)", metadata: ["error": "\(error)"])
-    }
-
-    /// Exponential backoff that `stop()` interrupts.
-    private func sleep(_ failures: Int) {
-        let initial = backoff.initial.seconds
-        let cap = backoff.cap.seconds
-        let seconds = min(cap, initial * pow(2, Double(max(0, failures - 1))))
-        _ = wake.wait(timeout: .now() + seconds)
+    /// Records the failure, logs it (rate-limited) and waits the backoff (`stop()` interrupts).
+    private func pause(_ failures: Int, after what: String, error: KubeError?) {
+        let wait = backoff.delay(failures: failures, random: random())
+        let now = clock.now
+        let (allowed, suppressed) = state.withLock { state -> (Bool, Int) in
+            if let error { state.lastError = "\(error)" }
+            state.waits.append(wait)
+            return state.throttle.allow(at: now)
+        }
+        if allowed {
+            var metadata: Logger.Metadata = ["failures": "\(failures)", "retryIn": "\(wait)"]
+            if let error { metadata["error"] = "\(error)" }
+            if suppressed > 0 { metadata["suppressed"] = "\(suppressed)" }
+            logger.warning("\(what); backing off", metadata: metadata)
+        }
+        if !stopped { clock.wait(wait, interrupt: wake) }
     }
 }

@@ -11,14 +11,24 @@ public struct ListOptions: Sendable {
     public var limit: Int?
     public var continueToken: String?
     public var resourceVersion: String?
+    /// How `resourceVersion` is read (only with a resourceVersion, never with `continue`).
+    public var resourceVersionMatch: ResourceVersionMatch?
+
+    public enum ResourceVersionMatch: String, Sendable {
+        /// Any state at least as new as `resourceVersion` (the apiserver may answer from its watch cache).
+        case notOlderThan = "NotOlderThan"
+        /// Exactly the state at `resourceVersion`.
+        case exact = "Exact"
+    }
 
     public init(labelSelector: String? = nil, fieldSelector: String? = nil, limit: Int? = nil,
-                continueToken: String? = nil, resourceVersion: String? = nil) {
+                continueToken: String? = nil, resourceVersion: String? = nil, resourceVersionMatch: ResourceVersionMatch? = nil) {
         self.labelSelector = labelSelector
         self.fieldSelector = fieldSelector
         self.limit = limit
         self.continueToken = continueToken
         self.resourceVersion = resourceVersion
+        self.resourceVersionMatch = resourceVersionMatch
     }
 
     var queryItems: [(String, String)] {
@@ -28,6 +38,7 @@ public struct ListOptions: Sendable {
         if let limit { items.append(("limit", String(limit))) }
         if let continueToken, !continueToken.isEmpty { items.append(("continue", continueToken)) }
         if let resourceVersion { items.append(("resourceVersion", resourceVersion)) }
+        if let resourceVersionMatch, resourceVersion != nil { items.append(("resourceVersionMatch", resourceVersionMatch.rawValue)) }
         return items
     }
 }
@@ -81,6 +92,7 @@ public final class KubeClient: Sendable {
         }
         var http = HTTPClientConfiguration(host: configuration.host, port: configuration.port, tls: tls)
         http.readTimeout = configuration.timeout
+        http.proxy = configuration.proxy
         do throws(NetError) {
             return try HTTPClient(http)
         } catch {
@@ -107,8 +119,27 @@ public final class KubeClient: Sendable {
         try request("GET", resource.path(namespace: namespace, name: name))
     }
 
-    public func list(_ resource: KubeResource, namespace: String? = nil, options: ListOptions = .init()) throws(KubeError) -> ObjectList {
-        let json = try request("GET", resource.path(namespace: namespace) + PathEncoding.query(options.queryItems))
+    /// One page. With `selection`, each item keeps only what it names (the page is read as a
+    /// tape and the rest skipped, never built).
+    public func list(_ resource: KubeResource, namespace: String? = nil, options: ListOptions = .init(),
+                     selecting selection: JSONSelection? = nil) throws(KubeError) -> ObjectList {
+        let target = resource.path(namespace: namespace) + PathEncoding.query(options.queryItems)
+        let json: JSON
+        if let selection {
+            let response = try perform("GET", target, body: [], contentType: "application/json")
+            let path = resource.path(namespace: namespace)
+            guard (200..<300).contains(response.status) else {
+                throw .status(APIStatus.from(httpStatus: response.status, body: response.body), method: "GET", path: path)
+            }
+            do throws(JSONError) {
+                let tape = try JSONTape(parsing: response.body, selecting: .members(["metadata": .all, "items": .elements(selection)]))
+                json = tape.root.json
+            } catch {
+                throw .decoding(what: "the answer to GET \(path)", detail: "\(error)")
+            }
+        } else {
+            json = try request("GET", target)
+        }
         guard case .object = json, let items = json["items"]?.arrayValue ?? (json["items"]?.isNull == true ? [] : nil) else {
             throw .decoding(what: "\(resource.kind)List", detail: "items: expected a list, found \(json["items"]?.typeName ?? "nothing")")
         }
@@ -118,21 +149,54 @@ public final class KubeClient: Sendable {
     }
 
     /// Every page, following `continue`; the resourceVersion is the first page's (the snapshot's).
-    public func listAll(_ resource: KubeResource, namespace: String? = nil, options: ListOptions = .init(), pageSize: Int = 500) throws(KubeError) -> ObjectList {
+    /// Later pages carry only the token (the apiserver refuses a resourceVersion with it). When
+    /// the token expires mid-way (410), the list starts over once from the latest state, as
+    /// client-go's pager does.
+    public func listAll(_ resource: KubeResource, namespace: String? = nil, options: ListOptions = .init(), pageSize: Int = 500,
+                        selecting selection: JSONSelection? = nil) throws(KubeError) -> ObjectList {
+        var items: [JSON] = []
+        let resourceVersion = try listEachPage(resource, namespace: namespace, options: options, pageSize: pageSize, selecting: selection) {
+            (page: ObjectList) throws(KubeError) -> Void in items += page.items
+        }
+        return ObjectList(items: items, resourceVersion: resourceVersion, continueToken: "", remainingItemCount: nil)
+    }
+
+    /// Every page in turn, handed to `body` as it arrives (a cache built page by page never holds
+    /// the whole list twice; the first page's `remainingItemCount` says how many follow); returns
+    /// the list's resourceVersion. `restart` is called before the
+    /// pages of a list started over after an expired continue token (the earlier pages are void).
+    public func listEachPage(_ resource: KubeResource, namespace: String? = nil, options: ListOptions = .init(), pageSize: Int = 500,
+                             selecting selection: JSONSelection? = nil, restart: () -> Void = {},
+                             _ body: (ObjectList) throws(KubeError) -> Void) throws(KubeError) -> String {
+        do throws(KubeError) {
+            return try listPages(resource, namespace: namespace, options: options, pageSize: pageSize, selection: selection, body)
+        } catch {
+            guard error.isGone, error.reason == "Expired" else { throw error }
+            logger.info("continue token expired; listing again", metadata: ["resource": "\(resource)"])
+            restart()
+            var fresh = options
+            fresh.resourceVersion = nil
+            fresh.resourceVersionMatch = nil
+            return try listPages(resource, namespace: namespace, options: fresh, pageSize: pageSize, selection: selection, body)
+        }
+    }
+
+    private func listPages(_ resource: KubeResource, namespace: String?, options: ListOptions, pageSize: Int,
+                           selection: JSONSelection?, _ body: (ObjectList) throws(KubeError) -> Void) throws(KubeError) -> String {
         var options = options
         options.limit = pageSize
-        var first = try list(resource, namespace: namespace, options: options)
+        let first = try list(resource, namespace: namespace, options: options, selecting: selection)
+        try body(first)
         var token = first.continueToken
         while !token.isEmpty {
             options.continueToken = token
             options.resourceVersion = nil
-            let page = try list(resource, namespace: namespace, options: options)
-            first.items += page.items
+            options.resourceVersionMatch = nil
+            let page = try list(resource, namespace: namespace, options: options, selecting: selection)
+            try body(page)
             token = page.continueToken
         }
-        first.continueToken = ""
-        first.remainingItemCount = nil
-        return first
+        return first.resourceVersion
     }
 
     public func create(_ resource: KubeResource, namespace: String? = nil, _ object: JSON) throws(KubeError) -> JSON {
@@ -204,6 +268,43 @@ public final class KubeClient: Sendable {
                 guard error.isConflict, attempt < attempts else { throw error }
                 logger.debug("conflict; retrying with a fresh read", metadata: ["object": "\(resource)/\(name)", "attempt": "\(attempt)"])
                 Thread.sleep(forTimeInterval: 0.01 * Double(attempt))
+            }
+        }
+    }
+
+    /// Changes the list at `path` (say `spec.taints`) of an object Berth does not own, without a
+    /// read-modify-write race: reads the object, computes the new list, and sends a JSON patch that
+    /// first `test`s the list is still what was read (null when absent) and then replaces it.
+    /// Anything else other writers change meanwhile is untouched; a change to that list makes the
+    /// test fail (422) and the step is done again on a fresh read, up to `attempts` times. Returns
+    /// the object as written, or as read when the list needs no change.
+    @discardableResult
+    public func patchList(_ resource: KubeResource, namespace: String? = nil, name: String, at path: [String], attempts: Int = 5,
+                          _ change: ([JSON]) -> [JSON]) throws(KubeError) -> JSON {
+        let pointer = JSONPointer(path)
+        var attempt = 0
+        while true {
+            attempt += 1
+            let object = try get(resource, namespace: namespace, name: name)
+            var current: JSON? = object
+            for key in path { current = current?[key] }
+            if let current, !current.isNull, current.arrayValue == nil {
+                throw .decoding(what: "\(resource.kind) \(name)", detail: "\(pointer): expected a list, found \(current.typeName)")
+            }
+            let list = current?.arrayValue ?? []
+            let updated = change(list)
+            if updated == list { return object }
+            let present = current.map { !$0.isNull } ?? false
+            let patch: JSON = [
+                ["op": "test", "path": .string(pointer.description), "value": present ? .array(list) : .null],
+                ["op": present ? "replace" : "add", "path": .string(pointer.description), "value": .array(updated)],
+            ]
+            do throws(KubeError) {
+                return try self.patch(resource, namespace: namespace, name: name, patch, type: .json)
+            } catch {
+                guard error.statusCode == 422, attempt < attempts else { throw error }
+                logger.debug("list changed by another writer; patching again from a fresh read",
+                             metadata: ["object": "\(resource)/\(name)", "path": "\(pointer)", "attempt": "\(attempt)"])
             }
         }
     }
@@ -304,7 +405,8 @@ public final class KubeClient: Sendable {
         var headers: HTTPHeaders = ["Accept": "application/json", "User-Agent": configuration.userAgent]
         if !body.isEmpty { headers.add(name: "Content-Type", value: contentType) }
         if let authorization { headers.add(name: "Authorization", value: authorization) }
-        return (HTTPClientRequest(method: method, target: target, headers: headers, body: body), try http(certificate: certificate))
+        return (HTTPClientRequest(method: method, target: configuration.pathPrefix + target, headers: headers, body: body),
+                try http(certificate: certificate))
     }
 
     /// Exponential backoff with jitter: 0.1 s, 0.2 s, 0.4 s ... capped at 5 s.

@@ -20,8 +20,10 @@ public enum KubeConfigLoader {
             throw .configuration(source: tokenFile, message: "service-account token not readable")
         }
         let ca = try readFile(caFile, what: "service-account CA")
-        return KubeClientConfiguration(host: host, port: port, tls: TLSClientConfiguration(trustedCAPEM: ca),
-                                       credentials: .tokenFile(tokenFile))
+        var configuration = KubeClientConfiguration(host: host, port: port, tls: TLSClientConfiguration(trustedCAPEM: ca),
+                                                    credentials: .tokenFile(tokenFile))
+        configuration.proxy = try proxyFromEnvironment(host: host, port: port, tls: true, environment: environment)
+        return configuration
     }
 
     /// The kubeconfig files: `explicitPath`, else `$KUBECONFIG` (a colon-separated list, merged:
@@ -50,7 +52,72 @@ public enum KubeConfigLoader {
             }
             files.append((json, path))
         }
-        return try resolve(files: files, context: context)
+        var configuration = try resolve(files: files, context: context)
+        // Without proxy-url, the environment's proxy settings apply, as in client-go's transport.
+        if configuration.proxy == nil {
+            configuration.proxy = try proxyFromEnvironment(host: configuration.host, port: configuration.port, tls: configuration.tls != nil,
+                                                           environment: environment)
+        }
+        return configuration
+    }
+
+    /// The proxy Go's `http.ProxyFromEnvironment` picks for this server: `HTTPS_PROXY` (or
+    /// `https_proxy`) for an https server, `HTTP_PROXY` for http; none for loopback hosts or a host
+    /// `NO_PROXY` names (`*`, a host or domain — which also covers its subdomains; `.domain` only
+    /// the subdomains —, an IP, a CIDR, each optionally with `:port`).
+    static func proxyFromEnvironment(host: String, port: Int, tls: Bool, environment: [String: String]) throws(KubeError) -> HTTPProxy? {
+        func value(_ name: String) -> String? {
+            let text = environment[name] ?? environment[name.lowercased()] ?? ""
+            return text.isEmpty ? nil : text
+        }
+        let name = tls ? "HTTPS_PROXY" : "HTTP_PROXY"
+        guard let url = value(name) else { return nil }
+        let lowered = host.lowercased()
+        if lowered == "localhost" || lowered.hasSuffix(".localhost") || lowered.hasPrefix("127.") || lowered == "::1" { return nil }
+        for rawEntry in (value("NO_PROXY") ?? "").split(separator: ",") {
+            var entry = rawEntry.trimmingCharacters(in: .whitespaces).lowercased()
+            if entry.isEmpty { continue }
+            if entry == "*" { return nil }
+            if entry.contains("/") {
+                if CIDR(entry)?.contains(lowered) == true { return nil }
+                continue
+            }
+            if let colon = entry.lastIndex(of: ":"), !entry.contains("]"), entry.filter({ $0 == ":" }).count == 1 {
+                guard Int(entry[entry.index(after: colon)...]) == port else { continue }
+                entry = String(entry[..<colon])
+            }
+            if entry.hasPrefix("*.") { entry.removeFirst() }
+            if entry.hasPrefix(".") {
+                if lowered.hasSuffix(entry) { return nil }
+            } else if lowered == entry || lowered.hasSuffix("." + entry) {
+                return nil
+            }
+        }
+        return try KubeClientConfiguration.proxy(url, source: "environment \(name)")
+    }
+
+    /// An IPv4 CIDR (NO_PROXY's `10.0.0.0/8`).
+    struct CIDR {
+        let network: UInt32
+        let mask: UInt32
+
+        init?(_ text: String) {
+            let parts = text.split(separator: "/")
+            guard parts.count == 2, let bits = Int(parts[1]), (0...32).contains(bits), let address = CIDR.ipv4(String(parts[0])) else { return nil }
+            mask = bits == 0 ? 0 : UInt32.max << UInt32(32 - bits)
+            network = address & mask
+        }
+
+        func contains(_ host: String) -> Bool {
+            guard let address = CIDR.ipv4(host) else { return false }
+            return address & mask == network
+        }
+
+        static func ipv4(_ text: String) -> UInt32? {
+            let octets = text.split(separator: ".", omittingEmptySubsequences: false).compactMap { UInt32($0) }
+            guard octets.count == 4, octets.allSatisfy({ $0 < 256 }), text.split(separator: ".").count == 4 else { return nil }
+            return octets.reduce(0) { $0 << 8 | $1 }
+        }
     }
 
     /// Resolves a merged kubeconfig; `files` in precedence order.
@@ -76,7 +143,14 @@ public enum KubeConfigLoader {
         guard let server = cluster["server"]?.stringValue else {
             throw .configuration(source: clusterSource, message: "no server")
         }
-        let (host, port, useTLS) = try KubeClientConfiguration.server(server, source: clusterSource)
+        let (host, port, useTLS, pathPrefix) = try KubeClientConfiguration.server(server, source: clusterSource)
+        var proxy: HTTPProxy?
+        if let proxyURL = cluster["proxy-url"]?.stringValue, !proxyURL.isEmpty {
+            proxy = try KubeClientConfiguration.proxy(proxyURL, source: clusterSource)
+            guard useTLS else {
+                throw .configuration(source: clusterSource, message: "proxy-url needs an https server (the tunnel is CONNECT)")
+            }
+        }
         var tls = TLSClientConfiguration()
         tls.insecureSkipVerify = cluster["insecure-skip-tls-verify"]?.boolValue ?? false
         tls.serverName = cluster["tls-server-name"]?.stringValue
@@ -99,17 +173,39 @@ public enum KubeConfigLoader {
             } else if let tokenFile = user["tokenFile"]?.stringValue, !tokenFile.isEmpty {
                 credentials = .tokenFile(absolute(tokenFile, relativeTo: userFile))
             } else if let exec = user["exec"] {
-                credentials = .exec(try execPlugin(exec, kubeconfig: userFile, source: userSource))
+                var plugin = try execPlugin(exec, kubeconfig: userFile, source: userSource)
+                if exec["provideClusterInfo"]?.boolValue == true {
+                    plugin.clusterInfo = clusterInfo(cluster, server: server, caPEM: tls.trustedCAPEM)
+                }
+                credentials = .exec(plugin)
             } else if user["auth-provider"] != nil {
                 throw .configuration(source: userSource, message: "auth-provider is not supported; use an exec credential plugin")
             }
         }
         var configuration = KubeClientConfiguration(host: host, port: port, tls: useTLS ? tls : nil, credentials: credentials)
+        configuration.pathPrefix = pathPrefix
+        configuration.proxy = proxy
         if useTLS == false && tls.clientCertificatePEM != nil {
             throw .configuration(source: clusterSource, message: "client certificates need an https server")
         }
         configuration.timeout = .seconds(30)
         return configuration
+    }
+
+    /// `spec.cluster` of the ExecCredential (client.authentication.k8s.io Cluster): the kubeconfig
+    /// cluster's fields, the CA always as data, and the `client.authentication.k8s.io/exec`
+    /// extension as `config`.
+    static func clusterInfo(_ cluster: JSON, server: String, caPEM: [UInt8]?) -> JSON {
+        var info: JSONObject = ["server": .string(server)]
+        if let name = cluster["tls-server-name"]?.stringValue, !name.isEmpty { info["tls-server-name"] = .string(name) }
+        if cluster["insecure-skip-tls-verify"]?.boolValue == true { info["insecure-skip-tls-verify"] = true }
+        if let caPEM, !caPEM.isEmpty { info["certificate-authority-data"] = .string(Data(caPEM).base64EncodedString()) }
+        if let proxy = cluster["proxy-url"]?.stringValue, !proxy.isEmpty { info["proxy-url"] = .string(proxy) }
+        if cluster["disable-compression"]?.boolValue == true { info["disable-compression"] = true }
+        for extensionEntry in cluster["extensions"]?.arrayValue ?? [] where extensionEntry["name"]?.stringValue == "client.authentication.k8s.io/exec" {
+            if let config = extensionEntry["extension"] { info["config"] = config }
+        }
+        return .object(info)
     }
 
     private static func execPlugin(_ exec: JSON, kubeconfig: String, source: String) throws(KubeError) -> ExecCredentialPlugin {

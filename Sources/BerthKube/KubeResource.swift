@@ -24,6 +24,7 @@ public struct KubeResource: Sendable, Hashable, CustomStringConvertible {
     public static let leases = KubeResource(group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true)
     public static let podDisruptionBudgets = KubeResource(group: "policy", version: "v1", plural: "poddisruptionbudgets", kind: "PodDisruptionBudget", namespaced: true)
     public static let persistentVolumeClaims = KubeResource(group: "", version: "v1", plural: "persistentvolumeclaims", kind: "PersistentVolumeClaim", namespaced: true)
+    public static let daemonSets = KubeResource(group: "apps", version: "v1", plural: "daemonsets", kind: "DaemonSet", namespaced: true)
     public static let persistentVolumes = KubeResource(group: "", version: "v1", plural: "persistentvolumes", kind: "PersistentVolume", namespaced: false)
 
     public var apiVersion: String { group.isEmpty ? version : "\(group)/\(version)" }

@@ -46,6 +46,30 @@ public struct WatchEvent: Sendable {
         return WatchEvent(kind: kind, object: object)
     }
 
+    /// Decodes one line keeping only what `selection` names of the object (plus what a watch
+    /// needs of every object: the type, and the Status of an ERROR event whole). The rest of the
+    /// line is checked and skipped, never built: a cache of projections costs what it keeps.
+    public static func decode(_ line: [UInt8], selecting selection: JSONSelection) throws(KubeError) -> WatchEvent {
+        let tape: JSONTape
+        do throws(JSONError) {
+            tape = try JSONTape(parsing: line, selecting: .members(["type": .all, "object": selection]))
+        } catch {
+            throw .decoding(what: "watch event", detail: "\(error); line starts \(excerpt(line))")
+        }
+        let root = tape.root
+        guard root.isObject else { throw .decoding(what: "watch event", detail: "expected an object, found \(root.typeName)") }
+        guard let typeValue = root["type"] else { throw .decoding(what: "watch event", detail: "type is missing") }
+        guard let type = typeValue.stringValue else {
+            throw .decoding(what: "watch event", detail: "type: expected a string, found \(typeValue.typeName)")
+        }
+        guard let kind = Kind(rawValue: type) else { throw .decoding(what: "watch event", detail: "unknown type \"\(type)\"") }
+        if kind == .error { return try decode(line) }
+        guard let object = root["object"], object.isObject else {
+            throw .decoding(what: "watch event", detail: "object: expected an object, found \(root["object"]?.typeName ?? "nothing")")
+        }
+        return WatchEvent(kind: kind, object: object.json)
+    }
+
     static func excerpt(_ line: [UInt8]) -> String {
         let text = String(decoding: line.prefix(60), as: UTF8.self)
         return "\"\(text)\"" + (line.count > 60 ? "..." : "")

@@ -14,7 +14,7 @@ public final class WatchStream: Sendable {
 
     /// The next event; nil when the server ended the watch (timeout) or it was cancelled.
     /// A line that is not a watch event throws `KubeError.decoding` (the caller restarts the watch).
-    public func next() throws(KubeError) -> WatchEvent? {
+    public func next(selecting selection: JSONSelection? = nil) throws(KubeError) -> WatchEvent? {
         while true {
             let line: [UInt8]?
             do throws(NetError) {
@@ -25,6 +25,7 @@ public final class WatchStream: Sendable {
             }
             guard let line else { return nil }
             if line.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { continue }
+            if let selection { return try WatchEvent.decode(line, selecting: selection) }
             return try WatchEvent.decode(line)
         }
     }

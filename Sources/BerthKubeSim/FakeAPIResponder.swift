@@ -10,24 +10,50 @@ struct FakeAPIResponder: HTTPResponder {
     let state: FakeAPIStore
     let options: FakeKubeAPIServer.Options
 
-    /// Kinds for the resources the fake knows; any other plural is served generically.
-    static let known: [String: KubeResource] = [
-        "pods": .pods, "nodes": .nodes, "namespaces": .namespaces, "persistentvolumeclaims": .persistentVolumeClaims, "persistentvolumes": .persistentVolumes, "events.events.k8s.io": .events,
-        "leases.coordination.k8s.io": .leases, "poddisruptionbudgets.policy": .podDisruptionBudgets,
-    ]
     /// Resources whose status is a subresource (main writes keep status, status writes keep the rest).
     static let statusSubresource: Set<String> = ["pods", "nodes", "poddisruptionbudgets.policy"]
 
     struct Route {
+        /// Where the objects are kept (core/v1 events: with events.k8s.io/v1 events).
         var resource: KubeResource
+        /// What the client asked for: kind and apiVersion of what it gets back.
+        var presented: KubeResource
         var namespace: String?
         var name: String?
         var subresource: String?
+
+        var coreEvents: Bool { presented == FakeDiscovery.coreEvents }
+        /// A stored object as this route's client sees it.
+        func present(_ object: JSON) -> JSON { coreEvents ? FakeEvents.toCore(object) : object }
+        /// A client's object in the stored shape.
+        func accept(_ object: JSON) -> JSON { coreEvents ? FakeEvents.fromCore(object) : object }
     }
 
     func respond(to request: HTTPRequest) -> HTTPResponse {
+        let sent = request.target
+        var request = request
+        // Served under a path prefix (a gateway in front of the apiserver): anything else is not found.
+        if !options.pathPrefix.isEmpty {
+            let prefix = options.pathPrefix
+            guard request.path.hasPrefix(prefix + "/") else {
+                state.withLock { $0.requestLog.append("\(request.method) \(sent)") }
+                return HTTPResponse(status: 404, headers: ["Content-Type": "text/plain"], body: Array("404 page not found\n".utf8))
+            }
+            request.target = String(request.target.dropFirst(prefix.count))
+            request.path = String(request.path.dropFirst(prefix.count))
+        }
+        let actions = state.withLock { state -> [@Sendable () -> Void] in
+            var actions: [@Sendable () -> Void] = []
+            for index in state.hooks.indices where state.hooks[index].remaining > 0
+                && state.hooks[index].method == request.method && request.path.contains(state.hooks[index].pathContains) {
+                state.hooks[index].remaining -= 1
+                actions.append(state.hooks[index].action)
+            }
+            return actions
+        }
+        for action in actions { action() }
         let failure = state.withLock { state -> FakeAPIState.Failure? in
-            state.requestLog.append("\(request.method) \(request.target)")
+            state.requestLog.append("\(request.method) \(sent)")
             guard let index = state.failures.firstIndex(where: { $0.pathContains.isEmpty || request.path.contains($0.pathContains) }) else { return nil }
             let failure = state.failures[index]
             state.failures[index].remaining -= 1
@@ -50,35 +76,75 @@ struct FakeAPIResponder: HTTPResponder {
                 return Self.status(403, "User \"system:serviceaccount:test:denied\" cannot \(request.method.lowercased()) resource at \(request.path)", reason: "Forbidden")
             }
         }
+        if request.method == "GET" {
+            let host = request.headers["Host"] ?? "127.0.0.1"
+            if let document = FakeDiscovery.document(request.path, serverAddress: host, accept: request.headers["Accept"] ?? "")
+                ?? FakeDiscovery.openAPI(request.path) { return document }
+        }
         guard let route = Self.route(request.path) else {
             return Self.status(404, "the server could not find the requested resource", reason: "NotFound")
         }
         let query = PathEncoding.queryItems(request.target)
+        // Bodies are JSON, or protobuf for the few kinds kubectl posts that way (FakeProtobuf);
+        // anything else is refused as an unsupported media type. Answers are always JSON.
+        let contentType = (request.headers["Content-Type"] ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         var body: JSON?
-        if !request.body.isEmpty {
+        let unsupported = Self.status(415, "the body of the request was in an unknown format - accepted media types include: application/json", reason: "UnsupportedMediaType")
+        if !request.body.isEmpty, contentType == "application/vnd.kubernetes.protobuf", request.method != "PATCH" {
+            do throws(FakeProtobuf.DecodeError) {
+                guard let decoded = try FakeProtobuf.decode(request.body) else { return unsupported }
+                body = decoded
+            } catch {
+                return Self.status(400, "the protobuf body cannot be read: \(error.message)", reason: "BadRequest")
+            }
+        } else if !request.body.isEmpty, !contentType.isEmpty, contentType != "application/json", request.method != "PATCH" {
+            return unsupported
+        }
+        if body == nil, !request.body.isEmpty {
             guard let parsed = try? JSONParser.parse(request.body) else {
                 return Self.status(400, "the request body is not valid JSON", reason: "BadRequest")
             }
             body = parsed
         }
+        // dryRun: "All" is the only value (apimachinery ValidateDryRun).
+        var dryRun = false
+        if let value = query["dryRun"] {
+            guard value == "All" else {
+                return Self.status(400, "Invalid dryRun value \"\(value)\": only \"All\" is supported", reason: "BadRequest")
+            }
+            dryRun = request.method != "GET"
+        }
+        if let validation = query["fieldValidation"], !["", "Ignore", "Warn", "Strict"].contains(validation) {
+            return Self.status(400, "fieldValidation: Unsupported value: \"\(validation)\": supported values: \"Ignore\", \"Strict\", \"Warn\"", reason: "BadRequest")
+        }
+        let table = FakeTables.wanted(request.headers["Accept"] ?? "")
+        let include = query["includeObject"] ?? "Metadata"
         switch (request.method, route.name, route.subresource) {
         case ("GET", nil, nil):
-            if query["watch"] == "true" || query["watch"] == "1" { return watch(route, query) }
-            return list(route, query)
-        case ("GET", _?, nil):
-            return get(route)
+            if query["watch"] == "true" || query["watch"] == "1" { return watch(route, query, table: table ? include : nil) }
+            return list(route, query, table: table ? include : nil)
+        case ("GET", _?, let subresource) where subresource == nil || subresource == "status":
+            return get(route, table: table ? include : nil)
+        case ("POST", nil, nil) where route.resource == FakeDiscovery.selfSubjectAccessReviews:
+            return reviewAccess(body)
         case ("POST", nil, nil):
-            return create(route, body)
+            if let problem = FakeValidation.unknownFields(body, resource: route.presented, strict: query["fieldValidation"] == "Strict") {
+                return Self.status(400, problem, reason: "BadRequest")
+            }
+            return create(route, body, dryRun: dryRun)
         case ("POST", let name?, "eviction"):
-            return evict(route, name: name)
+            return evict(route, name: name, dryRun: dryRun || body?["deleteOptions"]?["dryRun"]?.arrayValue?.isEmpty == false)
         case ("POST", let name?, "binding"):
             return bind(route, name: name, body)
         case ("PUT", _?, let subresource) where subresource == nil || subresource == "status":
-            return update(route, body)
+            if let problem = FakeValidation.unknownFields(body, resource: route.presented, strict: query["fieldValidation"] == "Strict") {
+                return Self.status(400, problem, reason: "BadRequest")
+            }
+            return update(route, body, dryRun: dryRun)
         case ("PATCH", _?, let subresource) where subresource == nil || subresource == "status":
-            return patch(route, body, contentType: request.headers["Content-Type"] ?? "")
+            return patch(route, body, contentType: request.headers["Content-Type"] ?? "", dryRun: dryRun)
         case ("DELETE", _?, nil):
-            return delete(route, body)
+            return delete(route, body, dryRun: dryRun || body?["dryRun"]?.arrayValue?.isEmpty == false)
         default:
             return Self.status(405, "method \(request.method) not allowed on \(request.path)", reason: "MethodNotAllowed")
         }
@@ -111,23 +177,29 @@ struct FakeAPIResponder: HTTPResponder {
         let name = rest.count > 1 ? rest[rest.startIndex + 1] : nil
         let subresource = rest.count > 2 ? rest[rest.startIndex + 2] : nil
         guard rest.count <= 3 else { return nil }
-        let qualified = group.isEmpty ? plural : "\(plural).\(group)"
-        var resource = known[qualified] ?? KubeResource(group: group, version: version, plural: plural,
-                                                        kind: String(plural.prefix(1).uppercased() + plural.dropFirst().dropLast()),
-                                                        namespaced: namespace != nil)
-        resource.version = version
+        // Only what discovery lists is served: anything else is 404, as upstream.
+        guard let served = FakeDiscovery.served(group: group, version: version, plural: plural) else { return nil }
+        let resource = served.resource
         if resource.namespaced == false && namespace != nil { return nil }
-        return Route(resource: resource, namespace: namespace, name: name, subresource: subresource)
+        if resource.namespaced && namespace == nil && name != nil { return nil }
+        if let subresource, !served.subresources.contains(where: { $0.name == subresource }) { return nil }
+        let stored = served.store == nil ? resource : FakeDiscovery.resources.first { $0.resource.qualifiedName == served.store }!.resource
+        return Route(resource: stored, presented: resource, namespace: namespace, name: name, subresource: subresource)
     }
 
     // MARK: - Reads
 
-    private func get(_ route: Route) -> HTTPResponse {
+    private func get(_ route: Route, table include: String?) -> HTTPResponse {
         let key = FakeAPIState.key(route.namespace, route.name!)
         guard let object = state.withLock({ $0.objects[route.resource.qualifiedName]?[key] }) else {
             return Self.notFound(route)
         }
-        return Self.json(200, object)
+        let presented = route.present(object)
+        if let include {
+            return FakeTables.response(FakeTables.table(route.presented, [presented], include: include,
+                                                        resourceVersion: presented["metadata"]?["resourceVersion"]?.stringValue ?? "", continueToken: nil))
+        }
+        return Self.json(200, presented)
     }
 
     /// `labelSelector` and `fieldSelector` of a list or watch; a 400 when one does not parse.
@@ -141,7 +213,7 @@ struct FakeAPIResponder: HTTPResponder {
             labels = parsed
         }
         if let text = query["fieldSelector"], !text.isEmpty {
-            switch FakeFieldSelector.parse(text, plural: route.resource.plural) {
+            switch FakeFieldSelector.parse(text, plural: route.presented.qualifiedName) {
             case .success(let parsed): fields = parsed
             case .failure(let error): return .failure(BadSelector(response: status(400, error.message, reason: "BadRequest")))
             }
@@ -155,11 +227,30 @@ struct FakeAPIResponder: HTTPResponder {
 
     /// Pagination: the continue token carries the list's revision and the last key served
     /// (upstream encodes the same in base64 JSON; a compacted revision is 410 there too).
-    private func list(_ route: Route, _ query: [String: String]) -> HTTPResponse {
+    private func list(_ route: Route, _ query: [String: String], table include: String?) -> HTTPResponse {
         let labels: FakeLabelSelector?, fields: FakeFieldSelector?
         switch Self.selectors(route, query) {
         case let .success(parsed): (labels, fields) = parsed
         case let .failure(answer): return answer.response
+        }
+        // k8s.io/apimachinery ValidateListOptions, answered as an Invalid ListOptions (422).
+        if let match = query["resourceVersionMatch"], !match.isEmpty {
+            var problem: String?
+            if !["Exact", "NotOlderThan"].contains(match) {
+                problem = "resourceVersionMatch: Unsupported value: \"\(match)\": supported values: \"Exact\", \"NotOlderThan\", \"\""
+            } else if (query["resourceVersion"] ?? "").isEmpty {
+                problem = "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+            } else if !(query["continue"] ?? "").isEmpty {
+                problem = "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden when continue is provided"
+            } else if match == "Exact" && query["resourceVersion"] == "0" {
+                problem = "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""
+            }
+            if let problem {
+                return Self.status(422, "ListOptions.meta.k8s.io \"\" is invalid: \(problem)", reason: "Invalid")
+            }
+        }
+        if let version = query["resourceVersion"], !version.isEmpty, version != "0", let token = query["continue"], !token.isEmpty {
+            return Self.status(400, "specifying resource version is not allowed when using continue", reason: "BadRequest")
         }
         let limit = query["limit"].flatMap(Int.init) ?? 0
         var after = ""
@@ -180,7 +271,7 @@ struct FakeAPIResponder: HTTPResponder {
             let all = (state.objects[route.resource.qualifiedName] ?? [:]).filter { key, object in
                 if let namespace = route.namespace, object["metadata"]?["namespace"]?.stringValue != namespace { return false }
                 if let labels, !labels.matches(object.labels) { return false }
-                if let fields, !fields.matches(object) { return false }
+                if let fields, !fields.matches(route.present(object)) { return false }
                 return key > after
             }
             return (all.sorted { $0.key < $1.key }, state.revision)
@@ -193,15 +284,20 @@ struct FakeAPIResponder: HTTPResponder {
             metadata["continue"] = .string(Data(token).base64EncodedString())
             metadata["remainingItemCount"] = .number(remaining)
         }
-        let list: JSON = ["kind": .string(route.resource.kind + "List"), "apiVersion": .string(route.resource.apiVersion),
-                          "metadata": .object(metadata), "items": .array(page.map(\.1))]
+        if let include {
+            return FakeTables.response(FakeTables.table(route.presented, page.map { route.present($0.1) }, include: include,
+                                                        resourceVersion: metadata["resourceVersion"]?.stringValue ?? "",
+                                                        continueToken: metadata["continue"]?.stringValue))
+        }
+        let list: JSON = ["kind": .string(route.presented.kind + "List"), "apiVersion": .string(route.presented.apiVersion),
+                          "metadata": .object(metadata), "items": .array(page.map { route.present($0.1) })]
         return Self.json(200, list)
     }
 
     /// resourceVersion "" or "0": synthetic ADDED events for current objects, then changes
     /// (upstream "Get State and Start at Most Recent"); otherwise changes after that version,
     /// or an ERROR event with 410 when it is older than the history kept.
-    private func watch(_ route: Route, _ query: [String: String]) -> HTTPResponse {
+    private func watch(_ route: Route, _ query: [String: String], table: String?) -> HTTPResponse {
         let labels: FakeLabelSelector?, fields: FakeFieldSelector?
         switch Self.selectors(route, query) {
         case let .success(parsed): (labels, fields) = parsed
@@ -217,8 +313,14 @@ struct FakeAPIResponder: HTTPResponder {
         }
         let stream = HTTPBodyStream()
         let watcher = FakeAPIState.Watcher(resource: route.resource.qualifiedName, namespace: route.namespace, labels: labels, fields: fields,
-                                           bookmarks: query["allowWatchBookmarks"] == "true", kind: route.resource.kind,
-                                           apiVersion: route.resource.apiVersion, stream: stream)
+                                           bookmarks: query["allowWatchBookmarks"] == "true", kind: route.presented.kind,
+                                           apiVersion: route.presented.apiVersion, stream: stream, coreEvents: route.coreEvents,
+                                           table: table.map { (route.presented, $0) })
+        let closeAtOnce = state.withLock { $0.closeWatchesAtOnce }
+        if closeAtOnce {
+            stream.finish()
+            return .streaming(status: 200, headers: ["Content-Type": "application/json"], stream: stream)
+        }
         state.withLock { state in
             state.watchers.removeAll { $0.stream.isCancelled }
             if let from {
@@ -232,12 +334,12 @@ struct FakeAPIResponder: HTTPResponder {
                 }
                 for entry in state.history where entry.revision > from && entry.resource == route.resource.qualifiedName {
                     if let (type, object) = watcher.translate(type: entry.type, object: entry.object, previous: entry.previous) {
-                        stream.push(FakeAPIState.eventLine(type: type, object: object))
+                        stream.push(FakeAPIState.eventLine(type: type, object: watcher.output(object)))
                     }
                 }
             } else {
                 for (_, object) in (state.objects[route.resource.qualifiedName] ?? [:]).sorted(by: { $0.key < $1.key }) where watcher.matches(object) {
-                    stream.push(FakeAPIState.eventLine(type: "ADDED", object: object))
+                    stream.push(FakeAPIState.eventLine(type: "ADDED", object: watcher.output(object)))
                 }
             }
             state.watchers.append(watcher)
@@ -251,11 +353,15 @@ struct FakeAPIResponder: HTTPResponder {
 
     // MARK: - Writes
 
-    private func create(_ route: Route, _ body: JSON?) -> HTTPResponse {
-        guard var object = body, case .object = object else { return Self.status(400, "the body must be an object", reason: "BadRequest") }
-        if let kind = object["kind"]?.stringValue, kind != route.resource.kind, Self.known[route.resource.qualifiedName] != nil {
-            return Self.status(400, "the kind \(kind) does not match \(route.resource.kind)", reason: "BadRequest")
+    private func create(_ route: Route, _ body: JSON?, dryRun: Bool) -> HTTPResponse {
+        guard let received = body, case .object = received else { return Self.status(400, "the body must be an object", reason: "BadRequest") }
+        if let kind = received["kind"]?.stringValue, kind != route.presented.kind {
+            return Self.status(400, "the kind \(kind) does not match \(route.presented.kind)", reason: "BadRequest")
         }
+        var object = route.accept(received)
+        // Type information comes from the URL when the body leaves it out (as the apiserver's decoder does).
+        if object["kind"] == nil { setTop(&object, "kind", .string(route.resource.kind)) }
+        if object["apiVersion"] == nil { setTop(&object, "apiVersion", .string(route.resource.apiVersion)) }
         if let namespace = object["metadata"]?["namespace"]?.stringValue, let routeNamespace = route.namespace, namespace != routeNamespace {
             return Self.status(400, "the namespace of the provided object does not match the namespace sent on the request", reason: "BadRequest")
         }
@@ -273,10 +379,10 @@ struct FakeAPIResponder: HTTPResponder {
             name = prefix + String((0..<5).map { _ in letters.randomElement()! })
             setMeta(&object, "name", .string(name))
         }
-        guard !name.isEmpty else { return Self.status(422, "\(route.resource.kind) \"\": metadata.name: Required value: name or generateName is required", reason: "Invalid") }
+        guard !name.isEmpty else { return Self.status(422, "\(route.presented.kind) \"\": metadata.name: Required value: name or generateName is required", reason: "Invalid") }
         setMeta(&object, "resourceVersion", nil)
         setMeta(&object, "deletionTimestamp", nil)
-        if route.resource == .pods && object["status"] == nil { setTop(&object, "status", ["phase": "Pending"]) }
+        if route.resource == .pods { object = FakeDefaults.pod(object) }
         let key = FakeAPIState.key(route.namespace, name)
         let stored = state.withLock { state -> JSON? in
             guard state.objects[route.resource.qualifiedName]?[key] == nil else { return nil }
@@ -284,23 +390,44 @@ struct FakeAPIResponder: HTTPResponder {
             setMeta(&object, "creationTimestamp", .string(RFC3339.string(Date())))
             if object["kind"] == nil { setTop(&object, "kind", .string(route.resource.kind)) }
             if object["apiVersion"] == nil { setTop(&object, "apiVersion", .string(route.resource.apiVersion)) }
-            return state.record(route.resource, object, type: "ADDED")
+            // dryRun=All: everything a create does, nothing kept.
+            return dryRun ? object : state.record(route.resource, object, type: "ADDED")
         }
         guard let stored else {
-            return Self.status(409, "\(route.resource.qualifiedName) \"\(name)\" already exists", reason: "AlreadyExists")
+            return Self.status(409, "\(route.presented.qualifiedName) \"\(name)\" already exists", reason: "AlreadyExists",
+                               details: Self.details(route.presented, name: name))
         }
-        return Self.json(201, stored)
+        return Self.json(201, route.present(stored))
     }
 
-    private func update(_ route: Route, _ body: JSON?) -> HTTPResponse {
-        guard let object = body, case .object = object else { return Self.status(400, "the body must be an object", reason: "BadRequest") }
-        if let name = object["metadata"]?["name"]?.stringValue, name != route.name {
+    /// authorization.k8s.io SelfSubjectAccessReview: the fake has no authorizer, so an
+    /// authenticated user may do anything it serves (`kubectl auth can-i`).
+    private func reviewAccess(_ body: JSON?) -> HTTPResponse {
+        guard let review = body, case .object(var object) = review, review["spec"] != nil else {
+            return Self.status(400, "the body must be a SelfSubjectAccessReview", reason: "BadRequest")
+        }
+        let attributes = review["spec"]?["resourceAttributes"]
+        var allowed = true
+        if let attributes, let resource = attributes["resource"]?.stringValue, resource != "*" {
+            let group = attributes["group"]?.stringValue ?? ""
+            allowed = FakeDiscovery.resources.contains { $0.resource.group == group && $0.resource.plural == resource }
+        }
+        object["metadata"] = ["creationTimestamp": nil]
+        object["status"] = allowed ? ["allowed": true, "reason": "the fake apiserver authorizes every authenticated request"]
+            : ["allowed": false, "reason": "the fake apiserver does not serve that resource"]
+        return Self.json(201, .object(object))
+    }
+
+    private func update(_ route: Route, _ body: JSON?, dryRun: Bool) -> HTTPResponse {
+        guard let received = body, case .object = received else { return Self.status(400, "the body must be an object", reason: "BadRequest") }
+        if let name = received["metadata"]?["name"]?.stringValue, name != route.name {
             return Self.status(400, "the name of the object (\(name)) does not match the name on the URL (\(route.name!))", reason: "BadRequest")
         }
-        return write(route, expectedVersion: object["metadata"]?["resourceVersion"]?.stringValue) { _ in object }
+        let object = route.accept(received)
+        return write(route, expectedVersion: object["metadata"]?["resourceVersion"]?.stringValue, dryRun: dryRun) { _ in object }
     }
 
-    private func patch(_ route: Route, _ body: JSON?, contentType: String) -> HTTPResponse {
+    private func patch(_ route: Route, _ body: JSON?, contentType: String, dryRun: Bool) -> HTTPResponse {
         guard let patch = body else { return Self.status(400, "empty patch", reason: "BadRequest") }
         let type = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
         let apply: (JSON) throws -> JSON
@@ -310,17 +437,20 @@ struct FakeAPIResponder: HTTPResponder {
         case PatchType.strategicMerge.rawValue:
             apply = { current in try FakePatch.strategic(current, patch) }
         case PatchType.json.rawValue:
-            apply = { current in try JSONPatch(json: patch).apply(to: current) }
+            apply = { current in try FakePatch.json(current, patch) }
         default:
             return Self.status(415, "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json", reason: "UnsupportedMediaType")
         }
-        // A resourceVersion inside the patch is a precondition (upstream patcher).
-        return write(route, expectedVersion: patch["metadata"]?["resourceVersion"]?.stringValue, change: apply)
+        // A resourceVersion inside the patch is a precondition (upstream patcher). A patch is
+        // applied to the object as the client sees it (core/v1 events in their own shape).
+        return write(route, expectedVersion: patch["metadata"]?["resourceVersion"]?.stringValue, dryRun: dryRun) { current in
+            route.accept(try apply(route.present(current)))
+        }
     }
 
     /// Shared by PUT and PATCH: optimistic concurrency, immutable fields, status subresource,
     /// finalizer completion, no-op detection.
-    private func write(_ route: Route, expectedVersion: String?, change: (JSON) throws -> JSON) -> HTTPResponse {
+    private func write(_ route: Route, expectedVersion: String?, dryRun: Bool = false, change: (JSON) throws -> JSON) -> HTTPResponse {
         let key = FakeAPIState.key(route.namespace, route.name!)
         let resource = route.resource
         return state.withLock { state -> HTTPResponse in
@@ -328,13 +458,19 @@ struct FakeAPIResponder: HTTPResponder {
             let currentVersion = current["metadata"]?["resourceVersion"]?.stringValue ?? ""
             if let expectedVersion, !expectedVersion.isEmpty, expectedVersion != currentVersion {
                 // k8s.io/apiserver registry/generic/registry: errors.NewConflict(..., OptimisticLockErrorMsg)
-                return Self.status(409, "Operation cannot be fulfilled on \(resource.qualifiedName) \"\(route.name!)\": the object has been modified; please apply your changes to the latest version and try again", reason: "Conflict")
+                return Self.status(409, "Operation cannot be fulfilled on \(route.presented.qualifiedName) \"\(route.name!)\": the object has been modified; please apply your changes to the latest version and try again",
+                                   reason: "Conflict", details: Self.details(route.presented, name: route.name!))
             }
             var updated: JSON
             do {
                 updated = try change(current)
             } catch let error as FakePatchError {
                 return Self.status(400, error.message, reason: "BadRequest")
+            } catch let error as FakePatchApplyError {
+                // A JSON patch that does not apply (a failed `test`, a missing path): upstream's
+                // errors.NewGenericServerResponse(422, ...) with the patch library's message as the cause.
+                return Self.status(422, "the server rejected our request due to an error in our request", reason: "Invalid",
+                                   details: ["causes": [["reason": "UnexpectedServerResponse", "message": .string(error.message)]]])
             } catch {
                 return Self.status(422, "patch could not be applied: \(error)", reason: "Invalid")
             }
@@ -352,15 +488,15 @@ struct FakeAPIResponder: HTTPResponder {
                 setMeta(&updated, field, current["metadata"]?[field])
             }
             setMeta(&updated, "resourceVersion", .string(currentVersion))
-            if updated == current { return Self.json(200, current) }  // no-op: no new revision
+            if updated == current || dryRun { return Self.json(200, route.present(updated)) }  // no-op or dry run: no new revision
             if current["metadata"]?["deletionTimestamp"] != nil && (updated["metadata"]?["finalizers"]?.arrayValue ?? []).isEmpty {
-                return Self.json(200, state.record(resource, updated, type: "DELETED"))
+                return Self.json(200, route.present(state.record(resource, updated, type: "DELETED")))
             }
-            return Self.json(200, state.record(resource, updated, type: "MODIFIED"))
+            return Self.json(200, route.present(state.record(resource, updated, type: "MODIFIED")))
         }
     }
 
-    private func delete(_ route: Route, _ body: JSON?) -> HTTPResponse {
+    private func delete(_ route: Route, _ body: JSON?, dryRun: Bool) -> HTTPResponse {
         let key = FakeAPIState.key(route.namespace, route.name!)
         let resource = route.resource
         return state.withLock { state -> HTTPResponse in
@@ -373,7 +509,8 @@ struct FakeAPIResponder: HTTPResponder {
                     return Self.status(409, "Precondition failed: ResourceVersion in precondition: \(version), ResourceVersion in object meta: \(current["metadata"]?["resourceVersion"]?.stringValue ?? "")", reason: "Conflict")
                 }
             }
-            return Self.json(200, Self.deleteObject(&state, resource, current))
+            if dryRun { return Self.json(200, route.present(current)) }
+            return Self.json(200, route.present(Self.deleteObject(&state, resource, current)))
         }
     }
 
@@ -394,7 +531,7 @@ struct FakeAPIResponder: HTTPResponder {
     /// nothing; more than one budget is a 500; no disruptions allowed is 429 with a
     /// DisruptionBudget cause. The fake computes disruptionsAllowed from the pods at once (the
     /// disruption controller's work upstream): healthy = Ready and not terminating.
-    private func evict(_ route: Route, name: String) -> HTTPResponse {
+    private func evict(_ route: Route, name: String, dryRun: Bool) -> HTTPResponse {
         guard route.resource == .pods, let namespace = route.namespace else { return Self.status(404, "not found", reason: "NotFound") }
         let key = FakeAPIState.key(namespace, name)
         return state.withLock { state -> HTTPResponse in
@@ -440,7 +577,7 @@ struct FakeAPIResponder: HTTPResponder {
                     }
                 }
             }
-            _ = Self.deleteObject(&state, .pods, pod)
+            if !dryRun { _ = Self.deleteObject(&state, .pods, pod) }
             return Self.json(201, APIStatus(code: 201, status: "Success", reason: "", message: "").json)
         }
     }
@@ -494,11 +631,28 @@ struct FakeAPIResponder: HTTPResponder {
     }
 
     static func notFound(_ route: Route) -> HTTPResponse {
-        status(404, "\(route.resource.qualifiedName) \"\(route.name ?? "")\" not found", reason: "NotFound")
+        status(404, "\(route.presented.qualifiedName) \"\(route.name ?? "")\" not found", reason: "NotFound",
+               details: details(route.presented, name: route.name ?? ""))
     }
 
-    static func status(_ code: Int, _ message: String, reason: String? = nil) -> HTTPResponse {
-        json(code, APIStatus(code: code, reason: reason ?? APIStatus.reason(for: code), message: message).json)
+    /// `details` of a Status about one object, as k8s.io/apimachinery's NewNotFound, NewConflict and
+    /// NewAlreadyExists fill them: the name, the group when not core, and the resource as "kind".
+    static func details(_ resource: KubeResource, name: String) -> JSONObject {
+        var details: JSONObject = ["name": .string(name)]
+        if !resource.group.isEmpty { details["group"] = .string(resource.group) }
+        details["kind"] = .string(resource.plural)
+        return details
+    }
+
+    static func status(_ code: Int, _ message: String, reason: String? = nil, details: JSONObject? = nil) -> HTTPResponse {
+        var status = APIStatus(code: code, reason: reason ?? APIStatus.reason(for: code), message: message).json
+        if let details, case .object(var object) = status {
+            object["details"] = .object(details)
+            object["code"] = nil
+            object["code"] = .number(code)  // last, where the apiserver writes it
+            status = .object(object)
+        }
+        return json(code, status)
     }
 
     static func json(_ code: Int, _ value: JSON) -> HTTPResponse {

@@ -9,10 +9,16 @@ import Synchronization
 /// objects in memory with the semantics Berth's client and controllers depend on, each modelled on
 /// upstream behaviour (cited where it is implemented):
 /// - one global resourceVersion, bumped by every write (etcd's revision); a no-op update does not
-///   bump it; `409 Conflict` for an update or precondition carrying a stale resourceVersion;
+///   bump it; `409 Conflict` for an update or precondition carrying a stale resourceVersion, with
+///   the Status upstream's NewConflict builds (details name, group, kind = the resource);
+/// - merge, strategic merge (the list keys Berth meets) and JSON patches; a JSON patch applied as
+///   the apiserver's library does (a null `test` passes on an absent member) and, when it does not
+///   apply, upstream's 422 `Invalid` with the library's message as the cause; pods and nodes
+///   always carry `spec` and `status`, as the apiserver serialises them;
 /// - list with label and field selectors (unsupported fields are a 400 as upstream) and `limit` /
 ///   `continue` pagination with `remainingItemCount` (pages are served from current state, not from
-///   a snapshot: a test double simplification);
+///   a snapshot: a test double simplification); `resourceVersionMatch` validated as upstream
+///   (422 without a resourceVersion or with `continue`; both values are served the current state);
 /// - watch (chunked, one JSON event per line) from a resourceVersion, with `allowWatchBookmarks`;
 ///   with selectors, an object that starts or stops matching is ADDED or DELETED for that watch;
 ///   and an ERROR event with a 410 Status when the requested version is older than the retained
@@ -25,9 +31,14 @@ import Synchronization
 ///   the last finalizer deletes it;
 /// - `pods/eviction` honouring PodDisruptionBudgets (429 with a DisruptionBudget cause), `pods/binding`;
 /// - bearer-token authentication (401) and per-token denial (403).
-/// Not modelled: admission, validation beyond what is listed, defaults, graceful pod deletion
-/// (pods without finalizers go at once), server-side apply, field managers, protobuf, h2.
-/// Test hooks: `failNext`, `answerNextRaw`, `dropWatches`, `sendWatchLine`, `sendBookmarks`,
+/// - what kubectl and client-go tools need of a cluster (README, "berth serve --simulated"):
+///   discovery, aggregated when asked, and an OpenAPI v3 index (`FakeDiscovery`), Tables (`FakeTables`), core/v1 and
+///   events.k8s.io/v1 Events from one store (`FakeEvents`), the protobuf bodies kubectl sends
+///   (`FakeProtobuf`), `dryRun=All`, `fieldValidation=Strict` and Pod defaults (`FakeDefaults`);
+///   only the resources discovery lists are served (404 otherwise).
+/// Not modelled: admission beyond the hook, validation beyond what is listed, graceful pod deletion
+/// (pods without finalizers go at once), server-side apply, field managers, protobuf answers, h2.
+/// Test hooks: `failNext`, `answerNextRaw`, `beforeRequest`, `closeWatchesAtOnce`, `dropWatches`, `sendWatchLine`, `sendBookmarks`,
 /// direct reads/writes (`object`, `write`, `remove`) that behave like another API client.
 public final class FakeKubeAPIServer: Sendable {
     public enum TokenAccess: Sendable { case allowed, forbidden }
@@ -46,6 +57,8 @@ public final class FakeKubeAPIServer: Sendable {
         /// A mutating admission step on create (as the apiserver calls webhooks): returns the object
         /// to store, or throws to deny with the error's description (400 Forbidden-style Status).
         public var admission: (@Sendable (KubeResource, JSON) throws -> JSON)?
+        /// Serve the API under this path (e.g. "/k8s/clusters/c-1", as a gateway does); "" at the root.
+        public var pathPrefix = ""
         public init() {}
     }
 
@@ -74,7 +87,10 @@ public final class FakeKubeAPIServer: Sendable {
     }
 
     public func stop() {
-        state.withLock { $0.closeWatches(abort: true) }
+        state.withLock { state in
+            state.closeWatches(abort: true)
+            state.hooks.removeAll()
+        }
         _ = server.shutdown(timeout: .seconds(2))
     }
 
@@ -101,6 +117,17 @@ public final class FakeKubeAPIServer: Sendable {
     public func answerNextRaw(status: Int, body: String, pathContains: String = "") {
         state.withLock { $0.failures.append(.init(remaining: 1, status: status, retryAfter: nil, pathContains: pathContains, raw: Array(body.utf8))) }
     }
+
+    /// Runs `action` each time (at most `times`) a request with this method whose path contains
+    /// `pathContains` arrives, before the request is served: another client's write landing just
+    /// ahead of it (a race made deterministic). The action may use the other hooks (`modify`, ...).
+    public func beforeRequest(method: String, pathContains: String, times: Int = .max, _ action: @escaping @Sendable () -> Void) {
+        state.withLock { $0.hooks.append(.init(method: method, pathContains: pathContains, remaining: times, action: action)) }
+    }
+
+    /// While on, every watch is answered 200 and ended at once without an event, as a proxy or
+    /// load balancer with a short idle timeout in front of the apiserver does.
+    public func closeWatchesAtOnce(_ on: Bool) { state.withLock { $0.closeWatchesAtOnce = on } }
 
     /// Drops every watch connection without ending the chunked body (a network failure).
     public func dropWatches() { state.withLock { $0.closeWatches(abort: true) } }
@@ -184,6 +211,11 @@ struct FakeAPIState: ~Copyable {
         var kind: String
         var apiVersion: String
         var stream: HTTPBodyStream
+        /// Events watched through core/v1: shown (and selected) in the core shape.
+        var coreEvents = false
+        /// A watch asking for Tables (`kubectl get -w`): each event's object is a one-row Table of
+        /// this resource, with rows carrying what `includeObject` asks.
+        var table: (resource: KubeResource, include: String)?
     }
 
     var revision = 1
@@ -196,6 +228,14 @@ struct FakeAPIState: ~Copyable {
     var failures: [Failure] = []
     var requestLog: [String] = []
     var uidCounter = 0
+    var closeWatchesAtOnce = false
+    struct Hook {
+        var method: String
+        var pathContains: String
+        var remaining: Int
+        var action: @Sendable () -> Void
+    }
+    var hooks: [Hook] = []
 
     init(historyLimit: Int) { self.historyLimit = historyLimit }
 
@@ -224,6 +264,10 @@ struct FakeAPIState: ~Copyable {
         let revision = bump()
         var stored = object
         setMeta(&stored, "resourceVersion", .string(String(revision)))
+        // Pods and nodes always carry spec and status (Go structs, never omitted when empty).
+        if resource == .pods || resource == .nodes {
+            for field in ["spec", "status"] where stored[field] == nil { setTop(&stored, field, .object([:])) }
+        }
         let key = Self.key(of: stored)
         let previous = objects[resource.qualifiedName]?[key]
         if type == "DELETED" {
@@ -272,7 +316,7 @@ struct FakeAPIState: ~Copyable {
     func notify(_ resource: String, type: String, object: JSON, previous: JSON?) {
         for watcher in watchers where watcher.resource == resource {
             if let (eventType, eventObject) = watcher.translate(type: type, object: object, previous: previous) {
-                watcher.stream.push(Self.eventLine(type: eventType, object: eventObject))
+                watcher.stream.push(Self.eventLine(type: eventType, object: watcher.output(eventObject)))
             }
         }
     }
@@ -327,8 +371,19 @@ extension FakeAPIState.Watcher {
     func matches(_ object: JSON) -> Bool {
         if let namespace, object["metadata"]?["namespace"]?.stringValue != namespace { return false }
         if let labels, !labels.matches(object.labels) { return false }
-        if let fields, !fields.matches(object) { return false }
+        if let fields, !fields.matches(view(object)) { return false }
         return true
+    }
+
+    /// The object as this watch's client sees it (for selection).
+    func view(_ object: JSON) -> JSON { coreEvents ? FakeEvents.toCore(object) : object }
+
+    /// What an event carries: the object as seen, or its one-row Table.
+    func output(_ object: JSON) -> JSON {
+        let seen = view(object)
+        guard let table else { return seen }
+        return FakeTables.table(table.resource, [seen], include: table.include,
+                                resourceVersion: seen["metadata"]?["resourceVersion"]?.stringValue ?? "", continueToken: nil)
     }
 }
 

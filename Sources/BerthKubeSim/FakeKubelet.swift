@@ -25,14 +25,27 @@ public struct FakeKubelet: Sendable {
         var spec: JSONObject = [:]
         if !providerID.isEmpty { spec["providerID"] = .string(providerID) }
         if !taints.isEmpty { spec["taints"] = .array(taints.map(\.json)) }
+        // Identifiers a kubelet reads from the machine, derived from the name so they are stable.
+        let digest = String(UInt64(truncatingIfNeeded: name.utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }), radix: 16)
+        let hex = String(repeating: "0", count: max(0, 16 - digest.count)) + digest
+        let uuid = "\(hex.prefix(8))-\(hex.dropFirst(8).prefix(4))-4\(hex.dropFirst(13).prefix(3))-8000-\(hex.suffix(12))"
+        let octets = hex.utf8.prefix(2).map { Int($0) % 250 + 1 }
         let node: JSON = [
             "apiVersion": "v1", "kind": "Node",
             "metadata": ["name": .string(name), "labels": .object(labelObject)],
             "spec": .object(spec),
             "status": [
                 "capacity": .object(resources), "allocatable": .object(resources),
-                "conditions": [Self.readyCondition(ready)],
-                "nodeInfo": ["kubeletVersion": "v1.31.0-fake"],
+                "conditions": Self.conditions(ready: ready),
+                "addresses": [["type": "InternalIP", "address": .string("10.0.\(octets[0]).\(octets[1])")], ["type": "Hostname", "address": .string(name)]],
+                "daemonEndpoints": ["kubeletEndpoint": ["Port": 10250]],
+                // Every field of NodeSystemInfo: clients' typed models require them all.
+                "nodeInfo": [
+                    "machineID": .string(hex + hex), "systemUUID": .string(uuid), "bootID": .string(uuid),
+                    "kernelVersion": "6.1.0-berth-simulated", "osImage": "Amazon Linux 2023 (Berth simulated)",
+                    "containerRuntimeVersion": "containerd://2.1.0", "kubeletVersion": "v1.31.0-fake", "kubeProxyVersion": "",
+                    "operatingSystem": "linux", "architecture": .string(labels["kubernetes.io/arch"] ?? "amd64"),
+                ],
             ],
         ]
         return server.write(.nodes, node)
@@ -57,7 +70,7 @@ public struct FakeKubelet: Sendable {
         server.modify(.nodes, name: node) { object in
             guard case .object(var top) = object else { return }
             var status = top["status"]?.objectValue ?? JSONObject()
-            status["conditions"] = [Self.readyCondition(ready)]
+            status["conditions"] = Self.conditions(ready: ready)
             top["status"] = .object(status)
             object = .object(top)
         }
@@ -96,6 +109,25 @@ public struct FakeKubelet: Sendable {
             started.append(namespace.map { "\($0)/\(name)" } ?? name)
         }
         return started
+    }
+
+    /// The conditions a kubelet reports: no pressure, and Ready as told.
+    static func conditions(ready: Bool) -> JSON {
+        let now = JSON.string(RFC3339.string(Date()))
+        var conditions: [JSON] = []
+        for (type, reason, message) in [("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                                        ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                                        ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available")] {
+            conditions.append(["type": .string(type), "status": "False", "reason": .string(reason), "message": .string(message),
+                               "lastHeartbeatTime": now, "lastTransitionTime": now])
+        }
+        var readyCondition = readyCondition(ready)
+        if case .object(var object) = readyCondition {
+            object["message"] = .string(ready ? "kubelet is posting ready status" : "container runtime network not ready")
+            readyCondition = .object(object)
+        }
+        conditions.append(readyCondition)
+        return .array(conditions)
     }
 
     static func readyCondition(_ ready: Bool) -> JSON {

@@ -38,6 +38,49 @@ enum FakePatch {
         return .object(result)
     }
 
+    /// RFC 6902 as the apiserver applies it (github.com/evanphx/json-patch): one operation at a
+    /// time; a `test` with a null value passes where the member is missing or null (what clients
+    /// use to say "only if nobody set it"). A patch that is not a list of operations is a 400; one
+    /// that does not apply, a 422 naming the operation.
+    static func json(_ target: JSON, _ patch: JSON) throws -> JSON {
+        guard let operations = patch.arrayValue else { throw FakePatchError(message: "json: cannot unmarshal object into Go value of type jsonpatch.Patch") }
+        var document = target
+        for operation in operations {
+            let single: JSONPatch
+            do { single = try JSONPatch(json: .array([operation])) } catch { throw FakePatchError(message: "\(error)") }
+            guard let op = single.operations.first else { continue }
+            if op.op == .test, op.value?.isNull ?? true {
+                guard resolve(document, Array(op.path.tokens.dropLast())) != nil else {
+                    throw FakePatchApplyError(message: "test operation does not apply: is missing path: \(op.path)")
+                }
+                let found = resolve(document, op.path.tokens)
+                guard found == nil || found?.isNull == true else { throw FakePatchApplyError(message: "testing value \(op.path) failed") }
+                continue
+            }
+            do {
+                document = try single.apply(to: document)
+            } catch {
+                let verb = op.op == .test ? "testing value \(op.path) failed" : "\(op.op.rawValue) operation does not apply: \(error)"
+                throw FakePatchApplyError(message: verb)
+            }
+        }
+        return document
+    }
+
+    private static func resolve(_ document: JSON, _ tokens: [String]) -> JSON? {
+        var current = document
+        for token in tokens {
+            if let array = current.arrayValue {
+                guard let index = Int(token), array.indices.contains(index) else { return nil }
+                current = array[index]
+            } else {
+                guard let next = current[token] else { return nil }
+                current = next
+            }
+        }
+        return current
+    }
+
     /// Field path → merge key ("" merges a list of scalars as a set).
     static let mergeKeys: [String: String] = [
         "metadata.finalizers": "",
@@ -64,5 +107,10 @@ enum FakePatch {
 }
 
 struct FakePatchError: Error {
+    var message: String
+}
+
+/// A well-formed patch that does not apply to the object (the apiserver's 422).
+struct FakePatchApplyError: Error {
     var message: String
 }

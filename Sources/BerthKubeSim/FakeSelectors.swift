@@ -62,14 +62,19 @@ struct FakeLabelSelector {
 struct FakeFieldSelector {
     var terms: [(path: String, value: String, negated: Bool)] = []
 
-    /// Fields each resource supports (upstream registers them per resource with
-    /// AddFieldLabelConversionFunc; anything else is a 400).
+    /// Fields each resource supports, by qualified resource name (upstream registers them per
+    /// resource with AddFieldLabelConversionFunc; anything else is a 400).
     static let supported: [String: Set<String>] = [
         "pods": ["metadata.name", "metadata.namespace", "spec.nodeName", "spec.schedulerName", "status.phase",
                  "spec.restartPolicy", "spec.serviceAccountName", "status.podIP", "status.nominatedNodeName", "spec.hostNetwork"],
         "nodes": ["metadata.name", "spec.unschedulable"],
-        "events": ["metadata.name", "metadata.namespace", "regarding.kind", "regarding.name", "regarding.namespace", "reason", "type"],
+        "events": FakeEvents.coreSelectableFields,
+        "events.events.k8s.io": ["metadata.name", "metadata.namespace", "regarding.kind", "regarding.name", "regarding.namespace",
+                                 "regarding.uid", "reason", "reportingController", "type"],
     ]
+
+    /// Where a selectable field is read when it is not the same path in the object.
+    static let paths: [String: String] = ["source": "source.component"]
 
     /// nil with a message when malformed or unsupported.
     static func parse(_ text: String, plural: String) -> Result<FakeFieldSelector, FakePatchError> {
@@ -84,7 +89,7 @@ struct FakeFieldSelector {
             guard allowed.contains(pieces[0]) else {
                 return .failure(FakePatchError(message: "field label not supported: \(pieces[0])"))
             }
-            selector.terms.append((pieces[0], pieces[1], negated))
+            selector.terms.append((paths[pieces[0]] ?? pieces[0], pieces[1], negated))
         }
         return .success(selector)
     }

@@ -1,11 +1,28 @@
 import Synchronization
 
+/// An HTTP proxy reached with `CONNECT host:port` (RFC 9110 §9.3.6): the connection to the server
+/// is a tunnel through it, TLS end to end with the server.
+public struct HTTPProxy: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    /// The `Proxy-Authorization` header value (e.g. `Basic …`), never logged.
+    public var authorization: String?
+
+    public init(host: String, port: Int, authorization: String? = nil) {
+        self.host = host
+        self.port = port
+        self.authorization = authorization
+    }
+}
+
 /// Where a client connects and how.
 public struct HTTPClientConfiguration: Sendable {
     public var host: String
     public var port: Int
     /// nil: plain HTTP (tests, local proxies).
     public var tls: TLSClientConfiguration?
+    /// Connect through this proxy (CONNECT tunnel); nil: directly.
+    public var proxy: HTTPProxy?
     public var connectTimeout: Duration = .seconds(10)
     /// Default limit for a whole request/response exchange between two received bytes.
     public var readTimeout: Duration = .seconds(30)
@@ -102,7 +119,7 @@ public final class HTTPClient: Sendable {
             if connection.isReusable { return (connection, true) }
         }
         let connection = try HTTPClientConnection(host: configuration.host, port: configuration.port, tls: tls,
-                                                  connectTimeout: configuration.connectTimeout)
+                                                  proxy: configuration.proxy, connectTimeout: configuration.connectTimeout)
         opened.wrappingAdd(1, ordering: .relaxed)
         return (connection, false)
     }

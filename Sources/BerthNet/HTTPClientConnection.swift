@@ -29,10 +29,21 @@ final class HTTPClientConnection: @unchecked Sendable {
     var buffered: Int { buffer.count - bufferStart }
     var isCancelled: Bool { cancelLock.withLock { $0.cancelled } }
 
-    init(host: String, port: Int, tls: SSLClientContext?, connectTimeout: Duration) throws(NetError) {
+    init(host: String, port: Int, tls: SSLClientContext?, proxy: HTTPProxy? = nil, connectTimeout: Duration) throws(NetError) {
         self.host = host
         self.port = port
-        let fd = try Self.connect(host: host, port: port, timeout: connectTimeout)
+        let fd: Int32
+        if let proxy {
+            fd = try Self.connect(host: proxy.host, port: proxy.port, timeout: connectTimeout)
+            do throws(NetError) {
+                try Self.tunnel(fd, through: proxy, to: host, port: port, timeout: connectTimeout)
+            } catch {
+                Glibc.close(fd)
+                throw error
+            }
+        } else {
+            fd = try Self.connect(host: host, port: port, timeout: connectTimeout)
+        }
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         self.fd = fd
@@ -241,6 +252,53 @@ final class HTTPClientConnection: @unchecked Sendable {
         var v4 = in_addr()
         var v6 = in6_addr()
         return inet_pton(AF_INET, name, &v4) == 1 || inet_pton(AF_INET6, name, &v6) == 1
+    }
+
+    /// Asks the proxy for a tunnel (`CONNECT host:port`) and reads its answer head byte by byte, so
+    /// that nothing after it (the server's first TLS bytes) is consumed. Any status but 2xx fails
+    /// naming the proxy and its status line.
+    private static func tunnel(_ fd: Int32, through proxy: HTTPProxy, to host: String, port: Int, timeout: Duration) throws(NetError) {
+        let authority = (host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host) + ":\(port)"
+        var request = "CONNECT \(authority) HTTP/1.1\r\nHost: \(authority)\r\n"
+        if let authorization = proxy.authorization { request += "Proxy-Authorization: \(authorization)\r\n" }
+        request += "\r\n"
+        let nanos = timeout.nanoseconds
+        var value = timeval(tv_sec: Int(nanos / 1_000_000_000), tv_usec: Int(max(1000, nanos % 1_000_000_000 / 1000)))
+        let size = socklen_t(MemoryLayout<timeval>.size)
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &value, size)
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &value, size)
+        let what = "the CONNECT tunnel through proxy \(proxy.host):\(proxy.port)"
+        let bytes = Array(request.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let count = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .connect(host: proxy.host, port: proxy.port, reason: "sending CONNECT: \(String(cString: strerror(errno)))")
+            }
+            offset += count
+        }
+        var head: [UInt8] = []
+        var byte: UInt8 = 0
+        while !(head.count >= 4 && head.suffix(4).elementsEqual([13, 10, 13, 10])) {
+            let count = recv(fd, &byte, 1, 0)
+            if count == 0 { throw .connectionClosed("in the answer to CONNECT from proxy \(proxy.host):\(proxy.port)") }
+            if count < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut(what) }
+                throw .connect(host: proxy.host, port: proxy.port, reason: "reading the answer to CONNECT: \(String(cString: strerror(errno)))")
+            }
+            head.append(byte)
+            if head.count > 16 * 1024 { throw .malformedResponse("answer head to CONNECT longer than 16 KiB") }
+        }
+        let statusLine = String(decoding: head.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self)
+        let parts = statusLine.split(separator: " ", maxSplits: 2)
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let code = Int(parts[1]) else {
+            throw .malformedResponse("proxy \(proxy.host):\(proxy.port) answered CONNECT with \"\(statusLine.prefix(100))\"")
+        }
+        guard (200..<300).contains(code) else {
+            throw .connect(host: host, port: port, reason: "proxy \(proxy.host):\(proxy.port) refused CONNECT: \(statusLine.prefix(200))")
+        }
     }
 
     /// A connected blocking socket: each resolved address in turn, each with `timeout`.

@@ -72,6 +72,8 @@ do {
     case "mutate": try benchMutate(root: root)
     case "schedule": benchSchedule()
     case "watch": try benchWatch(root: root)
+    case "kube-memory": try benchKubeMemory(root: root, arguments: arguments.dropFirst())
+    case "kube-memory-client": try kubeMemoryClient(arguments: arguments.dropFirst())
     case "profile-review":
         let bytes = Array(try Data(contentsOf: root.appendingPathComponent("Tests/Fixtures/admission/z2jh-gpu-notebook.review.json")))
         let handler = AdmissionReviewHandler(policy: MutationPolicy())
@@ -99,7 +101,7 @@ do {
         }
         print(total)
     default:
-        FileHandle.standardError.write(Data("usage: berth-bench mutate|schedule|watch   (run from the repository root)\n".utf8))
+        FileHandle.standardError.write(Data("usage: berth-bench mutate|schedule|watch|kube-memory   (run from the repository root)\n".utf8))
         exit(64)
     }
 } catch {

@@ -13,7 +13,7 @@ import Testing
         let client = try KubeClient(FakeCluster.configuration(port: server.port))
         let kubelet = FakeKubelet(server: server)
         let scheduler = FakeScheduler(server: server)
-        let informer = Informer(client: client, resource: .pods, backoff: (.milliseconds(10), .milliseconds(100)))
+        let informer = Informer(client: client, resource: .pods, backoff: .fast)
         informer.start()
         defer { informer.stop() }
 

@@ -4,6 +4,8 @@ import BerthModel
 import BerthNet
 import BerthTestSupport
 import Foundation
+import Logging
+import Synchronization
 
 /// One throwaway CA and server certificate per test process, plus a client certificate.
 let kubePKI: TestPKI = {
@@ -59,4 +61,54 @@ func pod(_ name: String, namespace: String = "default", labels: [String: String]
 func fixture(_ name: String) throws -> JSON {
     let path = Repository.kubernetesAPIFixtures.appendingPathComponent(name).path
     return try JSONParser.parse(readBytes(path))
+}
+
+extension WatchBackoff {
+    /// Short waits for tests that run on the real clock.
+    static let fast = WatchBackoff(initial: .milliseconds(10), cap: .milliseconds(100), minimumWatch: .milliseconds(200))
+}
+
+/// An informer clock that never sleeps: each wait moves its time forward at once and is recorded,
+/// so a test reads exactly when the informer would have acted.
+final class SteppingClock: InformerClock {
+    private let state = Mutex<(now: Duration, waits: [Duration])>((.zero, []))
+    var now: Duration { state.withLock { $0.now } }
+    var waits: [Duration] { state.withLock { $0.waits } }
+    func wait(_ duration: Duration, interrupt: DispatchSemaphore) {
+        state.withLock { state in
+            state.now += duration
+            state.waits.append(duration)
+        }
+    }
+}
+
+/// Keeps every log record (level, message, metadata) for assertions.
+final class LogRecorder: Sendable {
+    struct Record: Sendable {
+        var level: Logger.Level
+        var message: String
+        var metadata: [String: String]
+    }
+    private let records = Mutex<[Record]>([])
+    var all: [Record] { records.withLock { $0 } }
+
+    var logger: Logger {
+        Logger(label: "test") { _ in Handler(recorder: self) }
+    }
+
+    struct Handler: LogHandler {
+        let recorder: LogRecorder
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            var merged: [String: String] = [:]
+            for (key, value) in metadata { merged[key] = "\(value)" }
+            for (key, value) in event.metadata ?? [:] { merged[key] = "\(value)" }
+            recorder.records.withLock { $0.append(Record(level: event.level, message: "\(event.message)", metadata: merged)) }
+        }
+    }
 }

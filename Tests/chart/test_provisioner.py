@@ -11,13 +11,14 @@ import yaml
 # (apiGroup, resource, verb) — the whole of what the provisioner may do cluster-wide.
 # Each verb is one call Berth makes (Sources/BerthController/KubeCluster.swift, BerthKube's
 # LeaderElector): informers list+watch pods and nodes; the launch intent is a merge patch on the
-# pod, a pod left when a drain times out is deleted; node updates are read-modify-write (get +
-# update); drained nodes are deleted; evictions are created; Events are events.k8s.io/v1 creates;
+# pod, a pod left when a drain times out is deleted; node labels are a strategic merge patch and
+# taints a JSON patch testing the list read (get + patch); drained nodes are deleted; evictions
+# are created; Events are events.k8s.io/v1 creates;
 # a pending notebook's PVC and PV are read once to learn its zone.
 EXPECTED_CLUSTER_RULES = {
     *{("", "pods", v) for v in ("list", "watch", "patch", "delete")},
     ("", "pods/eviction", "create"),
-    *{("", "nodes", v) for v in ("get", "list", "watch", "update", "delete")},
+    *{("", "nodes", v) for v in ("get", "list", "watch", "patch", "delete")},
     ("events.k8s.io", "events", "create"),
     *{("", r, "get") for r in ("persistentvolumeclaims", "persistentvolumes")},
 }

