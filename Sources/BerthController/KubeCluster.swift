@@ -61,27 +61,33 @@ public final class KubeCluster: ClusterPort {
     }
 
     /// What of a Pod the provisioner reads (its snapshot, the webhook's classification through
-    /// `PodRequirements`, Events' `regarding`): the informer keeps this projection only. Labels
-    /// are the notebook selectors' keys; managedFields, env, volumes but their claims, probes,
-    /// container statuses and the rest of the status are never stored.
+    /// `PodRequirements`, inter-pod constraints, Events' `regarding`): the informer keeps this
+    /// projection only. Labels are kept whole (other pods' affinity and spread select on them);
+    /// managedFields, env, volumes but their claims, probes, container statuses and the rest of
+    /// the status are never stored. `ProjectionEquivalenceTests` holds it to the whole object.
     public static func podSelection(_ webhook: WebhookConfig) -> JSONSelection {
-        var labelKeys: [String] = []
-        for selector in webhook.notebookSelectors {
-            for key in selector.matchLabels.keys.sorted() + selector.matchExpressions.map(\.key) where !labelKeys.contains(key) {
-                labelKeys.append(key)
-            }
-        }
-        let resources = JSONSelection.members(["resources": .members(["limits": .all, "requests": .all]), "restartPolicy": .all])
+        let resources = JSONSelection.members([
+            "resources": .members(["limits": .all, "requests": .all]), "restartPolicy": .all,
+            "ports": .elements(.members(["containerPort": .all, "hostPort": .all, "hostIP": .all, "protocol": .all])),
+        ])
         return .members([
             "metadata": .members([
                 "name": .all, "namespace": .all, "uid": .all, "resourceVersion": .all, "deletionTimestamp": .all,
-                "labels": .members(labelKeys.map { JSONSelection.SelectedMember($0, .all) }),
-                "annotations": .members(["kubernetes.io/config.mirror": .all, "karpenter.sh/do-not-disrupt": .all]),
+                "labels": .all,
+                "annotations": .members([
+                    "kubernetes.io/config.mirror": .all, "karpenter.sh/do-not-disrupt": .all,
+                    ProvisionerCore.launchIDAnnotation: .all, ProvisionerCore.launchTimeAnnotation: .all,
+                ]),
                 "ownerReferences": .elements(.members(["kind": .all])),
             ]),
             "spec": .members([
                 "nodeName": .all, "tolerations": .all, "nodeSelector": .all, "overhead": .all,
-                "affinity": .members(["nodeAffinity": .members(["requiredDuringSchedulingIgnoredDuringExecution": .all])]),
+                "affinity": .members([
+                    "nodeAffinity": .members(["requiredDuringSchedulingIgnoredDuringExecution": .all]),
+                    "podAffinity": .members(["requiredDuringSchedulingIgnoredDuringExecution": .all]),
+                    "podAntiAffinity": .members(["requiredDuringSchedulingIgnoredDuringExecution": .all]),
+                ]),
+                "topologySpreadConstraints": .all, "hostNetwork": .all,
                 "containers": .elements(resources), "initContainers": .elements(resources),
                 "volumes": .elements(.members(["persistentVolumeClaim": .members(["claimName": .all])])),
             ]),
