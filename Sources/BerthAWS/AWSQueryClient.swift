@@ -36,16 +36,18 @@ public final class AWSQueryClient: Sendable {
     private let sleep: @Sendable (Duration) async -> Void
     private let random: @Sendable () -> Double
     private let now: @Sendable () -> Date
+    private let recorder: AWSCallRecorder?
 
     /// `sleep` waits between retries (tests record the delays instead of waiting); `random` gives
-    /// the jitter in [0, 1); `now` the signing time.
+    /// the jitter in [0, 1); `now` the signing time; `recorder` notes every action sent.
     public init(
         endpoint: AWSEndpoint, region: String, service: String, version: String, credentials: (any AWSCredentialProvider)?,
         retry: AWSRetryPolicy = AWSRetryPolicy(),
         sleep: @escaping @Sendable (Duration) async -> Void = { try? await Task.sleep(for: $0) },
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
-        now: @escaping @Sendable () -> Date = { Date() }
+        now: @escaping @Sendable () -> Date = { Date() }, recorder: AWSCallRecorder? = nil
     ) throws(AWSError) {
+        self.recorder = recorder
         self.endpoint = endpoint
         self.region = region
         self.service = service
@@ -63,6 +65,7 @@ public final class AWSQueryClient: Sendable {
     /// error is thrown at once as `AWSError.service` with its code, message and request id.
     public func call(_ action: String, _ parameters: [(String, String)] = []) async throws(AWSError) -> XMLNode {
         let body = Array(FormEncoding.encode([("Action", action), ("Version", version)] + parameters).utf8)
+        recorder?.record(service: service, action: action)
         var attempt = 0
         var renewed = false
         while true {

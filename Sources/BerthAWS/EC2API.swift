@@ -179,7 +179,9 @@ public struct EC2API: Sendable {
         public var capacityType: String
         public var template: Template
         public var overrides: [FleetOverride]
-        public var instanceTags: [String: String]
+        /// Tags on everything the fleet creates: the instance, its volumes, and the fleet itself
+        /// (IAM conditions on `aws:RequestTag/...` apply to each of them).
+        public var tags: [String: String]
     }
 
     public struct FleetResult: Sendable, Equatable {
@@ -228,7 +230,9 @@ public struct EC2API: Sendable {
                 parameters.append(("\(prefix).AvailabilityZone", override.zone))
             }
         }
-        parameters += Self.tagSpecification(index: 1, resourceType: "instance", tags: request.instanceTags)
+        for (index, resourceType) in Self.fleetTaggedResources.enumerated() {
+            parameters += Self.tagSpecification(index: index + 1, resourceType: resourceType, tags: request.tags)
+        }
         let root = try await client.call("CreateFleet", parameters)
         guard let fleetID = root.string("fleetId") else { throw .malformedResponse(action: "CreateFleet", reason: "no fleetId") }
         let launched = root.items("fleetInstanceSet").map { item in
@@ -248,11 +252,18 @@ public struct EC2API: Sendable {
         return FleetResult(fleetID: fleetID, launched: launched, errors: errors)
     }
 
-    static func tagSpecification(index: Int, resourceType: String, tags: [String: String]) -> [(String, String)] {
-        var parameters = [("TagSpecification.\(index).ResourceType", resourceType)]
+    /// What `CreateFleet` (`instant`) tags at launch. Network interfaces are tagged by the launch
+    /// template (``LaunchTemplateData/tags``): CreateFleet's own tag specifications do not reach them.
+    public static let fleetTaggedResources = ["instance", "volume", "fleet"]
+
+    /// What a launch template Berth creates tags at launch, beside the template itself.
+    public static let templateTaggedResources = ["network-interface", "volume"]
+
+    static func tagSpecification(index: Int, resourceType: String, tags: [String: String], prefix: String = "") -> [(String, String)] {
+        var parameters = [("\(prefix)TagSpecification.\(index).ResourceType", resourceType)]
         for (tagIndex, key) in tags.keys.sorted().enumerated() {
-            parameters.append(("TagSpecification.\(index).Tag.\(tagIndex + 1).Key", key))
-            parameters.append(("TagSpecification.\(index).Tag.\(tagIndex + 1).Value", tags[key]!))
+            parameters.append(("\(prefix)TagSpecification.\(index).Tag.\(tagIndex + 1).Key", key))
+            parameters.append(("\(prefix)TagSpecification.\(index).Tag.\(tagIndex + 1).Value", tags[key]!))
         }
         return parameters
     }
@@ -321,6 +332,19 @@ public struct EC2API: Sendable {
         /// Base64, as EC2 takes it.
         public var userDataBase64: String
         public var rootVolumeGiB: Int?
+        /// Tags the template puts on the network interfaces and volumes of every instance launched
+        /// from it (the cluster tag, so IAM's `aws:RequestTag` conditions hold for them too).
+        public var tags: [String: String]
+
+        public init(imageID: String, securityGroupIDs: [String], instanceProfile: String?, userDataBase64: String, rootVolumeGiB: Int?,
+                    tags: [String: String] = [:]) {
+            self.imageID = imageID
+            self.securityGroupIDs = securityGroupIDs
+            self.instanceProfile = instanceProfile
+            self.userDataBase64 = userDataBase64
+            self.rootVolumeGiB = rootVolumeGiB
+            self.tags = tags
+        }
     }
 
     /// Creates the template and returns its id. IMDSv2 is required on the nodes, hop limit 1
@@ -345,6 +369,11 @@ public struct EC2API: Sendable {
                 ("LaunchTemplateData.BlockDeviceMapping.1.Ebs.VolumeType", "gp3"),
                 ("LaunchTemplateData.BlockDeviceMapping.1.Ebs.Encrypted", "true"),
             ]
+        }
+        if !data.tags.isEmpty {
+            for (index, resourceType) in Self.templateTaggedResources.enumerated() {
+                parameters += Self.tagSpecification(index: index + 1, resourceType: resourceType, tags: data.tags, prefix: "LaunchTemplateData.")
+            }
         }
         parameters += Self.tagSpecification(index: 1, resourceType: "launch-template", tags: tags)
         let root = try await client.call("CreateLaunchTemplate", parameters)

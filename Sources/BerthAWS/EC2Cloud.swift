@@ -29,11 +29,11 @@ public final class EC2Cloud: CloudProvider {
     public convenience init(
         configuration: EC2CloudConfiguration, credentials: any AWSCredentialProvider, retry: AWSRetryPolicy = AWSRetryPolicy(),
         sleep: @escaping @Sendable (Duration) async -> Void = { try? await Task.sleep(for: $0) },
-        now: @escaping @Sendable () -> Date = { Date() }
+        now: @escaping @Sendable () -> Date = { Date() }, recorder: AWSCallRecorder? = nil
     ) throws(AWSError) {
         let client = try AWSQueryClient(
             endpoint: try configuration.ec2Endpoint(), region: configuration.region, service: "ec2", version: EC2API.version,
-            credentials: credentials, retry: retry, sleep: sleep, now: now)
+            credentials: credentials, retry: retry, sleep: sleep, now: now, recorder: recorder)
         self.init(configuration: configuration, api: EC2API(client: client), now: now)
     }
 
@@ -89,7 +89,7 @@ public final class EC2Cloud: CloudProvider {
             }
             let fleet = EC2API.FleetRequest(
                 clientToken: index == 0 ? request.launchID : "\(request.launchID)-\(capacityType)", capacityType: capacityType,
-                template: template, overrides: overrides, instanceTags: request.tags)
+                template: template, overrides: overrides, tags: request.tags)
             let result: EC2API.FleetResult
             do {
                 result = try await createFleet(fleet)
@@ -127,7 +127,7 @@ public final class EC2Cloud: CloudProvider {
         do {
             return try await api.createFleet(fleet)
         } catch where error.code == "IdempotentParameterMismatch" {
-            guard let existing = try? await api.describeInstances(filters: [EC2API.Filter("tag:\(CloudTag.launchID)", [fleet.instanceTags[CloudTag.launchID] ?? ""])]),
+            guard let existing = try? await api.describeInstances(filters: [EC2API.Filter("tag:\(CloudTag.launchID)", [fleet.tags[CloudTag.launchID] ?? ""])]),
                   existing.isEmpty else { throw error }
             var retry = fleet
             let parameters = ([fleet.capacityType] + fleet.overrides.map { "\($0.instanceType)/\($0.zone)/\($0.subnetID ?? "")" }).joined(separator: ",")
@@ -264,10 +264,11 @@ public final class EC2Cloud: CloudProvider {
         case .id(let id): return .id(id)
         case .managed(let managed):
             let userData = NodeUserData.render(managed.userDataFormat, cluster: managed.cluster, labels: nodeLabels(request), taints: request.taints)
+            let cluster = request.cluster ?? managed.cluster.name
             let data = EC2API.LaunchTemplateData(
                 imageID: managed.imageID, securityGroupIDs: managed.securityGroupIDs, instanceProfile: managed.instanceProfile,
-                userDataBase64: Data(userData.utf8).base64EncodedString(), rootVolumeGiB: managed.rootVolumeGiB)
-            let cluster = request.cluster ?? managed.cluster.name
+                userDataBase64: Data(userData.utf8).base64EncodedString(), rootVolumeGiB: managed.rootVolumeGiB,
+                tags: [CloudTag.cluster: cluster])
             let name = Self.templateName(cluster: cluster, data: data)
             if let id = templateIDs.withLock({ $0[name] }) { return .id(id) }
             do throws(AWSError) {
@@ -303,7 +304,8 @@ public final class EC2Cloud: CloudProvider {
     /// `berth-<cluster>-<12 hex of the template data>`: a change of AMI, user data, groups gives a new template.
     static func templateName(cluster: String, data: EC2API.LaunchTemplateData) -> String {
         let fingerprint = [data.imageID, data.securityGroupIDs.joined(separator: ","), data.instanceProfile ?? "", data.userDataBase64,
-                           data.rootVolumeGiB.map(String.init) ?? ""].joined(separator: "\n")
+                           data.rootVolumeGiB.map(String.init) ?? "",
+                           data.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")].joined(separator: "\n")
         let hash = Digest.hex(Digest.sha256(Array(fingerprint.utf8))).prefix(12)
         let safe = String(cluster.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "-" }.prefix(80))
         return "berth-\(safe)-\(hash)"

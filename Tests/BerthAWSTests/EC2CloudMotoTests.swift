@@ -125,7 +125,62 @@ struct EC2CloudMotoTests {
         guard case .managed(let managed) = cloud.configuration.launchTemplate else { throw TestFailure("not managed") }
         let userData = NodeUserData.render(managed.userDataFormat, cluster: managed.cluster, labels: cloud.nodeLabels(request), taints: request.taints)
         return EC2API.LaunchTemplateData(imageID: managed.imageID, securityGroupIDs: managed.securityGroupIDs, instanceProfile: managed.instanceProfile,
-                                         userDataBase64: Data(userData.utf8).base64EncodedString(), rootVolumeGiB: managed.rootVolumeGiB)
+                                         userDataBase64: Data(userData.utf8).base64EncodedString(), rootVolumeGiB: managed.rootVolumeGiB,
+                                         tags: [CloudTag.cluster: request.cluster ?? managed.cluster.name])
+    }
+
+    /// Everything a launch creates carries the cluster tag (IAM's `aws:RequestTag` conditions need
+    /// it on each), and the repository's IAM policy allows exactly what Berth called here plus
+    /// what those calls imply — no action missing, none allowed that Berth never calls.
+    @Test func launchTagsEverythingAndTheIAMPolicyAllowsExactlyTheCallsMade() async throws {
+        let recorder = AWSCallRecorder()
+        var configuration = try configuration(subnets: try await subnets())
+        configuration.allowSpot = true
+        let cloud = try EC2Cloud(configuration: configuration, credentials: credentials, retry: AWSRetryPolicy(maxAttempts: 2), sleep: { _ in },
+                                 recorder: recorder)
+        _ = try await cloud.catalog()
+        let instance = try await cloud.create(Self.request("launch-iam", cluster: "moto-iam"))
+        let id = try #require(ProviderID(instance.providerID)?.instanceID)
+        _ = try await cloud.get(providerID: instance.providerID)
+        _ = try await cloud.list(clusterTag: "moto-iam")
+
+        // What moto made: the instance, its volume (the launch template's tag) and the fleet.
+        let probe = try self.cloud().api.client
+        let volumes = try await probe.call("DescribeVolumes", [("Filter.1.Name", "attachment.instance-id"), ("Filter.1.Value.1", id)])
+        let volumeTags = volumes.items("volumeSet").map { Self.tags($0) }
+        #expect(!volumeTags.isEmpty && volumeTags.allSatisfy { $0[CloudTag.cluster] == "moto-iam" }, "\(volumeTags)")
+        let fleets = try await probe.call("DescribeFleets")
+        let fleetTags = fleets.items("fleetSet").map { Self.tags($0) }.filter { $0[CloudTag.launchID] == "launch-iam" }
+        #expect(fleetTags.count == 1 && fleetTags.first?[CloudTag.cluster] == "moto-iam", "\(fleetTags)")
+        #expect(instance.tags[CloudTag.cluster] == "moto-iam")
+        try await cloud.delete(providerID: instance.providerID)
+
+        let policy = try JSONParser.parse(Array(try Data(contentsOf: Repository.root.appendingPathComponent(Self.policyFile))))
+        let allowed = try IAMPolicy.allowedActions(policy)
+        let required = IAMPolicy.required(for: recorder.actions)
+        #expect(recorder.actions.count >= 8, "the scenario exercises every EC2 call: \(recorder.actions.sorted())")
+        #expect(required.subtracting(allowed).isEmpty, "called but not allowed by \(Self.policyFile): \(required.subtracting(allowed).sorted())")
+        #expect(allowed.subtracting(required).isEmpty, "allowed by \(Self.policyFile) but never called: \(allowed.subtracting(required).sorted())")
+    }
+
+    static let policyFile = "deploy/aws/berth-iam-policy.json"
+
+    static func tags(_ item: XMLNode) -> [String: String] {
+        var tags: [String: String] = [:]
+        for tag in item.items("tagSet") { if let key = tag.string("key") { tags[key] = tag.string("value") ?? "" } }
+        return tags
+    }
+
+    /// README's policy is the file's, statement for statement.
+    @Test func readmeShowsThePolicyFile() throws {
+        let readme = try String(contentsOf: Repository.root.appendingPathComponent("README.md"), encoding: .utf8)
+        let section = try #require(readme.range(of: "### IAM policy"))
+        let rest = readme[section.upperBound...]
+        let start = try #require(rest.range(of: "```json\n"))
+        let end = try #require(rest[start.upperBound...].range(of: "```"))
+        let shown = try JSONParser.parse(Array(rest[start.upperBound..<end.lowerBound].utf8))
+        let file = try JSONParser.parse(Array(try Data(contentsOf: Repository.root.appendingPathComponent(Self.policyFile))))
+        #expect(shown == file)
     }
 
     @Test func listFollowsPagesAndFiltersByClusterTag() async throws {

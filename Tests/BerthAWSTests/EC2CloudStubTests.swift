@@ -73,6 +73,14 @@ import Testing
         var tags: [String: String] = [:]
         for index in 1...4 { tags[fleet["TagSpecification.1.Tag.\(index).Key"] ?? ""] = fleet["TagSpecification.1.Tag.\(index).Value"] }
         #expect(tags == ["berth.dev/cluster": "prod", "berth.dev/pool": "gpu", "berth.dev/launch-id": "launch-1", "team": "ml"])
+        // The same tags on the volumes and on the fleet (IAM's aws:RequestTag applies to each).
+        #expect(fleet["TagSpecification.2.ResourceType"] == "volume" && fleet["TagSpecification.3.ResourceType"] == "fleet")
+        for spec in 2...3 {
+            var specTags: [String: String] = [:]
+            for index in 1...4 { specTags[fleet["TagSpecification.\(spec).Tag.\(index).Key"] ?? ""] = fleet["TagSpecification.\(spec).Tag.\(index).Value"] }
+            #expect(specTags == tags)
+        }
+        #expect(fleet["TagSpecification.4.ResourceType"] == nil)
     }
 
     @Test func noCapacityAnywhereIsInsufficientCapacityNamingEveryOffering() async throws {
@@ -355,6 +363,12 @@ import Testing
         #expect(first["LaunchTemplateData.SecurityGroupId.2"] == "sg-2")
         #expect(first["LaunchTemplateData.IamInstanceProfile.Name"] == "berth-node")
         #expect(first["LaunchTemplateData.MetadataOptions.HttpTokens"] == "required")
+        // Network interfaces (and volumes) of every instance from it carry the cluster tag.
+        #expect(first["LaunchTemplateData.TagSpecification.1.ResourceType"] == "network-interface")
+        #expect(first["LaunchTemplateData.TagSpecification.1.Tag.1.Key"] == "berth.dev/cluster")
+        #expect(first["LaunchTemplateData.TagSpecification.1.Tag.1.Value"] == "prod")
+        #expect(first["LaunchTemplateData.TagSpecification.2.ResourceType"] == "volume")
+        #expect(first["TagSpecification.1.ResourceType"] == "launch-template" && first["TagSpecification.1.Tag.1.Value"] == "prod")
         let userData = String(decoding: Data(base64Encoded: first["LaunchTemplateData.UserData"] ?? "") ?? Data(), as: UTF8.self)
         #expect(userData.contains("- \"--register-with-taints=nvidia.com/gpu=true:NoSchedule\""))
         #expect(userData.contains("- \"--node-labels=berth.dev/pool=gpu\""))
