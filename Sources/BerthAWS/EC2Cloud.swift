@@ -109,6 +109,9 @@ public final class EC2Cloud: CloudProvider {
                 return try await launchedInstance(id: id, launched: launched, request: request, group: group)
             }
             let capacity = result.errors.filter { Self.capacityErrorCodes.contains($0.code) }
+            if let refusal = result.errors.first(where: { Self.isRefusal($0.code) }) {
+                throw .refused(action: "CreateFleet", code: refusal.code, message: refusal.message)
+            }
             if result.errors.isEmpty || capacity.count < result.errors.count {
                 let other = result.errors.filter { !Self.capacityErrorCodes.contains($0.code) }
                 let text = other.map { "\($0.code): \($0.message)" }.joined(separator: "; ")
@@ -184,12 +187,29 @@ public final class EC2Cloud: CloudProvider {
         "AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "UnauthorizedOperation", "ExpiredToken", "RequestExpired",
     ]
 
-    /// AWS's failure as the port's: throttling → throttled; a request EC2 calls invalid →
-    /// invalidRequest; everything else (auth, 5xx after retries, network) → other, AWS's code and
-    /// message kept in the text.
+    /// Codes that say the request can never succeed as configured: permissions, an image, subnet,
+    /// security group or template that does not exist, a parameter EC2 rejects. A launch failing
+    /// with one is not retried (`CloudError.refused`); the provisioner pauses its pool.
+    public static func isRefusal(_ code: String) -> Bool {
+        refusalCodes.contains(code) || refusalPrefixes.contains { code.hasPrefix($0) }
+    }
+
+    static let refusalCodes: Set<String> = [
+        "UnauthorizedOperation", "AuthFailure", "Blocked", "OptInRequired", "InvalidParameterValue", "InvalidParameterCombination",
+        "InvalidParameter", "InvalidBlockDeviceMapping", "InvalidUserData.Malformed",
+    ]
+    static let refusalPrefixes = [
+        "InvalidAMIID.", "InvalidSubnetID.", "InvalidSubnet.", "InvalidGroup.", "InvalidSecurityGroupID.", "InvalidLaunchTemplateId.",
+        "InvalidLaunchTemplateName.", "InvalidIamInstanceProfile", "InvalidInstanceProfile",
+    ]
+
+    /// AWS's failure as the port's: throttling → throttled; a refusal (``isRefusal(_:)``) →
+    /// refused; another request EC2 calls invalid → invalidRequest; everything else (5xx after
+    /// retries, network, expired credentials) → other, AWS's code and message kept in the text.
     static func cloudError(_ error: AWSError, operation: String) -> CloudError {
         if case .service(let failure) = error {
             if failure.isThrottling { return .throttled(operation: operation) }
+            if isRefusal(failure.code) { return .refused(action: failure.action, code: failure.code, message: failure.message) }
             if (400..<500).contains(failure.status), !authErrorCodes.contains(failure.code),
                failure.code.hasPrefix("Invalid") || failure.code.hasPrefix("Unsupported") || failure.code == "MissingParameter" {
                 return .invalidRequest("\(operation): \(failure)")

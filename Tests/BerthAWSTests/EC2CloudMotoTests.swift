@@ -183,6 +183,20 @@ struct EC2CloudMotoTests {
         #expect(shown == file)
     }
 
+    /// A subnet that does not exist: moto refuses the fleet, and Berth says so as a refusal with
+    /// EC2's code and message (no retry with the same launch). (moto does not check AMIs in
+    /// CreateFleet; the stub tests cover InvalidAMIID in the fleet's errorSet.)
+    @Test func aMissingSubnetIsARefusal() async throws {
+        let cloud = try cloud(subnets: ["us-east-1b": "subnet-0000000000deadbee"])
+        await #expect {
+            _ = try await cloud.create(Self.request("launch-no-subnet", cluster: "moto-subnet"))
+        } throws: { error in
+            guard case CloudError.refused("CreateFleet", let code, let message) = error else { return false }
+            return code.hasPrefix("InvalidSubnetID.") && message.contains("subnet-0000000000deadbee")
+        }
+        #expect(try await cloud.list(clusterTag: "moto-subnet").isEmpty)
+    }
+
     @Test func listFollowsPagesAndFiltersByClusterTag() async throws {
         let cloud = try cloud(pageSize: 5)
         var launched: [String] = []
@@ -205,8 +219,8 @@ struct EC2CloudMotoTests {
         await #expect {
             _ = try await cloud.list(clusterTag: "moto-a")
         } throws: { error in
-            guard case CloudError.other(let text) = error else { return false }
-            return text.contains("AuthFailure") && !text.contains("not-the-secret-at-all")
+            guard case CloudError.refused("DescribeInstances", "AuthFailure", let message) = error else { return false }
+            return !message.contains("not-the-secret-at-all")
         }
         await #expect {
             _ = try await cloud.catalog()

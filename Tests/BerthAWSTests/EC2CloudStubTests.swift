@@ -212,18 +212,59 @@ import Testing
         #expect(stub.requests.count == 3)
     }
 
+    /// Refusals no retry fixes (permissions, a missing template, image or subnet, a rejected
+    /// parameter) are `refused` with EC2's action, code and message, after one call: the
+    /// provisioner gives the launch up and pauses the pool instead of retrying for 5 minutes.
+    @Test(arguments: [
+        ("UnauthorizedOperation", "You are not authorized to perform this operation. Encoded authorization failure message: abc"),
+        ("AuthFailure", "AWS was not able to validate the provided access credentials"),
+        ("InvalidLaunchTemplateName.NotFoundException", "The specified launch template does not exist."),
+        ("InvalidParameterValue", "Value (gp9) for parameter volumeType is invalid."),
+    ])
+    func refusedFleetCallsAreNotRetried(code: String, message: String) async throws {
+        let stub = try StubServer { request, _ in
+            StubServer.form(request)["Action"] == "DescribeInstances" ? Self.empty : StubServer.ec2Error(400, code: code, message: message)
+        }
+        defer { stub.shutdown() }
+        await #expect(throws: CloudError.refused(action: "CreateFleet", code: code, message: message)) {
+            _ = try await cloud(stub).create(LaunchRequest(launchID: "launch-5", cluster: "prod", pool: "gpu", candidates: Self.candidates()))
+        }
+        #expect(stub.requests.filter { StubServer.form($0)["Action"] == "CreateFleet" }.count == 1)
+    }
+
+    /// An `instant` fleet reports most launch failures in its errorSet (HTTP 200): a refusal there
+    /// is `refused` too, even beside capacity errors for other offerings.
+    @Test(arguments: ["InvalidAMIID.NotFound", "InvalidSubnetID.NotFound", "UnauthorizedOperation"])
+    func refusalsInTheFleetsErrorSetAreRefused(code: String) async throws {
+        let stub = try StubServer { request, _ in
+            guard StubServer.form(request)["Action"] == "CreateFleet" else { return Self.empty }
+            return StubServer.xml(200, """
+                <CreateFleetResponse><fleetId>fleet-2</fleetId><errorSet>
+                  <item><launchTemplateAndOverrides><overrides><instanceType>g4dn.xlarge</instanceType></overrides></launchTemplateAndOverrides>
+                    <lifecycle>on-demand</lifecycle><errorCode>InsufficientInstanceCapacity</errorCode><errorMessage>no capacity</errorMessage></item>
+                  <item><launchTemplateAndOverrides><overrides><instanceType>g5.xlarge</instanceType></overrides></launchTemplateAndOverrides>
+                    <lifecycle>on-demand</lifecycle><errorCode>\(code)</errorCode><errorMessage>The thing 'x-123' does not exist</errorMessage></item>
+                </errorSet><fleetInstanceSet/></CreateFleetResponse>
+                """)
+        }
+        defer { stub.shutdown() }
+        await #expect(throws: CloudError.refused(action: "CreateFleet", code: code, message: "The thing 'x-123' does not exist")) {
+            _ = try await cloud(stub).create(LaunchRequest(launchID: "launch-6", cluster: "prod", pool: "gpu", candidates: Self.candidates()))
+        }
+    }
+
     @Test func otherFleetErrorsAreNotCapacity() async throws {
         let stub = try StubServer { request, _ in
             let action = StubServer.form(request)["Action"]
             if action == "DescribeInstances" { return Self.empty }
-            return StubServer.ec2Error(400, code: "InvalidLaunchTemplateName.NotFoundException", message: "The specified launch template does not exist.")
+            return StubServer.ec2Error(400, code: "InvalidInstanceType", message: "The instance type 'g9.huge' does not exist.")
         }
         defer { stub.shutdown() }
         await #expect {
             _ = try await cloud(stub).create(LaunchRequest(launchID: "launch-5", cluster: "prod", pool: "gpu", candidates: Self.candidates()))
         } throws: { error in
             guard case CloudError.invalidRequest(let text) = error else { return false }
-            return text.contains("InvalidLaunchTemplateName.NotFoundException") && text.contains("launch-5")
+            return text.contains("InvalidInstanceType") && text.contains("launch-5")
         }
     }
 

@@ -477,4 +477,43 @@ import Testing
         #expect(world.launches.filter { $0.launchID == first }.count == attempts, "no create for a launch given up")
         #expect(world.instances.values.map(\.launchID).filter { $0 != first }.count == 1, "the pod got a new launch")
     }
+
+    /// A launch the cloud refuses for good (UnauthorizedOperation) is not retried: one Warning on
+    /// the pod naming the action and AWS's message, its pool paused for 5 minutes while another
+    /// pool still launches, and the pool tried again once the pause is over.
+    @Test func aRefusedLaunchIsNotRetriedAndPausesOnlyItsPool() throws {
+        var config = ProvisionerConfig()
+        let t4 = Pool(name: "t4", requirements: [LabelRequirement(key: WellKnownLabel.gpuName, operator: .in, values: ["t4"])], weight: 10)
+        let other = Pool(name: "other", requirements: [LabelRequirement(key: WellKnownLabel.gpuName, operator: .in, values: ["a10g"])])
+        config.pools = [t4, other]
+        var world = CoreWorld(config: config)
+        let message = "You are not authorized to perform this operation. User: arn:aws:sts::123456789012:assumed-role/berth is not authorized to perform: ec2:RunInstances"
+        world.refusals["t4"] = .refused(action: "CreateFleet", code: "UnauthorizedOperation", message: message)
+        world.round()
+        world.add(notebook("alice", gpuType: "t4"))
+        world.run(for: 2)
+        let refused = try #require(world.launches.first)
+        #expect(refused.pool == "t4")
+        world.run(for: 60)
+        #expect(world.launches.filter { $0.launchID == refused.launchID }.count == 1, "never retried")
+        #expect(world.launches.count == 1, "the paused pool launches nothing; the other pool has no T4 type")
+        let warnings = world.events("LaunchRefused")
+        #expect(warnings.count == 1 && warnings.first?.regarding == .pod("jupyter/alice") && warnings.first?.type == "Warning")
+        #expect(warnings.first?.message.contains("CreateFleet refused: UnauthorizedOperation: \(message)") == true)
+        #expect(warnings.first?.message.contains("no launch in pool t4 for 5m") == true)
+        #expect(world.events("FailedProvisioning").last?.message.contains("pool t4 is paused until") == true)
+        #expect(world.core.pausedPools["t4"] != nil)
+
+        // Another pool is not paused: a pod it serves is launched at once.
+        world.add(notebook("bob", gpuType: "a10g"))
+        world.run(for: 2)
+        #expect(world.launches.last?.pool == "other" && world.launches.last?.candidates.first?.gpuName == "a10g")
+
+        // The pause ends: alice's launch is tried again, in a pool that works now.
+        world.refusals = [:]
+        world.run(for: 300)
+        #expect(world.core.pausedPools.isEmpty)
+        #expect(world.launches.filter { $0.pool == "t4" }.count == 2)
+        #expect(world.instances.values.contains { $0.tags[CloudTag.pool] == "t4" })
+    }
 }

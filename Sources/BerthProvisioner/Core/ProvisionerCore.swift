@@ -34,6 +34,11 @@ public struct ProvisionerCore: Sendable {
     public static let nominationGrace: Duration = .seconds(30)
     /// How often an action that failed (a refused eviction, a throttled launch) is retried.
     public static let retryInterval: Duration = .seconds(5)
+    /// How long a pool launches nothing after the cloud refused one of its launches for a reason
+    /// no retry fixes (``CloudError/refused(action:code:message:)``: permissions, a missing image
+    /// or subnet, a rejected parameter). Other pools go on; after the pause the pods are planned
+    /// again, and a launch that is still refused pauses the pool again.
+    public static let refusedLaunchPause: Duration = .seconds(300)
     /// How long a claim's instance may be missing from the cloud's listing before it counts as
     /// gone (EC2's listing is eventually consistent right after a launch).
     public static let listingGrace: Duration = .seconds(60)
@@ -66,6 +71,10 @@ public struct ProvisionerCore: Sendable {
     private var batch: (start: Date, last: Date, keys: Set<String>)?
     private var retrySoon = false
     private var unavailable: [OfferingKey: Date] = [:]
+    /// Pools paused after a refused launch: until when, and the cloud's refusal.
+    public private(set) var pausedPools: [String: (until: Date, refusal: String)] = [:]
+    /// Events decided while recording an outcome, given out by the next round.
+    private var pendingActions: [ProvisionerAction] = []
     /// Pod (or node) key → the last message reported about it, so each is reported once.
     private var reported: [String: String] = [:]
     private var random: SeededGenerator
@@ -89,7 +98,9 @@ public struct ProvisionerCore: Sendable {
     // MARK: - One round
 
     public mutating func reconcile(_ cluster: ClusterSnapshot, now: Date) -> [ProvisionerAction] {
-        var actions: [ProvisionerAction] = []
+        var actions = pendingActions
+        pendingActions = []
+        pausedPools = pausedPools.filter { $0.value.until > now }
         let index = ClusterIndex(cluster)
         if let instances = cluster.cloudInstances {
             collectGarbage(instances, index: index, now: now, actions: &actions)
@@ -131,6 +142,19 @@ public struct ProvisionerCore: Sendable {
                 for offering in offerings { unavailable[offering] = now.addingTimeInterval(config.unavailableOfferingTTL.seconds) }
                 claims[launchID] = nil
                 retrySoon = true
+            case let .refused(action, code, message):
+                // Retrying cannot help until someone changes the permissions or the configuration:
+                // give up this launch, pause its pool, say why on the pods it was for.
+                let until = now.addingTimeInterval(Self.refusedLaunchPause.seconds)
+                pausedPools[claim.pool] = (until, "\(action): \(code)")
+                let text = "\(action) refused: \(code): \(message)"
+                for pod in claim.nominated.keys.sorted() {
+                    pendingActions.append(.event(.init(
+                        regarding: .pod(pod), type: "Warning", reason: "LaunchRefused",
+                        message: "launch \(launchID) of \(claim.instanceType) in pool \(claim.pool): \(text); no launch in pool \(claim.pool) for \(GoDuration.format(Self.refusedLaunchPause))")))
+                }
+                claims[launchID] = nil
+                retrySoon = true
             case .throttled, .other, .notFound:
                 // The outcome is unknown: retry with the same launch id (never a new one).
                 claims[launchID] = claim
@@ -168,6 +192,7 @@ public struct ProvisionerCore: Sendable {
             }
         }
         times.append(contentsOf: unavailable.values)
+        times.append(contentsOf: pausedPools.values.map(\.until))
         // A deadline already past (a round that will act on it is due) means: soon, not in the past,
         // so a virtual-time driver never spins on one instant.
         return times.filter { $0 >= now }.min() ?? (times.isEmpty ? nil : now.addingTimeInterval(1))
@@ -411,7 +436,11 @@ public struct ProvisionerCore: Sendable {
 
     private mutating func solve(_ pending: [PodSnapshot], index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
         let (nodes, claimOfNode) = nodeStates(index: index)
-        let plan = scheduler.solve(pending: pending.map(\.requirements), nodes: nodes, unavailableOfferings: Set(unavailable.filter { $0.value > now }.keys))
+        let paused = pausedPools.filter { $0.value.until > now }
+        // A paused pool launches nothing: the pods are planned with the other pools only.
+        let planner = paused.isEmpty ? scheduler
+            : Scheduler(catalog: catalog, pools: config.pools.filter { paused[$0.name] == nil }, overhead: config.overhead, gpuResource: gpuResource)
+        let plan = planner.solve(pending: pending.map(\.requirements), nodes: nodes, unavailableOfferings: Set(unavailable.filter { $0.value > now }.keys))
 
         let nodeIndex = Dictionary(uniqueKeysWithValues: nodes.enumerated().map { ($0.element.name, $0.offset) })
         for placement in plan.placements {
@@ -449,9 +478,13 @@ public struct ProvisionerCore: Sendable {
                                             message: "launching \(type.name) in \(offering.zone) (\(offering.capacityType), $\(offering.pricePerHour)/h, pool \(pool.name), launch \(launchID))\(why)")))
             }
         }
+        let pauses = paused.keys.sorted().map { name in
+            "pool \(name) is paused until \(RFC3339.string(paused[name]!.until)) after a refused launch (\(paused[name]!.refusal))"
+        }.joined(separator: "; ")
         for failure in plan.unschedulable {
             let pod = pending[failure.pod]
-            report(.pod(pod.key), type: "Warning", reason: "FailedProvisioning", message: "no node can be launched: \(failure.reason)", actions: &actions)
+            report(.pod(pod.key), type: "Warning", reason: "FailedProvisioning",
+                   message: "no node can be launched: \(failure.reason)\(pauses.isEmpty ? "" : "; " + pauses)", actions: &actions)
         }
     }
 
