@@ -83,7 +83,8 @@ public final class EC2Cloud: CloudProvider {
         }
         var exhausted: [OfferingKey] = []
         for (index, capacityType) in capacityTypes.enumerated() {
-            let group = attempts.filter { $0.offering.capacityType == capacityType }
+            // Cheapest first; beyond EC2's override limit the priciest are left out.
+            let group = Array(attempts.filter { $0.offering.capacityType == capacityType }.prefix(Self.maxFleetOverrides))
             let overrides = group.map { attempt in
                 EC2API.FleetOverride(instanceType: attempt.type.name, zone: attempt.offering.zone, subnetID: configuration.subnets[attempt.offering.zone])
             }
@@ -175,6 +176,9 @@ public final class EC2Cloud: CloudProvider {
     // MARK: Helpers
 
     static let goneStates: Set<String> = ["shutting-down", "terminated"]
+
+    /// Overrides in one CreateFleet at most (EC2 documents 300 items across a fleet's launch templates).
+    public static let maxFleetOverrides = 300
 
     /// EC2's "no capacity for this offering" codes (Karpenter's unfulfillable-capacity list).
     public static let capacityErrorCodes: Set<String> = [

@@ -93,4 +93,12 @@ public struct PoolUsage: Sendable, Equatable {
         memory += capacity.memory
         pricePerHour += price
     }
+
+    mutating func remove(capacity: Resources, price: Double) {
+        nodes -= 1
+        gpus -= capacity.gpus
+        cpuMilli -= capacity.cpuMilli
+        memory -= capacity.memory
+        pricePerHour -= price
+    }
 }

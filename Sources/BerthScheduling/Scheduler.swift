@@ -82,6 +82,8 @@ public struct Scheduler: Sendable {
         var offering: Int
         var price: Double
         var rank: Int
+        /// Every offering of the type the group accepts and may launch (the cheapest is `offering`).
+        var offerings: [Int] = []
     }
 
     struct Group {
@@ -152,7 +154,39 @@ public struct Scheduler: Sendable {
             place(shapes[s], groups: &groups, nodes: nodes, free: &free, usage: &usage, openFree: &openFree, plan: &plan)
         }
         plan.unschedulable.sort { $0.pod < $1.pod }
+        addAlternatives(to: &plan, pending: pending, groups: groups, usage: usage)
         return plan
+    }
+
+    /// At most this many alternatives per new node (Karpenter sends CreateFleet at most 60 types;
+    /// with their zones this stays under EC2's 300 overrides in most regions, and the cloud caps it).
+    public static let maxAlternatives = 299
+
+    /// Fills each new node's `alternatives`: the other offerings of its group's candidates in its
+    /// pool on which all its pods fit, within the pool's limits with the node's own share taken out.
+    private func addAlternatives(to plan: inout SchedulingPlan, pending: [PodRequirements], groups: [Group], usage: [PoolUsage]) {
+        for n in plan.nodes.indices {
+            let node = plan.nodes[n]
+            guard node.group >= 0, node.typeIndex >= 0, let p = pools.firstIndex(where: { $0.name == node.pool }) else { continue }
+            var total = Resources.zero
+            for pod in node.pods { total += pending[pod].requests }
+            var others = usage[p]
+            others.remove(capacity: capacity[node.typeIndex], price: node.pricePerHour)
+            var options: [(price: Double, type: Int, offering: Int)] = []
+            for candidate in groups[node.group].candidates where candidate.pool == p && total.fits(in: allocatable[candidate.type]) {
+                let type = catalog.types[candidate.type]
+                for o in candidate.offerings {
+                    let offering = type.offerings[o]
+                    if candidate.type == node.typeIndex && offering.zone == node.zone && offering.capacityType == node.capacityType { continue }
+                    if pools[p].limits.exceeded(by: capacity[candidate.type], price: offering.pricePerHour, usage: others) != nil { continue }
+                    options.append((offering.pricePerHour, candidate.type, o))
+                }
+            }
+            options.sort { ($0.price, $0.type, $0.offering) < ($1.price, $1.type, $1.offering) }
+            plan.nodes[n].alternatives = options.prefix(Self.maxAlternatives).map {
+                SchedulingPlan.LaunchOption(instanceType: catalog.types[$0.type].name, offering: catalog.types[$0.type].offerings[$0.offering])
+            }
+        }
     }
 
     private func makeGroup(_ constraints: PodConstraints, nodes: [NodeState], unavailable: Set<OfferingKey>) -> Group {
@@ -187,6 +221,7 @@ public struct Scheduler: Sendable {
                 let type = catalog.types[entry.type]
                 if !perOffering, !matches(entry.type, nil) { continue }
                 var best: Candidate?
+                var accepted: [Int] = []
                 for o in entry.offerings {
                     let offering = type.offerings[o]
                     if perOffering {
@@ -198,12 +233,16 @@ public struct Scheduler: Sendable {
                         unavailableSeen = true
                         continue
                     }
+                    accepted.append(o)
                     // One candidate per type: its cheapest offering (zone order breaks ties).
                     if best == nil || offering.pricePerHour < best!.price {
                         best = Candidate(pool: p, type: entry.type, offering: o, price: offering.pricePerHour, rank: rank)
                     }
                 }
-                if let best { group.candidates.append(best) }
+                if var best {
+                    best.offerings = accepted
+                    group.candidates.append(best)
+                }
             }
             if !matched {
                 unmatchedPools.append((reasons.count, p))
@@ -360,7 +399,7 @@ public struct Scheduler: Sendable {
             plan.nodes.append(
                 .init(
                     instanceType: type.name, pool: pools[candidate.pool].name, zone: offering.zone, capacityType: offering.capacityType,
-                    pricePerHour: candidate.price, pods: Array(slice), rejected: rejected, dedicated: dedicated))
+                    pricePerHour: candidate.price, pods: Array(slice), rejected: rejected, dedicated: dedicated, group: g, typeIndex: candidate.type))
         }
 
         if shape.key.notebook {

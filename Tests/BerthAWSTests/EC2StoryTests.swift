@@ -137,6 +137,9 @@ extension EC2CloudMotoTests {
         #expect(instances.map(\.instanceType) == ["g4dn.xlarge"])
         let instance = try #require(instances.first)
         #expect(instance.tags["berth.dev/pool"] == "gpu")
+        // One CreateFleet carried every offering the notebook takes (EC2 picks the cheapest with capacity).
+        let launch = try #require(cloud.request(of: instance.providerID))
+        #expect(launch.attempts.count > 10 && launch.attempts.first.map { ($0.type.name, $0.offering.pricePerHour) } ?? ("", 0) == ("g4dn.xlarge", 0.526))
         let nodeName = try #require(server.object(.pods, namespace: "jhub", name: "alice")?["spec"]?["nodeName"]?.stringValue)
         let node = try #require(server.object(.nodes, name: nodeName))
         #expect(node["spec"]?["providerID"]?.stringValue == instance.providerID)

@@ -15,11 +15,18 @@ import Testing
         world.round()
         #expect(world.launches.isEmpty, "the batch window is open for 1 s after the first pod")
         world.run(for: 1)
-        #expect(world.launches.map { $0.candidates.map(\.name) } == [["g4dn.xlarge"]])
+        #expect(world.launches.map { $0.candidates.first?.name } == ["g4dn.xlarge"])
         let request = try #require(world.launches.first)
+        // One launch carries every offering the notebook takes as well, cheapest first (EC2 falls
+        // back within one CreateFleet): the chosen one, then the rest of the catalog's GPU types in price order.
+        #expect(request.candidates.first?.offerings.first?.pricePerHour == 0.526)
+        let prices = request.attempts.map(\.offering.pricePerHour)
+        #expect(request.attempts.count > 10 && prices.first == prices.min())
+        #expect(Set(request.candidates.map(\.name)).isSuperset(of: ["g4dn.2xlarge", "g5.xlarge", "g6.xlarge"]))
         #expect(request.tags[CloudTag.cluster] == "berth" && request.tags[CloudTag.pool] == "gpu" && request.tags[CloudTag.launchID] == request.launchID)
         #expect(request.taints == Pool.defaultTaints)
-        #expect(request.labels[WellKnownLabel.gpuPresent] == "true" && request.labels["berth.dev/pool"] == "gpu" && request.labels[WellKnownLabel.gpuName] == "t4")
+        #expect(request.labels[WellKnownLabel.gpuPresent] == "true" && request.labels["berth.dev/pool"] == "gpu")
+        #expect(request.labels[WellKnownLabel.gpuName] == nil, "differs between candidates: set once the launch says which type it got")
         #expect(world.events("Nominated").map(\.regarding) == [.pod("jupyter/alice")])
 
         // Nothing more is launched while the node boots.
@@ -29,6 +36,7 @@ import Testing
         let node = world.register(instance)
         world.round()
         #expect(world.events("Registered").count == 1 && world.events("Initialized").count == 1)
+        #expect(world.nodes[node]?.labels[WellKnownLabel.gpuName] == "t4" && world.nodes[node]?.labels[WellKnownLabel.instanceType] == "g4dn.xlarge")
         world.bind("jupyter/alice", to: node)
         world.run(for: 600)
         #expect(world.terminations.isEmpty, "a node with a notebook stays")

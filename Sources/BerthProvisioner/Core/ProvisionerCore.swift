@@ -455,13 +455,20 @@ public struct ProvisionerCore: Sendable {
                 let offering = type.offerings.first(where: { $0.zone == new.zone && $0.capacityType == new.capacityType })
             else { continue }
             let launchID = makeLaunchID()
-            var candidate = type
-            candidate.offerings = [offering]
+            let candidates = launchCandidates(new, chosen: type, offering: offering)
             let role = Self.nodeRole(dedicated: new.dedicated)
+            // Labels every candidate offering shares: the node's own type and zone labels come from
+            // the kubelet and the cloud, and are set once the launch says which it got.
+            var labels = nodeLabels(pool: pool, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType, dedicated: new.dedicated)
+            for candidate in candidates {
+                for other in candidate.offerings where labels.isEmpty == false {
+                    let theirs = nodeLabels(pool: pool, instanceType: candidate.name, zone: other.zone, capacityType: other.capacityType, dedicated: new.dedicated)
+                    labels = labels.filter { theirs[$0.key] == $0.value }
+                }
+            }
             let request = LaunchRequest(
-                launchID: launchID, cluster: config.clusterName, pool: pool.name, candidates: [candidate],
-                labels: nodeLabels(pool: pool, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType, dedicated: new.dedicated),
-                taints: pool.taints, extraTags: [WebhookConfig.nodeRoleLabel: role])
+                launchID: launchID, cluster: config.clusterName, pool: pool.name, candidates: candidates,
+                labels: labels, taints: pool.taints, extraTags: [WebhookConfig.nodeRoleLabel: role])
             var claim = NodeClaim(
                 launchID: launchID, pool: pool.name, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType,
                 pricePerHour: offering.pricePerHour, request: request, createdAt: now)
@@ -485,6 +492,29 @@ public struct ProvisionerCore: Sendable {
             let pod = pending[failure.pod]
             report(.pod(pod.key), type: "Warning", reason: "FailedProvisioning",
                    message: "no node can be launched: \(failure.reason)\(pauses.isEmpty ? "" : "; " + pauses)", actions: &actions)
+        }
+    }
+
+    /// At most this many instance types in one launch (Karpenter's limit for one CreateFleet).
+    public static let maxLaunchTypes = 60
+
+    /// What one launch may try, cheapest first: the chosen type and offering, then the plan's
+    /// alternatives (other offerings the pods take just as well), grouped by type in the order of
+    /// each type's cheapest offering, at most ``maxLaunchTypes`` types.
+    func launchCandidates(_ new: SchedulingPlan.NewNode, chosen type: InstanceType, offering: Offering) -> [InstanceType] {
+        var order = [type.name]
+        var offerings: [String: [Offering]] = [type.name: [offering]]
+        for option in new.alternatives {
+            if offerings[option.instanceType] == nil {
+                guard order.count < Self.maxLaunchTypes, catalog[option.instanceType] != nil else { continue }
+                order.append(option.instanceType)
+            }
+            offerings[option.instanceType, default: []].append(option.offering)
+        }
+        return order.compactMap { name in
+            guard var candidate = catalog[name] else { return nil }
+            candidate.offerings = offerings[name] ?? []
+            return candidate
         }
     }
 
