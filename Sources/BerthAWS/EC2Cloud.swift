@@ -14,14 +14,18 @@ import Synchronization
 public final class EC2Cloud: CloudProvider {
     public let configuration: EC2CloudConfiguration
     public let api: EC2API
+    /// The Price List, when `configuration.priceSource` says so.
+    public let pricing: PriceListAPI?
     private let now: @Sendable () -> Date
     private let cachedCatalog = Mutex<(catalog: EC2Catalog, fetched: Date)?>(nil)
+    private let cachedPrices = Mutex<(prices: [String: Double], fetched: Date)?>(nil)
     private let templateIDs = Mutex<[String: String]>([:])
     private let catalogFetches = Atomic<Int>(0)
 
-    public init(configuration: EC2CloudConfiguration, api: EC2API, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(configuration: EC2CloudConfiguration, api: EC2API, pricing: PriceListAPI? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
         self.configuration = configuration
         self.api = api
+        self.pricing = pricing
         self.now = now
     }
 
@@ -34,7 +38,13 @@ public final class EC2Cloud: CloudProvider {
         let client = try AWSQueryClient(
             endpoint: try configuration.ec2Endpoint(), region: configuration.region, service: "ec2", version: EC2API.version,
             credentials: credentials, retry: retry, sleep: sleep, now: now, recorder: recorder)
-        self.init(configuration: configuration, api: EC2API(client: client), now: now)
+        var pricing: PriceListAPI?
+        if let (endpoint, region) = try configuration.pricingEndpoint() {
+            pricing = PriceListAPI(client: try AWSJSONClient(
+                endpoint: endpoint, region: region, service: "pricing", targetPrefix: "AWSPriceListService", credentials: credentials,
+                retry: retry, sleep: sleep, now: now, recorder: recorder))
+        }
+        self.init(configuration: configuration, api: EC2API(client: client), pricing: pricing, now: now)
     }
 
     // MARK: Catalog
@@ -57,11 +67,52 @@ public final class EC2Cloud: CloudProvider {
         if configuration.allowSpot && !wanted.isEmpty {
             spot = try await api.describeSpotPriceHistory(instanceTypes: wanted.map(\.name), now: current)
         }
-        let catalog = EC2Catalog.build(
-            types: wanted, onDemandPrices: configuration.onDemandPrices, spotPrices: spot, zones: zones,
+        let (table, from, warning) = await onDemandPriceTable(now: current)
+        var catalog = EC2Catalog.build(
+            types: wanted, onDemandPrices: table.merging(configuration.onDemandPrices) { _, yours in yours }, spotPrices: spot, zones: zones,
             offered: offered)
+        catalog.pricesFrom = from
+        catalog.priceWarning = warning
         cachedCatalog.withLock { $0 = (catalog, current) }
         return catalog
+    }
+
+    /// How many times prices were read from the Price List (tests check the cache with this).
+    public var priceFetchCount: Int { priceFetches.load(ordering: .relaxed) }
+    private let priceFetches = Atomic<Int>(0)
+
+    /// The on-demand prices of the region, where they come from, and a warning when they are not
+    /// the region's own: the Price List's (read at most once per `priceRefreshInterval`; a failed
+    /// refresh keeps the last table), else the built-in us-east-1 table.
+    func onDemandPriceTable(now current: Date) async -> (prices: [String: Double], from: String, warning: String?) {
+        let region = configuration.region
+        let builtIn = EC2CloudConfiguration.builtInPrices
+        guard let pricing else {
+            return (builtIn, "the built-in us-east-1 table",
+                    region == "us-east-1" ? nil : "on-demand prices are us-east-1's (the built-in table), not \(region)'s")
+        }
+        let cached = cachedPrices.withLock { $0 }
+        if let cached, current.timeIntervalSince(cached.fetched) < configuration.priceRefreshInterval {
+            return (cached.prices, "the AWS Price List for \(region)", nil)
+        }
+        priceFetches.wrappingAdd(1, ordering: .relaxed)
+        var failure: String
+        do {
+            let prices = try await pricing.onDemandPrices(region: region)
+            if !prices.isEmpty {
+                cachedPrices.withLock { $0 = (prices, current) }
+                return (prices, "the AWS Price List for \(region)", nil)
+            }
+            failure = "it lists no Linux on-demand EC2 price for \(region)"
+        } catch {
+            failure = "\(error)"
+        }
+        if let cached {
+            return (cached.prices, "the AWS Price List for \(region)",
+                    "keeping \(region)'s prices read at \(RFC3339.string(cached.fetched)): the Price List could not be read again: \(failure)")
+        }
+        return (builtIn, "the built-in us-east-1 table",
+                "the AWS Price List could not be read (\(failure)): on-demand prices are us-east-1's (the built-in table)\(region == "us-east-1" ? "" : ", not \(region)'s")")
     }
 
     // MARK: CloudProvider
@@ -271,7 +322,7 @@ public final class EC2Cloud: CloudProvider {
         let price: Double = if capacityType == "spot" {
             cachedCatalog.withLock { $0?.catalog[instance.instanceType]?.type.offerings.first { $0.capacityType == "spot" && $0.zone == instance.zone }?.pricePerHour } ?? 0
         } else {
-            configuration.onDemandPrices[instance.instanceType] ?? 0
+            cachedCatalog.withLock { $0?.catalog[instance.instanceType]?.onDemandPricePerHour } ?? configuration.onDemandPrices[instance.instanceType] ?? 0
         }
         return CloudInstance(
             providerID: ProviderID(scheme: "aws", zone: instance.zone, instanceID: instance.id).description, instanceType: instance.instanceType,

@@ -10,6 +10,8 @@ extension EC2CloudConfiguration {
     ///   subnets: {us-east-1a: subnet-0abc, us-east-1b: subnet-0def}
     ///   zones: [us-east-1a, us-east-1b]
     ///   allowSpot: false
+    ///   onDemandPrices: {g5.xlarge: 1.1}   # $/hour laid over the Price List's (discounts, missing types)
+    ///   pricingEndpoint: https://...  # Price List override (default AWS_ENDPOINT_URL_PRICING, else AWS's)
     ///   launchTemplate:              # one of name, id, managed
     ///     name: gpu-nodes
     ///     managed:
@@ -23,10 +25,12 @@ extension EC2CloudConfiguration {
     public init(config json: JSON?, path: String, defaultRegion: String?) throws(ConfigError) {
         guard let json else {
             guard let defaultRegion else { throw ConfigError(path: path, message: "region is required (set it here or AWS_REGION)") }
-            self.init(region: defaultRegion, launchTemplate: nil)
+            self.init(region: defaultRegion, launchTemplate: nil, priceSource: .priceList(endpoint: nil))
             return
         }
-        let reader = try FieldReader(json, path: path, allowed: ["region", "endpoint", "subnets", "zones", "allowSpot", "launchTemplate"])
+        let reader = try FieldReader(json, path: path, allowed: [
+            "region", "endpoint", "subnets", "zones", "allowSpot", "launchTemplate", "onDemandPrices", "pricingEndpoint",
+        ])
         guard let region = try reader.string("region") ?? defaultRegion, !region.isEmpty else {
             throw ConfigError(path: reader.childPath("region"), message: "is required (set it here or AWS_REGION)")
         }
@@ -34,6 +38,26 @@ extension EC2CloudConfiguration {
         if let text = try reader.string("endpoint") {
             do { endpoint = try AWSEndpoint(url: text, what: reader.childPath("endpoint")) } catch {
                 throw ConfigError(path: reader.childPath("endpoint"), message: "\(error)")
+            }
+        }
+        var pricingEndpoint: AWSEndpoint?
+        if let text = try reader.string("pricingEndpoint") {
+            do { pricingEndpoint = try AWSEndpoint(url: text, what: reader.childPath("pricingEndpoint")) } catch {
+                throw ConfigError(path: reader.childPath("pricingEndpoint"), message: "\(error)")
+            }
+        }
+        var prices: [String: Double] = [:]
+        if let table = reader.value("onDemandPrices") {
+            guard case .object(let members) = table else {
+                throw ConfigError(path: reader.childPath("onDemandPrices"), message: "expected a map of instance type to $/hour, found \(table.typeName)")
+            }
+            for member in members {
+                guard case .number(let text) = member.value, let price = Double(text), price >= 0, price.isFinite else {
+                    let found = if case .number(let text) = member.value { text } else { member.value.typeName }
+                    throw ConfigError(path: FieldReader.join(reader.childPath("onDemandPrices"), member.key),
+                                      message: "must be a price in $/hour (a number >= 0), found \(found)")
+                }
+                prices[member.key] = price
             }
         }
         var template: LaunchTemplate?
@@ -78,6 +102,7 @@ extension EC2CloudConfiguration {
         }
         self.init(
             region: region, endpoint: endpoint, launchTemplate: template, subnets: try reader.stringMap("subnets") ?? [:],
-            zones: try reader.stringList("zones") ?? [], allowSpot: try reader.bool("allowSpot") ?? false)
+            zones: try reader.stringList("zones") ?? [], allowSpot: try reader.bool("allowSpot") ?? false, onDemandPrices: prices,
+            priceSource: .priceList(endpoint: pricingEndpoint))
     }
 }

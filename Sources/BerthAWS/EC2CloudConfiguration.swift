@@ -19,11 +19,25 @@ public struct EC2CloudConfiguration: Sendable {
     public var allowSpot: Bool
     /// Only types with GPUs in the catalog (Berth's pools are GPU pools).
     public var gpuOnly: Bool
-    /// On-demand $/hour by type; default: the built-in us-east-1 table. EC2 has no price API.
+    /// On-demand $/hour by type laid over the prices of `priceSource` (yours win: discounts, types
+    /// the source lacks).
     public var onDemandPrices: [String: Double]
+    /// Where on-demand prices come from (EC2 has no price API).
+    public var priceSource: PriceSource
+    /// How long prices read from the Price List are used before they are read again.
+    public var priceRefreshInterval: TimeInterval
     public var catalogRefreshInterval: TimeInterval
     /// MaxResults of paginated calls.
     public var pageSize: Int
+
+    public enum PriceSource: Sendable, Equatable {
+        /// The built-in table: us-east-1's prices, whatever the region.
+        case builtInTable
+        /// The AWS Price List Query API for the region (`endpoint` overrides
+        /// `https://api.pricing.<us-east-1|eu-central-1|ap-south-1>.amazonaws.com`), the built-in
+        /// table only when it cannot be read (with a warning naming the region).
+        case priceList(endpoint: AWSEndpoint?)
+    }
 
     public enum LaunchTemplate: Sendable, Equatable {
         /// A template the user manages (its user data must join the cluster).
@@ -54,7 +68,8 @@ public struct EC2CloudConfiguration: Sendable {
     }
 
     public init(region: String, endpoint: AWSEndpoint? = nil, launchTemplate: LaunchTemplate?, subnets: [String: String] = [:],
-                zones: [String] = [], allowSpot: Bool = false, gpuOnly: Bool = true, onDemandPrices: [String: Double]? = nil,
+                zones: [String] = [], allowSpot: Bool = false, gpuOnly: Bool = true, onDemandPrices: [String: Double] = [:],
+                priceSource: PriceSource = .builtInTable, priceRefreshInterval: TimeInterval = 12 * 3600,
                 catalogRefreshInterval: TimeInterval = 3600, pageSize: Int = 100) {
         self.region = region
         self.endpoint = endpoint
@@ -63,7 +78,9 @@ public struct EC2CloudConfiguration: Sendable {
         self.zones = zones
         self.allowSpot = allowSpot
         self.gpuOnly = gpuOnly
-        self.onDemandPrices = onDemandPrices ?? Self.builtInPrices
+        self.onDemandPrices = onDemandPrices
+        self.priceSource = priceSource
+        self.priceRefreshInterval = priceRefreshInterval
         self.catalogRefreshInterval = catalogRefreshInterval
         self.pageSize = pageSize
     }
@@ -76,6 +93,17 @@ public struct EC2CloudConfiguration: Sendable {
         if !zones.isEmpty { return zones }
         if !subnets.isEmpty { return subnets.keys.sorted() }
         return ["a", "b", "c"].map { region + $0 }
+    }
+
+    /// The Price List endpoint and the region its requests are signed for; nil with the built-in table.
+    public func pricingEndpoint() throws(AWSError) -> (endpoint: AWSEndpoint, region: String)? {
+        guard case .priceList(let override) = priceSource else { return nil }
+        let region = PriceListAPI.pricingRegion(for: self.region)
+        guard let override else { return (PriceListAPI.endpoint(pricingRegion: region), region) }
+        guard override.secure || override.isLoopback else {
+            throw .invalidConfiguration("Price List endpoint \(override): plain http is allowed only to loopback addresses")
+        }
+        return (override, region)
     }
 
     /// The EC2 endpoint: the override, else the region's.

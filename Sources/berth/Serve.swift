@@ -9,6 +9,7 @@ import BerthProvisioner
 import BerthScheduling
 import BerthWebhook
 import Foundation
+import Synchronization
 import Logging
 import Prometheus
 
@@ -227,12 +228,28 @@ struct Serve: ParsableCommand {
                     } catch {
                         throw CLIError(message: "serve: cluster access: \(error)")
                     }
-                    let (ec2, types) = try Self.ec2Cloud(provisionerConfig)
+                    let (ec2, read) = try Self.ec2Cloud(provisionerConfig)
+                    let types = read.schedulable
                     cloudProvider = ec2
                     catalog = types
                     // EC2Cloud caches its catalog for an hour; the provisioner re-reads it as often.
-                    catalogSource = { try? await ec2.catalog().schedulable }
-                    logger.info("EC2 catalog read", metadata: ["types": "\(types.types.count)", "region": "\(ec2.configuration.region)"])
+                    // A read whose prices are not the region's own is said once per read.
+                    let warned = Atomic<Int>(ec2.catalogFetchCount)
+                    let priceLogger = logger
+                    catalogSource = {
+                        guard let fresh = try? await ec2.catalog() else { return nil }
+                        let fetches = ec2.catalogFetchCount
+                        if let warning = fresh.priceWarning, warned.exchange(fetches, ordering: .relaxed) != fetches {
+                            priceLogger.warning("EC2 catalog prices: \(warning)", metadata: ["region": "\(ec2.configuration.region)"])
+                        }
+                        return fresh.schedulable
+                    }
+                    logger.info("EC2 catalog read", metadata: [
+                        "types": "\(types.types.count)", "region": "\(ec2.configuration.region)", "prices": "\(read.pricesFrom)",
+                    ])
+                    if let warning = read.priceWarning {
+                        logger.warning("EC2 catalog prices: \(warning)", metadata: ["region": "\(ec2.configuration.region)"])
+                    }
                 }
                 if leaderElect && !simulated {
                     let namespace = leaderElectionNamespace ?? ProcessInfo.processInfo.environment["POD_NAMESPACE"] ?? "berth-system"
@@ -277,13 +294,16 @@ struct Serve: ParsableCommand {
 
     /// The EC2 cloud from `provisioner.aws` and the AWS credential chain, and its catalog (read now:
     /// a wrong region or credentials stop Berth at start, with AWS's code and message).
-    static func ec2Cloud(_ config: ProvisionerConfig) throws -> (EC2Cloud, InstanceCatalog) {
+    static func ec2Cloud(_ config: ProvisionerConfig) throws -> (EC2Cloud, EC2Catalog) {
         let chain = AWSCredentialChain(environment: ProcessInfo.processInfo.environment)
         var configuration: EC2CloudConfiguration
         do {
             let region = (try? chain.region()) ?? nil  // AWS_REGION, AWS_DEFAULT_REGION, then the profile's
             configuration = try EC2CloudConfiguration(config: config.aws, path: "provisioner.aws", defaultRegion: region)
             if configuration.endpoint == nil { configuration.endpoint = try chain.endpointOverride(service: "EC2") }
+            if configuration.priceSource == .priceList(endpoint: nil) {
+                configuration.priceSource = .priceList(endpoint: try chain.endpointOverride(service: "PRICING"))
+            }
         } catch let error as ConfigError {
             throw CLIError(message: "config: \(error)")
         } catch {
@@ -292,8 +312,7 @@ struct Serve: ParsableCommand {
         if configuration.launchTemplate == nil {
             throw CLIError(message: "serve: config provisioner.aws.launchTemplate is required to launch instances (name, id or managed)")
         }
-        let (cloud, catalog) = try EC2Setup.start(configuration, chain: chain, command: "serve: --cloud aws")
-        return (cloud, catalog.schedulable)
+        return try EC2Setup.start(configuration, chain: chain, command: "serve: --cloud aws")
     }
 
     /// `seconds` ± 25 %.

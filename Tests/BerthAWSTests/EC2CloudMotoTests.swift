@@ -134,11 +134,14 @@ struct EC2CloudMotoTests {
     /// what those calls imply — no action missing, none allowed that Berth never calls.
     @Test func launchTagsEverythingAndTheIAMPolicyAllowsExactlyTheCallsMade() async throws {
         let recorder = AWSCallRecorder()
+        let prices = try PriceListStub.start(accessKeyID: moto.accessKeyID, secretAccessKey: moto.secretAccessKey)
+        defer { prices.stop() }
         var configuration = try configuration(subnets: try await subnets())
         configuration.allowSpot = true
+        configuration.priceSource = .priceList(endpoint: try AWSEndpoint(url: prices.endpoint, what: "stub"))
         let cloud = try EC2Cloud(configuration: configuration, credentials: credentials, retry: AWSRetryPolicy(maxAttempts: 2), sleep: { _ in },
                                  recorder: recorder)
-        _ = try await cloud.catalog()
+        #expect(try await cloud.catalog().pricesFrom == "the AWS Price List for us-east-1")
         let instance = try await cloud.create(Self.request("launch-iam", cluster: "moto-iam"))
         let id = try #require(ProviderID(instance.providerID)?.instanceID)
         _ = try await cloud.get(providerID: instance.providerID)
@@ -195,6 +198,47 @@ struct EC2CloudMotoTests {
             return code.hasPrefix("InvalidSubnetID.") && message.contains("subnet-0000000000deadbee")
         }
         #expect(try await cloud.list(clusterTag: "moto-subnet").isEmpty)
+    }
+
+    /// Seoul's catalog priced from the Price List (the stub checks signatures with botocore and
+    /// applies the filters; its decoys — Windows, dedicated, SQL Server, reservations — would show
+    /// if one were missing): a type the built-in table lacks becomes launchable, one the Price
+    /// List lacks is not priced with us-east-1's figure. With the Price List down, the built-in
+    /// table, and a warning naming the region.
+    @Test func seoulPricesComeFromThePriceList() async throws {
+        let prices = try PriceListStub.start(accessKeyID: moto.accessKeyID, secretAccessKey: moto.secretAccessKey)
+        defer { prices.stop() }
+        func seoul() throws -> EC2Cloud {
+            var configuration = EC2CloudConfiguration(
+                region: "ap-northeast-2", endpoint: try AWSEndpoint(url: moto.endpoint, what: "moto"), launchTemplate: nil,
+                priceSource: .priceList(endpoint: try AWSEndpoint(url: prices.endpoint, what: "stub")))
+            configuration.onDemandPrices = ["g5.xlarge": 1.1]
+            return try EC2Cloud(configuration: configuration, credentials: credentials, retry: AWSRetryPolicy(maxAttempts: 2), sleep: { _ in })
+        }
+        let catalog = try await seoul().catalog()
+        #expect(catalog.priceWarning == nil && catalog.pricesFrom == "the AWS Price List for ap-northeast-2")
+        #expect(catalog["g4dn.xlarge"]?.onDemandPricePerHour == PriceListStub.seoul["g4dn.xlarge"])
+        #expect(catalog["g4dn.xlarge"]?.type.offerings.allSatisfy { $0.pricePerHour == 0.647 && $0.zone.hasPrefix("ap-northeast-2") } == true)
+        #expect(catalog["p5.48xlarge"]?.onDemandPricePerHour == 68.5)
+        #expect(catalog["g5g.xlarge"]?.onDemandPricePerHour == 0.5078, "not in the built-in table, priced by the Price List")
+        #expect(catalog["g5.xlarge"]?.onDemandPricePerHour == 1.1, "onDemandPrices win")
+        #expect(catalog["g6.xlarge"]?.onDemandPricePerHour == nil, "not in Seoul's list: not priced with us-east-1's figure")
+
+        // The stub checks signatures: a wrong secret is refused.
+        let wrong = StaticCredentials(name: "wrong", credentials: AWSCredentials(accessKeyID: moto.accessKeyID, secretAccessKey: "not-the-secret"))
+        let unsigned = PriceListAPI(client: try AWSJSONClient(
+            endpoint: try AWSEndpoint(url: prices.endpoint, what: "stub"), region: "ap-south-1", service: "pricing",
+            targetPrefix: "AWSPriceListService", credentials: wrong, retry: AWSRetryPolicy(maxAttempts: 1)))
+        await #expect { _ = try await unsigned.onDemandPrices(region: "ap-northeast-2") } throws: { error in
+            (error as? AWSError)?.code == "InvalidSignatureException"
+        }
+
+        prices.stop()
+        let fallback = try await seoul().catalog()
+        #expect(fallback["g4dn.xlarge"]?.onDemandPricePerHour == 0.526)
+        #expect(fallback.pricesFrom == "the built-in us-east-1 table")
+        let warning = try #require(fallback.priceWarning)
+        #expect(warning.contains("not ap-northeast-2's") && warning.contains("GetProducts"), "\(warning)")
     }
 
     @Test func listFollowsPagesAndFiltersByClusterTag() async throws {
