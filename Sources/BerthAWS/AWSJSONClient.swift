@@ -60,7 +60,8 @@ public final class AWSJSONClient: Sendable {
             .sign(request, credentials: current, timestamp: SigV4Signer.timestamp(epochSeconds: Int64(now().timeIntervalSince1970)))
         let response = try await http.send(action: operation, method: "POST", target: endpoint.path, headers: signed.headers, body: body)
         guard (200..<300).contains(response.status) else {
-            throw Self.serviceError(operation: operation, status: response.status, body: response.body, requestID: response.headers["x-amzn-RequestId"])
+            throw Self.serviceError(operation: operation, status: response.status, body: response.body, requestID: response.headers["x-amzn-RequestId"],
+                                    errorType: response.headers["x-amzn-ErrorType"])
         }
         do {
             return try JSONParser.parse(response.body)
@@ -69,10 +70,12 @@ public final class AWSJSONClient: Sendable {
         }
     }
 
-    /// `{"__type": "com.amazonaws...#ThrottlingException", "message": "..."}` (also `Message`);
-    /// a body that is not one still gives a service error (`HTTP <status>`), so proxies' 5xx retry.
-    static func serviceError(operation: String, status: Int, body: [UInt8], requestID: String?) -> AWSError {
-        guard let document = try? JSONParser.parse(body), let type = document["__type"]?.stringValue ?? document["code"]?.stringValue, !type.isEmpty else {
+    /// `{"__type": "com.amazonaws...#ThrottlingException", "message": "..."}` (also `Message`), or
+    /// REST-JSON's `x-amzn-ErrorType` header with a `message` body; a body that is not one still
+    /// gives a service error (`HTTP <status>`), so proxies' 5xx retry.
+    static func serviceError(operation: String, status: Int, body: [UInt8], requestID: String?, errorType: String? = nil) -> AWSError {
+        let document: JSON? = (try? JSONParser.parse(body)) ?? (errorType != nil ? .object([:]) : nil)
+        guard let document, let type = errorType ?? document["__type"]?.stringValue ?? document["code"]?.stringValue, !type.isEmpty else {
             return .service(AWSServiceError(
                 action: operation, code: "HTTP \(status)", message: "answer is not an AWS error document: \(XMLNode.preview(body))",
                 requestID: requestID, status: status))

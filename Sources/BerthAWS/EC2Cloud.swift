@@ -19,13 +19,18 @@ public final class EC2Cloud: CloudProvider {
     private let now: @Sendable () -> Date
     private let cachedCatalog = Mutex<(catalog: EC2Catalog, fetched: Date)?>(nil)
     private let cachedPrices = Mutex<(prices: [String: Double], fetched: Date)?>(nil)
+    private let resolvedClasses = Mutex<(classes: [String: ResolvedNodeClass], fetched: Date)?>(nil)
+    /// Resolves node classes (SSM, EKS, EC2), when the configuration has any.
+    public let resolver: NodeClassResolver?
     private let templateIDs = Mutex<[String: String]>([:])
     private let catalogFetches = Atomic<Int>(0)
 
-    public init(configuration: EC2CloudConfiguration, api: EC2API, pricing: PriceListAPI? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(configuration: EC2CloudConfiguration, api: EC2API, pricing: PriceListAPI? = nil, resolver: NodeClassResolver? = nil,
+                now: @escaping @Sendable () -> Date = { Date() }) {
         self.configuration = configuration
         self.api = api
         self.pricing = pricing
+        self.resolver = resolver ?? (configuration.nodeClasses.isEmpty ? nil : NodeClassResolver(ec2: api, ssm: nil, eks: nil))
         self.now = now
     }
 
@@ -44,7 +49,18 @@ public final class EC2Cloud: CloudProvider {
                 endpoint: endpoint, region: region, service: "pricing", targetPrefix: "AWSPriceListService", credentials: credentials,
                 retry: retry, sleep: sleep, now: now, recorder: recorder))
         }
-        self.init(configuration: configuration, api: EC2API(client: client), pricing: pricing, now: now)
+        var resolver: NodeClassResolver?
+        if !configuration.nodeClasses.isEmpty {
+            let region = configuration.region
+            let ssm = try AWSJSONClient(
+                endpoint: try EC2CloudConfiguration.checked(configuration.ssmEndpoint, "SSM", default: AWSEndpoint(secure: true, host: "ssm.\(region).amazonaws.com")),
+                region: region, service: "ssm", targetPrefix: "AmazonSSM", credentials: credentials, retry: retry, sleep: sleep, now: now, recorder: recorder)
+            let eks = try EKSAPI(
+                endpoint: try EC2CloudConfiguration.checked(configuration.eksEndpoint, "EKS", default: EKSAPI.endpoint(region: region)),
+                region: region, credentials: credentials, retry: retry, sleep: sleep, now: now, recorder: recorder)
+            resolver = NodeClassResolver(ec2: EC2API(client: client), ssm: SSMAPI(client: ssm), eks: eks)
+        }
+        self.init(configuration: configuration, api: EC2API(client: client), pricing: pricing, resolver: resolver, now: now)
     }
 
     // MARK: Catalog
@@ -61,7 +77,12 @@ public final class EC2Cloud: CloudProvider {
         catalogFetches.wrappingAdd(1, ordering: .relaxed)
         let types = try await api.describeInstanceTypes(pageSize: configuration.pageSize)
         let wanted = types.filter { !configuration.gpuOnly || $0.gpuCount > 0 }
-        let zones = configuration.effectiveZones
+        var zones = configuration.effectiveZones
+        if !configuration.nodeClasses.isEmpty && configuration.zones.isEmpty {
+            // Every zone where a node class selected a subnet, and only those.
+            let resolved = try await resolvedNodeClasses()
+            zones = Set(resolved.values.flatMap(\.subnets.keys)).union(configuration.subnets.keys).sorted()
+        }
         let offered = try await api.describeInstanceTypeOfferings(zones: zones)
         var spot: [EC2API.SpotPrice] = []
         if configuration.allowSpot && !wanted.isEmpty {
@@ -119,13 +140,13 @@ public final class EC2Cloud: CloudProvider {
 
     public func create(_ request: LaunchRequest) async throws(CloudError) -> CloudInstance {
         try request.validate()
-        let attempts = request.attempts
 
         // A retry after a lost answer: the instance is already there, tagged with the launch id.
         if let existing = try await instances(tagged: CloudTag.launchID, request.launchID, operation: "create", states: nil).first {
             return existing
         }
-        let template = try await launchTemplate(for: request)
+        let plan = try await launchPlan(for: request)
+        let attempts = plan.attempts
 
         // One fleet per capacity type, in the order the candidates first name them.
         var capacityTypes: [String] = []
@@ -136,12 +157,9 @@ public final class EC2Cloud: CloudProvider {
         for (index, capacityType) in capacityTypes.enumerated() {
             // Cheapest first; beyond EC2's override limit the priciest are left out.
             let group = Array(attempts.filter { $0.offering.capacityType == capacityType }.prefix(Self.maxFleetOverrides))
-            let overrides = group.map { attempt in
-                EC2API.FleetOverride(instanceType: attempt.type.name, zone: attempt.offering.zone, subnetID: configuration.subnets[attempt.offering.zone])
-            }
             let fleet = EC2API.FleetRequest(
                 clientToken: index == 0 ? request.launchID : "\(request.launchID)-\(capacityType)", capacityType: capacityType,
-                template: template, overrides: overrides, tags: request.tags)
+                configs: plan.configs(group), tags: plan.tags)
             let result: EC2API.FleetResult
             do {
                 result = try await createFleet(fleet)
@@ -158,7 +176,7 @@ public final class EC2Cloud: CloudProvider {
                 throw Self.cloudError(error, operation: "create \(request.launchID)")
             }
             if let launched = result.launched.first(where: { !$0.instanceIDs.isEmpty }), let id = launched.instanceIDs.first {
-                return try await launchedInstance(id: id, launched: launched, request: request, group: group)
+                return try await launchedInstance(id: id, launched: launched, request: request, group: group, subnets: plan.subnets)
             }
             let capacity = result.errors.filter { Self.capacityErrorCodes.contains($0.code) }
             if let refusal = result.errors.first(where: { Self.isRefusal($0.code) }) {
@@ -172,6 +190,106 @@ public final class EC2Cloud: CloudProvider {
             exhausted += group.map { OfferingKey($0.type, $0.offering) }
         }
         throw .insufficientCapacity(offerings: exhausted)
+    }
+
+    /// What one launch sends: the offerings it may try, the launch template and overrides for a
+    /// group of them, the tags, and the subnet of each zone.
+    struct LaunchPlan {
+        var attempts: [(type: InstanceType, offering: Offering)]
+        var configs: ([(type: InstanceType, offering: Offering)]) -> [(template: EC2API.FleetRequest.Template, overrides: [EC2API.FleetOverride])]
+        var tags: [String: String]
+        var subnets: [String: String]
+    }
+
+    func launchPlan(for request: LaunchRequest) async throws(CloudError) -> LaunchPlan {
+        guard let className = configuration.poolNodeClasses[request.pool] else {
+            let template = try await launchTemplate(for: request)
+            let subnets = configuration.subnets
+            return LaunchPlan(attempts: request.attempts, configs: { group in
+                [(template, group.map { EC2API.FleetOverride(instanceType: $0.type.name, zone: $0.offering.zone, subnetID: subnets[$0.offering.zone]) })]
+            }, tags: request.tags, subnets: subnets)
+        }
+        let resolved: ResolvedNodeClass
+        do throws(AWSError) {
+            guard let found = try await resolvedNodeClasses()[className] else {
+                throw AWSError.invalidConfiguration("pool \(request.pool) names node class \(className), which is not defined")
+            }
+            resolved = found
+        } catch {
+            if case .invalidConfiguration(let message) = error { throw .refused(action: "node class \(className)", code: "InvalidNodeClass", message: message) }
+            throw Self.cloudError(error, operation: "node class \(className) for \(request.launchID)")
+        }
+        // Only offerings in a zone with a selected subnet, of a type whose architecture has an AMI.
+        var usable: [(type: InstanceType, offering: Offering)] = []
+        var templates: [ResolvedNodeClass.ImageKey: EC2API.FleetRequest.Template] = [:]
+        for attempt in request.attempts {
+            let key = ResolvedNodeClass.ImageKey(arch: attempt.type.arch, accelerated: attempt.type.gpuCount > 0)
+            guard resolved.subnets[attempt.offering.zone] != nil, let image = resolved.images[key] else { continue }
+            usable.append(attempt)
+            if templates[key] == nil { templates[key] = try await nodeClassTemplate(request, resolved, image: image) }
+        }
+        guard !usable.isEmpty else {
+            let zones = resolved.subnets.keys.sorted().joined(separator: ", ")
+            let images = resolved.images.keys.map { "\($0.arch)\($0.accelerated ? "/nvidia" : "")" }.sorted().joined(separator: ", ")
+            throw .refused(action: "node class \(className)", code: "NoUsableOffering",
+                           message: "no candidate offering is in a zone with a selected subnet (\(zones)) with an AMI for its architecture (\(images))")
+        }
+        let subnets = resolved.subnets
+        return LaunchPlan(attempts: usable, configs: { group in
+            var order: [ResolvedNodeClass.ImageKey] = []
+            for attempt in group {
+                let key = ResolvedNodeClass.ImageKey(arch: attempt.type.arch, accelerated: attempt.type.gpuCount > 0)
+                if !order.contains(key) { order.append(key) }
+            }
+            return order.compactMap { key in
+                guard let template = templates[key] else { return nil }
+                let overrides = group.filter { $0.type.arch == key.arch && ($0.type.gpuCount > 0) == key.accelerated }.map {
+                    EC2API.FleetOverride(instanceType: $0.type.name, zone: $0.offering.zone, subnetID: subnets[$0.offering.zone])
+                }
+                return (template, overrides)
+            }
+        }, tags: resolved.nodeClass.tags.merging(request.tags) { _, berth in berth }, subnets: subnets)
+    }
+
+    /// The launch template of a node class for one AMI: its security groups, instance profile,
+    /// volume, IMDS options, tags and user data (cluster facts from EKS, the request's labels and
+    /// taints, the class's kubelet settings and user data).
+    func nodeClassTemplate(_ request: LaunchRequest, _ resolved: ResolvedNodeClass, image: String) async throws(CloudError) -> EC2API.FleetRequest.Template {
+        let nodeClass = resolved.nodeClass
+        let format: NodeUserData.Format = nodeClass.amiFamily == .bottlerocket ? .bottlerocket : .al2023
+        let userData = NodeUserData.render(format, cluster: resolved.cluster.cluster, labels: nodeLabels(request), taints: request.taints,
+                                           kubelet: nodeClass.kubelet, extra: nodeClass.userData)
+        let cluster = request.cluster ?? resolved.cluster.name
+        let data = EC2API.LaunchTemplateData(
+            imageID: image, securityGroupIDs: resolved.securityGroups, instanceProfile: nodeClass.instanceProfile,
+            userDataBase64: Data(userData.utf8).base64EncodedString(), volume: nodeClass.blockDevices,
+            // Bottlerocket keeps its OS on xvda; pods' storage is the data volume, xvdb.
+            deviceName: format == .bottlerocket ? "/dev/xvdb" : "/dev/xvda", metadata: nodeClass.metadataOptions,
+            tags: nodeClass.tags.merging([CloudTag.cluster: cluster]) { _, berth in berth })
+        return try await ensureTemplate(data, cluster: cluster, launchID: request.launchID)
+    }
+
+    /// Resolved node classes, at most `nodeClassRefreshInterval` old; a failed refresh keeps the
+    /// last resolution (the first one's failure is thrown: at start, one clear line).
+    public func resolvedNodeClasses() async throws(AWSError) -> [String: ResolvedNodeClass] {
+        guard !configuration.nodeClasses.isEmpty else { return [:] }
+        let current = now()
+        let cached = resolvedClasses.withLock { $0 }
+        if let cached, current.timeIntervalSince(cached.fetched) < configuration.nodeClassRefreshInterval { return cached.classes }
+        guard let resolver else { throw .invalidConfiguration("node classes need SSM and EKS clients (EC2Cloud made without them)") }
+        do {
+            let settings = configuration.eksCluster ?? EKSClusterSettings(name: "berth")
+            let cluster = try await resolver.cluster(settings)
+            var classes: [String: ResolvedNodeClass] = [:]
+            for name in configuration.nodeClasses.keys.sorted() {
+                classes[name] = try await resolver.resolve(configuration.nodeClasses[name]!, cluster: cluster)
+            }
+            resolvedClasses.withLock { $0 = (classes, current) }
+            return classes
+        } catch {
+            if let cached { return cached.classes }
+            throw error
+        }
     }
 
     /// CreateFleet with the launch id as ClientToken. EC2 remembers a token with its parameters:
@@ -292,7 +410,7 @@ public final class EC2Cloud: CloudProvider {
     }
 
     private func launchedInstance(id: String, launched: EC2API.FleetResult.Launched, request: LaunchRequest,
-                                  group: [(type: InstanceType, offering: Offering)]) async throws(CloudError) -> CloudInstance {
+                                  group: [(type: InstanceType, offering: Offering)], subnets: [String: String]) async throws(CloudError) -> CloudInstance {
         // EC2 is eventually consistent: the new instance may not be visible yet. Then what the
         // fleet said is the answer, and the next get fills in the rest.
         if let described = try? await api.describeInstances(ids: [id]).first {
@@ -303,7 +421,7 @@ public final class EC2Cloud: CloudProvider {
             return instance
         }
         let zone = launched.zone
-            ?? launched.subnetID.flatMap { subnet in configuration.subnets.first { $0.value == subnet }?.key }
+            ?? launched.subnetID.flatMap { subnet in subnets.first { $0.value == subnet }?.key }
             ?? group.first { $0.type.name == launched.instanceType }?.offering.zone ?? ""
         let price = group.first { $0.type.name == launched.instanceType && $0.offering.zone == zone }?.offering.pricePerHour ?? 0
         return CloudInstance(
@@ -344,23 +462,28 @@ public final class EC2Cloud: CloudProvider {
                 imageID: managed.imageID, securityGroupIDs: managed.securityGroupIDs, instanceProfile: managed.instanceProfile,
                 userDataBase64: Data(userData.utf8).base64EncodedString(), rootVolumeGiB: managed.rootVolumeGiB,
                 tags: [CloudTag.cluster: cluster])
-            let name = Self.templateName(cluster: cluster, data: data)
-            if let id = templateIDs.withLock({ $0[name] }) { return .id(id) }
-            do throws(AWSError) {
-                var id = try await api.launchTemplateID(named: name)
-                if id == nil {
-                    do throws(AWSError) {
-                        id = try await api.createLaunchTemplate(name: name, data: data, tags: [CloudTag.cluster: cluster])
-                    } catch where error.code == "InvalidLaunchTemplateName.AlreadyExistsException" {
-                        id = try await api.launchTemplateID(named: name)  // another replica made it meanwhile
-                    }
+            return try await ensureTemplate(data, cluster: cluster, launchID: request.launchID)
+        }
+    }
+
+    /// Berth's template for `data`, found by name (`berth-<cluster>-<hash>`) or created.
+    func ensureTemplate(_ data: EC2API.LaunchTemplateData, cluster: String, launchID: String) async throws(CloudError) -> EC2API.FleetRequest.Template {
+        let name = Self.templateName(cluster: cluster, data: data)
+        if let id = templateIDs.withLock({ $0[name] }) { return .id(id) }
+        do throws(AWSError) {
+            var id = try await api.launchTemplateID(named: name)
+            if id == nil {
+                do throws(AWSError) {
+                    id = try await api.createLaunchTemplate(name: name, data: data, tags: [CloudTag.cluster: cluster])
+                } catch where error.code == "InvalidLaunchTemplateName.AlreadyExistsException" {
+                    id = try await api.launchTemplateID(named: name)  // another replica made it meanwhile
                 }
-                guard let id else { throw .malformedResponse(action: "DescribeLaunchTemplates", reason: "launch template \(name) vanished") }
-                templateIDs.withLock { $0[name] = id }
-                return .id(id)
-            } catch {
-                throw Self.cloudError(error, operation: "launch template for \(request.launchID)")
             }
+            guard let id else { throw .malformedResponse(action: "DescribeLaunchTemplates", reason: "launch template \(name) vanished") }
+            templateIDs.withLock { $0[name] = id }
+            return .id(id)
+        } catch {
+            throw Self.cloudError(error, operation: "launch template for \(launchID)")
         }
     }
 
@@ -378,10 +501,7 @@ public final class EC2Cloud: CloudProvider {
 
     /// `berth-<cluster>-<12 hex of the template data>`: a change of AMI, user data, groups gives a new template.
     static func templateName(cluster: String, data: EC2API.LaunchTemplateData) -> String {
-        let fingerprint = [data.imageID, data.securityGroupIDs.joined(separator: ","), data.instanceProfile ?? "", data.userDataBase64,
-                           data.rootVolumeGiB.map(String.init) ?? "",
-                           data.tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")].joined(separator: "\n")
-        let hash = Digest.hex(Digest.sha256(Array(fingerprint.utf8))).prefix(12)
+        let hash = Digest.hex(Digest.sha256(Array(data.fingerprint.utf8))).prefix(12)
         let safe = String(cluster.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "-" }.prefix(80))
         return "berth-\(safe)-\(hash)"
     }

@@ -12,6 +12,7 @@ extension EC2CloudConfiguration {
     ///   allowSpot: false
     ///   onDemandPrices: {g5.xlarge: 1.1}   # $/hour laid over the Price List's (discounts, missing types)
     ///   pricingEndpoint: https://...  # Price List override (default AWS_ENDPOINT_URL_PRICING, else AWS's)
+    ///   eksCluster: {name: ml}       # node classes' cluster (default: provisioner.clusterName); facts given here skip DescribeCluster
     ///   launchTemplate:              # one of name, id, managed
     ///     name: gpu-nodes
     ///     managed:
@@ -29,7 +30,7 @@ extension EC2CloudConfiguration {
             return
         }
         let reader = try FieldReader(json, path: path, allowed: [
-            "region", "endpoint", "subnets", "zones", "allowSpot", "launchTemplate", "onDemandPrices", "pricingEndpoint",
+            "region", "endpoint", "subnets", "zones", "allowSpot", "launchTemplate", "onDemandPrices", "pricingEndpoint", "eksCluster",
         ])
         guard let region = try reader.string("region") ?? defaultRegion, !region.isEmpty else {
             throw ConfigError(path: reader.childPath("region"), message: "is required (set it here or AWS_REGION)")
@@ -59,6 +60,16 @@ extension EC2CloudConfiguration {
                 }
                 prices[member.key] = price
             }
+        }
+        var eks: EKSClusterSettings?
+        if let cluster = try reader.object("eksCluster", allowed: ["name", "endpoint", "certificateAuthority", "serviceCIDR", "version"]) {
+            guard let name = try cluster.string("name"), !name.isEmpty else { throw ConfigError(path: cluster.childPath("name"), message: "is required") }
+            let cidr = try cluster.string("serviceCIDR")
+            if let cidr, EKSClusterFacts.dnsIP(serviceCIDR: cidr) == nil {
+                throw ConfigError(path: cluster.childPath("serviceCIDR"), message: "\"\(cidr)\" is not an IPv4 CIDR such as 10.100.0.0/16")
+            }
+            eks = EKSClusterSettings(name: name, endpoint: try cluster.string("endpoint"), certificateAuthority: try cluster.string("certificateAuthority"),
+                                     serviceCIDR: cidr, version: try cluster.string("version"))
         }
         var template: LaunchTemplate?
         if let launch = try reader.object("launchTemplate", allowed: ["name", "id", "managed"]) {
@@ -104,5 +115,6 @@ extension EC2CloudConfiguration {
             region: region, endpoint: endpoint, launchTemplate: template, subnets: try reader.stringMap("subnets") ?? [:],
             zones: try reader.stringList("zones") ?? [], allowSpot: try reader.bool("allowSpot") ?? false, onDemandPrices: prices,
             priceSource: .priceList(endpoint: pricingEndpoint))
+        eksCluster = eks
     }
 }

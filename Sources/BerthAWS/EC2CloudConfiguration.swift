@@ -27,6 +27,18 @@ public struct EC2CloudConfiguration: Sendable {
     /// How long prices read from the Price List are used before they are read again.
     public var priceRefreshInterval: TimeInterval
     public var catalogRefreshInterval: TimeInterval
+    /// Node classes by name (`provisioner.nodeClasses`), and the one each pool launches with
+    /// (pool → class). A pool without one launches with `launchTemplate`.
+    public var nodeClasses: [String: NodeClass] = [:]
+    public var poolNodeClasses: [String: String] = [:]
+    /// The EKS cluster node classes join (name and any facts given instead of DescribeCluster's).
+    public var eksCluster: EKSClusterSettings?
+    /// Overrides of `https://ssm.<region>.amazonaws.com` and `https://eks.<region>.amazonaws.com`.
+    public var ssmEndpoint: AWSEndpoint?
+    public var eksEndpoint: AWSEndpoint?
+    /// How long resolved node classes (AMIs, subnets, security groups, cluster) are used before
+    /// they are resolved again.
+    public var nodeClassRefreshInterval: TimeInterval = 3600
     /// MaxResults of paginated calls.
     public var pageSize: Int
 
@@ -104,6 +116,25 @@ public struct EC2CloudConfiguration: Sendable {
             throw .invalidConfiguration("Price List endpoint \(override): plain http is allowed only to loopback addresses")
         }
         return (override, region)
+    }
+
+    /// The size of the volume a pool's nodes keep pods' ephemeral storage on (GiB): its node
+    /// class's `blockDevices.rootVolumeGiB`, else the managed template's `rootVolumeGiB`; nil with a
+    /// launch template you manage (Berth does not know it). What the scheduler's ephemeral-storage
+    /// figure should come from instead of a fixed 20 GiB.
+    public func ephemeralStorageGiB(pool: String) -> Int? {
+        if let name = poolNodeClasses[pool], let nodeClass = nodeClasses[name] { return nodeClass.ephemeralStorageGiB }
+        if case .managed(let managed)? = launchTemplate { return managed.rootVolumeGiB }
+        return nil
+    }
+
+    /// An endpoint override, checked like EC2's (plain http only to loopback).
+    static func checked(_ endpoint: AWSEndpoint?, _ service: String, default fallback: AWSEndpoint) throws(AWSError) -> AWSEndpoint {
+        guard let endpoint else { return fallback }
+        guard endpoint.secure || endpoint.isLoopback else {
+            throw .invalidConfiguration("\(service) endpoint \(endpoint): plain http is allowed only to loopback addresses")
+        }
+        return endpoint
     }
 
     /// The EC2 endpoint: the override, else the region's.

@@ -11,6 +11,8 @@ public struct Pool: Sendable, Equatable {
     public var limits: PoolLimits
     public var capacityTypes: [String]
     public var weight: Int
+    /// The node class (`provisioner.nodeClasses`) its nodes are launched with; nil: the cloud's default.
+    public var nodeClass: String?
 
     public static let defaultTaints = [Taint(key: "nvidia.com/gpu", value: "true", effect: "NoSchedule")]
 

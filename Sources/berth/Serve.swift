@@ -304,13 +304,20 @@ struct Serve: ParsableCommand {
             if configuration.priceSource == .priceList(endpoint: nil) {
                 configuration.priceSource = .priceList(endpoint: try chain.endpointOverride(service: "PRICING"))
             }
+            configuration.nodeClasses = try NodeClass.parseAll(config.nodeClasses, path: "provisioner.nodeClasses")
+            configuration.poolNodeClasses = Dictionary(uniqueKeysWithValues: config.pools.compactMap { pool in pool.nodeClass.map { (pool.name, $0) } })
+            if !configuration.nodeClasses.isEmpty {
+                if configuration.eksCluster == nil { configuration.eksCluster = EKSClusterSettings(name: config.clusterName) }
+                configuration.ssmEndpoint = try chain.endpointOverride(service: "SSM")
+                configuration.eksEndpoint = try chain.endpointOverride(service: "EKS")
+            }
         } catch let error as ConfigError {
             throw CLIError(message: "config: \(error)")
         } catch {
             throw CLIError(message: "serve: --cloud aws: \(error)".replacingOccurrences(of: "\n", with: " "))
         }
-        if configuration.launchTemplate == nil {
-            throw CLIError(message: "serve: config provisioner.aws.launchTemplate is required to launch instances (name, id or managed)")
+        if configuration.launchTemplate == nil, let pool = config.pools.first(where: { $0.nodeClass == nil }) {
+            throw CLIError(message: "serve: pool \(pool.name) has no nodeClass, so config provisioner.aws.launchTemplate is required to launch its instances (name, id or managed)")
         }
         return try EC2Setup.start(configuration, chain: chain, command: "serve: --cloud aws")
     }

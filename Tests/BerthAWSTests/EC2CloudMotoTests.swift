@@ -158,6 +158,11 @@ struct EC2CloudMotoTests {
         #expect(instance.tags[CloudTag.cluster] == "moto-iam")
         try await cloud.delete(providerID: instance.providerID)
 
+        // A launch from node classes (alias, ids, tag selectors, the cluster from EKS), recorded too.
+        let world = try EKSWorld.make(moto, cluster: "moto-iam-eks", serviceCIDR: "10.100.0.0/16")
+        let (classCloud, classInstance) = try await launchFromNodeClass(world, recorder: recorder, launchID: "launch-iam-class")
+        try await classCloud.delete(providerID: classInstance.providerID)
+
         let policy = try JSONParser.parse(Array(try Data(contentsOf: Repository.root.appendingPathComponent(Self.policyFile))))
         let allowed = try IAMPolicy.allowedActions(policy)
         let required = IAMPolicy.required(for: recorder.actions)

@@ -1,0 +1,166 @@
+@testable import BerthAWS
+import BerthModel
+import BerthProvisioner
+import BerthScheduling
+import BerthTestSupport
+import Foundation
+import Testing
+
+/// An EKS cluster, a VPC with subnets and a security group tagged for discovery, made in moto with
+/// boto3 (signed with the suite's key): what a platform team has before installing Berth.
+struct EKSWorld: Sendable {
+    var cluster: String
+    /// Zone → the tagged subnet with the most free addresses there.
+    var bestSubnets: [String: String]
+    var otherSubnets: [String]
+    var securityGroup: String
+
+    static let script = #"""
+        import sys, json, boto3
+        endpoint, key, secret, cluster, cidr = sys.argv[1:6]
+        session = boto3.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name="us-east-1")
+        ec2 = session.client("ec2", endpoint_url=endpoint)
+        eks = session.client("eks", endpoint_url=endpoint)
+        vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+        tag = [{"Key": "karpenter.sh/discovery", "Value": cluster}]
+        def subnet(cidr, zone, tagged):
+            spec = [{"ResourceType": "subnet", "Tags": tag}] if tagged else []
+            return ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=zone, TagSpecifications=spec)["Subnet"]["SubnetId"]
+        big_a = subnet("10.40.0.0/20", "us-east-1a", True)    # 4091 free
+        small_a = subnet("10.40.16.0/24", "us-east-1a", True) # 251 free
+        big_b = subnet("10.40.32.0/20", "us-east-1b", True)
+        untagged_c = subnet("10.40.64.0/20", "us-east-1c", False)
+        group = ec2.create_security_group(GroupName=cluster + "-nodes", Description="nodes", VpcId=vpc,
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": tag}])["GroupId"]
+        eks.create_cluster(name=cluster, version="1.31", roleArn="arn:aws:iam::123456789012:role/eks",
+            resourcesVpcConfig={"subnetIds": [big_a, big_b]}, kubernetesNetworkConfig={"serviceIpv4Cidr": cidr})
+        print(json.dumps({"best": {"us-east-1a": big_a, "us-east-1b": big_b}, "other": [small_a, untagged_c], "group": group}))
+        """#
+
+    static func make(_ moto: MotoServer, cluster: String, serviceCIDR: String) throws -> EKSWorld {
+        let result = try run("python3", ["-c", script, moto.endpoint, moto.accessKeyID, moto.secretAccessKey, cluster, serviceCIDR], timeout: .seconds(60))
+        guard result.status == 0, let made = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
+              let best = made["best"] as? [String: String], let other = made["other"] as? [String], let group = made["group"] as? String else {
+            throw TestFailure("EKS world setup failed: \(result.stdout) \(result.stderr)")
+        }
+        return EKSWorld(cluster: cluster, bestSubnets: best, otherSubnets: other, securityGroup: group)
+    }
+}
+
+extension EC2CloudMotoTests {
+    /// moto cannot check the signature of a GET without a query (it re-encodes the request's
+    /// headers as a form body and hashes that), so EKS's DescribeCluster — the one GET — goes
+    /// through a window of one unchecked call; its signing is botocore-checked in SigV4SignerTests.
+    func resolveSigned(_ cloud: EC2Cloud) throws {
+        try moto.allowUnsignedCalls(1)
+    }
+
+    func nodeClassCloud(_ world: EKSWorld, classes: [NodeClass], pools: [String: String], recorder: AWSCallRecorder? = nil,
+                        cluster: String? = nil) throws -> EC2Cloud {
+        let endpoint = try AWSEndpoint(url: moto.endpoint, what: "moto")
+        var configuration = EC2CloudConfiguration(region: "us-east-1", endpoint: endpoint, launchTemplate: nil)
+        configuration.nodeClasses = Dictionary(uniqueKeysWithValues: classes.map { ($0.name, $0) })
+        configuration.poolNodeClasses = pools
+        configuration.eksCluster = EKSClusterSettings(name: cluster ?? world.cluster)
+        configuration.ssmEndpoint = endpoint
+        configuration.eksEndpoint = endpoint
+        return try EC2Cloud(configuration: configuration, credentials: credentials, retry: AWSRetryPolicy(maxAttempts: 2), sleep: { _ in },
+                            recorder: recorder)
+    }
+
+    static func gpuClass() -> NodeClass {
+        var gpu = NodeClass(name: "gpu", amiSelector: [.alias(family: .al2023, version: "latest")])
+        gpu.blockDevices.rootVolumeGiB = 150
+        gpu.blockDevices.iops = 4000
+        gpu.kubelet.maxPods = 30
+        gpu.kubelet.systemReserved = ["cpu": "100m"]
+        gpu.userData = "#!/bin/bash\necho tuned > /etc/berth-extra\n"
+        gpu.tags = ["team": "ml"]
+        return gpu
+    }
+
+    /// One launch from the `gpu` node class (al2023@latest) with an x86 and an arm64 GPU type: what
+    /// it asked EC2, and the instance. Shared by the node-class test and the IAM-policy test.
+    func launchFromNodeClass(_ world: EKSWorld, recorder: AWSCallRecorder?, launchID: String) async throws -> (EC2Cloud, CloudInstance) {
+        var custom = NodeClass(name: "custom", amiSelector: [.id("ami-12c6146b")])
+        custom.subnetSelector = [.id(world.bestSubnets["us-east-1b"]!)]
+        custom.securityGroupSelector = [.id(world.securityGroup)]
+        let cloud = try nodeClassCloud(world, classes: [Self.gpuClass(), custom], pools: ["gpu": "gpu", "custom": "custom"], recorder: recorder)
+        try resolveSigned(cloud)
+        _ = try await cloud.resolvedNodeClasses()
+        let catalog = try await cloud.catalog()
+        #expect(Set(catalog["g4dn.xlarge"]?.type.offerings.map(\.zone) ?? []) == ["us-east-1a", "us-east-1b"], "only zones with a selected subnet")
+        var x86 = try #require(catalog["g4dn.xlarge"]?.type)
+        var arm = try #require(catalog["g5g.xlarge"]?.type)
+        x86.offerings = ["us-east-1a", "us-east-1c"].map { Offering(zone: $0, pricePerHour: 0.526) }
+        arm.offerings = [Offering(zone: "us-east-1b", pricePerHour: 0.42)]
+        let request = LaunchRequest(
+            launchID: launchID, cluster: world.cluster, pool: "gpu", candidates: [x86, arm], labels: ["berth.dev/pool": "gpu"],
+            taints: [Taint(key: "nvidia.com/gpu", value: "true", effect: "NoSchedule")])
+        return (cloud, try await cloud.create(request))
+    }
+
+    @Test func aNodeClassResolvesAliasSubnetsGroupsAndTheClusterThenLaunches() async throws {
+        let world = try EKSWorld.make(moto, cluster: "moto-eks", serviceCIDR: "10.120.0.0/16")
+        let (cloud, instance) = try await launchFromNodeClass(world, recorder: nil, launchID: "launch-class-1")
+        let resolved = try #require(try await cloud.resolvedNodeClasses()["gpu"])
+        #expect(resolved.cluster.serviceCIDR == "10.120.0.0/16" && resolved.cluster.version == "1.31" && resolved.cluster.dnsIP == "10.120.0.10")
+        #expect(resolved.subnets == world.bestSubnets, "the tagged subnet with the most free addresses per zone; untagged never")
+        #expect(resolved.securityGroups == [world.securityGroup])
+        #expect(resolved.image(arch: "amd64", accelerated: true) == MotoServer.publicParameters[
+            "/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/x86_64/nvidia/recommended/image_id"])
+        #expect(resolved.image(arch: "arm64", accelerated: true) == MotoServer.publicParameters[
+            "/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/arm64/nvidia/recommended/image_id"])
+        let custom = try #require(try await cloud.resolvedNodeClasses()["custom"])
+        #expect(custom.image(arch: "amd64", accelerated: true) == "ami-12c6146b" && custom.image(arch: "arm64", accelerated: true) == nil)
+
+        // The instance: the cheapest offering with a subnet (us-east-1c has none), its zone's best
+        // subnet, the x86 NVIDIA AMI, the class's tags beside Berth's.
+        let id = try #require(ProviderID(instance.providerID)?.instanceID)
+        #expect(instance.instanceType == "g4dn.xlarge" && instance.zone == "us-east-1a")
+        #expect(instance.tags["team"] == "ml" && instance.tags[CloudTag.cluster] == "moto-eks")
+        let probe = try self.cloud().api.client
+        let described = try await probe.call("DescribeInstances", [("InstanceId.1", id)])
+        let item = try #require(described.items("reservationSet").first?.items("instancesSet").first)
+        #expect(item.string("imageId") == resolved.image(arch: "amd64", accelerated: true))
+        #expect(item.string("subnetId") == world.bestSubnets["us-east-1a"])
+
+        // Two templates (one per architecture's AMI), with the class's volume, kubelet settings,
+        // user data and the cluster's facts from EKS.
+        let templates = try await probe.call("DescribeLaunchTemplates", [("Filter.1.Name", "tag:\(CloudTag.cluster)"), ("Filter.1.Value.1", "moto-eks")])
+        let names = templates.items("launchTemplates").compactMap { $0.string("launchTemplateName") }
+        var images: Set<String> = []
+        for name in names {
+            let versions = try await probe.call("DescribeLaunchTemplateVersions", [("LaunchTemplateName", name)])
+            let data = try #require(versions.items("launchTemplateVersionSet").first?.first("launchTemplateData"))
+            images.insert(data.string("imageId") ?? "")
+            let userData = String(decoding: Data(base64Encoded: data.string("userData") ?? "") ?? Data(), as: UTF8.self)
+            #expect(userData.contains("cidr: \"10.120.0.0/16\"") && userData.contains("name: \"moto-eks\""))
+            #expect(userData.contains("      maxPods: 30") && userData.contains("\"cpu\": \"100m\""))
+            #expect(userData.contains("Content-Type: text/x-shellscript") && userData.contains("echo tuned > /etc/berth-extra"))
+            #expect(userData.contains("--register-with-taints=nvidia.com/gpu=true:NoSchedule"))
+            let volume = data.items("blockDeviceMappingSet").first
+            #expect(volume?.string("ebs", "volumeSize") == "150" && volume?.string("ebs", "iops") == "4000")
+            #expect(data.items("securityGroupIdSet").map(\.text) == [world.securityGroup] || data.items("securityGroupIdSet").first?.text == world.securityGroup)
+        }
+        #expect(images == [resolved.image(arch: "amd64", accelerated: true)!, resolved.image(arch: "arm64", accelerated: true)!])
+        try await cloud.delete(providerID: instance.providerID)
+    }
+
+    @Test func aWrongClusterNameOrNoTaggedSubnetIsOneClearError() async throws {
+        let world = try EKSWorld.make(moto, cluster: "moto-eks-2", serviceCIDR: "172.20.0.0/16")
+        let wrong = try nodeClassCloud(world, classes: [Self.gpuClass()], pools: ["gpu": "gpu"], cluster: "no-such-cluster")
+        try resolveSigned(wrong)
+        await #expect { _ = try await wrong.resolvedNodeClasses() } throws: { error in
+            guard let error = error as? AWSError, case .service(let failure) = error else { return false }
+            return failure.action == "DescribeCluster" && failure.code == "ResourceNotFoundException" && failure.message.contains("no-such-cluster")
+        }
+        var untagged = Self.gpuClass()
+        untagged.subnetSelector = [.tags(["karpenter.sh/discovery": "nobody"])]
+        let none = try nodeClassCloud(world, classes: [untagged], pools: ["gpu": "gpu"])
+        try resolveSigned(none)
+        await #expect { _ = try await none.resolvedNodeClasses() } throws: { error in
+            "\(error)" == "node class gpu: no subnet matches subnetSelector [{tags: {karpenter.sh/discovery: nobody}}] (tag your subnets karpenter.sh/discovery: moto-eks-2, or list them)"
+        }
+    }
+}

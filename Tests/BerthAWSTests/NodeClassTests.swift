@@ -1,0 +1,125 @@
+@testable import BerthAWS
+import BerthModel
+import Foundation
+import Testing
+
+/// `provisioner.nodeClasses` read strictly, the user data a node class renders, the SSM names of
+/// its aliases, and the cluster DNS address from the service CIDR.
+@Suite struct NodeClassTests {
+    func parse(_ yaml: String) throws -> NodeClass {
+        try NodeClass(config: try YAMLReader.document(yaml), name: "gpu", path: "provisioner.nodeClasses.gpu")
+    }
+
+    @Test func aFullNodeClassIsRead() throws {
+        let nodeClass = try parse("""
+            amiSelector: [{alias: bottlerocket@latest}]
+            subnetSelector: [{tags: {karpenter.sh/discovery: ml}}, {id: subnet-0abc}]
+            securityGroupSelector: [{id: sg-0abc}]
+            instanceProfile: berth-node
+            blockDevices: {rootVolumeGiB: 200, volumeType: gp3, iops: 6000, throughput: 250, deleteOnTermination: false}
+            metadataOptions: {httpTokens: required, httpPutResponseHopLimit: 2}
+            tags: {team: ml}
+            userData: |
+              [settings.host-containers.admin]
+              enabled = true
+            kubelet: {maxPods: 58, systemReserved: {cpu: 100m, memory: 100Mi}, evictionHard: {memory.available: 5%}}
+            """)
+        #expect(nodeClass.amiSelector == [.alias(family: .bottlerocket, version: "latest")] && nodeClass.amiFamily == .bottlerocket)
+        #expect(nodeClass.subnetSelector == [.tags(["karpenter.sh/discovery": "ml"]), .id("subnet-0abc")])
+        #expect(nodeClass.securityGroupSelector == [.id("sg-0abc")])
+        #expect(nodeClass.blockDevices.rootVolumeGiB == 200 && nodeClass.blockDevices.iops == 6000 && !nodeClass.blockDevices.deleteOnTermination)
+        #expect(nodeClass.ephemeralStorageGiB == 200, "the size the scheduler's ephemeral-storage figure should come from")
+        var configuration = EC2CloudConfiguration(region: "us-east-1", launchTemplate: .name("theirs"))
+        configuration.nodeClasses = ["gpu": nodeClass]
+        configuration.poolNodeClasses = ["gpu": "gpu"]
+        #expect(configuration.ephemeralStorageGiB(pool: "gpu") == 200 && configuration.ephemeralStorageGiB(pool: "other") == nil)
+        #expect(nodeClass.metadataOptions.httpPutResponseHopLimit == 2 && nodeClass.kubelet.maxPods == 58)
+        #expect(nodeClass.kubelet.evictionHard == ["memory.available": "5%"])
+        let defaults = try parse("amiSelector: [{alias: al2023@v20251120}]")
+        #expect(defaults.subnetSelector == nil && defaults.securityGroupSelector == nil, "nil: the karpenter.sh/discovery tag")
+        #expect(defaults.blockDevices.rootVolumeGiB == 100 && defaults.metadataOptions.httpTokens == "required")
+    }
+
+    @Test(arguments: [
+        ("subnetSelector: []", "provisioner.nodeClasses.gpu.amiSelector: is required: [{alias: al2023@latest}], [{id: ami-...}] or [{tags: {...}}]"),
+        ("amiSelector: [{alias: al2@latest}]", "provisioner.nodeClasses.gpu.amiSelector[0].alias: \"al2@latest\" is not al2023@latest, al2023@vYYYYMMDD or bottlerocket@latest"),
+        ("amiSelector: [{alias: bottlerocket@v20250101}]", "provisioner.nodeClasses.gpu.amiSelector[0].alias: \"bottlerocket@v20250101\" is not al2023@latest, al2023@vYYYYMMDD or bottlerocket@latest"),
+        ("amiSelector: [{alias: al2023@latest}, {id: ami-1}]", "provisioner.nodeClasses.gpu.amiSelector[0]: an alias must be the only term"),
+        ("amiSelector: [{id: ami-1, tags: {a: b}}]", "provisioner.nodeClasses.gpu.amiSelector[0]: needs exactly one of alias, id, tags"),
+        ("amiSelector: [{id: img-1}]", "provisioner.nodeClasses.gpu.amiSelector[0].id: \"img-1\" is not an AMI id (ami-...)"),
+        ("amiSelector: [{alias: al2023@latest}]\namiFamily: bottlerocket", "provisioner.nodeClasses.gpu.amiFamily: bottlerocket contradicts the alias (al2023)"),
+        ("amiSelector: [{id: ami-1}]\nsubnetSelector: [{id: sg-1}]", "provisioner.nodeClasses.gpu.subnetSelector[0]: needs exactly one of id (subnet-...), tags"),
+        ("amiSelector: [{id: ami-1}]\nblockDevices: {rootVolumeGiB: 4}", "provisioner.nodeClasses.gpu.blockDevices.rootVolumeGiB: must be a whole number from 8 to 16384"),
+        ("amiSelector: [{id: ami-1}]\nblockDevices: {volumeType: gp2, throughput: 200}", "provisioner.nodeClasses.gpu.blockDevices.throughput: applies to gp3 volumes only"),
+        ("amiSelector: [{id: ami-1}]\nmetadataOptions: {httpTokens: maybe}", "provisioner.nodeClasses.gpu.metadataOptions.httpTokens: \"maybe\" is not one of required, optional"),
+        ("amiSelector: [{id: ami-1}]\ntags: {berth.dev/pool: x}", "provisioner.nodeClasses.gpu.tags.berth.dev/pool: berth.dev/ tags are Berth's own"),
+        ("amiSelector: [{id: ami-1}]\nkubelet: {maxPod: 3}", "provisioner.nodeClasses.gpu.kubelet.maxPod: unknown field \"maxPod\"; allowed fields: maxPods, systemReserved, kubeReserved, evictionHard"),
+    ])
+    func mistakesAreNamedWithTheirPath(yaml: String, message: String) {
+        #expect { try parse(yaml) } throws: { error in (error as? ConfigError)?.description == message }
+    }
+
+    @Test func aliasesNameTheSSMPublicParameters() {
+        #expect(NodeClassResolver.parameter(family: .al2023, version: "latest", kubernetes: "1.32", arch: "x86_64", accelerated: true)
+                == "/aws/service/eks/optimized-ami/1.32/amazon-linux-2023/x86_64/nvidia/recommended/image_id")
+        #expect(NodeClassResolver.parameter(family: .al2023, version: "v20251120", kubernetes: "1.32", arch: "arm64", accelerated: false)
+                == "/aws/service/eks/optimized-ami/1.32/amazon-linux-2023/arm64/standard/amazon-eks-node-al2023-arm64-standard-1.32-v20251120/image_id")
+        #expect(NodeClassResolver.parameter(family: .bottlerocket, version: "latest", kubernetes: "1.32", arch: "x86_64", accelerated: true)
+                == "/aws/service/bottlerocket/aws-k8s-1.32-nvidia/x86_64/latest/image_id")
+        #expect(NodeClassResolver.parameter(family: .bottlerocket, version: "latest", kubernetes: "1.32", arch: "arm64", accelerated: false)
+                == "/aws/service/bottlerocket/aws-k8s-1.32/arm64/latest/image_id")
+    }
+
+    @Test(arguments: [("10.100.0.0/16", "10.100.0.10"), ("172.20.0.0/16", "172.20.0.10"), ("10.0.255.250/24", "10.1.0.4")])
+    func theClusterDNSIsTheTenthServiceAddress(cidr: String, dns: String) {
+        #expect(EKSClusterFacts.dnsIP(serviceCIDR: cidr) == dns)
+        #expect(EKSClusterFacts.dnsIP(serviceCIDR: "fd00::/108") == nil)
+    }
+
+    static let cluster = EKSCluster(name: "ml", apiServerEndpoint: "https://ABC.gr7.ap-northeast-2.eks.amazonaws.com",
+                                    certificateAuthority: "LS0tLS1CRUdJTg==", serviceCIDR: "172.20.0.0/16")
+
+    @Test func bottlerocketSettingsCarryTheClusterDNSLabelsTaintsAndKubelet() {
+        var kubelet = NodeClass.Kubelet()
+        kubelet.maxPods = 58
+        kubelet.kubeReserved = ["cpu": "80m"]
+        let text = NodeUserData.render(
+            .bottlerocket, cluster: Self.cluster, labels: ["berth.dev/pool": "gpu", "kubernetes.io/bad": "x"],
+            taints: [.init(key: "nvidia.com/gpu", value: "true", effect: "NoSchedule")], kubelet: kubelet,
+            extra: "[settings.host-containers.admin]\nenabled = true\n")
+        #expect(text == """
+            [settings.kubernetes]
+            cluster-name = "ml"
+            api-server = "https://ABC.gr7.ap-northeast-2.eks.amazonaws.com"
+            cluster-certificate = "LS0tLS1CRUdJTg=="
+            cluster-dns-ip = "172.20.0.10"
+            max-pods = 58
+
+            [settings.kubernetes.node-labels]
+            "berth.dev/pool" = "gpu"
+
+            [settings.kubernetes.node-taints]
+            "nvidia.com/gpu" = ["true:NoSchedule"]
+
+            [settings.kubernetes.kube-reserved]
+            "cpu" = "80m"
+
+            [settings.host-containers.admin]
+            enabled = true
+
+            """)
+    }
+
+    @Test func al2023CarriesKubeletConfigAndTheClassesOwnPartFirst() {
+        var kubelet = NodeClass.Kubelet()
+        kubelet.maxPods = 30
+        kubelet.evictionHard = ["memory.available": "5%"]
+        let nodeConfig = "---\napiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  instance:\n    localStorage:\n      strategy: RAID0\n"
+        let text = NodeUserData.render(.al2023, cluster: Self.cluster, labels: [:], taints: [], kubelet: kubelet, extra: nodeConfig)
+        let parts = text.components(separatedBy: "--BOUNDARY")
+        #expect(parts.count == 4, "header, the class's part, Berth's, the end")
+        #expect(parts[1].contains("Content-Type: application/node.eks.aws") && parts[1].contains("strategy: RAID0"))
+        #expect(parts[2].contains("cidr: \"172.20.0.0/16\"") && parts[2].contains("  kubelet:\n    config:\n      maxPods: 30\n      evictionHard:\n        \"memory.available\": \"5%\""))
+        #expect(!parts[2].contains("flags:"), "no labels or taints: no flags")
+    }
+}
