@@ -22,11 +22,14 @@ public final class EC2Cloud: CloudProvider {
     private let resolvedClasses = Mutex<(classes: [String: ResolvedNodeClass], fetched: Date)?>(nil)
     /// Resolves node classes (SSM, EKS, EC2), when the configuration has any.
     public let resolver: NodeClassResolver?
+    /// The interruption queue, when `interruptionQueue` is set.
+    public let interruptions: SQSInterruptionQueue?
     private let templateIDs = Mutex<[String: String]>([:])
     private let catalogFetches = Atomic<Int>(0)
 
     public init(configuration: EC2CloudConfiguration, api: EC2API, pricing: PriceListAPI? = nil, resolver: NodeClassResolver? = nil,
-                now: @escaping @Sendable () -> Date = { Date() }) {
+                interruptions: SQSInterruptionQueue? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.interruptions = interruptions
         self.configuration = configuration
         self.api = api
         self.pricing = pricing
@@ -60,7 +63,16 @@ public final class EC2Cloud: CloudProvider {
                 region: region, credentials: credentials, retry: retry, sleep: sleep, now: now, recorder: recorder)
             resolver = NodeClassResolver(ec2: EC2API(client: client), ssm: SSMAPI(client: ssm), eks: eks)
         }
-        self.init(configuration: configuration, api: EC2API(client: client), pricing: pricing, resolver: resolver, now: now)
+        var interruptions: SQSInterruptionQueue?
+        if let queue = configuration.interruptionQueue {
+            let region = configuration.region
+            let sqs = try AWSJSONClient(
+                endpoint: try EC2CloudConfiguration.checked(configuration.sqsEndpoint, "SQS", default: AWSEndpoint(secure: true, host: "sqs.\(region).amazonaws.com")),
+                region: region, service: "sqs", targetPrefix: "AmazonSQS", jsonVersion: "1.0", credentials: credentials, retry: retry, sleep: sleep,
+                now: now, recorder: recorder)
+            interruptions = SQSInterruptionQueue(client: sqs, queue: queue)
+        }
+        self.init(configuration: configuration, api: EC2API(client: client), pricing: pricing, resolver: resolver, interruptions: interruptions, now: now)
     }
 
     // MARK: Catalog

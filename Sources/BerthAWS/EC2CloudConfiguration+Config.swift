@@ -12,6 +12,7 @@ extension EC2CloudConfiguration {
     ///   allowSpot: false
     ///   onDemandPrices: {g5.xlarge: 1.1}   # $/hour laid over the Price List's (discounts, missing types)
     ///   pricingEndpoint: https://...  # Price List override (default AWS_ENDPOINT_URL_PRICING, else AWS's)
+    ///   interruptionQueue: berth-ml  # SQS queue EventBridge feeds with spot interruptions (name or URL)
     ///   eksCluster: {name: ml}       # node classes' cluster (default: provisioner.clusterName); facts given here skip DescribeCluster
     ///   launchTemplate:              # one of name, id, managed
     ///     name: gpu-nodes
@@ -31,6 +32,7 @@ extension EC2CloudConfiguration {
         }
         let reader = try FieldReader(json, path: path, allowed: [
             "region", "endpoint", "subnets", "zones", "allowSpot", "launchTemplate", "onDemandPrices", "pricingEndpoint", "eksCluster",
+            "interruptionQueue",
         ])
         guard let region = try reader.string("region") ?? defaultRegion, !region.isEmpty else {
             throw ConfigError(path: reader.childPath("region"), message: "is required (set it here or AWS_REGION)")
@@ -116,5 +118,9 @@ extension EC2CloudConfiguration {
             zones: try reader.stringList("zones") ?? [], allowSpot: try reader.bool("allowSpot") ?? false, onDemandPrices: prices,
             priceSource: .priceList(endpoint: pricingEndpoint))
         eksCluster = eks
+        if let queue = try reader.string("interruptionQueue") {
+            guard !queue.isEmpty, queue.count <= 1024 else { throw ConfigError(path: reader.childPath("interruptionQueue"), message: "must be a queue name or URL") }
+            interruptionQueue = queue
+        }
     }
 }

@@ -36,6 +36,10 @@ public struct EC2CloudConfiguration: Sendable {
     /// Overrides of `https://ssm.<region>.amazonaws.com` and `https://eks.<region>.amazonaws.com`.
     public var ssmEndpoint: AWSEndpoint?
     public var eksEndpoint: AWSEndpoint?
+    /// The SQS queue (name or URL) EventBridge delivers spot interruptions and instance notices to;
+    /// nil: none are read. `sqsEndpoint` overrides `https://sqs.<region>.amazonaws.com`.
+    public var interruptionQueue: String?
+    public var sqsEndpoint: AWSEndpoint?
     /// How long resolved node classes (AMIs, subnets, security groups, cluster) are used before
     /// they are resolved again.
     public var nodeClassRefreshInterval: TimeInterval = 3600

@@ -192,6 +192,7 @@ struct Serve: ParsableCommand {
                 let cloudProvider: any CloudProvider
                 let catalog: InstanceCatalog
                 var catalogSource: (@Sendable () async -> InstanceCatalog?)?
+                var interruptionSource: (any InterruptionSource)?
                 var leaderElection: LeaderElectionConfiguration?
                 let identity = ProcessInfo.processInfo.environment["POD_NAME"] ?? ProcessInfo.processInfo.hostName
                 if simulated {
@@ -232,6 +233,7 @@ struct Serve: ParsableCommand {
                     let types = read.schedulable
                     cloudProvider = ec2
                     catalog = types
+                    interruptionSource = ec2.interruptions
                     // EC2Cloud caches its catalog for an hour; the provisioner re-reads it as often.
                     // A read whose prices are not the region's own is said once per read.
                     let warned = Atomic<Int>(ec2.catalogFetchCount)
@@ -258,6 +260,7 @@ struct Serve: ParsableCommand {
                 var options = ProvisionerService.Options(identity: identity, leaderElection: leaderElection)
                 options.provisioner.resyncInterval = .milliseconds(500)
                 options.provisioner.catalogSource = catalogSource
+                options.provisioner.interruptionSource = interruptionSource
                 let started = ProvisionerService(
                     config: provisionerConfig, webhook: settings.webhook, client: client, cloud: cloudProvider, catalog: catalog,
                     options: options, metricsFactory: PrometheusMetricsFactory(registry: metrics.registry), logger: logger)
@@ -311,6 +314,7 @@ struct Serve: ParsableCommand {
                 configuration.ssmEndpoint = try chain.endpointOverride(service: "SSM")
                 configuration.eksEndpoint = try chain.endpointOverride(service: "EKS")
             }
+            if configuration.interruptionQueue != nil { configuration.sqsEndpoint = try chain.endpointOverride(service: "SQS") }
         } catch let error as ConfigError {
             throw CLIError(message: "config: \(error)")
         } catch {

@@ -163,6 +163,10 @@ struct EC2CloudMotoTests {
         let (classCloud, classInstance) = try await launchFromNodeClass(world, recorder: recorder, launchID: "launch-iam-class")
         try await classCloud.delete(providerID: classInstance.providerID)
 
+        // Interruption notices read from the queue and deleted.
+        _ = try await queue("berth-iam-interruptions", [EventBridgeEvents.spotWarning("i-0000000000000bbb1")])
+        #expect(try await drainQueue("berth-iam-interruptions", recorder: recorder).map(\.instanceID) == ["i-0000000000000bbb1"])
+
         let policy = try JSONParser.parse(Array(try Data(contentsOf: Repository.root.appendingPathComponent(Self.policyFile))))
         let allowed = try IAMPolicy.allowedActions(policy)
         let required = IAMPolicy.required(for: recorder.actions)

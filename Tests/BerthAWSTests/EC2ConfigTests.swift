@@ -46,6 +46,7 @@ import Testing
     @Test func theEKSClusterOfNodeClassesIsRead() throws {
         let config = try parse("region: us-east-1\neksCluster: {name: ml, serviceCIDR: 172.20.0.0/16}")
         #expect(config.eksCluster == EKSClusterSettings(name: "ml", serviceCIDR: "172.20.0.0/16"))
+        #expect(try parse("region: us-east-1\ninterruptionQueue: berth-ml").interruptionQueue == "berth-ml")
         #expect { try parse("region: us-east-1\neksCluster: {name: ml, serviceCIDR: lots}") } throws: { error in
             (error as? ConfigError)?.description == "provisioner.aws.eksCluster.serviceCIDR: \"lots\" is not an IPv4 CIDR such as 10.100.0.0/16"
         }
@@ -60,7 +61,7 @@ import Testing
     @Test(arguments: [
         ("launchTemplate: {name: x}", "provisioner.aws.region: is required (set it here or AWS_REGION)"),
         ("region: us-east-1\nlaunchTemplate: {name: x, id: y}", "provisioner.aws.launchTemplate: needs exactly one of name, id, managed (found name, id)"),
-        ("region: us-east-1\nlaunchTemplat: {name: x}", "provisioner.aws.launchTemplat: unknown field \"launchTemplat\"; allowed fields: region, endpoint, subnets, zones, allowSpot, launchTemplate, onDemandPrices, pricingEndpoint, eksCluster"),
+        ("region: us-east-1\nlaunchTemplat: {name: x}", "provisioner.aws.launchTemplat: unknown field \"launchTemplat\"; allowed fields: region, endpoint, subnets, zones, allowSpot, launchTemplate, onDemandPrices, pricingEndpoint, eksCluster, interruptionQueue"),
         ("region: us-east-1\nonDemandPrices: {g5.xlarge: cheap}", "provisioner.aws.onDemandPrices.g5.xlarge: must be a price in $/hour (a number >= 0), found a string"),
         ("region: us-east-1\nonDemandPrices: {g5.xlarge: -1}", "provisioner.aws.onDemandPrices.g5.xlarge: must be a price in $/hour (a number >= 0), found -1"),
         ("region: us-east-1\nonDemandPrices: [1]", "provisioner.aws.onDemandPrices: expected a map of instance type to $/hour, found a list"),

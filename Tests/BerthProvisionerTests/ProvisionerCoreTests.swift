@@ -524,4 +524,48 @@ import Testing
         #expect(world.launches.filter { $0.pool == "t4" }.count == 2)
         #expect(world.instances.values.contains { $0.tags[CloudTag.pool] == "t4" })
     }
+
+    /// A spot interruption warning: the node is tainted and drained at once (its pod is evicted
+    /// and, recreated by its controller, planned onto a new node before the instance is gone),
+    /// then terminated. A rebalance recommendation only warns; a notice for an unknown instance is
+    /// ignored; an instance already terminated is given up at once.
+    @Test func anInterruptionDrainsTheNodeAtOnce() throws {
+        var world = CoreWorld()
+        world.round()
+        world.add(gpuPod("train-a"))
+        world.run(for: 2)
+        let instance = try #require(world.instances.values.first)
+        let node = world.register(instance)
+        world.round()
+        world.bind("jupyter/train-a", to: node)
+        world.round()
+        let instanceID = try #require(ProviderID(instance.providerID)?.instanceID)
+
+        world.core.interrupted(InterruptionNotice(kind: .rebalanceRecommendation, instanceID: instanceID), now: world.now)
+        world.core.interrupted(InterruptionNotice(kind: .spotInterruption, instanceID: "i-not-ours"), now: world.now)
+        world.round()
+        #expect(world.events("RebalanceRecommendation").count == 1 && world.evictions.isEmpty)
+        #expect(world.nodes[node]?.taints.contains(ProvisionerCore.disruptedTaint) == false)
+
+        world.core.interrupted(InterruptionNotice(kind: .spotInterruption, instanceID: instanceID), now: world.now)
+        world.round()
+        #expect(world.nodes[node]?.taints.contains(ProvisionerCore.disruptedTaint) == true, "cordoned at once, not after emptyAfter")
+        #expect(world.evictions == ["jupyter/train-a"])
+        let warning = try #require(world.events("Interrupted").first)
+        #expect(warning.type == "Warning" && warning.message.contains("spot interruption warning") && warning.message.contains(instanceID))
+
+        // The pod's controller recreates it: it is planned onto a new node while the old one drains.
+        world.add(gpuPod("train-a2"))
+        world.run(for: 2)
+        #expect(world.launches.count == 2, "a replacement launched at once")
+        #expect(world.terminations == [instance.providerID], "the drained node's instance terminated")
+
+        // A notice that the replacement is already terminated: given up, its Node deleted.
+        let replacement = try #require(world.instances.values.first { $0.providerID != instance.providerID })
+        let replacementNode = world.register(replacement)
+        world.round()
+        world.core.interrupted(InterruptionNotice(kind: .stateChange("terminated"), instanceID: ProviderID(replacement.providerID)!.instanceID), now: world.now)
+        world.round()
+        #expect(world.deletedNodes.contains(replacementNode))
+    }
 }

@@ -170,6 +170,47 @@ public struct ProvisionerCore: Sendable {
         }
     }
 
+    /// The cloud's notice that an instance is going away: its node is tainted and drained at once
+    /// (its pods go back to pending and are planned onto other or new nodes now, not after the
+    /// instance is gone), then terminated; an instance already stopping or terminated is given up
+    /// at once. A rebalance recommendation only puts a Warning on the node. Notices for instances
+    /// Berth does not know are ignored (another cluster's, a node Berth does not manage).
+    public mutating func interrupted(_ notice: InterruptionNotice, now: Date) {
+        guard let key = claims.first(where: { $0.value.providerID.flatMap(ProviderID.init)?.instanceID == notice.instanceID })?.key,
+              let claim = claims[key], !claim.terminated else { return }
+        let object: ProvisionerEvent.Object = .node(claim.nodeName ?? claim.providerID ?? key)
+        guard notice.isInterruption else {
+            pendingActions.append(.event(.init(regarding: object, type: "Warning", reason: "RebalanceRecommendation",
+                                               message: "\(notice.text) for \(notice.instanceID); not drained")))
+            return
+        }
+        if case .stateChange(let state) = notice.kind, state == "shutting-down" || state == "terminated" {
+            claims[key]?.terminated = true
+            pendingActions.append(.event(.init(regarding: object, type: "Warning", reason: "Interrupted",
+                                               message: "\(notice.text): \(notice.instanceID) is gone; its pods are planned again")))
+            retrySoon = true
+            return
+        }
+        guard let name = claim.nodeName, draining[name] == nil else {
+            if claim.nodeName == nil {
+                // Not registered yet: nothing runs there; terminate it and plan its pods again.
+                if claim.terminateRequestedAt == nil, let providerID = claim.providerID {
+                    claims[key]?.terminateRequestedAt = now
+                    pendingActions.append(.terminate(providerID: providerID, node: nil, reason: notice.text))
+                }
+                requeue(claim)
+                claims[key]?.nominated = [:]
+            }
+            return
+        }
+        draining[name] = DrainState(startedAt: now)
+        since = since.filter { $0.key.node != name }
+        pendingActions.append(.updateNode(name: name, labels: [:], addTaints: [Self.disruptedTaint], removeTaints: []))
+        pendingActions.append(.event(.init(regarding: .node(name), type: "Warning", reason: "Interrupted",
+                                           message: "\(notice.text) for \(notice.instanceID); cordoned and draining now so its pods start elsewhere")))
+        retrySoon = true
+    }
+
     /// When the next round is due at the latest (batch window closing, a timeout, a node's
     /// emptiness expiring, a retry); nil when nothing is waiting on time.
     public func nextWakeup(after now: Date) -> Date? {

@@ -24,6 +24,11 @@ public actor Provisioner<C: Clock<Duration>> {
         /// and how often it is read. A failed read keeps the current catalog.
         public var catalogSource: (@Sendable () async -> InstanceCatalog?)?
         public var catalogRefreshInterval: Duration = .seconds(3600)
+        /// Where the cloud's interruption notices come from (EC2: the SQS queue EventBridge feeds),
+        /// read every `interruptionInterval`; each batch is acknowledged (deleted) once the core
+        /// has taken it. nil: none.
+        public var interruptionSource: (any InterruptionSource)?
+        public var interruptionInterval: Duration = .seconds(2)
         public init() {}
     }
 
@@ -38,6 +43,7 @@ public actor Provisioner<C: Clock<Duration>> {
     private var core: ProvisionerCore?
     private var lastListing: Date?
     private var lastCatalogRead: Date?
+    private var lastInterruptionRead: Date?
     private var currentCatalog: InstanceCatalog
     public private(set) var rounds = 0
     public private(set) var lastError: String?
@@ -123,6 +129,21 @@ public actor Provisioner<C: Clock<Duration>> {
         snapshot.cloudInstances = listing
         if listing != nil { lastListing = now }  // only a listing the core has seen counts
         guard var decided = core else { return nil }
+        // Interruption notices, once the cloud has been listed (so the claims they name are known).
+        if let source = options.interruptionSource, decided.recovered,
+           lastInterruptionRead.map({ now.timeIntervalSince($0) >= options.interruptionInterval.seconds }) ?? true {
+            lastInterruptionRead = now
+            do {
+                let batch = try await source.receive()
+                for notice in batch.notices {
+                    logger.warning("\(notice.text)", metadata: ["instance": "\(notice.instanceID)"])
+                    decided.interrupted(notice, now: now)
+                }
+                if !batch.receipts.isEmpty { try await source.acknowledge(batch.receipts) }
+            } catch {
+                note("reading interruption notices failed: \(error)")
+            }
+        }
         let actions = decided.reconcile(snapshot, now: now)
         core = decided
         metrics.observe(snapshot: snapshot, core: decided)
