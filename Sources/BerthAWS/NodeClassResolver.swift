@@ -77,11 +77,18 @@ public struct NodeClassResolver: Sendable {
     }
 
     public func resolve(_ nodeClass: NodeClass, cluster: EKSClusterFacts) async throws(AWSError) -> ResolvedNodeClass {
-        let what = "node class \(nodeClass.name)"
         let images = try await images(nodeClass, version: cluster.version)
-        guard !images.isEmpty else { throw .invalidConfiguration("\(what): amiSelector \(Self.describe(nodeClass.amiSelector)) selects no image for Kubernetes \(cluster.version)") }
+        guard !images.isEmpty else {
+            throw .invalidConfiguration("node class \(nodeClass.name): amiSelector \(Self.describe(nodeClass.amiSelector)) selects no image for Kubernetes \(cluster.version)")
+        }
+        let subnets = try await subnets(nodeClass, cluster: cluster.name)
+        let groups = try await securityGroups(nodeClass, cluster: cluster.name)
+        return ResolvedNodeClass(nodeClass: nodeClass, cluster: cluster, images: images, subnets: subnets, securityGroups: groups)
+    }
 
-        let discovery: [NodeClass.SelectorTerm] = [.tags(["karpenter.sh/discovery": cluster.name])]
+    /// Zone → the selected subnet with the most free addresses there; an error when none is selected.
+    public func subnets(_ nodeClass: NodeClass, cluster: String) async throws(AWSError) -> [String: String] {
+        let discovery: [NodeClass.SelectorTerm] = [.tags(["karpenter.sh/discovery": cluster])]
         var subnets: [EC2API.Subnet] = []
         for term in nodeClass.subnetSelector ?? discovery {
             switch term {
@@ -96,8 +103,14 @@ public struct NodeClassResolver: Sendable {
             byZone[subnet.zone] = subnet
         }
         guard !byZone.isEmpty else {
-            throw .invalidConfiguration("\(what): no subnet matches subnetSelector \(Self.describe(nodeClass.subnetSelector ?? discovery)) (tag your subnets karpenter.sh/discovery: \(cluster.name), or list them)")
+            throw .invalidConfiguration("node class \(nodeClass.name): no subnet matches subnetSelector \(Self.describe(nodeClass.subnetSelector ?? discovery)) (tag your subnets karpenter.sh/discovery: \(cluster), or list them)")
         }
+        return byZone.mapValues(\.id)
+    }
+
+    /// The selected security groups, sorted; an error when none is selected.
+    public func securityGroups(_ nodeClass: NodeClass, cluster: String) async throws(AWSError) -> [String] {
+        let discovery: [NodeClass.SelectorTerm] = [.tags(["karpenter.sh/discovery": cluster])]
         var groups: [String] = []
         for term in nodeClass.securityGroupSelector ?? discovery {
             let found: [EC2API.SecurityGroup]
@@ -108,10 +121,9 @@ public struct NodeClassResolver: Sendable {
             for group in found where !groups.contains(group.id) { groups.append(group.id) }
         }
         guard !groups.isEmpty else {
-            throw .invalidConfiguration("\(what): no security group matches securityGroupSelector \(Self.describe(nodeClass.securityGroupSelector ?? discovery))")
+            throw .invalidConfiguration("node class \(nodeClass.name): no security group matches securityGroupSelector \(Self.describe(nodeClass.securityGroupSelector ?? discovery))")
         }
-        return ResolvedNodeClass(
-            nodeClass: nodeClass, cluster: cluster, images: images, subnets: byZone.mapValues(\.id), securityGroups: groups.sorted())
+        return groups.sorted()
     }
 
     /// The SSM parameter names of an alias for an architecture (`x86_64`, `arm64`) and variant.
@@ -128,7 +140,7 @@ public struct NodeClassResolver: Sendable {
 
     static let architectures = [("x86_64", "amd64"), ("arm64", "arm64")]
 
-    func images(_ nodeClass: NodeClass, version: String) async throws(AWSError) -> [ResolvedNodeClass.ImageKey: String] {
+    public func images(_ nodeClass: NodeClass, version: String) async throws(AWSError) -> [ResolvedNodeClass.ImageKey: String] {
         var images: [ResolvedNodeClass.ImageKey: String] = [:]
         if case .alias(let family, let aliasVersion)? = nodeClass.amiSelector.first {
             guard let ssm else { throw .invalidConfiguration("node class \(nodeClass.name): no SSM endpoint to resolve its alias") }

@@ -298,28 +298,7 @@ struct Serve: ParsableCommand {
     /// The EC2 cloud from `provisioner.aws` and the AWS credential chain, and its catalog (read now:
     /// a wrong region or credentials stop Berth at start, with AWS's code and message).
     static func ec2Cloud(_ config: ProvisionerConfig) throws -> (EC2Cloud, EC2Catalog) {
-        let chain = AWSCredentialChain(environment: ProcessInfo.processInfo.environment)
-        var configuration: EC2CloudConfiguration
-        do {
-            let region = (try? chain.region()) ?? nil  // AWS_REGION, AWS_DEFAULT_REGION, then the profile's
-            configuration = try EC2CloudConfiguration(config: config.aws, path: "provisioner.aws", defaultRegion: region)
-            if configuration.endpoint == nil { configuration.endpoint = try chain.endpointOverride(service: "EC2") }
-            if configuration.priceSource == .priceList(endpoint: nil) {
-                configuration.priceSource = .priceList(endpoint: try chain.endpointOverride(service: "PRICING"))
-            }
-            configuration.nodeClasses = try NodeClass.parseAll(config.nodeClasses, path: "provisioner.nodeClasses")
-            configuration.poolNodeClasses = Dictionary(uniqueKeysWithValues: config.pools.compactMap { pool in pool.nodeClass.map { (pool.name, $0) } })
-            if !configuration.nodeClasses.isEmpty {
-                if configuration.eksCluster == nil { configuration.eksCluster = EKSClusterSettings(name: config.clusterName) }
-                configuration.ssmEndpoint = try chain.endpointOverride(service: "SSM")
-                configuration.eksEndpoint = try chain.endpointOverride(service: "EKS")
-            }
-            if configuration.interruptionQueue != nil { configuration.sqsEndpoint = try chain.endpointOverride(service: "SQS") }
-        } catch let error as ConfigError {
-            throw CLIError(message: "config: \(error)")
-        } catch {
-            throw CLIError(message: "serve: --cloud aws: \(error)".replacingOccurrences(of: "\n", with: " "))
-        }
+        let (configuration, chain) = try EC2Setup.configuration(config, command: "serve: --cloud aws")
         if configuration.launchTemplate == nil, let pool = config.pools.first(where: { $0.nodeClass == nil }) {
             throw CLIError(message: "serve: pool \(pool.name) has no nodeClass, so config provisioner.aws.launchTemplate is required to launch its instances (name, id or managed)")
         }

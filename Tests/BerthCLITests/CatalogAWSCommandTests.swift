@@ -110,4 +110,53 @@ struct CatalogAWSCommandTests {
         #expect(result.status == 1)
         #expect(result.stderr == "berth: catalog --cloud aws: EC2 endpoint http://ec2.example.com: plain http is allowed only to loopback addresses\n")
     }
+
+    /// `berth check --cloud aws`: a table with a verdict per line; exit 0 when a launch would
+    /// work, 1 when, say, no subnet carries the discovery tag.
+    @Test func checkPrintsTheTableAndFailsWithoutDiscoveredSubnets() throws {
+        let world = try EKSWorld.make(moto, cluster: "check-ml", serviceCIDR: "172.20.0.0/16")
+        let file = NSTemporaryDirectory() + "berth-check-\(getpid()).yaml"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        func config(_ cluster: String) throws {
+            try """
+                apiVersion: berth.dev/v1alpha1
+                kind: BerthConfig
+                provisioner:
+                  clusterName: \(cluster)
+                  pools: [{name: gpu, nodeClass: gpu}]
+                  nodeClasses:
+                    gpu: {amiSelector: [{alias: al2023@latest}], instanceProfile: berth-node}
+                  aws:
+                    region: us-east-1
+                    eksCluster: {name: \(cluster), endpoint: "https://ABC.gr7.us-east-1.eks.amazonaws.com", certificateAuthority: Q0E=, serviceCIDR: 172.20.0.0/16, version: "1.31"}
+                """.write(toFile: file, atomically: true, encoding: .utf8)
+        }
+        func check() throws -> CommandResult {
+            try run("/usr/bin/env", [
+                "-i", "HOME=/nonexistent", "AWS_EC2_METADATA_DISABLED=true", "AWS_ACCESS_KEY_ID=\(moto.accessKeyID)",
+                "AWS_SECRET_ACCESS_KEY=\(moto.secretAccessKey)", "AWS_ENDPOINT_URL=\(moto.endpoint)",
+                "AWS_ENDPOINT_URL_PRICING=\(CLIMotoScope.prices!.endpoint)", Repository.berthBinary, "check", "--cloud", "aws", "--config", file,
+            ], timeout: .seconds(120))
+        }
+        try config(world.cluster)
+        let good = try check()
+        #expect(good.status == 0, "\(good.stdout)\(good.stderr)")
+        let lines = good.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first?.hasPrefix("CHECK") == true)
+        func line(_ check: String) -> String? { lines.first { $0.hasPrefix(check + " ") } }
+        #expect(line("credentials")?.contains("OK") == true && line("region")?.contains("us-east-1") == true)
+        #expect(line("EC2 instance types")?.contains(" OK ") == true)
+        #expect(line("EKS cluster")?.contains("DNS 172.20.0.10") == true)
+        #expect(line("node class gpu: subnets")?.contains(world.bestSubnets["us-east-1a"]!) == true)
+        #expect(line("node class gpu: security groups")?.contains(world.securityGroup) == true)
+        #expect(line("node class gpu: AMIs (GPU)")?.contains(MotoServer.publicParameters[
+            "/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/x86_64/nvidia/recommended/image_id"]!) == true)
+        #expect(line("interruption queue")?.contains("WARN") == true)
+
+        try config("nobody-tagged-for-this")
+        let bad = try check()
+        #expect(bad.status == 1)
+        let subnets = bad.stdout.split(separator: "\n").first { $0.hasPrefix("node class gpu: subnets") }
+        #expect(subnets?.contains("FAIL") == true && subnets?.contains("no subnet matches subnetSelector") == true, "\(bad.stdout)")
+    }
 }

@@ -1,0 +1,99 @@
+import BerthModel
+import Foundation
+
+/// `berth check --cloud aws`: read-only checks of everything a launch needs, one line each with a
+/// verdict. FAIL means a launch would fail (or Berth would not start); WARN means it works, worse.
+public enum Preflight {
+    public enum Verdict: String, Sendable {
+        case ok = "OK"
+        case warn = "WARN"
+        case fail = "FAIL"
+    }
+
+    public struct Line: Sendable, Equatable {
+        public var check: String
+        public var verdict: Verdict
+        public var detail: String
+
+        public init(check: String, verdict: Verdict, detail: String) {
+            self.check = check
+            self.verdict = verdict
+            self.detail = detail
+        }
+    }
+
+    /// Runs every check against `cloud` (its configuration's region, node classes, pools, queue).
+    /// `credentials` names the credential source found.
+    public static func run(cloud: EC2Cloud, credentials: String) async -> [Line] {
+        let configuration = cloud.configuration
+        var lines = [
+            Line(check: "credentials", verdict: .ok, detail: credentials),
+            Line(check: "region", verdict: .ok, detail: configuration.region),
+        ]
+        let catalog: EC2Catalog
+        do {
+            catalog = try await cloud.catalog()
+            let zones = Set(catalog.entries.flatMap { $0.type.offerings.map(\.zone) }).sorted()
+            lines.append(Line(check: "EC2 instance types", verdict: catalog.schedulable.types.isEmpty ? .fail : .ok,
+                              detail: "\(catalog.entries.count) GPU types, \(catalog.schedulable.types.count) launchable, zones \(zones.joined(separator: ", "))"))
+            lines.append(Line(check: "prices", verdict: catalog.priceWarning == nil ? .ok : .warn, detail: catalog.priceWarning ?? catalog.pricesFrom))
+        } catch {
+            lines.append(Line(check: "EC2 instance types", verdict: .fail, detail: "\(error)"))
+        }
+
+        let pools = configuration.poolNodeClasses
+        if configuration.launchTemplate == nil && pools.isEmpty {
+            lines.append(Line(check: "launch", verdict: .fail, detail: "no node class and no launchTemplate: nothing can be launched"))
+        } else if configuration.launchTemplate != nil {
+            lines.append(Line(check: "launch template", verdict: .ok, detail: "for pools without a node class"))
+        }
+        if !configuration.nodeClasses.isEmpty, let resolver = cloud.resolver {
+            let settings = configuration.eksCluster ?? EKSClusterSettings(name: "berth")
+            do {
+                let cluster = try await resolver.cluster(settings)
+                lines.append(Line(check: "EKS cluster", verdict: .ok,
+                                  detail: "\(cluster.name): Kubernetes \(cluster.version), service CIDR \(cluster.serviceCIDR) (DNS \(cluster.dnsIP ?? "?")), \(cluster.endpoint)"))
+                for name in configuration.nodeClasses.keys.sorted() {
+                    let nodeClass = configuration.nodeClasses[name]!
+                    let users = pools.filter { $0.value == name }.keys.sorted()
+                    let prefix = "node class \(name)\(users.isEmpty ? " (no pool)" : "")"
+                    do {
+                        let subnets = try await resolver.subnets(nodeClass, cluster: cluster.name)
+                        lines.append(Line(check: "\(prefix): subnets", verdict: .ok,
+                                          detail: subnets.keys.sorted().map { "\($0) \(subnets[$0]!)" }.joined(separator: ", ")))
+                    } catch {
+                        lines.append(Line(check: "\(prefix): subnets", verdict: .fail, detail: "\(error)"))
+                    }
+                    do {
+                        let groups = try await resolver.securityGroups(nodeClass, cluster: cluster.name)
+                        lines.append(Line(check: "\(prefix): security groups", verdict: .ok, detail: groups.joined(separator: ", ")))
+                    } catch {
+                        lines.append(Line(check: "\(prefix): security groups", verdict: .fail, detail: "\(error)"))
+                    }
+                    do {
+                        let images = try await resolver.images(nodeClass, version: cluster.version)
+                        let gpu = ["amd64", "arm64"].compactMap { arch in images[.init(arch: arch, accelerated: true)].map { "\(arch) \($0)" } }
+                        let verdict: Verdict = gpu.isEmpty ? .fail : gpu.count < 2 ? .warn : .ok
+                        let missing = verdict == .warn ? " (no image for the other architecture: its types are not launched)" : ""
+                        lines.append(Line(check: "\(prefix): AMIs (GPU)", verdict: verdict,
+                                          detail: gpu.isEmpty ? "no image for Kubernetes \(cluster.version)" : gpu.joined(separator: ", ") + missing))
+                    } catch {
+                        lines.append(Line(check: "\(prefix): AMIs (GPU)", verdict: .fail, detail: "\(error)"))
+                    }
+                }
+            } catch {
+                lines.append(Line(check: "EKS cluster", verdict: .fail, detail: "\(error)"))
+            }
+        }
+        if let queue = cloud.interruptions {
+            do {
+                lines.append(Line(check: "interruption queue", verdict: .ok, detail: try await queue.queueURL()))
+            } catch {
+                lines.append(Line(check: "interruption queue", verdict: .fail, detail: "\(error)"))
+            }
+        } else {
+            lines.append(Line(check: "interruption queue", verdict: .warn, detail: "not configured: spot interruptions are noticed only when the instance is gone"))
+        }
+        return lines
+    }
+}
