@@ -62,24 +62,47 @@ public final class EKSAPI: Sendable {
         http = try AWSHTTP(endpoint: endpoint)
     }
 
-    /// The cluster's endpoint, CA, service CIDR and version. A cluster that does not exist is
-    /// `ResourceNotFoundException` with EKS's message naming it.
-    public func describeCluster(name: String) async throws(AWSError) -> EKSClusterFacts {
-        let action = "DescribeCluster"
+    /// A signed GET of `path` (under the endpoint's), with `query`, its JSON answer.
+    func get(_ action: String, path relative: String, query: [(String, String)] = []) async throws(AWSError) -> JSON {
         recorder?.record(service: "eks", action: action)
-        let path = (endpoint.path == "/" ? "" : endpoint.path) + "/clusters/" + SigV4Signer.encode(name)
-        let answer = try await AWSRetries.run(retry: retry, credentials: credentials, sleep: sleep, random: { Double.random(in: 0..<1) }) { () async throws(AWSError) -> JSON in
+        let path = (endpoint.path == "/" ? "" : endpoint.path) + relative
+        let target = query.isEmpty ? path : path + "?" + query.map { SigV4Signer.encode($0.0) + "=" + SigV4Signer.encode($0.1) }.joined(separator: "&")
+        return try await AWSRetries.run(retry: retry, credentials: credentials, sleep: sleep, random: { Double.random(in: 0..<1) }) { () async throws(AWSError) -> JSON in
             let current = try await credentials.fetch()
-            let request = SigV4Signer.Request(method: "GET", host: endpoint.hostHeader, path: path)
+            let request = SigV4Signer.Request(method: "GET", host: endpoint.hostHeader, path: path, query: query)
             let signed = SigV4Signer(region: region, service: "eks")
                 .sign(request, credentials: current, timestamp: SigV4Signer.timestamp(epochSeconds: Int64(now().timeIntervalSince1970)))
-            let response = try await http.send(action: action, method: "GET", target: path, headers: signed.headers)
+            let response = try await http.send(action: action, method: "GET", target: target, headers: signed.headers)
             guard (200..<300).contains(response.status) else {
                 throw AWSJSONClient.serviceError(operation: action, status: response.status, body: response.body, requestID: response.headers["x-amzn-RequestId"],
                                                  errorType: response.headers["x-amzn-ErrorType"])
             }
             do { return try JSONParser.parse(response.body) } catch { throw .malformedResponse(action: action, reason: "not JSON: \(error)") }
         }
+    }
+
+    /// The principal ARNs of the cluster's access entries (`ListAccessEntries`, every page).
+    public func listAccessEntries(cluster: String) async throws(AWSError) -> [String] {
+        var principals: [String] = []
+        var token: String?
+        var pages = 0
+        repeat {
+            var query = [("maxResults", "100")]
+            if let token { query.append(("nextToken", token)) }
+            let answer = try await get("ListAccessEntries", path: "/clusters/" + SigV4Signer.encode(cluster) + "/access-entries", query: query)
+            principals += answer["accessEntries"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            token = answer["nextToken"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+            pages += 1
+            if pages > 1000 { throw .malformedResponse(action: "ListAccessEntries", reason: "nextToken never ends") }
+        } while token != nil
+        return principals
+    }
+
+    /// The cluster's endpoint, CA, service CIDR and version. A cluster that does not exist is
+    /// `ResourceNotFoundException` with EKS's message naming it.
+    public func describeCluster(name: String) async throws(AWSError) -> EKSClusterFacts {
+        let action = "DescribeCluster"
+        let answer = try await get(action, path: "/clusters/" + SigV4Signer.encode(name))
         guard let cluster = answer["cluster"] else { throw .malformedResponse(action: action, reason: "no cluster object") }
         func field(_ value: String?, _ what: String) throws(AWSError) -> String {
             guard let value, !value.isEmpty else { throw .malformedResponse(action: action, reason: "cluster \(name) has no \(what)") }

@@ -24,7 +24,7 @@ public enum Preflight {
 
     /// Runs every check against `cloud` (its configuration's region, node classes, pools, queue).
     /// `credentials` names the credential source found.
-    public static func run(cloud: EC2Cloud, credentials: String) async -> [Line] {
+    public static func run(cloud: EC2Cloud, credentials: String, iam: IAMAPI? = nil) async -> [Line] {
         let configuration = cloud.configuration
         var lines = [
             Line(check: "credentials", verdict: .ok, detail: credentials),
@@ -70,6 +70,9 @@ public enum Preflight {
                     } catch {
                         lines.append(Line(check: "\(prefix): security groups", verdict: .fail, detail: "\(error)"))
                     }
+                    if let eks = resolver.eks {
+                        lines.append(await nodeRole(nodeClass, cluster: cluster.name, iam: iam, eks: eks, check: "\(prefix): node role"))
+                    }
                     do {
                         let images = try await resolver.images(nodeClass, version: cluster.version)
                         let gpu = ["amd64", "arm64"].compactMap { arch in images[.init(arch: arch, accelerated: true)].map { "\(arch) \($0)" } }
@@ -95,5 +98,38 @@ public enum Preflight {
             lines.append(Line(check: "interruption queue", verdict: .warn, detail: "not configured: spot interruptions are noticed only when the instance is gone"))
         }
         return lines
+    }
+
+    /// The node class's instance profile has a role, and that role an EKS access entry (without
+    /// one — or an aws-auth mapping — the node never registers).
+    public static func nodeRole(_ nodeClass: NodeClass, cluster: String, iam: IAMAPI?, eks: EKSAPI, check: String) async -> Line {
+        guard let profile = nodeClass.instanceProfile else {
+            return Line(check: check, verdict: .fail, detail: "no instanceProfile: nodes would have no role to join the cluster with")
+        }
+        guard let iam else { return Line(check: check, verdict: .warn, detail: "instance profile \(profile): not checked (no IAM client)") }
+        let roles: [String]
+        do {
+            roles = try await iam.instanceProfileRoles(profile)
+        } catch {
+            return Line(check: check, verdict: .fail, detail: "instance profile \(profile): \(error)")
+        }
+        guard let role = roles.first else { return Line(check: check, verdict: .fail, detail: "instance profile \(profile) has no role") }
+        let entries: [String]
+        do {
+            entries = try await eks.listAccessEntries(cluster: cluster)
+        } catch {
+            return Line(check: check, verdict: .warn,
+                        detail: "\(role): access entries could not be listed (\(error)); with the aws-auth ConfigMap, map this role to system:nodes")
+        }
+        // Access entries name the role without its IAM path; compare by account and name.
+        func key(_ arn: String) -> String {
+            let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
+            let account = parts.count > 4 ? parts[4] : ""
+            return "\(account)/\(arn.split(separator: "/").last ?? "")"
+        }
+        guard entries.contains(where: { key($0) == key(role) }) else {
+            return Line(check: check, verdict: .fail, detail: "\(role) has no EKS access entry: aws eks create-access-entry --cluster-name \(cluster) --principal-arn \(role) --type EC2_LINUX")
+        }
+        return Line(check: check, verdict: .ok, detail: "\(role) has an EKS access entry")
     }
 }

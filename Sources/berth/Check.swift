@@ -35,8 +35,11 @@ struct Check: ParsableCommand {
             do {
                 let credentials = try chain.resolve()
                 let cloud = try EC2Cloud(configuration: configuration, credentials: credentials, retry: AWSRetryPolicy(maxAttempts: 3))
+                let iam = IAMAPI(client: try AWSQueryClient(
+                    endpoint: try chain.endpointOverride(service: "IAM") ?? IAMAPI.endpoint, region: "us-east-1", service: "iam",
+                    version: IAMAPI.version, credentials: credentials, retry: AWSRetryPolicy(maxAttempts: 3)))
                 let name = credentials.name
-                lines = blockingLines { await Preflight.run(cloud: cloud, credentials: name) }
+                lines = blockingLines { await Preflight.run(cloud: cloud, credentials: name, iam: iam) }
             } catch {
                 lines = [Preflight.Line(check: "credentials", verdict: .fail, detail: "\(error)")]
             }

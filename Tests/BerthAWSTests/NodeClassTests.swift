@@ -1,6 +1,8 @@
 @testable import BerthAWS
 import BerthModel
 import Foundation
+import Synchronization
+import BerthNet
 import Testing
 
 /// `provisioner.nodeClasses` read strictly, the user data a node class renders, the SSM names of
@@ -121,5 +123,42 @@ import Testing
         #expect(parts[1].contains("Content-Type: application/node.eks.aws") && parts[1].contains("strategy: RAID0"))
         #expect(parts[2].contains("cidr: \"172.20.0.0/16\"") && parts[2].contains("  kubelet:\n    config:\n      maxPods: 30\n      evictionHard:\n        \"memory.available\": \"5%\""))
         #expect(!parts[2].contains("flags:"), "no labels or taints: no flags")
+    }
+
+    /// `berth check`'s node-role line: the profile's role must have an EKS access entry.
+    @Test func theNodeRoleNeedsAnAccessEntry() async throws {
+        let iamStub = try StubServer { _, _ in
+            StubServer.xml(200, """
+                <GetInstanceProfileResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><GetInstanceProfileResult><InstanceProfile>
+                  <InstanceProfileName>berth-node</InstanceProfileName><Roles><member><RoleName>berth-node</RoleName>
+                  <Arn>arn:aws:iam::123456789012:role/nodes/berth-node</Arn></member></Roles></InstanceProfile></GetInstanceProfileResult>
+                </GetInstanceProfileResponse>
+                """)
+        }
+        defer { iamStub.shutdown() }
+        let entries = Mutex<[String]?>(["arn:aws:iam::123456789012:role/other"])
+        let eksStub = try StubServer { request, _ in
+            guard let list = entries.withLock({ $0 }) else {
+                return HTTPResponse(status: 400, headers: ["x-amzn-ErrorType": "InvalidRequestException"],
+                                    body: Array(#"{"message":"The cluster's authentication mode must be set to one of [API, API_AND_CONFIG_MAP]"}"#.utf8))
+            }
+            #expect(request.target == "/clusters/ml/access-entries?maxResults=100")
+            return HTTPResponse(status: 200, headers: [:], body: Array(JSONWriter.string(["accessEntries": .array(list.map { .string($0) })]).utf8))
+        }
+        defer { eksStub.shutdown() }
+        let iam = IAMAPI(client: try AWSQueryClient(endpoint: try AWSEndpoint(url: iamStub.url, what: "iam"), region: "us-east-1", service: "iam",
+                                                    version: IAMAPI.version, credentials: EC2CloudStubTests.credentials, sleep: { _ in }))
+        let eks = try EKSAPI(endpoint: try AWSEndpoint(url: eksStub.url, what: "eks"), region: "us-east-1", credentials: EC2CloudStubTests.credentials,
+                             retry: AWSRetryPolicy(maxAttempts: 1), sleep: { _ in })
+        var nodeClass = NodeClass(name: "gpu", amiSelector: [.alias(family: .al2023, version: "latest")])
+        #expect(await Preflight.nodeRole(nodeClass, cluster: "ml", iam: iam, eks: eks, check: "x").verdict == .fail, "no instance profile")
+        nodeClass.instanceProfile = "berth-node"
+        let missing = await Preflight.nodeRole(nodeClass, cluster: "ml", iam: iam, eks: eks, check: "x")
+        #expect(missing.verdict == .fail && missing.detail.contains("aws eks create-access-entry --cluster-name ml --principal-arn arn:aws:iam::123456789012:role/nodes/berth-node --type EC2_LINUX"))
+        entries.withLock { $0 = ["arn:aws:iam::123456789012:role/berth-node"] }
+        #expect(await Preflight.nodeRole(nodeClass, cluster: "ml", iam: iam, eks: eks, check: "x").verdict == .ok, "matched without the IAM path")
+        entries.withLock { $0 = nil }
+        let configMap = await Preflight.nodeRole(nodeClass, cluster: "ml", iam: iam, eks: eks, check: "x")
+        #expect(configMap.verdict == .warn && configMap.detail.contains("InvalidRequestException") && configMap.detail.contains("aws-auth"))
     }
 }

@@ -8,6 +8,8 @@ public struct EKSWorld: Sendable {
     public var bestSubnets: [String: String]
     public var otherSubnets: [String]
     public var securityGroup: String
+    /// An instance profile `<cluster>-node` with the role `<cluster>-node`.
+    public var instanceProfile: String { cluster + "-node" }
 
     static let script = #"""
         import sys, json, boto3
@@ -26,6 +28,11 @@ public struct EKSWorld: Sendable {
         untagged_c = subnet("10.40.64.0/20", "us-east-1c", False)
         group = ec2.create_security_group(GroupName=cluster + "-nodes", Description="nodes", VpcId=vpc,
             TagSpecifications=[{"ResourceType": "security-group", "Tags": tag}])["GroupId"]
+        iam = session.client("iam", endpoint_url=endpoint)
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+        iam.create_role(RoleName=cluster + "-node", AssumeRolePolicyDocument=trust)
+        iam.create_instance_profile(InstanceProfileName=cluster + "-node")
+        iam.add_role_to_instance_profile(InstanceProfileName=cluster + "-node", RoleName=cluster + "-node")
         eks.create_cluster(name=cluster, version="1.31", roleArn="arn:aws:iam::123456789012:role/eks",
             resourcesVpcConfig={"subnetIds": [big_a, big_b]}, kubernetesNetworkConfig={"serviceIpv4Cidr": cidr})
         print(json.dumps({"best": {"us-east-1a": big_a, "us-east-1b": big_b}, "other": [small_a, untagged_c], "group": group}))
