@@ -17,6 +17,9 @@ public struct Scheduler: Sendable {
     public let overhead: NodeOverhead
     /// The extended resource the catalog's GPUs are advertised as.
     public let gpuResource: String
+    /// Whether new nodes get their `alternatives` (for a launch that falls back within one cloud
+    /// call); off for plans nobody launches (`berth plan`, benchmarks), where it only costs.
+    public var computesAlternatives = false
 
     let allocatable: [Resources]
     let capacity: [Resources]
@@ -154,7 +157,7 @@ public struct Scheduler: Sendable {
             place(shapes[s], groups: &groups, nodes: nodes, free: &free, usage: &usage, openFree: &openFree, plan: &plan)
         }
         plan.unschedulable.sort { $0.pod < $1.pod }
-        addAlternatives(to: &plan, pending: pending, groups: groups, usage: usage)
+        if computesAlternatives { addAlternatives(to: &plan, pending: pending, groups: groups, usage: usage) }
         return plan
     }
 

@@ -11,7 +11,9 @@ import Testing
         let zones = ["us-east-1a", "us-east-1b", "us-east-1c"]
         var catalog = InstanceCatalog.builtIn(zones: zones)
         catalog = InstanceCatalog(types: catalog.types)
-        let scheduler = Scheduler(catalog: catalog, pools: [.default])
+        var scheduler = Scheduler(catalog: catalog, pools: [.default])
+        #expect(scheduler.solve(pending: try requirements([pod("jupyter-z", notebook: true)])).nodes.first?.alternatives == [], "off unless asked")
+        scheduler.computesAlternatives = true
         let any = try requirements([pod("jupyter-a", notebook: true, cpu: "2", memory: "8G")])
         let plan = scheduler.solve(pending: any, unavailableOfferings: [OfferingKey(instanceType: "g4dn.xlarge", zone: "us-east-1c", capacityType: "on-demand")])
         let node = try #require(plan.nodes.first)
@@ -27,7 +29,9 @@ import Testing
         let pinned = try requirements([pod("jupyter-b", notebook: true, gpus: 2, annotations: ["berth.dev/gpu-type": "a10g, l4"])], zones: ["us-east-1b"])
         var pool = Pool.default
         pool.limits = PoolLimits(pricePerHour: 6)
-        let narrowed = try #require(Scheduler(catalog: catalog, pools: [pool]).solve(pending: pinned).nodes.first)
+        var narrowing = Scheduler(catalog: catalog, pools: [pool])
+        narrowing.computesAlternatives = true
+        let narrowed = try #require(narrowing.solve(pending: pinned).nodes.first)
         #expect(narrowed.instanceType == "g6.12xlarge" && narrowed.zone == "us-east-1b")
         #expect(narrowed.alternatives.map(\.instanceType) == ["g5.12xlarge"], "2+ GPUs, A10G or L4, at most $6/h: \(narrowed.alternatives)")
         #expect(narrowed.alternatives.allSatisfy { $0.offering.zone == "us-east-1b" })

@@ -84,6 +84,7 @@ public struct ProvisionerCore: Sendable {
         self.catalog = catalog
         self.gpuResource = gpuResource
         self.scheduler = Scheduler(catalog: catalog, pools: config.pools, overhead: config.overhead, gpuResource: gpuResource)
+        self.scheduler.computesAlternatives = true
         self.random = SeededGenerator(seed: seed)
     }
 
@@ -93,6 +94,7 @@ public struct ProvisionerCore: Sendable {
         guard catalog != self.catalog else { return }
         self.catalog = catalog
         scheduler = Scheduler(catalog: catalog, pools: config.pools, overhead: config.overhead, gpuResource: gpuResource)
+        scheduler.computesAlternatives = true
     }
 
     // MARK: - One round
@@ -479,8 +481,11 @@ public struct ProvisionerCore: Sendable {
         let (nodes, claimOfNode) = nodeStates(index: index)
         let paused = pausedPools.filter { $0.value.until > now }
         // A paused pool launches nothing: the pods are planned with the other pools only.
-        let planner = paused.isEmpty ? scheduler
-            : Scheduler(catalog: catalog, pools: config.pools.filter { paused[$0.name] == nil }, overhead: config.overhead, gpuResource: gpuResource)
+        var planner = scheduler
+        if !paused.isEmpty {
+            planner = Scheduler(catalog: catalog, pools: config.pools.filter { paused[$0.name] == nil }, overhead: config.overhead, gpuResource: gpuResource)
+            planner.computesAlternatives = true
+        }
         let plan = planner.solve(pending: pending.map(\.requirements), nodes: nodes, unavailableOfferings: Set(unavailable.filter { $0.value > now }.keys))
 
         let nodeIndex = Dictionary(uniqueKeysWithValues: nodes.enumerated().map { ($0.element.name, $0.offset) })
