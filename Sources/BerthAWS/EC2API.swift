@@ -417,6 +417,8 @@ public struct EC2API: Sendable {
         /// Tags the template puts on the network interfaces and volumes of every instance launched
         /// from it (the cluster tag, so IAM's `aws:RequestTag` conditions hold for them too).
         public var tags: [String: String]
+        /// Tags the template adds to the instance itself (the AMI it runs, for drift).
+        public var instanceTags: [String: String] = [:]
 
         public var rootVolumeGiB: Int? { volume?.rootVolumeGiB }
 
@@ -454,6 +456,7 @@ public struct EC2API: Sendable {
             if metadata != NodeClass.MetadataOptions() {
                 parts.append("imds \(metadata.httpTokens) \(metadata.httpPutResponseHopLimit) \(metadata.httpEndpoint)")
             }
+            if !instanceTags.isEmpty { parts.append("instance " + instanceTags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")) }
             return parts.joined(separator: "\n")
         }
     }
@@ -486,10 +489,16 @@ public struct EC2API: Sendable {
             if let iops = volume.iops { parameters.append(("\(prefix).Ebs.Iops", String(iops))) }
             if let throughput = volume.throughput { parameters.append(("\(prefix).Ebs.Throughput", String(throughput))) }
         }
+        var specification = 0
         if !data.tags.isEmpty {
-            for (index, resourceType) in Self.templateTaggedResources.enumerated() {
-                parameters += Self.tagSpecification(index: index + 1, resourceType: resourceType, tags: data.tags, prefix: "LaunchTemplateData.")
+            for resourceType in Self.templateTaggedResources {
+                specification += 1
+                parameters += Self.tagSpecification(index: specification, resourceType: resourceType, tags: data.tags, prefix: "LaunchTemplateData.")
             }
+        }
+        if !data.instanceTags.isEmpty {
+            specification += 1
+            parameters += Self.tagSpecification(index: specification, resourceType: "instance", tags: data.instanceTags, prefix: "LaunchTemplateData.")
         }
         parameters += Self.tagSpecification(index: 1, resourceType: "launch-template", tags: tags)
         let root = try await client.call("CreateLaunchTemplate", parameters)

@@ -272,12 +272,13 @@ public final class EC2Cloud: CloudProvider {
         let userData = NodeUserData.render(format, cluster: resolved.cluster.cluster, labels: nodeLabels(request), taints: request.taints,
                                            kubelet: nodeClass.kubelet, extra: nodeClass.userData)
         let cluster = request.cluster ?? resolved.cluster.name
-        let data = EC2API.LaunchTemplateData(
+        var data = EC2API.LaunchTemplateData(
             imageID: image, securityGroupIDs: resolved.securityGroups, instanceProfile: nodeClass.instanceProfile,
             userDataBase64: Data(userData.utf8).base64EncodedString(), volume: nodeClass.blockDevices,
             // Bottlerocket keeps its OS on xvda; pods' storage is the data volume, xvdb.
             deviceName: format == .bottlerocket ? "/dev/xvdb" : "/dev/xvda", metadata: nodeClass.metadataOptions,
             tags: nodeClass.tags.merging([CloudTag.cluster: cluster]) { _, berth in berth })
+        data.instanceTags = [CloudTag.image: image]
         return try await ensureTemplate(data, cluster: cluster, launchID: request.launchID)
     }
 
@@ -351,7 +352,19 @@ public final class EC2Cloud: CloudProvider {
     }
 
     public func list(clusterTag: String) async throws(CloudError) -> [CloudInstance] {
-        try await instances(tagged: CloudTag.cluster, clusterTag, operation: "list", states: ["pending", "running", "stopping", "stopped"])
+        var listed = try await instances(tagged: CloudTag.cluster, clusterTag, operation: "list", states: ["pending", "running", "stopping", "stopped"])
+        // Drift: an instance whose AMI its pool's node class no longer selects (re-resolved every
+        // nodeClassRefreshInterval). A resolution that fails says nothing.
+        guard !configuration.poolNodeClasses.isEmpty, let resolved = try? await resolvedNodeClasses() else { return listed }
+        let catalog = cachedCatalog.withLock { $0?.catalog }
+        for index in listed.indices {
+            let instance = listed[index]
+            guard let image = instance.tags[CloudTag.image], let pool = instance.pool, let name = configuration.poolNodeClasses[pool],
+                  let nodeClass = resolved[name], let type = catalog?[instance.instanceType]?.type,
+                  let selected = nodeClass.image(arch: type.arch, accelerated: type.gpuCount > 0), selected != image else { continue }
+            listed[index].drift = "AMI \(image) is no longer the one node class \(name) selects (\(selected))"
+        }
+        return listed
     }
 
     // MARK: Helpers

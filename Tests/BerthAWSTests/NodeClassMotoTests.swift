@@ -106,6 +106,29 @@ extension EC2CloudMotoTests {
         try await cloud.delete(providerID: instance.providerID)
     }
 
+    /// Drift: the instance carries the AMI it was launched from; once the node class selects
+    /// another (a new release behind the alias, a pinned version), listing says it drifted.
+    @Test func anInstanceOnAnAMINoLongerSelectedHasDrifted() async throws {
+        let world = try EKSWorld.make(moto, cluster: "moto-drift", serviceCIDR: "10.100.0.0/16")
+        let (cloud, instance) = try await launchFromNodeClass(world, recorder: nil, launchID: "launch-drift")
+        let listed = try #require(try await cloud.list(clusterTag: "moto-drift").first { $0.providerID == instance.providerID })
+        let image = try #require(listed.tags[CloudTag.image])
+        #expect(image == MotoServer.publicParameters["/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/x86_64/nvidia/recommended/image_id"])
+        #expect(listed.drift == nil)
+
+        var pinned = Self.gpuClass()
+        pinned.amiSelector = [.alias(family: .al2023, version: "v20251120")]
+        let later = try nodeClassCloud(world, classes: [pinned], pools: ["gpu": "gpu"])
+        try resolveSigned(later)
+        _ = try await later.resolvedNodeClasses()
+        _ = try await later.catalog()
+        let drifted = try #require(try await later.list(clusterTag: "moto-drift").first { $0.providerID == instance.providerID })
+        let selected = try #require(MotoServer.publicParameters[
+            "/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/x86_64/nvidia/amazon-eks-node-al2023-x86_64-nvidia-1.31-v20251120/image_id"])
+        #expect(drifted.drift == "AMI \(image) is no longer the one node class gpu selects (\(selected))")
+        try await cloud.delete(providerID: instance.providerID)
+    }
+
     @Test func aWrongClusterNameOrNoTaggedSubnetIsOneClearError() async throws {
         let world = try EKSWorld.make(moto, cluster: "moto-eks-2", serviceCIDR: "172.20.0.0/16")
         let wrong = try nodeClassCloud(world, classes: [Self.gpuClass()], pools: ["gpu": "gpu"], cluster: "no-such-cluster")

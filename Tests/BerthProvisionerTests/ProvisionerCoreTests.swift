@@ -568,4 +568,37 @@ import Testing
         world.round()
         #expect(world.deletedNodes.contains(replacementNode))
     }
+
+    /// A node whose instance has drifted (the cloud says its AMI is no longer the selected one):
+    /// labelled, wound down (no new pods; its running notebook untouched), and removed once no GPU
+    /// pod uses it.
+    @Test func aDriftedNodeTakesNoNewPodsAndGoesWhenEmpty() throws {
+        var world = CoreWorld()
+        world.round()
+        world.add(gpuPod("train-a", gpus: 2, notebook: false))
+        world.run(for: 2)
+        let instance = try #require(world.instances.values.first)
+        #expect(instance.instanceType == "g4dn.12xlarge", "4 GPUs: room for another pod")
+        let node = world.register(instance)
+        world.round()
+        world.bind("jupyter/train-a", to: node)
+        world.run(for: 5)
+
+        world.instances[instance.providerID]?.drift = "AMI ami-old is no longer the one node class gpu selects (ami-new)"
+        world.run(for: 1)
+        #expect(world.nodes[node]?.labels[ProvisionerCore.driftedLabel] == "true")
+        #expect(world.nodes[node]?.taints.contains(ProvisionerCore.windingDownTaint) == true)
+        #expect(world.events("Drifted").count == 1 && world.events("Drifted").first?.message.contains("ami-new") == true)
+        #expect(world.evictions.isEmpty && world.terminations.isEmpty, "its pod runs on undisturbed")
+
+        // A new pod does not go there, though the node has two free GPUs: a new node is launched.
+        world.add(gpuPod("train-b", gpus: 1, notebook: false))
+        world.run(for: 2)
+        #expect(world.launches.count == 2)
+
+        world.pods["jupyter/train-a"] = nil
+        world.run(for: 62)
+        #expect(world.terminations == [instance.providerID], "removed once empty")
+        #expect(world.events("Drifted").count == 1, "said once")
+    }
 }

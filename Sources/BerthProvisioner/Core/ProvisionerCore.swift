@@ -29,6 +29,8 @@ public struct ProvisionerCore: Sendable {
     public static let windingDownTaint = Taint(key: "berth.dev/winding-down", value: "", effect: "NoSchedule")
     /// The label on every node Berth launches: its pool.
     public static let poolLabel = "berth.dev/pool"
+    /// The label on a drifted node (its instance no longer matches what its pool launches).
+    public static let driftedLabel = "berth.dev/drifted"
     /// How long kube-scheduler has to bind a nominated pod to its initialised node before the pod
     /// is planned again.
     public static let nominationGrace: Duration = .seconds(30)
@@ -266,6 +268,10 @@ public struct ProvisionerCore: Sendable {
                 regarding: claim.nodeName.map { .node($0) } ?? .node(instance.providerID), reason: "Adopted",
                 message: "found \(instance.instanceType) \(instance.providerID) (launch \(instance.launchID)) tagged for cluster \(config.clusterName)")))
         }
+        // Drift as the cloud reports it: marked once; the node is handled in `advance`.
+        for instance in instances {
+            if let drift = instance.drift, claims[instance.launchID]?.drift == nil { claims[instance.launchID]?.drift = drift }
+        }
         for (key, claim) in claims where !claim.terminated {
             guard let instance = claim.instance, !listed.contains(instance.providerID) else { continue }
             if now.timeIntervalSince(instance.launchTime) > Self.listingGrace.seconds {
@@ -369,6 +375,14 @@ public struct ProvisionerCore: Sendable {
             if !missingLabels.isEmpty || !missingTaints.isEmpty {
                 actions.append(.updateNode(name: node.name, labels: missingLabels, addTaints: missingTaints, removeTaints: []))
             }
+        }
+        // Drifted: labelled and wound down (no new pods; a running notebook is never disturbed),
+        // so it goes once no GPU pod uses it and its pods' successors land on current nodes.
+        if let drift = claim.drift, !claim.windingDown, draining[node.name] == nil {
+            claim.windingDown = true
+            actions.append(.updateNode(name: node.name, labels: [Self.driftedLabel: "true"], addTaints: [Self.windingDownTaint], removeTaints: []))
+            actions.append(.event(.init(regarding: .node(node.name), reason: "Drifted",
+                                        message: "\(drift); no new pods, replaced once no GPU pod uses it")))
         }
         // Nominations end when the pod is bound, gone or going — or, once the node is initialised,
         // when kube-scheduler has had `nominationGrace` to bind it there and has not (another pod
