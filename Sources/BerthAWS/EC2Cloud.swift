@@ -61,7 +61,13 @@ public final class EC2Cloud: CloudProvider {
             let eks = try EKSAPI(
                 endpoint: try EC2CloudConfiguration.checked(configuration.eksEndpoint, "EKS", default: EKSAPI.endpoint(region: region)),
                 region: region, credentials: credentials, retry: retry, sleep: sleep, now: now, recorder: recorder)
-            resolver = NodeClassResolver(ec2: EC2API(client: client), ssm: SSMAPI(client: ssm), eks: eks)
+            var iam: IAMAPI?
+            if configuration.nodeClasses.values.contains(where: { $0.role != nil }) {
+                iam = IAMAPI(client: try AWSQueryClient(
+                    endpoint: try EC2CloudConfiguration.checked(configuration.iamEndpoint, "IAM", default: IAMAPI.endpoint), region: "us-east-1",
+                    service: "iam", version: IAMAPI.version, credentials: credentials, retry: retry, sleep: sleep, now: now, recorder: recorder))
+            }
+            resolver = NodeClassResolver(ec2: EC2API(client: client), ssm: SSMAPI(client: ssm), eks: eks, iam: iam)
         }
         var interruptions: SQSInterruptionQueue?
         if let queue = configuration.interruptionQueue {
@@ -185,14 +191,14 @@ public final class EC2Cloud: CloudProvider {
                    let existing = try await instances(tagged: CloudTag.launchID, request.launchID, operation: "create", states: nil).first {
                     return existing
                 }
-                throw Self.cloudError(error, operation: "create \(request.launchID)")
+                throw plan.settle(Self.cloudError(error, operation: "create \(request.launchID)"))
             }
             if let launched = result.launched.first(where: { !$0.instanceIDs.isEmpty }), let id = launched.instanceIDs.first {
                 return try await launchedInstance(id: id, launched: launched, request: request, group: group, subnets: plan.subnets)
             }
             let capacity = result.errors.filter { Self.capacityErrorCodes.contains($0.code) }
             if let refusal = result.errors.first(where: { Self.isRefusal($0.code) }) {
-                throw .refused(action: "CreateFleet", code: refusal.code, message: refusal.message)
+                throw plan.settle(.refused(action: "CreateFleet", code: refusal.code, message: refusal.message))
             }
             if result.errors.isEmpty || capacity.count < result.errors.count {
                 let other = result.errors.filter { !Self.capacityErrorCodes.contains($0.code) }
@@ -211,6 +217,15 @@ public final class EC2Cloud: CloudProvider {
         var configs: ([(type: InstanceType, offering: Offering)]) -> [(template: EC2API.FleetRequest.Template, overrides: [EC2API.FleetOverride])]
         var tags: [String: String]
         var subnets: [String: String]
+        /// The instance profile is one Berth made for a role: IAM takes seconds to show a new one
+        /// to EC2, so EC2 calling it invalid is retried, not a refusal.
+        var managedProfile = false
+
+        func settle(_ error: CloudError) -> CloudError {
+            guard managedProfile, case .refused(let action, let code, let message) = error,
+                  message.lowercased().contains("instance profile") || message.lowercased().contains("iaminstanceprofile") else { return error }
+            return .other("\(action): \(code): \(message) (a new instance profile may not be visible to EC2 yet)")
+        }
     }
 
     func launchPlan(for request: LaunchRequest) async throws(CloudError) -> LaunchPlan {
@@ -247,7 +262,7 @@ public final class EC2Cloud: CloudProvider {
                            message: "no candidate offering is in a zone with a selected subnet (\(zones)) with an AMI for its architecture (\(images))")
         }
         let subnets = resolved.subnets
-        return LaunchPlan(attempts: usable, configs: { group in
+        var plan = LaunchPlan(attempts: usable, configs: { group in
             var order: [ResolvedNodeClass.ImageKey] = []
             for attempt in group {
                 let key = ResolvedNodeClass.ImageKey(arch: attempt.type.arch, accelerated: attempt.type.gpuCount > 0)
@@ -261,6 +276,8 @@ public final class EC2Cloud: CloudProvider {
                 return (template, overrides)
             }
         }, tags: resolved.nodeClass.tags.merging(request.tags) { _, berth in berth }, subnets: subnets)
+        plan.managedProfile = resolved.nodeClass.role != nil
+        return plan
     }
 
     /// The launch template of a node class for one AMI: its security groups, instance profile,
@@ -273,7 +290,7 @@ public final class EC2Cloud: CloudProvider {
                                            kubelet: nodeClass.kubelet, extra: nodeClass.userData)
         let cluster = request.cluster ?? resolved.cluster.name
         var data = EC2API.LaunchTemplateData(
-            imageID: image, securityGroupIDs: resolved.securityGroups, instanceProfile: nodeClass.instanceProfile,
+            imageID: image, securityGroupIDs: resolved.securityGroups, instanceProfile: resolved.instanceProfile,
             userDataBase64: Data(userData.utf8).base64EncodedString(), volume: nodeClass.blockDevices,
             // Bottlerocket keeps its OS on xvda; pods' storage is the data volume, xvdb.
             deviceName: format == .bottlerocket ? "/dev/xvdb" : "/dev/xvda", metadata: nodeClass.metadataOptions,

@@ -36,6 +36,8 @@ public struct EC2CloudConfiguration: Sendable {
     /// Overrides of `https://ssm.<region>.amazonaws.com` and `https://eks.<region>.amazonaws.com`.
     public var ssmEndpoint: AWSEndpoint?
     public var eksEndpoint: AWSEndpoint?
+    /// Overrides `https://iam.amazonaws.com` (node classes with a `role`).
+    public var iamEndpoint: AWSEndpoint?
     /// The SQS queue (name or URL) EventBridge delivers spot interruptions and instance notices to;
     /// nil: none are read. `sqsEndpoint` overrides `https://sqs.<region>.amazonaws.com`.
     public var interruptionQueue: String?

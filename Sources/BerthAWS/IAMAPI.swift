@@ -16,4 +16,26 @@ public struct IAMAPI: Sendable {
         // IAM's lists are <member>s, not EC2's <item>s.
         return root.first("InstanceProfile")?.child("Roles")?.children("member").compactMap { $0.string("Arn") } ?? []
     }
+
+    /// The names of the profile's roles, nil when there is no such profile.
+    public func instanceProfileRoleNames(_ name: String) async throws(AWSError) -> [String]? {
+        do {
+            let root = try await client.call("GetInstanceProfile", [("InstanceProfileName", name)])
+            return root.first("InstanceProfile")?.child("Roles")?.children("member").compactMap { $0.string("RoleName") } ?? []
+        } catch where error.code == "NoSuchEntity" {
+            return nil
+        }
+    }
+
+    public func createInstanceProfile(_ name: String, tags: [String: String]) async throws(AWSError) {
+        var parameters = [("InstanceProfileName", name)]
+        for (index, key) in tags.keys.sorted().enumerated() {
+            parameters += [("Tags.member.\(index + 1).Key", key), ("Tags.member.\(index + 1).Value", tags[key]!)]
+        }
+        _ = try await client.call("CreateInstanceProfile", parameters)
+    }
+
+    public func addRole(_ role: String, toInstanceProfile name: String) async throws(AWSError) {
+        _ = try await client.call("AddRoleToInstanceProfile", [("InstanceProfileName", name), ("RoleName", role)])
+    }
 }

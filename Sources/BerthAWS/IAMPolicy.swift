@@ -6,10 +6,13 @@ public enum IAMPolicy {
     /// Actions AWS checks when Berth calls the key (the call itself is authorised as well):
     /// CreateFleet launches through RunInstances and tags at launch through CreateTags, and passes
     /// the instance profile's role (iam:PassRole); CreateLaunchTemplate tags the template through
-    /// CreateTags and passes the role it names.
+    /// CreateTags and passes the role it names; CreateInstanceProfile with tags needs
+    /// TagInstanceProfile; AddRoleToInstanceProfile passes the role.
     public static let impliedActions: [String: [String]] = [
         "ec2:CreateFleet": ["ec2:RunInstances", "ec2:CreateTags", "iam:PassRole"],
         "ec2:CreateLaunchTemplate": ["ec2:CreateTags", "iam:PassRole"],
+        "iam:CreateInstanceProfile": ["iam:TagInstanceProfile"],
+        "iam:AddRoleToInstanceProfile": ["iam:PassRole"],
     ]
 
     /// `called` with the actions they imply.

@@ -66,6 +66,8 @@ public struct NodeClass: Sendable, Equatable {
     public var securityGroupSelector: [SelectorTerm]?
     /// An instance profile name or ARN.
     public var instanceProfile: String?
+    /// Or a role (name or ARN): Berth makes an instance profile for it (`berth-<cluster>-<hash>`).
+    public var role: String?
     public var blockDevices = BlockDevices()
     public var metadataOptions = MetadataOptions()
     /// On every resource a launch creates (Berth's own tags win).
@@ -86,7 +88,7 @@ public struct NodeClass: Sendable, Equatable {
     public var ephemeralStorageGiB: Int { blockDevices.rootVolumeGiB }
 
     static let fields = [
-        "amiSelector", "amiFamily", "subnetSelector", "securityGroupSelector", "instanceProfile", "blockDevices", "metadataOptions",
+        "amiSelector", "amiFamily", "subnetSelector", "securityGroupSelector", "instanceProfile", "role", "blockDevices", "metadataOptions",
         "tags", "userData", "kubelet",
     ]
 
@@ -150,6 +152,10 @@ public struct NodeClass: Sendable, Equatable {
         subnetSelector = try Self.selector(reader, "subnetSelector", prefix: "subnet-")
         securityGroupSelector = try Self.selector(reader, "securityGroupSelector", prefix: "sg-")
         instanceProfile = try reader.string("instanceProfile")
+        role = try reader.string("role")
+        if instanceProfile != nil && role != nil {
+            throw ConfigError(path: reader.childPath("role"), message: "give either role or instanceProfile, not both")
+        }
         if let devices = try reader.object("blockDevices", allowed: ["rootVolumeGiB", "volumeType", "iops", "throughput", "encrypted", "deleteOnTermination"]) {
             func whole(_ key: String, _ range: ClosedRange<Int>) throws(ConfigError) -> Int? {
                 guard let value = try devices.number(key) else { return nil }

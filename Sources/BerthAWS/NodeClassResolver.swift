@@ -1,4 +1,6 @@
 import BerthModel
+import BerthNet
+import BerthProvisioner
 import Foundation
 
 /// The EKS cluster a node class's nodes join: its name, and any fact given here instead of read
@@ -43,6 +45,8 @@ public struct ResolvedNodeClass: Sendable, Equatable {
     /// Zone → the selected subnet with the most free addresses there.
     public var subnets: [String: String]
     public var securityGroups: [String]
+    /// The instance profile launches use: the class's own, or the one Berth made for its role.
+    public var instanceProfile: String?
 
     /// The AMI for an instance type of this architecture; nil when none was selected for it: the
     /// type is never launched with another architecture's image.
@@ -58,11 +62,43 @@ public struct NodeClassResolver: Sendable {
     public let ec2: EC2API
     public let ssm: SSMAPI?
     public let eks: EKSAPI?
+    public let iam: IAMAPI?
 
-    public init(ec2: EC2API, ssm: SSMAPI?, eks: EKSAPI?) {
+    public init(ec2: EC2API, ssm: SSMAPI?, eks: EKSAPI?, iam: IAMAPI? = nil) {
         self.ec2 = ec2
         self.ssm = ssm
         self.eks = eks
+        self.iam = iam
+    }
+
+    /// The instance profile Berth keeps for a role: `berth-<cluster>-<12 hex of the role>`.
+    public static func instanceProfileName(cluster: String, role: String) -> String {
+        let safe = String(cluster.map { $0.isLetter || $0.isNumber || "+=,.@-_".contains($0) ? $0 : "-" }.prefix(90))
+        return "berth-\(safe)-" + Digest.hex(Digest.sha256(Array(role.utf8))).prefix(12)
+    }
+
+    /// The class's instance profile; for a role, Berth's profile holding it (made, or given the
+    /// role, when missing).
+    public func instanceProfile(_ nodeClass: NodeClass, cluster: String) async throws(AWSError) -> String? {
+        guard let role = nodeClass.role else { return nodeClass.instanceProfile }
+        guard let iam else { throw .invalidConfiguration("node class \(nodeClass.name): role needs an IAM client") }
+        let roleName = role.hasPrefix("arn:") ? String(role.split(separator: "/").last ?? Substring(role)) : role
+        let name = Self.instanceProfileName(cluster: cluster, role: role)
+        var roles = try await iam.instanceProfileRoleNames(name)
+        if roles == nil {
+            do throws(AWSError) {
+                try await iam.createInstanceProfile(name, tags: [CloudTag.cluster: cluster])
+            } catch where error.code == "EntityAlreadyExists" {}  // another replica made it meanwhile
+            roles = []
+        }
+        if roles?.contains(roleName) != true {
+            do throws(AWSError) {
+                try await iam.addRole(roleName, toInstanceProfile: name)
+            } catch where error.code == "LimitExceeded" {
+                throw .invalidConfiguration("node class \(nodeClass.name): instance profile \(name) already holds another role")
+            }
+        }
+        return name
     }
 
     public func cluster(_ settings: EKSClusterSettings) async throws(AWSError) -> EKSClusterFacts {
@@ -83,7 +119,8 @@ public struct NodeClassResolver: Sendable {
         }
         let subnets = try await subnets(nodeClass, cluster: cluster.name)
         let groups = try await securityGroups(nodeClass, cluster: cluster.name)
-        return ResolvedNodeClass(nodeClass: nodeClass, cluster: cluster, images: images, subnets: subnets, securityGroups: groups)
+        let profile = try await instanceProfile(nodeClass, cluster: cluster.name)
+        return ResolvedNodeClass(nodeClass: nodeClass, cluster: cluster, images: images, subnets: subnets, securityGroups: groups, instanceProfile: profile)
     }
 
     /// Zone → the selected subnet with the most free addresses there; an error when none is selected.

@@ -103,17 +103,23 @@ public enum Preflight {
     /// The node class's instance profile has a role, and that role an EKS access entry (without
     /// one — or an aws-auth mapping — the node never registers).
     public static func nodeRole(_ nodeClass: NodeClass, cluster: String, iam: IAMAPI?, eks: EKSAPI, check: String) async -> Line {
-        guard let profile = nodeClass.instanceProfile else {
-            return Line(check: check, verdict: .fail, detail: "no instanceProfile: nodes would have no role to join the cluster with")
+        let role: String
+        if let given = nodeClass.role {
+            role = given  // Berth makes its instance profile at start
+        } else {
+            guard let profile = nodeClass.instanceProfile else {
+                return Line(check: check, verdict: .fail, detail: "no instanceProfile or role: nodes would have no role to join the cluster with")
+            }
+            guard let iam else { return Line(check: check, verdict: .warn, detail: "instance profile \(profile): not checked (no IAM client)") }
+            let roles: [String]
+            do {
+                roles = try await iam.instanceProfileRoles(profile)
+            } catch {
+                return Line(check: check, verdict: .fail, detail: "instance profile \(profile): \(error)")
+            }
+            guard let first = roles.first else { return Line(check: check, verdict: .fail, detail: "instance profile \(profile) has no role") }
+            role = first
         }
-        guard let iam else { return Line(check: check, verdict: .warn, detail: "instance profile \(profile): not checked (no IAM client)") }
-        let roles: [String]
-        do {
-            roles = try await iam.instanceProfileRoles(profile)
-        } catch {
-            return Line(check: check, verdict: .fail, detail: "instance profile \(profile): \(error)")
-        }
-        guard let role = roles.first else { return Line(check: check, verdict: .fail, detail: "instance profile \(profile) has no role") }
         let entries: [String]
         do {
             entries = try await eks.listAccessEntries(cluster: cluster)
@@ -122,12 +128,13 @@ public enum Preflight {
                         detail: "\(role): access entries could not be listed (\(error)); with the aws-auth ConfigMap, map this role to system:nodes")
         }
         // Access entries name the role without its IAM path; compare by account and name.
-        func key(_ arn: String) -> String {
+        func name(_ arn: String) -> Substring { arn.split(separator: "/").last ?? Substring(arn) }
+        func account(_ arn: String) -> Substring? {
             let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
-            let account = parts.count > 4 ? parts[4] : ""
-            return "\(account)/\(arn.split(separator: "/").last ?? "")"
+            return arn.hasPrefix("arn:") && parts.count > 4 ? parts[4] : nil
         }
-        guard entries.contains(where: { key($0) == key(role) }) else {
+        // A role given by name matches any account's entry of that name.
+        guard entries.contains(where: { name($0) == name(role) && (account(role) == nil || account($0) == account(role)) }) else {
             return Line(check: check, verdict: .fail, detail: "\(role) has no EKS access entry: aws eks create-access-entry --cluster-name \(cluster) --principal-arn \(role) --type EC2_LINUX")
         }
         return Line(check: check, verdict: .ok, detail: "\(role) has an EKS access entry")

@@ -27,6 +27,7 @@ enum EC2Setup {
                 if configuration.eksCluster == nil { configuration.eksCluster = EKSClusterSettings(name: config.clusterName) }
                 configuration.ssmEndpoint = try chain.endpointOverride(service: "SSM")
                 configuration.eksEndpoint = try chain.endpointOverride(service: "EKS")
+                configuration.iamEndpoint = try chain.endpointOverride(service: "IAM")
             }
             if configuration.interruptionQueue != nil { configuration.sqsEndpoint = try chain.endpointOverride(service: "SQS") }
         } catch let error as ConfigError {

@@ -23,6 +23,7 @@ extension EC2CloudMotoTests {
         configuration.eksCluster = EKSClusterSettings(name: cluster ?? world.cluster)
         configuration.ssmEndpoint = endpoint
         configuration.eksEndpoint = endpoint
+        configuration.iamEndpoint = endpoint
         return try EC2Cloud(configuration: configuration, credentials: credentials, retry: AWSRetryPolicy(maxAttempts: 2), sleep: { _ in },
                             recorder: recorder)
     }
@@ -44,7 +45,9 @@ extension EC2CloudMotoTests {
         var custom = NodeClass(name: "custom", amiSelector: [.id("ami-12c6146b")])
         custom.subnetSelector = [.id(world.bestSubnets["us-east-1b"]!)]
         custom.securityGroupSelector = [.id(world.securityGroup)]
-        let cloud = try nodeClassCloud(world, classes: [Self.gpuClass(), custom], pools: ["gpu": "gpu", "custom": "custom"], recorder: recorder)
+        var gpu = Self.gpuClass()
+        gpu.role = world.cluster + "-node"
+        let cloud = try nodeClassCloud(world, classes: [gpu, custom], pools: ["gpu": "gpu", "custom": "custom"], recorder: recorder)
         try resolveSigned(cloud)
         _ = try await cloud.resolvedNodeClasses()
         let catalog = try await cloud.catalog()
@@ -70,6 +73,12 @@ extension EC2CloudMotoTests {
             "/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/x86_64/nvidia/recommended/image_id"])
         #expect(resolved.image(arch: "arm64", accelerated: true) == MotoServer.publicParameters[
             "/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/arm64/nvidia/recommended/image_id"])
+        // The role's instance profile, made by Berth, holds the role; the instance runs with it.
+        let profile = NodeClassResolver.instanceProfileName(cluster: "moto-eks", role: "moto-eks-node")
+        #expect(resolved.instanceProfile == profile)
+        let iamProbe = IAMAPI(client: try AWSQueryClient(endpoint: try AWSEndpoint(url: moto.endpoint, what: "moto"), region: "us-east-1", service: "iam",
+                                                         version: IAMAPI.version, credentials: credentials, sleep: { _ in }))
+        #expect(try await iamProbe.instanceProfileRoleNames(profile) == ["moto-eks-node"])
         let custom = try #require(try await cloud.resolvedNodeClasses()["custom"])
         #expect(custom.image(arch: "amd64", accelerated: true) == "ami-12c6146b" && custom.image(arch: "arm64", accelerated: true) == nil)
 
@@ -93,6 +102,7 @@ extension EC2CloudMotoTests {
             let versions = try await probe.call("DescribeLaunchTemplateVersions", [("LaunchTemplateName", name)])
             let data = try #require(versions.items("launchTemplateVersionSet").first?.first("launchTemplateData"))
             images.insert(data.string("imageId") ?? "")
+            #expect(data.string("iamInstanceProfile", "name") == profile, "the template launches with Berth's profile for the role")
             let userData = String(decoding: Data(base64Encoded: data.string("userData") ?? "") ?? Data(), as: UTF8.self)
             #expect(userData.contains("cidr: \"10.120.0.0/16\"") && userData.contains("name: \"moto-eks\""))
             #expect(userData.contains("      maxPods: 30") && userData.contains("\"cpu\": \"100m\""))

@@ -1,5 +1,6 @@
 @testable import BerthAWS
 import BerthModel
+import BerthProvisioner
 import Foundation
 import Synchronization
 import BerthNet
@@ -55,10 +56,26 @@ import Testing
         ("amiSelector: [{id: ami-1}]\nblockDevices: {volumeType: gp2, throughput: 200}", "provisioner.nodeClasses.gpu.blockDevices.throughput: applies to gp3 volumes only"),
         ("amiSelector: [{id: ami-1}]\nmetadataOptions: {httpTokens: maybe}", "provisioner.nodeClasses.gpu.metadataOptions.httpTokens: \"maybe\" is not one of required, optional"),
         ("amiSelector: [{id: ami-1}]\ntags: {berth.dev/pool: x}", "provisioner.nodeClasses.gpu.tags.berth.dev/pool: berth.dev/ tags are Berth's own"),
+        ("amiSelector: [{id: ami-1}]\nrole: nodes\ninstanceProfile: nodes", "provisioner.nodeClasses.gpu.role: give either role or instanceProfile, not both"),
         ("amiSelector: [{id: ami-1}]\nkubelet: {maxPod: 3}", "provisioner.nodeClasses.gpu.kubelet.maxPod: unknown field \"maxPod\"; allowed fields: maxPods, systemReserved, kubeReserved, evictionHard"),
     ])
     func mistakesAreNamedWithTheirPath(yaml: String, message: String) {
         #expect { try parse(yaml) } throws: { error in (error as? ConfigError)?.description == message }
+    }
+
+    /// A profile Berth just made for a role may not be visible to EC2 for seconds: EC2 calling it
+    /// invalid then is retried (other), not a refusal that pauses the pool.
+    @Test func aNewManagedProfileCalledInvalidIsRetried() {
+        var plan = EC2Cloud.LaunchPlan(attempts: [], configs: { _ in [] }, tags: [:], subnets: [:])
+        let invalid = CloudError.refused(action: "CreateFleet", code: "InvalidParameterValue",
+                                         message: "Value (berth-ml-0a1b2c3d4e5f) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name")
+        #expect(plan.settle(invalid) == invalid, "a profile you manage: a refusal")
+        plan.managedProfile = true
+        guard case .other(let text) = plan.settle(invalid) else { Issue.record("not retried"); return }
+        #expect(text.contains("may not be visible to EC2 yet"))
+        let other = CloudError.refused(action: "CreateFleet", code: "InvalidAMIID.NotFound", message: "The image id '[ami-1]' does not exist")
+        #expect(plan.settle(other) == other)
+        #expect(NodeClassResolver.instanceProfileName(cluster: "ml", role: "arn:aws:iam::1:role/nodes").hasPrefix("berth-ml-"))
     }
 
     @Test func aliasesNameTheSSMPublicParameters() {
@@ -157,6 +174,11 @@ import Testing
         #expect(missing.verdict == .fail && missing.detail.contains("aws eks create-access-entry --cluster-name ml --principal-arn arn:aws:iam::123456789012:role/nodes/berth-node --type EC2_LINUX"))
         entries.withLock { $0 = ["arn:aws:iam::123456789012:role/berth-node"] }
         #expect(await Preflight.nodeRole(nodeClass, cluster: "ml", iam: iam, eks: eks, check: "x").verdict == .ok, "matched without the IAM path")
+        var byRole = NodeClass(name: "gpu", amiSelector: [.alias(family: .al2023, version: "latest")])
+        byRole.role = "berth-node"
+        #expect(await Preflight.nodeRole(byRole, cluster: "ml", iam: nil, eks: eks, check: "x").verdict == .ok, "a role by name: no IAM call needed")
+        byRole.role = "arn:aws:iam::999999999999:role/berth-node"
+        #expect(await Preflight.nodeRole(byRole, cluster: "ml", iam: nil, eks: eks, check: "x").verdict == .fail, "another account's role")
         entries.withLock { $0 = nil }
         let configMap = await Preflight.nodeRole(nodeClass, cluster: "ml", iam: iam, eks: eks, check: "x")
         #expect(configMap.verdict == .warn && configMap.detail.contains("InvalidRequestException") && configMap.detail.contains("aws-auth"))
