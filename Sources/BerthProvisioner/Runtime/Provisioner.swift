@@ -274,6 +274,7 @@ struct ProvisionerMetrics: Sendable {
     private let nodes: Gauge
     private let claims: Gauge
     private let hourlyCost: Gauge
+    private let drifted: Gauge
 
     init(factory: (any MetricsFactory)?) {
         self.factory = factory
@@ -286,6 +287,7 @@ struct ProvisionerMetrics: Sendable {
         nodes = Gauge(label: "berth_provisioner_nodes", dimensions: [], factory: f)
         claims = Gauge(label: "berth_provisioner_launched_instances", dimensions: [], factory: f)
         hourlyCost = Gauge(label: "berth_provisioner_price_per_hour_dollars", dimensions: [], factory: f)
+        drifted = Gauge(label: "berth_provisioner_drifted_nodes", dimensions: [], factory: f)
     }
 
     func launches(success: Bool) { (success ? launchSuccess : launchFailure).increment() }
@@ -303,5 +305,6 @@ struct ProvisionerMetrics: Sendable {
         claims.record(live.count)
         nodes.record(live.filter { $0.nodeName != nil }.count)
         hourlyCost.record(live.reduce(0) { $0 + $1.pricePerHour })
+        drifted.record(live.filter { $0.drift != nil }.count)
     }
 }
