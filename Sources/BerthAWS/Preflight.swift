@@ -139,4 +139,35 @@ public enum Preflight {
         }
         return Line(check: check, verdict: .ok, detail: "\(role) has an EKS access entry")
     }
+
+    /// The NVIDIA device plugin among the cluster's DaemonSets (its own chart's or the GPU
+    /// operator's): without it a GPU node never advertises `nvidia.com/gpu`. It must tolerate the
+    /// pools' taints, or it never runs on Berth's nodes.
+    public static func devicePlugin(daemonSets: [JSON], taints: [Taint]) -> Line {
+        let check = "NVIDIA device plugin"
+        let plugins = daemonSets.filter { daemonSet in
+            let name = daemonSet["metadata"]?["name"]?.stringValue ?? ""
+            let images = daemonSet["spec"]?["template"]?["spec"]?["containers"]?.arrayValue?.compactMap { $0["image"]?.stringValue } ?? []
+            return name.contains("nvidia-device-plugin") || images.contains { $0.contains("k8s-device-plugin") }
+        }
+        guard !plugins.isEmpty else {
+            return Line(check: check, verdict: .fail,
+                        detail: "no DaemonSet runs it: GPU nodes would register without nvidia.com/gpu (install the nvidia-device-plugin chart or the GPU operator)")
+        }
+        var lines: [String] = []
+        var verdict = Verdict.ok
+        for plugin in plugins {
+            let where_ = "\(plugin["metadata"]?["namespace"]?.stringValue ?? "")/\(plugin["metadata"]?["name"]?.stringValue ?? "")"
+            let tolerations = plugin["spec"]?["template"]?["spec"]?["tolerations"]?.arrayValue?.map { Toleration(json: $0) } ?? []
+            let untolerated = taints.filter { taint in !tolerations.contains { $0.tolerates(taint) } }
+            if untolerated.isEmpty {
+                lines.append(where_)
+            } else {
+                verdict = .fail
+                lines.append("\(where_) does not tolerate \(untolerated.map(\.description).joined(separator: ", ")): it would not run on Berth's nodes")
+            }
+        }
+        if verdict == .fail && lines.contains(where: { !$0.contains("does not tolerate") }) { verdict = .ok }
+        return Line(check: check, verdict: verdict, detail: lines.joined(separator: "; "))
+    }
 }

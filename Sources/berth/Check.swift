@@ -1,5 +1,7 @@
 import ArgumentParser
 import BerthAWS
+import BerthKube
+import BerthModel
 import Foundation
 
 struct Check: ParsableCommand {
@@ -8,8 +10,8 @@ struct Check: ParsableCommand {
         discussion: """
             --cloud aws checks, with the AWS credential chain and the config's provisioner section: credentials and
             region, EC2's GPU types, prices for the region, the EKS cluster, each node class's subnets, security
-            groups and AMIs, the launch template, the interruption queue. One line per check with OK, WARN or FAIL;
-            exit 1 when any check fails (a launch would fail).
+            groups, node role and AMIs, the launch template, the interruption queue; with --kubeconfig, the NVIDIA
+            device plugin DaemonSet. One line per check with OK, WARN or FAIL; exit 1 when any check fails.
             """
     )
 
@@ -25,6 +27,12 @@ struct Check: ParsableCommand {
 
     @Option(help: "AWS region (default: provisioner.aws.region, AWS_REGION, AWS_DEFAULT_REGION, the profile's region).")
     var region: String?
+
+    @Option(help: ArgumentHelp("Also check the cluster (the NVIDIA device plugin DaemonSet) through this kubeconfig.", valueName: "file"))
+    var kubeconfig: String?
+
+    @Option(help: "The kubeconfig context (default: its current one).")
+    var context: String?
 
     func run() throws {
         var failed = false
@@ -43,10 +51,21 @@ struct Check: ParsableCommand {
             } catch {
                 lines = [Preflight.Line(check: "credentials", verdict: .fail, detail: "\(error)")]
             }
+            var all = lines
+            if kubeconfig != nil || context != nil {
+                let taints = provisioner.pools.flatMap(\.taints).reduce(into: [Taint]()) { list, taint in if !list.contains(taint) { list.append(taint) } }
+                do {
+                    let client = try KubeClient(try Serve.clusterConfiguration(kubeconfig: kubeconfig, context: context))
+                    let daemonSets = try client.listAll(KubeResource(group: "apps", version: "v1", plural: "daemonsets", kind: "DaemonSet", namespaced: true))
+                    all.append(Preflight.devicePlugin(daemonSets: daemonSets.items, taints: taints))
+                } catch {
+                    all.append(Preflight.Line(check: "NVIDIA device plugin", verdict: .fail, detail: "cannot list DaemonSets: \(error)"))
+                }
+            }
             var table = [["CHECK", "VERDICT", "DETAIL"]]
-            for line in lines { table.append([line.check, line.verdict.rawValue, line.detail.replacingOccurrences(of: "\n", with: " ")]) }
+            for line in all { table.append([line.check, line.verdict.rawValue, line.detail.replacingOccurrences(of: "\n", with: " ")]) }
             Terminal.write(TextTable.render(table))
-            failed = lines.contains { $0.verdict == .fail }
+            failed = all.contains { $0.verdict == .fail }
         }
         if failed { throw ExitCode(1) }
     }

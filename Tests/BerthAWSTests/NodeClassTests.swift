@@ -1,9 +1,12 @@
 @testable import BerthAWS
+import BerthKube
+import BerthKubeSim
 import BerthModel
+import BerthNet
 import BerthProvisioner
+import BerthTestSupport
 import Foundation
 import Synchronization
-import BerthNet
 import Testing
 
 /// `provisioner.nodeClasses` read strictly, the user data a node class renders, the SSM names of
@@ -182,5 +185,47 @@ import Testing
         entries.withLock { $0 = nil }
         let configMap = await Preflight.nodeRole(nodeClass, cluster: "ml", iam: iam, eks: eks, check: "x")
         #expect(configMap.verdict == .warn && configMap.detail.contains("InvalidRequestException") && configMap.detail.contains("aws-auth"))
+    }
+}
+
+/// `berth check --kubeconfig`: the NVIDIA device plugin DaemonSet, listed from the (fake) API
+/// server as the CLI lists it, and judged against the pools' taints.
+@Suite struct DevicePluginCheckTests {
+    static let gpuTaint = Taint(key: "nvidia.com/gpu", value: "true", effect: "NoSchedule")
+
+    static func daemonSet(_ name: String, image: String, tolerations: [JSON]) -> JSON {
+        ["apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": ["name": .string(name), "namespace": "kube-system"],
+         "spec": ["selector": ["matchLabels": ["app": .string(name)]], "template": ["metadata": ["labels": ["app": .string(name)]],
+                  "spec": ["containers": [["name": "plugin", "image": .string(image)]], "tolerations": .array(tolerations)]]]]
+    }
+
+    @Test func thePluginMustExistAndTolerateThePoolsTaints() async throws {
+        let pki = try TestPKI.make(label: "berth-device-plugin")
+        defer { pki.remove() }
+        let server = try FakeKubeAPIServer(certificateFile: pki.serverCertificate, privateKeyFile: pki.serverKey)
+        defer { server.stop() }
+        var kube = KubeClientConfiguration(
+            host: "localhost", port: server.port,
+            tls: TLSClientConfiguration(trustedCAPEM: Array(FileManager.default.contents(atPath: pki.caCertificate) ?? Data())),
+            credentials: .bearerToken("test-token"))
+        kube.qps = 0
+        let client = try KubeClient(kube)
+        let daemonSets = KubeResource(group: "apps", version: "v1", plural: "daemonsets", kind: "DaemonSet", namespaced: true)
+        func line() throws -> Preflight.Line {
+            Preflight.devicePlugin(daemonSets: try client.listAll(daemonSets).items, taints: [Self.gpuTaint])
+        }
+        _ = server.write(daemonSets, Self.daemonSet("aws-node", image: "amazon-k8s-cni:v1.19", tolerations: [["operator": "Exists"]]))
+        #expect(try line().verdict == .fail && line().detail.contains("no DaemonSet runs it"))
+
+        _ = server.write(daemonSets, Self.daemonSet("nvidia-device-plugin", image: "nvcr.io/nvidia/k8s-device-plugin:v0.17.0", tolerations: [
+            ["key": "CriticalAddonsOnly", "operator": "Exists"],
+        ]))
+        let untolerated = try line()
+        #expect(untolerated.verdict == .fail && untolerated.detail.contains("kube-system/nvidia-device-plugin does not tolerate nvidia.com/gpu=true:NoSchedule"))
+
+        _ = server.write(daemonSets, Self.daemonSet("nvidia-device-plugin", image: "nvcr.io/nvidia/k8s-device-plugin:v0.17.0", tolerations: [
+            ["key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"],
+        ]))
+        #expect(try line() == Preflight.Line(check: "NVIDIA device plugin", verdict: .ok, detail: "kube-system/nvidia-device-plugin"))
     }
 }
