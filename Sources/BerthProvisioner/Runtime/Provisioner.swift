@@ -128,24 +128,29 @@ public actor Provisioner<C: Clock<Duration>> {
         }
         snapshot.cloudInstances = listing
         if listing != nil { lastListing = now }  // only a listing the core has seen counts
-        guard var decided = core else { return nil }
-        // Interruption notices, once the cloud has been listed (so the claims they name are known).
-        if let source = options.interruptionSource, decided.recovered,
+        // Interruption notices, once the cloud has been listed (so the claims they name are known);
+        // read before the core is taken, so no other round runs between reading and deciding.
+        var notices: [InterruptionNotice] = []
+        var receipts: [String] = []
+        if let source = options.interruptionSource, core?.recovered == true,
            lastInterruptionRead.map({ now.timeIntervalSince($0) >= options.interruptionInterval.seconds }) ?? true {
             lastInterruptionRead = now
             do {
-                let batch = try await source.receive()
-                for notice in batch.notices {
-                    logger.warning("\(notice.text)", metadata: ["instance": "\(notice.instanceID)"])
-                    decided.interrupted(notice, now: now)
-                }
-                if !batch.receipts.isEmpty { try await source.acknowledge(batch.receipts) }
+                (notices, receipts) = try await source.receive()
             } catch {
                 note("reading interruption notices failed: \(error)")
             }
         }
+        guard var decided = core else { return nil }
+        for notice in notices {
+            logger.warning("\(notice.text)", metadata: ["instance": "\(notice.instanceID)"])
+            decided.interrupted(notice, now: now)
+        }
         let actions = decided.reconcile(snapshot, now: now)
         core = decided
+        if let source = options.interruptionSource, !receipts.isEmpty {
+            do { try await source.acknowledge(receipts) } catch { note("deleting interruption notices failed: \(error)") }
+        }
         metrics.observe(snapshot: snapshot, core: decided)
         await perform(actions, now: now)
         return core?.nextWakeup(after: wallTime.now)
