@@ -46,3 +46,15 @@ public protocol InterruptionSource: Sendable {
     func receive() async throws -> (notices: [InterruptionNotice], receipts: [String])
     func acknowledge(_ receipts: [String]) async throws
 }
+
+/// A warning about the cloud as a whole, not one pod or node (EC2: prices that are not the
+/// region's own): `reason` as an Event's, `message` its note.
+public struct CloudWarning: Sendable, Equatable {
+    public var reason: String
+    public var message: String
+
+    public init(reason: String, message: String) {
+        self.reason = reason
+        self.message = message
+    }
+}

@@ -193,6 +193,7 @@ struct Serve: ParsableCommand {
                 let catalog: InstanceCatalog
                 var catalogSource: (@Sendable () async -> InstanceCatalog?)?
                 var interruptionSource: (any InterruptionSource)?
+                var cloudWarnings: (@Sendable () async -> [CloudWarning])?
                 var leaderElection: LeaderElectionConfiguration?
                 let identity = ProcessInfo.processInfo.environment["POD_NAME"] ?? ProcessInfo.processInfo.hostName
                 if simulated {
@@ -234,6 +235,14 @@ struct Serve: ParsableCommand {
                     cloudProvider = ec2
                     catalog = types
                     interruptionSource = ec2.interruptions
+                    // Prices that are not the region's own: a Warning Event on Berth's pod, once per catalog read.
+                    let posted = Atomic<Int>(-1)
+                    cloudWarnings = {
+                        guard let current = try? await ec2.catalog(), let warning = current.priceWarning else { return [] }
+                        let fetches = ec2.catalogFetchCount
+                        guard posted.exchange(fetches, ordering: .relaxed) != fetches else { return [] }
+                        return [CloudWarning(reason: "BuiltInPrices", message: "region \(ec2.configuration.region): \(warning)")]
+                    }
                     // EC2Cloud caches its catalog for an hour; the provisioner re-reads it as often.
                     // A read whose prices are not the region's own is said once per read.
                     let warned = Atomic<Int>(ec2.catalogFetchCount)
@@ -261,6 +270,11 @@ struct Serve: ParsableCommand {
                 options.provisioner.resyncInterval = .milliseconds(500)
                 options.provisioner.catalogSource = catalogSource
                 options.provisioner.interruptionSource = interruptionSource
+                options.provisioner.cloudWarnings = cloudWarnings
+                let environment = ProcessInfo.processInfo.environment
+                if let namespace = environment["POD_NAMESPACE"], let name = environment["POD_NAME"], !namespace.isEmpty, !name.isEmpty {
+                    options.provisioner.selfPod = "\(namespace)/\(name)"
+                }
                 let started = ProvisionerService(
                     config: provisionerConfig, webhook: settings.webhook, client: client, cloud: cloudProvider, catalog: catalog,
                     options: options, metricsFactory: PrometheusMetricsFactory(registry: metrics.registry), logger: logger)

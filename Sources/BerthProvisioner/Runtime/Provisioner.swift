@@ -29,6 +29,12 @@ public actor Provisioner<C: Clock<Duration>> {
         /// has taken it. nil: none.
         public var interruptionSource: (any InterruptionSource)?
         public var interruptionInterval: Duration = .seconds(2)
+        /// Berth's own pod (`namespace/name`, from the downward API): where warnings about the
+        /// cloud as a whole go as Events.
+        public var selfPod: String?
+        /// Warnings about the cloud as a whole (EC2: on-demand prices that are not the region's
+        /// own), asked after each catalog read; each becomes a Warning Event on `selfPod`.
+        public var cloudWarnings: (@Sendable () async -> [CloudWarning])?
         public init() {}
     }
 
@@ -108,6 +114,12 @@ public actor Provisioner<C: Clock<Duration>> {
                     core?.replaceCatalog(fresh)
                 } else {
                     note("reading the instance catalog failed; keeping the current one")
+                }
+                if let warnings = options.cloudWarnings, let own = options.selfPod {
+                    for warning in await warnings() {
+                        metrics.event(warning.reason)
+                        await cluster.record(ProvisionerEvent(regarding: .pod(own), type: "Warning", reason: warning.reason, message: warning.message))
+                    }
                 }
             }
         }
