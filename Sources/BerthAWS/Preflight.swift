@@ -157,14 +157,14 @@ public enum Preflight {
         var lines: [String] = []
         var verdict = Verdict.ok
         for plugin in plugins {
-            let where_ = "\(plugin["metadata"]?["namespace"]?.stringValue ?? "")/\(plugin["metadata"]?["name"]?.stringValue ?? "")"
+            let place = "\(plugin["metadata"]?["namespace"]?.stringValue ?? "")/\(plugin["metadata"]?["name"]?.stringValue ?? "")"
             let tolerations = plugin["spec"]?["template"]?["spec"]?["tolerations"]?.arrayValue?.map { Toleration(json: $0) } ?? []
             let untolerated = taints.filter { taint in !tolerations.contains { $0.tolerates(taint) } }
             if untolerated.isEmpty {
-                lines.append(where_)
+                lines.append(place)
             } else {
                 verdict = .fail
-                lines.append("\(where_) does not tolerate \(untolerated.map(\.description).joined(separator: ", ")): it would not run on Berth's nodes")
+                lines.append("\(place) does not tolerate \(untolerated.map(\.description).joined(separator: ", ")): it would not run on Berth's nodes")
             }
         }
         if verdict == .fail && lines.contains(where: { !$0.contains("does not tolerate") }) { verdict = .ok }
