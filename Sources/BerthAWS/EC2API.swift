@@ -130,6 +130,8 @@ public struct EC2API: Sendable {
         public var tags: [String: String]
         /// `spot`, or nil for on-demand.
         public var lifecycle: String?
+        public var subnetID: String? = nil
+        public var securityGroupIDs: [String] = []
     }
 
     public func describeInstances(ids: [String] = [], filters: [Filter] = [], pageSize: Int? = nil) async throws(AWSError) -> [Instance] {
@@ -159,7 +161,8 @@ public struct EC2API: Sendable {
         }
         return Instance(
             id: id, instanceType: item.string("instanceType") ?? "", zone: item.string("placement", "availabilityZone") ?? "",
-            state: item.string("instanceState", "name") ?? "", launchTime: launchTime, tags: tags, lifecycle: item.string("instanceLifecycle"))
+            state: item.string("instanceState", "name") ?? "", launchTime: launchTime, tags: tags, lifecycle: item.string("instanceLifecycle"),
+            subnetID: item.string("subnetId"), securityGroupIDs: item.items("groupSet").compactMap { $0.string("groupId") })
     }
 
     // MARK: CreateFleet

@@ -369,19 +369,42 @@ public final class EC2Cloud: CloudProvider {
     }
 
     public func list(clusterTag: String) async throws(CloudError) -> [CloudInstance] {
-        var listed = try await instances(tagged: CloudTag.cluster, clusterTag, operation: "list", states: ["pending", "running", "stopping", "stopped"])
-        // Drift: an instance whose AMI its pool's node class no longer selects (re-resolved every
-        // nodeClassRefreshInterval). A resolution that fails says nothing.
+        let found: [EC2API.Instance]
+        do {
+            found = try await api.describeInstances(
+                filters: [EC2API.Filter("tag:\(CloudTag.cluster)", [clusterTag]), EC2API.Filter("instance-state-name", ["pending", "running", "stopping", "stopped"])],
+                pageSize: configuration.pageSize)
+        } catch {
+            throw Self.cloudError(error, operation: "list")
+        }
+        let sorted = found.sorted { ($0.launchTime, $0.id) < ($1.launchTime, $1.id) }
+        var listed = sorted.map(cloudInstance)
+        // Drift: an instance its pool's node class would not launch as it is any more (re-resolved
+        // every nodeClassRefreshInterval). A resolution that fails says nothing.
         guard !configuration.poolNodeClasses.isEmpty, let resolved = try? await resolvedNodeClasses() else { return listed }
         let catalog = cachedCatalog.withLock { $0?.catalog }
         for index in listed.indices {
-            let instance = listed[index]
-            guard let image = instance.tags[CloudTag.image], let pool = instance.pool, let name = configuration.poolNodeClasses[pool],
-                  let nodeClass = resolved[name], let type = catalog?[instance.instanceType]?.type,
-                  let selected = nodeClass.image(arch: type.arch, accelerated: type.gpuCount > 0), selected != image else { continue }
-            listed[index].drift = "AMI \(image) is no longer the one node class \(name) selects (\(selected))"
+            guard let pool = listed[index].pool, let name = configuration.poolNodeClasses[pool], let nodeClass = resolved[name] else { continue }
+            listed[index].drift = Self.drift(sorted[index], nodeClass: nodeClass, name: name, type: catalog?[sorted[index].instanceType]?.type)
         }
         return listed
+    }
+
+    /// Why `instance` is not what `nodeClass` launches now: its AMI (the `berth.dev/image` tag
+    /// against the class's image for its architecture), its subnet (no longer selected), its
+    /// security groups (not the selected ones); nil when none applies.
+    static func drift(_ instance: EC2API.Instance, nodeClass: ResolvedNodeClass, name: String, type: InstanceType?) -> String? {
+        if let image = instance.tags[CloudTag.image], let type,
+           let selected = nodeClass.image(arch: type.arch, accelerated: type.gpuCount > 0), selected != image {
+            return "AMI \(image) is no longer the one node class \(name) selects (\(selected))"
+        }
+        if let subnet = instance.subnetID, !nodeClass.selectedSubnets.isEmpty, !nodeClass.selectedSubnets.contains(subnet) {
+            return "subnet \(subnet) is no longer selected by node class \(name)"
+        }
+        if !instance.securityGroupIDs.isEmpty, Set(instance.securityGroupIDs) != Set(nodeClass.securityGroups) {
+            return "security groups \(instance.securityGroupIDs.sorted().joined(separator: ", ")) are not node class \(name)'s (\(nodeClass.securityGroups.joined(separator: ", ")))"
+        }
+        return nil
     }
 
     // MARK: Helpers

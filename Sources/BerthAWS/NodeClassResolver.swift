@@ -47,6 +47,9 @@ public struct ResolvedNodeClass: Sendable, Equatable {
     public var securityGroups: [String]
     /// The instance profile launches use: the class's own, or the one Berth made for its role.
     public var instanceProfile: String?
+    /// Every subnet the selector matched (`subnets` keeps the roomiest per zone): an instance in
+    /// one of them has not drifted.
+    public var selectedSubnets: Set<String> = []
 
     /// The AMI for an instance type of this architecture; nil when none was selected for it: the
     /// type is never launched with another architecture's image.
@@ -117,14 +120,20 @@ public struct NodeClassResolver: Sendable {
         guard !images.isEmpty else {
             throw .invalidConfiguration("node class \(nodeClass.name): amiSelector \(Self.describe(nodeClass.amiSelector)) selects no image for Kubernetes \(cluster.version)")
         }
-        let subnets = try await subnets(nodeClass, cluster: cluster.name)
+        let subnets = try await selectSubnets(nodeClass, cluster: cluster.name)
         let groups = try await securityGroups(nodeClass, cluster: cluster.name)
         let profile = try await instanceProfile(nodeClass, cluster: cluster.name)
-        return ResolvedNodeClass(nodeClass: nodeClass, cluster: cluster, images: images, subnets: subnets, securityGroups: groups, instanceProfile: profile)
+        return ResolvedNodeClass(nodeClass: nodeClass, cluster: cluster, images: images, subnets: subnets.best, securityGroups: groups,
+                                 instanceProfile: profile, selectedSubnets: subnets.all)
     }
 
     /// Zone → the selected subnet with the most free addresses there; an error when none is selected.
     public func subnets(_ nodeClass: NodeClass, cluster: String) async throws(AWSError) -> [String: String] {
+        try await selectSubnets(nodeClass, cluster: cluster).best
+    }
+
+    /// The roomiest selected subnet per zone, and every selected one.
+    public func selectSubnets(_ nodeClass: NodeClass, cluster: String) async throws(AWSError) -> (best: [String: String], all: Set<String>) {
         let discovery: [NodeClass.SelectorTerm] = [.tags(["karpenter.sh/discovery": cluster])]
         var subnets: [EC2API.Subnet] = []
         for term in nodeClass.subnetSelector ?? discovery {
@@ -142,7 +151,7 @@ public struct NodeClassResolver: Sendable {
         guard !byZone.isEmpty else {
             throw .invalidConfiguration("node class \(nodeClass.name): no subnet matches subnetSelector \(Self.describe(nodeClass.subnetSelector ?? discovery)) (tag your subnets karpenter.sh/discovery: \(cluster), or list them)")
         }
-        return byZone.mapValues(\.id)
+        return (byZone.mapValues(\.id), Set(subnets.map(\.id)))
     }
 
     /// The selected security groups, sorted; an error when none is selected.

@@ -4,6 +4,7 @@ import BerthKubeSim
 import BerthModel
 import BerthNet
 import BerthProvisioner
+import BerthScheduling
 import BerthTestSupport
 import Foundation
 import Synchronization
@@ -79,6 +80,28 @@ import Testing
         let other = CloudError.refused(action: "CreateFleet", code: "InvalidAMIID.NotFound", message: "The image id '[ami-1]' does not exist")
         #expect(plan.settle(other) == other)
         #expect(NodeClassResolver.instanceProfileName(cluster: "ml", role: "arn:aws:iam::1:role/nodes").hasPrefix("berth-ml-"))
+    }
+
+    /// Drift: the AMI first, then a subnet no longer selected, then security groups that are not
+    /// the selected ones; an instance in a selected subnet other than the roomiest has not drifted.
+    @Test func driftNamesWhatChanged() throws {
+        let nodeClass = NodeClass(name: "gpu", amiSelector: [.alias(family: .al2023, version: "latest")])
+        let cluster = EKSClusterFacts(name: "ml", endpoint: "https://x", certificateAuthority: "Q0E=", serviceCIDR: "10.100.0.0/16", version: "1.31")
+        let resolved = ResolvedNodeClass(
+            nodeClass: nodeClass, cluster: cluster, images: [.init(arch: "amd64", accelerated: true): "ami-new"],
+            subnets: ["us-east-1a": "subnet-big"], securityGroups: ["sg-1", "sg-2"], instanceProfile: nil, selectedSubnets: ["subnet-big", "subnet-small"])
+        let type = try #require(InstanceCatalog.builtIn()["g4dn.xlarge"])
+        func instance(image: String = "ami-new", subnet: String = "subnet-small", groups: [String] = ["sg-2", "sg-1"]) -> EC2API.Instance {
+            EC2API.Instance(id: "i-1", instanceType: "g4dn.xlarge", zone: "us-east-1a", state: "running", launchTime: Date(timeIntervalSince1970: 0),
+                            tags: [CloudTag.image: image], lifecycle: nil, subnetID: subnet, securityGroupIDs: groups)
+        }
+        #expect(EC2Cloud.drift(instance(), nodeClass: resolved, name: "gpu", type: type) == nil)
+        #expect(EC2Cloud.drift(instance(image: "ami-old"), nodeClass: resolved, name: "gpu", type: type)
+                == "AMI ami-old is no longer the one node class gpu selects (ami-new)")
+        #expect(EC2Cloud.drift(instance(subnet: "subnet-gone"), nodeClass: resolved, name: "gpu", type: type)
+                == "subnet subnet-gone is no longer selected by node class gpu")
+        #expect(EC2Cloud.drift(instance(groups: ["sg-1"]), nodeClass: resolved, name: "gpu", type: type)
+                == "security groups sg-1 are not node class gpu's (sg-1, sg-2)")
     }
 
     @Test func aliasesNameTheSSMPublicParameters() {
