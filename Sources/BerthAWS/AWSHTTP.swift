@@ -33,9 +33,15 @@ final class AWSHTTP: Sendable {
     }
 }
 
-/// `application/x-www-form-urlencoded` as the AWS Query APIs read it (RFC 3986 encoding, `%20`).
+/// `application/x-www-form-urlencoded` as botocore writes Query API bodies: RFC 3986 encoding
+/// with a space as `+`. AWS hashes the bytes it receives, whatever the encoding; a verifier that
+/// rebuilds the body from the decoded form (moto does) gets these same bytes back only this way.
 enum FormEncoding {
     static func encode(_ parameters: [(String, String)]) -> String {
-        parameters.map { SigV4Signer.encode($0.0) + "=" + SigV4Signer.encode($0.1) }.joined(separator: "&")
+        parameters.map { field($0.0) + "=" + field($0.1) }.joined(separator: "&")
+    }
+
+    static func field(_ text: String) -> String {
+        SigV4Signer.encode(text).replacingOccurrences(of: "%20", with: "+")
     }
 }

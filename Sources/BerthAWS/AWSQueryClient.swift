@@ -36,16 +36,18 @@ public final class AWSQueryClient: Sendable {
     private let sleep: @Sendable (Duration) async -> Void
     private let random: @Sendable () -> Double
     private let now: @Sendable () -> Date
+    private let recorder: AWSCallRecorder?
 
     /// `sleep` waits between retries (tests record the delays instead of waiting); `random` gives
-    /// the jitter in [0, 1); `now` the signing time.
+    /// the jitter in [0, 1); `now` the signing time; `recorder` notes every action sent.
     public init(
         endpoint: AWSEndpoint, region: String, service: String, version: String, credentials: (any AWSCredentialProvider)?,
         retry: AWSRetryPolicy = AWSRetryPolicy(),
         sleep: @escaping @Sendable (Duration) async -> Void = { try? await Task.sleep(for: $0) },
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
-        now: @escaping @Sendable () -> Date = { Date() }
+        now: @escaping @Sendable () -> Date = { Date() }, recorder: AWSCallRecorder? = nil
     ) throws(AWSError) {
+        self.recorder = recorder
         self.endpoint = endpoint
         self.region = region
         self.service = service
@@ -63,33 +65,9 @@ public final class AWSQueryClient: Sendable {
     /// error is thrown at once as `AWSError.service` with its code, message and request id.
     public func call(_ action: String, _ parameters: [(String, String)] = []) async throws(AWSError) -> XMLNode {
         let body = Array(FormEncoding.encode([("Action", action), ("Version", version)] + parameters).utf8)
-        var attempt = 0
-        var renewed = false
-        while true {
-            let outcome: Result<XMLNode, AWSError>
-            var retryable = false
-            do throws(AWSError) {
-                outcome = .success(try await once(action: action, body: body))
-            } catch {
-                outcome = .failure(error)
-                switch error {
-                case .service(let failure): retryable = failure.isThrottling || failure.status >= 500
-                case .transport: retryable = true
-                default: retryable = false
-                }
-            }
-            switch outcome {
-            case .success(let root): return root
-            case .failure(.service(let failure)) where Self.expiredCodes.contains(failure.code) && !renewed:
-                // Temporary credentials AWS says are expired (a clock skew, a revoked session):
-                // fetch new ones once, at once.
-                guard credentials?.invalidate() == true else { throw .service(failure) }
-                renewed = true
-            case .failure(let error):
-                attempt += 1
-                guard retryable, attempt < retry.maxAttempts else { throw error }
-                await sleep(retry.delay(retry: attempt - 1, random: random()))
-            }
+        recorder?.record(service: service, action: action)
+        return try await AWSRetries.run(retry: retry, credentials: credentials, sleep: sleep, random: random) { () async throws(AWSError) -> XMLNode in
+            try await once(action: action, body: body)
         }
     }
 
@@ -110,8 +88,6 @@ public final class AWSQueryClient: Sendable {
         throw Self.serviceError(action: action, status: response.status, body: response.body)
     }
 
-    static let expiredCodes: Set<String> = ["ExpiredToken", "ExpiredTokenException", "RequestExpired"]
-
     /// The error document's code, message and request id; a body that is not one still gives a
     /// service error (code `HTTP <status>`), so 5xx pages from a proxy are retried like AWS's own.
     static func serviceError(action: String, status: Int, body: [UInt8]) -> AWSError {
@@ -124,5 +100,46 @@ public final class AWSQueryClient: Sendable {
         return .service(AWSServiceError(
             action: action, code: code, message: error.string("Message") ?? "", requestID: requestID?.trimmingCharacters(in: .whitespacesAndNewlines),
             status: status))
+    }
+}
+
+/// The AWS SDKs' "standard" retry rules, for every protocol: throttling, 5xx and lost connections
+/// retried with backoff and jitter; temporary credentials AWS calls expired renewed once, at once;
+/// every other error thrown at once.
+enum AWSRetries {
+    static let expiredCodes: Set<String> = ["ExpiredToken", "ExpiredTokenException", "RequestExpired"]
+
+    static func run<T: Sendable>(
+        retry: AWSRetryPolicy, credentials: (any AWSCredentialProvider)?, sleep: @Sendable (Duration) async -> Void,
+        random: @Sendable () -> Double, _ attemptOnce: () async throws(AWSError) -> T
+    ) async throws(AWSError) -> T {
+        var attempt = 0
+        var renewed = false
+        while true {
+            let outcome: Result<T, AWSError>
+            var retryable = false
+            do throws(AWSError) {
+                outcome = .success(try await attemptOnce())
+            } catch {
+                outcome = .failure(error)
+                switch error {
+                case .service(let failure): retryable = failure.isThrottling || failure.status >= 500
+                case .transport: retryable = true
+                default: retryable = false
+                }
+            }
+            switch outcome {
+            case .success(let value): return value
+            case .failure(.service(let failure)) where expiredCodes.contains(failure.code) && !renewed:
+                // Temporary credentials AWS says are expired (a clock skew, a revoked session):
+                // fetch new ones once, at once.
+                guard credentials?.invalidate() == true else { throw .service(failure) }
+                renewed = true
+            case .failure(let error):
+                attempt += 1
+                guard retryable, attempt < retry.maxAttempts else { throw error }
+                await sleep(retry.delay(retry: attempt - 1, random: random()))
+            }
+        }
     }
 }

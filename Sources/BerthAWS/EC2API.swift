@@ -130,6 +130,8 @@ public struct EC2API: Sendable {
         public var tags: [String: String]
         /// `spot`, or nil for on-demand.
         public var lifecycle: String?
+        public var subnetID: String? = nil
+        public var securityGroupIDs: [String] = []
     }
 
     public func describeInstances(ids: [String] = [], filters: [Filter] = [], pageSize: Int? = nil) async throws(AWSError) -> [Instance] {
@@ -159,7 +161,8 @@ public struct EC2API: Sendable {
         }
         return Instance(
             id: id, instanceType: item.string("instanceType") ?? "", zone: item.string("placement", "availabilityZone") ?? "",
-            state: item.string("instanceState", "name") ?? "", launchTime: launchTime, tags: tags, lifecycle: item.string("instanceLifecycle"))
+            state: item.string("instanceState", "name") ?? "", launchTime: launchTime, tags: tags, lifecycle: item.string("instanceLifecycle"),
+            subnetID: item.string("subnetId"), securityGroupIDs: item.items("groupSet").compactMap { $0.string("groupId") })
     }
 
     // MARK: CreateFleet
@@ -177,9 +180,13 @@ public struct EC2API: Sendable {
         }
         public var clientToken: String
         public var capacityType: String
-        public var template: Template
-        public var overrides: [FleetOverride]
-        public var instanceTags: [String: String]
+        /// One launch template per AMI (architecture), each with the overrides it launches.
+        public var configs: [(template: Template, overrides: [FleetOverride])]
+        /// Every override, in order.
+        public var overrides: [FleetOverride] { configs.flatMap(\.overrides) }
+        /// Tags on everything the fleet creates: the instance, its volumes, and the fleet itself
+        /// (IAM conditions on `aws:RequestTag/...` apply to each of them).
+        public var tags: [String: String]
     }
 
     public struct FleetResult: Sendable, Equatable {
@@ -213,22 +220,26 @@ public struct EC2API: Sendable {
         } else {
             parameters.append(("OnDemandOptions.AllocationStrategy", "lowest-price"))
         }
-        let config = "LaunchTemplateConfigs.1"
-        switch request.template {
-        case .name(let name): parameters.append(("\(config).LaunchTemplateSpecification.LaunchTemplateName", name))
-        case .id(let id): parameters.append(("\(config).LaunchTemplateSpecification.LaunchTemplateId", id))
-        }
-        parameters.append(("\(config).LaunchTemplateSpecification.Version", "$Latest"))
-        for (index, override) in request.overrides.enumerated() {
-            let prefix = "\(config).Overrides.\(index + 1)"
-            parameters.append(("\(prefix).InstanceType", override.instanceType))
-            if let subnet = override.subnetID {
-                parameters.append(("\(prefix).SubnetId", subnet))
-            } else {
-                parameters.append(("\(prefix).AvailabilityZone", override.zone))
+        for (configIndex, entry) in request.configs.enumerated() {
+            let config = "LaunchTemplateConfigs.\(configIndex + 1)"
+            switch entry.template {
+            case .name(let name): parameters.append(("\(config).LaunchTemplateSpecification.LaunchTemplateName", name))
+            case .id(let id): parameters.append(("\(config).LaunchTemplateSpecification.LaunchTemplateId", id))
+            }
+            parameters.append(("\(config).LaunchTemplateSpecification.Version", "$Latest"))
+            for (index, override) in entry.overrides.enumerated() {
+                let prefix = "\(config).Overrides.\(index + 1)"
+                parameters.append(("\(prefix).InstanceType", override.instanceType))
+                if let subnet = override.subnetID {
+                    parameters.append(("\(prefix).SubnetId", subnet))
+                } else {
+                    parameters.append(("\(prefix).AvailabilityZone", override.zone))
+                }
             }
         }
-        parameters += Self.tagSpecification(index: 1, resourceType: "instance", tags: request.instanceTags)
+        for (index, resourceType) in Self.fleetTaggedResources.enumerated() {
+            parameters += Self.tagSpecification(index: index + 1, resourceType: resourceType, tags: request.tags)
+        }
         let root = try await client.call("CreateFleet", parameters)
         guard let fleetID = root.string("fleetId") else { throw .malformedResponse(action: "CreateFleet", reason: "no fleetId") }
         let launched = root.items("fleetInstanceSet").map { item in
@@ -248,13 +259,95 @@ public struct EC2API: Sendable {
         return FleetResult(fleetID: fleetID, launched: launched, errors: errors)
     }
 
-    static func tagSpecification(index: Int, resourceType: String, tags: [String: String]) -> [(String, String)] {
-        var parameters = [("TagSpecification.\(index).ResourceType", resourceType)]
+    /// What `CreateFleet` (`instant`) tags at launch. Network interfaces are tagged by the launch
+    /// template (``LaunchTemplateData/tags``): CreateFleet's own tag specifications do not reach them.
+    public static let fleetTaggedResources = ["instance", "volume", "fleet"]
+
+    /// What a launch template Berth creates tags at launch, beside the template itself.
+    public static let templateTaggedResources = ["network-interface", "volume"]
+
+    static func tagSpecification(index: Int, resourceType: String, tags: [String: String], prefix: String = "") -> [(String, String)] {
+        var parameters = [("\(prefix)TagSpecification.\(index).ResourceType", resourceType)]
         for (tagIndex, key) in tags.keys.sorted().enumerated() {
-            parameters.append(("TagSpecification.\(index).Tag.\(tagIndex + 1).Key", key))
-            parameters.append(("TagSpecification.\(index).Tag.\(tagIndex + 1).Value", tags[key]!))
+            parameters.append(("\(prefix)TagSpecification.\(index).Tag.\(tagIndex + 1).Key", key))
+            parameters.append(("\(prefix)TagSpecification.\(index).Tag.\(tagIndex + 1).Value", tags[key]!))
         }
         return parameters
+    }
+
+    // MARK: Subnets, security groups, images (node classes)
+
+    public struct Subnet: Sendable, Equatable {
+        public var id: String
+        public var zone: String
+        public var vpcID: String
+        public var availableAddresses: Int
+        public var defaultForZone: Bool
+        public var tags: [String: String]
+    }
+
+    public func describeSubnets(ids: [String] = [], filters: [Filter] = []) async throws(AWSError) -> [Subnet] {
+        var parameters = Self.filterParameters(filters)
+        for (index, id) in ids.enumerated() { parameters.append(("SubnetId.\(index + 1)", id)) }
+        var subnets: [Subnet] = []
+        try await paginate("DescribeSubnets", parameters, pageSize: ids.isEmpty ? 1000 : nil) { root throws(AWSError) in
+            for item in root.items("subnetSet") {
+                guard let id = item.string("subnetId"), let zone = item.string("availabilityZone") else {
+                    throw .malformedResponse(action: "DescribeSubnets", reason: "a subnet lacks subnetId or availabilityZone")
+                }
+                subnets.append(Subnet(
+                    id: id, zone: zone, vpcID: item.string("vpcId") ?? "", availableAddresses: item.string("availableIpAddressCount").flatMap { Int($0) } ?? 0,
+                    defaultForZone: item.string("defaultForAz") == "true", tags: Self.tags(item)))
+            }
+        }
+        return subnets
+    }
+
+    public struct SecurityGroup: Sendable, Equatable {
+        public var id: String
+        public var name: String
+        public var vpcID: String
+    }
+
+    public func describeSecurityGroups(ids: [String] = [], filters: [Filter] = []) async throws(AWSError) -> [SecurityGroup] {
+        var parameters = Self.filterParameters(filters)
+        for (index, id) in ids.enumerated() { parameters.append(("GroupId.\(index + 1)", id)) }
+        var groups: [SecurityGroup] = []
+        try await paginate("DescribeSecurityGroups", parameters, pageSize: ids.isEmpty ? 1000 : nil) { root throws(AWSError) in
+            for item in root.items("securityGroupInfo") {
+                guard let id = item.string("groupId") else { throw .malformedResponse(action: "DescribeSecurityGroups", reason: "a group lacks groupId") }
+                groups.append(SecurityGroup(id: id, name: item.string("groupName") ?? "", vpcID: item.string("vpcId") ?? ""))
+            }
+        }
+        return groups
+    }
+
+    public struct Image: Sendable, Equatable {
+        public var id: String
+        public var name: String
+        /// `x86_64` or `arm64`.
+        public var architecture: String
+        public var creationDate: Date?
+        public var state: String
+    }
+
+    public func describeImages(ids: [String] = [], filters: [Filter] = []) async throws(AWSError) -> [Image] {
+        var parameters = Self.filterParameters(filters)
+        for (index, id) in ids.enumerated() { parameters.append(("ImageId.\(index + 1)", id)) }
+        let root = try await client.call("DescribeImages", parameters)
+        return try root.items("imagesSet").map { item throws(AWSError) in
+            guard let id = item.string("imageId"), let architecture = item.string("architecture") else {
+                throw .malformedResponse(action: "DescribeImages", reason: "an image lacks imageId or architecture")
+            }
+            return Image(id: id, name: item.string("name") ?? "", architecture: architecture,
+                         creationDate: item.string("creationDate").flatMap(RFC3339.parse), state: item.string("imageState") ?? "")
+        }
+    }
+
+    static func tags(_ item: XMLNode) -> [String: String] {
+        var tags: [String: String] = [:]
+        for tag in item.items("tagSet") { if let key = tag.string("key") { tags[key] = tag.string("value") ?? "" } }
+        return tags
     }
 
     // MARK: TerminateInstances
@@ -320,7 +413,55 @@ public struct EC2API: Sendable {
         public var instanceProfile: String?
         /// Base64, as EC2 takes it.
         public var userDataBase64: String
-        public var rootVolumeGiB: Int?
+        /// The volume the node's pods' ephemeral storage lives on, and its device.
+        public var volume: NodeClass.BlockDevices?
+        public var deviceName: String
+        public var metadata: NodeClass.MetadataOptions
+        /// Tags the template puts on the network interfaces and volumes of every instance launched
+        /// from it (the cluster tag, so IAM's `aws:RequestTag` conditions hold for them too).
+        public var tags: [String: String]
+        /// Tags the template adds to the instance itself (the AMI it runs, for drift).
+        public var instanceTags: [String: String] = [:]
+
+        public var rootVolumeGiB: Int? { volume?.rootVolumeGiB }
+
+        public init(imageID: String, securityGroupIDs: [String], instanceProfile: String?, userDataBase64: String, rootVolumeGiB: Int?,
+                    tags: [String: String] = [:]) {
+            var volume: NodeClass.BlockDevices?
+            if let rootVolumeGiB {
+                volume = NodeClass.BlockDevices()
+                volume?.rootVolumeGiB = rootVolumeGiB
+            }
+            self.init(imageID: imageID, securityGroupIDs: securityGroupIDs, instanceProfile: instanceProfile, userDataBase64: userDataBase64,
+                      volume: volume, tags: tags)
+        }
+
+        public init(imageID: String, securityGroupIDs: [String], instanceProfile: String?, userDataBase64: String,
+                    volume: NodeClass.BlockDevices?, deviceName: String = "/dev/xvda", metadata: NodeClass.MetadataOptions = NodeClass.MetadataOptions(),
+                    tags: [String: String] = [:]) {
+            self.imageID = imageID
+            self.securityGroupIDs = securityGroupIDs
+            self.instanceProfile = instanceProfile
+            self.userDataBase64 = userDataBase64
+            self.volume = volume
+            self.deviceName = deviceName
+            self.metadata = metadata
+            self.tags = tags
+        }
+
+        /// What makes two templates differ (their name's hash).
+        var fingerprint: String {
+            var parts = [imageID, securityGroupIDs.joined(separator: ","), instanceProfile ?? "", userDataBase64, rootVolumeGiB.map(String.init) ?? "",
+                         tags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")]
+            if let volume, volume != NodeClass.BlockDevices.with(size: volume.rootVolumeGiB) || deviceName != "/dev/xvda" {
+                parts.append("\(deviceName) \(volume.volumeType) \(volume.iops ?? 0) \(volume.throughput ?? 0) \(volume.encrypted) \(volume.deleteOnTermination)")
+            }
+            if metadata != NodeClass.MetadataOptions() {
+                parts.append("imds \(metadata.httpTokens) \(metadata.httpPutResponseHopLimit) \(metadata.httpEndpoint)")
+            }
+            if !instanceTags.isEmpty { parts.append("instance " + instanceTags.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")) }
+            return parts.joined(separator: "\n")
+        }
     }
 
     /// Creates the template and returns its id. IMDSv2 is required on the nodes, hop limit 1
@@ -329,8 +470,9 @@ public struct EC2API: Sendable {
         var parameters: [(String, String)] = [
             ("LaunchTemplateName", name), ("LaunchTemplateData.ImageId", data.imageID),
             ("LaunchTemplateData.UserData", data.userDataBase64),
-            ("LaunchTemplateData.MetadataOptions.HttpTokens", "required"),
-            ("LaunchTemplateData.MetadataOptions.HttpPutResponseHopLimit", "1"),
+            ("LaunchTemplateData.MetadataOptions.HttpTokens", data.metadata.httpTokens),
+            ("LaunchTemplateData.MetadataOptions.HttpPutResponseHopLimit", String(data.metadata.httpPutResponseHopLimit)),
+            ("LaunchTemplateData.MetadataOptions.HttpEndpoint", data.metadata.httpEndpoint),
         ]
         for (index, group) in data.securityGroupIDs.enumerated() {
             parameters.append(("LaunchTemplateData.SecurityGroupId.\(index + 1)", group))
@@ -338,13 +480,28 @@ public struct EC2API: Sendable {
         if let profile = data.instanceProfile {
             parameters.append((profile.hasPrefix("arn:") ? "LaunchTemplateData.IamInstanceProfile.Arn" : "LaunchTemplateData.IamInstanceProfile.Name", profile))
         }
-        if let size = data.rootVolumeGiB {
+        if let volume = data.volume {
+            let prefix = "LaunchTemplateData.BlockDeviceMapping.1"
             parameters += [
-                ("LaunchTemplateData.BlockDeviceMapping.1.DeviceName", "/dev/xvda"),
-                ("LaunchTemplateData.BlockDeviceMapping.1.Ebs.VolumeSize", String(size)),
-                ("LaunchTemplateData.BlockDeviceMapping.1.Ebs.VolumeType", "gp3"),
-                ("LaunchTemplateData.BlockDeviceMapping.1.Ebs.Encrypted", "true"),
+                ("\(prefix).DeviceName", data.deviceName),
+                ("\(prefix).Ebs.VolumeSize", String(volume.rootVolumeGiB)),
+                ("\(prefix).Ebs.VolumeType", volume.volumeType),
+                ("\(prefix).Ebs.Encrypted", String(volume.encrypted)),
+                ("\(prefix).Ebs.DeleteOnTermination", String(volume.deleteOnTermination)),
             ]
+            if let iops = volume.iops { parameters.append(("\(prefix).Ebs.Iops", String(iops))) }
+            if let throughput = volume.throughput { parameters.append(("\(prefix).Ebs.Throughput", String(throughput))) }
+        }
+        var specification = 0
+        if !data.tags.isEmpty {
+            for resourceType in Self.templateTaggedResources {
+                specification += 1
+                parameters += Self.tagSpecification(index: specification, resourceType: resourceType, tags: data.tags, prefix: "LaunchTemplateData.")
+            }
+        }
+        if !data.instanceTags.isEmpty {
+            specification += 1
+            parameters += Self.tagSpecification(index: specification, resourceType: "instance", tags: data.instanceTags, prefix: "LaunchTemplateData.")
         }
         parameters += Self.tagSpecification(index: 1, resourceType: "launch-template", tags: tags)
         let root = try await client.call("CreateLaunchTemplate", parameters)

@@ -12,6 +12,11 @@ public struct EC2Catalog: Sendable, Equatable {
     }
 
     public var entries: [Entry]
+    /// Where the on-demand prices came from (`the AWS Price List for ap-northeast-2`).
+    public var pricesFrom = "the built-in us-east-1 table"
+    /// Set when the prices are not the region's own (the built-in table outside us-east-1, the
+    /// Price List unreachable): say it where the catalog is used.
+    public var priceWarning: String?
 
     /// What the scheduler may launch: types with at least one priced offering.
     public var schedulable: InstanceCatalog {

@@ -26,16 +26,31 @@ public enum NodeUserData {
         case al2023
         /// Amazon Linux 2: `/etc/eks/bootstrap.sh`.
         case al2
+        /// Bottlerocket: TOML settings.
+        case bottlerocket
     }
 
-    public static func render(_ format: Format, cluster: EKSCluster, labels: [String: String], taints: [Taint]) -> String {
+    /// `kubelet` (a node class's maxPods and reservations) goes into AL2023's NodeConfig
+    /// `kubelet.config` or Bottlerocket's `settings.kubernetes`; `extra` (a node class's own user
+    /// data) becomes another MIME part before Berth's (AL2023: a NodeConfig nodeadm merges, or a
+    /// script) or TOML after Berth's (Bottlerocket).
+    public static func render(_ format: Format, cluster: EKSCluster, labels: [String: String], taints: [Taint],
+                              kubelet: NodeClass.Kubelet = NodeClass.Kubelet(), extra: String? = nil) -> String {
         let flags = kubeletFlags(labels: labels, taints: taints)
         switch format {
+        case .bottlerocket:
+            return bottlerocket(cluster: cluster, labels: labels, taints: taints, kubelet: kubelet, extra: extra)
         case .al2023:
             var lines = [
                 "MIME-Version: 1.0",
                 "Content-Type: multipart/mixed; boundary=\"BOUNDARY\"",
                 "",
+            ]
+            if let extra, !extra.isEmpty {
+                let type = extra.hasPrefix("#!") ? "text/x-shellscript; charset=\"us-ascii\"" : "application/node.eks.aws"
+                lines += ["--BOUNDARY", "Content-Type: \(type)", "", extra.hasSuffix("\n") ? String(extra.dropLast()) : extra, ""]
+            }
+            lines += [
                 "--BOUNDARY",
                 "Content-Type: application/node.eks.aws",
                 "",
@@ -49,8 +64,18 @@ public enum NodeUserData {
                 "    certificateAuthority: \(yamlString(cluster.certificateAuthority))",
                 "    cidr: \(yamlString(cluster.serviceCIDR))",
             ]
-            if !flags.isEmpty {
-                lines += ["  kubelet:", "    flags:"] + flags.map { "      - \(yamlString($0))" }
+            if !flags.isEmpty || !kubelet.isEmpty {
+                lines.append("  kubelet:")
+                if !kubelet.isEmpty {
+                    lines.append("    config:")
+                    if let maxPods = kubelet.maxPods { lines.append("      maxPods: \(maxPods)") }
+                    for (key, map) in [("systemReserved", kubelet.systemReserved), ("kubeReserved", kubelet.kubeReserved), ("evictionHard", kubelet.evictionHard)]
+                    where !map.isEmpty {
+                        lines.append("      \(key):")
+                        lines += map.keys.sorted().map { "        \(yamlString($0)): \(yamlString(map[$0]!))" }
+                    }
+                }
+                if !flags.isEmpty { lines += ["    flags:"] + flags.map { "      - \(yamlString($0))" } }
             }
             lines += ["", "--BOUNDARY--", ""]
             return lines.joined(separator: "\n")
@@ -60,6 +85,35 @@ public enum NodeUserData {
             if !flags.isEmpty { command += " --kubelet-extra-args \(shellQuote(flags.joined(separator: " ")))" }
             return "#!/bin/bash\nset -o errexit\n\(command)\n"
         }
+    }
+
+    /// Bottlerocket's settings: the cluster, its DNS IP, the labels and taints the kubelet registers
+    /// with, the kubelet settings; `extra` appended (it must not repeat these tables).
+    static func bottlerocket(cluster: EKSCluster, labels: [String: String], taints: [Taint], kubelet: NodeClass.Kubelet, extra: String?) -> String {
+        var lines = [
+            "[settings.kubernetes]",
+            "cluster-name = \(yamlString(cluster.name))",
+            "api-server = \(yamlString(cluster.apiServerEndpoint))",
+            "cluster-certificate = \(yamlString(cluster.certificateAuthority))",
+        ]
+        if let dns = EKSClusterFacts.dnsIP(serviceCIDR: cluster.serviceCIDR) { lines.append("cluster-dns-ip = \(yamlString(dns))") }
+        if let maxPods = kubelet.maxPods { lines.append("max-pods = \(maxPods)") }
+        let allowed = labels.keys.filter(kubeletMaySet).sorted()
+        if !allowed.isEmpty {
+            lines += ["", "[settings.kubernetes.node-labels]"] + allowed.map { "\(yamlString($0)) = \(yamlString(labels[$0]!))" }
+        }
+        if !taints.isEmpty {
+            var byKey: [String: [String]] = [:]
+            for taint in taints { byKey[taint.key, default: []].append("\(taint.value):\(taint.effect)") }
+            lines += ["", "[settings.kubernetes.node-taints]"]
+                + byKey.keys.sorted().map { "\(yamlString($0)) = [" + byKey[$0]!.map(yamlString).joined(separator: ", ") + "]" }
+        }
+        for (table, map) in [("system-reserved", kubelet.systemReserved), ("kube-reserved", kubelet.kubeReserved), ("eviction-hard", kubelet.evictionHard)]
+        where !map.isEmpty {
+            lines += ["", "[settings.kubernetes.\(table)]"] + map.keys.sorted().map { "\(yamlString($0)) = \(yamlString(map[$0]!))" }
+        }
+        if let extra, !extra.isEmpty { lines += ["", extra.hasSuffix("\n") ? String(extra.dropLast()) : extra] }
+        return lines.joined(separator: "\n") + "\n"
     }
 
     /// `--node-labels=k=v,...` (sorted) and `--register-with-taints=k=v:Effect,...`. Labels in the

@@ -13,6 +13,11 @@ public enum CloudError: Error, Sendable, Equatable, CustomStringConvertible {
     case throttled(operation: String)
     /// The request can never succeed as it is (malformed id, nothing to launch, unknown type).
     case invalidRequest(String)
+    /// The cloud refused the request for a reason no retry fixes until someone changes the
+    /// configuration or the permissions: `action` (the cloud's call, e.g. `CreateFleet`) failed with
+    /// the cloud's `code` (`UnauthorizedOperation`, `InvalidAMIID.NotFound`, ...) and `message`.
+    /// Nothing was launched. The caller stops retrying this launch and pauses its pool for a while.
+    case refused(action: String, code: String, message: String)
     /// Anything else; the outcome of the call is unknown.
     case other(String)
 
@@ -23,6 +28,7 @@ public enum CloudError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .notFound(providerID): "instance \(providerID) not found"
         case let .throttled(operation): "\(operation): throttled by the cloud API"
         case let .invalidRequest(reason): "invalid request: \(reason)"
+        case let .refused(action, code, message): "\(action) refused: \(code): \(message)"
         case let .other(reason): reason
         }
     }

@@ -24,6 +24,9 @@ public struct CloudInstance: Sendable, Equatable {
     public var launchTime: Date
     /// The price of the offering it was launched from (pool $/hour limits after a restart).
     public var pricePerHour: Double
+    /// Why the instance no longer matches what its pool would launch now (EC2: its AMI is no
+    /// longer the one its node class selects); nil when it does, or the cloud cannot tell.
+    public var drift: String?
 
     public init(
         providerID: String, instanceType: String, zone: String, capacityType: String, launchID: String,

@@ -22,6 +22,9 @@ public protocol CloudProvider: Sendable {
     ///   retries with the next cheapest); ``CloudError/invalidRequest(_:)`` for an empty launch id,
     ///   no candidates, or candidates this cloud does not sell; ``CloudError/throttled(operation:)``
     ///   when the API rate limit was hit (nothing launched; retry later with the same launch id);
+    ///   ``CloudError/refused(action:code:message:)`` when the cloud refuses the launch as configured
+    ///   (permissions, an image or subnet that does not exist, a rejected parameter: nothing launched,
+    ///   and retrying the same request cannot help);
     ///   ``CloudError/other(_:)`` for anything else (the outcome is unknown: retry with the same
     ///   launch id, never a new one).
     func create(_ request: LaunchRequest) async throws(CloudError) -> CloudInstance

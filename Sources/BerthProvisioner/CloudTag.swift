@@ -4,4 +4,6 @@ public enum CloudTag {
     public static let cluster = "berth.dev/cluster"
     public static let pool = "berth.dev/pool"
     public static let launchID = "berth.dev/launch-id"
+    /// The image (EC2: AMI) an instance was launched from, where the cloud tags it (node classes).
+    public static let image = "berth.dev/image"
 }

@@ -14,6 +14,8 @@ public struct Pool: Sendable, Equatable {
     /// interruption kills a kernel's state); other pods use all of `capacityTypes`.
     public var notebookCapacityTypes: [String] = ["on-demand"]
     public var weight: Int
+    /// The node class (`provisioner.nodeClasses`) its nodes are launched with; nil: the cloud's default.
+    public var nodeClass: String?
 
     public static let defaultTaints = [Taint(key: "nvidia.com/gpu", value: "true", effect: "NoSchedule")]
 
@@ -95,5 +97,13 @@ public struct PoolUsage: Sendable, Equatable {
         cpuMilli += capacity.cpuMilli
         memory += capacity.memory
         pricePerHour += price
+    }
+
+    mutating func remove(capacity: Resources, price: Double) {
+        nodes -= 1
+        gpus -= capacity.gpus
+        cpuMilli -= capacity.cpuMilli
+        memory -= capacity.memory
+        pricePerHour -= price
     }
 }

@@ -46,12 +46,16 @@ public struct ProvisionerConfig: Sendable, Equatable {
     /// The `aws:` subsection as written: the EC2 cloud's settings, read strictly by BerthAWS
     /// (`EC2CloudConfiguration(config:path:)`), which this module does not know.
     public var aws: JSON?
+    /// The `nodeClasses:` subsection as written (name → the cloud's node class: AMI, subnets,
+    /// security groups, ...), read strictly by the cloud (BerthAWS `NodeClass`). Each pool may name
+    /// one (`nodeClass:`); a name that is not here is an error at load.
+    public var nodeClasses: JSON?
 
     public init() {}
 
     static let fields = [
         "clusterName", "pools", "daemonSetOverhead", "batchIdleDuration", "batchMaxDuration", "emptyAfter", "launchTimeout",
-        "registrationTimeout", "gpuRegistrationTimeout", "unavailableOfferingTTL", "disruption", "notebookSharing", "aws",
+        "registrationTimeout", "gpuRegistrationTimeout", "unavailableOfferingTTL", "disruption", "notebookSharing", "aws", "nodeClasses",
     ]
 
     public init(config json: JSON, path: String) throws(ConfigError) {
@@ -112,6 +116,18 @@ public struct ProvisionerConfig: Sendable, Equatable {
                 }
                 notebookSharingRatio = Int(ratio)
             }
+        }
+        nodeClasses = reader.value("nodeClasses")
+        let classNames: [String]
+        switch nodeClasses {
+        case nil: classNames = []
+        case .object(let object)?: classNames = object.keys
+        case let other?: throw ConfigError(path: reader.childPath("nodeClasses"), message: "expected a map of name to node class, found \(other.typeName)")
+        }
+        for (index, pool) in pools.enumerated() {
+            guard let name = pool.nodeClass, !classNames.contains(name) else { continue }
+            throw ConfigError(path: "\(reader.childPath("pools"))[\(index)].nodeClass",
+                              message: "\"\(name)\" is not in nodeClasses (\(classNames.isEmpty ? "none defined" : classNames.joined(separator: ", ")))")
         }
         if let disruption = try reader.object("disruption", allowed: ["maxDisruptedNodes", "consolidation", "windDownSharedNodes", "drainTimeout"]) {
             if let count = try disruption.number("maxDisruptedNodes") {
@@ -182,7 +198,7 @@ public enum GoDuration {
 
 /// One entry of `provisioner.pools`.
 public enum PoolConfig {
-    static let fields = ["name", "requirements", "taints", "labels", "limits", "capacityTypes", "notebookCapacityTypes", "weight"]
+    static let fields = ["name", "requirements", "taints", "labels", "limits", "capacityTypes", "notebookCapacityTypes", "weight", "nodeClass"]
     static let limitFields = ["gpus", "cpu", "memory", "nodes", "pricePerHour"]
     static let capacityTypes = ["on-demand", "spot"]
 
@@ -198,6 +214,7 @@ public enum PoolConfig {
             for element in taints { pool.taints.append(try taint(element.value, path: element.path)) }
         }
         pool.labels = try reader.stringMap("labels") ?? [:]
+        pool.nodeClass = try reader.string("nodeClass")
         if let types = try reader.stringList("capacityTypes") {
             guard !types.isEmpty else { throw ConfigError(path: reader.childPath("capacityTypes"), message: "needs at least one of on-demand, spot") }
             for (index, type) in types.enumerated() where !capacityTypes.contains(type) {

@@ -20,6 +20,9 @@ public struct Scheduler: Sendable {
     /// Notebooks share a new node when the cheapest type that fits has at least this many times
     /// the GPUs each asks for; nil: every notebook gets its own node.
     public let notebookSharingRatio: Int?
+    /// Whether new nodes get their `alternatives` (for a launch that falls back within one cloud
+    /// call); off for plans nobody launches (`berth plan`, benchmarks), where it only costs.
+    public var computesAlternatives = false
 
     let allocatable: [Resources]
     let capacity: [Resources]
@@ -89,7 +92,7 @@ public struct Scheduler: Sendable {
         var offering: Int
         var price: Double
         var rank: Int
-        /// Every admitted, available offering of the type, cheapest first (`offering` is the first).
+        /// Every offering of the type the group accepts and may launch (the cheapest is `offering`).
         var offerings: [Int] = []
     }
 
@@ -194,7 +197,39 @@ public struct Scheduler: Sendable {
             }
         }
         plan.unschedulable.sort { $0.pod < $1.pod }
+        if computesAlternatives { addAlternatives(to: &plan, pending: pending, groups: groups, usage: usage) }
         return plan
+    }
+
+    /// At most this many alternatives per new node (Karpenter sends CreateFleet at most 60 types;
+    /// with their zones this stays under EC2's 300 overrides in most regions, and the cloud caps it).
+    public static let maxAlternatives = 299
+
+    /// Fills each new node's `alternatives`: the other offerings of its group's candidates in its
+    /// pool on which all its pods fit, within the pool's limits with the node's own share taken out.
+    private func addAlternatives(to plan: inout SchedulingPlan, pending: [PodRequirements], groups: [Group], usage: [PoolUsage]) {
+        for n in plan.nodes.indices {
+            let node = plan.nodes[n]
+            guard node.group >= 0, node.typeIndex >= 0, let p = pools.firstIndex(where: { $0.name == node.pool }) else { continue }
+            var total = Resources.zero
+            for pod in node.pods { total += pending[pod].requests }
+            var others = usage[p]
+            others.remove(capacity: capacity[node.typeIndex], price: node.pricePerHour)
+            var options: [(price: Double, type: Int, offering: Int)] = []
+            for candidate in groups[node.group].candidates where candidate.pool == p && total.fits(in: allocatable[candidate.type]) {
+                let type = catalog.types[candidate.type]
+                for o in candidate.offerings {
+                    let offering = type.offerings[o]
+                    if candidate.type == node.typeIndex && offering.zone == node.zone && offering.capacityType == node.capacityType { continue }
+                    if pools[p].limits.exceeded(by: capacity[candidate.type], price: offering.pricePerHour, usage: others) != nil { continue }
+                    options.append((offering.pricePerHour, candidate.type, o))
+                }
+            }
+            options.sort { ($0.price, $0.type, $0.offering) < ($1.price, $1.type, $1.offering) }
+            plan.nodes[n].alternatives = options.prefix(Self.maxAlternatives).map {
+                SchedulingPlan.LaunchOption(instanceType: catalog.types[$0.type].name, offering: catalog.types[$0.type].offerings[$0.offering])
+            }
+        }
     }
 
     private func makeGroup(_ constraints: PodConstraints, notebook: Bool, nodes: [NodeState], unavailable: Set<OfferingKey>) -> Group {
@@ -417,7 +452,7 @@ public struct Scheduler: Sendable {
             plan.nodes.append(
                 .init(
                     instanceType: type.name, pool: pools[candidate.pool].name, zone: offering.zone, capacityType: offering.capacityType,
-                    pricePerHour: candidate.price, pods: Array(slice), rejected: rejected, role: role))
+                    pricePerHour: candidate.price, pods: Array(slice), rejected: rejected, role: role, group: g, typeIndex: candidate.type))
         }
 
         if shape.key.notebook {

@@ -26,6 +26,25 @@ public struct SchedulingPlan: Sendable {
         public var role: NodeRole
         /// A notebook's own node: nothing else is packed onto it.
         public var dedicated: Bool { role == .notebook }
+        /// Every other offering its pods would take just as well — same pool, a type they fit on
+        /// together, a zone and capacity type they accept, within the pool's limits, not marked
+        /// unavailable — cheapest first: a cloud that can try many offerings in one launch (EC2's
+        /// CreateFleet) falls back to them itself when the chosen one has no capacity.
+        public var alternatives: [LaunchOption] = []
+        /// The scheduler's own bookkeeping: the pods' constraint group and the chosen type's index.
+        var group = -1
+        var typeIndex = -1
+    }
+
+    /// One instance type in one offering.
+    public struct LaunchOption: Sendable, Equatable {
+        public var instanceType: String
+        public var offering: Offering
+
+        public init(instanceType: String, offering: Offering) {
+            self.instanceType = instanceType
+            self.offering = offering
+        }
     }
 
     /// A pod that fits on a node that exists or is already launching.

@@ -13,8 +13,9 @@ struct Catalog: ParsableCommand {
             -o json prints a list of {name, gpus, gpuName, gpuMemoryMiB, vcpu, memoryMiB, arch, pricePerHour}.
             --cloud aws reads the GPU types from EC2's DescribeInstanceTypes with the AWS credential chain
             (environment, web identity, Pod Identity, shared files with AWS_PROFILE, IMDSv2); prices come from
-            the built-in table (or --prices FILE, which wins), and a type neither knows has
-            "pricePerHour": null and a "note".
+            the AWS Price List for the region (AWS_ENDPOINT_URL_PRICING overrides its endpoint; when it cannot be
+            read, the built-in us-east-1 table, with a warning on stderr), --prices FILE winning over both; a type
+            none knows has "pricePerHour": null and a "note".
             """
     )
 
@@ -95,7 +96,9 @@ struct Catalog: ParsableCommand {
         do {
             let region = try region ?? chain.region() ?? "us-east-1"
             let override = try endpoint.map { text throws(AWSError) in try AWSEndpoint(url: text, what: "--endpoint") }
-            configuration = EC2CloudConfiguration(region: region, endpoint: try override ?? chain.endpointOverride(service: "EC2"), launchTemplate: nil)
+            configuration = EC2CloudConfiguration(
+                region: region, endpoint: try override ?? chain.endpointOverride(service: "EC2"), launchTemplate: nil,
+                priceSource: .priceList(endpoint: try chain.endpointOverride(service: "PRICING")))
         } catch {
             throw CLIError(message: "catalog --cloud aws: \(error)".replacingOccurrences(of: "\n", with: " "))
         }
@@ -111,6 +114,7 @@ struct Catalog: ParsableCommand {
             }
         }
         let (_, catalog) = try EC2Setup.start(configuration, chain: chain, command: "catalog --cloud aws")
+        if let warning = catalog.priceWarning { Terminal.error("warning: \(warning)") }
         return catalog.entries.map { ($0.type, $0.onDemandPricePerHour) }
     }
 

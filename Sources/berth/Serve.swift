@@ -9,6 +9,7 @@ import BerthProvisioner
 import BerthScheduling
 import BerthWebhook
 import Foundation
+import Synchronization
 import Logging
 import Prometheus
 
@@ -230,6 +231,8 @@ struct Serve: ParsableCommand {
                 let cloudProvider: any CloudProvider
                 let catalog: InstanceCatalog
                 var catalogSource: (@Sendable () async -> InstanceCatalog?)?
+                var interruptionSource: (any InterruptionSource)?
+                var cloudWarnings: (@Sendable () async -> [CloudWarning])?
                 var leaderElection: LeaderElectionConfiguration?
                 let identity = ProcessInfo.processInfo.environment["POD_NAME"] ?? ProcessInfo.processInfo.hostName
                 if simulated {
@@ -266,12 +269,37 @@ struct Serve: ParsableCommand {
                     } catch {
                         throw CLIError(message: "serve: cluster access: \(error)")
                     }
-                    let (ec2, types) = try Self.ec2Cloud(provisionerConfig)
+                    let (ec2, read) = try Self.ec2Cloud(provisionerConfig)
+                    let types = read.schedulable
                     cloudProvider = ec2
                     catalog = types
+                    interruptionSource = ec2.interruptions
+                    // Prices that are not the region's own: a Warning Event on Berth's pod, once per catalog read.
+                    let posted = Atomic<Int>(-1)
+                    cloudWarnings = {
+                        guard let current = try? await ec2.catalog(), let warning = current.priceWarning else { return [] }
+                        let fetches = ec2.catalogFetchCount
+                        guard posted.exchange(fetches, ordering: .relaxed) != fetches else { return [] }
+                        return [CloudWarning(reason: "BuiltInPrices", message: "region \(ec2.configuration.region): \(warning)")]
+                    }
                     // EC2Cloud caches its catalog for an hour; the provisioner re-reads it as often.
-                    catalogSource = { try? await ec2.catalog().schedulable }
-                    logger.info("EC2 catalog read", metadata: ["types": "\(types.types.count)", "region": "\(ec2.configuration.region)"])
+                    // A read whose prices are not the region's own is said once per read.
+                    let warned = Atomic<Int>(ec2.catalogFetchCount)
+                    let priceLogger = logger
+                    catalogSource = {
+                        guard let fresh = try? await ec2.catalog() else { return nil }
+                        let fetches = ec2.catalogFetchCount
+                        if let warning = fresh.priceWarning, warned.exchange(fetches, ordering: .relaxed) != fetches {
+                            priceLogger.warning("EC2 catalog prices: \(warning)", metadata: ["region": "\(ec2.configuration.region)"])
+                        }
+                        return fresh.schedulable
+                    }
+                    logger.info("EC2 catalog read", metadata: [
+                        "types": "\(types.types.count)", "region": "\(ec2.configuration.region)", "prices": "\(read.pricesFrom)",
+                    ])
+                    if let warning = read.priceWarning {
+                        logger.warning("EC2 catalog prices: \(warning)", metadata: ["region": "\(ec2.configuration.region)"])
+                    }
                 }
                 if leaderElect && !simulated {
                     let namespace = leaderElectionNamespace ?? ProcessInfo.processInfo.environment["POD_NAMESPACE"] ?? "berth-system"
@@ -280,6 +308,12 @@ struct Serve: ParsableCommand {
                 var options = ProvisionerService.Options(identity: identity, leaderElection: leaderElection)
                 options.provisioner.resyncInterval = .milliseconds(500)
                 options.provisioner.catalogSource = catalogSource
+                options.provisioner.interruptionSource = interruptionSource
+                options.provisioner.cloudWarnings = cloudWarnings
+                let environment = ProcessInfo.processInfo.environment
+                if let namespace = environment["POD_NAMESPACE"], let name = environment["POD_NAME"], !namespace.isEmpty, !name.isEmpty {
+                    options.provisioner.selfPod = "\(namespace)/\(name)"
+                }
                 let started = ProvisionerService(
                     config: provisionerConfig, webhook: settings.webhook, client: client, cloud: cloudProvider, catalog: catalog,
                     options: options, metricsFactory: PrometheusMetricsFactory(registry: metrics.registry), logger: logger)
@@ -325,26 +359,15 @@ struct Serve: ParsableCommand {
 
     /// The EC2 cloud from `provisioner.aws` and the AWS credential chain, and its catalog (read now:
     /// a wrong region or credentials stop Berth at start, with AWS's code and message).
-    static func ec2Cloud(_ config: ProvisionerConfig) throws -> (EC2Cloud, InstanceCatalog) {
+    static func ec2Cloud(_ config: ProvisionerConfig) throws -> (EC2Cloud, EC2Catalog) {
         guard config.clusterNameIsExplicit else {
             throw CLIError(message: "serve: --cloud aws needs provisioner.clusterName in the config: tagged berth.dev/cluster on every instance, it is this cluster's identity in the account (use the EKS cluster's name; the chart sets the release name)")
         }
-        let chain = AWSCredentialChain(environment: ProcessInfo.processInfo.environment)
-        var configuration: EC2CloudConfiguration
-        do {
-            let region = (try? chain.region()) ?? nil  // AWS_REGION, AWS_DEFAULT_REGION, then the profile's
-            configuration = try EC2CloudConfiguration(config: config.aws, path: "provisioner.aws", defaultRegion: region)
-            if configuration.endpoint == nil { configuration.endpoint = try chain.endpointOverride(service: "EC2") }
-        } catch let error as ConfigError {
-            throw CLIError(message: "config: \(error)")
-        } catch {
-            throw CLIError(message: "serve: --cloud aws: \(error)".replacingOccurrences(of: "\n", with: " "))
+        let (configuration, chain) = try EC2Setup.configuration(config, command: "serve: --cloud aws")
+        if configuration.launchTemplate == nil, let pool = config.pools.first(where: { $0.nodeClass == nil }) {
+            throw CLIError(message: "serve: pool \(pool.name) has no nodeClass, so config provisioner.aws.launchTemplate is required to launch its instances (name, id or managed)")
         }
-        if configuration.launchTemplate == nil {
-            throw CLIError(message: "serve: config provisioner.aws.launchTemplate is required to launch instances (name, id or managed)")
-        }
-        let (cloud, catalog) = try EC2Setup.start(configuration, chain: chain, command: "serve: --cloud aws")
-        return (cloud, catalog.schedulable)
+        return try EC2Setup.start(configuration, chain: chain, command: "serve: --cloud aws")
     }
 
     /// `seconds` ± 25 %.

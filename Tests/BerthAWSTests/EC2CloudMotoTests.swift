@@ -142,7 +142,129 @@ struct EC2CloudMotoTests {
         guard case .managed(let managed) = cloud.configuration.launchTemplate else { throw TestFailure("not managed") }
         let userData = NodeUserData.render(managed.userDataFormat, cluster: managed.cluster, labels: cloud.nodeLabels(request), taints: request.taints)
         return EC2API.LaunchTemplateData(imageID: managed.imageID, securityGroupIDs: managed.securityGroupIDs, instanceProfile: managed.instanceProfile,
-                                         userDataBase64: Data(userData.utf8).base64EncodedString(), rootVolumeGiB: managed.rootVolumeGiB)
+                                         userDataBase64: Data(userData.utf8).base64EncodedString(), rootVolumeGiB: managed.rootVolumeGiB,
+                                         tags: [CloudTag.cluster: request.cluster ?? managed.cluster.name])
+    }
+
+    /// Everything a launch creates carries the cluster tag (IAM's `aws:RequestTag` conditions need
+    /// it on each), and the repository's IAM policy allows exactly what Berth called here plus
+    /// what those calls imply — no action missing, none allowed that Berth never calls.
+    @Test func launchTagsEverythingAndTheIAMPolicyAllowsExactlyTheCallsMade() async throws {
+        let recorder = AWSCallRecorder()
+        let prices = try PriceListStub.start(accessKeyID: moto.accessKeyID, secretAccessKey: moto.secretAccessKey)
+        defer { prices.stop() }
+        var configuration = try configuration(subnets: try await subnets())
+        configuration.allowSpot = true
+        configuration.priceSource = .priceList(endpoint: try AWSEndpoint(url: prices.endpoint, what: "stub"))
+        let cloud = try EC2Cloud(configuration: configuration, credentials: credentials, retry: AWSRetryPolicy(maxAttempts: 2), sleep: { _ in },
+                                 recorder: recorder)
+        #expect(try await cloud.catalog().pricesFrom == "the AWS Price List for us-east-1")
+        let instance = try await cloud.create(Self.request("launch-iam", cluster: "moto-iam"))
+        let id = try #require(ProviderID(instance.providerID)?.instanceID)
+        _ = try await cloud.get(providerID: instance.providerID)
+        _ = try await cloud.list(clusterTag: "moto-iam")
+
+        // What moto made: the instance, its volume (the launch template's tag) and the fleet.
+        let probe = try self.cloud().api.client
+        let volumes = try await probe.call("DescribeVolumes", [("Filter.1.Name", "attachment.instance-id"), ("Filter.1.Value.1", id)])
+        let volumeTags = volumes.items("volumeSet").map { Self.tags($0) }
+        #expect(!volumeTags.isEmpty && volumeTags.allSatisfy { $0[CloudTag.cluster] == "moto-iam" }, "\(volumeTags)")
+        let fleets = try await probe.call("DescribeFleets")
+        let fleetTags = fleets.items("fleetSet").map { Self.tags($0) }.filter { $0[CloudTag.launchID] == "launch-iam" }
+        #expect(fleetTags.count == 1 && fleetTags.first?[CloudTag.cluster] == "moto-iam", "\(fleetTags)")
+        #expect(instance.tags[CloudTag.cluster] == "moto-iam")
+        try await cloud.delete(providerID: instance.providerID)
+
+        // A launch from node classes (alias, ids, tag selectors, the cluster from EKS), recorded too.
+        let world = try EKSWorld.make(moto, cluster: "moto-iam-eks", serviceCIDR: "10.100.0.0/16")
+        let (classCloud, classInstance) = try await launchFromNodeClass(world, recorder: recorder, launchID: "launch-iam-class")
+        try await classCloud.delete(providerID: classInstance.providerID)
+
+        // Interruption notices read from the queue and deleted.
+        _ = try await queue("berth-iam-interruptions", [EventBridgeEvents.spotWarning("i-0000000000000bbb1")])
+        #expect(try await drainQueue("berth-iam-interruptions", recorder: recorder).map(\.instanceID) == ["i-0000000000000bbb1"])
+
+        let policy = try JSONParser.parse(Array(try Data(contentsOf: Repository.root.appendingPathComponent(Self.policyFile))))
+        let allowed = try IAMPolicy.allowedActions(policy)
+        let required = IAMPolicy.required(for: recorder.actions)
+        #expect(recorder.actions.count >= 8, "the scenario exercises every EC2 call: \(recorder.actions.sorted())")
+        #expect(required.subtracting(allowed).isEmpty, "called but not allowed by \(Self.policyFile): \(required.subtracting(allowed).sorted())")
+        #expect(allowed.subtracting(required).isEmpty, "allowed by \(Self.policyFile) but never called: \(allowed.subtracting(required).sorted())")
+    }
+
+    static let policyFile = "charts/aws/berth-iam-policy.json"
+
+    static func tags(_ item: XMLNode) -> [String: String] {
+        var tags: [String: String] = [:]
+        for tag in item.items("tagSet") { if let key = tag.string("key") { tags[key] = tag.string("value") ?? "" } }
+        return tags
+    }
+
+    /// README's policy is the file's, statement for statement.
+    @Test func readmeShowsThePolicyFile() throws {
+        let readme = try String(contentsOf: Repository.root.appendingPathComponent("README.md"), encoding: .utf8)
+        let section = try #require(readme.range(of: "### IAM policy"))
+        let rest = readme[section.upperBound...]
+        let start = try #require(rest.range(of: "```json\n"))
+        let end = try #require(rest[start.upperBound...].range(of: "```"))
+        let shown = try JSONParser.parse(Array(rest[start.upperBound..<end.lowerBound].utf8))
+        let file = try JSONParser.parse(Array(try Data(contentsOf: Repository.root.appendingPathComponent(Self.policyFile))))
+        #expect(shown == file)
+    }
+
+    /// A subnet that does not exist: moto refuses the fleet, and Berth says so as a refusal with
+    /// EC2's code and message (no retry with the same launch). (moto does not check AMIs in
+    /// CreateFleet; the stub tests cover InvalidAMIID in the fleet's errorSet.)
+    @Test func aMissingSubnetIsARefusal() async throws {
+        let cloud = try cloud(subnets: ["us-east-1b": "subnet-0000000000deadbee"])
+        await #expect {
+            _ = try await cloud.create(Self.request("launch-no-subnet", cluster: "moto-subnet"))
+        } throws: { error in
+            guard case CloudError.refused("CreateFleet", let code, let message) = error else { return false }
+            return code.hasPrefix("InvalidSubnetID.") && message.contains("subnet-0000000000deadbee")
+        }
+        #expect(try await cloud.list(clusterTag: "moto-subnet").isEmpty)
+    }
+
+    /// Seoul's catalog priced from the Price List (the stub checks signatures with botocore and
+    /// applies the filters; its decoys — Windows, dedicated, SQL Server, reservations — would show
+    /// if one were missing): a type the built-in table lacks becomes launchable, one the Price
+    /// List lacks is not priced with us-east-1's figure. With the Price List down, the built-in
+    /// table, and a warning naming the region.
+    @Test func seoulPricesComeFromThePriceList() async throws {
+        let prices = try PriceListStub.start(accessKeyID: moto.accessKeyID, secretAccessKey: moto.secretAccessKey)
+        defer { prices.stop() }
+        func seoul() throws -> EC2Cloud {
+            var configuration = EC2CloudConfiguration(
+                region: "ap-northeast-2", endpoint: try AWSEndpoint(url: moto.endpoint, what: "moto"), launchTemplate: nil,
+                priceSource: .priceList(endpoint: try AWSEndpoint(url: prices.endpoint, what: "stub")))
+            configuration.onDemandPrices = ["g5.xlarge": 1.1]
+            return try EC2Cloud(configuration: configuration, credentials: credentials, retry: AWSRetryPolicy(maxAttempts: 2), sleep: { _ in })
+        }
+        let catalog = try await seoul().catalog()
+        #expect(catalog.priceWarning == nil && catalog.pricesFrom == "the AWS Price List for ap-northeast-2")
+        #expect(catalog["g4dn.xlarge"]?.onDemandPricePerHour == PriceListStub.seoul["g4dn.xlarge"])
+        #expect(catalog["g4dn.xlarge"]?.type.offerings.allSatisfy { $0.pricePerHour == 0.647 && $0.zone.hasPrefix("ap-northeast-2") } == true)
+        #expect(catalog["p5.48xlarge"]?.onDemandPricePerHour == 68.5)
+        #expect(catalog["g5g.xlarge"]?.onDemandPricePerHour == 0.5078, "not in the built-in table, priced by the Price List")
+        #expect(catalog["g5.xlarge"]?.onDemandPricePerHour == 1.1, "onDemandPrices win")
+        #expect(catalog["g6.xlarge"]?.onDemandPricePerHour == nil, "not in Seoul's list: not priced with us-east-1's figure")
+
+        // The stub checks signatures: a wrong secret is refused.
+        let wrong = StaticCredentials(name: "wrong", credentials: AWSCredentials(accessKeyID: moto.accessKeyID, secretAccessKey: "not-the-secret"))
+        let unsigned = PriceListAPI(client: try AWSJSONClient(
+            endpoint: try AWSEndpoint(url: prices.endpoint, what: "stub"), region: "ap-south-1", service: "pricing",
+            targetPrefix: "AWSPriceListService", credentials: wrong, retry: AWSRetryPolicy(maxAttempts: 1)))
+        await #expect { _ = try await unsigned.onDemandPrices(region: "ap-northeast-2") } throws: { error in
+            (error as? AWSError)?.code == "InvalidSignatureException"
+        }
+
+        prices.stop()
+        let fallback = try await seoul().catalog()
+        #expect(fallback["g4dn.xlarge"]?.onDemandPricePerHour == 0.526)
+        #expect(fallback.pricesFrom == "the built-in us-east-1 table")
+        let warning = try #require(fallback.priceWarning)
+        #expect(warning.contains("not ap-northeast-2's") && warning.contains("GetProducts"), "\(warning)")
     }
 
     @Test func listFollowsPagesAndFiltersByClusterTag() async throws {
@@ -167,8 +289,8 @@ struct EC2CloudMotoTests {
         await #expect {
             _ = try await cloud.list(clusterTag: "moto-a")
         } throws: { error in
-            guard case CloudError.other(let text) = error else { return false }
-            return text.contains("AuthFailure") && !text.contains("not-the-secret-at-all")
+            guard case CloudError.refused("DescribeInstances", "AuthFailure", let message) = error else { return false }
+            return !message.contains("not-the-secret-at-all")
         }
         await #expect {
             _ = try await cloud.catalog()

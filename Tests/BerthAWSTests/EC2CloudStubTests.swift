@@ -73,6 +73,14 @@ import Testing
         var tags: [String: String] = [:]
         for index in 1...4 { tags[fleet["TagSpecification.1.Tag.\(index).Key"] ?? ""] = fleet["TagSpecification.1.Tag.\(index).Value"] }
         #expect(tags == ["berth.dev/cluster": "prod", "berth.dev/pool": "gpu", "berth.dev/launch-id": "launch-1", "team": "ml"])
+        // The same tags on the volumes and on the fleet (IAM's aws:RequestTag applies to each).
+        #expect(fleet["TagSpecification.2.ResourceType"] == "volume" && fleet["TagSpecification.3.ResourceType"] == "fleet")
+        for spec in 2...3 {
+            var specTags: [String: String] = [:]
+            for index in 1...4 { specTags[fleet["TagSpecification.\(spec).Tag.\(index).Key"] ?? ""] = fleet["TagSpecification.\(spec).Tag.\(index).Value"] }
+            #expect(specTags == tags)
+        }
+        #expect(fleet["TagSpecification.4.ResourceType"] == nil)
     }
 
     @Test func noCapacityAnywhereIsInsufficientCapacityNamingEveryOffering() async throws {
@@ -204,18 +212,59 @@ import Testing
         #expect(stub.requests.count == 3)
     }
 
+    /// Refusals no retry fixes (permissions, a missing template, image or subnet, a rejected
+    /// parameter) are `refused` with EC2's action, code and message, after one call: the
+    /// provisioner gives the launch up and pauses the pool instead of retrying for 5 minutes.
+    @Test(arguments: [
+        ("UnauthorizedOperation", "You are not authorized to perform this operation. Encoded authorization failure message: abc"),
+        ("AuthFailure", "AWS was not able to validate the provided access credentials"),
+        ("InvalidLaunchTemplateName.NotFoundException", "The specified launch template does not exist."),
+        ("InvalidParameterValue", "Value (gp9) for parameter volumeType is invalid."),
+    ])
+    func refusedFleetCallsAreNotRetried(code: String, message: String) async throws {
+        let stub = try StubServer { request, _ in
+            StubServer.form(request)["Action"] == "DescribeInstances" ? Self.empty : StubServer.ec2Error(400, code: code, message: message)
+        }
+        defer { stub.shutdown() }
+        await #expect(throws: CloudError.refused(action: "CreateFleet", code: code, message: message)) {
+            _ = try await cloud(stub).create(LaunchRequest(launchID: "launch-5", cluster: "prod", pool: "gpu", candidates: Self.candidates()))
+        }
+        #expect(stub.requests.filter { StubServer.form($0)["Action"] == "CreateFleet" }.count == 1)
+    }
+
+    /// An `instant` fleet reports most launch failures in its errorSet (HTTP 200): a refusal there
+    /// is `refused` too, even beside capacity errors for other offerings.
+    @Test(arguments: ["InvalidAMIID.NotFound", "InvalidSubnetID.NotFound", "UnauthorizedOperation"])
+    func refusalsInTheFleetsErrorSetAreRefused(code: String) async throws {
+        let stub = try StubServer { request, _ in
+            guard StubServer.form(request)["Action"] == "CreateFleet" else { return Self.empty }
+            return StubServer.xml(200, """
+                <CreateFleetResponse><fleetId>fleet-2</fleetId><errorSet>
+                  <item><launchTemplateAndOverrides><overrides><instanceType>g4dn.xlarge</instanceType></overrides></launchTemplateAndOverrides>
+                    <lifecycle>on-demand</lifecycle><errorCode>InsufficientInstanceCapacity</errorCode><errorMessage>no capacity</errorMessage></item>
+                  <item><launchTemplateAndOverrides><overrides><instanceType>g5.xlarge</instanceType></overrides></launchTemplateAndOverrides>
+                    <lifecycle>on-demand</lifecycle><errorCode>\(code)</errorCode><errorMessage>The thing 'x-123' does not exist</errorMessage></item>
+                </errorSet><fleetInstanceSet/></CreateFleetResponse>
+                """)
+        }
+        defer { stub.shutdown() }
+        await #expect(throws: CloudError.refused(action: "CreateFleet", code: code, message: "The thing 'x-123' does not exist")) {
+            _ = try await cloud(stub).create(LaunchRequest(launchID: "launch-6", cluster: "prod", pool: "gpu", candidates: Self.candidates()))
+        }
+    }
+
     @Test func otherFleetErrorsAreNotCapacity() async throws {
         let stub = try StubServer { request, _ in
             let action = StubServer.form(request)["Action"]
             if action == "DescribeInstances" { return Self.empty }
-            return StubServer.ec2Error(400, code: "InvalidLaunchTemplateName.NotFoundException", message: "The specified launch template does not exist.")
+            return StubServer.ec2Error(400, code: "InvalidInstanceType", message: "The instance type 'g9.huge' does not exist.")
         }
         defer { stub.shutdown() }
         await #expect {
             _ = try await cloud(stub).create(LaunchRequest(launchID: "launch-5", cluster: "prod", pool: "gpu", candidates: Self.candidates()))
         } throws: { error in
             guard case CloudError.invalidRequest(let text) = error else { return false }
-            return text.contains("InvalidLaunchTemplateName.NotFoundException") && text.contains("launch-5")
+            return text.contains("InvalidInstanceType") && text.contains("launch-5")
         }
     }
 
@@ -355,6 +404,12 @@ import Testing
         #expect(first["LaunchTemplateData.SecurityGroupId.2"] == "sg-2")
         #expect(first["LaunchTemplateData.IamInstanceProfile.Name"] == "berth-node")
         #expect(first["LaunchTemplateData.MetadataOptions.HttpTokens"] == "required")
+        // Network interfaces (and volumes) of every instance from it carry the cluster tag.
+        #expect(first["LaunchTemplateData.TagSpecification.1.ResourceType"] == "network-interface")
+        #expect(first["LaunchTemplateData.TagSpecification.1.Tag.1.Key"] == "berth.dev/cluster")
+        #expect(first["LaunchTemplateData.TagSpecification.1.Tag.1.Value"] == "prod")
+        #expect(first["LaunchTemplateData.TagSpecification.2.ResourceType"] == "volume")
+        #expect(first["TagSpecification.1.ResourceType"] == "launch-template" && first["TagSpecification.1.Tag.1.Value"] == "prod")
         let userData = String(decoding: Data(base64Encoded: first["LaunchTemplateData.UserData"] ?? "") ?? Data(), as: UTF8.self)
         #expect(userData.contains("- \"--register-with-taints=nvidia.com/gpu=true:NoSchedule\""))
         #expect(userData.contains("- \"--node-labels=berth.dev/pool=gpu\""))
@@ -440,5 +495,142 @@ import Testing
         #expect {
             _ = try prices(text)
         } throws: { error in "\(error)".hasPrefix(message) }
+    }
+}
+
+/// The Price List client and the price cache against a local stub: exactly what Berth sends
+/// (target, content type, filters, signing scope), pages, the 12-hour cache, a failed refresh.
+@Suite struct PriceListTests {
+    static func product(_ type: String, _ price: String) -> JSON {
+        let document: JSON = [
+            "product": ["attributes": ["instanceType": .string(type), "operatingSystem": "Linux"], "sku": "SKU1"],
+            "terms": ["OnDemand": ["SKU1.JRTCKXETXF": ["priceDimensions": ["SKU1.JRTCKXETXF.6YS6EN2CT7": [
+                "unit": "Hrs", "pricePerUnit": ["USD": .string(price)]]]]]],
+        ]
+        return .string(JSONWriter.string(document))
+    }
+
+    static func answer(_ items: [JSON], next: String? = nil) -> HTTPResponse {
+        var object: JSONObject = ["FormatVersion": "aws_v1", "PriceList": .array(items)]
+        if let next { object["NextToken"] = .string(next) }
+        return HTTPResponse(status: 200, headers: ["Content-Type": "application/x-amz-json-1.1"], body: Array(JSONWriter.string(.object(object)).utf8))
+    }
+
+    @Test func requestsArePagedFilteredAndSignedForPricing() async throws {
+        let stub = try StubServer { request, _ in
+            let body = (try? JSONParser.parse(request.body)) ?? .null
+            if body["NextToken"]?.stringValue == "page-2" { return Self.answer([Self.product("g5.xlarge", "1.2580000000"), Self.product("g5.xlarge", "9")]) }
+            return Self.answer([Self.product("g4dn.xlarge", "0.6470000000"), Self.product("free.tier", "0.0000000000")], next: "page-2")
+        }
+        defer { stub.shutdown() }
+        let client = try AWSJSONClient(
+            endpoint: try AWSEndpoint(url: stub.url, what: "stub"), region: "ap-south-1", service: "pricing", targetPrefix: "AWSPriceListService",
+            credentials: EC2CloudStubTests.credentials, sleep: { _ in })
+        let prices = try await PriceListAPI(client: client).onDemandPrices(region: "ap-northeast-2", pageSize: 2)
+        #expect(prices == ["g4dn.xlarge": 0.647, "g5.xlarge": 1.258], "a zero price is skipped; a type listed twice keeps the lower")
+        let requests = stub.requests
+        #expect(requests.count == 2)
+        let first = try #require(requests.first)
+        #expect(first.headers["X-Amz-Target"] == "AWSPriceListService.GetProducts")
+        #expect(first.headers["Content-Type"] == "application/x-amz-json-1.1")
+        #expect(first.headers["Authorization"]?.contains("/ap-south-1/pricing/aws4_request") == true)
+        #expect(first.headers["Authorization"]?.contains("x-amz-target") == true, "the target is signed")
+        let body = try JSONParser.parse(first.body)
+        #expect(body["ServiceCode"] == "AmazonEC2" && body["MaxResults"] == .number("2") && body["NextToken"] == nil)
+        let filters = body["Filters"]?.arrayValue?.map { "\($0["Type"]?.stringValue ?? ""):\($0["Field"]?.stringValue ?? "")=\($0["Value"]?.stringValue ?? "")" }
+        #expect(filters == ["TERM_MATCH:regionCode=ap-northeast-2", "TERM_MATCH:operatingSystem=Linux", "TERM_MATCH:tenancy=Shared",
+                            "TERM_MATCH:preInstalledSw=NA", "TERM_MATCH:capacitystatus=Used"])
+        #expect(try JSONParser.parse(requests[1].body)["NextToken"] == "page-2")
+    }
+
+    @Test(arguments: [
+        (#"{"PriceList": [42]}"#, "PriceList[0] is not a string"),
+        (#"{"PriceList": ["{not json"]}"#, "PriceList[0] is not a JSON document"),
+        (#"{"Prices": []}"#, "no PriceList list"),
+    ])
+    func malformedAnswersSayWhat(body: String, message: String) async throws {
+        let stub = try StubServer { _, _ in HTTPResponse(status: 200, headers: [:], body: Array(body.utf8)) }
+        defer { stub.shutdown() }
+        let client = try AWSJSONClient(
+            endpoint: try AWSEndpoint(url: stub.url, what: "stub"), region: "us-east-1", service: "pricing", targetPrefix: "AWSPriceListService",
+            credentials: EC2CloudStubTests.credentials, sleep: { _ in })
+        await #expect { _ = try await PriceListAPI(client: client).onDemandPrices(region: "us-east-1") } throws: { error in
+            "\(error)".contains(message) && "\(error)".hasPrefix("GetProducts")
+        }
+    }
+
+    @Test func jsonErrorsKeepTheirCodeAndThrottlingIsRetried() async throws {
+        let stub = try StubServer { _, index in
+            index == 0
+                ? HTTPResponse(status: 400, headers: ["x-amzn-RequestId": "r-1"], body: Array(#"{"__type":"com.amazon.coral.availability#ThrottlingException","message":"Rate exceeded"}"#.utf8))
+                : HTTPResponse(status: 400, headers: [:], body: Array(#"{"__type":"com.amazonaws.pricing#AccessDeniedException:http://internal","Message":"no pricing:GetProducts"}"#.utf8))
+        }
+        defer { stub.shutdown() }
+        let client = try AWSJSONClient(
+            endpoint: try AWSEndpoint(url: stub.url, what: "stub"), region: "us-east-1", service: "pricing", targetPrefix: "AWSPriceListService",
+            credentials: EC2CloudStubTests.credentials, sleep: { _ in })
+        await #expect(throws: AWSError.service(AWSServiceError(action: "GetProducts", code: "AccessDeniedException", message: "no pricing:GetProducts", requestID: nil, status: 400))) {
+            _ = try await client.call("GetProducts", ["ServiceCode": "AmazonEC2"])
+        }
+        #expect(stub.requests.count == 2, "the throttled call was retried")
+    }
+
+    /// Prices are read once per 12 hours, whatever the catalog's hourly refresh; a failed refresh
+    /// keeps the last table, with a warning; a region the list does not know falls back to the
+    /// built-in table, with a warning naming the region.
+    @Test func pricesAreCachedForTwelveHoursAndAFailedRefreshKeepsThem() async throws {
+        let failing = Atomic<Bool>(false)
+        let listed = Atomic<Bool>(true)
+        let stub = try StubServer { request, _ in
+            let form = StubServer.form(request)
+            if request.headers["X-Amz-Target"] != nil {
+                if failing.load(ordering: .relaxed) { return HTTPResponse(status: 503, headers: [:], body: Array("down".utf8)) }
+                return Self.answer(listed.load(ordering: .relaxed) ? [Self.product("g4dn.xlarge", "0.647")] : [])
+            }
+            switch form["Action"] {
+            case "DescribeInstanceTypes": return EC2CloudStubTests.typesPage(["g4dn.xlarge"], next: nil)
+            default: return StubServer.xml(200, "<R><instanceTypeOfferingSet><item><instanceType>g4dn.xlarge</instanceType><location>ap-northeast-2a</location></item></instanceTypeOfferingSet></R>")
+            }
+        }
+        defer { stub.shutdown() }
+        let clock = TestClock()
+        let endpoint = try AWSEndpoint(url: stub.url, what: "stub")
+        let cloud = try EC2Cloud(
+            configuration: EC2CloudConfiguration(region: "ap-northeast-2", endpoint: endpoint, launchTemplate: nil, zones: ["ap-northeast-2a"],
+                                                 priceSource: .priceList(endpoint: endpoint)),
+            credentials: EC2CloudStubTests.credentials, retry: AWSRetryPolicy(maxAttempts: 2), sleep: { _ in }, now: clock.function)
+        #expect(try await cloud.catalog()["g4dn.xlarge"]?.onDemandPricePerHour == 0.647)
+        for _ in 0..<11 {
+            clock.advance(3600)
+            #expect(try await cloud.catalog()["g4dn.xlarge"]?.onDemandPricePerHour == 0.647)
+        }
+        #expect(cloud.catalogFetchCount == 12 && cloud.priceFetchCount == 1, "hourly catalog, prices once in 12 h")
+        failing.store(true, ordering: .relaxed)
+        clock.advance(3600)
+        let kept = try await cloud.catalog()
+        #expect(cloud.priceFetchCount == 2)
+        #expect(kept["g4dn.xlarge"]?.onDemandPricePerHour == 0.647)
+        #expect(kept.priceWarning?.contains("keeping ap-northeast-2's prices read at") == true, "\(kept.priceWarning ?? "")")
+
+        // A fresh cloud, and a region the Price List knows nothing of: the built-in table, said so.
+        failing.store(false, ordering: .relaxed)
+        listed.store(false, ordering: .relaxed)
+        let unlisted = try EC2Cloud(
+            configuration: EC2CloudConfiguration(region: "ap-northeast-2", endpoint: endpoint, launchTemplate: nil, zones: ["ap-northeast-2a"],
+                                                 priceSource: .priceList(endpoint: endpoint)),
+            credentials: EC2CloudStubTests.credentials, retry: AWSRetryPolicy(maxAttempts: 2), sleep: { _ in }, now: clock.function)
+        let fallback = try await unlisted.catalog()
+        #expect(fallback["g4dn.xlarge"]?.onDemandPricePerHour == 0.526)
+        #expect(fallback.priceWarning?.contains("lists no Linux on-demand EC2 price for ap-northeast-2") == true)
+        #expect(fallback.priceWarning?.contains("not ap-northeast-2's") == true)
+    }
+
+    @Test(arguments: [("us-east-1", "us-east-1"), ("us-west-2", "us-east-1"), ("ap-northeast-2", "ap-south-1"), ("eu-west-1", "eu-central-1"),
+                      ("me-south-1", "eu-central-1"), ("sa-east-1", "us-east-1")])
+    func theNearestPriceListEndpointServesEachRegion(region: String, pricing: String) throws {
+        #expect(PriceListAPI.pricingRegion(for: region) == pricing)
+        let configuration = EC2CloudConfiguration(region: region, launchTemplate: nil, priceSource: .priceList(endpoint: nil))
+        let endpoint = try #require(try configuration.pricingEndpoint())
+        #expect(endpoint.endpoint.description == "https://api.pricing.\(pricing).amazonaws.com" && endpoint.region == pricing)
     }
 }

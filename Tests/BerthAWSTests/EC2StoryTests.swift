@@ -137,6 +137,9 @@ extension EC2CloudMotoTests {
         #expect(instances.map(\.instanceType) == ["g4dn.xlarge"])
         let instance = try #require(instances.first)
         #expect(instance.tags["berth.dev/pool"] == "gpu")
+        // One CreateFleet carried every offering the notebook takes (EC2 picks the cheapest with capacity).
+        let launch = try #require(cloud.request(of: instance.providerID))
+        #expect(launch.attempts.count > 10 && launch.attempts.first.map { ($0.type.name, $0.offering.pricePerHour) } ?? ("", 0) == ("g4dn.xlarge", 0.526))
         let nodeName = try #require(server.object(.pods, namespace: "jhub", name: "alice")?["spec"]?["nodeName"]?.stringValue)
         let node = try #require(server.object(.nodes, name: nodeName))
         #expect(node["spec"]?["providerID"]?.stringValue == instance.providerID)
@@ -148,5 +151,140 @@ extension EC2CloudMotoTests {
         }, limit: 180)
         #expect(gone != nil, "the empty node's instance was never terminated")
         await #expect(throws: CloudError.notFound(providerID: instance.providerID)) { _ = try await ec2.get(providerID: instance.providerID) }
+    }
+}
+
+extension EC2CloudMotoTests {
+    /// A spot interruption warning on the queue: the runtime reads it, the node is cordoned and
+    /// drained at once, the instance terminated, and the message deleted.
+    @Test func aSpotInterruptionOnTheQueueDrainsTheNode() async throws {
+        let pki = try TestPKI.make(label: "berth-ec2-interruption")
+        defer { pki.remove() }
+        let server = try FakeKubeAPIServer(certificateFile: pki.serverCertificate, privateKeyFile: pki.serverKey)
+        defer { server.stop() }
+        var kube = KubeClientConfiguration(
+            host: "localhost", port: server.port,
+            tls: TLSClientConfiguration(trustedCAPEM: Array(FileManager.default.contents(atPath: pki.caCertificate) ?? Data())),
+            credentials: .bearerToken("test-token"))
+        kube.qps = 0
+        let cluster = KubeCluster(client: try KubeClient(kube), identity: "berth-ec2-interruption")
+        cluster.start()
+        defer { cluster.stop() }
+
+        let queueURL = try await queue("moto-interrupted", [])
+        var configuration = try configuration()
+        configuration.interruptionQueue = "moto-interrupted"
+        configuration.sqsEndpoint = try AWSEndpoint(url: moto.endpoint, what: "moto")
+        let ec2 = try EC2Cloud(configuration: configuration, credentials: credentials, retry: AWSRetryPolicy(maxAttempts: 2), sleep: { _ in })
+        let catalog = try await ec2.catalog().schedulable
+        let cloud = RecordingEC2(ec2)
+        var config = ProvisionerConfig()
+        config.clusterName = "moto-interrupted"
+        let clock = ManualClock()
+        var options = Provisioner<ManualClock>.Options()
+        #expect(ec2.interruptions != nil)
+        options.interruptionSource = ec2.interruptions
+        let provisioner = Provisioner(config: config, catalog: catalog, cluster: cluster, cloud: cloud, wallTime: WallTime(clock: clock, epoch: Date()),
+                                      options: options)
+        let kubelets = MotoKubelets(server: server, cloud: cloud, clusterName: "moto-interrupted", catalog: catalog)
+        func tick(until condition: () async throws -> Bool, limit: Int) async throws -> Bool {
+            for _ in 0..<limit {
+                if try await condition() { return true }
+                clock.advance(by: .seconds(1))
+                try await kubelets.step()
+                guard waitUntil(timeout: .seconds(10), { cluster.hasSynced && cluster.pods.list().count == server.objects(.pods).count
+                    && cluster.nodes.list().count == server.objects(.nodes).count }) else { throw TestFailure("caches did not catch up") }
+                _ = await provisioner.step()
+            }
+            return try await condition()
+        }
+        let training: JSON = [
+            "apiVersion": "v1", "kind": "Pod", "metadata": ["name": "train", "namespace": "ml"],
+            "spec": ["containers": [["name": "t", "image": "pytorch", "resources": ["limits": ["nvidia.com/gpu": "1"], "requests": ["cpu": "1", "memory": "4G"]]]]],
+            "status": ["phase": "Pending"],
+        ]
+        _ = server.write(.pods, try ManifestMutator(policy: MutationPolicy()).mutate(training).mutated)
+        func phase() -> String? { server.object(.pods, namespace: "ml", name: "train")?["status"]?["phase"]?.stringValue }
+        #expect(try await tick(until: { phase() == "Running" }, limit: 120), "the pod never ran")
+        let instance = try #require(try await ec2.list(clusterTag: "moto-interrupted").first)
+        let nodeName = try #require(server.object(.pods, namespace: "ml", name: "train")?["spec"]?["nodeName"]?.stringValue)
+
+        let sqs = try sqsClient()
+        _ = try await sqs.call("SendMessage", ["QueueUrl": .string(queueURL),
+                                               "MessageBody": .string(EventBridgeEvents.spotWarning(ProviderID(instance.providerID)!.instanceID))])
+        let tainted = try await tick(until: {
+            server.object(.nodes, name: nodeName)?["spec"]?["taints"]?.arrayValue?.contains { $0["key"]?.stringValue == "berth.dev/disrupted" } == true
+        }, limit: 10)
+        #expect(tainted, "cordoned within seconds of the notice, not after emptyAfter")
+        #expect(try await tick(until: { try await ec2.list(clusterTag: "moto-interrupted").allSatisfy { $0.providerID != instance.providerID } }, limit: 30),
+                "the interrupted instance was terminated once drained")
+        let left = try await sqs.call("GetQueueAttributes", ["QueueUrl": .string(queueURL), "AttributeNames": ["All"]])
+        #expect(left["Attributes"]?["ApproximateNumberOfMessages"] == "0" && left["Attributes"]?["ApproximateNumberOfMessagesNotVisible"] == "0")
+        for remaining in try await ec2.list(clusterTag: "moto-interrupted") { try await ec2.delete(providerID: remaining.providerID) }
+    }
+}
+
+extension EC2CloudMotoTests {
+    /// The whole stack with a node class: a GPU notebook → the scheduler's choice and its
+    /// alternatives → one CreateFleet with a template per AMI → a moto instance on the x86 NVIDIA
+    /// AMI in the discovery-tagged subnet → a Node with the type's labels → the notebook runs.
+    @Test func theProvisionerLaunchesFromANodeClass() async throws {
+        let world = try EKSWorld.make(moto, cluster: "moto-class-story", serviceCIDR: "172.20.0.0/16")
+        let pki = try TestPKI.make(label: "berth-ec2-class-story")
+        defer { pki.remove() }
+        let server = try FakeKubeAPIServer(certificateFile: pki.serverCertificate, privateKeyFile: pki.serverKey)
+        defer { server.stop() }
+        var kube = KubeClientConfiguration(
+            host: "localhost", port: server.port,
+            tls: TLSClientConfiguration(trustedCAPEM: Array(FileManager.default.contents(atPath: pki.caCertificate) ?? Data())),
+            credentials: .bearerToken("test-token"))
+        kube.qps = 0
+        let cluster = KubeCluster(client: try KubeClient(kube), identity: "berth-ec2-class-story")
+        cluster.start()
+        defer { cluster.stop() }
+
+        var gpu = Self.gpuClass()
+        gpu.role = world.cluster + "-node"
+        let ec2 = try nodeClassCloud(world, classes: [gpu], pools: ["gpu": "gpu"])
+        try resolveSigned(ec2)
+        _ = try await ec2.resolvedNodeClasses()
+        let catalog = try await ec2.catalog().schedulable
+        let cloud = RecordingEC2(ec2)
+        var config = ProvisionerConfig()
+        config.clusterName = "moto-class-story"
+        config.pools = [Pool(name: "gpu", requirements: Pool.default.requirements)]
+        config.pools[0].nodeClass = "gpu"
+        let clock = ManualClock()
+        let provisioner = Provisioner(config: config, catalog: catalog, cluster: cluster, cloud: cloud, wallTime: WallTime(clock: clock, epoch: Date()))
+        let kubelets = MotoKubelets(server: server, cloud: cloud, clusterName: "moto-class-story", catalog: catalog)
+        func tick(until condition: () async throws -> Bool, limit: Int) async throws -> Bool {
+            for _ in 0..<limit {
+                if try await condition() { return true }
+                clock.advance(by: .seconds(1))
+                try await kubelets.step()
+                guard waitUntil(timeout: .seconds(10), { cluster.hasSynced && cluster.pods.list().count == server.objects(.pods).count
+                    && cluster.nodes.list().count == server.objects(.nodes).count }) else { throw TestFailure("caches did not catch up") }
+                _ = await provisioner.step()
+            }
+            return try await condition()
+        }
+        let notebook: JSON = [
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": ["name": "alice", "namespace": "jhub", "labels": ["component": "singleuser-server", "app": "jupyterhub"]],
+            "spec": ["containers": [["name": "notebook", "image": "quay.io/jupyter/pytorch-notebook:latest",
+                                     "resources": ["limits": ["nvidia.com/gpu": "1"], "requests": ["cpu": "2", "memory": "8G"]]]]],
+            "status": ["phase": "Pending"],
+        ]
+        _ = server.write(.pods, try ManifestMutator(policy: MutationPolicy()).mutate(notebook).mutated)
+        #expect(try await tick(until: { server.object(.pods, namespace: "jhub", name: "alice")?["status"]?["phase"]?.stringValue == "Running" }, limit: 120))
+        let instance = try #require(try await ec2.list(clusterTag: "moto-class-story").first)
+        #expect(instance.instanceType == "g4dn.xlarge" && instance.drift == nil)
+        #expect(instance.tags[CloudTag.image] == MotoServer.publicParameters["/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/x86_64/nvidia/recommended/image_id"])
+        #expect(instance.tags["team"] == "ml", "the node class's tags")
+        let launch = try #require(cloud.request(of: instance.providerID))
+        #expect(launch.attempts.count > 10, "the notebook's alternatives went with the launch")
+        let nodeName = try #require(server.object(.pods, namespace: "jhub", name: "alice")?["spec"]?["nodeName"]?.stringValue)
+        #expect(server.object(.nodes, name: nodeName)?["metadata"]?["labels"]?["karpenter.k8s.aws/instance-gpu-name"]?.stringValue == "t4")
+        try await ec2.delete(providerID: instance.providerID)
     }
 }

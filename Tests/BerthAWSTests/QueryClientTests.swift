@@ -33,7 +33,7 @@ import Testing
         let request = try #require(stub.requests.first)
         #expect(request.method == "POST" && request.target == "/")
         #expect(String(decoding: request.body, as: UTF8.self)
-            == "Action=DescribeRegions&Version=2016-11-15&Filter.1.Name=region-name&Filter.1.Value.1=us%20west%2F2~%C3%A9")
+            == "Action=DescribeRegions&Version=2016-11-15&Filter.1.Name=region-name&Filter.1.Value.1=us+west%2F2~%C3%A9")
         #expect(request.headers["Content-Type"] == "application/x-www-form-urlencoded; charset=utf-8")
         #expect(request.headers["Host"] == "127.0.0.1:\(stub.port)")
         #expect(request.headers["X-Amz-Date"] == "20261130T105045Z")

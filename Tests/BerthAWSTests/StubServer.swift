@@ -41,8 +41,12 @@ final class StubServer: Sendable {
         var fields: [String: String] = [:]
         for pair in String(decoding: request.body, as: UTF8.self).split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = String(parts[0]).removingPercentEncoding ?? String(parts[0])
-            let value = parts.count > 1 ? (String(parts[1]).removingPercentEncoding ?? String(parts[1])) : ""
+            func decode(_ text: Substring) -> String {
+                let plus = text.replacingOccurrences(of: "+", with: " ")
+                return plus.removingPercentEncoding ?? plus
+            }
+            let name = decode(parts[0])
+            let value = parts.count > 1 ? decode(parts[1]) : ""
             fields[name] = value
         }
         return fields

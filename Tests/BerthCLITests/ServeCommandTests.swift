@@ -285,7 +285,7 @@ import Testing
         try "apiVersion: berth.dev/v1alpha1\nkind: BerthConfig\nprovisioner:\n  clusterName: prod-eks\n  aws: {region: us-east-1}\n".write(toFile: directory + "/berth.yaml", atomically: true, encoding: .utf8)
         let aws = try run(Repository.berthBinary, ["serve", "--webhook=false", "--metrics-port", "0", "--cloud", "aws", "--kubeconfig", directory + "/kubeconfig", "--config", directory + "/berth.yaml"])
         #expect(aws.status == 1)
-        #expect(aws.stderr == "berth: serve: config provisioner.aws.launchTemplate is required to launch instances (name, id or managed)\n", "\(aws.stderr)")
+        #expect(aws.stderr == "berth: serve: pool gpu has no nodeClass, so config provisioner.aws.launchTemplate is required to launch its instances (name, id or managed)\n", "\(aws.stderr)")
         let tooBig = try run(Repository.berthBinary, ["serve", "--tls-cert-file", "x", "--tls-private-key-file", "y", "--max-body-bytes", "9000000"])
         #expect(tooBig.status == 64)
         #expect(tooBig.stderr.contains("--max-body-bytes must be between 1 and 7340032"))

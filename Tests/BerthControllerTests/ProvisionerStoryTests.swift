@@ -307,4 +307,33 @@ import Testing
         _ = try #require(try await world.tick(until: { await world.liveInstances.count == 2 }, limit: 30))
         #expect(await world.liveInstances.map(\.instanceType).sorted() == ["g4dn.2xlarge", "g4dn.xlarge"])
     }
+
+    /// A warning about the cloud as a whole (EC2's prices that are not the region's own) becomes a
+    /// Warning Event on Berth's own pod, asked after each catalog read.
+    @Test func cloudWarningsBecomeEventsOnBerthsPod() async throws {
+        let world = try StoryWorld()
+        let own: JSON = ["apiVersion": "v1", "kind": "Pod", "metadata": ["name": "berth-provisioner-0", "namespace": "berth-system"],
+                         "spec": ["containers": [["name": "berth", "image": "berth:0.1.0"]]], "status": ["phase": "Running"]]
+        _ = world.server.write(.pods, own)
+        let asked = Mutex(0)
+        try world.startReplica(adjust: { options in
+            options.selfPod = "berth-system/berth-provisioner-0"
+            options.catalogSource = { nil }
+            options.catalogRefreshInterval = .seconds(60)
+            options.cloudWarnings = {
+                let count = asked.withLock { value -> Int in
+                    value += 1
+                    return value
+                }
+                return count == 1 ? [CloudWarning(reason: "BuiltInPrices", message: "region ap-northeast-2: on-demand prices are us-east-1's")] : []
+            }
+        })
+        _ = try #require(try await world.tick(until: { !world.events(reason: "BuiltInPrices").isEmpty }, limit: 5))
+        let event = try #require(world.events(reason: "BuiltInPrices").first)
+        #expect(event["type"]?.stringValue == "Warning" && event["regarding"]?["name"]?.stringValue == "berth-provisioner-0")
+        #expect(event["note"]?.stringValue?.contains("ap-northeast-2") == true)
+        try await world.tick(130)
+        #expect(asked.withLock { $0 } >= 3, "asked after each catalog read")
+        #expect(world.events(reason: "BuiltInPrices").count == 1)
+    }
 }

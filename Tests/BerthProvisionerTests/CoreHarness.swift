@@ -29,6 +29,8 @@ struct CoreWorld {
     var loseLaunchAnswers = false
     /// Every create fails with an unknown outcome (a 5xx, a reset connection).
     var launchesFail = false
+    /// Creates in these pools are refused by the cloud (permissions, a missing image): this error.
+    var refusals: [String: CloudError] = [:]
     var instanceCounter = 0
 
     init(config: ProvisionerConfig = ProvisionerConfig(), catalog: InstanceCatalog = .builtIn(), seed: UInt64 = 7) {
@@ -58,6 +60,10 @@ struct CoreWorld {
             }
             if launchesFail {
                 core.record(.launchFailed(launchID: request.launchID, .other("HTTP 503")), now: now)
+                return
+            }
+            if let refusal = refusals[request.pool] {
+                core.record(.launchFailed(launchID: request.launchID, refusal), now: now)
                 return
             }
             let type = request.candidates[0]

@@ -15,11 +15,18 @@ import Testing
         world.round()
         #expect(world.launches.isEmpty, "the batch window is open for 1 s after the first pod")
         world.run(for: 1)
-        #expect(world.launches.map { $0.candidates.map(\.name) } == [["g4dn.xlarge"]])
+        #expect(world.launches.map { $0.candidates.first?.name } == ["g4dn.xlarge"])
         let request = try #require(world.launches.first)
+        // One launch carries every offering the notebook takes as well, cheapest first (EC2 falls
+        // back within one CreateFleet): the chosen one, then the rest of the catalog's GPU types in price order.
+        #expect(request.candidates.first?.offerings.first?.pricePerHour == 0.526)
+        let prices = request.attempts.map(\.offering.pricePerHour)
+        #expect(request.attempts.count > 10 && prices.first == prices.min())
+        #expect(Set(request.candidates.map(\.name)).isSuperset(of: ["g4dn.2xlarge", "g5.xlarge", "g6.xlarge"]))
         #expect(request.tags[CloudTag.cluster] == "berth" && request.tags[CloudTag.pool] == "gpu" && request.tags[CloudTag.launchID] == request.launchID)
         #expect(request.taints == Pool.defaultTaints)
-        #expect(request.labels[WellKnownLabel.gpuPresent] == "true" && request.labels["berth.dev/pool"] == "gpu" && request.labels[WellKnownLabel.gpuName] == "t4")
+        #expect(request.labels[WellKnownLabel.gpuPresent] == "true" && request.labels["berth.dev/pool"] == "gpu")
+        #expect(request.labels[WellKnownLabel.gpuName] == nil, "differs between candidates: set once the launch says which type it got")
         #expect(world.events("Nominated").map(\.regarding) == [.pod("jupyter/alice")])
 
         // Nothing more is launched while the node boots.
@@ -29,6 +36,7 @@ import Testing
         let node = world.register(instance)
         world.round()
         #expect(world.events("Registered").count == 1 && world.events("Initialized").count == 1)
+        #expect(world.nodes[node]?.labels[WellKnownLabel.gpuName] == "t4" && world.nodes[node]?.labels[WellKnownLabel.instanceType] == "g4dn.xlarge")
         world.bind("jupyter/alice", to: node)
         world.run(for: 600)
         #expect(world.terminations.isEmpty, "a node with a notebook stays")
@@ -476,5 +484,121 @@ import Testing
         world.run(for: 10)
         #expect(world.launches.filter { $0.launchID == first }.count == attempts, "no create for a launch given up")
         #expect(world.instances.values.map(\.launchID).filter { $0 != first }.count == 1, "the pod got a new launch")
+    }
+
+    /// A launch the cloud refuses for good (UnauthorizedOperation) is not retried: one Warning on
+    /// the pod naming the action and AWS's message, its pool paused for 5 minutes while another
+    /// pool still launches, and the pool tried again once the pause is over.
+    @Test func aRefusedLaunchIsNotRetriedAndPausesOnlyItsPool() throws {
+        var config = ProvisionerConfig()
+        let t4 = Pool(name: "t4", requirements: [LabelRequirement(key: WellKnownLabel.gpuName, operator: .in, values: ["t4"])], weight: 10)
+        let other = Pool(name: "other", requirements: [LabelRequirement(key: WellKnownLabel.gpuName, operator: .in, values: ["a10g"])])
+        config.pools = [t4, other]
+        var world = CoreWorld(config: config)
+        let message = "You are not authorized to perform this operation. User: arn:aws:sts::123456789012:assumed-role/berth is not authorized to perform: ec2:RunInstances"
+        world.refusals["t4"] = .refused(action: "CreateFleet", code: "UnauthorizedOperation", message: message)
+        world.round()
+        world.add(notebook("alice", gpuType: "t4"))
+        world.run(for: 2)
+        let refused = try #require(world.launches.first)
+        #expect(refused.pool == "t4")
+        world.run(for: 60)
+        #expect(world.launches.filter { $0.launchID == refused.launchID }.count == 1, "never retried")
+        #expect(world.launches.count == 1, "the paused pool launches nothing; the other pool has no T4 type")
+        let warnings = world.events("LaunchRefused")
+        #expect(warnings.count == 1 && warnings.first?.regarding == .pod("jupyter/alice") && warnings.first?.type == "Warning")
+        #expect(warnings.first?.message.contains("CreateFleet refused: UnauthorizedOperation: \(message)") == true)
+        #expect(warnings.first?.message.contains("no launch in pool t4 for 5m") == true)
+        #expect(world.events("FailedProvisioning").last?.message.contains("pool t4 is paused until") == true)
+        #expect(world.core.pausedPools["t4"] != nil)
+
+        // Another pool is not paused: a pod it serves is launched at once.
+        world.add(notebook("bob", gpuType: "a10g"))
+        world.run(for: 2)
+        #expect(world.launches.last?.pool == "other" && world.launches.last?.candidates.first?.gpuName == "a10g")
+
+        // The pause ends: alice's launch is tried again, in a pool that works now.
+        world.refusals = [:]
+        world.run(for: 300)
+        #expect(world.core.pausedPools.isEmpty)
+        #expect(world.launches.filter { $0.pool == "t4" }.count == 2)
+        #expect(world.instances.values.contains { $0.tags[CloudTag.pool] == "t4" })
+    }
+
+    /// A spot interruption warning: the node is tainted and drained at once (its pod is evicted
+    /// and, recreated by its controller, planned onto a new node before the instance is gone),
+    /// then terminated. A rebalance recommendation only warns; a notice for an unknown instance is
+    /// ignored; an instance already terminated is given up at once.
+    @Test func anInterruptionDrainsTheNodeAtOnce() throws {
+        var world = CoreWorld()
+        world.round()
+        world.add(gpuPod("train-a"))
+        world.run(for: 2)
+        let instance = try #require(world.instances.values.first)
+        let node = world.register(instance)
+        world.round()
+        world.bind("jupyter/train-a", to: node)
+        world.round()
+        let instanceID = try #require(ProviderID(instance.providerID)?.instanceID)
+
+        world.core.interrupted(InterruptionNotice(kind: .rebalanceRecommendation, instanceID: instanceID), now: world.now)
+        world.core.interrupted(InterruptionNotice(kind: .spotInterruption, instanceID: "i-not-ours"), now: world.now)
+        world.round()
+        #expect(world.events("RebalanceRecommendation").count == 1 && world.evictions.isEmpty)
+        #expect(world.nodes[node]?.taints.contains(ProvisionerCore.disruptedTaint) == false)
+
+        world.core.interrupted(InterruptionNotice(kind: .spotInterruption, instanceID: instanceID), now: world.now)
+        world.round()
+        #expect(world.nodes[node]?.taints.contains(ProvisionerCore.disruptedTaint) == true, "cordoned at once, not after emptyAfter")
+        #expect(world.evictions == ["jupyter/train-a"])
+        let warning = try #require(world.events("Interrupted").first)
+        #expect(warning.type == "Warning" && warning.message.contains("spot interruption warning") && warning.message.contains(instanceID))
+
+        // The pod's controller recreates it: it is planned onto a new node while the old one drains.
+        world.add(gpuPod("train-a2"))
+        world.run(for: 2)
+        #expect(world.launches.count == 2, "a replacement launched at once")
+        #expect(world.terminations == [instance.providerID], "the drained node's instance terminated")
+
+        // A notice that the replacement is already terminated: given up, its Node deleted.
+        let replacement = try #require(world.instances.values.first { $0.providerID != instance.providerID })
+        let replacementNode = world.register(replacement)
+        world.round()
+        world.core.interrupted(InterruptionNotice(kind: .stateChange("terminated"), instanceID: ProviderID(replacement.providerID)!.instanceID), now: world.now)
+        world.round()
+        #expect(world.deletedNodes.contains(replacementNode))
+    }
+
+    /// A node whose instance has drifted (the cloud says its AMI is no longer the selected one):
+    /// labelled, wound down (no new pods; its running notebook untouched), and removed once no GPU
+    /// pod uses it.
+    @Test func aDriftedNodeTakesNoNewPodsAndGoesWhenEmpty() throws {
+        var world = CoreWorld()
+        world.round()
+        world.add(gpuPod("train-a", gpus: 2, notebook: false))
+        world.run(for: 2)
+        let instance = try #require(world.instances.values.first)
+        #expect(instance.instanceType == "g4dn.12xlarge", "4 GPUs: room for another pod")
+        let node = world.register(instance)
+        world.round()
+        world.bind("jupyter/train-a", to: node)
+        world.run(for: 5)
+
+        world.instances[instance.providerID]?.drift = "AMI ami-old is no longer the one node class gpu selects (ami-new)"
+        world.run(for: 1)
+        #expect(world.nodes[node]?.labels[ProvisionerCore.driftedLabel] == "true")
+        #expect(world.nodes[node]?.taints.contains(ProvisionerCore.windingDownTaint) == true)
+        #expect(world.events("Drifted").count == 1 && world.events("Drifted").first?.message.contains("ami-new") == true)
+        #expect(world.evictions.isEmpty && world.terminations.isEmpty, "its pod runs on undisturbed")
+
+        // A new pod does not go there, though the node has two free GPUs: a new node is launched.
+        world.add(gpuPod("train-b", gpus: 1, notebook: false))
+        world.run(for: 2)
+        #expect(world.launches.count == 2)
+
+        world.pods["jupyter/train-a"] = nil
+        world.run(for: 62)
+        #expect(world.terminations == [instance.providerID], "removed once empty")
+        #expect(world.events("Drifted").count == 1, "said once")
     }
 }

@@ -54,7 +54,7 @@ import Testing
     }
 
     @Test(arguments: [
-        ("pools: [{name: gpu, limit: {gpus: 1}}]", "provisioner.pools[0].limit: unknown field \"limit\"; allowed fields: name, requirements, taints, labels, limits, capacityTypes, notebookCapacityTypes, weight"),
+        ("pools: [{name: gpu, limit: {gpus: 1}}]", "provisioner.pools[0].limit: unknown field \"limit\"; allowed fields: name, requirements, taints, labels, limits, capacityTypes, notebookCapacityTypes, weight, nodeClass"),
         ("pools: [{name: gpu, limits: {gpu: 1}}]", "provisioner.pools[0].limits.gpu: unknown field \"gpu\"; allowed fields: gpus, cpu, memory, nodes, pricePerHour"),
         ("pools: [{name: gpu, limits: {memory: 12 gigs}}]", "provisioner.pools[0].limits.memory: invalid quantity \"12 gigs\": unknown suffix \" gigs\" (expected Ki, Mi, Gi, Ti, Pi, Ei, n, u, m, k, M, G, T, P, E or an exponent such as e3)"),
         ("pools: [{name: gpu, capacityTypes: [reserved]}]", "provisioner.pools[0].capacityTypes[0]: \"reserved\" is not one of on-demand, spot"),
@@ -70,7 +70,10 @@ import Testing
         ("launchTimeout: 10ms", "provisioner.launchTimeout: must be at least 1s, found \"10ms\""),
         ("disruption: {maxDisruptedNodes: 0}", "provisioner.disruption.maxDisruptedNodes: must be a whole number from 1 to 1000"),
         ("clusterName: 'my cluster'", "provisioner.clusterName: must be 1-63 letters, digits, '-', '.' or '_', found \"my cluster\""),
-        ("pool: []", "provisioner.pool: unknown field \"pool\"; allowed fields: clusterName, pools, daemonSetOverhead, batchIdleDuration, batchMaxDuration, emptyAfter, launchTimeout, registrationTimeout, gpuRegistrationTimeout, unavailableOfferingTTL, disruption, notebookSharing, aws"),
+        ("pools: [{name: gpu, nodeClass: gpu}]", "provisioner.pools[0].nodeClass: \"gpu\" is not in nodeClasses (none defined)"),
+        ("pools: [{name: gpu, nodeClass: big}]\nnodeClasses: {gpu: {}}", "provisioner.pools[0].nodeClass: \"big\" is not in nodeClasses (gpu)"),
+        ("nodeClasses: [gpu]", "provisioner.nodeClasses: expected a map of name to node class, found a list"),
+        ("pool: []", "provisioner.pool: unknown field \"pool\"; allowed fields: clusterName, pools, daemonSetOverhead, batchIdleDuration, batchMaxDuration, emptyAfter, launchTimeout, registrationTimeout, gpuRegistrationTimeout, unavailableOfferingTTL, disruption, notebookSharing, aws, nodeClasses"),
     ])
     func mistakesAreNamedWithTheirPath(yaml: String, message: String) throws {
         #expect {

@@ -4,6 +4,39 @@ import Testing
 
 /// Hand-computed answers against the built-in catalog (us-east-1 on-demand prices).
 @Suite struct SchedulerTests {
+    /// A new node's alternatives: every other offering its pods would take, cheapest first, for a
+    /// cloud that falls back within one launch — never an offering they refuse (zone, GPU type),
+    /// one they do not fit on, one over the pool's limits, or one marked unavailable.
+    @Test func alternativesAreEveryOfferingThePodsAccept() throws {
+        let zones = ["us-east-1a", "us-east-1b", "us-east-1c"]
+        var catalog = InstanceCatalog.builtIn(zones: zones)
+        catalog = InstanceCatalog(types: catalog.types)
+        var scheduler = Scheduler(catalog: catalog, pools: [.default])
+        #expect(scheduler.solve(pending: try requirements([pod("jupyter-z", notebook: true)])).nodes.first?.alternatives == [], "off unless asked")
+        scheduler.computesAlternatives = true
+        let any = try requirements([pod("jupyter-a", notebook: true, cpu: "2", memory: "8G")])
+        let plan = scheduler.solve(pending: any, unavailableOfferings: [OfferingKey(instanceType: "g4dn.xlarge", zone: "us-east-1c", capacityType: "on-demand")])
+        let node = try #require(plan.nodes.first)
+        #expect((node.instanceType, node.zone) == ("g4dn.xlarge", "us-east-1a"))
+        let alternatives = node.alternatives
+        #expect(alternatives.first == .init(instanceType: "g4dn.xlarge", offering: Offering(zone: "us-east-1b", pricePerHour: 0.526)))
+        #expect(alternatives.map(\.offering.pricePerHour) == alternatives.map(\.offering.pricePerHour).sorted())
+        #expect(!alternatives.contains { $0.instanceType == "g4dn.xlarge" && $0.offering.zone == "us-east-1c" }, "marked unavailable")
+        #expect(!alternatives.contains { $0.instanceType == "g4dn.xlarge" && $0.offering.zone == "us-east-1a" }, "the chosen one is not repeated")
+        #expect(alternatives.count == catalog.types.count * 3 - 2, "every GPU type in every zone fits a 1-GPU notebook")
+
+        // A volume in us-east-1b, a GPU type asked for, two GPUs, a $/hour limit: each narrows them.
+        let pinned = try requirements([pod("jupyter-b", notebook: true, gpus: 2, annotations: ["berth.dev/gpu-type": "a10g, l4"])], zones: ["us-east-1b"])
+        var pool = Pool.default
+        pool.limits = PoolLimits(pricePerHour: 6)
+        var narrowing = Scheduler(catalog: catalog, pools: [pool])
+        narrowing.computesAlternatives = true
+        let narrowed = try #require(narrowing.solve(pending: pinned).nodes.first)
+        #expect(narrowed.instanceType == "g6.12xlarge" && narrowed.zone == "us-east-1b")
+        #expect(narrowed.alternatives.map(\.instanceType) == ["g5.12xlarge"], "2+ GPUs, A10G or L4, at most $6/h: \(narrowed.alternatives)")
+        #expect(narrowed.alternatives.allSatisfy { $0.offering.zone == "us-east-1b" })
+    }
+
     @Test func oneNotebookGetsTheCheapestSingleGPUType() throws {
         let plan = solve(try requirements([pod("jupyter-alice", namespace: "jhub", notebook: true, cpu: "2", memory: "8G")]))
         #expect(plan.unschedulable.isEmpty)

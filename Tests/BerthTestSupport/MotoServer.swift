@@ -35,6 +35,7 @@ public final class MotoServer: Sendable {
                 sys.stdin.read()
                 os._exit(0)
             threading.Thread(target=watch, daemon=True).start()
+            \(publicParametersPatch)
             from moto.server import main
             main(["-H", "127.0.0.1", "-p", "\(port)"])
             """
@@ -99,6 +100,43 @@ public final class MotoServer: Sendable {
     }
 
     static let bootstrapCalls = 6
+
+    /// SSM public parameters AWS publishes for the EKS-optimised AMIs (Kubernetes 1.31), which moto
+    /// does not ship (it has the ECS ones) and refuses to create (`/aws` names are reserved): loaded
+    /// into every region's parameter store the way moto loads its own public ones.
+    public static let publicParameters: [String: String] = {
+        var parameters: [String: String] = [:]
+        for (index, arch) in ["x86_64", "arm64"].enumerated() {
+            for (variantIndex, variant) in ["nvidia", "standard"].enumerated() {
+                let suffix = "\(index)\(variantIndex)"
+                parameters["/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/\(arch)/\(variant)/recommended/image_id"] = "ami-0a1202300000000\(suffix)"
+                parameters["/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/\(arch)/\(variant)/amazon-eks-node-al2023-\(arch)-\(variant)-1.31-v20251120/image_id"] = "ami-0a1202311200000\(suffix)"
+                let bottlerocket = variant == "nvidia" ? "aws-k8s-1.31-nvidia" : "aws-k8s-1.31"
+                parameters["/aws/service/bottlerocket/\(bottlerocket)/\(arch)/latest/image_id"] = "ami-0b0770c4e700000\(suffix)"
+            }
+        }
+        return parameters
+    }()
+
+    static var publicParametersPatch: String {
+        let json = String(decoding: (try? JSONSerialization.data(withJSONObject: publicParameters)) ?? Data(), as: UTF8.self)
+        let literal = json.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
+        return [
+            "import json as _json",
+            "from moto.ssm import models as _ssm",
+            "_public = _json.loads('\(literal)')",
+            "_original = _ssm.ParameterDict._check_loading_status",
+            "def _check(self, key):",
+            "    _original(self, key)",
+            "    if str(key or '').startswith('/aws/service/') and not getattr(self, 'berth_public_loaded', False):",
+            "        self.berth_public_loaded = True",
+            "        for name, value in _public.items():",
+            "            dict.setdefault(self, self.normalize_name(name), []).append(_ssm.Parameter(account_id=self.account_id, name=name, value=value,",
+            "                parameter_type='String', description=None, allowed_pattern=None, keyid=None,",
+            "                last_modified_date=1764547200.0, version=1, data_type='aws:ec2:image'))",
+            "_ssm.ParameterDict._check_loading_status = _check",
+        ].joined(separator: "\n")
+    }
 
     static let bootstrapScript = """
         import re, sys, json, urllib.parse, urllib.request

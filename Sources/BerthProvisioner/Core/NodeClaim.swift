@@ -38,6 +38,9 @@ public struct NodeClaim: Sendable {
     public var windingDown = false
     /// The labels its node must carry (computed at registration).
     public var desiredLabels: [String: String]?
+    /// Why its instance no longer matches what its pool launches (``CloudInstance/drift``): it
+    /// takes no new pods and goes once no GPU pod uses it.
+    public var drift: String?
 
     /// Launched: its instance exists and is not known to be gone.
     public var isLive: Bool { !terminated && terminateRequestedAt == nil }

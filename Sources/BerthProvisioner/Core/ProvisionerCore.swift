@@ -43,11 +43,18 @@ public struct ProvisionerCore: Sendable {
     static func drainStartLabels(_ date: Date) -> [String: String] {
         [drainStartedLabel: String(Int64(date.timeIntervalSince1970.rounded(.down)))]
     }
+    /// The label on a drifted node (its instance no longer matches what its pool launches).
+    public static let driftedLabel = "berth.dev/drifted"
     /// How long kube-scheduler has to bind a nominated pod to its initialised node before the pod
     /// is planned again.
     public static let nominationGrace: Duration = .seconds(30)
     /// How often an action that failed (a refused eviction, a throttled launch) is retried.
     public static let retryInterval: Duration = .seconds(5)
+    /// How long a pool launches nothing after the cloud refused one of its launches for a reason
+    /// no retry fixes (``CloudError/refused(action:code:message:)``: permissions, a missing image
+    /// or subnet, a rejected parameter). Other pools go on; after the pause the pods are planned
+    /// again, and a launch that is still refused pauses the pool again.
+    public static let refusedLaunchPause: Duration = .seconds(300)
     /// How long a claim's instance may be missing from the cloud's listing before it counts as
     /// gone (EC2's listing is eventually consistent right after a launch).
     public static let listingGrace: Duration = .seconds(60)
@@ -88,6 +95,10 @@ public struct ProvisionerCore: Sendable {
     private var batch: (start: Date, last: Date, keys: Set<String>)?
     private var retrySoon = false
     private var unavailable: [OfferingKey: Date] = [:]
+    /// Pools paused after a refused launch: until when, and the cloud's refusal.
+    public private(set) var pausedPools: [String: (until: Date, refusal: String)] = [:]
+    /// Events decided while recording an outcome, given out by the next round.
+    private var pendingActions: [ProvisionerAction] = []
     /// Pod (or node) key → the last message reported about it, so each is reported once.
     private var reported: [String: String] = [:]
     /// Pending pods the scheduler placed on a node that is up (nothing launched), and since when.
@@ -113,16 +124,21 @@ public struct ProvisionerCore: Sendable {
         scheduler = Self.scheduler(catalog: catalog, config: config, gpuResource: gpuResource)
     }
 
-    static func scheduler(catalog: InstanceCatalog, config: ProvisionerConfig, gpuResource: String) -> Scheduler {
-        Scheduler(
-            catalog: catalog, pools: config.pools, overhead: config.overhead, gpuResource: gpuResource,
+    /// The scheduler for `pools` (default: every pool of the config), with launch alternatives on.
+    static func scheduler(catalog: InstanceCatalog, config: ProvisionerConfig, gpuResource: String, pools: [Pool]? = nil) -> Scheduler {
+        var scheduler = Scheduler(
+            catalog: catalog, pools: pools ?? config.pools, overhead: config.overhead, gpuResource: gpuResource,
             notebookSharingRatio: config.effectiveNotebookSharingRatio)
+        scheduler.computesAlternatives = true
+        return scheduler
     }
 
     // MARK: - One round
 
     public mutating func reconcile(_ cluster: ClusterSnapshot, now: Date) -> [ProvisionerAction] {
-        var actions: [ProvisionerAction] = []
+        var actions = pendingActions
+        pendingActions = []
+        pausedPools = pausedPools.filter { $0.value.until > now }
         let index = ClusterIndex(cluster, now: now)
         if let instances = cluster.cloudInstances {
             collectGarbage(instances, index: index, now: now, actions: &actions)
@@ -167,6 +183,19 @@ public struct ProvisionerCore: Sendable {
                 claims[launchID] = nil
                 retired[launchID] = now
                 retrySoon = true
+            case let .refused(action, code, message):
+                // Retrying cannot help until someone changes the permissions or the configuration:
+                // give up this launch, pause its pool, say why on the pods it was for.
+                let until = now.addingTimeInterval(Self.refusedLaunchPause.seconds)
+                pausedPools[claim.pool] = (until, "\(action): \(code)")
+                let text = "\(action) refused: \(code): \(message)"
+                for pod in claim.nominated.keys.sorted() {
+                    pendingActions.append(.event(.init(
+                        regarding: .pod(pod), type: "Warning", reason: "LaunchRefused",
+                        message: "launch \(launchID) of \(claim.instanceType) in pool \(claim.pool): \(text); no launch in pool \(claim.pool) for \(GoDuration.format(Self.refusedLaunchPause))")))
+                }
+                claims[launchID] = nil
+                retrySoon = true
             case .throttled, .other, .notFound:
                 // The outcome is unknown: retry with the same launch id (never a new one).
                 claims[launchID] = claim
@@ -185,6 +214,47 @@ public struct ProvisionerCore: Sendable {
         case .nodeDeleted, .nodeUpdateFailed, .podDeleteFailed:
             break  // the next snapshot shows the outcome; failures are retried on a timer
         }
+    }
+
+    /// The cloud's notice that an instance is going away: its node is tainted and drained at once
+    /// (its pods go back to pending and are planned onto other or new nodes now, not after the
+    /// instance is gone), then terminated; an instance already stopping or terminated is given up
+    /// at once. A rebalance recommendation only puts a Warning on the node. Notices for instances
+    /// Berth does not know are ignored (another cluster's, a node Berth does not manage).
+    public mutating func interrupted(_ notice: InterruptionNotice, now: Date) {
+        guard let key = claims.first(where: { $0.value.providerID.flatMap(ProviderID.init)?.instanceID == notice.instanceID })?.key,
+              let claim = claims[key], !claim.terminated else { return }
+        let object: ProvisionerEvent.Object = .node(claim.nodeName ?? claim.providerID ?? key)
+        guard notice.isInterruption else {
+            pendingActions.append(.event(.init(regarding: object, type: "Warning", reason: "RebalanceRecommendation",
+                                               message: "\(notice.text) for \(notice.instanceID); not drained")))
+            return
+        }
+        if case .stateChange(let state) = notice.kind, state == "shutting-down" || state == "terminated" {
+            claims[key]?.terminated = true
+            pendingActions.append(.event(.init(regarding: object, type: "Warning", reason: "Interrupted",
+                                               message: "\(notice.text): \(notice.instanceID) is gone; its pods are planned again")))
+            retrySoon = true
+            return
+        }
+        guard let name = claim.nodeName, draining[name] == nil else {
+            if claim.nodeName == nil {
+                // Not registered yet: nothing runs there; terminate it and plan its pods again.
+                if claim.terminateRequestedAt == nil, let providerID = claim.providerID {
+                    claims[key]?.terminateRequestedAt = now
+                    pendingActions.append(.terminate(providerID: providerID, node: nil, reason: notice.text))
+                }
+                requeue(claim)
+                claims[key]?.nominated = [:]
+            }
+            return
+        }
+        draining[name] = DrainState(startedAt: now)
+        since = since.filter { $0.key.node != name }
+        pendingActions.append(.updateNode(name: name, labels: [:], addTaints: [Self.disruptedTaint], removeTaints: []))
+        pendingActions.append(.event(.init(regarding: .node(name), type: "Warning", reason: "Interrupted",
+                                           message: "\(notice.text) for \(notice.instanceID); cordoned and draining now so its pods start elsewhere")))
+        retrySoon = true
     }
 
     /// When the next round is due at the latest (batch window closing, a timeout, a node's
@@ -209,6 +279,7 @@ public struct ProvisionerCore: Sendable {
             }
         }
         times.append(contentsOf: unavailable.values)
+        times.append(contentsOf: pausedPools.values.map(\.until))
         // A deadline already past (a round that will act on it is due) means: soon, not in the past,
         // so a virtual-time driver never spins on one instant.
         return times.filter { $0 >= now }.min() ?? (times.isEmpty ? nil : now.addingTimeInterval(1))
@@ -248,6 +319,10 @@ public struct ProvisionerCore: Sendable {
             actions.append(.event(.init(
                 regarding: claim.nodeName.map { .node($0) } ?? .node(instance.providerID), reason: "Adopted",
                 message: "found \(instance.instanceType) \(instance.providerID) (launch \(instance.launchID)) tagged for cluster \(config.clusterName)")))
+        }
+        // Drift as the cloud reports it: marked once; the node is handled in `advance`.
+        for instance in instances {
+            if let drift = instance.drift, claims[instance.launchID]?.drift == nil { claims[instance.launchID]?.drift = drift }
         }
         for (key, claim) in claims where !claim.terminated {
             guard let instance = claim.instance, !listed.contains(instance.providerID) else { continue }
@@ -355,6 +430,14 @@ public struct ProvisionerCore: Sendable {
             if !missingLabels.isEmpty || !missingTaints.isEmpty {
                 actions.append(.updateNode(name: node.name, labels: missingLabels, addTaints: missingTaints, removeTaints: []))
             }
+        }
+        // Drifted: labelled and wound down (no new pods; a running notebook is never disturbed),
+        // so it goes once no GPU pod uses it and its pods' successors land on current nodes.
+        if let drift = claim.drift, !claim.windingDown, draining[node.name] == nil {
+            claim.windingDown = true
+            actions.append(.updateNode(name: node.name, labels: [Self.driftedLabel: "true"], addTaints: [Self.windingDownTaint], removeTaints: []))
+            actions.append(.event(.init(regarding: .node(node.name), reason: "Drifted",
+                                        message: "\(drift); no new pods, replaced once no GPU pod uses it")))
         }
         // Nominations end when the pod is bound, gone or going — or, once the node is initialised,
         // when kube-scheduler has had `nominationGrace` to bind it there and has not (another pod
@@ -508,7 +591,13 @@ public struct ProvisionerCore: Sendable {
                 requirements[i].interPod.unmodelled = "placement (kube-scheduler did not bind it to node \(placed.node), where it seemed to fit, within \(GoDuration.format(Self.schedulerGrace)))"
             }
         }
-        let plan = scheduler.solve(pending: requirements, nodes: nodes, unavailableOfferings: Set(unavailable.filter { $0.value > now }.keys))
+        let paused = pausedPools.filter { $0.value.until > now }
+        // A paused pool launches nothing: the pods are planned with the other pools only.
+        var planner = scheduler
+        if !paused.isEmpty {
+            planner = Self.scheduler(catalog: catalog, config: config, gpuResource: gpuResource, pools: config.pools.filter { paused[$0.name] == nil })
+        }
+        let plan = planner.solve(pending: requirements, nodes: nodes, unavailableOfferings: Set(unavailable.filter { $0.value > now }.keys))
         return (plan, nodes, claimOfNode, requirements)
     }
 
@@ -544,13 +633,20 @@ public struct ProvisionerCore: Sendable {
             for pod in new.pods where pending[pod].launchIntent != intent {
                 actions.append(.annotatePod(pod: pending[pod].key, annotations: intent.annotations))
             }
-            var candidate = type
-            candidate.offerings = [offering]
+            let candidates = launchCandidates(new, chosen: type, offering: offering)
             let role = new.role.rawValue
+            // Labels every candidate offering shares: the node's own type and zone labels come from
+            // the kubelet and the cloud, and are set once the launch says which it got.
+            var labels = nodeLabels(pool: pool, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType, role: new.role)
+            for candidate in candidates {
+                for other in candidate.offerings where labels.isEmpty == false {
+                    let theirs = nodeLabels(pool: pool, instanceType: candidate.name, zone: other.zone, capacityType: other.capacityType, role: new.role)
+                    labels = labels.filter { theirs[$0.key] == $0.value }
+                }
+            }
             let request = LaunchRequest(
-                launchID: launchID, cluster: config.clusterName, pool: pool.name, candidates: [candidate],
-                labels: nodeLabels(pool: pool, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType, role: new.role),
-                taints: pool.taints, extraTags: [WebhookConfig.nodeRoleLabel: role])
+                launchID: launchID, cluster: config.clusterName, pool: pool.name, candidates: candidates,
+                labels: labels, taints: pool.taints, extraTags: [WebhookConfig.nodeRoleLabel: role])
             var claim = NodeClaim(
                 launchID: launchID, pool: pool.name, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType,
                 pricePerHour: offering.pricePerHour, request: request, createdAt: now)
@@ -567,9 +663,37 @@ public struct ProvisionerCore: Sendable {
                                             message: "launching \(type.name) in \(offering.zone) (\(offering.capacityType), $\(offering.pricePerHour)/h, pool \(pool.name), launch \(launchID))\(why)\(own)")))
             }
         }
+        let paused = pausedPools.filter { $0.value.until > now }
+        let pauses = paused.keys.sorted().map { name in
+            "pool \(name) is paused until \(RFC3339.string(paused[name]!.until)) after a refused launch (\(paused[name]!.refusal))"
+        }.joined(separator: "; ")
         for failure in plan.unschedulable {
             let pod = pending[failure.pod]
-            report(.pod(pod.key), type: "Warning", reason: "FailedProvisioning", message: "no node can be launched: \(failure.reason)", actions: &actions)
+            report(.pod(pod.key), type: "Warning", reason: "FailedProvisioning",
+                   message: "no node can be launched: \(failure.reason)\(pauses.isEmpty ? "" : "; " + pauses)", actions: &actions)
+        }
+    }
+
+    /// At most this many instance types in one launch (Karpenter's limit for one CreateFleet).
+    public static let maxLaunchTypes = 60
+
+    /// What one launch may try, cheapest first: the chosen type and offering, then the plan's
+    /// alternatives (other offerings the pods take just as well), grouped by type in the order of
+    /// each type's cheapest offering, at most ``maxLaunchTypes`` types.
+    func launchCandidates(_ new: SchedulingPlan.NewNode, chosen type: InstanceType, offering: Offering) -> [InstanceType] {
+        var order = [type.name]
+        var offerings: [String: [Offering]] = [type.name: [offering]]
+        for option in new.alternatives {
+            if offerings[option.instanceType] == nil {
+                guard order.count < Self.maxLaunchTypes, catalog[option.instanceType] != nil else { continue }
+                order.append(option.instanceType)
+            }
+            offerings[option.instanceType, default: []].append(option.offering)
+        }
+        return order.compactMap { name in
+            guard var candidate = catalog[name] else { return nil }
+            candidate.offerings = offerings[name] ?? []
+            return candidate
         }
     }
 

@@ -24,6 +24,17 @@ public actor Provisioner<C: Clock<Duration>> {
         /// and how often it is read. A failed read keeps the current catalog.
         public var catalogSource: (@Sendable () async -> InstanceCatalog?)?
         public var catalogRefreshInterval: Duration = .seconds(3600)
+        /// Where the cloud's interruption notices come from (EC2: the SQS queue EventBridge feeds),
+        /// read every `interruptionInterval`; each batch is acknowledged (deleted) once the core
+        /// has taken it. nil: none.
+        public var interruptionSource: (any InterruptionSource)?
+        public var interruptionInterval: Duration = .seconds(2)
+        /// Berth's own pod (`namespace/name`, from the downward API): where warnings about the
+        /// cloud as a whole go as Events.
+        public var selfPod: String?
+        /// Warnings about the cloud as a whole (EC2: on-demand prices that are not the region's
+        /// own), asked after each catalog read; each becomes a Warning Event on `selfPod`.
+        public var cloudWarnings: (@Sendable () async -> [CloudWarning])?
         public init() {}
     }
 
@@ -38,6 +49,7 @@ public actor Provisioner<C: Clock<Duration>> {
     private var core: ProvisionerCore?
     private var lastListing: Date?
     private var lastCatalogRead: Date?
+    private var lastInterruptionRead: Date?
     private var currentCatalog: InstanceCatalog
     public private(set) var rounds = 0
     public private(set) var lastError: String?
@@ -103,6 +115,12 @@ public actor Provisioner<C: Clock<Duration>> {
                 } else {
                     note("reading the instance catalog failed; keeping the current one")
                 }
+                if let warnings = options.cloudWarnings, let own = options.selfPod {
+                    for warning in await warnings() {
+                        metrics.event(warning.reason)
+                        await cluster.record(ProvisionerEvent(regarding: .pod(own), type: "Warning", reason: warning.reason, message: warning.message))
+                    }
+                }
             }
         }
         var listing: [CloudInstance]?
@@ -122,9 +140,29 @@ public actor Provisioner<C: Clock<Duration>> {
         }
         snapshot.cloudInstances = listing
         if listing != nil { lastListing = now }  // only a listing the core has seen counts
+        // Interruption notices, once the cloud has been listed (so the claims they name are known);
+        // read before the core is taken, so no other round runs between reading and deciding.
+        var notices: [InterruptionNotice] = []
+        var receipts: [String] = []
+        if let source = options.interruptionSource, core?.recovered == true,
+           lastInterruptionRead.map({ now.timeIntervalSince($0) >= options.interruptionInterval.seconds }) ?? true {
+            lastInterruptionRead = now
+            do {
+                (notices, receipts) = try await source.receive()
+            } catch {
+                note("reading interruption notices failed: \(error)")
+            }
+        }
         guard var decided = core else { return nil }
+        for notice in notices {
+            logger.warning("\(notice.text)", metadata: ["instance": "\(notice.instanceID)"])
+            decided.interrupted(notice, now: now)
+        }
         let actions = decided.reconcile(snapshot, now: now)
         core = decided
+        if let source = options.interruptionSource, !receipts.isEmpty {
+            do { try await source.acknowledge(receipts) } catch { note("deleting interruption notices failed: \(error)") }
+        }
         metrics.observe(snapshot: snapshot, core: decided)
         await perform(actions, now: now)
         return core?.nextWakeup(after: wallTime.now)
@@ -286,6 +324,7 @@ struct ProvisionerMetrics: Sendable {
     private let nodes: Gauge
     private let claims: Gauge
     private let hourlyCost: Gauge
+    private let drifted: Gauge
 
     init(factory: (any MetricsFactory)?) {
         self.factory = factory
@@ -298,6 +337,7 @@ struct ProvisionerMetrics: Sendable {
         nodes = Gauge(label: "berth_provisioner_nodes", dimensions: [], factory: f)
         claims = Gauge(label: "berth_provisioner_launched_instances", dimensions: [], factory: f)
         hourlyCost = Gauge(label: "berth_provisioner_price_per_hour_dollars", dimensions: [], factory: f)
+        drifted = Gauge(label: "berth_provisioner_drifted_nodes", dimensions: [], factory: f)
     }
 
     func launches(success: Bool) { (success ? launchSuccess : launchFailure).increment() }
@@ -315,5 +355,6 @@ struct ProvisionerMetrics: Sendable {
         claims.record(live.count)
         nodes.record(live.filter { $0.nodeName != nil }.count)
         hourlyCost.record(live.reduce(0) { $0 + $1.pricePerHour })
+        drifted.record(live.filter { $0.drift != nil }.count)
     }
 }
