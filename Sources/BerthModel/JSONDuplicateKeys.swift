@@ -25,6 +25,91 @@ enum DuplicateKeys {
     /// The offset of the opening quote of the first member name that repeats an earlier one of
     /// the same object, within `bytes[from..<to]` (a complete, valid JSON value).
     static func first(in bytes: UnsafeBufferPointer<UInt8>, from: Int, to: Int) -> Int? {
+        if let answer = firstOnTheStack(in: bytes, from: from, to: to) { return answer }
+        return firstInGeneral(in: bytes, from: from, to: to)
+    }
+
+    /// The common case without an allocation: names and open containers on the stack, names
+    /// compared by length then bytes. Gives up (nil) on what it leaves to `first`'s general path:
+    /// an object past `linearLimit` members, an escaped name, more names open at once than room.
+    private static func firstOnTheStack(in bytes: UnsafeBufferPointer<UInt8>, from: Int, to: Int) -> Int?? {
+        guard let base = bytes.baseAddress else { return .some(nil) }
+        return withUnsafeTemporaryAllocation(of: (start: Int32, count: Int32).self, capacity: 512) { names -> Int?? in
+            withUnsafeTemporaryAllocation(of: Int32.self, capacity: JSONParser.maximumDepth + 2) { frames -> Int?? in
+                var named = 0  // names in use
+                var depth = 0
+                var expectName = false
+                var i = from
+                while i < to {
+                    let byte = base[i]
+                    if byte == UInt8(ascii: "\"") {
+                        let start = i + 1
+                        var end = start
+                        var escaped = false
+                        while true {
+                            end = plainStringRunEnd(bytes, from: end)
+                            guard end < to else { break }
+                            let stop = base[end]
+                            if stop == UInt8(ascii: "\"") { break }
+                            if stop == UInt8(ascii: "\\") {
+                                escaped = true
+                                end += 2
+                            } else {
+                                end += 1
+                            }
+                        }
+                        if expectName {
+                            let first = Int(frames[depth - 1])
+                            if escaped || named - first >= linearLimit || named >= names.count { return nil }
+                            let count = end - start
+                            var k = first
+                            while k < named {
+                                let other = names[k]
+                                if Int(other.count) == count {
+                                    var same = true
+                                    var j = 0
+                                    while j < count {
+                                        if base[start + j] != base[Int(other.start) + j] {
+                                            same = false
+                                            break
+                                        }
+                                        j += 1
+                                    }
+                                    if same { return .some(i) }
+                                }
+                                k += 1
+                            }
+                            names[named] = (Int32(truncatingIfNeeded: start), Int32(truncatingIfNeeded: count))
+                            named += 1
+                            expectName = false
+                        }
+                        i = end + 1
+                    } else if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
+                        guard depth < frames.count else { return nil }
+                        frames[depth] = byte == UInt8(ascii: "{") ? Int32(truncatingIfNeeded: named) : -1
+                        depth += 1
+                        expectName = byte == UInt8(ascii: "{")
+                        i += 1
+                    } else if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") {
+                        guard depth > 0 else { return nil }
+                        depth -= 1
+                        if frames[depth] >= 0 { named = Int(frames[depth]) }
+                        expectName = false
+                        i += 1
+                    } else if byte == UInt8(ascii: ",") {
+                        expectName = depth > 0 && frames[depth - 1] >= 0
+                        i += 1
+                    } else {
+                        i += 1
+                    }
+                }
+                return .some(nil)
+            }
+        }
+    }
+
+    /// Any document: escaped names decoded, a set per object past `linearLimit` members.
+    static func firstInGeneral(in bytes: UnsafeBufferPointer<UInt8>, from: Int, to: Int) -> Int? {
         var names: [Name] = []
         var frames: [Frame] = []
         names.reserveCapacity(32)
