@@ -57,6 +57,19 @@ import Testing
         let back = try YAMLReader.documents(text)
         #expect(back.map(\.value) == [value, ["second": 2]], "\(text)")
     }
+
+    /// Characters JSON leaves raw in a quoted string but YAML does not: NEL, LS and PS are line
+    /// breaks there (folded to a space, or breaking a key), DEL, the C1 controls and U+FFFE/FFFF
+    /// are refused, U+FEFF is a byte-order mark. Found by the config fuzz target: a key with a PS
+    /// in it was written so that it did not read back.
+    @Test(arguments: [0x7F, 0x80, 0x85, 0x9F, 0x2028, 0x2029, 0xFEFF, 0xFFFE, 0xFFFF] as [UInt32])
+    func quotesWhatYAMLReadsAsABreakOrRefuses(code: UInt32) throws {
+        let text = "a" + String(Character(try #require(Unicode.Scalar(code)))) + "b"
+        let value: JSON = .object(JSONObject([JSONObject.Member(key: text, value: .string(text)), JSONObject.Member(key: "list", value: [.string(text)])]))
+        let written = YAMLWriter.string([value])
+        let back = try YAMLReader.documents(written)
+        #expect(back.map(\.value) == [value], "\(written.debugDescription)")
+    }
 }
 
 @Suite struct SchedulingSemanticsTests {
