@@ -125,7 +125,9 @@ public enum YAMLReader {
         case .int:
             if isJSONNumber(text) { return .number(text) }
             if text.hasPrefix("+"), isJSONNumber(String(text.dropFirst())) { return .number(String(text.dropFirst())) }
-            guard let value = Int.construct(from: scalar) else { throw YAMLError(message: "integer \"\(text)\" is out of range", line: scalar.mark?.line) }
+            // Base 60 (`190:20:30`) is summed here: Yams' own arithmetic traps past Int.
+            let value = text.contains(":") ? base60(text) : Int.construct(from: scalar)
+            guard let value else { throw YAMLError(message: "integer \"\(text)\" is out of range", line: scalar.mark?.line) }
             return .number(String(value))
         case .float:
             if isJSONNumber(text) { return .number(text) }
@@ -137,6 +139,24 @@ public enum YAMLReader {
             // str, timestamps (kept as text, as Kubernetes' reader does), explicit !!str.
             return .string(text)
         }
+    }
+
+    /// A YAML 1.1 base-60 integer (`[-+]?` then decimal parts joined by ':'), or nil when a part
+    /// is not a decimal number or the value does not fit in Int.
+    static func base60(_ text: String) -> Int? {
+        var digits = Substring(text)
+        let negative = digits.hasPrefix("-")
+        if negative || digits.hasPrefix("+") { digits = digits.dropFirst() }
+        var value = 0
+        for part in digits.split(separator: ":", omittingEmptySubsequences: false) {
+            guard let number = Int(part, radix: 10) else { return nil }
+            let (shifted, overflowed) = value.multipliedReportingOverflow(by: 60)
+            let (sum, carried) = shifted.addingReportingOverflow(number)
+            guard !overflowed, !carried else { return nil }
+            value = sum
+        }
+        let (signed, overflowed) = negative ? 0.subtractingReportingOverflow(value) : (value, false)
+        return overflowed ? nil : signed
     }
 
     static func isJSONNumber(_ text: String) -> Bool {
