@@ -23,7 +23,14 @@ if [ "$status" -eq 0 ]; then
     exit 0
 fi
 artifact=$(sed -n "s/.*Test unit written to \(.*\)$/\1/p" "$dir/log" | tail -1)
-reason=$(grep -m1 -E 'Fatal error|ERROR: (AddressSanitizer|libFuzzer)|deadly signal|SUMMARY' "$dir/log")
+# The first of: a Swift fatal error (a check of the target or a precondition), a Swift trap with the
+# frame it happened in (the Swift backtracer's own report), a sanitizer's or libFuzzer's verdict.
+reason=$(grep -m1 'Fatal error:' "$dir/log")
+if [ -z "$reason" ] && grep -q 'Program crashed' "$dir/log"; then
+    frame=$(grep -m1 -E '^ *0 .* 0x[0-9a-f]+ ' "$dir/log" | sed -E 's/^ *0 .* 0x[0-9a-f]+ +//')
+    reason="$(grep -m1 'Program crashed' "$dir/log" | tr -d '*' | sed 's/^ *//; s/ *$//') in ${frame:-?}"
+fi
+[ -n "$reason" ] || reason=$(grep -m1 -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|deadly signal' "$dir/log")
 printf 'fuzz %-7s FAILED %s\n' "$name" "${reason:-exit status $status}"
 printf '             input: %s  (replay: %s %s)\n             log:   %s\n' "${artifact:-none saved}" "$binary" "${artifact:-}" "$dir/log"
 exit 1
