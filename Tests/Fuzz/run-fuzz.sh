@@ -15,6 +15,11 @@ export ASAN_OPTIONS=detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}
 "$binary" -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 -detect_leaks=0 \
     -print_final_stats=1 -artifact_prefix="$dir/" "$dir/corpus" "Tests/Fuzz/corpus/$name" >"$dir/log" 2>&1
 status=$?
+# A binary built without coverage runs happily and finds nothing: that is a failure too.
+if [ "$status" -eq 0 ] && grep -q 'Is the code instrumented for coverage' "$dir/log"; then
+    printf 'fuzz %-7s FAILED the binary has no coverage instrumentation (see Tests/Fuzz/fuzz.mk); log: %s\n' "$name" "$dir/log"
+    exit 1
+fi
 runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -1)
 coverage=$(grep -oE 'cov: [0-9]+' "$dir/log" | tail -1 | cut -d' ' -f2)
 corpus=$(find "$dir/corpus" -type f | wc -l)
