@@ -33,7 +33,8 @@ public func fuzzHTTPParser(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 }
 
 /// `scheme "://" authority` followed by `path` (RFC 9112 §3.2.2; an empty path is "/"): the scheme
-/// an ASCII letter then letters, digits, '+', '-' or '.', the authority up to '/', '?' or '#'.
+/// an ASCII letter then letters, digits, '+', '-' or '.', the authority up to the first '/' or '?'
+/// (as the parser reads it; a '#' cannot occur in a valid target either way).
 func isAbsoluteForm(_ target: String, path: String) -> Bool {
     let bytes = Array(target.utf8)
     func isLetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") }
@@ -48,9 +49,7 @@ func isAbsoluteForm(_ target: String, path: String) -> Bool {
         return false
     }
     i += 3
-    let authorityStart = i
-    while i < bytes.count, bytes[i] != UInt8(ascii: "/"), bytes[i] != UInt8(ascii: "?"), bytes[i] != UInt8(ascii: "#") { i += 1 }
-    guard i > authorityStart else { return false }
+    while i < bytes.count, bytes[i] != UInt8(ascii: "/"), bytes[i] != UInt8(ascii: "?") { i += 1 }
     let remainder = bytes[i...]
     let pathBytes = Array(path.utf8)
     if remainder.starts(with: pathBytes) { return true }
