@@ -161,6 +161,15 @@ let package = Package(
             dependencies: ["BerthController", "BerthProvisioner", "BerthKube", "BerthKubeSim", "BerthScheduling", "BerthModel", "BerthTestSupport"],
             swiftSettings: settings
         ),
+        // libFuzzer targets for `make fuzz` (Tests/Fuzz/fuzz.mk builds them with the fuzzer and
+        // `-D BERTH_FUZZ`); built plainly, each replays the inputs it is given through its checks.
+        .executableTarget(
+            name: "berth-fuzz-json", dependencies: ["BerthModel", "BerthAdmission"], path: "Tests/Fuzz/JSONReader", swiftSettings: settings
+        ),
+        .executableTarget(
+            name: "berth-fuzz-config", dependencies: ["BerthModel", "BerthAdmission", "BerthScheduling"], path: "Tests/Fuzz/ConfigReader",
+            swiftSettings: settings
+        ),
         // Runs the built `berth` binary as a user would.
         .testTarget(name: "BerthCLITests", dependencies: ["BerthTestSupport"], swiftSettings: settings),
     ]

@@ -1,17 +1,11 @@
 import BerthModel
 
 extension MutationPolicy {
-    /// The parts of a pod the policy reads, for `JSONTape(parsing:selecting:)`: labels the
-    /// notebook selectors name, the annotations Berth knows, tolerations, node selection and
-    /// container resources. Everything else (env, volumes, managedFields, a 100 KB
+    /// The parts of a pod the policy reads, for `JSONTape(parsing:selecting:)`: every label (the
+    /// policy checks that all of them are strings, as `berth mutate` does on a tree), the
+    /// annotations Berth knows, tolerations, node selection and container resources. Everything else (env, volumes, managedFields, a 100 KB
     /// last-applied-configuration) is checked and skipped, never built.
     public var podSelection: JSONSelection {
-        var labelKeys: [String] = []
-        for selector in config.notebookSelectors {
-            for key in selector.matchLabels.keys.sorted() + selector.matchExpressions.map(\.key) where !labelKeys.contains(key) {
-                labelKeys.append(key)
-            }
-        }
         let annotationKeys = [
             "kubernetes.io/config.mirror", config.skipAnnotation, config.gpuTypeAnnotation, config.doNotDisruptAnnotation,
             config.mutatedAnnotation,
@@ -22,7 +16,7 @@ extension MutationPolicy {
             "metadata": .members([
                 "name": .all,
                 "namespace": .all,
-                "labels": .members(labelKeys.map { JSONSelection.SelectedMember($0, .all) }),
+                "labels": .all,
                 "annotations": .members(annotationKeys.map { JSONSelection.SelectedMember($0, .all) }),
                 "ownerReferences": .elements(.members(["kind": .all])),
             ]),

@@ -125,7 +125,9 @@ public enum YAMLReader {
         case .int:
             if isJSONNumber(text) { return .number(text) }
             if text.hasPrefix("+"), isJSONNumber(String(text.dropFirst())) { return .number(String(text.dropFirst())) }
-            guard let value = Int.construct(from: scalar) else { throw YAMLError(message: "integer \"\(text)\" is out of range", line: scalar.mark?.line) }
+            // Base 60 (`190:20:30`) is summed here: Yams' own arithmetic traps past Int.
+            let value = text.contains(":") ? base60(text) : Int.construct(from: scalar)
+            guard let value else { throw YAMLError(message: "integer \"\(text)\" is out of range", line: scalar.mark?.line) }
             return .number(String(value))
         case .float:
             if isJSONNumber(text) { return .number(text) }
@@ -137,6 +139,24 @@ public enum YAMLReader {
             // str, timestamps (kept as text, as Kubernetes' reader does), explicit !!str.
             return .string(text)
         }
+    }
+
+    /// A YAML 1.1 base-60 integer (`[-+]?` then decimal parts joined by ':'), or nil when a part
+    /// is not a decimal number or the value does not fit in Int.
+    static func base60(_ text: String) -> Int? {
+        var digits = Substring(text)
+        let negative = digits.hasPrefix("-")
+        if negative || digits.hasPrefix("+") { digits = digits.dropFirst() }
+        var value = 0
+        for part in digits.split(separator: ":", omittingEmptySubsequences: false) {
+            guard let number = Int(part, radix: 10) else { return nil }
+            let (shifted, overflowed) = value.multipliedReportingOverflow(by: 60)
+            let (sum, carried) = shifted.addingReportingOverflow(number)
+            guard !overflowed, !carried else { return nil }
+            value = sum
+        }
+        let (signed, overflowed) = negative ? 0.subtractingReportingOverflow(value) : (value, false)
+        return overflowed ? nil : signed
     }
 
     static func isJSONNumber(_ text: String) -> Bool {
@@ -220,7 +240,29 @@ public enum YAMLWriter {
     /// Plain when YAML reads it back as this very string, double-quoted (JSON escapes) otherwise.
     static func scalarText(_ text: String) -> String {
         if isPlainSafe(text) { return text }
-        return JSONWriter.string(.string(text))
+        let quoted = JSONWriter.string(.string(text))
+        guard quoted.unicodeScalars.contains(where: needsEscapeInYAML) else { return quoted }
+        // JSON leaves these raw, YAML does not read them back: `\uXXXX` is an escape in both.
+        var escaped = String.UnicodeScalarView()
+        for scalar in quoted.unicodeScalars {
+            guard needsEscapeInYAML(scalar) else {
+                escaped.append(scalar)
+                continue
+            }
+            let hex = String(scalar.value, radix: 16, uppercase: true)
+            escaped.append(contentsOf: ("\\u" + String(repeating: "0", count: 4 - hex.count) + hex).unicodeScalars)
+        }
+        return String(escaped)
+    }
+
+    /// In a YAML stream NEL, LS and PS are line breaks (folded to a space in a quoted scalar, and
+    /// a key cannot span lines); DEL, the C1 controls and U+FFFE/U+FFFF are refused by the reader;
+    /// U+FEFF is a byte-order mark. All are in the Basic Multilingual Plane.
+    static func needsEscapeInYAML(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x7F...0x9F, 0x2028, 0x2029, 0xFEFF, 0xFFFE, 0xFFFF: true
+        default: false
+        }
     }
 
     static func isPlainSafe(_ text: String) -> Bool {
@@ -229,8 +271,7 @@ public enum YAMLWriter {
         if "?:,[]{}#&*!|>'\"%@`".unicodeScalars.contains(first) { return false }
         if first == "-" && (text.count == 1 || text.unicodeScalars.dropFirst().first == " ") { return false }
         for scalar in text.unicodeScalars {
-            if scalar.value < 0x20 || scalar.value == 0x7F || (scalar.value >= 0x80 && scalar.value < 0xA0) { return false }
-            if scalar.value == 0xFEFF || scalar.value == 0x2028 || scalar.value == 0x2029 || scalar.value == 0x85 { return false }
+            if scalar.value < 0x20 || needsEscapeInYAML(scalar) { return false }
         }
         if text.contains(": ") || text.contains(" #") || text.hasPrefix("---") || text.hasPrefix("...") { return false }
         // Anything YAML 1.1 would resolve to bool, int, float, null, timestamp, merge or value.

@@ -30,12 +30,24 @@ import Testing
         #expect(first["date"] == .string("2026-11-30"))
     }
 
+    /// YAML 1.1 base-60 integers, as sigs.k8s.io/yaml reads them; the largest still fit in Int
+    /// (Yams' own arithmetic traps on the last one: its running power of 60 overflows).
+    @Test func readsBase60Integers() throws {
+        let value = try YAMLReader.document("time: 190:20:30\nnegative: -1:30\nbig: 1:0:0:0:0:0:0:0:0:0:0")
+        #expect(value["time"] == .number("685230"))
+        #expect(value["negative"] == .number("-90"))
+        #expect(value["big"] == .number("604661760000000000"))
+    }
+
     @Test(arguments: [
         ("a: [1, 2", "YAML syntax"),
         ("a: 1\na: 2", "duplicate key \"a\""),
         ("a: *x", "undefined alias"),
         ("a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]", "alias expansion"),
         ("a: .inf", "cannot be represented in JSON"),
+        // Base 60 past Int: Yams' own arithmetic traps (found by the config fuzz target).
+        ("a: 7777777777777777775:5", "integer \"7777777777777777775:5\" is out of range"),
+        ("a: -2:0:0:0:0:0:0:0:0:0:0:0", "is out of range"),
     ])
     func rejectsWhatJSONCannotHold(text: String, reason: String) {
         let error = #expect(throws: YAMLError.self) { _ = try YAMLReader.documents(text) }
@@ -56,6 +68,19 @@ import Testing
         let text = YAMLWriter.string([value, ["second": 2]])
         let back = try YAMLReader.documents(text)
         #expect(back.map(\.value) == [value, ["second": 2]], "\(text)")
+    }
+
+    /// Characters JSON leaves raw in a quoted string but YAML does not: NEL, LS and PS are line
+    /// breaks there (folded to a space, or breaking a key), DEL, the C1 controls and U+FFFE/FFFF
+    /// are refused, U+FEFF is a byte-order mark. Found by the config fuzz target: a key with a PS
+    /// in it was written so that it did not read back.
+    @Test(arguments: [0x7F, 0x80, 0x85, 0x9F, 0x2028, 0x2029, 0xFEFF, 0xFFFE, 0xFFFF] as [UInt32])
+    func quotesWhatYAMLReadsAsABreakOrRefuses(code: UInt32) throws {
+        let text = "a" + String(Character(try #require(Unicode.Scalar(code)))) + "b"
+        let value: JSON = .object(JSONObject([JSONObject.Member(key: text, value: .string(text)), JSONObject.Member(key: "list", value: [.string(text)])]))
+        let written = YAMLWriter.string([value])
+        let back = try YAMLReader.documents(written)
+        #expect(back.map(\.value) == [value], "\(written.debugDescription)")
     }
 }
 
