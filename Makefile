@@ -21,10 +21,11 @@ RELEASE_FLAGS := -c release --static-swift-stdlib
 release: ## Optimised build: .build/release/berth.
 	$(SWIFT) build $(RELEASE_FLAGS) --product berth
 
-test: ## The whole set-up and every test: installs what is missing (tools), builds, Swift tests, the Helm chart test, the image test.
+test: ## The whole set-up and every test: installs what is missing (tools), builds, Swift tests, the Helm chart test, 30 s of each fuzz target, the image test.
 	@$(MAKE) --no-print-directory tools
 	@$(MAKE) --no-print-directory test-swift
 	@$(MAKE) --no-print-directory chart-test
+	@$(MAKE) --no-print-directory fuzz-ci
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory image-test; else echo "make test: image-test skipped (chroot needs root)"; fi
 
 tools: ## Install what the build and the tests need and this machine lacks (apt when root, a venv in .build/tools, helm); idempotent.
