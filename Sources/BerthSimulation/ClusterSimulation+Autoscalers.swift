@@ -218,14 +218,15 @@ extension ClusterSimulation {
     // MARK: - Static
 
     /// One node per GPU pod running at the trace's peak, of the pod's cheapest fitting type:
-    /// booted before the first pod, never removed.
+    /// booted before the first pod, never removed, the notebook image already pulled (a platform
+    /// team running a fixed pool pre-pulls it, as z2jh's continuous image puller does).
     func startStaticPool() {
         for (name, count) in staticPoolSize() {
             guard let type = options.catalog[name], let offering = type.offerings.first else { continue }
             for _ in 0..<count {
                 addNode(
                     type: type, price: offering.pricePerHour, providerID: "",
-                    labels: type.labels(for: offering), taints: [AutoscalerState.gpuTaint], readyAt: 0, gpusAt: 0)
+                    labels: type.labels(for: offering), taints: [AutoscalerState.gpuTaint], readyAt: 0, gpusAt: 0, imagePulled: true)
             }
         }
     }

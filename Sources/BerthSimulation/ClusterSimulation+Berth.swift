@@ -43,8 +43,9 @@ extension ClusterSimulation {
         for index in live {
             let pod = pods[index]
             let nodeName = pod.node >= 0 ? nodes[pod.node].name : ""
+            // Bound but still pulling its image: Pending (ContainerCreating), as the API shows it.
             podSnapshots.append(PodSnapshot(
-                key: pod.key, nodeName: nodeName, phase: pod.state == .running ? .running : .pending, doNotDisrupt: pod.doNotDisrupt,
+                key: pod.key, nodeName: nodeName, phase: pod.state == .running && pod.startedAt <= now ? .running : .pending, doNotDisrupt: pod.doNotDisrupt,
                 unschedulable: pod.node < 0 && pod.unschedulable, requirements: pod.requirements))
         }
         var nodeSnapshots: [NodeSnapshot] = []

@@ -14,6 +14,12 @@ import Foundation
 /// integer arithmetic and non-zero defaults), ties to the oldest node (upstream picks at random).
 /// Pods are tried in creation order; a pod that did not fit is retried only after something that
 /// can make room happened (a pod left, a node appeared or changed), as the scheduling queue does.
+///
+/// The kubelet's image pull: a GPU pod bound to a node that has not pulled the notebook image
+/// yet waits `imagePullDelay` (drawn once per node, when the first GPU pod lands there, which is
+/// after the GPUs are allocatable) before it is Running; pods bound while that pull runs wait for
+/// the same pull (the kubelet pulls an image once), later pods start at once. Until then the pod
+/// holds its requests on the node and its phase is Pending, as in ContainerCreating.
 final class ClusterSimulation {
     enum Event {
         case arrival(Int)
@@ -33,13 +39,18 @@ final class ClusterSimulation {
         let requests: Resources
         let gpus: Int64
         let doNotDisrupt: Bool
+        /// A Jupyter notebook (the trace's kind), not a job or a service.
+        let isNotebook: Bool
         let createdAt: Double
         var remaining: Double
         var state: State = .future
         var node = -1
+        /// When the current run starts (Running): the bind, or the end of the node's image pull.
         var startedAt = 0.0
         var firstRunning: Double?
         var firstNode = -1
+        /// Of the first run's wait, the part spent waiting for the node's image pull.
+        var firstPull = 0.0
         var unschedulable = false
         var triedAt = -1
         var generation = 0
@@ -71,6 +82,10 @@ final class ClusterSimulation {
         var lastAccounted: Double
         /// Cluster-autoscaler: unneeded since; CPU group: empty since.
         var unneededSince: Double?
+        /// When the notebook image is (or will be) on the node: nil until a GPU pod first lands
+        /// there and starts the pull. A node prepared in advance (the static pool's, whose image a
+        /// puller fetched before any pod) is created with it set.
+        var imageReadyAt: Double?
 
         var boot: Double { gpusAt - launchedAt }
         /// Registered and neither terminated nor deleted: what its kubelet would report.
@@ -98,6 +113,8 @@ final class ClusterSimulation {
     var capacityVersion = 0
     var done = 0
     var random: SeededGenerator
+    /// Image pulls draw from their own stream, so `--image-pull-delay` leaves every other draw alone.
+    var pullRandom: SeededGenerator
     var metrics = Accumulator()
     var berth: BerthRuntime?
     var autoscaler: AutoscalerState
@@ -120,6 +137,7 @@ final class ClusterSimulation {
         self.lowerBound = lowerBound
         self.options = options
         self.random = SeededGenerator(seed: options.seed, key: policy.rawValue)
+        self.pullRandom = SeededGenerator(seed: options.seed, key: policy.rawValue + "/image-pull")
         self.autoscaler = AutoscalerState(catalog: options.catalog, seed: options.seed)
         var factory = PodFactory(mutate: policy == .berth, config: options.webhook)
         pods.reserveCapacity(trace.pods.count)
@@ -127,7 +145,7 @@ final class ClusterSimulation {
             let admitted = try factory.admit(row)
             pods.append(Pod(
                 trace: index, key: row.key, requirements: admitted.requirements, requests: admitted.requirements.requests,
-                gpus: admitted.requirements.requests.gpus, doNotDisrupt: admitted.doNotDisrupt, createdAt: row.arrival, remaining: row.duration))
+                gpus: admitted.requirements.requests.gpus, doNotDisrupt: admitted.doNotDisrupt, isNotebook: row.kind == .notebook, createdAt: row.arrival, remaining: row.duration))
             podIndex[row.key] = index
         }
         livePosition = Array(repeating: -1, count: pods.count)
@@ -314,15 +332,26 @@ final class ClusterSimulation {
         nodes[id].pods.append(index)
         if pods[index].isGPU { nodes[id].gpuPods += 1 }
         nodes[id].unneededSince = nil
+        let start = pods[index].isGPU ? imageReady(on: id) : now
         pods[index].state = .running
         pods[index].node = id
-        pods[index].startedAt = now
+        pods[index].startedAt = start
         pods[index].unschedulable = false
         if pods[index].firstRunning == nil {
-            pods[index].firstRunning = now
+            pods[index].firstRunning = start
             pods[index].firstNode = id
+            pods[index].firstPull = start - now
         }
-        queue.push(.finish(pod: index, generation: pods[index].generation), at: now + pods[index].remaining)
+        queue.push(.finish(pod: index, generation: pods[index].generation), at: start + pods[index].remaining)
+    }
+
+    /// When the notebook image is on the node: now if pulled, the end of the pull under way, or
+    /// the end of a pull started now.
+    func imageReady(on id: Int) -> Double {
+        if let ready = nodes[id].imageReadyAt { return max(now, ready) }
+        let ready = now + Self.uniform(options.imagePullDelay, &pullRandom)
+        nodes[id].imageReadyAt = ready
+        return ready
     }
 
     /// Takes a running pod off its node.
@@ -334,7 +363,14 @@ final class ClusterSimulation {
         if let position = nodes[id].pods.firstIndex(of: index) { nodes[id].pods.remove(at: position) }
         if pods[index].isGPU { nodes[id].gpuPods -= 1 }
         pods[index].node = -1
-        pods[index].remaining = max(0, pods[index].remaining - (now - pods[index].startedAt))
+        let started = pods[index].startedAt
+        // Taken off while its image was still pulling: it never ran, its first run is still to come.
+        if started > now && pods[index].firstRunning == started && pods[index].firstNode == id {
+            pods[index].firstRunning = nil
+            pods[index].firstNode = -1
+            pods[index].firstPull = 0
+        }
+        pods[index].remaining = max(0, pods[index].remaining - max(0, now - started))
         roomAppeared()
     }
 
@@ -356,9 +392,10 @@ final class ClusterSimulation {
     // MARK: - Nodes and the kubelet
 
     /// A new instance: its Node registers Ready at `readyAt`, its GPUs become allocatable at `gpusAt`.
+    /// `imagePulled`: prepared in advance, the notebook image already on it (no pull for its pods).
     @discardableResult
     func addNode(type: InstanceType, price: Double, providerID: String, labels: [String: String], taints: [Taint],
-                 readyAt: Double, gpusAt: Double) -> Int {
+                 readyAt: Double, gpusAt: Double, imagePulled: Bool = false) -> Int {
         let id = nodes.count
         let allocatable = options.provisioner.overhead.allocatable(type)
         var initial = allocatable
@@ -366,7 +403,7 @@ final class ClusterSimulation {
         nodes.append(Node(
             name: "ip-10-0-\(id / 250)-\(id % 250 + 1).ec2.internal", providerID: providerID, isGPU: type.gpuCount > 0,
             instanceType: type.name, gpuCount: Int64(type.gpuCount), price: price, labels: labels, taints: taints, fullAllocatable: allocatable,
-            allocatable: initial, launchedAt: now, gpusAt: gpusAt, lastAccounted: now))
+            allocatable: initial, launchedAt: now, gpusAt: gpusAt, lastAccounted: now, imageReadyAt: imagePulled ? now : nil))
         if readyAt <= now {
             register(id)
         } else {

@@ -34,21 +34,41 @@ public struct SeriesPoint: Sendable, Equatable {
     public var demand: Int64
 }
 
+/// Warm GPU capacity's node-hours by state (none exists yet: both 0).
+public struct WarmNodeHours: Sendable, Equatable {
+    /// Initialised nodes, image pulled, waiting with no pod.
+    public var running: Double
+    /// Instances prepared then stopped (only their volumes billed).
+    public var stopped: Double
+
+    public init(running: Double = 0, stopped: Double = 0) {
+        self.running = running
+        self.stopped = stopped
+    }
+}
+
 /// What one policy cost on the trace, and how long its pods waited.
 public struct PolicyResult: Sendable {
     public var policy: PolicyName
-    /// GPU nodes, launch to termination (or the end of the run).
+    /// GPU nodes, launch to termination (or the end of the run); includes `warmCostUSD`.
     public var costUSD: Double
+    /// Of `costUSD`, warm capacity's (none exists yet: 0).
+    public var warmCostUSD: Double = 0
+    public var warmNodeHours = WarmNodeHours()
     public var lowerBoundUSD: Double
     public var gpuNodeHours: Double
     /// GPU node-hours (launch included) with no GPU pod on the node.
     public var idleGpuNodeHours: Double
     /// Of those, hours a non-GPU pod was on the node (squatting).
     public var squattedGpuNodeHours: Double
-    /// GPU pods, creation to first Running.
+    /// GPU pods, creation to first Running (the node's image pull included).
     public var timeToRunning: Percentiles
+    /// GPU notebooks only (the trace's kind `notebook`), creation to first Running, pull included:
+    /// what a data scientist waits after "Start my server".
+    public var notebookTimeToRunning: Percentiles
     /// GPU pods: time to running minus the modelled boot (launch to GPUs allocatable) of the node
-    /// they first ran on, at least 0: the wait the autoscaler itself adds.
+    /// they first ran on and minus their wait for its image pull, at least 0: the wait the
+    /// autoscaler itself adds.
     public var ownDelay: Percentiles
     /// Pods (GPU or not) that never ran.
     public var unscheduledPods: Int
@@ -115,7 +135,7 @@ extension ClusterSimulation {
                 cpuLaunched += 1
             }
         }
-        var waits: [Double] = [], own: [Double] = []
+        var waits: [Double] = [], own: [Double] = [], notebookWaits: [Double] = []
         var unscheduled = 0, unscheduledGPU = 0
         for pod in pods {
             guard let running = pod.firstRunning else {
@@ -126,12 +146,13 @@ extension ClusterSimulation {
             guard pod.isGPU else { continue }
             let wait = running - pod.createdAt
             waits.append(wait)
-            own.append(max(0, wait - (pod.firstNode >= 0 ? nodes[pod.firstNode].boot : 0)))
+            if pod.isNotebook { notebookWaits.append(wait) }
+            own.append(max(0, wait - pod.firstPull - (pod.firstNode >= 0 ? nodes[pod.firstNode].boot : 0)))
         }
         return PolicyResult(
             policy: policy, costUSD: cost, lowerBoundUSD: lowerBound.costUSD,
             gpuNodeHours: hours, idleGpuNodeHours: metrics.idle / 3600, squattedGpuNodeHours: metrics.squatted / 3600,
-            timeToRunning: Percentiles(waits), ownDelay: Percentiles(own), unscheduledPods: unscheduled, unscheduledGPUPods: unscheduledGPU,
+            timeToRunning: Percentiles(waits), notebookTimeToRunning: Percentiles(notebookWaits), ownDelay: Percentiles(own), unscheduledPods: unscheduled, unscheduledGPUPods: unscheduledGPU,
             nodesLaunched: launched, cpuNodesLaunched: cpuLaunched, cpuNodeCostUSD: cpuCost, evictions: metrics.evictions, warnings: metrics.warnings,
             simulatedSeconds: now, provisionerRounds: berth?.rounds ?? 0, costByInstanceType: byType,
             series: metrics.series.map { SeriesPoint(time: $0.time, gpuNodes: $0.nodes, gpus: $0.gpus, demand: $0.demand) })

@@ -18,6 +18,9 @@ public struct SimulationOptions: Sendable {
     public var bootDelay: ClosedRange<Double> = 45...90
     /// From Ready to the GPUs being allocatable (the device plugin), seconds.
     public var gpuDelay: ClosedRange<Double> = 30...60
+    /// The notebook image's pull, seconds: what a GPU pod on a node that has not pulled it yet
+    /// waits after the GPUs are allocatable (drawn once per node; later pods there do not wait).
+    public var imagePullDelay: ClosedRange<Double> = 60...150
     public var seed: UInt64 = 1
     /// Berth's configuration: the default, as shipped, unless `--config` names one.
     public var provisioner = ProvisionerConfig()

@@ -6,14 +6,14 @@ extension SimulationReport {
 
     /// One row per policy, then one verdict line per policy.
     public func table() -> String {
-        let header = ["POLICY", "COST $", "LOWER $", "RATIO", "GPU NODE-H", "IDLE H", "SQUAT H", "WAIT P50", "WAIT P95", "WAIT MAX", "OWN P95", "UNSCHED", "NODES", "EVICT"]
+        let header = ["POLICY", "COST $", "LOWER $", "RATIO", "GPU NODE-H", "IDLE H", "SQUAT H", "WAIT P50", "WAIT P95", "WAIT MAX", "NB P95", "OWN P95", "UNSCHED", "NODES", "EVICT"]
         var rows = [header]
         for result in policies {
             rows.append([
                 result.policy.rawValue, Self.fixed(result.costUSD, 2), Self.fixed(result.lowerBoundUSD, 2), Self.fixed(result.costRatio, 2) + "x",
                 Self.fixed(result.gpuNodeHours, 1), Self.fixed(result.idleGpuNodeHours, 1), Self.fixed(result.squattedGpuNodeHours, 1),
                 Self.duration(result.timeToRunning.p50), Self.duration(result.timeToRunning.p95), Self.duration(result.timeToRunning.max),
-                Self.duration(result.ownDelay.p95), String(result.unscheduledPods), String(result.nodesLaunched), String(result.evictions),
+                Self.duration(result.notebookTimeToRunning.p95), Self.duration(result.ownDelay.p95), String(result.unscheduledPods), String(result.nodesLaunched), String(result.evictions),
             ])
         }
         let widths = header.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
@@ -40,7 +40,8 @@ extension SimulationReport {
         }
         parts.append(cost)
         var wait = "GPU pods wait p95 \(Self.duration(result.timeToRunning.p95))"
-        if result.policy != .static { wait += " (\(Self.duration(result.ownDelay.p95)) beyond node boot)" }
+        if result.policy != .static { wait += " (\(Self.duration(result.ownDelay.p95)) beyond node boot and image pull)" }
+        if result.notebookTimeToRunning.count > 0 { wait += ", notebooks p95 \(Self.duration(result.notebookTimeToRunning.p95))" }
         parts.append(wait)
         parts.append(result.unscheduledPods == 0 ? "nothing unscheduled" : "\(result.unscheduledPods) pods never ran (\(result.unscheduledGPUPods) GPU)")
         parts.append(result.squattedGpuNodeHours < 0.05
@@ -70,6 +71,10 @@ extension SimulationReport {
                 ("idleGpuNodeHours", number(result.idleGpuNodeHours)), ("squattedGpuNodeHours", number(result.squattedGpuNodeHours)),
                 ("timeToRunningSeconds", percentiles(result.timeToRunning)), ("unscheduledPods", count(result.unscheduledPods)),
                 ("nodesLaunched", count(result.nodesLaunched)),
+                ("notebookTimeToRunningSeconds", percentiles(result.notebookTimeToRunning)), ("warmCostUSD", number(result.warmCostUSD)),
+                ("warmNodeHours", .object(JSONObject([
+                    .init(key: "running", value: number(result.warmNodeHours.running)), .init(key: "stopped", value: number(result.warmNodeHours.stopped)),
+                ]))),
                 ("ownDelaySeconds", percentiles(result.ownDelay)), ("unscheduledGpuPods", count(result.unscheduledGPUPods)),
                 ("evictions", count(result.evictions)), ("cpuNodesLaunched", count(result.cpuNodesLaunched)),
                 ("cpuNodeCostUSD", number(result.cpuNodeCostUSD)), ("simulatedSeconds", number(result.simulatedSeconds)),

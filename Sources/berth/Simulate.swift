@@ -18,7 +18,9 @@ struct Simulate: ParsableCommand {
 
             Everything runs in virtual time: Berth's real provisioning code drives a simulated cloud whose
             nodes become Ready 45-90 s after launch and show their GPUs 30-60 s later (--boot-delay,
-            --gpu-delay). Progress goes to stderr.
+            --gpu-delay); the first GPU pod on a node then waits 60-150 s for the notebook image's pull
+            (--image-pull-delay; later pods there, and the static pool's pre-pulled nodes, do not).
+            Progress goes to stderr.
             """
     )
 
@@ -56,6 +58,9 @@ struct Simulate: ParsableCommand {
     @Option(help: "Seconds from Ready to the GPUs being allocatable, as MIN-MAX.")
     var gpuDelay = "30-60"
 
+    @Option(help: "Seconds the first GPU pod on a node waits for the notebook image's pull once the GPUs are allocatable, as MIN-MAX.")
+    var imagePullDelay = "60-150"
+
     @Option(help: "A BerthConfig file: its webhook and provisioner sections drive the berth policy (defaults without one).")
     var config: String?
 
@@ -70,6 +75,7 @@ struct Simulate: ParsableCommand {
         }
         _ = try Self.range(bootDelay, option: "--boot-delay")
         _ = try Self.range(gpuDelay, option: "--gpu-delay")
+        _ = try Self.range(imagePullDelay, option: "--image-pull-delay")
     }
 
     static func range(_ text: String, option: String) throws -> ClosedRange<Double> {
@@ -107,6 +113,7 @@ struct Simulate: ParsableCommand {
             options.seed = seed
             options.bootDelay = try Self.range(bootDelay, option: "--boot-delay")
             options.gpuDelay = try Self.range(gpuDelay, option: "--gpu-delay")
+            options.imagePullDelay = try Self.range(imagePullDelay, option: "--image-pull-delay")
             let policies = policy.isEmpty ? PolicyName.allCases : policy.compactMap(PolicyName.init(rawValue:))
             let quiet = self.quiet
             let started = Date()

@@ -33,12 +33,18 @@ import Testing
         #expect(policies.map { $0["policy"] as? String } == ["berth", "cluster-autoscaler", "static"])
         let keys: Set<String> = [
             "policy", "costUSD", "lowerBoundUSD", "costRatio", "gpuNodeHours", "idleGpuNodeHours", "squattedGpuNodeHours",
-            "timeToRunningSeconds", "unscheduledPods", "nodesLaunched",
+            "timeToRunningSeconds", "unscheduledPods", "nodesLaunched", "notebookTimeToRunningSeconds", "warmCostUSD", "warmNodeHours",
         ]
         for policy in policies {
             #expect(keys.isSubset(of: Set(policy.keys)), "\(policy.keys)")
             let wait = try #require(policy["timeToRunningSeconds"] as? [String: Any])
             #expect(Set(wait.keys) == ["p50", "p95", "max"])
+            let notebooks = try #require(policy["notebookTimeToRunningSeconds"] as? [String: Any])
+            #expect(Set(notebooks.keys) == ["p50", "p95", "max"])
+            #expect((policy["warmCostUSD"] as? NSNumber)?.doubleValue == 0)
+            let warm = try #require(policy["warmNodeHours"] as? [String: Any])
+            #expect(warm.keys.sorted() == ["running", "stopped"])
+            #expect(warm.values.allSatisfy { ($0 as? NSNumber)?.doubleValue == 0 })
         }
         #expect((policies[0]["lowerBoundUSD"] as? NSNumber)?.doubleValue == 0.526)
         #expect((policies[2]["costUSD"] as? NSNumber)?.doubleValue == 0.526)
@@ -47,6 +53,26 @@ import Testing
         #expect(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""))
         #expect(svg.contains("cluster-autoscaler: $"))
         #expect(svg.hasSuffix("</svg>\n"))
+    }
+
+    @Test func theImagePullDelayIsInTheNotebooksWait() throws {
+        let fixed = ["--boot-delay", "65-65", "--gpu-delay", "30-30", "-o", "json", "--quiet"]
+        func notebookWaits(_ pull: String) throws -> [Double] {
+            let result = try berth(["simulate", "-", "--image-pull-delay", pull] + fixed, input: Data(Self.oneNotebook.utf8))
+            #expect(result.status == 0, "\(result.stderr)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            let policies = try #require(json["policies"] as? [[String: Any]])
+            return try policies.map { policy in
+                let wait = try #require(policy["notebookTimeToRunningSeconds"] as? [String: Any])
+                return try #require((wait["max"] as? NSNumber)?.doubleValue)
+            }
+        }
+        // berth: launched at 1 s, GPUs at 96; cluster-autoscaler: at 10 s, GPUs at 105; static: pre-pulled.
+        #expect(try notebookWaits("100-100") == [196, 205, 0])
+        #expect(try notebookWaits("0-0") == [96, 105, 0])
+        let bad = try berth(["simulate", "-", "--image-pull-delay", "150-60"], input: Data(Self.oneNotebook.utf8))
+        #expect(bad.status == 64)
+        #expect(bad.stderr.contains("--image-pull-delay 150-60: expected MIN-MAX seconds"), "\(bad.stderr)")
     }
 
     @Test func tableHasARowAndAVerdictPerPolicy() throws {

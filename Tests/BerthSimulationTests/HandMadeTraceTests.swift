@@ -4,7 +4,9 @@ import Testing
 /// Small traces whose right answers are worked out by hand. The simulated cloud draws each node's
 /// boot (45–90 s to Ready, 30–60 s more to GPUs) from the seed, so the expectations are written in
 /// terms of the wait the report measured: for a pod whose node was launched for it, that wait is
-/// the launch delay plus the node's boot, and the node's bill follows from it.
+/// the launch delay plus the node's boot, and the node's bill follows from it. The tests whose
+/// point is not the image pull turn it off (`imagePull: 0...0`); the pull's own tests fix every
+/// delay so the waits are exact.
 @Suite struct HandMadeTraceTests {
     static let g4dnXlarge = 0.526
 
@@ -12,9 +14,15 @@ import Testing
         TracePod(arrival: arrival, duration: duration, namespace: "jhub", name: name, kind: .notebook, gpus: 1, gpuType: gpuType, cpu: 2, memoryGiB: 8)
     }
 
-    static func run(_ pods: [TracePod], _ policies: [PolicyName] = PolicyName.allCases, seed: UInt64 = 1) async throws -> SimulationReport {
+    static func run(
+        _ pods: [TracePod], _ policies: [PolicyName] = PolicyName.allCases, seed: UInt64 = 1, imagePull: ClosedRange<Double> = 0...0,
+        boot: ClosedRange<Double>? = nil, gpu: ClosedRange<Double>? = nil
+    ) async throws -> SimulationReport {
         var options = SimulationOptions()
         options.seed = seed
+        options.imagePullDelay = imagePull
+        if let boot { options.bootDelay = boot }
+        if let gpu { options.gpuDelay = gpu }
         return try await Simulator.run(trace: Trace(pods: pods), policies: policies, options: options)
     }
 
@@ -153,10 +161,83 @@ import Testing
         let huge = TracePod(arrival: 0, duration: 60, namespace: "ml", name: "huge", kind: .job, gpus: 16, cpu: 8, memoryGiB: 32)
         var options = SimulationOptions()
         options.overrun = 600
+        options.imagePullDelay = 0...0
         let report = try await Simulator.run(trace: Trace(pods: [huge]), options: options)
         for result in report.policies {
             #expect(result.unscheduledPods == 1, "\(result.policy)")
             #expect(result.nodesLaunched == 0, "\(result.policy)")
         }
+    }
+
+    // MARK: - The notebook image's pull
+
+    /// Every delay fixed: Ready 65 s after launch, GPUs 30 s later, the pull 100 s. (65, not 60:
+    /// cluster-autoscaler's GPUs then do not appear at the very instant of one of its 10 s scans.)
+    static func fixed(_ pods: [TracePod], _ policies: [PolicyName] = PolicyName.allCases, pull: ClosedRange<Double> = 100...100, seed: UInt64 = 1)
+        async throws -> SimulationReport
+    {
+        try await run(pods, policies, seed: seed, imagePull: pull, boot: 65...65, gpu: 30...30)
+    }
+
+    @Test func oneNotebookOnAFreshNodeWaitsBootGPUsAndThePull() async throws {
+        let report = try await Self.fixed([Self.notebook("jupyter-a", at: 0, for: 3_600)])
+        let berth = try #require(report[.berth])
+        // Launched at 1 s, Ready at 66, GPUs at 96, bound then, image pulled at 196.
+        #expect(berth.timeToRunning.max == 196)
+        #expect(berth.notebookTimeToRunning == Percentiles(p50: 196, p95: 196, max: 196, count: 1))
+        // The pull is not the autoscaler's delay.
+        #expect(berth.ownDelay.max == 1)
+        // Billed from launch to 60 s after the notebook's hour, the pull included.
+        #expect(abs(berth.gpuNodeHours - (3_856 - 1) / 3_600.0) < 1e-9)
+        // Idle from launch to the bind and for the last minute: a pod pulling its image holds the GPU.
+        #expect(abs(berth.idleGpuNodeHours - (95 + 60) / 3_600.0) < 1e-9)
+        #expect(berth.warmCostUSD == 0 && berth.warmNodeHours == WarmNodeHours(running: 0, stopped: 0))
+        // cluster-autoscaler: launched at the 10 s scan, GPUs at 105, Running at 205.
+        let ca = try #require(report[.clusterAutoscaler])
+        #expect(ca.notebookTimeToRunning.max == 205)
+        #expect(ca.ownDelay.max == 10)
+        // The static pool pre-pulled the image: no wait at all.
+        let fixed = try #require(report[.static])
+        #expect(fixed.notebookTimeToRunning.max == 0)
+        #expect(abs(fixed.costUSD - Self.g4dnXlarge) < 1e-9)
+    }
+
+    @Test func aSecondNotebookOnTheSameNodeDoesNotPull() async throws {
+        // jupyter-a runs 196–3,796 s under Berth (205–3,805 s under cluster-autoscaler); jupyter-b
+        // comes at 3,820 s while the empty node is still up (Berth keeps it a minute, cluster-
+        // autoscaler ten) and starts at once: the image is on the node.
+        let pods = [Self.notebook("jupyter-a", at: 0, for: 3_600), Self.notebook("jupyter-b", at: 3_820, for: 600)]
+        let report = try await Self.fixed(pods, [.berth, .clusterAutoscaler])
+        let berth = try #require(report[.berth])
+        #expect(berth.nodesLaunched == 1)
+        #expect(berth.notebookTimeToRunning == Percentiles(p50: 0, p95: 196, max: 196, count: 2))
+        let ca = try #require(report[.clusterAutoscaler])
+        #expect(ca.nodesLaunched == 1)
+        #expect(ca.notebookTimeToRunning == Percentiles(p50: 0, p95: 205, max: 205, count: 2))
+    }
+
+    @Test func thePullIsDrawnFromTheSeedWithinItsRange() async throws {
+        var pulls: [Double] = []
+        for seed: UInt64 in 1...6 {
+            let pods = [Self.notebook("jupyter-a", at: 0, for: 600)]
+            let report = try await Self.fixed(pods, [.berth], pull: 60...150, seed: seed)
+            let wait = try #require(report[.berth]).notebookTimeToRunning.max
+            let pull = wait - 96
+            #expect(pull >= 60 && pull <= 150, "seed \(seed): pull \(pull)")
+            pulls.append(pull)
+            // The same seed, the same pull.
+            let again = try await Self.fixed(pods, [.berth], pull: 60...150, seed: seed)
+            #expect(again[.berth]?.notebookTimeToRunning.max == wait)
+        }
+        #expect(Set(pulls).count > 1, "\(pulls)")
+    }
+
+    @Test func onlyNotebooksCountAsNotebooks() async throws {
+        let job = TracePod(arrival: 0, duration: 600, namespace: "ml", name: "train-1", kind: .job, gpus: 1, cpu: 2, memoryGiB: 8)
+        let report = try await Self.fixed([job], [.berth])
+        let berth = try #require(report[.berth])
+        // A GPU job pulls too (its node is fresh), but it is not a notebook.
+        #expect(berth.timeToRunning.max == 196)
+        #expect(berth.notebookTimeToRunning.count == 0)
     }
 }
