@@ -240,4 +240,17 @@ import Testing
         #expect(berth.timeToRunning.max == 196)
         #expect(berth.notebookTimeToRunning.count == 0)
     }
+
+    @Test func aPodBoundDuringThePullWaitsForTheSamePull() async throws {
+        // A 2-GPU job gets a g4dn.12xlarge (4 GPUs): launched at 1 s, GPUs at 96, pulling until
+        // 196. A 1-GPU job created at 150 s fits the rest of that node, is bound at once and
+        // waits for the pull under way (46 s), not for a pull of its own.
+        let first = TracePod(arrival: 0, duration: 3_600, namespace: "ml", name: "train-1", kind: .job, gpus: 2, cpu: 30, memoryGiB: 120)
+        let second = TracePod(arrival: 150, duration: 3_600, namespace: "ml", name: "train-2", kind: .job, gpus: 1, cpu: 2, memoryGiB: 8)
+        let report = try await Self.fixed([first, second], [.berth])
+        let berth = try #require(report[.berth])
+        #expect(berth.costByInstanceType.keys.sorted() == ["g4dn.12xlarge"])
+        #expect(berth.nodesLaunched == 1)
+        #expect(berth.timeToRunning == Percentiles(p50: 46, p95: 196, max: 196, count: 2))
+    }
 }
