@@ -162,6 +162,11 @@ public struct NotebookDemo: Sendable {
         let start = clock.now
         func elapsed() -> String { String(format: "%.1fs", (clock.now - start).seconds) }
         do {
+            // The hub's namespace, as on a real cluster (where a pod cannot be created in a namespace
+            // that does not exist, and kubectl asks for the namespace when a pod is not found).
+            if (try? client.get(.namespaces, name: namespace)) == nil {
+                _ = try client.create(.namespaces, ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(namespace)]])
+            }
             _ = try client.create(.pods, namespace: namespace, Self.notebookPod(name: name, namespace: namespace))
             logger.info("demo: created GPU notebook \(namespace)/\(name)", metadata: ["t": "\(elapsed())"])
             var node = ""
