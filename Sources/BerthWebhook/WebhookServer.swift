@@ -58,13 +58,22 @@ public final class WebhookServer: Sendable {
             handler: AdmissionReviewHandler(policy: MutationPolicy(config: config.webhook, maxPatchBytes: configuration.maxPatchBytes)), metrics: metrics, health: health, logger: logger)
         server = HTTPServer(configuration: http, tls: tlsStore, responder: responder, observer: MetricsObserver(metrics: metrics), logger: logger)
 
-        var plain = HTTPServerConfiguration(host: configuration.host, port: configuration.metricsPort)
+        let plain = Self.metricsPortConfiguration(
+            host: configuration.host, port: configuration.metricsPort, maxConnections: configuration.metricsMaxConnections,
+            maxIdlePerClient: configuration.metricsMaxIdleConnectionsPerClient)
+        metricsServer = HTTPServer(configuration: plain, tls: nil, responder: MetricsResponder(metrics: metrics, health: health), logger: logger)
+    }
+
+    /// The plain metrics port: one loop, small bodies and buffers, its own connection table (so a
+    /// flood on the TLS port cannot starve the kubelet's probes). Also what `serve --webhook=false` serves.
+    public static func metricsPortConfiguration(host: String, port: Int, maxConnections: Int, maxIdlePerClient: Int) -> HTTPServerConfiguration {
+        var plain = HTTPServerConfiguration(host: host, port: port)
         plain.eventLoopCount = 1
         plain.maxBodyBytes = 64 * 1024
         plain.maxBufferedBytes = 4 * 1024 * 1024
-        plain.maxConnections = configuration.metricsMaxConnections
-        plain.maxWaitingConnectionsPerClient = configuration.metricsMaxIdleConnectionsPerClient
-        metricsServer = HTTPServer(configuration: plain, tls: nil, responder: MetricsResponder(metrics: metrics, health: health), logger: logger)
+        plain.maxConnections = maxConnections
+        plain.maxWaitingConnectionsPerClient = maxIdlePerClient
+        return plain
     }
 
     /// Binds both ports; returns them (useful with port 0).

@@ -211,10 +211,8 @@ struct Serve: ParsableCommand {
                     throw CLIError(message: "serve: \(error)")
                 }
             } else {
-                var plain = HTTPServerConfiguration(host: bindAddress, port: metricsPort)
-                plain.eventLoopCount = 1
-                plain.maxConnections = metricsMaxConnections
-                plain.maxWaitingConnectionsPerClient = metricsMaxIdleConnectionsPerClient
+                let plain = WebhookServer.metricsPortConfiguration(
+                    host: bindAddress, port: metricsPort, maxConnections: metricsMaxConnections, maxIdlePerClient: metricsMaxIdleConnectionsPerClient)
                 let server = HTTPServer(
                     configuration: plain, tls: nil,
                     responder: MetricsResponder(metrics: metrics, health: HealthState()), logger: logger)
@@ -274,32 +272,20 @@ struct Serve: ParsableCommand {
                     cloudProvider = ec2
                     catalog = types
                     interruptionSource = ec2.interruptions
-                    // Prices that are not the region's own: a Warning Event on Berth's pod, once per catalog read.
-                    let posted = Atomic<Int>(-1)
+                    // Prices that are not the region's own: said once per catalog read (the runtime logs
+                    // it and posts a Warning Event on Berth's pod), the start-up read included.
+                    let warned = Atomic<Int>(-1)
                     cloudWarnings = {
                         guard let current = try? await ec2.catalog(), let warning = current.priceWarning else { return [] }
                         let fetches = ec2.catalogFetchCount
-                        guard posted.exchange(fetches, ordering: .relaxed) != fetches else { return [] }
+                        guard warned.exchange(fetches, ordering: .relaxed) != fetches else { return [] }
                         return [CloudWarning(reason: "BuiltInPrices", message: "region \(ec2.configuration.region): \(warning)")]
                     }
                     // EC2Cloud caches its catalog for an hour; the provisioner re-reads it as often.
-                    // A read whose prices are not the region's own is said once per read.
-                    let warned = Atomic<Int>(ec2.catalogFetchCount)
-                    let priceLogger = logger
-                    catalogSource = {
-                        guard let fresh = try? await ec2.catalog() else { return nil }
-                        let fetches = ec2.catalogFetchCount
-                        if let warning = fresh.priceWarning, warned.exchange(fetches, ordering: .relaxed) != fetches {
-                            priceLogger.warning("EC2 catalog prices: \(warning)", metadata: ["region": "\(ec2.configuration.region)"])
-                        }
-                        return fresh.schedulable
-                    }
+                    catalogSource = { try? await ec2.catalog().schedulable }
                     logger.info("EC2 catalog read", metadata: [
                         "types": "\(types.types.count)", "region": "\(ec2.configuration.region)", "prices": "\(read.pricesFrom)",
                     ])
-                    if let warning = read.priceWarning {
-                        logger.warning("EC2 catalog prices: \(warning)", metadata: ["region": "\(ec2.configuration.region)"])
-                    }
                 }
                 if leaderElect && !simulated {
                     let namespace = leaderElectionNamespace ?? ProcessInfo.processInfo.environment["POD_NAMESPACE"] ?? "berth-system"

@@ -115,9 +115,12 @@ public actor Provisioner<C: Clock<Duration>> {
                 } else {
                     note("reading the instance catalog failed; keeping the current one")
                 }
-                if let warnings = options.cloudWarnings, let own = options.selfPod {
-                    for warning in await warnings() {
-                        metrics.event(warning.reason)
+                // The cloud's own news about this read (prices not the region's, say): logged, and a
+                // Warning Event on Berth's pod when it knows its pod.
+                for warning in await options.cloudWarnings?() ?? [] {
+                    logger.warning("\(warning.message)", metadata: ["reason": "\(warning.reason)"])
+                    metrics.event(warning.reason)
+                    if let own = options.selfPod {
                         await cluster.record(ProvisionerEvent(regarding: .pod(own), type: "Warning", reason: warning.reason, message: warning.message))
                     }
                 }
