@@ -555,7 +555,8 @@ final class EventLoop: @unchecked Sendable {
                 connection.output.append(contentsOf: Self.continueResponse)
             case .error(let error):
                 completed = true
-                answerError(connection, status: error.status, reason: error.reason)
+                if error == .overBudget { shared.overBudget.wrappingAdd(1, ordering: .relaxed) }
+                answerError(connection, status: error.status, reason: error.reason, retryAfter: error.retryAfterSeconds)
             }
         }
         if connection.peerClosed && !connection.parser.hasPartialRequest {
@@ -568,15 +569,12 @@ final class EventLoop: @unchecked Sendable {
     }
 
     /// Queues a short text answer to a protocol error or timeout, after which the connection closes.
-    private func answerError(_ connection: Connection, status: Int, reason: String) {
+    private func answerError(_ connection: Connection, status: Int, reason: String, retryAfter: Int? = nil) {
         shared.observer?.requestStarted()
         let start = connection.requestStart != 0 ? connection.requestStart : now
         logger.debug("answering protocol error", metadata: ["fd": "\(connection.fd)", "status": "\(status)", "reason": "\(reason)"])
         var response = HTTPResponse.text(status: status, "\(status) \(HTTPResponse.reasonPhrase(status)): \(reason)\n")
-        if status == 503 {
-            response.headers.add(name: "Retry-After", value: "1")
-            shared.overBudget.wrappingAdd(1, ordering: .relaxed)
-        }
+        if let retryAfter { response.headers.add(name: "Retry-After", value: String(retryAfter)) }
         response.serialize(into: &connection.output, keepAlive: false, requestVersion: .http1_1, omitBody: false)
         connection.closeAfterWrite = true
         connection.requestStart = 0
