@@ -591,11 +591,11 @@ public struct ProvisionerCore: Sendable {
                 requirements[i].interPod.unmodelled = "placement (kube-scheduler did not bind it to node \(placed.node), where it seemed to fit, within \(GoDuration.format(Self.schedulerGrace)))"
             }
         }
-        let paused = pausedPools.filter { $0.value.until > now }
-        // A paused pool launches nothing: the pods are planned with the other pools only.
+        // A paused pool launches nothing: the pods are planned with the other pools only. (The
+        // round began by dropping pauses that have ended.)
         var planner = scheduler
-        if !paused.isEmpty {
-            planner = Self.scheduler(catalog: catalog, config: config, gpuResource: gpuResource, pools: config.pools.filter { paused[$0.name] == nil })
+        if !pausedPools.isEmpty {
+            planner = Self.scheduler(catalog: catalog, config: config, gpuResource: gpuResource, pools: config.pools.filter { pausedPools[$0.name] == nil })
         }
         let plan = planner.solve(pending: requirements, nodes: nodes, unavailableOfferings: Set(unavailable.filter { $0.value > now }.keys))
         return (plan, nodes, claimOfNode, requirements)
@@ -663,9 +663,8 @@ public struct ProvisionerCore: Sendable {
                                             message: "launching \(type.name) in \(offering.zone) (\(offering.capacityType), $\(offering.pricePerHour)/h, pool \(pool.name), launch \(launchID))\(why)\(own)")))
             }
         }
-        let paused = pausedPools.filter { $0.value.until > now }
-        let pauses = paused.keys.sorted().map { name in
-            "pool \(name) is paused until \(RFC3339.string(paused[name]!.until)) after a refused launch (\(paused[name]!.refusal))"
+        let pauses = pausedPools.sorted { $0.key < $1.key }.map { name, pause in
+            "pool \(name) is paused until \(RFC3339.string(pause.until)) after a refused launch (\(pause.refusal))"
         }.joined(separator: "; ")
         for failure in plan.unschedulable {
             let pod = pending[failure.pod]
