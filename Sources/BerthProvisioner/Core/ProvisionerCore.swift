@@ -124,13 +124,11 @@ public struct ProvisionerCore: Sendable {
         scheduler = Self.scheduler(catalog: catalog, config: config, gpuResource: gpuResource)
     }
 
-    /// The scheduler for `pools` (default: every pool of the config), with launch alternatives on.
+    /// The scheduler for `pools` (default: every pool of the config).
     static func scheduler(catalog: InstanceCatalog, config: ProvisionerConfig, gpuResource: String, pools: [Pool]? = nil) -> Scheduler {
-        var scheduler = Scheduler(
+        Scheduler(
             catalog: catalog, pools: pools ?? config.pools, overhead: config.overhead, gpuResource: gpuResource,
             notebookSharingRatio: config.effectiveNotebookSharingRatio)
-        scheduler.computesAlternatives = true
-        return scheduler
     }
 
     // MARK: - One round
@@ -578,10 +576,12 @@ public struct ProvisionerCore: Sendable {
         let index = ClusterIndex(cluster, now: now)
         let nominated = Set(claims.values.filter(\.isLive).flatMap(\.nominated.keys))
         let pending = cluster.pods.filter { $0.nodeName.isEmpty && $0.unschedulable && $0.invalid == nil && $0.isPendingGPU && !nominated.contains($0.key) }
-        return (pending, schedule(pending, index: index, now: now).plan)
+        return (pending, schedule(pending, index: index, now: now, launching: false).plan)
     }
 
-    private func schedule(_ pending: [PodSnapshot], index: ClusterIndex, now: Date) -> (plan: SchedulingPlan, nodes: [NodeState], claimOfNode: [Int: String], requirements: [PodRequirements]) {
+    /// `launching`: the plan will be launched, so new nodes get their `alternatives` (offerings a
+    /// fleet launch falls back to); a plan only shown (`berth plan`) does without them.
+    private func schedule(_ pending: [PodSnapshot], index: ClusterIndex, now: Date, launching: Bool) -> (plan: SchedulingPlan, nodes: [NodeState], claimOfNode: [Int: String], requirements: [PodRequirements]) {
         let (nodes, claimOfNode) = nodeStates(index: index)
         var requirements = pending.map(\.requirements)
         for (i, pod) in pending.enumerated() {
@@ -597,12 +597,13 @@ public struct ProvisionerCore: Sendable {
         if !pausedPools.isEmpty {
             planner = Self.scheduler(catalog: catalog, config: config, gpuResource: gpuResource, pools: config.pools.filter { pausedPools[$0.name] == nil })
         }
+        planner.computesAlternatives = launching
         let plan = planner.solve(pending: requirements, nodes: nodes, unavailableOfferings: Set(unavailable.filter { $0.value > now }.keys))
         return (plan, nodes, claimOfNode, requirements)
     }
 
     private mutating func solve(_ pending: [PodSnapshot], index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
-        let (plan, nodes, claimOfNode, requirements) = schedule(pending, index: index, now: now)
+        let (plan, nodes, claimOfNode, requirements) = schedule(pending, index: index, now: now, launching: true)
 
         let nodeIndex = Dictionary(uniqueKeysWithValues: nodes.enumerated().map { ($0.element.name, $0.offset) })
         for placement in plan.placements {
