@@ -56,7 +56,7 @@ public final class KubeCluster: ClusterPort {
         self.gpuResource = gpuResource
         self.identity = identity
         self.logger = logger
-        pods = Informer(client: client, resource: .pods, selecting: Self.podSelection(webhook), metricsFactory: metricsFactory, logger: logger)
+        pods = Informer(client: client, resource: .pods, selecting: Self.podSelection, metricsFactory: metricsFactory, logger: logger)
         nodes = Informer(client: client, resource: .nodes, selecting: Self.nodeSelection, metricsFactory: metricsFactory, logger: logger)
     }
 
@@ -65,7 +65,7 @@ public final class KubeCluster: ClusterPort {
     /// projection only. Labels are kept whole (other pods' affinity and spread select on them);
     /// managedFields, env, volumes but their claims, probes, container statuses and the rest of
     /// the status are never stored. `ProjectionEquivalenceTests` holds it to the whole object.
-    public static func podSelection(_ webhook: WebhookConfig) -> JSONSelection {
+    public static let podSelection: JSONSelection = {
         let resources = JSONSelection.members([
             "resources": .members(["limits": .all, "requests": .all]), "restartPolicy": .all,
             "ports": .elements(.members(["containerPort": .all, "hostPort": .all, "hostIP": .all, "protocol": .all])),
@@ -93,7 +93,7 @@ public final class KubeCluster: ClusterPort {
             ]),
             "status": .members(["phase": .all, "conditions": .elements(.members(["type": .all, "status": .all, "reason": .all]))]),
         ])
-    }
+    }()
 
     /// What of a Node the provisioner reads: its labels, Berth's annotation, providerID, taints,
     /// capacity, allocatable and condition statuses (not images, nodeInfo, addresses, managedFields).

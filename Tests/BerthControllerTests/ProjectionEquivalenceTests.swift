@@ -55,7 +55,7 @@ import Testing
         var broken = cpuPod("broken", node: "n1")
         setPath(&broken, ["spec", "tolerations"], "not a list")
         pods.append(broken)
-        let selection = KubeCluster.podSelection(webhook)
+        let selection = KubeCluster.podSelection
         for pod in pods {
             var whole = KubeCluster.podSnapshot(pod, webhook: webhook)
             var projected = KubeCluster.podSnapshot(try Self.project(pod, selection), webhook: webhook)
