@@ -228,7 +228,6 @@ def sigterm_under_load(binary: str, work: str, delay: bool = True) -> dict:
     context = tls_context(work)
     lock = threading.Lock()
     stats = {"answered": 0, "lost": 0}
-    signalled = threading.Event()
 
     def worker():
         conn = None
@@ -261,7 +260,6 @@ def sigterm_under_load(binary: str, work: str, delay: bool = True) -> dict:
         thread.start()
     time.sleep(3)
     berth.process.send_signal(signal.SIGTERM)
-    signalled.set()
     for thread in threads:
         thread.join()
     status = berth.process.wait(timeout=60)
