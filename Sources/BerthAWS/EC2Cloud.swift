@@ -339,6 +339,10 @@ public final class EC2Cloud: CloudProvider {
         }
     }
 
+    // Warm capacity's stop/start: implemented on the warm-capacity cloud branch.
+    public func stop(providerID: String) async throws(CloudError) { throw .invalidRequest("stop is not implemented yet") }
+    public func start(providerID: String) async throws(CloudError) { throw .invalidRequest("start is not implemented yet") }
+
     public func delete(providerID: String) async throws(CloudError) {
         let id = try instanceID(providerID)
         let changes: [EC2API.StateChange]

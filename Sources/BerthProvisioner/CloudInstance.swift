@@ -6,6 +6,10 @@ public struct CloudInstance: Sendable, Equatable {
         /// Launched, not yet booted.
         case pending
         case running
+        /// Being stopped (warm capacity): still billed as running until it is stopped.
+        case stopping
+        /// Stopped: only its volume is billed; ``CloudProvider/start(providerID:)`` boots it again.
+        case stopped
         /// Gone. `get` and `list` never return terminated instances; a retried `create` of a
         /// launch whose instance was since terminated does.
         case terminated

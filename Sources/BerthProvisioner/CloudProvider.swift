@@ -51,4 +51,30 @@ public protocol CloudProvider: Sendable {
     ///
     /// - Throws: ``CloudError/throttled(operation:)``, ``CloudError/other(_:)``.
     func list(clusterTag: String) async throws(CloudError) -> [CloudInstance]
+
+    /// Stops a running instance (warm capacity's stopped tier). Its root volume, and the images
+    /// pulled onto it, are kept and are all that is billed while it is stopped; its id, private
+    /// address and so its Node's name stay. Returns once stopping has begun: the instance then
+    /// reports ``CloudInstance/State/stopping``, then ``CloudInstance/State/stopped``, in `get`
+    /// and `list`. Stopping an instance already stopping or stopped is not an error.
+    ///
+    /// - Throws: ``CloudError/notFound(providerID:)`` when it does not exist or is terminated;
+    ///   ``CloudError/invalidRequest(_:)`` for a malformed or foreign provider id, or an instance
+    ///   that cannot be stopped (still pending; spot; an instance-store root volume);
+    ///   ``CloudError/refused(action:code:message:)`` when permissions forbid it;
+    ///   ``CloudError/throttled(operation:)``, ``CloudError/other(_:)`` as for delete.
+    func stop(providerID: String) async throws(CloudError)
+
+    /// Starts a stopped instance: it boots again with the same id and volume (`pending`, then
+    /// `running`); its kubelet registers the same Node, its GPUs become allocatable again.
+    /// Starting an instance already pending or running is not an error.
+    ///
+    /// - Throws: ``CloudError/notFound(providerID:)`` when it does not exist or is terminated;
+    ///   ``CloudError/invalidRequest(_:)`` for a malformed or foreign provider id, or an instance
+    ///   still stopping (retry once it is stopped);
+    ///   ``CloudError/insufficientCapacity(offerings:)`` naming its own offering when the zone has
+    ///   no capacity for its type now (EC2's InsufficientInstanceCapacity on start: nothing
+    ///   started, the instance stays stopped); ``CloudError/refused(action:code:message:)``,
+    ///   ``CloudError/throttled(operation:)``, ``CloudError/other(_:)`` as for stop.
+    func start(providerID: String) async throws(CloudError)
 }

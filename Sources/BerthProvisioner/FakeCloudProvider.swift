@@ -104,6 +104,10 @@ public actor FakeCloudProvider: CloudProvider {
         return launchOrder.compactMap { instances[$0] }.filter { $0.cluster == clusterTag && $0.state != .terminated }
     }
 
+    // Warm capacity's stop/start: implemented on the warm-capacity cloud branch.
+    public func stop(providerID: String) async throws(CloudError) { throw .invalidRequest("stop is not implemented yet") }
+    public func start(providerID: String) async throws(CloudError) { throw .invalidRequest("start is not implemented yet") }
+
     private func injectedError(_ operation: Operation) throws(CloudError) {
         guard var queue = nextErrors[operation], !queue.isEmpty else { return }
         let error = queue.removeFirst()

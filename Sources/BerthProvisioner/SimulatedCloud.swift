@@ -156,6 +156,10 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
         return result
     }
 
+    // Warm capacity's stop/start: implemented on the warm-capacity cloud branch.
+    public func stop(providerID: String) async throws(CloudError) { throw .invalidRequest("stop is not implemented yet") }
+    public func start(providerID: String) async throws(CloudError) { throw .invalidRequest("start is not implemented yet") }
+
     // MARK: The simulation's side
 
     /// When the instance's Node should appear Ready and its GPUs allocatable.

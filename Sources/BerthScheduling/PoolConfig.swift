@@ -50,6 +50,8 @@ public struct ProvisionerConfig: Sendable, Equatable {
     /// security groups, ...), read strictly by the cloud (BerthAWS `NodeClass`). Each pool may name
     /// one (`nodeClass:`); a name that is not here is an error at load.
     public var nodeClasses: JSON?
+    /// Warm GPU capacity (`warm:`): off unless configured.
+    public var warm = WarmConfig()
 
     public init() {}
 

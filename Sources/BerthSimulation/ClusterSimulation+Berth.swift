@@ -115,6 +115,10 @@ extension ClusterSimulation {
         case let .deleteNode(name):
             if let id = nodeByName[name] { deleteNode(id) }
             runtime.core.record(.nodeDeleted(name: name), now: date)
+        case let .stop(providerID, _):
+            runtime.core.record(.stopFailed(providerID: providerID, .invalidRequest("not simulated yet")), now: date)
+        case let .start(providerID, _):
+            runtime.core.record(.startFailed(providerID: providerID, .invalidRequest("not simulated yet")), now: date)
         case let .event(event):
             if event.type == "Warning" { metrics.warnings[event.reason, default: 0] += 1 }
         }

@@ -30,6 +30,8 @@ final class RecordingEC2: CloudProvider {
     func delete(providerID: String) async throws(CloudError) { try await ec2.delete(providerID: providerID) }
     func get(providerID: String) async throws(CloudError) -> CloudInstance { try await ec2.get(providerID: providerID) }
     func list(clusterTag: String) async throws(CloudError) -> [CloudInstance] { try await ec2.list(clusterTag: clusterTag) }
+    func stop(providerID: String) async throws(CloudError) { try await ec2.stop(providerID: providerID) }
+    func start(providerID: String) async throws(CloudError) { try await ec2.start(providerID: providerID) }
 }
 
 /// Plays moto's running instances as Nodes on the fake API server, as kubelets, the device plugin,

@@ -19,6 +19,8 @@ struct CoreWorld {
     var terminations: [String] = []
     var deletedNodes: [String] = []
     var deletedPods: [String] = []
+    var stops: [String] = []
+    var starts: [String] = []
     /// Instances the cloud's listing does not show yet (EC2's eventual consistency).
     var listingLags: Set<String> = []
     /// Offerings with no capacity.
@@ -111,6 +113,27 @@ struct CoreWorld {
             deletedNodes.append(name)
             nodes[name] = nil
             core.record(.nodeDeleted(name: name), now: now)
+        case let .stop(providerID, _):
+            stops.append(providerID)
+            guard instances[providerID] != nil else {
+                core.record(.stopFailed(providerID: providerID, .notFound(providerID: providerID)), now: now)
+                return
+            }
+            instances[providerID]?.state = .stopped
+            core.record(.stopped(providerID: providerID), now: now)
+        case let .start(providerID, _):
+            starts.append(providerID)
+            guard let instance = instances[providerID] else {
+                core.record(.startFailed(providerID: providerID, .notFound(providerID: providerID)), now: now)
+                return
+            }
+            let key = OfferingKey(instanceType: instance.instanceType, zone: instance.zone, capacityType: instance.capacityType)
+            if outOfCapacity.contains(key) {
+                core.record(.startFailed(providerID: providerID, .insufficientCapacity(offerings: [key])), now: now)
+                return
+            }
+            instances[providerID]?.state = .pending
+            core.record(.started(providerID: providerID), now: now)
         case let .event(event):
             events.append(event)
         }

@@ -156,6 +156,10 @@ public enum ProvisionerAction: Sendable {
     /// Delete the pod (no budget asked): a drain that ran past `drainTimeout`.
     case deletePod(pod: String, node: String)
     case deleteNode(name: String)
+    /// Stop an instance (warm capacity's stopped tier); its Node stays, tainted.
+    case stop(providerID: String, node: String?)
+    /// Start a stopped instance (a pending notebook fits it, or the running tier is refilled).
+    case start(providerID: String, node: String?)
     case event(ProvisionerEvent)
 }
 
@@ -194,4 +198,8 @@ public enum ActionResult: Sendable {
     case podDeleted(pod: String)
     case podDeleteFailed(pod: String, message: String)
     case nodeUpdateFailed(name: String, message: String)
+    case stopped(providerID: String)
+    case stopFailed(providerID: String, CloudError)
+    case started(providerID: String)
+    case startFailed(providerID: String, CloudError)
 }

@@ -211,6 +211,8 @@ public struct ProvisionerCore: Sendable {
             for (name, drain) in draining where drain.refused[pod] != nil { draining[name]?.refused[pod] = nil }
         case .nodeDeleted, .nodeUpdateFailed, .podDeleteFailed:
             break  // the next snapshot shows the outcome; failures are retried on a timer
+        case .stopped, .stopFailed, .started, .startFailed:
+            break
         }
     }
 

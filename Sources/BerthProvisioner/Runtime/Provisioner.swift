@@ -246,6 +246,28 @@ public actor Provisioner<C: Clock<Duration>> {
                 }
                 metrics.terminations.increment()
                 core?.record(result, now: wallTime.now)
+            case let .stop(providerID, node):
+                let result: ActionResult
+                do throws(CloudError) {
+                    try await cloud.stop(providerID: providerID)
+                    logger.info("stopping \(providerID) (warm, stopped tier)", metadata: ["node": "\(node ?? "-")"])
+                    result = .stopped(providerID: providerID)
+                } catch {
+                    logger.warning("stopping \(providerID) failed: \(error)", metadata: ["node": "\(node ?? "-")"])
+                    result = .stopFailed(providerID: providerID, error)
+                }
+                core?.record(result, now: wallTime.now)
+            case let .start(providerID, node):
+                let result: ActionResult
+                do throws(CloudError) {
+                    try await cloud.start(providerID: providerID)
+                    logger.info("starting \(providerID) (warm, stopped tier)", metadata: ["node": "\(node ?? "-")"])
+                    result = .started(providerID: providerID)
+                } catch {
+                    logger.warning("starting \(providerID) failed: \(error)", metadata: ["node": "\(node ?? "-")"])
+                    result = .startFailed(providerID: providerID, error)
+                }
+                core?.record(result, now: wallTime.now)
             case let .updateNode(name, labels, addTaints, removeTaints):
                 do {
                     try await cluster.updateNode(name: name, labels: labels, addTaints: addTaints, removeTaints: removeTaints)
