@@ -289,11 +289,12 @@ public final class KubeCluster: ClusterPort {
     /// operator write at the same time: never a read-modify-write of the whole object. Labels go in
     /// a strategic merge patch naming only Berth's keys; taints (a list the apiserver replaces
     /// whole) in a JSON patch that tests the list read is still there (`KubeClient.patchList`).
-    public func updateNode(name: String, labels: [String: String], addTaints: [Taint], removeTaints: [Taint]) async throws {
+    public func updateNode(name: String, labels: [String: String], removeLabels: [String] = [], addTaints: [Taint], removeTaints: [Taint]) async throws {
         try await Offload.run { [client] () throws(KubeError) -> Void in
-            if !labels.isEmpty {
+            if !labels.isEmpty || !removeLabels.isEmpty {
                 var nodeLabels = JSONObject()
                 for (key, value) in labels.sorted(by: { $0.key < $1.key }) { nodeLabels[key] = .string(value) }
+                for key in removeLabels.sorted() where labels[key] == nil { nodeLabels[key] = .null }
                 _ = try client.patch(.nodes, name: name, ["metadata": ["labels": .object(nodeLabels)]], type: .strategicMerge)
             }
             guard !addTaints.isEmpty || !removeTaints.isEmpty else { return }

@@ -63,7 +63,7 @@ public struct PoolLimits: Sendable, Equatable {
     }
 
     /// The first limit that adding a node of `capacity` at `price` to `usage` would exceed.
-    func exceeded(by capacity: Resources, price: Double, usage: PoolUsage) -> String? {
+    public func exceeded(by capacity: Resources, price: Double, usage: PoolUsage) -> String? {
         if let nodes, usage.nodes + 1 > nodes { return "nodes limit \(nodes) reached (\(usage.nodes) in use)" }
         if let gpus, usage.gpus + capacity.gpus > gpus {
             return "gpus limit \(gpus) reached (\(usage.gpus) in use, a node adds \(capacity.gpus))"
@@ -91,7 +91,7 @@ public struct PoolUsage: Sendable, Equatable {
 
     public init() {}
 
-    mutating func add(capacity: Resources, price: Double) {
+    public mutating func add(capacity: Resources, price: Double) {
         nodes += 1
         gpus += capacity.gpus
         cpuMilli += capacity.cpuMilli

@@ -77,6 +77,16 @@ public struct Scheduler: Sendable {
         Scheduler(catalog: catalog, pools: pools, overhead: overhead).solve(pending: pending, nodes: nodes, unavailableOfferings: unavailableOfferings)
     }
 
+    /// The offerings of `instanceType` that pool `pool` may launch (its requirements and capacity
+    /// types), cheapest first; empty when the pool or type is unknown or not admitted.
+    public func offerings(pool: String, instanceType: String) -> [Offering] {
+        guard let p = pools.firstIndex(where: { $0.name == pool }),
+            let entry = poolTypes[p].first(where: { catalog.types[$0.type].name == instanceType })
+        else { return [] }
+        let type = catalog.types[entry.type]
+        return entry.offerings.map { type.offerings[$0] }.sorted { $0.pricePerHour < $1.pricePerHour }
+    }
+
     /// A node label as a node launched from this pool, type and offering would carry it.
     static func label(_ key: String, pool: Pool, labels: [String: String], offering: Offering?) -> String? {
         if key == WellKnownLabel.zone { return offering?.zone }

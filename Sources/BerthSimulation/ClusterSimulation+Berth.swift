@@ -93,12 +93,13 @@ extension ClusterSimulation {
             } catch {
                 runtime.core.record(.terminateFailed(providerID: providerID, error), now: date)
             }
-        case let .updateNode(name, labels, addTaints, removeTaints):
+        case let .updateNode(name, labels, removeLabels, addTaints, removeTaints):
             guard let id = nodeByName[name] else {
                 runtime.core.record(.nodeUpdateFailed(name: name, message: "not found"), now: date)
                 return
             }
             nodes[id].labels.merge(labels) { _, new in new }
+            for key in removeLabels { nodes[id].labels[key] = nil }
             nodes[id].taints.removeAll { taint in removeTaints.contains { $0.key == taint.key && $0.effect == taint.effect } }
             for taint in addTaints where !nodes[id].taints.contains(where: { $0.key == taint.key && $0.effect == taint.effect }) {
                 nodes[id].taints.append(taint)

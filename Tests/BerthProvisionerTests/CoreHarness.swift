@@ -89,9 +89,10 @@ struct CoreWorld {
             } else {
                 core.record(.terminateFailed(providerID: providerID, .notFound(providerID: providerID)), now: now)
             }
-        case let .updateNode(name, labels, addTaints, removeTaints):
+        case let .updateNode(name, labels, removeLabels, addTaints, removeTaints):
             guard var node = nodes[name] else { return }
             node.labels.merge(labels) { _, new in new }
+            for key in removeLabels { node.labels[key] = nil }
             node.taints.removeAll { taint in removeTaints.contains { $0.key == taint.key && $0.effect == taint.effect } }
             for taint in addTaints where !node.taints.contains(taint) { node.taints.append(taint) }
             nodes[name] = node

@@ -147,8 +147,9 @@ public enum ProvisionerAction: Sendable {
     case launch(LaunchRequest)
     /// Terminate an instance (`node`: its Node, if registered).
     case terminate(providerID: String, node: String?, reason: String)
-    /// Add these labels and taints to the node, and remove `removeTaints` (by key and effect).
-    case updateNode(name: String, labels: [String: String], addTaints: [Taint], removeTaints: [Taint])
+    /// Add these labels and taints to the node, and remove `removeLabels` and `removeTaints` (by
+    /// key and effect).
+    case updateNode(name: String, labels: [String: String], removeLabels: [String] = [], addTaints: [Taint], removeTaints: [Taint])
     /// Add these annotations to the pod (the launch intent, written before the launch).
     case annotatePod(pod: String, annotations: [String: String])
     /// Evict the pod through the Eviction API (PodDisruptionBudgets respected).

@@ -41,10 +41,42 @@ public struct NodeClaim: Sendable {
     /// Why its instance no longer matches what its pool launches (``CloudInstance/drift``): it
     /// takes no new pods and goes once no GPU pod uses it.
     public var drift: String?
+    /// Warm capacity: the tier this node waits in (nil: a node for pods, or a warm node since taken).
+    public var warm: WarmTier?
+    /// Warm: when it was prepared (initialised, the images pulled).
+    public var preparedAt: Date?
+    /// Running, or stopping, stopped, starting (warm capacity's stopped tier).
+    public var power: PowerState = .on
 
     /// Launched: its instance exists and is not known to be gone.
     public var isLive: Bool { !terminated && terminateRequestedAt == nil }
     public var providerID: String? { instance?.providerID }
+}
+
+/// The two tiers of warm capacity.
+public enum WarmTier: String, Sendable {
+    /// Up, prepared, labelled `berth.dev/warm=true`: kube-scheduler places the next notebook there.
+    case running = "true"
+    /// Prepared once, then stopped (tainted `berth.dev/warm=stopped:NoSchedule`): a pending
+    /// notebook that fits starts it.
+    case stopped
+}
+
+/// Whether an instance is up (warm capacity stops and starts them).
+public enum PowerState: Sendable, Equatable {
+    case on
+    case stopping(since: Date)
+    case stopped(since: Date)
+    /// Start sent at `since`; on again once initialised.
+    case starting(since: Date)
+
+    /// Stopping or stopped.
+    public var isDown: Bool {
+        switch self {
+        case .stopping, .stopped: true
+        case .on, .starting: false
+        }
+    }
 }
 
 /// A node being drained: cordoned with ``ProvisionerCore/disruptedTaint``, its pods evicted.

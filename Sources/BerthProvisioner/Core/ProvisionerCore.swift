@@ -68,16 +68,16 @@ public struct ProvisionerCore: Sendable {
     public static let blockedReportInterval: Duration = .seconds(300)
 
     public let config: ProvisionerConfig
-    public private(set) var catalog: InstanceCatalog
+    public internal(set) var catalog: InstanceCatalog
     public private(set) var scheduler: Scheduler
     /// The extended resource the catalog's GPUs are advertised as.
     public let gpuResource: String
 
-    public private(set) var claims: [String: NodeClaim] = [:]
-    public private(set) var draining: [String: DrainState] = [:]
+    public internal(set) var claims: [String: NodeClaim] = [:]
+    public internal(set) var draining: [String: DrainState] = [:]
     /// Since when each watched condition has held without a break (a node empty of GPU pods,
     /// under-used, consolidatable): acted on once it has held for `emptyAfter`.
-    private var since: [Watch: Date] = [:]
+    var since: [Watch: Date] = [:]
 
     enum Watch: Hashable {
         case empty(String)
@@ -92,21 +92,38 @@ public struct ProvisionerCore: Sendable {
     }
     /// True once the cloud has been listed: before that, nothing is launched.
     public private(set) var recovered = false
-    private var batch: (start: Date, last: Date, keys: Set<String>)?
-    private var retrySoon = false
-    private var unavailable: [OfferingKey: Date] = [:]
+    var batch: (start: Date, last: Date, keys: Set<String>)?
+    var retrySoon = false
+    var unavailable: [OfferingKey: Date] = [:]
     /// Pools paused after a refused launch: until when, and the cloud's refusal.
     public private(set) var pausedPools: [String: (until: Date, refusal: String)] = [:]
     /// Events decided while recording an outcome, given out by the next round.
-    private var pendingActions: [ProvisionerAction] = []
+    var pendingActions: [ProvisionerAction] = []
     /// Pod (or node) key → the last message reported about it, so each is reported once.
-    private var reported: [String: String] = [:]
+    var reported: [String: String] = [:]
     /// Pending pods the scheduler placed on a node that is up (nothing launched), and since when.
     private var placedOnExisting: [String: (node: String, since: Date)] = [:]
     /// Launch ids this process gave up (failed, timed out, terminated), and when: a pod's launch
     /// intent naming one is not reused (kept for `launchTimeout`, as long as an intent may be).
     private var retired: [String: Date] = [:]
-    private var random: SeededGenerator
+    var random: SeededGenerator
+
+    // Warm capacity (WarmCapacity.swift).
+    /// What Berth has learnt of notebook arrivals and launch times (`warm.mode: auto`).
+    public internal(set) var warmPlanner = WarmPlanner()
+    /// The warm capacity wanted at the last sizing, per kind.
+    public internal(set) var warmTargets: [WarmKind: WarmTarget] = [:]
+    var warmSizedAt: Date?
+    /// Since when a kind and tier has had more warm nodes than wanted.
+    var warmSurplusSince: [String: Date] = [:]
+    /// GPU notebooks seen pending, by uid: when first seen and how they are starting.
+    var notebooks: [String: NotebookWatch] = [:]
+    var kindCache: [KindKey: WarmKind?] = [:]
+    /// GPU notebooks' time from first seen pending to Running, by how they started; the runtime
+    /// takes them (``takeTimeToRunning()``) for its histogram.
+    public internal(set) var timeToRunning: [TimeToRunning] = []
+    /// The stopped tier is paused (a stop was refused) until then.
+    var stoppedTierPausedUntil: Date?
 
     public init(config: ProvisionerConfig, catalog: InstanceCatalog = .builtIn(), gpuResource: String = "nvidia.com/gpu", seed: UInt64) {
         self.config = config
@@ -122,6 +139,7 @@ public struct ProvisionerCore: Sendable {
         guard catalog != self.catalog else { return }
         self.catalog = catalog
         scheduler = Self.scheduler(catalog: catalog, config: config, gpuResource: gpuResource)
+        kindCache = [:]
     }
 
     /// The scheduler for `pools` (default: every pool of the config).
@@ -145,7 +163,9 @@ public struct ProvisionerCore: Sendable {
         for key in claims.keys.sorted() {
             advance(claim: key, index: index, now: now, actions: &actions)
         }
+        watchNotebooks(index: index, now: now)
         provision(index: index, now: now, actions: &actions)
+        warmCapacity(index: index, now: now, actions: &actions)
         disrupt(index: index, now: now, actions: &actions)
         // Forget what was said about pods and nodes that are gone.
         reported = reported.filter { index.pods[$0.key] != nil || index.nodes[$0.key] != nil }
@@ -212,7 +232,7 @@ public struct ProvisionerCore: Sendable {
         case .nodeDeleted, .nodeUpdateFailed, .podDeleteFailed:
             break  // the next snapshot shows the outcome; failures are retried on a timer
         case .stopped, .stopFailed, .started, .startFailed:
-            break
+            recordPower(result, now: now)
         }
     }
 
@@ -278,7 +298,11 @@ public struct ProvisionerCore: Sendable {
                 times.append(registered.addingTimeInterval(config.gpuRegistrationTimeout.seconds))
             }
         }
-        times.append(contentsOf: unavailable.values)
+        if config.warm.mode != .off || claims.values.contains(where: { $0.warm != nil }) {
+            times.append(now.addingTimeInterval(Self.warmSizingInterval.seconds))
+        }
+        for since in warmSurplusSince.values { times.append(since.addingTimeInterval(Self.warmSurplusGrace.seconds)) }
+                times.append(contentsOf: unavailable.values)
         times.append(contentsOf: pausedPools.values.map(\.until))
         // A deadline already past (a round that will act on it is due) means: soon, not in the past,
         // so a virtual-time driver never spins on one instant.
@@ -300,7 +324,17 @@ public struct ProvisionerCore: Sendable {
             claim.instance = instance
             let role = instance.tags[WebhookConfig.nodeRoleLabel] ?? index.nodesByProviderID[instance.providerID]?.labels[WebhookConfig.nodeRoleLabel]
             claim.role = role.flatMap(NodeRole.init(rawValue:)) ?? .shared
-            if let node = index.nodesByProviderID[instance.providerID] {
+            // Warm capacity: its tier from the node's label (the launch's tag before it registered),
+            // whether it is up from the instance's state.
+            let node = index.nodesByProviderID[instance.providerID]
+            claim.warm = (node?.labels[Self.warmLabel] ?? instance.tags[Self.warmLabel]).flatMap(WarmTier.init(rawValue:))
+            switch instance.state {
+            case .stopping: claim.power = .stopping(since: now)
+            case .stopped: claim.power = .stopped(since: now)
+            default: break
+            }
+            if claim.warm != nil, node?.labels[Self.warmLabel] != nil { claim.preparedAt = now }
+            if let node {
                 claim.nodeName = node.name
                 claim.registeredAt = now
                 claim.windingDown = node.taints.contains { $0.key == Self.windingDownTaint.key }
@@ -414,6 +448,11 @@ public struct ProvisionerCore: Sendable {
             return
         }
 
+        // Stopped (warm capacity): NotReady by design; nothing to wait for until it is started.
+        if claim.power.isDown {
+            claim.nodeName = node.name
+            return
+        }
         if claim.nodeName == nil || claim.registeredAt == nil {
             claim.nodeName = node.name
             claim.registeredAt = now
@@ -456,6 +495,10 @@ public struct ProvisionerCore: Sendable {
             let gpus = catalog[claim.instanceType]?.gpuCount ?? 0
             if node.ready && node.allocatable.gpus >= Int64(gpus) {
                 claim.initializedAt = now
+                if case let .starting(since) = claim.power {
+                    claim.power = .on
+                    warmPlanner.observeStart(seconds: now.timeIntervalSince(since))
+                }
                 actions.append(.event(.init(regarding: .node(node.name), reason: "Initialized",
                                             message: gpus > 0 ? "Ready with \(gpus) \(node.gpuResource) allocatable" : "Ready")))
             } else if let registered = claim.registeredAt, now.timeIntervalSince(registered) >= config.gpuRegistrationTimeout.seconds {
@@ -516,7 +559,7 @@ public struct ProvisionerCore: Sendable {
     /// ones take pods) and other Ready, schedulable GPU nodes, each with the pods bound or
     /// nominated there. A registered node is seen as it is: its own taints (a foreign NoSchedule
     /// taint counts) and labels, and cordoned means no new pods.
-    private func nodeStates(index: ClusterIndex) -> (nodes: [NodeState], claimOfNode: [Int: String]) {
+    func nodeStates(index: ClusterIndex) -> (nodes: [NodeState], claimOfNode: [Int: String]) {
         var nodes: [NodeState] = []
         var claimOfNode: [Int: String] = [:]
         for key in claims.keys.sorted() {
@@ -538,13 +581,20 @@ public struct ProvisionerCore: Sendable {
             state.labels[WebhookConfig.nodeRoleLabel] = claim.role.rawValue
             if let node {
                 state.labels.merge(node.labels) { _, actual in actual }
-                state.taints += node.taints.filter { taint in !state.taints.contains { $0.key == taint.key && $0.effect == taint.effect } }
+                // A stopped-tier node is seen as it will be once started for a pod: without the
+                // taints of its warm wait and of being down.
+                let own = claim.warm == .stopped ? node.taints.filter { !Self.downTaintKeys.contains($0.key) } : node.taints
+                state.taints += own.filter { taint in !state.taints.contains { $0.key == taint.key && $0.effect == taint.effect } }
             }
+            if claim.warm == .stopped { state.taints.removeAll { $0.key == Self.warmStoppedTaint.key } }
             state.pricePerHour = claim.pricePerHour
-            state.launching = claim.initializedAt == nil
+            state.launching = claim.initializedAt == nil || claim.warm == .stopped
             state.pods = pods
             state.schedulable = claim.isLive && !claim.windingDown && claim.nodeName.map { draining[$0] == nil } ?? true
                 && !(node?.unschedulable ?? false) && !(node?.deleting ?? false)
+            if claim.power.isDown, unavailable[OfferingKey(instanceType: claim.instanceType, zone: claim.zone, capacityType: claim.capacityType)] != nil {
+                state.schedulable = false  // no capacity to start it now
+            }
             claimOfNode[nodes.count] = key
             nodes.append(state)
         }
@@ -610,7 +660,7 @@ public struct ProvisionerCore: Sendable {
         let nodeIndex = Dictionary(uniqueKeysWithValues: nodes.enumerated().map { ($0.element.name, $0.offset) })
         for placement in plan.placements {
             let pod = pending[placement.pod]
-            if let n = nodeIndex[placement.node], let key = claimOfNode[n], claims[key]?.initializedAt == nil {
+            if let n = nodeIndex[placement.node], let key = claimOfNode[n], claims[key]?.initializedAt == nil || claims[key]?.warm == .stopped {
                 claims[key]?.nominated[pod.key] = pod.requests
                 report(.pod(pod.key), reason: "Nominated", message: "waiting for node \(placement.node), already launching", actions: &actions)
             } else {
@@ -674,6 +724,9 @@ public struct ProvisionerCore: Sendable {
             report(.pod(pod.key), type: "Warning", reason: "FailedProvisioning",
                    message: "no node can be launched: \(failure.reason)\(pauses.isEmpty ? "" : "; " + pauses)", actions: &actions)
         }
+        if !plan.unschedulable.isEmpty {
+            yieldWarm(to: plan.unschedulable.map { (pending[$0.pod].key, $0.reason) }, now: now, actions: &actions)
+        }
     }
 
     /// At most this many instance types in one launch (Karpenter's limit for one CreateFleet).
@@ -716,7 +769,7 @@ public struct ProvisionerCore: Sendable {
         return labels
     }
 
-    private mutating func makeLaunchID() -> String {
+    mutating func makeLaunchID() -> String {
         let hex = String(random.next(), radix: 16)
         return "\(config.clusterName)-" + String(repeating: "0", count: 16 - hex.count) + hex
     }
@@ -727,6 +780,11 @@ public struct ProvisionerCore: Sendable {
         var budget = config.maxDisruptedNodes - draining.count
         for key in claims.keys.sorted() {
             guard let claim = claims[key], claim.isLive, let name = claim.nodeName, let node = index.nodes[name], draining[name] == nil else { continue }
+            // Warm nodes are empty on purpose; warm capacity's sizing removes them.
+            if claim.warm != nil || claim.power != .on {
+                since[.empty(name)] = nil
+                continue
+            }
             let pods = index.podsOnNode[name, default: []]
             let inUse = pods.contains { $0.occupies && $0.requestsGPU } || !claim.nominated.isEmpty
             guard held(.empty(name), (claim.initializedAt != nil || claim.gpuWarned) && !inUse, now: now) else { continue }
@@ -873,7 +931,7 @@ public struct ProvisionerCore: Sendable {
     }
 
     /// Records whether `watch` holds now; true once it has held for `emptyAfter` without a break.
-    private mutating func held(_ watch: Watch, _ holds: Bool, now: Date) -> Bool {
+    mutating func held(_ watch: Watch, _ holds: Bool, now: Date) -> Bool {
         guard holds else {
             since[watch] = nil
             return false
@@ -886,7 +944,7 @@ public struct ProvisionerCore: Sendable {
     // MARK: - Reporting
 
     /// An event, unless the same message was already reported about this object.
-    private mutating func report(_ object: ProvisionerEvent.Object, type: String = "Normal", reason: String, message: String, actions: inout [ProvisionerAction]) {
+    mutating func report(_ object: ProvisionerEvent.Object, type: String = "Normal", reason: String, message: String, actions: inout [ProvisionerAction]) {
         let key: String
         switch object {
         case let .pod(pod): key = pod

@@ -8,8 +8,8 @@ public protocol ClusterPort: Sendable {
     /// - Throws: when the view cannot be built (caches not synced): the round is skipped.
     func snapshot() async throws -> ClusterSnapshot
 
-    /// Adds labels and taints to a node, removes taints (by key and effect).
-    func updateNode(name: String, labels: [String: String], addTaints: [Taint], removeTaints: [Taint]) async throws
+    /// Adds labels and taints to a node, removes labels and taints (taints by key and effect).
+    func updateNode(name: String, labels: [String: String], removeLabels: [String], addTaints: [Taint], removeTaints: [Taint]) async throws
 
     /// Adds annotations to a pod (`namespace/name`).
     func annotatePod(pod: String, annotations: [String: String]) async throws

@@ -268,9 +268,9 @@ public actor Provisioner<C: Clock<Duration>> {
                     result = .startFailed(providerID: providerID, error)
                 }
                 core?.record(result, now: wallTime.now)
-            case let .updateNode(name, labels, addTaints, removeTaints):
+            case let .updateNode(name, labels, removeLabels, addTaints, removeTaints):
                 do {
-                    try await cluster.updateNode(name: name, labels: labels, addTaints: addTaints, removeTaints: removeTaints)
+                    try await cluster.updateNode(name: name, labels: labels, removeLabels: removeLabels, addTaints: addTaints, removeTaints: removeTaints)
                     logger.info("updated node \(name)", metadata: [
                         "labels": "\(labels.keys.sorted().joined(separator: ","))", "taints": "\(addTaints.map(\.description).joined(separator: ","))",
                     ])
