@@ -209,7 +209,8 @@ public final class KubeCluster: ClusterPort {
             phase: PodSnapshot.Phase(rawValue: phaseText) ?? (phaseText.isEmpty ? .pending : .unknown),
             terminating: meta.deletionTimestamp != nil, daemon: daemon, doNotDisrupt: meta.annotations["karpenter.sh/do-not-disrupt"] == "true",
             unschedulable: unschedulable && nodeName.isEmpty, requirements: requirements, invalid: invalid,
-            deletionTimestamp: meta.deletionTimestamp.flatMap(RFC3339.parse), launchIntent: LaunchIntent(annotations: meta.annotations))
+            deletionTimestamp: meta.deletionTimestamp.flatMap(RFC3339.parse), launchIntent: LaunchIntent(annotations: meta.annotations),
+            createdAt: meta.creationTimestamp.flatMap(RFC3339.parse))
     }
 
     func nodeSnapshot(_ object: JSON) -> NodeSnapshot? {

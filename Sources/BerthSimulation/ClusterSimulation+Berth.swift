@@ -46,7 +46,8 @@ extension ClusterSimulation {
             // Bound but still pulling its image: Pending (ContainerCreating), as the API shows it.
             podSnapshots.append(PodSnapshot(
                 key: pod.key, nodeName: nodeName, phase: pod.state == .running && pod.startedAt <= now ? .running : .pending, doNotDisrupt: pod.doNotDisrupt,
-                unschedulable: pod.node < 0 && pod.unschedulable, requirements: pod.requirements))
+                unschedulable: pod.node < 0 && pod.unschedulable, requirements: pod.requirements,
+                createdAt: runtime.epoch.addingTimeInterval(pod.createdAt)))
         }
         var nodeSnapshots: [NodeSnapshot] = []
         for id in liveNodes {

@@ -51,13 +51,16 @@ public struct PodSnapshot: Sendable {
     /// The launch Berth made for this pod, as written on it before the launch
     /// (``ProvisionerCore/launchIDAnnotation`` and ``ProvisionerCore/launchTimeAnnotation``).
     public var launchIntent: LaunchIntent?
+    /// `metadata.creationTimestamp`: when the notebook was asked for (its wait starts there).
+    public var createdAt: Date?
 
     public init(
         key: String, uid: String = "", nodeName: String = "", phase: Phase = .pending, terminating: Bool = false, daemon: Bool = false,
         doNotDisrupt: Bool = false, unschedulable: Bool = false, requirements: PodRequirements, invalid: String? = nil,
-        deletionTimestamp: Date? = nil, launchIntent: LaunchIntent? = nil
+        deletionTimestamp: Date? = nil, launchIntent: LaunchIntent? = nil, createdAt: Date? = nil
     ) {
         self.key = key
+        self.createdAt = createdAt
         self.launchIntent = launchIntent
         self.deletionTimestamp = deletionTimestamp
         self.uid = uid.isEmpty ? key : uid

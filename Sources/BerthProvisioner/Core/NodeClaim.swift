@@ -47,6 +47,8 @@ public struct NodeClaim: Sendable {
     public var preparedAt: Date?
     /// Running, or stopping, stopped, starting (warm capacity's stopped tier).
     public var power: PowerState = .on
+    /// Terminated to make room for pending pods under its pool's limits.
+    public var yielded = false
 
     /// Launched: its instance exists and is not known to be gone.
     public var isLive: Bool { !terminated && terminateRequestedAt == nil }

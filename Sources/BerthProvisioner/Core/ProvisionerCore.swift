@@ -116,6 +116,8 @@ public struct ProvisionerCore: Sendable {
     var warmSizedAt: Date?
     /// Since when a kind and tier has had more warm nodes than wanted.
     var warmSurplusSince: [String: Date] = [:]
+    /// Why a warm kind could not be launched, as last said.
+    var warmReported: [WarmKind: String] = [:]
     /// GPU notebooks seen pending, by uid: when first seen and how they are starting.
     var notebooks: [String: NotebookWatch] = [:]
     var kindCache: [KindKey: WarmKind?] = [:]
@@ -124,6 +126,8 @@ public struct ProvisionerCore: Sendable {
     public internal(set) var timeToRunning: [TimeToRunning] = []
     /// The stopped tier is paused (a stop was refused) until then.
     var stoppedTierPausedUntil: Date?
+    /// The first round: notebooks created before it are not counted.
+    var watchingSince: Date?
 
     public init(config: ProvisionerConfig, catalog: InstanceCatalog = .builtIn(), gpuResource: String = "nvidia.com/gpu", seed: UInt64) {
         self.config = config
@@ -724,9 +728,8 @@ public struct ProvisionerCore: Sendable {
             report(.pod(pod.key), type: "Warning", reason: "FailedProvisioning",
                    message: "no node can be launched: \(failure.reason)\(pauses.isEmpty ? "" : "; " + pauses)", actions: &actions)
         }
-        if !plan.unschedulable.isEmpty {
-            yieldWarm(to: plan.unschedulable.map { (pending[$0.pod].key, $0.reason) }, now: now, actions: &actions)
-        }
+        let limited = plan.unschedulable.filter { $0.reason.contains("limit") }.map { pending[$0.pod] }
+        if !limited.isEmpty { yieldWarm(limited, nodes: nodes, claimOfNode: claimOfNode, now: now, actions: &actions) }
     }
 
     /// At most this many instance types in one launch (Karpenter's limit for one CreateFleet).

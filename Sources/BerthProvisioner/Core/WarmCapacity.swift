@@ -17,6 +17,11 @@ public enum StartKind: String, Sendable, CaseIterable {
 public struct TimeToRunning: Sendable, Equatable {
     public var start: StartKind
     public var seconds: Double
+
+    public init(start: StartKind, seconds: Double) {
+        self.start = start
+        self.seconds = seconds
+    }
 }
 
 struct NotebookWatch {
@@ -92,33 +97,37 @@ extension ProvisionerCore {
 
     mutating func watchNotebooks(index: ClusterIndex, now: Date) {
         warmPlanner.advance(to: now)
+        let watchingSince = watchingSince ?? now
+        self.watchingSince = watchingSince
         var present = Set<String>()
         for pod in index.snapshot.pods where pod.requirements.isNotebook && pod.requestsGPU && !pod.daemon {
             present.insert(pod.uid)
-            if var watch = notebooks[pod.uid] {
-                guard !watch.done else { continue }
-                if watch.start == nil, !pod.nodeName.isEmpty {
-                    watch.start = .cold
+            var watch: NotebookWatch
+            if let known = notebooks[pod.uid] {
+                watch = known
+            } else {
+                // First seen: an arrival (when it was created: a watch event may come late). One
+                // created before Berth watched is not counted (a restart would count it twice).
+                let created = min(pod.createdAt ?? now, now)
+                guard created >= watchingSince, !pod.terminating, !pod.finished else {
+                    notebooks[pod.uid] = NotebookWatch(firstSeen: created, done: true)
+                    continue
                 }
-                if pod.phase == .running {
-                    watch.done = true
-                    timeToRunning.append(TimeToRunning(start: watch.start ?? .cold, seconds: now.timeIntervalSince(watch.firstSeen)))
-                    if timeToRunning.count > 10_000 { timeToRunning.removeFirst(timeToRunning.count - 10_000) }
-                }
-                notebooks[pod.uid] = watch
-                continue
+                watch = NotebookWatch(firstSeen: created)
+                if let kind = kind(of: pod) { warmPlanner.arrival(kind, at: created) }
             }
-            // First seen: an arrival, when it waits (one seen Running was there before Berth).
-            guard pod.phase == .pending, !pod.terminating else {
-                notebooks[pod.uid] = NotebookWatch(firstSeen: now, done: true)
-                continue
+            guard !watch.done else { continue }
+            if watch.start == nil, !pod.nodeName.isEmpty {
+                // Bound: to a node still waiting warm (kube-scheduler took it), or cold.
+                let claim = claims.values.first { $0.nodeName == pod.nodeName }
+                watch.start = claim?.warm == .running && claim?.preparedAt != nil ? .warmRunning : .cold
             }
-            var watch = NotebookWatch(firstSeen: now)
-            if !pod.nodeName.isEmpty, let claim = claims.values.first(where: { $0.nodeName == pod.nodeName }), claim.warm == .running {
-                watch.start = .warmRunning
+            if pod.phase == .running {
+                watch.done = true
+                timeToRunning.append(TimeToRunning(start: watch.start ?? .cold, seconds: max(0, now.timeIntervalSince(watch.firstSeen))))
+                if timeToRunning.count > 10_000 { timeToRunning.removeFirst(timeToRunning.count - 10_000) }
             }
             notebooks[pod.uid] = watch
-            if let kind = kind(of: pod) { warmPlanner.arrival(kind, at: now) }
         }
         if notebooks.count > present.count { notebooks = notebooks.filter { present.contains($0.key) } }
     }
@@ -180,10 +189,10 @@ extension ProvisionerCore {
             case .starting:
                 return  // taken once it is up
             case .on:
-                for pod in gpuPods where notebooks[pod.uid]?.start == nil || notebooks[pod.uid]?.start == .cold {
-                    notebooks[pod.uid]?.start = tier == .running && claim.preparedAt != nil ? .warmRunning : .cold
-                }
                 claim.warm = nil
+                if let node, claim.initializedAt != nil {
+                    actions.append(.updateNode(name: node.name, labels: [:], removeLabels: [Self.warmLabel], addTaints: [], removeTaints: [Self.warmStoppedTaint]))
+                }
                 let who = (gpuPods.map(\.key) + claim.nominated.keys).sorted().joined(separator: ", ")
                 actions.append(.event(.init(regarding: .node(claim.nodeName ?? key), reason: "WarmNodeTaken",
                                             message: "warm \(tier == .running ? "running" : "stopped-tier") node taken by \(who); warm capacity is refilled")))
@@ -313,7 +322,8 @@ extension ProvisionerCore {
         var usage: [String: PoolUsage]?
         for kind in kinds.sorted() {
             let want = wanted[kind] ?? WarmTarget()
-            let mine = claims.filter { $0.value.isLive && $0.value.warm != nil && claimKind($0.value) == kind }
+            // Nodes a pod was nominated to are taken (a stopped one being started for it).
+            let mine = claims.filter { $0.value.isLive && $0.value.warm != nil && $0.value.nominated.isEmpty && claimKind($0.value) == kind }
             var running = mine.filter { $0.value.warm == .running }.map(\.key).sorted()
             var stopped = mine.filter { $0.value.warm == .stopped }.map(\.key).sorted()
 
@@ -394,9 +404,8 @@ extension ProvisionerCore {
 
     /// Launches one warm node of `kind` in `tier`, within its pool's limits; false when it cannot.
     private mutating func launchWarm(_ kind: WarmKind, tier: WarmTier, usage: inout [String: PoolUsage], now: Date, actions: inout [ProvisionerAction]) -> Bool {
-        let subject = ProvisionerEvent.Object.node(config.clusterName)
         guard let pool = config.pools.first(where: { $0.name == kind.pool }), let type = catalog[kind.instanceType] else {
-            report(subject, type: "Warning", reason: "WarmCapacityInvalid", message: "warm \(kind): no such pool or instance type", actions: &actions)
+            reportWarm(kind, type: "Warning", reason: "WarmCapacityInvalid", message: "warm \(kind): no such pool or instance type", actions: &actions)
             return false
         }
         // Notebooks' capacity types; the stopped tier on-demand only (spot cannot be stopped and started at will).
@@ -406,14 +415,15 @@ extension ProvisionerCore {
                 && unavailable[OfferingKey(instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType)].map { $0 <= now } ?? true
         }
         guard let offering = offerings.first else {
-            report(subject, type: "Warning", reason: "WarmCapacityUnavailable", message: "warm \(kind): no offering of it can be launched now", actions: &actions)
+            reportWarm(kind, type: "Warning", reason: "WarmCapacityUnavailable", message: "warm \(kind): no offering of it can be launched now", actions: &actions)
             return false
         }
         if let limit = pool.limits.exceeded(by: type.capacity, price: offering.pricePerHour, usage: usage[pool.name] ?? PoolUsage()) {
-            report(subject, reason: "WarmCapacityLimited", message: "warm \(kind) not launched: pool \(pool.name) \(limit)", actions: &actions)
+            reportWarm(kind, reason: "WarmCapacityLimited", message: "warm \(kind) not launched: pool \(pool.name) \(limit)", actions: &actions)
             return false
         }
         usage[pool.name, default: PoolUsage()].add(capacity: type.capacity, price: offering.pricePerHour)
+        warmReported[kind] = nil
         var candidate = type
         candidate.offerings = offerings
         var labels = nodeLabels(pool: pool, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType, role: kind.role)
@@ -441,19 +451,42 @@ extension ProvisionerCore {
         return true
     }
 
-    /// Pods that no node can be launched for because of a pool limit get the room of an idle warm
-    /// node of that pool: one is terminated (stopped tier first), and the pods are planned again.
-    mutating func yieldWarm(to failures: [(pod: String, reason: String)], now: Date, actions: inout [ProvisionerAction]) {
-        guard failures.contains(where: { $0.reason.contains("limit") }) else { return }
-        let idle = claims.filter { $0.value.isLive && $0.value.warm != nil && $0.value.nominated.isEmpty && $0.value.providerID != nil }
-        guard let key = idle.sorted(by: { a, b in
-            let (x, y) = (a.value.warm == .stopped ? 0 : 1, b.value.warm == .stopped ? 0 : 1)
+    /// A warm kind that cannot be launched is said once (per reason) until it can be again; the
+    /// Event is about the cluster (a Node named after `clusterName`: there is no object of its own).
+    private mutating func reportWarm(_ kind: WarmKind, type: String = "Normal", reason: String, message: String, actions: inout [ProvisionerAction]) {
+        guard warmReported[kind] != reason else { return }
+        warmReported[kind] = reason
+        actions.append(.event(.init(regarding: .node(config.clusterName), type: type, reason: reason, message: message)))
+    }
+
+    /// Pods that no node can be launched for because of a pool limit get the room of idle warm
+    /// nodes: as few as make them fit (stopped tier first) are terminated, and the pods planned
+    /// again. Nothing is given up when even that would not make them fit.
+    mutating func yieldWarm(_ failing: [PodSnapshot], nodes: [NodeState], claimOfNode: [Int: String], now: Date, actions: inout [ProvisionerAction]) {
+        guard !failing.isEmpty, !claims.values.contains(where: { $0.yielded && !$0.terminated }) else { return }
+        let idle = nodes.indices.compactMap { i -> (index: Int, key: String)? in
+            guard let key = claimOfNode[i], let claim = claims[key], claim.isLive, claim.warm != nil, claim.nominated.isEmpty, claim.providerID != nil else { return nil }
+            return (i, key)
+        }.sorted { a, b in
+            let (x, y) = (claims[a.key]?.warm == .stopped ? 0 : 1, claims[b.key]?.warm == .stopped ? 0 : 1)
             return x != y ? x < y : a.key < b.key
-        }).first?.key, let claim = claims[key] else { return }
-        actions.append(.event(.init(regarding: .pod(failures[0].pod), reason: "WarmCapacityYielded",
-                                    message: "a pool limit is reached; warm \(claim.instanceType) \(claim.providerID ?? key) makes room")))
-        claims[key]?.warm = nil
-        if let providerID = claim.providerID {
+        }
+        guard !idle.isEmpty else { return }
+        var removed: [String] = []
+        var left = nodes
+        for entry in idle {
+            removed.append(entry.key)
+            left = nodes.enumerated().filter { i, _ in !idle.prefix(removed.count).contains { $0.index == i } }.map(\.element)
+            let plan = scheduler.solve(pending: failing.map(\.requirements), nodes: left, unavailableOfferings: Set(unavailable.filter { $0.value > now }.keys))
+            guard !plan.unschedulable.isEmpty else { break }
+            if removed.count == idle.count { return }  // even all of them would not do
+        }
+        for key in removed {
+            guard let claim = claims[key], let providerID = claim.providerID else { continue }
+            actions.append(.event(.init(regarding: .pod(failing[0].key), reason: "WarmCapacityYielded",
+                                        message: "a pool limit is reached; warm \(claim.instanceType) \(providerID) makes room")))
+            claims[key]?.warm = nil
+            claims[key]?.yielded = true
             claims[key]?.terminateRequestedAt = now
             actions.append(.terminate(providerID: providerID, node: claim.nodeName, reason: "a pending pod needs its room under the pool's limits"))
         }
