@@ -21,8 +21,8 @@ final class BerthRuntime {
     /// A round at least this often (seconds) even when nothing happens, for garbage collection.
     static let resync = 600.0
 
-    init(options: SimulationOptions) {
-        core = ProvisionerCore(config: options.provisioner, catalog: options.catalog, seed: options.seed)
+    init(options: SimulationOptions, policy: PolicyName) {
+        core = ProvisionerCore(config: options.berthConfig(policy), catalog: options.catalog, seed: options.seed)
         cloud = SimulatedCloud(configuration: options.cloudConfiguration, clock: clock)
     }
 }
@@ -52,6 +52,12 @@ extension ClusterSimulation {
         var nodeSnapshots: [NodeSnapshot] = []
         for id in liveNodes {
             let node = nodes[id]
+            if imagePuller && node.isGPU && node.labels[ProvisionerCore.poolLabel] != nil && !node.down, let pulled = node.imageReadyAt {
+                // The image puller's pod there: Running once the images are pulled.
+                podSnapshots.append(PodSnapshot(
+                    key: "berth/image-puller-\(node.name)", nodeName: node.name, phase: pulled <= now ? .running : .pending, daemon: true,
+                    requirements: Self.pullerRequirements(node.name)))
+            }
             nodeSnapshots.append(NodeSnapshot(
                 name: node.name, providerID: node.providerID, labels: node.labels, taints: node.taints,
                 ready: node.ready, allocatable: node.allocatable))
@@ -105,6 +111,7 @@ extension ClusterSimulation {
             for taint in addTaints where !nodes[id].taints.contains(where: { $0.key == taint.key && $0.effect == taint.effect }) {
                 nodes[id].taints.append(taint)
             }
+            accountWarm(id)
             roomAppeared()
         case let .evict(key, _):
             if let index = podIndex[key], pods[index].state == .running { evict(index) }
@@ -118,11 +125,50 @@ extension ClusterSimulation {
             if let id = nodeByName[name] { deleteNode(id) }
             runtime.core.record(.nodeDeleted(name: name), now: date)
         case let .stop(providerID, _):
-            runtime.core.record(.stopFailed(providerID: providerID, .invalidRequest("not simulated yet")), now: date)
+            do {
+                try await runtime.cloud.stop(providerID: providerID)
+                if let id = runtime.nodeByProviderID[providerID] { powerDown(id) }
+                runtime.core.record(.stopped(providerID: providerID), now: date)
+            } catch {
+                runtime.core.record(.stopFailed(providerID: providerID, error), now: date)
+            }
         case let .start(providerID, _):
-            runtime.core.record(.startFailed(providerID: providerID, .invalidRequest("not simulated yet")), now: date)
+            do {
+                try await runtime.cloud.start(providerID: providerID)
+                if let id = runtime.nodeByProviderID[providerID] {
+                    let boot = try await runtime.cloud.boot(of: providerID)
+                    let cycle = nodes[id].cycle
+                    queue.push(.powerUp(id, cycle: cycle, gpus: false), at: max(now, boot.readyAt.offset.seconds))
+                    queue.push(.powerUp(id, cycle: cycle, gpus: true), at: max(now, boot.gpusAt.map { $0.offset.seconds } ?? .infinity))
+                }
+                runtime.core.record(.started(providerID: providerID), now: date)
+            } catch {
+                runtime.core.record(.startFailed(providerID: providerID, error), now: date)
+            }
         case let .event(event):
             if event.type == "Warning" { metrics.warnings[event.reason, default: 0] += 1 }
         }
+    }
+
+    /// The instance is stopping: its kubelet stops, the Node turns NotReady (its pods, if any, are
+    /// lost), its GPUs are no longer allocatable; it is billed for its volume from now on (the
+    /// seconds a real stop takes are not modelled).
+    func powerDown(_ id: Int) {
+        guard !nodes[id].down, nodes[id].terminatedAt == nil else { return }
+        account(id)
+        for index in nodes[id].pods { evict(index) }
+        nodes[id].down = true
+        nodes[id].cycle += 1
+        var allocatable = nodes[id].fullAllocatable
+        allocatable.gpus = 0
+        nodes[id].allocatable = allocatable
+        accountWarm(id)
+        roomAppeared()
+    }
+
+    static func pullerRequirements(_ node: String) -> PodRequirements {
+        var requirements = PodRequirements(namespace: "berth", name: "image-puller-\(node)", requests: .zero)
+        requirements.labels = [WarmConfig.imagePullerLabel: "true"]
+        return requirements
     }
 }

@@ -26,6 +26,10 @@ final class ClusterSimulation {
         case finish(pod: Int, generation: Int)
         case nodeReady(Int)
         case nodeGPUs(Int)
+        /// A started instance's kubelet is back (power cycle `cycle`): Ready, GPUs when `gpus`.
+        case powerUp(Int, cycle: Int, gpus: Bool)
+        /// The image puller's pod on the node is Running (images pulled).
+        case pullDone(Int)
         case berthWake
         case berthList
         case autoscalerScan
@@ -86,10 +90,19 @@ final class ClusterSimulation {
         /// there and starts the pull. A node prepared in advance (the static pool's, whose image a
         /// puller fetched before any pod) is created with it set.
         var imageReadyAt: Double?
+        /// Stopped or stopping (warm capacity): NotReady, billed for its volume only.
+        var down = false
+        /// Bumped at each stop, so a start's events for an earlier cycle are ignored.
+        var cycle = 0
+        /// Warm capacity's accounting: seconds up with a `berth.dev/warm` label, seconds stopped.
+        var warmSeconds = 0.0
+        var warmSince: Double?
+        var stoppedSeconds = 0.0
+        var stoppedSince: Double?
 
         var boot: Double { gpusAt - launchedAt }
-        /// Registered and neither terminated nor deleted: what its kubelet would report.
-        var ready: Bool { registered && terminatedAt == nil && !deleted }
+        /// Registered, up, and neither terminated nor deleted: what its kubelet would report.
+        var ready: Bool { registered && terminatedAt == nil && !deleted && !down }
     }
 
     let policy: PolicyName
@@ -122,6 +135,8 @@ final class ClusterSimulation {
     var gpuDemand: Int64 = 0
     var gpuNodesUp = 0
     var gpusUp: Int64 = 0
+    /// Berth's image puller runs on its GPU nodes (warm capacity).
+    let imagePuller: Bool
 
     struct Accumulator {
         var idle = 0.0
@@ -139,7 +154,8 @@ final class ClusterSimulation {
         self.random = SeededGenerator(seed: options.seed, key: policy.rawValue)
         self.pullRandom = SeededGenerator(seed: options.seed, key: policy.rawValue + "/image-pull")
         self.autoscaler = AutoscalerState(catalog: options.catalog, seed: options.seed)
-        var factory = PodFactory(mutate: policy == .berth, config: options.webhook)
+        self.imagePuller = policy.kind == .berth && options.berthConfig(policy).warm.imagePuller
+        var factory = PodFactory(mutate: policy.kind == .berth, config: options.webhook)
         pods.reserveCapacity(trace.pods.count)
         for (index, row) in trace.pods.enumerated() {
             let admitted = try factory.admit(row)
@@ -156,9 +172,9 @@ final class ClusterSimulation {
     func run(progress: ((Double) -> Void)? = nil) async -> PolicyResult {
         for (index, pod) in pods.enumerated() { queue.push(.arrival(index), at: pod.createdAt) }
         queue.push(.cpuScan, at: 0)
-        switch policy {
+        switch policy.kind {
         case .berth:
-            berth = BerthRuntime(options: options)
+            berth = BerthRuntime(options: options, policy: policy)
             queue.push(.berthList, at: 0)
         case .clusterAutoscaler:
             queue.push(.autoscalerScan, at: 0)
@@ -173,7 +189,7 @@ final class ClusterSimulation {
             if done == pods.count {
                 // Every pod ran: a static pool is billed to here; autoscalers get up to an hour
                 // more to remove their GPU nodes, and are billed until they do.
-                if policy == .static || gpuNodesUp == 0 { break }
+                if policy.kind == .static || gpuNodesUp == 0 { break }
                 if !tail {
                     tail = true
                     stop = min(stop, now + 3_600)
@@ -236,10 +252,22 @@ final class ClusterSimulation {
             register(id)
             if nodes[id].isGPU { berth?.poked = true }
         case let .nodeGPUs(id):
-            guard nodes[id].registered, nodes[id].terminatedAt == nil, !nodes[id].deleted else { return }
+            guard nodes[id].registered, nodes[id].terminatedAt == nil, !nodes[id].deleted, !nodes[id].down else { return }
             nodes[id].allocatable = nodes[id].fullAllocatable
             roomAppeared()
             berth?.poked = true
+        case let .powerUp(id, cycle, gpus):
+            guard nodes[id].cycle == cycle, nodes[id].down, nodes[id].terminatedAt == nil, !nodes[id].deleted else { return }
+            if gpus {
+                nodes[id].allocatable = nodes[id].fullAllocatable
+            } else {
+                nodes[id].down = false
+                accountWarm(id)
+            }
+            roomAppeared()
+            berth?.poked = true
+        case let .pullDone(id):
+            if nodes[id].terminatedAt == nil { berth?.poked = true }
         case .berthWake:
             if let runtime = berth, let wake = runtime.wakeAt, wake <= now {
                 runtime.wakeAt = nil
@@ -435,7 +463,24 @@ final class ClusterSimulation {
         nodes[id].registered = true
         nodeByName[nodes[id].name] = id
         liveNodes.append(id)
+        // The image puller (a DaemonSet on Berth's GPU nodes, deployed with warm capacity) starts
+        // pulling as soon as the node is Ready, before any GPU pod.
+        if imagePuller && nodes[id].isGPU && nodes[id].labels[ProvisionerCore.poolLabel] != nil && nodes[id].imageReadyAt == nil {
+            let ready = imageReady(on: id)
+            queue.push(.pullDone(id), at: ready)
+        }
+        accountWarm(id)
         roomAppeared()
+    }
+
+    /// Closes the warm and stopped intervals open on the node and opens them again as it is now.
+    func accountWarm(_ id: Int) {
+        let node = nodes[id]
+        if let since = node.warmSince { nodes[id].warmSeconds += now - since }
+        if let since = node.stoppedSince { nodes[id].stoppedSeconds += now - since }
+        let alive = node.terminatedAt == nil && !node.deleted
+        nodes[id].warmSince = alive && !node.down && node.labels[ProvisionerCore.warmLabel] != nil ? now : nil
+        nodes[id].stoppedSince = alive && node.down ? now : nil
     }
 
     /// The instance is gone: billing stops, the Node turns NotReady, its pods are lost (recreated).
@@ -443,6 +488,7 @@ final class ClusterSimulation {
         guard nodes[id].terminatedAt == nil else { return }
         account(id)
         nodes[id].terminatedAt = now
+        accountWarm(id)
         for index in nodes[id].pods { evict(index) }
         if nodes[id].isGPU {
             gpuNodesUp -= 1
@@ -456,6 +502,7 @@ final class ClusterSimulation {
         guard !nodes[id].deleted else { return }
         for index in nodes[id].pods { evict(index) }
         nodes[id].deleted = true
+        accountWarm(id)
         if nodes[id].registered, let position = liveNodes.firstIndex(of: id) { liveNodes.remove(at: position) }
         nodeByName[nodes[id].name] = nil
         roomAppeared()

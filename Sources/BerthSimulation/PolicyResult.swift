@@ -34,9 +34,9 @@ public struct SeriesPoint: Sendable, Equatable {
     public var demand: Int64
 }
 
-/// Warm GPU capacity's node-hours by state (none exists yet: both 0).
+/// Warm GPU capacity's node-hours by state.
 public struct WarmNodeHours: Sendable, Equatable {
-    /// Initialised nodes, image pulled, waiting with no pod.
+    /// Warm nodes up with no pod yet (labelled `berth.dev/warm`: waiting, or being prepared).
     public var running: Double
     /// Instances prepared then stopped (only their volumes billed).
     public var stopped: Double
@@ -52,7 +52,8 @@ public struct PolicyResult: Sendable {
     public var policy: PolicyName
     /// GPU nodes, launch to termination (or the end of the run); includes `warmCostUSD`.
     public var costUSD: Double
-    /// Of `costUSD`, warm capacity's (none exists yet: 0).
+    /// Of `costUSD`, warm capacity's: warm nodes up with no pod yet (running tier, and the
+    /// stopped tier while it is prepared) at their price, stopped ones at their volume's.
     public var warmCostUSD: Double = 0
     public var warmNodeHours = WarmNodeHours()
     public var lowerBoundUSD: Double
@@ -123,13 +124,23 @@ extension ClusterSimulation {
         for id in nodes.indices { account(id) }
         var cost = 0.0, hours = 0.0, launched = 0, cpuCost = 0.0, cpuLaunched = 0
         var byType: [String: Double] = [:]
+        var warmCost = 0.0
+        var warm = WarmNodeHours()
+        let stoppedPrice = options.berthConfig(policy).warm.stoppedPricePerHour
+        for id in nodes.indices { accountWarm(id) }
         for node in nodes {
             let span = ((node.terminatedAt ?? now) - node.launchedAt) / 3600
             if node.isGPU {
-                cost += node.price * span
-                byType[node.instanceType, default: 0] += node.price * span
-                hours += span
+                // Stopped time is billed for the volume only.
+                let stopped = node.stoppedSeconds / 3600
+                let nodeCost = node.price * (span - stopped) + stoppedPrice * stopped
+                cost += nodeCost
+                byType[node.instanceType, default: 0] += nodeCost
+                hours += span - stopped
                 launched += 1
+                warm.running += node.warmSeconds / 3600
+                warm.stopped += stopped
+                warmCost += node.price * node.warmSeconds / 3600 + stoppedPrice * stopped
             } else {
                 cpuCost += node.price * span
                 cpuLaunched += 1
@@ -150,7 +161,7 @@ extension ClusterSimulation {
             own.append(max(0, wait - pod.firstPull - (pod.firstNode >= 0 ? nodes[pod.firstNode].boot : 0)))
         }
         return PolicyResult(
-            policy: policy, costUSD: cost, lowerBoundUSD: lowerBound.costUSD,
+            policy: policy, costUSD: cost, warmCostUSD: warmCost, warmNodeHours: warm, lowerBoundUSD: lowerBound.costUSD,
             gpuNodeHours: hours, idleGpuNodeHours: metrics.idle / 3600, squattedGpuNodeHours: metrics.squatted / 3600,
             timeToRunning: Percentiles(waits), notebookTimeToRunning: Percentiles(notebookWaits), ownDelay: Percentiles(own), unscheduledPods: unscheduled, unscheduledGPUPods: unscheduledGPU,
             nodesLaunched: launched, cpuNodesLaunched: cpuLaunched, cpuNodeCostUSD: cpuCost, evictions: metrics.evictions, warnings: metrics.warnings,

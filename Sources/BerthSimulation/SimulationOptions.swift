@@ -2,14 +2,47 @@ import BerthAdmission
 import BerthProvisioner
 import BerthScheduling
 
-/// The policies `berth simulate` compares, all on the same trace.
-public enum PolicyName: String, CaseIterable, Sendable {
-    /// The webhook's mutation on every pod, then Berth's real ProvisionerCore driving the simulated cloud.
-    case berth
-    /// No webhook; one node group per GPU type; cluster-autoscaler's documented defaults.
-    case clusterAutoscaler = "cluster-autoscaler"
-    /// A fixed GPU pool sized to the trace's peak, always on.
-    case `static`
+/// A policy `berth simulate` compares, all on the same trace: one of three kinds, Berth optionally
+/// with warm capacity sized automatically for a target (`berth-warm-30s`).
+public struct PolicyName: Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: String, CaseIterable, Sendable {
+        /// The webhook's mutation on every pod, then Berth's real ProvisionerCore driving the simulated cloud.
+        case berth
+        /// No webhook; one node group per GPU type; cluster-autoscaler's documented defaults.
+        case clusterAutoscaler = "cluster-autoscaler"
+        /// A fixed GPU pool sized to the trace's peak, always on.
+        case `static`
+    }
+
+    public var kind: Kind
+    /// Berth with `warm.mode: auto` and this `targetTimeToGPU` (the image puller on), whatever the
+    /// configuration says; nil: Berth as configured.
+    public var warmTarget: Duration?
+
+    public init(_ kind: Kind, warmTarget: Duration? = nil) {
+        self.kind = kind
+        self.warmTarget = kind == .berth ? warmTarget : nil
+    }
+
+    public static let berth = PolicyName(.berth)
+    public static let clusterAutoscaler = PolicyName(.clusterAutoscaler)
+    public static let `static` = PolicyName(.static)
+    /// The three kinds, as configured.
+    public static let allCases = Kind.allCases.map { PolicyName($0) }
+
+    /// `berth`, `cluster-autoscaler`, `static`, or `berth-warm-<target>` (a Go duration: `berth-warm-30s`).
+    public init?(rawValue: String) {
+        if let kind = Kind(rawValue: rawValue) {
+            self.init(kind)
+        } else if rawValue.hasPrefix("berth-warm-"), let target = try? GoDuration.parse(String(rawValue.dropFirst("berth-warm-".count))), target > .zero {
+            self.init(.berth, warmTarget: target)
+        } else {
+            return nil
+        }
+    }
+
+    public var rawValue: String { warmTarget.map { "berth-warm-" + GoDuration.format($0) } ?? kind.rawValue }
+    public var description: String { rawValue }
 }
 
 /// How the simulated world behaves; the defaults are the issue's.
@@ -41,6 +74,18 @@ public struct SimulationOptions: Sendable {
     public static let defaultCPUType = InstanceType(
         name: "m6i.2xlarge", vcpu: 8, memoryMiB: 32 * 1024, maxPods: 58,
         offerings: [Offering(zone: "us-east-1a", capacityType: "on-demand", pricePerHour: 0.384)])
+
+    /// Berth's configuration for `policy`: as configured, or with warm capacity `auto` at the
+    /// policy's target and the image puller on (the chart deploys it with warm capacity).
+    func berthConfig(_ policy: PolicyName) -> ProvisionerConfig {
+        var config = provisioner
+        if let target = policy.warmTarget {
+            config.warm.mode = .auto
+            config.warm.targetTimeToGPU = target
+            config.warm.imagePuller = true
+        }
+        return config
+    }
 
     var cloudConfiguration: SimulatedCloudConfiguration {
         SimulatedCloudConfiguration(

@@ -40,7 +40,7 @@ extension SimulationReport {
         }
         parts.append(cost)
         var wait = "GPU pods wait p95 \(Self.duration(result.timeToRunning.p95))"
-        if result.policy != .static { wait += " (\(Self.duration(result.ownDelay.p95)) beyond node boot and image pull)" }
+        if result.policy.kind != .static { wait += " (\(Self.duration(result.ownDelay.p95)) beyond node boot and image pull)" }
         if result.notebookTimeToRunning.count > 0 { wait += ", notebooks p95 \(Self.duration(result.notebookTimeToRunning.p95))" }
         parts.append(wait)
         parts.append(result.unscheduledPods == 0 ? "nothing unscheduled" : "\(result.unscheduledPods) pods never ran (\(result.unscheduledGPUPods) GPU)")

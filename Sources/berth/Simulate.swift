@@ -43,7 +43,9 @@ struct Simulate: ParsableCommand {
     @Option(help: "Seed of the generated trace and of the simulation's randomness.")
     var seed: UInt64 = 1
 
-    @Option(name: .long, parsing: .upToNextOption, help: "Policies to run: berth, cluster-autoscaler, static (default: all).")
+    @Option(name: .long, parsing: .upToNextOption, help: ArgumentHelp(
+        "Policies to run: berth, cluster-autoscaler, static, berth-warm-<target> (default: the first three; with --plot also berth-warm-10s, -30s and -60s).",
+        discussion: "berth-warm-30s is Berth with warm capacity sized automatically for a 30 s p95 wait (warm.mode: auto, the image puller on)."))
     var policy: [String] = []
 
     @Option(name: .shortAndLong, help: "Output format: table or json.")
@@ -71,7 +73,7 @@ struct Simulate: ParsableCommand {
         if generate && trace != nil { throw ValidationError("--generate writes a trace; it takes no trace file") }
         if !generate && trace == nil { throw ValidationError("give a trace file (or '-'), or --generate") }
         for name in policy where PolicyName(rawValue: name) == nil {
-            throw ValidationError("--policy \(name): expected one of \(PolicyName.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError("--policy \(name): expected one of \(PolicyName.allCases.map(\.rawValue).joined(separator: ", ")) or berth-warm-<target> (a duration: berth-warm-30s)")
         }
         _ = try Self.range(bootDelay, option: "--boot-delay")
         _ = try Self.range(gpuDelay, option: "--gpu-delay")
@@ -114,7 +116,9 @@ struct Simulate: ParsableCommand {
             options.bootDelay = try Self.range(bootDelay, option: "--boot-delay")
             options.gpuDelay = try Self.range(gpuDelay, option: "--gpu-delay")
             options.imagePullDelay = try Self.range(imagePullDelay, option: "--image-pull-delay")
-            let policies = policy.isEmpty ? PolicyName.allCases : policy.compactMap(PolicyName.init(rawValue:))
+            // With a plot, its cost-against-wait panel shows the trade-off warm capacity offers.
+            let warmPoints = policy.isEmpty && plot != nil ? [10, 30, 60].map { PolicyName(.berth, warmTarget: .seconds($0)) } : []
+            let policies = (policy.isEmpty ? PolicyName.allCases : policy.compactMap(PolicyName.init(rawValue:))) + warmPoints
             let quiet = self.quiet
             let started = Date()
             let days = max(1, Int((parsed.horizon / 86_400).rounded(.up)))

@@ -49,6 +49,8 @@ public struct NodeClaim: Sendable {
     public var power: PowerState = .on
     /// Terminated to make room for pending pods under its pool's limits.
     public var yielded = false
+    /// A stop or start that failed for a passing reason is not tried again before this.
+    public var powerRetryAfter: Date?
 
     /// Launched: its instance exists and is not known to be gone.
     public var isLive: Bool { !terminated && terminateRequestedAt == nil }

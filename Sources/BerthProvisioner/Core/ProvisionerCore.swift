@@ -306,6 +306,7 @@ public struct ProvisionerCore: Sendable {
             times.append(now.addingTimeInterval(Self.warmSizingInterval.seconds))
         }
         for since in warmSurplusSince.values { times.append(since.addingTimeInterval(Self.warmSurplusGrace.seconds)) }
+        for claim in claims.values { if let retry = claim.powerRetryAfter { times.append(retry) } }
                 times.append(contentsOf: unavailable.values)
         times.append(contentsOf: pausedPools.values.map(\.until))
         // A deadline already past (a round that will act on it is due) means: soon, not in the past,

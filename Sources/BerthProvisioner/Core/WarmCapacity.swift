@@ -174,7 +174,7 @@ extension ProvisionerCore {
         if taken {
             switch claim.power {
             case .stopped, .stopping:
-                guard case .stopped = claim.power, let providerID = claim.providerID else { return }  // started once stopped
+                guard case .stopped = claim.power, let providerID = claim.providerID, claim.powerRetryAfter.map({ $0 <= now }) ?? true else { return }  // started once stopped
                 claim.power = .starting(since: now)
                 claim.initializedAt = nil
                 claim.registeredAt = now
@@ -222,7 +222,7 @@ extension ProvisionerCore {
                 actions.append(.updateNode(name: node.name, labels: [Self.warmLabel: WarmTier.stopped.rawValue], removeLabels: [], addTaints: [Self.warmStoppedTaint], removeTaints: []))
                 return  // stopped once the taint is on: nothing may land on it first
             }
-            guard stoppedTierPausedUntil == nil, let providerID = claim.providerID else { return }
+            guard stoppedTierPausedUntil == nil, let providerID = claim.providerID, claim.powerRetryAfter.map({ $0 <= now }) ?? true else { return }
             claim.power = .stopping(since: now)
             actions.append(.stop(providerID: providerID, node: node.name))
         }
@@ -249,7 +249,8 @@ extension ProvisionerCore {
                     regarding: .node(claim.nodeName ?? providerID), type: "Warning", reason: "WarmStopRefused",
                     message: "\(action) refused: \(code): \(message); terminating it; no stopped warm nodes for \(GoDuration.format(Self.refusedLaunchPause))")))
             default:
-                claims[key]?.power = .on  // tried again next round
+                claims[key]?.power = .on  // tried again after the retry interval
+                claims[key]?.powerRetryAfter = now.addingTimeInterval(Self.retryInterval.seconds)
             }
         case let .started(providerID):
             guard let key = claimKey(providerID: providerID) else { return }
@@ -271,7 +272,8 @@ extension ProvisionerCore {
                 pendingActions.append(.event(.init(regarding: .node(claim.nodeName ?? providerID), type: "Warning", reason: "WarmStartFailed",
                                                    message: "no capacity to start \(claim.instanceType) in \(claim.zone) now; its pods are planned elsewhere")))
             default:
-                claims[key]?.power = .stopped(since: now)  // started again next round (still nominated)
+                claims[key]?.power = .stopped(since: now)  // started again after the retry interval (still nominated)
+                claims[key]?.powerRetryAfter = now.addingTimeInterval(Self.retryInterval.seconds)
             }
         default:
             break
