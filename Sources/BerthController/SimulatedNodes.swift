@@ -12,6 +12,12 @@ import Logging
 /// - an instance past its `readyAt` registers its Node (Ready, with the labels and taints the
 ///   launch asked for; `nvidia.com/gpu` not yet allocatable);
 /// - past its `gpusAt` the device plugin advertises the GPUs (never, if the cloud is configured so);
+/// - a stopping or stopped instance's kubelet no longer posts: its Node's conditions turn
+///   `Unknown` (NotReady; the node lifecycle controller's doing) and the Node object stays, with
+///   its name, labels and taints — the instance keeps its id and address;
+/// - once a started instance is past its new `readyAt` its kubelet posts Ready again, with no GPU
+///   allocatable (the kubelet zeroes device-plugin resources at start until the plugin
+///   re-registers), and past its new `gpusAt` the device plugin advertises them again;
 /// - a terminated instance's Node is deleted (the cloud-controller-manager's job);
 /// - pending pods are bound where they fit, or marked `PodScheduled=False/Unschedulable`;
 /// - pods bound to a node are started (Running, Ready).
@@ -53,7 +59,17 @@ public struct SimulatedNodes<C: Clock<Duration>>: Sendable {
                 continue
             }
             guard let boot = try? await cloud.boot(of: providerID) else { continue }
-            if nodes[providerID] == nil {
+            let node = nodes[providerID]
+            let readyStatus = node?["status"]?["conditions"]?.arrayValue?.first { $0["type"]?.stringValue == "Ready" }?["status"]?.stringValue
+            if let stoppingAt = boot.stoppingAt, now >= stoppingAt {
+                if node != nil, readyStatus != "Unknown" {
+                    kubelet.stopPosting(node: name)
+                    logger.info("node \(name) NotReady: its instance is stopping, the kubelet stopped posting", metadata: ["providerID": "\(providerID)"])
+                }
+                continue
+            }
+            let gpus = node?["status"]?["allocatable"]?["nvidia.com/gpu"]?.stringValue
+            if node == nil {
                 guard now >= boot.readyAt else { continue }
                 var capacity = overhead.allocatable(boot.instanceType) + overhead.daemonSets
                 capacity.gpus = 0
@@ -62,8 +78,13 @@ public struct SimulatedNodes<C: Clock<Duration>>: Sendable {
                     capacity: ["cpu": "\(capacity.cpuMilli)m", "memory": "\(capacity.memory)", "pods": "\(capacity.pods)",
                                "ephemeral-storage": "\(capacity.ephemeralStorage)"])
                 logger.info("node \(name) registered and Ready", metadata: ["providerID": "\(providerID)", "instanceType": "\(boot.instanceType.name)"])
-            } else if let gpusAt = boot.gpusAt, now >= gpusAt, boot.instanceType.gpuCount > 0,
-                      nodes[providerID]?["status"]?["allocatable"]?["nvidia.com/gpu"] == nil {
+            } else if readyStatus == "Unknown" {
+                // Started again: the kubelet posts once the instance has booted.
+                guard now >= boot.readyAt else { continue }
+                kubelet.setReady(node: name, true)
+                if boot.instanceType.gpuCount > 0 { kubelet.advertise(node: name, quantity: 0) }
+                logger.info("node \(name) Ready again: its instance was started", metadata: ["providerID": "\(providerID)", "cycle": "\(boot.cycle)"])
+            } else if let gpusAt = boot.gpusAt, now >= gpusAt, boot.instanceType.gpuCount > 0, gpus == nil || gpus == "0" {
                 kubelet.advertise(node: name, quantity: boot.instanceType.gpuCount)
                 logger.info("node \(name): the device plugin advertises \(boot.instanceType.gpuCount) nvidia.com/gpu")
             }
