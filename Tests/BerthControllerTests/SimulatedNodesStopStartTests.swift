@@ -16,6 +16,10 @@ import Testing
             .first { $0["type"]?.stringValue == "Ready" }?["status"]?.stringValue
     }
 
+    func taintKeys(_ world: StoryWorld, _ name: String) -> [String] {
+        world.server.object(.nodes, name: name)?["spec"]?["taints"]?.arrayValue?.compactMap { $0["key"]?.stringValue } ?? []
+    }
+
     func gpus(_ world: StoryWorld, _ name: String) -> String? {
         world.server.object(.nodes, name: name)?["status"]?["allocatable"]?["nvidia.com/gpu"]?.stringValue
     }
@@ -38,6 +42,7 @@ import Testing
         try await world.tick(1, replicas: [])
         let stopped = try #require(world.server.object(.nodes, name: name), "the Node object stays")
         #expect(readyStatus(world, name) == "Unknown")
+        #expect(!taintKeys(world, name).contains("node.cloudprovider.kubernetes.io/shutdown"), "stopping is not shut down yet")
         let ready = stopped["status"]?["conditions"]?.arrayValue?.first { $0["type"]?.stringValue == "Ready" }
         #expect(ready?["reason"]?.stringValue == "NodeStatusUnknown")
         #expect(stopped["metadata"]?["labels"]?["berth.dev/pool"]?.stringValue == "gpu")
@@ -51,6 +56,8 @@ import Testing
         #expect(try await world.cloud.get(providerID: id).state == .stopped)
         #expect(readyStatus(world, name) == "Unknown")
         #expect(world.podNode("jhub/alice") == nil)
+        #expect(taintKeys(world, name).contains("node.cloudprovider.kubernetes.io/shutdown"), "the CCM's taint once stopped")
+        #expect(taintKeys(world, name).contains("nvidia.com/gpu"), "its own taints kept")
 
         // Started: NotReady until the new readyAt, Ready without GPUs until the new gpusAt.
         try await world.cloud.start(providerID: id)
@@ -61,6 +68,8 @@ import Testing
         #expect(readyStatus(world, name) == "Unknown")
         try await world.tick(1, replicas: [])
         #expect(readyStatus(world, name) == "True")
+        #expect(!taintKeys(world, name).contains("node.cloudprovider.kubernetes.io/shutdown"))
+        #expect(taintKeys(world, name).contains("nvidia.com/gpu"))
         #expect(gpus(world, name) == "0", "the device plugin has not registered again yet")
         #expect(world.podNode("jhub/alice") == nil)
         let toRunning = try #require(try await world.tick(until: { world.podPhase("jhub/alice") == "Running" }, limit: 120, replicas: []))
