@@ -342,7 +342,8 @@ public final class EC2Cloud: CloudProvider {
     /// `StopInstances`. EC2 refuses to stop a pending (or terminated) instance with
     /// `IncorrectInstanceState`; the instance is then described to say which: terminated or gone →
     /// notFound, already stopping or stopped (a race with another stop) → done, else invalidRequest.
-    /// A spot instance (`UnsupportedOperation`) or an instance-store root volume is invalidRequest.
+    /// A spot instance (`UnsupportedOperation`) or an instance-store root volume is invalidRequest;
+    /// stop protection (`OperationNotPermitted`) is refused.
     public func stop(providerID: String) async throws(CloudError) {
         let id = try instanceID(providerID)
         let changes: [EC2API.StateChange]
@@ -354,6 +355,10 @@ public final class EC2Cloud: CloudProvider {
                 let state = try await currentState(providerID, id, after: error, operation: "stop")
                 if ["stopping", "stopped"].contains(state) { return }
                 throw .invalidRequest("stop \(providerID): the instance is \(state): only a running instance can be stopped")
+            }
+            // Stop protection (`DisableApiStop`): someone chose that it never be stopped.
+            if case .service(let failure) = error, failure.code == "OperationNotPermitted" {
+                throw .refused(action: failure.action, code: failure.code, message: failure.message)
             }
             throw Self.cloudError(error, operation: "stop \(providerID)")
         }

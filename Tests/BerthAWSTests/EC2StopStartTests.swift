@@ -180,4 +180,22 @@ extension EC2CloudMotoTests {
         await #expect(throws: CloudError.notFound(providerID: unknown)) { try await cloud.stop(providerID: unknown) }
         await #expect(throws: CloudError.notFound(providerID: unknown)) { try await cloud.start(providerID: unknown) }
     }
+
+    /// Stop protection set by someone else: a refusal with EC2's code and message, the instance
+    /// left running.
+    @Test func aStopProtectedInstanceIsARefusal() async throws {
+        let cloud = try cloud(subnets: try await subnets())
+        let instance = try await cloud.create(Self.request("launch-warm-protected", cluster: "moto-warm-protected"))
+        let id = try #require(ProviderID(instance.providerID)?.instanceID)
+        _ = try await self.cloud().api.client.call("ModifyInstanceAttribute", [("InstanceId", id), ("DisableApiStop.Value", "true")])
+        await #expect {
+            try await cloud.stop(providerID: instance.providerID)
+        } throws: { error in
+            guard case CloudError.refused("StopInstances", "OperationNotPermitted", let message) = error else { return false }
+            return message.contains("disableApiStop")
+        }
+        #expect(try await cloud.get(providerID: instance.providerID).state == .running)
+        _ = try await self.cloud().api.client.call("ModifyInstanceAttribute", [("InstanceId", id), ("DisableApiStop.Value", "false")])
+        try await cloud.delete(providerID: instance.providerID)
+    }
 }
