@@ -49,8 +49,8 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
         }
 
         /// How long the instance has been stopped in all, up to `now` (or its termination): what
-        /// is billed at the volume's price. Its running time — billed at the instance's price,
-        /// `stopping` included as on EC2 — is the time from launch to termination (or `now`) less this.
+        /// is billed at the volume's price only (``runningDuration(until:)`` is the rest, `stopping`
+        /// included, as on EC2).
         public func stoppedDuration(until now: C.Instant) -> Duration {
             var total = Duration.zero
             for interval in stoppedIntervals where interval.lowerBound < now {
@@ -59,6 +59,14 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
             let end = terminatedAt.map { min($0, now) } ?? now
             if let stoppedAt, stoppedAt < end { total += stoppedAt.duration(to: end) }
             return total
+        }
+
+        /// How long the instance has been billed at its price up to `now` (or its termination):
+        /// from its launch, less ``stoppedDuration(until:)``.
+        public func runningDuration(until now: C.Instant) -> Duration {
+            let end = terminatedAt.map { min($0, now) } ?? now
+            guard launchedAt < end else { return .zero }
+            return launchedAt.duration(to: end) - stoppedDuration(until: end)
         }
 
         /// Ends the current stop (a start, a termination) at `now`: its stopped stretch, if it had

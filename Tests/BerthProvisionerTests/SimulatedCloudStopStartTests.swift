@@ -58,6 +58,8 @@ import Testing
         #expect(record.stoppedDuration(until: clock.now) == .seconds(140))
         #expect(record.stoppedDuration(until: at(250)) == .seconds(70))
         #expect(record.stoppedDuration(until: at(150)) == .seconds(20))
+        #expect(record.runningDuration(until: clock.now) == .seconds(260), "launch to termination, less the stopped time")
+        #expect(record.runningDuration(until: at(250)) == .seconds(180))
         await #expect(throws: CloudError.notFound(providerID: id)) { try await cloud.start(providerID: id) }
         await #expect(throws: CloudError.notFound(providerID: id)) { try await cloud.stop(providerID: id) }
     }
