@@ -350,8 +350,9 @@ public struct EC2API: Sendable {
         return tags
     }
 
-    // MARK: TerminateInstances
+    // MARK: TerminateInstances, StopInstances, StartInstances
 
+    /// One instance's change as TerminateInstances, StopInstances and StartInstances answer it.
     public struct StateChange: Sendable, Equatable {
         public var instanceID: String
         public var previousState: String
@@ -359,8 +360,23 @@ public struct EC2API: Sendable {
     }
 
     public func terminateInstances(ids: [String]) async throws(AWSError) -> [StateChange] {
+        try await changeStates("TerminateInstances", ids: ids)
+    }
+
+    /// Stops EBS-backed instances (not hibernating, not forced): EC2 answers `stopping` (or the
+    /// state of one already stopping or stopped).
+    public func stopInstances(ids: [String]) async throws(AWSError) -> [StateChange] {
+        try await changeStates("StopInstances", ids: ids)
+    }
+
+    /// Starts stopped instances: EC2 answers `pending` (or the state of one already pending or running).
+    public func startInstances(ids: [String]) async throws(AWSError) -> [StateChange] {
+        try await changeStates("StartInstances", ids: ids)
+    }
+
+    private func changeStates(_ action: String, ids: [String]) async throws(AWSError) -> [StateChange] {
         let parameters = ids.enumerated().map { ("InstanceId.\($0.offset + 1)", $0.element) }
-        let root = try await client.call("TerminateInstances", parameters)
+        let root = try await client.call(action, parameters)
         return root.items("instancesSet").map { item in
             StateChange(instanceID: item.string("instanceId") ?? "", previousState: item.string("previousState", "name") ?? "",
                         currentState: item.string("currentState", "name") ?? "")

@@ -8,8 +8,8 @@ import Synchronization
 /// The cloud port on EC2. create → `CreateFleet` (`instant`, one override per candidate
 /// offering, cheapest first; `lowest-price` on-demand, `price-capacity-optimized` spot; the
 /// launch id as `ClientToken` and as a tag); get/list → `DescribeInstances` by id or by tag;
-/// delete → `TerminateInstances`. The catalog comes from `DescribeInstanceTypes` (zones from
-/// `DescribeInstanceTypeOfferings`) and is cached
+/// delete → `TerminateInstances`; stop/start → `StopInstances`/`StartInstances`. The catalog
+/// comes from `DescribeInstanceTypes` (zones from `DescribeInstanceTypeOfferings`) and is cached
 /// for `catalogRefreshInterval`.
 public final class EC2Cloud: CloudProvider {
     public let configuration: EC2CloudConfiguration
@@ -339,9 +339,83 @@ public final class EC2Cloud: CloudProvider {
         }
     }
 
-    // Warm capacity's stop/start: implemented on the warm-capacity cloud branch.
-    public func stop(providerID: String) async throws(CloudError) { throw .invalidRequest("stop is not implemented yet") }
-    public func start(providerID: String) async throws(CloudError) { throw .invalidRequest("start is not implemented yet") }
+    /// `StopInstances`. EC2 refuses to stop a pending (or terminated) instance with
+    /// `IncorrectInstanceState`; the instance is then described to say which: terminated or gone →
+    /// notFound, already stopping or stopped (a race with another stop) → done, else invalidRequest.
+    /// A spot instance (`UnsupportedOperation`) or an instance-store root volume is invalidRequest;
+    /// stop protection (`OperationNotPermitted`) is refused.
+    public func stop(providerID: String) async throws(CloudError) {
+        let id = try instanceID(providerID)
+        let changes: [EC2API.StateChange]
+        do {
+            changes = try await api.stopInstances(ids: [id])
+        } catch {
+            if error.code == "InvalidInstanceID.NotFound" { throw .notFound(providerID: providerID) }
+            if error.code == "IncorrectInstanceState" {
+                let state = try await currentState(providerID, id, after: error, operation: "stop")
+                if ["stopping", "stopped"].contains(state) { return }
+                throw .invalidRequest("stop \(providerID): the instance is \(state): only a running instance can be stopped")
+            }
+            // Stop protection (`DisableApiStop`): someone chose that it never be stopped.
+            if case .service(let failure) = error, failure.code == "OperationNotPermitted" {
+                throw .refused(action: failure.action, code: failure.code, message: failure.message)
+            }
+            throw Self.cloudError(error, operation: "stop \(providerID)")
+        }
+        if let change = changes.first(where: { $0.instanceID == id }), Self.goneStates.contains(change.previousState) {
+            throw .notFound(providerID: providerID)
+        }
+    }
+
+    /// `StartInstances`. `IncorrectInstanceState` is resolved by describing the instance:
+    /// terminated or gone → notFound, still stopping → invalidRequest (retry once stopped),
+    /// pending or running (another start won) → done. EC2's capacity codes
+    /// (`InsufficientInstanceCapacity`, ...) → insufficientCapacity naming the instance's own
+    /// offering (its type, zone and capacity type, described): nothing started, it stays stopped.
+    public func start(providerID: String) async throws(CloudError) {
+        let id = try instanceID(providerID)
+        let changes: [EC2API.StateChange]
+        do {
+            changes = try await api.startInstances(ids: [id])
+        } catch {
+            if error.code == "InvalidInstanceID.NotFound" { throw .notFound(providerID: providerID) }
+            if error.code == "IncorrectInstanceState" {
+                let state = try await currentState(providerID, id, after: error, operation: "start")
+                if ["pending", "running"].contains(state) { return }
+                if state == "stopping" { throw .invalidRequest("\(providerID) is still stopping: start it once it is stopped") }
+                throw .invalidRequest("start \(providerID): the instance is \(state): only a stopped instance can be started")
+            }
+            if let code = error.code, Self.startCapacityErrorCodes.contains(code) {
+                let described: EC2API.Instance?
+                do {
+                    described = try await api.describeInstances(ids: [id]).first { $0.id == id }
+                } catch let failure {
+                    throw .other("start \(providerID): \(error); its offering could not be read: \(failure)")
+                }
+                guard let described else { throw .notFound(providerID: providerID) }
+                let capacityType = described.lifecycle == "spot" ? "spot" : "on-demand"
+                throw .insufficientCapacity(offerings: [OfferingKey(instanceType: described.instanceType, zone: described.zone, capacityType: capacityType)])
+            }
+            throw Self.cloudError(error, operation: "start \(providerID)")
+        }
+        if let change = changes.first(where: { $0.instanceID == id }), Self.goneStates.contains(change.previousState) {
+            throw .notFound(providerID: providerID)
+        }
+    }
+
+    /// The instance's EC2 state after `error` (IncorrectInstanceState) refused `operation`;
+    /// throws notFound when it is gone.
+    private func currentState(_ providerID: String, _ id: String, after error: AWSError, operation: String) async throws(CloudError) -> String {
+        let found: EC2API.Instance?
+        do {
+            found = try await api.describeInstances(ids: [id]).first { $0.id == id }
+        } catch let failure {
+            if failure.code == "InvalidInstanceID.NotFound" { throw .notFound(providerID: providerID) }
+            throw Self.cloudError(failure, operation: "\(operation) \(providerID) (describing it after \(error.code ?? "an error"))")
+        }
+        guard let found, !Self.goneStates.contains(found.state) else { throw .notFound(providerID: providerID) }
+        return found.state
+    }
 
     public func delete(providerID: String) async throws(CloudError) {
         let id = try instanceID(providerID)
@@ -425,6 +499,12 @@ public final class EC2Cloud: CloudProvider {
         "InsufficientFreeAddressesInSubnet", "ReservationCapacityExceeded", "SpotMaxPriceTooLow",
     ]
 
+    /// What StartInstances says when the zone has no capacity for the stopped instance's type now.
+    static let startCapacityErrorCodes: Set<String> = [
+        "InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientHostCapacity", "InsufficientReservedInstanceCapacity",
+        "VcpuLimitExceeded", "ReservationCapacityExceeded",
+    ]
+
     static let authErrorCodes: Set<String> = [
         "AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "UnauthorizedOperation", "ExpiredToken", "RequestExpired",
     ]
@@ -504,7 +584,9 @@ public final class EC2Cloud: CloudProvider {
         let state: CloudInstance.State = switch instance.state {
         case "pending": .pending
         case "shutting-down", "terminated": .terminated
-        default: .running  // running; stopping/stopped (Berth never stops instances: someone did, the node is NotReady)
+        case "stopping": .stopping
+        case "stopped": .stopped
+        default: .running
         }
         let price: Double = if capacityType == "spot" {
             cachedCatalog.withLock { $0?.catalog[instance.instanceType]?.type.offerings.first { $0.capacityType == "spot" && $0.zone == instance.zone }?.pricePerHour } ?? 0

@@ -49,7 +49,8 @@ public final class SQSInterruptionQueue: InterruptionSource {
         }
     }
 
-    /// An EventBridge event as the rules in README deliver it; nil for anything else (deleted unread).
+    /// An EventBridge event as the rules in README deliver it; nil for anything else (deleted
+    /// unread), state changes other than `shutting-down` and `terminated` included.
     public static func notice(_ body: String) -> InterruptionNotice? {
         guard let event = try? JSONParser.parse(body), let type = event["detail-type"]?.stringValue else { return nil }
         let time = event["time"]?.stringValue.flatMap(RFC3339.parse)
@@ -61,7 +62,10 @@ public final class SQSInterruptionQueue: InterruptionSource {
         case ("aws.ec2", "EC2 Instance Rebalance Recommendation"):
             return instance.map { InterruptionNotice(kind: .rebalanceRecommendation, instanceID: $0, time: time) }
         case ("aws.ec2", "EC2 Instance State-change Notification"):
-            guard let instance, let state = detail?["state"]?.stringValue, ["stopping", "stopped", "shutting-down", "terminated"].contains(state) else { return nil }
+            // Only an instance going away: `stopping`/`stopped` is what warm capacity's own
+            // StopInstances causes, and the provisioner reads a stopped instance's state from
+            // `list`; draining and terminating it on this notice would destroy warm capacity.
+            guard let instance, let state = detail?["state"]?.stringValue, ["shutting-down", "terminated"].contains(state) else { return nil }
             return InterruptionNotice(kind: .stateChange(state), instanceID: instance, time: time)
         case ("aws.health", "AWS Health Event"):
             guard detail?["service"]?.stringValue == "EC2", detail?["eventTypeCategory"]?.stringValue == "scheduledChange",

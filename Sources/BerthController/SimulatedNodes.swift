@@ -12,6 +12,13 @@ import Logging
 /// - an instance past its `readyAt` registers its Node (Ready, with the labels and taints the
 ///   launch asked for; `nvidia.com/gpu` not yet allocatable);
 /// - past its `gpusAt` the device plugin advertises the GPUs (never, if the cloud is configured so);
+/// - a stopping or stopped instance's kubelet no longer posts: its Node's conditions turn
+///   `Unknown` (NotReady; the node lifecycle controller's doing) and the Node object stays, with
+///   its name, labels and taints — the instance keeps its id and address; once the instance is
+///   `stopped` the cloud-controller-manager taints it ``shutdownTaint`` (until it is Ready again);
+/// - once a started instance is past its new `readyAt` its kubelet posts Ready again, with no GPU
+///   allocatable (the kubelet zeroes device-plugin resources at start until the plugin
+///   re-registers), and past its new `gpusAt` the device plugin advertises them again;
 /// - a terminated instance's Node is deleted (the cloud-controller-manager's job);
 /// - pending pods are bound where they fit, or marked `PodScheduled=False/Unschedulable`;
 /// - pods bound to a node are started (Running, Ready).
@@ -35,6 +42,27 @@ public struct SimulatedNodes<C: Clock<Duration>>: Sendable {
         return "ip-\(id.suffix(8)).sim.internal"
     }
 
+    /// What the cloud-controller-manager's node lifecycle controller puts on a NotReady Node whose
+    /// instance the cloud reports shut down (EC2: `stopped`), and takes off once it is Ready again;
+    /// the Node itself is kept (only a terminated instance's is deleted).
+    public static var shutdownTaint: Taint { Taint(key: "node.cloudprovider.kubernetes.io/shutdown", effect: "NoSchedule") }
+
+    static func hasShutdownTaint(_ node: JSON) -> Bool {
+        node["spec"]?["taints"]?.arrayValue?.contains { $0["key"]?.stringValue == shutdownTaint.key } == true
+    }
+
+    private func setShutdownTaint(_ name: String, present: Bool) {
+        server.modify(.nodes, name: name) { object in
+            guard case .object(var top) = object else { return }
+            var spec = top["spec"]?.objectValue ?? JSONObject()
+            var taints = (spec["taints"]?.arrayValue ?? []).filter { $0["key"]?.stringValue != Self.shutdownTaint.key }
+            if present { taints.append(Self.shutdownTaint.json) }
+            spec["taints"] = .array(taints)
+            top["spec"] = .object(spec)
+            object = .object(top)
+        }
+    }
+
     public func step() async {
         let kubelet = FakeKubelet(server: server)
         let now = cloud.wallTime.clock.now
@@ -53,7 +81,22 @@ public struct SimulatedNodes<C: Clock<Duration>>: Sendable {
                 continue
             }
             guard let boot = try? await cloud.boot(of: providerID) else { continue }
-            if nodes[providerID] == nil {
+            let node = nodes[providerID]
+            let readyStatus = node?["status"]?["conditions"]?.arrayValue?.first { $0["type"]?.stringValue == "Ready" }?["status"]?.stringValue
+            if let stoppingAt = boot.stoppingAt, now >= stoppingAt {
+                guard let node else { continue }
+                if readyStatus != "Unknown" {
+                    kubelet.stopPosting(node: name)
+                    logger.info("node \(name) NotReady: its instance is stopping, the kubelet stopped posting", metadata: ["providerID": "\(providerID)"])
+                }
+                if let stoppedAt = boot.stoppedAt, now >= stoppedAt, !Self.hasShutdownTaint(node) {
+                    setShutdownTaint(name, present: true)
+                    logger.info("node \(name) tainted \(Self.shutdownTaint): its instance is stopped", metadata: ["providerID": "\(providerID)"])
+                }
+                continue
+            }
+            let gpus = node?["status"]?["allocatable"]?["nvidia.com/gpu"]?.stringValue
+            if node == nil {
                 guard now >= boot.readyAt else { continue }
                 var capacity = overhead.allocatable(boot.instanceType) + overhead.daemonSets
                 capacity.gpus = 0
@@ -62,8 +105,14 @@ public struct SimulatedNodes<C: Clock<Duration>>: Sendable {
                     capacity: ["cpu": "\(capacity.cpuMilli)m", "memory": "\(capacity.memory)", "pods": "\(capacity.pods)",
                                "ephemeral-storage": "\(capacity.ephemeralStorage)"])
                 logger.info("node \(name) registered and Ready", metadata: ["providerID": "\(providerID)", "instanceType": "\(boot.instanceType.name)"])
-            } else if let gpusAt = boot.gpusAt, now >= gpusAt, boot.instanceType.gpuCount > 0,
-                      nodes[providerID]?["status"]?["allocatable"]?["nvidia.com/gpu"] == nil {
+            } else if readyStatus == "Unknown" {
+                // Started again: the kubelet posts once the instance has booted.
+                guard now >= boot.readyAt else { continue }
+                kubelet.setReady(node: name, true)
+                if boot.instanceType.gpuCount > 0 { kubelet.advertise(node: name, quantity: 0) }
+                if let node, Self.hasShutdownTaint(node) { setShutdownTaint(name, present: false) }
+                logger.info("node \(name) Ready again: its instance was started", metadata: ["providerID": "\(providerID)", "cycle": "\(boot.cycle)"])
+            } else if let gpusAt = boot.gpusAt, now >= gpusAt, boot.instanceType.gpuCount > 0, gpus == nil || gpus == "0" {
                 kubelet.advertise(node: name, quantity: boot.instanceType.gpuCount)
                 logger.info("node \(name): the device plugin advertises \(boot.instanceType.gpuCount) nvidia.com/gpu")
             }

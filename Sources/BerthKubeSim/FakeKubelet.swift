@@ -76,6 +76,26 @@ public struct FakeKubelet: Sendable {
         }
     }
 
+    /// What the node lifecycle controller writes once a kubelet stops posting (its machine shut
+    /// down): every condition `Unknown`, reason `NodeStatusUnknown`. The Node object stays.
+    public func stopPosting(node: String) {
+        server.modify(.nodes, name: node) { object in
+            guard case .object(var top) = object else { return }
+            var status = top["status"]?.objectValue ?? JSONObject()
+            let now = JSON.string(RFC3339.string(Date()))
+            status["conditions"] = .array((status["conditions"]?.arrayValue ?? []).map { condition in
+                guard case .object(var fields) = condition else { return condition }
+                fields["status"] = "Unknown"
+                fields["reason"] = "NodeStatusUnknown"
+                fields["message"] = "Kubelet stopped posting node status."
+                fields["lastTransitionTime"] = now
+                return .object(fields)
+            })
+            top["status"] = .object(status)
+            object = .object(top)
+        }
+    }
+
     /// A launched instance joins the cluster: the Node appears after `registerAfter`, its GPUs
     /// after a further `gpusAfter` (sleeping on `clock`, so a test clock controls it).
     public func launch<C: Clock<Duration>>(name: String, providerID: String, labels: [String: String] = [:], taints: [Taint] = [],

@@ -38,7 +38,8 @@ public protocol CloudProvider: Sendable {
     ///   or malformed; ``CloudError/throttled(operation:)``, ``CloudError/other(_:)`` as for create.
     func delete(providerID: String) async throws(CloudError)
 
-    /// The instance with this provider id, in its current state (pending or running).
+    /// The instance with this provider id, in its current state (pending, running, stopping or
+    /// stopped).
     ///
     /// - Throws: ``CloudError/notFound(providerID:)`` when it does not exist or is terminated;
     ///   ``CloudError/invalidRequest(_:)``, ``CloudError/throttled(operation:)``,

@@ -4,19 +4,23 @@ import Foundation
 /// A ``CloudProvider`` for the provisioner's unit tests (Karpenter's `cloudprovider/fake`): it
 /// records every call, fails the next call of an operation with an injected error, treats chosen
 /// offerings as out of capacity, and launches everything else at once (`running`) from the
-/// request's first available offering. `reset()` forgets everything.
+/// request's first available offering. Stop and start change states at once too (`running` →
+/// `stopped` → `running`); an instance ``insert(_:)``ed `pending` or `stopping` shows the
+/// contract's refusals. `reset()` forgets everything.
 public actor FakeCloudProvider: CloudProvider {
     public enum Operation: Sendable, Hashable {
-        case create, delete, get, list
+        case create, delete, get, list, stop, start
     }
 
     public private(set) var createCalls: [LaunchRequest] = []
     public private(set) var deleteCalls: [String] = []
     public private(set) var getCalls: [String] = []
     public private(set) var listCalls: [String] = []
+    public private(set) var stopCalls: [String] = []
+    public private(set) var startCalls: [String] = []
     /// Live and terminated instances by provider id.
     public private(set) var instances: [String: CloudInstance] = [:]
-    /// Offerings whose launches fail with insufficient capacity.
+    /// Offerings whose launches, and starts of stopped instances, fail with insufficient capacity.
     public private(set) var insufficientCapacity: Set<OfferingKey> = []
 
     private var nextErrors: [Operation: [CloudError]] = [:]
@@ -49,6 +53,8 @@ public actor FakeCloudProvider: CloudProvider {
         deleteCalls = []
         getCalls = []
         listCalls = []
+        stopCalls = []
+        startCalls = []
         instances = [:]
         insufficientCapacity = []
         nextErrors = [:]
@@ -104,9 +110,31 @@ public actor FakeCloudProvider: CloudProvider {
         return launchOrder.compactMap { instances[$0] }.filter { $0.cluster == clusterTag && $0.state != .terminated }
     }
 
-    // Warm capacity's stop/start: implemented on the warm-capacity cloud branch.
-    public func stop(providerID: String) async throws(CloudError) { throw .invalidRequest("stop is not implemented yet") }
-    public func start(providerID: String) async throws(CloudError) { throw .invalidRequest("start is not implemented yet") }
+    public func stop(providerID: String) async throws(CloudError) {
+        stopCalls.append(providerID)
+        try injectedError(.stop)
+        guard let instance = instances[providerID], instance.state != .terminated else { throw .notFound(providerID: providerID) }
+        switch instance.state {
+        case .pending: throw .invalidRequest("\(providerID) is pending: an instance can be stopped once it is running")
+        case .running where instance.capacityType == "spot": throw .invalidRequest("\(providerID) is a spot instance: it cannot be stopped")
+        case .running: instances[providerID]?.state = .stopped
+        case .stopping, .stopped, .terminated: break
+        }
+    }
+
+    public func start(providerID: String) async throws(CloudError) {
+        startCalls.append(providerID)
+        try injectedError(.start)
+        guard let instance = instances[providerID], instance.state != .terminated else { throw .notFound(providerID: providerID) }
+        switch instance.state {
+        case .stopping: throw .invalidRequest("\(providerID) is still stopping: start it once it is stopped")
+        case .stopped:
+            let key = OfferingKey(instanceType: instance.instanceType, zone: instance.zone, capacityType: instance.capacityType)
+            if insufficientCapacity.contains(key) { throw .insufficientCapacity(offerings: [key]) }
+            instances[providerID]?.state = .running
+        case .pending, .running, .terminated: break
+        }
+    }
 
     private func injectedError(_ operation: Operation) throws(CloudError) {
         guard var queue = nextErrors[operation], !queue.isEmpty else { return }

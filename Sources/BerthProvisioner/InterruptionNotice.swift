@@ -1,13 +1,15 @@
 import Foundation
 
 /// The cloud says an instance is going away (or may soon): EC2's Spot Interruption Warning (two
-/// minutes' notice), a scheduled retirement or maintenance (AWS Health), the instance stopping or
-/// terminating, or a rebalance recommendation (a raised risk of interruption).
+/// minutes' notice), a scheduled retirement or maintenance (AWS Health), the instance shutting
+/// down or terminated, or a rebalance recommendation (a raised risk of interruption). An instance
+/// stopping or stopped is not going away (warm capacity stops instances itself): the clouds'
+/// sources deliver no notice for it.
 public struct InterruptionNotice: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         case spotInterruption
         case scheduledChange
-        /// `stopping`, `stopped`, `shutting-down`, `terminated`.
+        /// `shutting-down`, `terminated`.
         case stateChange(String)
         case rebalanceRecommendation
     }

@@ -12,22 +12,69 @@ import Logging
 /// ``snapshot()`` and ``init(configuration:clock:restoring:logger:)`` carry the cloud's state over
 /// to a new actor, as a real cloud outlives the process that talks to it.
 public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
-    /// One launched instance and its schedule.
+    /// One launched instance and its schedule. An instance runs in cycles: the launch begins
+    /// cycle 0, each ``SimulatedCloud/start(providerID:)`` of the stopped instance the next one;
+    /// `bootedAt`, `readyAt` and `gpusAt` are the current cycle's.
     public struct Record: Sendable {
         public var instance: CloudInstance
         public var launchedAt: C.Instant
-        /// When the instance is running and its Node registers Ready.
+        /// The current run cycle: 0 from the launch, one more at each start.
+        public var cycle: Int
+        /// When the current cycle began: the launch, or the latest start.
+        public var bootedAt: C.Instant
+        /// When the instance is running and its Node registers Ready (again, after a start).
         public var readyAt: C.Instant
         /// When its GPUs become allocatable; nil: never (no device plugin).
         public var gpusAt: C.Instant?
+        /// When the current cycle's stop was asked for: the instance is `stopping` from then on,
+        /// its kubelet no longer posts. nil: not being stopped.
+        public var stoppingAt: C.Instant?
+        /// When the current cycle's stop completes (`stoppingAt` plus the stop delay): `stopped`
+        /// from then on. nil: not being stopped.
+        public var stoppedAt: C.Instant?
+        /// The stretches of earlier cycles the instance spent stopped, each from stopped to its
+        /// start or its termination: billed at the volume's price, not the instance's.
+        public var stoppedIntervals: [Range<C.Instant>]
         public var terminatedAt: C.Instant?
         /// What the Node registers with: the type's and offering's labels, then the request's.
         public var labels: [String: String]
         public var taints: [Taint]
 
+        /// The state at `now` (the cloud's now or later: an earlier instant of a past cycle is not
+        /// remembered).
         func state(at now: C.Instant) -> CloudInstance.State {
             if let terminatedAt, terminatedAt <= now { return .terminated }
+            if let stoppedAt { return now >= stoppedAt ? .stopped : .stopping }
             return now >= readyAt ? .running : .pending
+        }
+
+        /// How long the instance has been stopped in all, up to `now` (or its termination): what
+        /// is billed at the volume's price only (``runningDuration(until:)`` is the rest, `stopping`
+        /// included, as on EC2).
+        public func stoppedDuration(until now: C.Instant) -> Duration {
+            var total = Duration.zero
+            for interval in stoppedIntervals where interval.lowerBound < now {
+                total += interval.lowerBound.duration(to: min(interval.upperBound, now))
+            }
+            let end = terminatedAt.map { min($0, now) } ?? now
+            if let stoppedAt, stoppedAt < end { total += stoppedAt.duration(to: end) }
+            return total
+        }
+
+        /// How long the instance has been billed at its price up to `now` (or its termination):
+        /// from its launch, less ``stoppedDuration(until:)``.
+        public func runningDuration(until now: C.Instant) -> Duration {
+            let end = terminatedAt.map { min($0, now) } ?? now
+            guard launchedAt < end else { return .zero }
+            return launchedAt.duration(to: end) - stoppedDuration(until: end)
+        }
+
+        /// Ends the current stop (a start, a termination) at `now`: its stopped stretch, if it had
+        /// begun, joins the earlier ones.
+        mutating func endStop(at now: C.Instant) {
+            if let stoppedAt, stoppedAt < now { stoppedIntervals.append(stoppedAt..<now) }
+            stoppingAt = nil
+            stoppedAt = nil
         }
     }
 
@@ -38,15 +85,22 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
         var wallTime: WallTime<C>
     }
 
-    /// What the simulated kubelet needs to play an instance's Node.
+    /// What the simulated kubelet needs to play an instance's Node, for the current run cycle.
     public struct Boot: Sendable {
         public var providerID: String
         public var instanceType: InstanceType
         public var zone: String
         public var labels: [String: String]
         public var taints: [Taint]
+        /// The current cycle (0: the launch; one more at each start) and when it began.
+        public var cycle: Int
+        public var bootedAt: C.Instant
         public var readyAt: C.Instant
         public var gpusAt: C.Instant?
+        /// The current cycle's stop: asked for at `stoppingAt` (the kubelet stops posting), done at
+        /// `stoppedAt`; nil while the instance is not being stopped.
+        public var stoppingAt: C.Instant?
+        public var stoppedAt: C.Instant?
         public var terminatedAt: C.Instant?
     }
 
@@ -137,6 +191,7 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
 
     public func delete(providerID: String) async throws(CloudError) {
         let index = try liveIndex(of: providerID)
+        records[index].endStop(at: now)
         records[index].terminatedAt = now
         records[index].instance.state = .terminated
         live.removeAll { $0 == index }
@@ -156,13 +211,73 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
         return result
     }
 
-    // Warm capacity's stop/start: implemented on the warm-capacity cloud branch.
-    public func stop(providerID: String) async throws(CloudError) { throw .invalidRequest("stop is not implemented yet") }
-    public func start(providerID: String) async throws(CloudError) { throw .invalidRequest("start is not implemented yet") }
+    /// A running instance is `stopping` at once and `stopped` after the configuration's
+    /// `stopDelay` (drawn from the seed, the launch id and the cycle). A pending or spot instance
+    /// cannot be stopped; one already stopping or stopped is left as it is.
+    public func stop(providerID: String) async throws(CloudError) {
+        let index = try liveIndex(of: providerID)
+        let record = records[index]
+        switch record.state(at: now) {
+        case .stopping, .stopped, .terminated: return
+        case .pending:
+            throw .invalidRequest("\(providerID) is pending: an instance can be stopped once it is running")
+        case .running:
+            break
+        }
+        if record.instance.capacityType == "spot" {
+            throw .invalidRequest("\(providerID) is a spot instance: it cannot be stopped")
+        }
+        var random = SeededGenerator(seed: configuration.seed, key: "\(record.instance.launchID)#stop\(record.cycle)")
+        let delay = Duration.random(in: configuration.stopDelay, using: &random)
+        records[index].stoppingAt = now
+        records[index].stoppedAt = now.advanced(by: delay)
+        logger.info(
+            "stopping \(record.instance.instanceType)",
+            metadata: ["providerID": "\(providerID)", "stoppedInSeconds": "\(Self.seconds(delay))"])
+    }
+
+    /// A stopped instance boots again (`pending`): a new cycle whose Node is Ready at
+    /// `start + ¾·d` and whose GPUs are allocatable at `start + d`, d drawn from the
+    /// configuration's `warmStartDelay` (from the seed, the launch id and the cycle). A capacity
+    /// outage matching its offering fails the start, as a launch. Starting an instance pending or
+    /// running is a no-op; one still stopping cannot be started yet.
+    public func start(providerID: String) async throws(CloudError) {
+        let index = try liveIndex(of: providerID)
+        let record = records[index]
+        switch record.state(at: now) {
+        case .pending, .running, .terminated: return
+        case .stopping:
+            throw .invalidRequest("\(providerID) is still stopping: start it once it is stopped")
+        case .stopped:
+            break
+        }
+        let key = OfferingKey(instanceType: record.instance.instanceType, zone: record.instance.zone, capacityType: record.instance.capacityType)
+        if consumeOutage(for: key) {
+            logger.info("insufficient capacity to start", metadata: ["providerID": "\(providerID)", "offering": "\(key.text)"])
+            throw .insufficientCapacity(offerings: [key])
+        }
+        let cycle = record.cycle + 1
+        var random = SeededGenerator(seed: configuration.seed, key: "\(record.instance.launchID)#start\(cycle)")
+        let toGPUs = Duration.random(in: configuration.warmStartDelay, using: &random)
+        let gpuCount = configuration.catalog[record.instance.instanceType]?.gpuCount ?? 0
+        let readyAt = now.advanced(by: toGPUs * 3 / 4)
+        records[index].endStop(at: now)
+        records[index].cycle = cycle
+        records[index].bootedAt = now
+        records[index].readyAt = readyAt
+        records[index].gpusAt = gpuCount == 0 ? readyAt : configuration.gpuRegistrationDelay.map { _ in now.advanced(by: toGPUs) }
+        logger.info(
+            "started \(record.instance.instanceType)",
+            metadata: [
+                "providerID": "\(providerID)", "cycle": "\(cycle)", "readyInSeconds": "\(Self.seconds(toGPUs * 3 / 4))",
+                "gpusInSeconds": "\(records[index].gpusAt.map { "\(Self.seconds(now.duration(to: $0)))" } ?? "never")",
+            ])
+    }
 
     // MARK: The simulation's side
 
-    /// When the instance's Node should appear Ready and its GPUs allocatable.
+    /// When the instance's Node should appear Ready and its GPUs allocatable, in its current run
+    /// cycle (after a start: the new instants), and whether it is being stopped.
     /// - Throws: ``CloudError/notFound(providerID:)`` for an id this cloud never launched
     ///   (terminated instances are found: their Node must go).
     public func boot(of providerID: String) throws(CloudError) -> Boot {
@@ -171,7 +286,8 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
         guard let type = configuration.catalog[record.instance.instanceType] else { throw .notFound(providerID: providerID) }
         return Boot(
             providerID: providerID, instanceType: type, zone: record.instance.zone, labels: record.labels,
-            taints: record.taints, readyAt: record.readyAt, gpusAt: record.gpusAt, terminatedAt: record.terminatedAt)
+            taints: record.taints, cycle: record.cycle, bootedAt: record.bootedAt, readyAt: record.readyAt, gpusAt: record.gpusAt,
+            stoppingAt: record.stoppingAt, stoppedAt: record.stoppedAt, terminatedAt: record.terminatedAt)
     }
 
     /// Every instance ever launched, terminated ones included, in launch order (for reports:
@@ -249,7 +365,8 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
             capacityType: offering.capacityType, launchID: request.launchID, tags: request.tags,
             state: .pending, launchTime: wallTime.date(of: launchedAt), pricePerHour: offering.pricePerHour)
         return Record(
-            instance: instance, launchedAt: launchedAt, readyAt: readyAt, gpusAt: gpusAt, terminatedAt: nil,
+            instance: instance, launchedAt: launchedAt, cycle: 0, bootedAt: launchedAt, readyAt: readyAt, gpusAt: gpusAt,
+            stoppingAt: nil, stoppedAt: nil, stoppedIntervals: [], terminatedAt: nil,
             labels: type.labels(for: offering).merging(request.labels) { _, requested in requested },
             taints: request.taints)
     }

@@ -163,6 +163,9 @@ struct EC2CloudMotoTests {
         let id = try #require(ProviderID(instance.providerID)?.instanceID)
         _ = try await cloud.get(providerID: instance.providerID)
         _ = try await cloud.list(clusterTag: "moto-iam")
+        // Warm capacity's stopped tier: stopped, then started again.
+        try await cloud.stop(providerID: instance.providerID)
+        try await cloud.start(providerID: instance.providerID)
 
         // What moto made: the instance, its volume (the launch template's tag) and the fleet.
         let probe = try self.cloud().api.client

@@ -27,8 +27,12 @@ enum EventBridgeEvents {
         let time = RFC3339.parse("2026-12-04T22:00:00Z")
         #expect(SQSInterruptionQueue.notice(EventBridgeEvents.spotWarning("i-0a1")) == InterruptionNotice(kind: .spotInterruption, instanceID: "i-0a1", time: time))
         #expect(SQSInterruptionQueue.notice(EventBridgeEvents.rebalance("i-0a2"))?.kind == .rebalanceRecommendation)
-        #expect(SQSInterruptionQueue.notice(EventBridgeEvents.stateChange("i-0a3", "stopping"))?.kind == .stateChange("stopping"))
-        #expect(SQSInterruptionQueue.notice(EventBridgeEvents.stateChange("i-0a3", "running")) == nil, "not an interruption")
+        #expect(SQSInterruptionQueue.notice(EventBridgeEvents.stateChange("i-0a3", "shutting-down"))?.kind == .stateChange("shutting-down"))
+        #expect(SQSInterruptionQueue.notice(EventBridgeEvents.stateChange("i-0a3", "terminated"))?.kind == .stateChange("terminated"))
+        for state in ["pending", "running", "stopping", "stopped"] {
+            // Stopping and stopped are warm capacity's own StopInstances: never drained for.
+            #expect(SQSInterruptionQueue.notice(EventBridgeEvents.stateChange("i-0a3", state)) == nil, "\(state) is not an interruption")
+        }
         #expect(SQSInterruptionQueue.notice(EventBridgeEvents.scheduledChange("i-0a4")) == InterruptionNotice(kind: .scheduledChange, instanceID: "i-0a4", time: RFC3339.parse("2026-12-04T20:00:00Z")))
         #expect(SQSInterruptionQueue.notice("not json") == nil)
         #expect(SQSInterruptionQueue.notice(#"{"detail-type":"EC2 Spot Instance Interruption Warning","source":"aws.ec2","detail":{}}"#) == nil)
@@ -73,13 +77,14 @@ extension EC2CloudMotoTests {
             EventBridgeEvents.spotWarning("i-0000000000000aaa1"), EventBridgeEvents.rebalance("i-0000000000000aaa2"),
             EventBridgeEvents.stateChange("i-0000000000000aaa3", "terminated"), EventBridgeEvents.scheduledChange("i-0000000000000aaa4"),
             #"{"detail-type":"Something Else","source":"aws.s3"}"#,
+            EventBridgeEvents.stateChange("i-0000000000000aaa5", "stopping"), EventBridgeEvents.stateChange("i-0000000000000aaa5", "stopped"),
         ])
         let notices = try await drainQueue("berth-interruptions", recorder: nil)
         #expect(notices.map(\.instanceID).sorted() == ["i-0000000000000aaa1", "i-0000000000000aaa2", "i-0000000000000aaa3", "i-0000000000000aaa4"])
         #expect(Set(notices.map(\.kind.description)) == ["spot", "rebalance", "state terminated", "scheduled"])
         let left = try await sqsClient().call("GetQueueAttributes", ["QueueUrl": .string(url), "AttributeNames": ["All"]])
         #expect(left["Attributes"]?["ApproximateNumberOfMessages"] == "0" && left["Attributes"]?["ApproximateNumberOfMessagesNotVisible"] == "0",
-                "every message deleted, the unreadable one too: \(left)")
+                "every message deleted, the unreadable and the stop notifications too: \(left)")
     }
 }
 

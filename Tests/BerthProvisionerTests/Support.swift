@@ -20,11 +20,13 @@ func launchRequest(
 /// A ManualClock-driven simulated cloud with fixed delays unless told otherwise.
 func simulatedCloud(
     clock: ManualClock, seed: UInt64 = 1, bootDelay: ClosedRange<Duration> = .seconds(60) ... .seconds(60),
-    gpuRegistrationDelay: ClosedRange<Duration>? = .seconds(20) ... .seconds(20), outages: [CapacityOutage] = []
+    gpuRegistrationDelay: ClosedRange<Duration>? = .seconds(20) ... .seconds(20), stopDelay: ClosedRange<Duration> = .seconds(30) ... .seconds(30),
+    warmStartDelay: ClosedRange<Duration> = .seconds(40) ... .seconds(40), outages: [CapacityOutage] = []
 ) -> SimulatedCloud<ManualClock> {
     SimulatedCloud(
         configuration: SimulatedCloudConfiguration(
-            seed: seed, bootDelay: bootDelay, gpuRegistrationDelay: gpuRegistrationDelay, outages: outages),
+            seed: seed, bootDelay: bootDelay, gpuRegistrationDelay: gpuRegistrationDelay, stopDelay: stopDelay,
+            warmStartDelay: warmStartDelay, outages: outages),
         clock: clock)
 }
 
