@@ -31,11 +31,17 @@ extension WarmConfig {
     public init(config json: JSON, path: String, pools: [Pool]) throws(ConfigError) {
         self.init()
         let reader = try FieldReader(json, path: path, allowed: Self.fields)
-        if let name = try reader.string("mode") {
+        let modes = Mode.allCases.map(\.rawValue).joined(separator: ", ")
+        switch reader.value("mode") {
+        case nil: break
+        // YAML 1.1 (Kubernetes' reader, Helm) reads an unquoted `off` as false: it means off.
+        case .bool(false)?: mode = .off
+        case .string(let name)?:
             guard let mode = Mode(rawValue: name) else {
-                throw ConfigError(path: reader.childPath("mode"), message: "\"\(name)\" is not one of \(Mode.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ConfigError(path: reader.childPath("mode"), message: "\"\(name)\" is not one of \(modes)")
             }
             self.mode = mode
+        case let other?: throw ConfigError(path: reader.childPath("mode"), message: "expected one of \(modes), found \(other.typeName)")
         }
         if let text = try reader.string("targetTimeToGPU") {
             let target: Duration

@@ -66,10 +66,14 @@ import Testing
         #expect(warm.mode == .auto)
         #expect(warm.targetTimeToGPU == .seconds(90))
         // Off with schedules written down: kept (switching warm off is a one-line change).
+        // Unquoted, YAML 1.1 reads off as false: it means off.
+        #expect(try parse("warm: {mode: off}").warm.mode == .off)
         #expect(try parse("warm: {mode: 'off', schedules: [{days: Mon, from: '08:00', to: '09:00', running: 1, instanceType: g4dn.xlarge}]}").warm.schedules.count == 1)
     }
 
     static let mistakes: [(String, String)] = [
+        ("warm: {mode: on}",
+         "provisioner.warm.mode: expected one of off, schedule, auto, found a boolean"),
         ("warm: {mode: always}",
          "provisioner.warm.mode: \"always\" is not one of off, schedule, auto"),
         ("warm: {mode: auto, targetTimeToGPU: 0s}",
