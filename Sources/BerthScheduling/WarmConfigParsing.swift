@@ -80,8 +80,8 @@ extension WarmConfig {
             }
             let candidates = schedule.pool.map { name in pools.filter { $0.name == name } } ?? pools
             guard !candidates.contains(where: { Self.launches($0, type) }) else { continue }
-            let which = schedule.pool.map { "pool \"\($0)\" does" } ?? "no pool does (\(pools.map(\.name).joined(separator: ", ")))"
-            throw ConfigError(path: where_, message: "\"\(type.name)\": \(which) not launch it for notebooks (requirements or notebookCapacityTypes rule it out)")
+            let which = schedule.pool.map { "pool \"\($0)\" does not launch it" } ?? "no pool (\(pools.map(\.name).joined(separator: ", "))) launches it"
+            throw ConfigError(path: where_, message: "\"\(type.name)\": \(which) for notebooks (requirements or notebookCapacityTypes rule it out)")
         }
     }
 

@@ -174,7 +174,7 @@ import Testing
             try config.warm.checkInstanceTypes(pools: config.pools, catalog: catalog, path: "provisioner.warm")
         } throws: { error in
             (error as? ConfigError)?.description
-                == "provisioner.warm.schedules[1].instanceType: \"g5.xlarge\": no pool does (t4, spot-only) not launch it for notebooks (requirements or notebookCapacityTypes rule it out)"
+                == "provisioner.warm.schedules[1].instanceType: \"g5.xlarge\": no pool (t4, spot-only) launches it for notebooks (requirements or notebookCapacityTypes rule it out)"
         }
         var fixed = config.warm
         fixed.schedules[1].instanceType = "g4dn.4xlarge"
