@@ -57,7 +57,7 @@ public struct ProvisionerConfig: Sendable, Equatable {
 
     static let fields = [
         "clusterName", "pools", "daemonSetOverhead", "batchIdleDuration", "batchMaxDuration", "emptyAfter", "launchTimeout",
-        "registrationTimeout", "gpuRegistrationTimeout", "unavailableOfferingTTL", "disruption", "notebookSharing", "aws", "nodeClasses",
+        "registrationTimeout", "gpuRegistrationTimeout", "unavailableOfferingTTL", "disruption", "notebookSharing", "aws", "nodeClasses", "warm",
     ]
 
     public init(config json: JSON, path: String) throws(ConfigError) {
@@ -130,6 +130,9 @@ public struct ProvisionerConfig: Sendable, Equatable {
             guard let name = pool.nodeClass, !classNames.contains(name) else { continue }
             throw ConfigError(path: "\(reader.childPath("pools"))[\(index)].nodeClass",
                               message: "\"\(name)\" is not in nodeClasses (\(classNames.isEmpty ? "none defined" : classNames.joined(separator: ", ")))")
+        }
+        if let section = reader.value("warm") {
+            warm = try WarmConfig(config: section, path: reader.childPath("warm"), pools: pools)
         }
         if let disruption = try reader.object("disruption", allowed: ["maxDisruptedNodes", "consolidation", "windDownSharedNodes", "drainTimeout"]) {
             if let count = try disruption.number("maxDisruptedNodes") {

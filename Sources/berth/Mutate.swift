@@ -160,6 +160,16 @@ enum ConfigFile {
             throw CLIError(message: "config \(path): \(error)")
         }
     }
+
+    /// What the config cannot check alone: warm schedules' instance types against the catalog
+    /// (EC2's is read only at start) and the pools that may launch them.
+    static func checkWarm(_ provisioner: ProvisionerConfig, catalog: InstanceCatalog, source: String?) throws {
+        do {
+            try provisioner.warm.checkInstanceTypes(pools: provisioner.pools, catalog: catalog, path: "provisioner.warm")
+        } catch {
+            throw CLIError(message: "config \(source ?? "defaults"): \(error)")
+        }
+    }
 }
 
 /// `--catalog FILE`: the built-in catalog with the file's types laid over it.

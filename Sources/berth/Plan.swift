@@ -50,6 +50,7 @@ struct Plan: ParsableCommand {
             var nodes: [NodeSnapshot] = []
             var bound: [PodSnapshot] = []
             let catalog = try CatalogFile.load(catalogFile)
+            try ConfigFile.checkWarm(provisioner, catalog: catalog, source: input.config)
             let gpuResource = "nvidia.com/gpu"  // the catalog's GPUs
             for (index, document) in try input.documents().enumerated() {
                 let location = "\(input.displayName): document \(index + 1) (line \(document.line))"

@@ -300,6 +300,7 @@ struct Serve: ParsableCommand {
                 if let namespace = environment["POD_NAMESPACE"], let name = environment["POD_NAME"], !namespace.isEmpty, !name.isEmpty {
                     options.provisioner.selfPod = "\(namespace)/\(name)"
                 }
+                try ConfigFile.checkWarm(provisionerConfig, catalog: catalog, source: config)
                 let started = ProvisionerService(
                     config: provisionerConfig, webhook: settings.webhook, client: client, cloud: cloudProvider, catalog: catalog,
                     options: options, metricsFactory: PrometheusMetricsFactory(registry: metrics.registry), logger: logger)

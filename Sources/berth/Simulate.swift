@@ -111,6 +111,7 @@ struct Simulate: ParsableCommand {
             if let berthConfig {
                 options.webhook = berthConfig.webhook
                 options.provisioner = berthConfig.provisioner
+                try ConfigFile.checkWarm(berthConfig.provisioner, catalog: options.catalog, source: config)
             }
             options.seed = seed
             options.bootDelay = try Self.range(bootDelay, option: "--boot-delay")

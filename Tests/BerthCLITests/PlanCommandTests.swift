@@ -241,3 +241,37 @@ extension PlanCommandTests {
         #expect(bad.stderr == "berth: catalog \(directory)/bad.json: [0].pricePerHour: is required\n", "\(bad.stderr)")
     }
 }
+
+extension PlanCommandTests {
+    /// A warm schedule's instance type is checked once the catalog is known (here the built-in one,
+    /// or `--catalog`): one line naming the schedule; a launchable type plans as before.
+    @Test func aWarmScheduleNamesAnInstanceTypeItsPoolCanLaunch() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("berth-plan-warm-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        func config(_ type: String) -> String {
+            """
+            apiVersion: berth.dev/v1alpha1
+            kind: BerthConfig
+            provisioner:
+              pools:
+              - name: t4
+                requirements: [{key: karpenter.k8s.aws/instance-gpu-name, operator: In, values: [t4]}]
+              warm:
+                mode: schedule
+                schedules:
+                - {days: Mon-Fri, from: "08:30", to: "19:00", timeZone: Asia/Seoul, running: 1, stopped: 2, instanceType: \(type), pool: t4}
+            """
+        }
+        let manifest = Repository.root.appendingPathComponent("Tests/Fixtures/manifests/z2jh-gpu-notebook.yaml").path
+        try config("g4dn.xlarge").write(toFile: directory + "/good.yaml", atomically: true, encoding: .utf8)
+        let good = try run(Repository.berthBinary, ["plan", "-f", manifest, "--config", directory + "/good.yaml", "-o", "json"])
+        #expect(good.status == 0, "\(good.stderr)")
+        try config("g5.xlarge").write(toFile: directory + "/bad.yaml", atomically: true, encoding: .utf8)
+        let bad = try run(Repository.berthBinary, ["plan", "-f", manifest, "--config", directory + "/bad.yaml"])
+        #expect(bad.status == 1)
+        #expect(
+            bad.stderr
+                == "berth: config \(directory)/bad.yaml: provisioner.warm.schedules[0].instanceType: \"g5.xlarge\": pool \"t4\" does not launch it for notebooks (requirements or notebookCapacityTypes rule it out)\n",
+            "\(bad.stderr)")
+    }
+}

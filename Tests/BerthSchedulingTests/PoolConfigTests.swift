@@ -73,7 +73,7 @@ import Testing
         ("pools: [{name: gpu, nodeClass: gpu}]", "provisioner.pools[0].nodeClass: \"gpu\" is not in nodeClasses (none defined)"),
         ("pools: [{name: gpu, nodeClass: big}]\nnodeClasses: {gpu: {}}", "provisioner.pools[0].nodeClass: \"big\" is not in nodeClasses (gpu)"),
         ("nodeClasses: [gpu]", "provisioner.nodeClasses: expected a map of name to node class, found a list"),
-        ("pool: []", "provisioner.pool: unknown field \"pool\"; allowed fields: clusterName, pools, daemonSetOverhead, batchIdleDuration, batchMaxDuration, emptyAfter, launchTimeout, registrationTimeout, gpuRegistrationTimeout, unavailableOfferingTTL, disruption, notebookSharing, aws, nodeClasses"),
+        ("pool: []", "provisioner.pool: unknown field \"pool\"; allowed fields: clusterName, pools, daemonSetOverhead, batchIdleDuration, batchMaxDuration, emptyAfter, launchTimeout, registrationTimeout, gpuRegistrationTimeout, unavailableOfferingTTL, disruption, notebookSharing, aws, nodeClasses, warm"),
     ])
     func mistakesAreNamedWithTheirPath(yaml: String, message: String) throws {
         #expect {

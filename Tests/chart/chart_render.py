@@ -49,6 +49,7 @@ VALUE_SETS = {
         # A cluster older than 1.28 has no matchConditions: the chart leaves them out itself.
         ValueSet("kube-1.27", kube_version="1.27.0", validate_as="1.27.0"),
         ValueSet("everything", files=("everything.yaml",), release="notebooks", namespace="platform"),
+        ValueSet("warm", files=("warm.yaml",), release="seoul", namespace="gpu-system"),
     ]
 }
 

@@ -67,7 +67,7 @@ def test_every_object_has_the_standard_labels(rendered):
         assert labels["app.kubernetes.io/instance"] == vs.release, where
         assert labels["app.kubernetes.io/managed-by"] == "Helm", where
         assert labels["app.kubernetes.io/part-of"] == "berth", where
-        assert labels["app.kubernetes.io/component"] in {"webhook", "provisioner"}, where
+        assert labels["app.kubernetes.io/component"] in {"webhook", "provisioner", "image-puller"}, where
         template = obj.get("spec", {}).get("template")
         if template:
             assert REQUIRED_LABELS <= template["metadata"]["labels"].keys(), f"{where} pod template"

@@ -199,4 +199,66 @@ provisioner:
   {{- with .Values.provisioner.config }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
+  {{- with include "berth.warmConfig" . }}
+  warm: {{ . }}
+  {{- end }}
+{{- end }}
+
+{{/*
+Warm GPU capacity (provisioner.warm): off unless mode is schedule or auto. `mode: off` unquoted is
+YAML's false: read as off. Rendered as JSON (valid YAML) so every string stays quoted: an unquoted
+19:00 would be read as the base-60 number 1140. imagePuller tells Berth the pre-pull DaemonSet runs.
+*/}}
+{{- define "berth.warmMode" -}}
+{{- $mode := .Values.provisioner.warm.mode }}
+{{- if kindIs "bool" $mode }}{{ if $mode }}{{ fail "provisioner.warm.mode: true is not a mode: off, schedule or auto" }}{{ end }}off{{ else }}{{ $mode | default "off" }}{{ end }}
+{{- end }}
+
+{{- define "berth.warmConfig" -}}
+{{- if hasKey (.Values.provisioner.config | default dict) "warm" }}
+{{- fail "provisioner.config.warm: set warm capacity in provisioner.warm (the chart renders it and its image puller)" }}
+{{- end }}
+{{- $w := .Values.provisioner.warm }}
+{{- $mode := include "berth.warmMode" . }}
+{{- if ne $mode "off" }}
+{{- $out := dict "mode" $mode "imagePuller" (eq (include "berth.imagePullerEnabled" .) "true") }}
+{{- with $w.targetTimeToGPU }}{{ $_ := set $out "targetTimeToGPU" . }}{{ end }}
+{{- with $w.volumeSizeGiB }}{{ $_ := set $out "volumeSizeGiB" . }}{{ end }}
+{{- with $w.schedules }}{{ $_ := set $out "schedules" . }}{{ end }}
+{{- toJson $out }}
+{{- end }}
+{{- end }}
+
+{{/* The pre-pull DaemonSet runs when the provisioner does, warm capacity is on and images are listed. */}}
+{{- define "berth.imagePullerEnabled" -}}
+{{- and .Values.provisioner.enabled (ne (include "berth.warmMode" .) "off") (gt (len (.Values.provisioner.warm.images | default list)) 0) }}
+{{- end }}
+
+{{- define "berth.imagePullerName" -}}
+{{- printf "%s-image-puller" (include "berth.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The image puller's tolerations: the GPU taints (config.webhook.gpuTaints), every taint of the
+configured pools (provisioner.config.pools[].taints), Berth's stopped warm nodes
+(berth.dev/warm=stopped:NoSchedule) and imagePuller.extraTolerations; one per key and effect.
+*/}}
+{{- define "berth.imagePullerTolerations" -}}
+{{- $seen := dict }}
+{{- $out := list }}
+{{- $taints := concat (.Values.config.webhook.gpuTaints | default list) (list (dict "key" "berth.dev/warm" "effect" "NoSchedule")) }}
+{{- range (dig "pools" list (.Values.provisioner.config | default dict)) }}
+{{- $taints = concat $taints (.taints | default list) }}
+{{- end }}
+{{- range $taints }}
+{{- $id := printf "%s:%s" .key (.effect | default "") }}
+{{- if not (hasKey $seen $id) }}
+{{- $_ := set $seen $id true }}
+{{- $t := dict "key" .key "operator" "Exists" }}
+{{- with .effect }}{{ $_ := set $t "effect" . }}{{ end }}
+{{- $out = append $out $t }}
+{{- end }}
+{{- end }}
+{{- $out = concat $out (.Values.provisioner.warm.imagePuller.extraTolerations | default list) }}
+{{- toYaml $out }}
 {{- end }}
