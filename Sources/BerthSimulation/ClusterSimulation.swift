@@ -155,7 +155,7 @@ final class ClusterSimulation {
         self.pullRandom = SeededGenerator(seed: options.seed, key: policy.rawValue + "/image-pull")
         self.autoscaler = AutoscalerState(catalog: options.catalog, seed: options.seed)
         self.imagePuller = policy.kind == .berth && options.berthConfig(policy).warm.imagePuller
-        var factory = PodFactory(mutate: policy.kind == .berth, config: options.webhook)
+        var factory = PodFactory(mutate: policy.kind == .berth, config: options.webhookConfig(policy))
         pods.reserveCapacity(trace.pods.count)
         for (index, row) in trace.pods.enumerated() {
             let admitted = try factory.admit(row)

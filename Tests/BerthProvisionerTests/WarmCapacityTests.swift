@@ -1,3 +1,4 @@
+import BerthAdmission
 import BerthModel
 import BerthProvisioner
 import BerthScheduling
@@ -13,6 +14,16 @@ import Testing
         config.warm.imagePuller = puller
         config.warm.schedules = [WarmSchedule(days: Set(1...7), from: 0, to: 0, timeZone: "UTC", running: running, stopped: stopped, instanceType: type)]
         return config
+    }
+
+    /// A GPU notebook as the webhook leaves it when warm capacity is on: it tolerates warm nodes.
+    static func warmNotebook(_ name: String, cpu: Int64 = 2000, memory: Int64 = 8 << 30, gpus: Int64 = 1) -> PodSnapshot {
+        var pod = notebook(name, gpus: gpus, cpu: cpu, memory: memory)
+        let constraints = pod.requirements.constraints
+        pod.requirements.constraints = PodConstraints(
+            tolerations: constraints.tolerations + [Toleration(key: "berth.dev/warm", operator: "Equal", value: "true", effect: "NoSchedule")],
+            requiredTerms: constraints.requiredTerms, zones: constraints.zones)
+        return pod
     }
 
     static func warmLaunches(_ world: CoreWorld) -> [LaunchRequest] {
@@ -33,7 +44,7 @@ import Testing
         #expect(world.launches.count == 1)
         #expect(warm.labels[ProvisionerCore.warmLabel] == "true")
         #expect(warm.candidates.map(\.name) == ["g4dn.xlarge"])
-        #expect(!warm.taints.contains(ProvisionerCore.warmStoppedTaint), "a running warm node takes the next notebook")
+        #expect(warm.taints.contains(WebhookConfig.warmTaint), "only notebooks, which tolerate it, land there")
         world.registerAll()
         world.round()
         #expect(world.events("WarmNodeReady").count == 1)
@@ -45,7 +56,7 @@ import Testing
 
         // kube-scheduler binds the next notebook there at once; Berth refills the tier.
         let node = try #require(world.node(of: warm.launchID))
-        var alice = notebook("alice")
+        var alice = Self.warmNotebook("alice")
         alice.createdAt = world.now
         alice.unschedulable = false
         alice.nodeName = node
@@ -55,6 +66,7 @@ import Testing
         world.round()
         #expect(world.events("WarmNodeTaken").count == 1)
         #expect(world.nodes[node]?.labels[ProvisionerCore.warmLabel] == nil, "taken: its warm label goes")
+        #expect(world.nodes[node]?.taints.contains(WebhookConfig.warmTaint) == false, "and its taint")
         #expect(Self.warmLaunches(world).count == 2, "refilled")
         #expect(world.core.takeTimeToRunning() == [TimeToRunning(start: .warmRunning, seconds: 2)])
         // The taken node is a notebook's node like any other: it goes once the notebook stops.
@@ -87,7 +99,7 @@ import Testing
         #expect(warmNodes.count == 2)
         // Five notebooks at once: kube-scheduler binds two to the warm nodes; three wait for Berth.
         for (i, name) in ["a", "b", "c", "d", "e"].enumerated() {
-            var pod = notebook(name)
+            var pod = Self.warmNotebook(name)
             pod.createdAt = world.now
             if i < 2 {
                 pod.nodeName = warmNodes[i]
@@ -123,7 +135,7 @@ import Testing
 
         // A notebook Berth sees pending: the stopped node is started for it, nothing launched cold.
         let launches = world.launches.count
-        var bob = notebook("bob")
+        var bob = Self.warmNotebook("bob")
         bob.createdAt = world.now
         world.add(bob)
         world.run(for: 2)
@@ -153,7 +165,7 @@ import Testing
         world.round()
         let key = OfferingKey(instanceType: "g4dn.xlarge", zone: try #require(world.instances.values.first?.zone), capacityType: "on-demand")
         world.outOfCapacity = [key]
-        world.add(notebook("carol"))
+        world.add(Self.warmNotebook("carol"))
         world.run(for: 3)
         #expect(world.starts.count == 1)
         #expect(world.events("WarmStartFailed").count == 1)
@@ -176,14 +188,14 @@ import Testing
         #expect(Self.warmLaunches(world).count == 2, "no more while at the limit")
         // A notebook that needs a bigger node (6 CPUs: a g4dn.2xlarge, $0.752/h): one warm node
         // makes room for it ($0.526 + $0.752 under $1.30), not both.
-        world.add(notebook("dave", cpu: 6000, memory: 16 << 30))
+        world.add(Self.warmNotebook("dave", cpu: 6000, memory: 16 << 30))
         world.run(for: 3)
         #expect(world.events("WarmCapacityYielded").count == 1)
         #expect(world.terminations.count == 1)
         #expect(world.launches.last?.candidates.first?.name == "g4dn.2xlarge")
         #expect(world.events("WarmCapacityLimited").count == 1, "the tier is not refilled over the limit")
         // A notebook no warm node's room would make fit (8 GPUs): nothing is given up for it.
-        world.add(notebook("erin", gpus: 8, cpu: 8000, memory: 32 << 30))
+        world.add(Self.warmNotebook("erin", cpu: 8000, memory: 32 << 30, gpus: 8))
         world.run(for: 3)
         #expect(world.terminations.count == 1)
     }
@@ -211,5 +223,24 @@ import Testing
         world.run(for: 2)
         #expect(world.terminations.count == 2)
         #expect(world.events("WarmNodeRemoved").count == 2)
+    }
+
+    /// Warm nodes wait for notebooks: a GPU job (no toleration of the warm taint) gets its own node,
+    /// while a notebook Berth sees pending is placed on the warm node (kube-scheduler binds it).
+    @Test func aGPUJobDoesNotTakeAWarmNode() throws {
+        var world = CoreWorld(config: Self.scheduled(running: 1, stopped: 0))
+        world.round()
+        world.registerAll()
+        world.round()
+        let warmNode = try #require(world.nodes.keys.first)
+        world.add(gpuPod("train"))
+        world.run(for: 3)
+        let cold = world.launches.filter { $0.labels[ProvisionerCore.warmLabel] == nil }
+        #expect(cold.count == 1, "the job gets a node of its own")
+        #expect(world.events("WarmNodeTaken").isEmpty)
+        world.add(Self.warmNotebook("frank"))
+        world.run(for: 3)
+        #expect(world.events("NotLaunching").first?.message.contains(warmNode) == true, "\(world.events("NotLaunching"))")
+        #expect(world.launches.filter { $0.labels[ProvisionerCore.warmLabel] == nil }.count == 1)
     }
 }

@@ -165,7 +165,7 @@ extension ProvisionerCore {
         guard let tier = claim.warm else {
             // Taken (or never warm): once up, its warm marks go.
             if let node, claim.initializedAt != nil, !claim.power.isDown,
-                node.labels[Self.warmLabel] != nil || node.taints.contains(where: { $0.key == Self.warmStoppedTaint.key })
+                node.labels[Self.warmLabel] != nil || node.taints.contains(where: { $0.key == Self.warmStoppedTaint.key && $0.effect == Self.warmStoppedTaint.effect })
             {
                 actions.append(.updateNode(name: node.name, labels: [:], removeLabels: [Self.warmLabel], addTaints: [], removeTaints: [Self.warmStoppedTaint]))
             }
@@ -213,9 +213,10 @@ extension ProvisionerCore {
         }
         switch tier {
         case .running:
-            // Refilled from the stopped tier: its stopped marks go, its running label comes.
-            if node.labels[Self.warmLabel] != WarmTier.running.rawValue || node.taints.contains(where: { $0.key == Self.warmStoppedTaint.key }) {
-                actions.append(.updateNode(name: node.name, labels: [Self.warmLabel: WarmTier.running.rawValue], removeLabels: [], addTaints: [], removeTaints: [Self.warmStoppedTaint]))
+            // Refilled from the stopped tier: its stopped marks go, the running ones come.
+            if node.labels[Self.warmLabel] != WarmTier.running.rawValue || !node.taints.contains(WebhookConfig.warmTaint) {
+                actions.append(.updateNode(name: node.name, labels: [Self.warmLabel: WarmTier.running.rawValue], removeLabels: [],
+                                           addTaints: [WebhookConfig.warmTaint], removeTaints: [Self.warmStoppedTaint]))
             }
         case .stopped:
             if node.labels[Self.warmLabel] != WarmTier.stopped.rawValue || !node.taints.contains(where: { $0.key == Self.warmStoppedTaint.key }) {
@@ -437,7 +438,7 @@ extension ProvisionerCore {
         let launchID = makeLaunchID()
         let request = LaunchRequest(
             launchID: launchID, cluster: config.clusterName, pool: pool.name, candidates: [candidate], labels: labels,
-            taints: pool.taints + (tier == .stopped ? [Self.warmStoppedTaint] : []),
+            taints: pool.taints + [tier == .stopped ? Self.warmStoppedTaint : WebhookConfig.warmTaint],
             extraTags: [WebhookConfig.nodeRoleLabel: kind.role.rawValue, Self.warmLabel: tier.rawValue])
         var claim = NodeClaim(
             launchID: launchID, pool: pool.name, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType,
