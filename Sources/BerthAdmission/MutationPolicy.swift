@@ -10,7 +10,6 @@ public enum PodClass: String, Sendable, Equatable {
 /// Each kind of change Berth makes, for metrics and the audit annotation.
 public enum MutationKind: String, Sendable, CaseIterable {
     case gpuToleration = "gpu-toleration"
-    case warmToleration = "warm-toleration"
     case gpuAffinity = "gpu-affinity"
     case gpuTypeAffinity = "gpu-type-affinity"
     case notebookNodeAffinity = "notebook-node-affinity"
@@ -99,10 +98,6 @@ public struct MutationPolicy: Sendable {
                 .filter { taint in !view.tolerates(taint) }
                 .map(Toleration.exists(for:))
             if builder.addTolerations(tolerations) { mutation.kinds.append(.gpuToleration) }
-            if podClass == .gpuNotebook, config.tolerateWarmNodes, !view.tolerates(WebhookConfig.warmTaint) {
-                let warm = Toleration(key: WebhookConfig.warmTaint.key, operator: "Equal", value: WebhookConfig.warmTaint.value, effect: WebhookConfig.warmTaint.effect)
-                if builder.addTolerations([warm]) { mutation.kinds.append(.warmToleration) }
-            }
 
             var requirements = [values.gpuRequirement]
             if let requested = view.annotation(config.gpuTypeAnnotation) {

@@ -28,13 +28,6 @@ public struct WebhookConfig: Sendable, Equatable {
     /// its jobs (nodes without the label, including every node Berth did not launch, still match).
     public var keepNotebooksOffSharedNodes = true
 
-    /// GPU notebooks tolerate ``warmTaint``: warm GPU nodes (tainted so other GPU pods keep off)
-    /// wait for notebooks. Not a config field: on whenever the provisioner's `warm.mode` is not off
-    /// (the same config file says both).
-    public var tolerateWarmNodes = false
-    /// The taint on a running warm GPU node: only notebooks (which tolerate it) land there.
-    public static let warmTaint = Taint(key: "berth.dev/warm", value: "true", effect: "NoSchedule")
-
     /// The label Berth puts on the nodes it launches: `notebook` (one notebook's own node) or
     /// `shared` (GPU pods packed together).
     public static let nodeRoleLabel = "berth.dev/node-role"

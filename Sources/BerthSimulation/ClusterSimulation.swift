@@ -155,7 +155,7 @@ final class ClusterSimulation {
         self.pullRandom = SeededGenerator(seed: options.seed, key: policy.rawValue + "/image-pull")
         self.autoscaler = AutoscalerState(catalog: options.catalog, seed: options.seed)
         self.imagePuller = policy.kind == .berth && options.berthConfig(policy).warm.imagePuller
-        var factory = PodFactory(mutate: policy.kind == .berth, config: options.webhookConfig(policy))
+        var factory = PodFactory(mutate: policy.kind == .berth, config: options.webhook)
         pods.reserveCapacity(trace.pods.count)
         for (index, row) in trace.pods.enumerated() {
             let admitted = try factory.admit(row)
@@ -257,10 +257,11 @@ final class ClusterSimulation {
             roomAppeared()
             berth?.poked = true
         case let .powerUp(id, cycle, gpus):
-            guard nodes[id].cycle == cycle, nodes[id].down, nodes[id].terminatedAt == nil, !nodes[id].deleted else { return }
+            guard nodes[id].cycle == cycle, nodes[id].terminatedAt == nil, !nodes[id].deleted, gpus ? !nodes[id].down : nodes[id].down else { return }
             if gpus {
                 nodes[id].allocatable = nodes[id].fullAllocatable
             } else {
+                account(id)
                 nodes[id].down = false
                 accountWarm(id)
             }
@@ -512,7 +513,7 @@ final class ClusterSimulation {
     func account(_ id: Int) {
         guard nodes[id].isGPU, nodes[id].terminatedAt == nil else { return }
         let elapsed = now - nodes[id].lastAccounted
-        if elapsed > 0 && nodes[id].gpuPods == 0 {
+        if elapsed > 0 && nodes[id].gpuPods == 0 && !nodes[id].down {  // a stopped node is not an idle GPU
             metrics.idle += elapsed
             if !nodes[id].pods.isEmpty { metrics.squatted += elapsed }
         }

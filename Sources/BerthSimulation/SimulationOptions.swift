@@ -75,13 +75,6 @@ public struct SimulationOptions: Sendable {
         name: "m6i.2xlarge", vcpu: 8, memoryMiB: 32 * 1024, maxPods: 58,
         offerings: [Offering(zone: "us-east-1a", capacityType: "on-demand", pricePerHour: 0.384)])
 
-    /// The webhook's configuration for `policy`: notebooks tolerate warm nodes when it has warm capacity.
-    func webhookConfig(_ policy: PolicyName) -> WebhookConfig {
-        var config = webhook
-        config.tolerateWarmNodes = policy.kind == .berth && berthConfig(policy).warm.mode != .off
-        return config
-    }
-
     /// Berth's configuration for `policy`: as configured, or with warm capacity `auto` at the
     /// policy's target and the image puller on (the chart deploys it with warm capacity).
     func berthConfig(_ policy: PolicyName) -> ProvisionerConfig {

@@ -155,11 +155,7 @@ enum ConfigFile {
         }
         guard let section = config.provisioner else { return (config, ProvisionerConfig()) }
         do {
-            let provisioner = try ProvisionerConfig(config: section, path: "provisioner")
-            var config = config
-            // Warm nodes wait for notebooks: notebooks tolerate their taint.
-            config.webhook.tolerateWarmNodes = provisioner.warm.mode != .off
-            return (config, provisioner)
+            return (config, try ProvisionerConfig(config: section, path: "provisioner"))
         } catch {
             throw CLIError(message: "config \(path): \(error)")
         }

@@ -16,13 +16,10 @@ import Testing
         return config
     }
 
-    /// A GPU notebook as the webhook leaves it when warm capacity is on: it tolerates warm nodes.
-    static func warmNotebook(_ name: String, cpu: Int64 = 2000, memory: Int64 = 8 << 30, gpus: Int64 = 1) -> PodSnapshot {
+    /// A GPU notebook as the webhook leaves it, created now.
+    static func warmNotebook(_ name: String, at now: Date = Date(timeIntervalSince1970: 0), cpu: Int64 = 2000, memory: Int64 = 8 << 30, gpus: Int64 = 1) -> PodSnapshot {
         var pod = notebook(name, gpus: gpus, cpu: cpu, memory: memory)
-        let constraints = pod.requirements.constraints
-        pod.requirements.constraints = PodConstraints(
-            tolerations: constraints.tolerations + [Toleration(key: "berth.dev/warm", operator: "Equal", value: "true", effect: "NoSchedule")],
-            requiredTerms: constraints.requiredTerms, zones: constraints.zones)
+        pod.createdAt = now
         return pod
     }
 
@@ -44,7 +41,7 @@ import Testing
         #expect(world.launches.count == 1)
         #expect(warm.labels[ProvisionerCore.warmLabel] == "true")
         #expect(warm.candidates.map(\.name) == ["g4dn.xlarge"])
-        #expect(warm.taints.contains(WebhookConfig.warmTaint), "only notebooks, which tolerate it, land there")
+        #expect(warm.taints.contains(ProvisionerCore.warmRunningTaint), "nothing lands there until Berth hands it to a notebook")
         world.registerAll()
         world.round()
         #expect(world.events("WarmNodeReady").count == 1)
@@ -54,21 +51,20 @@ import Testing
         #expect(world.launches.count == 1)
         #expect(world.core.warmSummary.nodes["running"] == 1)
 
-        // kube-scheduler binds the next notebook there at once; Berth refills the tier.
+        // The next notebook cannot land there by itself (the taint): Berth hands the warm node to
+        // it as soon as it is pending, takes the taint off, kube-scheduler binds it; Berth refills.
         let node = try #require(world.node(of: warm.launchID))
-        var alice = Self.warmNotebook("alice")
-        alice.createdAt = world.now
-        alice.unschedulable = false
-        alice.nodeName = node
-        world.add(alice)
-        world.advance(2)
-        world.pods["jupyter/alice"]?.phase = .running
+        world.add(Self.warmNotebook("alice", at: world.now))
+        world.run(for: 2)
+        #expect(world.core.claims[warm.launchID]?.nominated.keys.sorted() == ["jupyter/alice"])
+        world.bind("jupyter/alice", to: node)
         world.round()
         #expect(world.events("WarmNodeTaken").count == 1)
         #expect(world.nodes[node]?.labels[ProvisionerCore.warmLabel] == nil, "taken: its warm label goes")
-        #expect(world.nodes[node]?.taints.contains(WebhookConfig.warmTaint) == false, "and its taint")
+        #expect(world.nodes[node]?.taints.contains(ProvisionerCore.warmRunningTaint) == false, "and its taint")
         #expect(Self.warmLaunches(world).count == 2, "refilled")
         #expect(world.core.takeTimeToRunning() == [TimeToRunning(start: .warmRunning, seconds: 2)])
+        #expect(world.launches.filter { $0.labels[ProvisionerCore.warmLabel] == nil }.isEmpty, "nothing launched cold")
         // The taken node is a notebook's node like any other: it goes once the notebook stops.
         world.pods["jupyter/alice"] = nil
         world.run(for: 62)
@@ -97,16 +93,8 @@ import Testing
         world.round()
         let warmNodes = world.nodes.keys.sorted()
         #expect(warmNodes.count == 2)
-        // Five notebooks at once: kube-scheduler binds two to the warm nodes; three wait for Berth.
-        for (i, name) in ["a", "b", "c", "d", "e"].enumerated() {
-            var pod = Self.warmNotebook(name)
-            pod.createdAt = world.now
-            if i < 2 {
-                pod.nodeName = warmNodes[i]
-                pod.unschedulable = false
-            }
-            world.add(pod)
-        }
+        // Five notebooks at once: Berth hands the two warm nodes to two of them, launches for three.
+        for name in ["a", "b", "c", "d", "e"] { world.add(Self.warmNotebook(name, at: world.now)) }
         let before = world.launches.count
         world.run(for: 3)
         let cold = world.launches.dropFirst(before).filter { $0.labels[ProvisionerCore.warmLabel] == nil }
@@ -135,9 +123,7 @@ import Testing
 
         // A notebook Berth sees pending: the stopped node is started for it, nothing launched cold.
         let launches = world.launches.count
-        var bob = Self.warmNotebook("bob")
-        bob.createdAt = world.now
-        world.add(bob)
+        world.add(Self.warmNotebook("bob", at: world.now))
         world.run(for: 2)
         #expect(world.starts == [providerID])
         #expect(world.launches.count == launches + 1, "only the stopped tier's refill")
@@ -225,8 +211,8 @@ import Testing
         #expect(world.events("WarmNodeRemoved").count == 2)
     }
 
-    /// Warm nodes wait for notebooks: a GPU job (no toleration of the warm taint) gets its own node,
-    /// while a notebook Berth sees pending is placed on the warm node (kube-scheduler binds it).
+    /// Warm nodes wait for notebooks: a GPU job gets its own node, while a notebook Berth sees
+    /// pending is handed the warm node.
     @Test func aGPUJobDoesNotTakeAWarmNode() throws {
         var world = CoreWorld(config: Self.scheduled(running: 1, stopped: 0))
         world.round()
@@ -238,9 +224,10 @@ import Testing
         let cold = world.launches.filter { $0.labels[ProvisionerCore.warmLabel] == nil }
         #expect(cold.count == 1, "the job gets a node of its own")
         #expect(world.events("WarmNodeTaken").isEmpty)
-        world.add(Self.warmNotebook("frank"))
+        world.add(Self.warmNotebook("frank", at: world.now))
         world.run(for: 3)
-        #expect(world.events("NotLaunching").first?.message.contains(warmNode) == true, "\(world.events("NotLaunching"))")
+        #expect(world.events("WarmNodeTaken").map(\.regarding) == [.node(warmNode)])
+        #expect(world.nodes[warmNode]?.taints.contains(ProvisionerCore.warmRunningTaint) == false)
         #expect(world.launches.filter { $0.labels[ProvisionerCore.warmLabel] == nil }.count == 1)
     }
 }

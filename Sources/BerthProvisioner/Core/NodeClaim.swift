@@ -49,6 +49,8 @@ public struct NodeClaim: Sendable {
     public var power: PowerState = .on
     /// Terminated to make room for pending pods under its pool's limits.
     public var yielded = false
+    /// When a warm node was handed to the pods nominated there (their nomination grace runs from then).
+    public var takenAt: Date?
     /// A stop or start that failed for a passing reason is not tried again before this.
     public var powerRetryAfter: Date?
 

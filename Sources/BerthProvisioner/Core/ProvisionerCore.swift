@@ -486,7 +486,7 @@ public struct ProvisionerCore: Sendable {
         // Nominations end when the pod is bound, gone or going — or, once the node is initialised,
         // when kube-scheduler has had `nominationGrace` to bind it there and has not (another pod
         // took the room): the pod is planned again instead of waiting for that pod to finish.
-        let overdue = claim.initializedAt.map { now.timeIntervalSince($0) >= Self.nominationGrace.seconds } ?? false
+        let overdue = claim.initializedAt.map { now.timeIntervalSince(max($0, claim.takenAt ?? $0)) >= Self.nominationGrace.seconds } ?? false
         claim.nominated = claim.nominated.filter { entry in
             guard let pod = index.pods[entry.key], pod.nodeName.isEmpty, !pod.terminating, !pod.finished else { return false }
             if overdue && pod.unschedulable {
@@ -563,11 +563,16 @@ public struct ProvisionerCore: Sendable {
     /// winding down, being terminated: all count against their pool's limits, only schedulable
     /// ones take pods) and other Ready, schedulable GPU nodes, each with the pods bound or
     /// nominated there. A registered node is seen as it is: its own taints (a foreign NoSchedule
-    /// taint counts) and labels, and cordoned means no new pods.
+    /// taint counts) and labels, and cordoned means no new pods. Warm nodes come last, running
+    /// then stopped, cheapest first: a pod placed first-fit takes the cheapest warm node it fits.
     func nodeStates(index: ClusterIndex) -> (nodes: [NodeState], claimOfNode: [Int: String]) {
         var nodes: [NodeState] = []
         var claimOfNode: [Int: String] = [:]
-        for key in claims.keys.sorted() {
+        let order = claims.keys.sorted().map { key -> (Int, Double, String) in
+            guard let claim = claims[key], let tier = claim.warm else { return (0, 0, key) }
+            return (tier == .running ? 1 : 2, claim.pricePerHour, key)
+        }.sorted { $0 < $1 }.map(\.2)
+        for key in order {
             guard let claim = claims[key], !claim.terminated, let type = catalog[claim.instanceType], let pool = config.pools.first(where: { $0.name == claim.pool }) else { continue }
             let offering = type.offerings.first { $0.zone == claim.zone && $0.capacityType == claim.capacityType }
                 ?? Offering(zone: claim.zone, capacityType: claim.capacityType, pricePerHour: claim.pricePerHour)
@@ -586,14 +591,13 @@ public struct ProvisionerCore: Sendable {
             state.labels[WebhookConfig.nodeRoleLabel] = claim.role.rawValue
             if let node {
                 state.labels.merge(node.labels) { _, actual in actual }
-                // A stopped-tier node is seen as it will be once started for a pod: without the
-                // taints of its warm wait and of being down.
-                let own = claim.warm == .stopped ? node.taints.filter { !Self.downTaintKeys.contains($0.key) } : node.taints
+                // A stopped node is seen as it will be once started: without the taints of being
+                // down. (Its warm taint stays: only notebooks are planned onto warm nodes.)
+                let own = claim.warm != nil ? node.taints.filter { !Self.downTaintKeys.contains($0.key) || $0.key == Self.warmStoppedTaint.key } : node.taints
                 state.taints += own.filter { taint in !state.taints.contains { $0.key == taint.key && $0.effect == taint.effect } }
             }
-            if claim.warm == .stopped { state.taints.removeAll { $0.key == Self.warmStoppedTaint.key } }
             state.pricePerHour = claim.pricePerHour
-            state.launching = claim.initializedAt == nil || claim.warm == .stopped
+            state.launching = claim.initializedAt == nil || claim.warm != nil
             state.pods = pods
             state.schedulable = claim.isLive && !claim.windingDown && claim.nodeName.map { draining[$0] == nil } ?? true
                 && !(node?.unschedulable ?? false) && !(node?.deleting ?? false)
@@ -642,6 +646,8 @@ public struct ProvisionerCore: Sendable {
         let (nodes, claimOfNode) = nodeStates(index: index)
         var requirements = pending.map(\.requirements)
         for (i, pod) in pending.enumerated() {
+            // Warm nodes wait for notebooks: Berth plans a notebook onto one (then takes its taint off).
+            if pod.requirements.isNotebook && hasWarmNodes { requirements[i].constraints = Self.toleratingWarm(requirements[i].constraints) }
             // Placed on a node that exists, yet kube-scheduler has not bound it there: Berth's model
             // of it is wrong (a constraint it does not know): it gets a node of its own.
             if let placed = placedOnExisting[pod.key], now.timeIntervalSince(placed.since) >= Self.schedulerGrace.seconds {
@@ -659,13 +665,21 @@ public struct ProvisionerCore: Sendable {
         return (plan, nodes, claimOfNode, requirements)
     }
 
+    var hasWarmNodes: Bool { claims.values.contains { $0.warm != nil } }
+
+    static func toleratingWarm(_ constraints: PodConstraints) -> PodConstraints {
+        PodConstraints(
+            tolerations: constraints.tolerations + [Toleration(key: warmRunningTaint.key, operator: "Exists", effect: warmRunningTaint.effect)],
+            nodeSelector: constraints.nodeSelector, requiredTerms: constraints.requiredTerms, zones: constraints.zones)
+    }
+
     private mutating func solve(_ pending: [PodSnapshot], index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
         let (plan, nodes, claimOfNode, requirements) = schedule(pending, index: index, now: now, launching: true)
 
         let nodeIndex = Dictionary(uniqueKeysWithValues: nodes.enumerated().map { ($0.element.name, $0.offset) })
         for placement in plan.placements {
             let pod = pending[placement.pod]
-            if let n = nodeIndex[placement.node], let key = claimOfNode[n], claims[key]?.initializedAt == nil || claims[key]?.warm == .stopped {
+            if let n = nodeIndex[placement.node], let key = claimOfNode[n], claims[key]?.initializedAt == nil || claims[key]?.warm != nil {
                 claims[key]?.nominated[pod.key] = pod.requests
                 report(.pod(pod.key), reason: "Nominated", message: "waiting for node \(placement.node), already launching", actions: &actions)
             } else {

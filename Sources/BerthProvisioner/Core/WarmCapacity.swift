@@ -53,6 +53,10 @@ struct KindKey: Hashable {
 extension ProvisionerCore {
     /// The label on warm nodes: `true` (running tier) or `stopped`.
     public static let warmLabel = "berth.dev/warm"
+    /// The taint on running-tier nodes: nothing lands on them until Berth hands one to a pending
+    /// notebook (taking the taint off), so GPU jobs, and notebooks that would fit a bigger or pricier
+    /// warm node better kept for others, do not take them by chance.
+    public static let warmRunningTaint = Taint(key: "berth.dev/warm", value: "true", effect: "NoSchedule")
     /// The taint on stopped-tier nodes: nothing lands on them until they are taken.
     public static let warmStoppedTaint = Taint(key: "berth.dev/warm", value: "stopped", effect: "NoSchedule")
     /// Taints a stopped node gets from the control plane (NotReady, shut down): not Berth's model of it.
@@ -171,7 +175,8 @@ extension ProvisionerCore {
             }
             return
         }
-        if taken {
+        // Taken by a pod, or moved to the running tier: a stopped node is started.
+        if taken || (tier == .running && claim.power.isDown) {
             switch claim.power {
             case .stopped, .stopping:
                 guard case .stopped = claim.power, let providerID = claim.providerID, claim.powerRetryAfter.map({ $0 <= now }) ?? true else { return }  // started once stopped
@@ -183,13 +188,23 @@ extension ProvisionerCore {
                     if let uid = index.pods[pod]?.uid { notebooks[uid]?.start = .warmStopped }
                 }
                 actions.append(.start(providerID: providerID, node: claim.nodeName))
+                let why = taken ? "for " + claim.nominated.keys.sorted().joined(separator: ", ") : "to refill the running tier"
                 actions.append(.event(.init(regarding: .node(claim.nodeName ?? key), reason: "WarmNodeStarting",
-                                            message: "starting stopped warm node \(claim.instanceType) \(providerID) for \(claim.nominated.keys.sorted().joined(separator: ", "))")))
+                                            message: "starting stopped warm node \(claim.instanceType) \(providerID) \(why)")))
                 return
             case .starting:
                 return  // taken once it is up
+            case .on where !taken:
+                break
             case .on:
+                // Handed to the pods nominated there: its taint goes, kube-scheduler binds them.
+                for pod in claim.nominated.keys {
+                    if let uid = index.pods[pod]?.uid, notebooks[uid]?.start == nil {
+                        notebooks[uid]?.start = tier == .running && claim.preparedAt != nil ? .warmRunning : .cold
+                    }
+                }
                 claim.warm = nil
+                claim.takenAt = now
                 if let node, claim.initializedAt != nil {
                     actions.append(.updateNode(name: node.name, labels: [:], removeLabels: [Self.warmLabel], addTaints: [], removeTaints: [Self.warmStoppedTaint]))
                 }
@@ -214,9 +229,9 @@ extension ProvisionerCore {
         switch tier {
         case .running:
             // Refilled from the stopped tier: its stopped marks go, the running ones come.
-            if node.labels[Self.warmLabel] != WarmTier.running.rawValue || !node.taints.contains(WebhookConfig.warmTaint) {
+            if node.labels[Self.warmLabel] != WarmTier.running.rawValue || !node.taints.contains(Self.warmRunningTaint) {
                 actions.append(.updateNode(name: node.name, labels: [Self.warmLabel: WarmTier.running.rawValue], removeLabels: [],
-                                           addTaints: [WebhookConfig.warmTaint], removeTaints: [Self.warmStoppedTaint]))
+                                           addTaints: [Self.warmRunningTaint], removeTaints: [Self.warmStoppedTaint]))
             }
         case .stopped:
             if node.labels[Self.warmLabel] != WarmTier.stopped.rawValue || !node.taints.contains(where: { $0.key == Self.warmStoppedTaint.key }) {
@@ -336,13 +351,8 @@ extension ProvisionerCore {
             {
                 stopped.removeAll { $0 == key }
                 running.append(key)
-                claims[key]?.warm = .running
-                if case .stopped = claims[key]?.power, let providerID = claims[key]?.providerID {
-                    claims[key]?.power = .starting(since: now)
-                    claims[key]?.initializedAt = nil
-                    claims[key]?.registeredAt = now
-                    actions.append(.start(providerID: providerID, node: claims[key]?.nodeName))
-                }
+                claims[key]?.warm = .running  // started by the next round if it is down
+                retrySoon = true
             }
             if running.count > want.running || stopped.count > want.stopped {
                 let since = warmSurplusSince[kind.description] ?? now
@@ -438,7 +448,7 @@ extension ProvisionerCore {
         let launchID = makeLaunchID()
         let request = LaunchRequest(
             launchID: launchID, cluster: config.clusterName, pool: pool.name, candidates: [candidate], labels: labels,
-            taints: pool.taints + [tier == .stopped ? Self.warmStoppedTaint : WebhookConfig.warmTaint],
+            taints: pool.taints + [tier == .stopped ? Self.warmStoppedTaint : Self.warmRunningTaint],
             extraTags: [WebhookConfig.nodeRoleLabel: kind.role.rawValue, Self.warmLabel: tier.rawValue])
         var claim = NodeClaim(
             launchID: launchID, pool: pool.name, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType,
