@@ -28,7 +28,6 @@ final class BerthRuntime {
 }
 
 extension ClusterSimulation {
-    static let debug = ProcessInfo.processInfo.environment["BERTH_SIM_DEBUG"] != nil
     func berthRound() async {
         guard let runtime = berth else { return }
         runtime.poked = false
@@ -148,7 +147,6 @@ extension ClusterSimulation {
             }
         case let .event(event):
             if event.type == "Warning" { metrics.warnings[event.reason, default: 0] += 1 }
-            if Self.debug { print("\(Int(now)) \(event.reason) \(event.regarding) \(event.message)") }
         }
     }
 

@@ -120,7 +120,6 @@ public struct LowerBound: Sendable {
 }
 
 extension ClusterSimulation {
-    static let debugWaits = ProcessInfo.processInfo.environment["BERTH_SIM_WAITS"] != nil
     func finish() -> PolicyResult {
         for id in nodes.indices { account(id) }
         var cost = 0.0, hours = 0.0, launched = 0, cpuCost = 0.0, cpuLaunched = 0
@@ -159,7 +158,6 @@ extension ClusterSimulation {
             let wait = running - pod.createdAt
             waits.append(wait)
             if pod.isNotebook { notebookWaits.append(wait) }
-            if Self.debugWaits, pod.isNotebook { print("WAIT \(Int(pod.createdAt)) \(Int(wait)) \(pod.firstNode >= 0 ? nodes[pod.firstNode].instanceType : "-")") }
             own.append(max(0, wait - pod.firstPull - (pod.firstNode >= 0 ? nodes[pod.firstNode].boot : 0)))
         }
         return PolicyResult(

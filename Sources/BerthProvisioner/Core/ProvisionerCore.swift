@@ -121,6 +121,9 @@ public struct ProvisionerCore: Sendable {
     /// GPU notebooks seen pending, by uid: when first seen and how they are starting.
     var notebooks: [String: NotebookWatch] = [:]
     var kindCache: [KindKey: WarmKind?] = [:]
+    /// The last notebook of each kind seen, and what each kind's warm nodes can take (cached).
+    var kindTemplates: [WarmKind: PodRequirements] = [:]
+    var warmCandidates: [WarmKind: WarmPlanner.Candidate]?
     /// GPU notebooks' time from first seen pending to Running, by how they started; the runtime
     /// takes them (``takeTimeToRunning()``) for its histogram.
     public internal(set) var timeToRunning: [TimeToRunning] = []
@@ -144,6 +147,7 @@ public struct ProvisionerCore: Sendable {
         self.catalog = catalog
         scheduler = Self.scheduler(catalog: catalog, config: config, gpuResource: gpuResource)
         kindCache = [:]
+        warmCandidates = nil
     }
 
     /// The scheduler for `pools` (default: every pool of the config).

@@ -28,6 +28,8 @@ struct NotebookWatch {
     var firstSeen: Date
     var start: StartKind?
     var done = false
+    /// When it was first seen Running (its run time is measured to when it is gone).
+    var runningAt: Date?
 }
 
 /// Notebooks that would get the same cold node.
@@ -118,7 +120,11 @@ extension ProvisionerCore {
                     continue
                 }
                 watch = NotebookWatch(firstSeen: created)
-                if let kind = kind(of: pod) { warmPlanner.arrival(kind, at: created) }
+                if let kind = kind(of: pod) {
+                    warmPlanner.arrival(kind, at: created)
+                    if kindTemplates[kind] == nil { warmCandidates = nil }
+                    kindTemplates[kind] = pod.requirements
+                }
             }
             guard !watch.done else { continue }
             if watch.start == nil, !pod.nodeName.isEmpty {
@@ -128,12 +134,19 @@ extension ProvisionerCore {
             }
             if pod.phase == .running {
                 watch.done = true
+                watch.runningAt = now
+                warmPlanner.outcome(missed: now.timeIntervalSince(watch.firstSeen) > config.warm.targetTimeToGPU.seconds)
                 timeToRunning.append(TimeToRunning(start: watch.start ?? .cold, seconds: max(0, now.timeIntervalSince(watch.firstSeen))))
                 if timeToRunning.count > 10_000 { timeToRunning.removeFirst(timeToRunning.count - 10_000) }
             }
             notebooks[pod.uid] = watch
         }
-        if notebooks.count > present.count { notebooks = notebooks.filter { present.contains($0.key) } }
+        if notebooks.count > present.count {
+            for (uid, watch) in notebooks where !present.contains(uid) {
+                if let running = watch.runningAt { warmPlanner.notebookEnded(seconds: now.timeIntervalSince(running)) }
+            }
+            notebooks = notebooks.filter { present.contains($0.key) }
+        }
     }
 
     /// The node a notebook of this kind is launched cold: the scheduler's choice for it alone.
@@ -320,11 +333,10 @@ extension ProvisionerCore {
         case .auto:
             if let sized = warmSizedAt, now.timeIntervalSince(sized) < Self.warmSizingInterval.seconds { return warmTargets }
             warmSizedAt = now
-            let scheduler = self.scheduler
+            let candidates = warmCandidates ?? computeWarmCandidates()
+            warmCandidates = candidates
             return warmPlanner.targets(
-                at: now, target: config.warm.targetTimeToGPU,
-                runningPrice: { scheduler.offerings(pool: $0.pool, instanceType: $0.instanceType).first?.pricePerHour ?? 0 },
-                stoppedPrice: config.warm.stoppedPricePerHour)
+                at: now, target: config.warm.targetTimeToGPU, candidates: candidates, stoppedPrice: config.warm.stoppedPricePerHour, previous: warmTargets)
         }
     }
 
@@ -389,6 +401,24 @@ extension ProvisionerCore {
                 }
             }
         }
+    }
+
+    /// Each kind seen as a warm node: its price, and the kinds of notebook it fits (their last
+    /// notebook, planned onto a node of its type in its pool).
+    func computeWarmCandidates() -> [WarmKind: WarmPlanner.Candidate] {
+        var result: [WarmKind: WarmPlanner.Candidate] = [:]
+        for (kind, _) in kindTemplates {
+            guard let pool = config.pools.first(where: { $0.name == kind.pool }), let type = catalog[kind.instanceType],
+                let offering = scheduler.offerings(pool: pool.name, instanceType: type.name).first
+            else { continue }
+            let node = NodeState.launching(name: "warm", type: type, offering: offering, pool: pool, overhead: config.overhead)
+            var serves: Set<WarmKind> = [kind]
+            for (other, template) in kindTemplates where other != kind {
+                if !scheduler.solve(pending: [template], nodes: [node]).placements.isEmpty { serves.insert(other) }
+            }
+            result[kind] = WarmPlanner.Candidate(price: offering.pricePerHour, serves: serves)
+        }
+        return result
     }
 
     func claimKind(_ claim: NodeClaim) -> WarmKind {

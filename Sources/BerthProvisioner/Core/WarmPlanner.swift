@@ -36,44 +36,59 @@ public struct WarmTarget: Sendable, Equatable, CustomStringConvertible {
 
 /// Sizes warm capacity (`warm.mode: auto`) from what Berth has seen, and only from that: GPU
 /// notebook arrivals per kind and hour of the week (UTC), how long a cold launch takes to a
-/// prepared node (GPUs allocatable, images pulled), and how long a stopped node takes to start.
+/// prepared node (GPUs allocatable, images pulled), how long a stopped node takes to start, and
+/// how often notebooks have missed the target lately.
 ///
-/// The model: each notebook that takes a warm node starts a refill of it, which takes `R` (a start
-/// from the stopped tier, else a cold launch); refills in progress are Poisson with mean `λR`
-/// (M/G/∞), so with `n` warm nodes a notebook finds none with probability `P(Poisson(λR) ≥ n)`.
-/// For each kind, the cheapest of these mixes whose miss rate is at most ``missBudget`` is kept:
-/// - nothing, when a cold launch already meets the target;
-/// - running nodes only, refilled cold;
-/// - stopped nodes only, when a start meets the target (notebooks start one);
-/// - running nodes refilled from stopped ones (a start is quicker than a cold launch).
-/// Running nodes are sized for the arrival rate now or a cold launch ahead (so they are there when
-/// the morning begins); stopped nodes, which cost only their volume, for the highest rate in the
-/// next ``stoppedLookahead`` (so they wait through the night and are gone for the weekend).
+/// Arrivals: the rate at an hour of the week is the rate seen at that hour on days of the same
+/// type (weekdays or weekend days), split between kinds by their share of all arrivals seen, and
+/// never below the rate of the last hour (a Monday morning before any history, a burst).
+///
+/// Warm nodes: each notebook that takes one starts its refill, which takes `R` (a start from the
+/// stopped tier, else a cold launch); refills in progress are Poisson with mean `λR` (M/G/∞), so
+/// with `n` warm nodes a notebook finds none with probability `P(Poisson(λR) ≥ n)`. For each
+/// kind, every mix is priced — running nodes refilled cold, running nodes refilled by starting
+/// stopped ones, stopped nodes only (when a start meets the target) — and the one with the lowest
+/// cost per hour plus `missPrice` × expected misses per hour is kept. `missPrice` (dollars a
+/// notebook that waits past the target is worth) is learnt from the goal: it rises each time a
+/// notebook misses the target and falls each time one meets it, so that about ``missBudget`` of
+/// notebooks miss (a p95 goal allows 5%). Stopped nodes, which cost only their volume, are kept
+/// for the highest rate in the next ``stoppedLookahead`` when running ones will be wanted then
+/// (they wait through the night for the morning, and are gone for the weekend).
 public struct WarmPlanner: Sendable {
     public static let slots = 168
-    /// The fraction of notebooks that may miss the target: a p95 goal allows 5%; the rest is margin
-    /// for what the model does not see (bursts, several notebooks in one minute).
-    public static let missBudget = 0.03
+    /// The fraction of notebooks that may miss the target (a p95 goal allows 5%).
+    public static let missBudget = 0.04
     /// The stopped tier refilling the running tier may miss more often: a miss there only makes
     /// one refill cold.
     public static let stoppedMissBudget = 0.1
     public static let stoppedLookahead: TimeInterval = 12 * 3600
-    /// Until this much of a slot has been seen, its rate is read from the same hour on other days.
-    static let minimumExposure: TimeInterval = 1800
     /// Estimates before anything has been measured (cold: launch to images pulled; start: start to
     /// GPUs allocatable), seconds.
     public static let priorColdSeconds = 300.0
     public static let priorStartSeconds = 60.0
     /// A stop takes about this long before the node can be started again.
     static let stopSeconds = 60.0
+    /// `missPrice` to begin with, its bounds, and how fast it moves.
+    public static let initialMissPrice = 2.0
+    static let missPriceRange = 0.05...200.0
+    static let missPriceStep = 0.1
 
     /// Arrivals per kind and hour of week.
     public private(set) var counts: [WarmKind: [Int]] = [:]
+    /// Arrivals per hour of week, all kinds.
+    public private(set) var totals = [Int](repeating: 0, count: slots)
     /// Seconds of each hour of week seen so far.
     public private(set) var exposure = [Double](repeating: 0, count: slots)
     public private(set) var observedUntil: Date?
+    /// Arrivals of the last hour, oldest first.
+    private var recent: [(kind: WarmKind, at: Date)] = []
     private var coldSamples: [Double] = []
     private var startSamples: [Double] = []
+    /// How long notebooks run, hours (a running mean of those seen to end; 2 h before any).
+    public private(set) var notebookHours = 2.0
+    private var notebooksEnded = 0
+    /// Dollars one notebook that misses the target is worth (learnt).
+    public private(set) var missPrice = initialMissPrice
 
     public init() {}
 
@@ -88,6 +103,7 @@ public struct WarmPlanner: Sendable {
 
     /// Time seen up to `now` (each hour of week is credited with the time that passed in it).
     public mutating func advance(to now: Date) {
+        recent.removeAll { now.timeIntervalSince($0.at) > 3600 }
         guard let start = observedUntil else {
             observedUntil = now
             return
@@ -104,7 +120,24 @@ public struct WarmPlanner: Sendable {
     }
 
     public mutating func arrival(_ kind: WarmKind, at date: Date) {
-        counts[kind, default: [Int](repeating: 0, count: Self.slots)][Self.slot(date)] += 1
+        let slot = Self.slot(date)
+        counts[kind, default: [Int](repeating: 0, count: Self.slots)][slot] += 1
+        totals[slot] += 1
+        recent.append((kind, date))
+    }
+
+    /// A notebook's wait, against the target: the miss price follows (see the type's comment).
+    public mutating func outcome(missed: Bool) {
+        let factor = missed ? 1 + Self.missPriceStep * (1 - Self.missBudget) : 1 - Self.missPriceStep * Self.missBudget
+        missPrice = min(Self.missPriceRange.upperBound, max(Self.missPriceRange.lowerBound, missPrice * factor))
+    }
+
+    /// A notebook ran this long (Running to gone).
+    public mutating func notebookEnded(seconds: Double) {
+        guard seconds.isFinite, seconds > 0 else { return }
+        notebooksEnded += 1
+        let weight = 1 / Double(min(notebooksEnded, 200))
+        notebookHours += (seconds / 3600 - notebookHours) * weight
     }
 
     /// A cold launch measured from the launch to a prepared node.
@@ -128,26 +161,30 @@ public struct WarmPlanner: Sendable {
     public var coldSeconds: Double { Self.estimate(coldSamples, prior: Self.priorColdSeconds) }
     public var startSeconds: Double { Self.estimate(startSamples, prior: Self.priorStartSeconds) }
 
-    /// Notebooks of `kind` per second in hour of week `slot`, as seen: that hour's own history once
-    /// half an hour of it was seen, else the same hour of other days of the same type (weekday or
-    /// weekend), else of any day; 0 when none of it was seen.
-    public func rate(_ kind: WarmKind, slot: Int) -> Double {
-        guard let counts = counts[kind] else { return 0 }
-        if exposure[slot] >= Self.minimumExposure { return Double(counts[slot]) / exposure[slot] }
+    /// All notebooks per second at hour of week `slot`, as seen at that hour on days of the same
+    /// type (weekdays, weekend days); 0 before any of it was seen.
+    public func totalRate(slot: Int) -> Double {
         let hour = slot % 24
         let weekend = slot / 24 >= 5
-        for sameType in [true, false] {
-            var n = 0
-            var seen = 0.0
-            for day in 0..<7 where !sameType || (day >= 5) == weekend {
-                let s = day * 24 + hour
-                guard exposure[s] >= Self.minimumExposure else { continue }
-                n += counts[s]
-                seen += exposure[s]
-            }
-            if seen > 0 { return Double(n) / seen }
+        var n = 0
+        var seen = 0.0
+        for day in 0..<7 where (day >= 5) == weekend {
+            n += totals[day * 24 + hour]
+            seen += exposure[day * 24 + hour]
         }
-        return 0
+        return seen >= 600 ? Double(n) / seen : 0
+    }
+
+    /// Notebooks of `kind` per second at hour of week `slot`: its share of the total rate.
+    public func rate(_ kind: WarmKind, slot: Int) -> Double {
+        let all = totals.reduce(0, +)
+        guard all > 0, let mine = counts[kind] else { return 0 }
+        return totalRate(slot: slot) * Double(mine.reduce(0, +)) / Double(all)
+    }
+
+    /// Notebooks of `kind` per second over the last hour.
+    func recentRate(_ kind: WarmKind) -> Double {
+        Double(recent.count { $0.kind == kind }) / 3600
     }
 
     /// The highest rate over `[now, now + ahead]`, hour by hour.
@@ -164,66 +201,132 @@ public struct WarmPlanner: Sendable {
     /// The kinds seen so far.
     public var kinds: [WarmKind] { counts.keys.sorted() }
 
-    /// What to keep warm now, per kind seen, to meet `target` (p95 from a notebook's creation to
-    /// its GPU): `runningPrice` is a node's price per hour, `stoppedPrice` a stopped node's.
-    public func targets(at now: Date, target: Duration, runningPrice: (WarmKind) -> Double, stoppedPrice: Double) -> [WarmKind: WarmTarget] {
-        var result: [WarmKind: WarmTarget] = [:]
-        let goal = target.seconds
-        let cold = coldSeconds
-        let start = startSeconds
-        for kind in kinds {
-            let running = peakRate(kind, from: now, ahead: cold + 600)
-            let later = max(running, peakRate(kind, from: now, ahead: Self.stoppedLookahead))
-            let choice = Self.cheapest(
-                goal: goal, cold: cold, start: start, rateNow: running, rateAhead: later,
-                runningPrice: runningPrice(kind), stoppedPrice: stoppedPrice)
-            if choice != WarmTarget() { result[kind] = choice }
+    /// A warm node kind as sizing sees it: its price per hour, and the kinds of notebook it can
+    /// take (it fits them; Berth hands a notebook the cheapest warm node it fits).
+    public struct Candidate: Sendable {
+        public var price: Double
+        public var serves: Set<WarmKind>
+
+        public init(price: Double, serves: Set<WarmKind>) {
+            self.price = price
+            self.serves = serves
         }
-        return result
     }
 
-    /// The cheapest mix for one kind (see the type's comment): what the rate now needs, then
-    /// stopped nodes kept for the highest rate ahead when running ones will be wanted then.
-    static func cheapest(goal: Double, cold: Double, start: Double, rateNow: Double, rateAhead: Double, runningPrice: Double, stoppedPrice: Double) -> WarmTarget {
-        guard cold > goal, rateAhead > 0 else { return WarmTarget() }
-        let refill = cold + stopSeconds
-        // Running only, refilled cold.
-        let runningOnly = servers(mean: rateNow * cold, budget: missBudget)
-        var options: [(target: WarmTarget, cost: Double)] = [(WarmTarget(running: runningOnly), Double(runningOnly) * runningPrice)]
-        if start <= goal {
-            // Stopped only: a notebook starts one.
-            let stopped = servers(mean: rateNow * refill, budget: missBudget)
-            options.append((WarmTarget(stopped: stopped), Double(stopped) * stoppedPrice))
+    /// What to keep warm now to meet `target` (p95 from a notebook's creation to its GPU), per
+    /// warm node kind: `candidates` are the kinds seen (each serving at least its own notebooks),
+    /// `stoppedPrice` a stopped node's price per hour.
+    public func targets(
+        at now: Date, target: Duration, candidates: [WarmKind: Candidate], stoppedPrice: Double, previous: [WarmKind: WarmTarget] = [:]
+    ) -> [WarmKind: WarmTarget] {
+        let cold = coldSeconds, start = startSeconds, goal = target.seconds
+        guard cold > goal else { return [:] }
+        var rateNow: [WarmKind: Double] = [:], rateAhead: [WarmKind: Double] = [:]
+        for kind in kinds {
+            // The last hour stands in for history not seen yet (the first week).
+            let seen = peakRate(kind, from: now, ahead: cold + 600)
+            rateNow[kind] = seen > 0 ? seen : recentRate(kind)
+            rateAhead[kind] = max(rateNow[kind] ?? 0, peakRate(kind, from: now, ahead: Self.stoppedLookahead))
         }
+        let sizing = Sizing(goal: goal, cold: cold, start: start, stoppedPrice: stoppedPrice, missPrice: missPrice, notebookHours: notebookHours, candidates: candidates)
+        var now = sizing.best(rates: rateNow, from: previous)
+        // Ahead: stopped nodes (their volume is all that is billed) wait for the hours when running
+        // ones will be wanted, where a start is quicker than a cold launch.
         if start < cold {
-            // Running, refilled by starting stopped ones.
-            let running = servers(mean: rateNow * start, budget: missBudget)
-            let stopped = running > 0 ? max(1, servers(mean: rateNow * refill, budget: stoppedMissBudget)) : 0
-            options.append((WarmTarget(running: running, stopped: stopped), Double(running) * runningPrice + Double(stopped) * stoppedPrice))
+            let later = sizing.best(rates: rateAhead, from: previous)
+            for (kind, plan) in later where plan.running > 0 || plan.stopped > 0 {
+                now[kind, default: WarmTarget()].stopped = max(now[kind]?.stopped ?? 0, max(1, plan.stopped))
+            }
         }
-        // The cheapest; among equals, fewer running nodes.
-        var choice = options.min { a, b in a.cost != b.cost ? a.cost < b.cost : a.target.running < b.target.running }?.target ?? WarmTarget()
-        // Ahead: when warm nodes will be wanted and a start is quicker than a cold launch, stopped
-        // nodes (their volume is all that is billed) wait for then.
-        if start < cold && servers(mean: rateAhead * start, budget: missBudget) > 0 {
-            let needed = start <= goal ? missBudget : stoppedMissBudget
-            choice.stopped = max(choice.stopped, servers(mean: rateAhead * refill, budget: needed))
+        return now.filter { $0.value != WarmTarget() }
+    }
+
+    /// The search: warm node counts per kind, by coordinate descent on cost per hour plus
+    /// `missPrice` × expected misses per hour. A notebook is served by the cheapest warm kind that
+    /// serves it and has nodes; the notebooks a kind serves share its nodes (pooled Poisson).
+    struct Sizing {
+        let goal: Double, cold: Double, start: Double, stoppedPrice: Double, missPrice: Double, notebookHours: Double
+        let candidates: [WarmKind: Candidate]
+
+        /// From `start` (the last answer: the search stays near it rather than jumping between
+        /// local optima as rates move a little).
+        func best(rates: [WarmKind: Double], from start: [WarmKind: WarmTarget]) -> [WarmKind: WarmTarget] {
+            let order = candidates.keys.sorted { (candidates[$0]?.price ?? 0, $0) < (candidates[$1]?.price ?? 0, $1) }
+            var plan = start.filter { candidates[$0.key] != nil }
+            var cost = evaluate(plan, rates: rates, order: order)
+            for _ in 0..<64 {
+                var improved: (plan: [WarmKind: WarmTarget], cost: Double)?
+                for kind in order {
+                    let current = plan[kind] ?? WarmTarget()
+                    for move in [(1, 0), (-1, 0), (0, 1), (0, -1), (1, -1), (-1, 1)] {
+                        let next = WarmTarget(running: current.running + move.0, stopped: current.stopped + move.1)
+                        guard next.running >= 0, next.stopped >= 0, next.running <= 32, next.stopped <= 32 else { continue }
+                        var trial = plan
+                        trial[kind] = next
+                        let c = evaluate(trial, rates: rates, order: order)
+                        if c < (improved?.cost ?? cost) - 1e-9 { improved = (trial, c) }
+                    }
+                }
+                guard let improved else { break }
+                plan = improved.plan
+                cost = improved.cost
+            }
+            return plan
         }
-        return choice
+
+        /// Cost per hour of `plan` plus the misses it leaves, priced.
+        func evaluate(_ plan: [WarmKind: WarmTarget], rates: [WarmKind: Double], order: [WarmKind]) -> Double {
+            var cost = 0.0
+            var flow: [WarmKind: Double] = [:]  // notebooks per second each warm kind takes
+            var unserved = 0.0
+            for (kind, rate) in rates where rate > 0 {
+                if let server = order.first(where: { (plan[$0].map { $0.running + $0.stopped > 0 } ?? false) && candidates[$0]?.serves.contains(kind) == true }) {
+                    flow[server, default: 0] += rate
+                    // A notebook on a pricier node than its own pays the difference while it runs.
+                    let own = candidates[kind]?.price ?? candidates[server]?.price ?? 0
+                    cost += rate * 3600 * max(0, (candidates[server]?.price ?? 0) - own) * notebookHours
+                } else {
+                    unserved += rate
+                }
+            }
+            var misses = unserved
+            for (kind, target) in plan {
+                cost += Double(target.running) * (candidates[kind]?.price ?? 0) + Double(target.stopped) * stoppedPrice
+                let rate = flow[kind] ?? 0
+                misses += rate * miss(target, rate: rate)
+            }
+            return cost + missPrice * misses * 3600
+        }
+
+        /// The share of a warm kind's notebooks that wait past the goal.
+        func miss(_ target: WarmTarget, rate: Double) -> Double {
+            let refill = cold + WarmPlanner.stopSeconds
+            // Running nodes are refilled by starting stopped ones when there are any.
+            let refillRunning = target.stopped > 0 && start < cold ? start : cold
+            let noRunning = WarmPlanner.tail(mean: rate * refillRunning, target.running)
+            // A notebook finding no running node starts a stopped one: in time only if a start is.
+            guard start <= goal else { return noRunning }
+            return noRunning * WarmPlanner.tail(mean: rate * refill, target.stopped)
+        }
+    }
+
+    /// `P(Poisson(mean) ≥ n)`.
+    static func tail(mean: Double, _ n: Int) -> Double {
+        guard mean > 0 else { return n > 0 ? 0 : 1 }
+        var term = exp(-mean)
+        var below = 0.0
+        for k in 0..<n {
+            below += term
+            term *= mean / Double(k + 1)
+        }
+        return max(0, 1 - below)
     }
 
     /// The fewest warm nodes `n` with `P(Poisson(mean) ≥ n) ≤ budget` (at most 64).
     static func servers(mean: Double, budget: Double) -> Int {
         guard mean > 0 else { return 0 }
-        var term = exp(-mean)  // P(X = 0)
-        var below = 0.0  // P(X < n)
         var n = 0
-        while n < 64 {
-            if 1 - below <= budget { return n }
-            below += term
-            n += 1
-            term *= mean / Double(n)
-        }
+        while n < 64 && tail(mean: mean, n) > budget { n += 1 }
         return n
     }
 }
