@@ -72,7 +72,7 @@ public final class KubeCluster: ClusterPort {
         ])
         return .members([
             "metadata": .members([
-                "name": .all, "namespace": .all, "uid": .all, "resourceVersion": .all, "deletionTimestamp": .all,
+                "name": .all, "namespace": .all, "uid": .all, "resourceVersion": .all, "deletionTimestamp": .all, "creationTimestamp": .all,
                 "labels": .all,
                 "annotations": .members([
                     "kubernetes.io/config.mirror": .all, "karpenter.sh/do-not-disrupt": .all,

@@ -407,13 +407,14 @@ extension ProvisionerCore {
     /// notebook, planned onto a node of its type in its pool).
     func computeWarmCandidates() -> [WarmKind: WarmPlanner.Candidate] {
         var result: [WarmKind: WarmPlanner.Candidate] = [:]
-        for (kind, _) in kindTemplates {
+        for kind in kindTemplates.keys.sorted() {
             guard let pool = config.pools.first(where: { $0.name == kind.pool }), let type = catalog[kind.instanceType],
                 let offering = scheduler.offerings(pool: pool.name, instanceType: type.name).first
             else { continue }
             let node = NodeState.launching(name: "warm", type: type, offering: offering, pool: pool, overhead: config.overhead)
             var serves: Set<WarmKind> = [kind]
-            for (other, template) in kindTemplates where other != kind {
+            for other in kindTemplates.keys.sorted() where other != kind {
+                guard let template = kindTemplates[other] else { continue }
                 if !scheduler.solve(pending: [template], nodes: [node]).placements.isEmpty { serves.insert(other) }
             }
             result[kind] = WarmPlanner.Candidate(price: offering.pricePerHour, serves: serves)

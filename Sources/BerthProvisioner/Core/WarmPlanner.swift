@@ -279,7 +279,9 @@ public struct WarmPlanner: Sendable {
             var cost = 0.0
             var flow: [WarmKind: Double] = [:]  // notebooks per second each warm kind takes
             var unserved = 0.0
-            for (kind, rate) in rates where rate > 0 {
+            // In a fixed order: sums of doubles must not depend on a dictionary's.
+            for kind in rates.keys.sorted() {
+                guard let rate = rates[kind], rate > 0 else { continue }
                 if let server = order.first(where: { (plan[$0].map { $0.running + $0.stopped > 0 } ?? false) && candidates[$0]?.serves.contains(kind) == true }) {
                     flow[server, default: 0] += rate
                     // A notebook on a pricier node than its own pays the difference while it runs.
@@ -290,7 +292,8 @@ public struct WarmPlanner: Sendable {
                 }
             }
             var misses = unserved
-            for (kind, target) in plan {
+            for kind in plan.keys.sorted() {
+                guard let target = plan[kind] else { continue }
                 cost += Double(target.running) * (candidates[kind]?.price ?? 0) + Double(target.stopped) * stoppedPrice
                 let rate = flow[kind] ?? 0
                 misses += rate * miss(target, rate: rate)
@@ -311,7 +314,7 @@ public struct WarmPlanner: Sendable {
     }
 
     /// `P(Poisson(mean) ≥ n)`.
-    static func tail(mean: Double, _ n: Int) -> Double {
+    public static func tail(mean: Double, _ n: Int) -> Double {
         guard mean > 0 else { return n > 0 ? 0 : 1 }
         var term = exp(-mean)
         var below = 0.0
@@ -323,7 +326,7 @@ public struct WarmPlanner: Sendable {
     }
 
     /// The fewest warm nodes `n` with `P(Poisson(mean) ≥ n) ≤ budget` (at most 64).
-    static func servers(mean: Double, budget: Double) -> Int {
+    public static func servers(mean: Double, budget: Double) -> Int {
         guard mean > 0 else { return 0 }
         var n = 0
         while n < 64 && tail(mean: mean, n) > budget { n += 1 }
