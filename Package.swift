@@ -158,7 +158,10 @@ let package = Package(
         ),
         .testTarget(
             name: "BerthControllerTests",
-            dependencies: ["BerthController", "BerthProvisioner", "BerthKube", "BerthKubeSim", "BerthScheduling", "BerthModel", "BerthTestSupport"],
+            dependencies: [
+                "BerthController", "BerthProvisioner", "BerthKube", "BerthKubeSim", "BerthScheduling", "BerthModel", "BerthTestSupport",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: settings
         ),
         // libFuzzer targets for `make fuzz` (Tests/Fuzz/fuzz.mk builds them with the fuzzer and

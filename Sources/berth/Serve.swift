@@ -303,7 +303,7 @@ struct Serve: ParsableCommand {
                 try ConfigFile.checkWarm(provisionerConfig, catalog: catalog, source: config)
                 let started = ProvisionerService(
                     config: provisionerConfig, webhook: settings.webhook, client: client, cloud: cloudProvider, catalog: catalog,
-                    options: options, metricsFactory: PrometheusMetricsFactory(registry: metrics.registry), logger: logger)
+                    options: options, metricsFactory: Self.provisionerMetricsFactory(metrics.registry), logger: logger)
                 started.start()
                 service = started
                 if demo {
@@ -357,10 +357,19 @@ struct Serve: ParsableCommand {
         return try EC2Setup.start(configuration, chain: chain, command: "serve: --cloud aws")
     }
 
+    /// The provisioner's metrics, on the webhook's registry; the notebooks' time to running gets
+    /// buckets in seconds to minutes.
+    static func provisionerMetricsFactory(_ registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets["berth_notebook_time_to_running_seconds"] = ProvisionerMetrics.timeToRunningBuckets
+        return factory
+    }
+
     /// `seconds` ± 25 %.
     static func jittered(_ seconds: Double) -> ClosedRange<Duration> {
         .milliseconds(Int64(seconds * 750)) ... .milliseconds(Int64(seconds * 1250))
     }
 }
 
-extension Logger.Level: @retroactive ExpressibleByArgument {}
+extension Logger.Level: @retroactive ExpressibleByArgument {
+}

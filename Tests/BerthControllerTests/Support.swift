@@ -7,6 +7,7 @@ import BerthNet
 import BerthProvisioner
 import BerthScheduling
 import BerthTestSupport
+import CoreMetrics
 import Foundation
 
 let pki: TestPKI = try! TestPKI.make(label: "berthcontroller")
@@ -77,14 +78,16 @@ final class StoryWorld: @unchecked Sendable {
     /// A new Berth replica (a fresh process: no memory of the old one).
     @discardableResult
     func startReplica(
-        isLeader: @escaping @Sendable () -> Bool = { true }, adjust: (inout Provisioner<ManualClock>.Options) -> Void = { _ in }
+        isLeader: @escaping @Sendable () -> Bool = { true }, metrics: (any MetricsFactory)? = nil,
+        adjust: (inout Provisioner<ManualClock>.Options) -> Void = { _ in }
     ) throws -> Int {
         let cluster = KubeCluster(client: try client(), identity: "berth-\(replicas.count)")
         cluster.start()
         var options = Provisioner<ManualClock>.Options()
         options.seed = UInt64(replicas.count + 1)
         adjust(&options)
-        let provisioner = Provisioner(config: config, cluster: cluster, cloud: cloud, wallTime: cloud.wallTime, options: options, isLeader: isLeader)
+        let provisioner = Provisioner(
+            config: config, cluster: cluster, cloud: cloud, wallTime: cloud.wallTime, options: options, isLeader: isLeader, metricsFactory: metrics)
         replicas.append((cluster, provisioner))
         return replicas.count - 1
     }

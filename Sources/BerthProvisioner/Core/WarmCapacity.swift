@@ -206,7 +206,11 @@ extension ProvisionerCore {
                                             message: "starting stopped warm node \(claim.instanceType) \(providerID) \(why)")))
                 return
             case .starting:
-                return  // taken once it is up
+                // Taken once it is up; its pods wait for a start.
+                for pod in claim.nominated.keys {
+                    if let uid = index.pods[pod]?.uid, notebooks[uid]?.start == nil { notebooks[uid]?.start = .warmStopped }
+                }
+                return
             case .on where !taken:
                 break
             case .on:

@@ -162,7 +162,9 @@ public actor Provisioner<C: Clock<Duration>> {
             decided.interrupted(notice, now: now)
         }
         let actions = decided.reconcile(snapshot, now: now)
+        let waits = decided.takeTimeToRunning()
         core = decided
+        metrics.timeToRunning(waits)
         if let source = options.interruptionSource, !receipts.isEmpty {
             do { try await source.acknowledge(receipts) } catch { note("deleting interruption notices failed: \(error)") }
         }
@@ -339,7 +341,7 @@ public actor Provisioner<C: Clock<Duration>> {
 }
 
 /// The provisioner's Prometheus series (through swift-metrics; nothing recorded without a factory).
-struct ProvisionerMetrics: Sendable {
+public struct ProvisionerMetrics: Sendable {
     let factory: (any MetricsFactory)?
     let terminations: CoreMetrics.Counter
     let evictions: CoreMetrics.Counter
@@ -350,6 +352,11 @@ struct ProvisionerMetrics: Sendable {
     private let claims: Gauge
     private let hourlyCost: Gauge
     private let drifted: Gauge
+    private let toRunning: [StartKind: CoreMetrics.Timer]
+    private let warmNodes: [(state: String, gauge: Gauge)]
+    private let warmPrice: Gauge
+    /// The histogram's buckets (seconds): from a warm node's hand-over to a cold launch's image pull.
+    public static let timeToRunningBuckets: [Duration] = [1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 180, 240, 300, 600, 1200].map { .seconds($0) }
 
     init(factory: (any MetricsFactory)?) {
         self.factory = factory
@@ -363,6 +370,19 @@ struct ProvisionerMetrics: Sendable {
         claims = Gauge(label: "berth_provisioner_launched_instances", dimensions: [], factory: f)
         hourlyCost = Gauge(label: "berth_provisioner_price_per_hour_dollars", dimensions: [], factory: f)
         drifted = Gauge(label: "berth_provisioner_drifted_nodes", dimensions: [], factory: f)
+        toRunning = Dictionary(uniqueKeysWithValues: StartKind.allCases.map {
+            ($0, CoreMetrics.Timer(label: "berth_notebook_time_to_running_seconds", dimensions: [("start", $0.rawValue)], factory: f))
+        })
+        warmNodes = ["running", "preparing", "stopped", "starting"].map {
+            ($0, Gauge(label: "berth_warm_nodes", dimensions: [("state", $0)], factory: f))
+        }
+        warmPrice = Gauge(label: "berth_warm_price_per_hour_dollars", dimensions: [], factory: f)
+    }
+
+    /// GPU notebooks' waits, from creation to Running, by how they started.
+    func timeToRunning(_ waits: [TimeToRunning]) {
+        guard factory != nil else { return }
+        for wait in waits { toRunning[wait.start]?.recordSeconds(wait.seconds) }
     }
 
     func launches(success: Bool) { (success ? launchSuccess : launchFailure).increment() }
@@ -381,5 +401,8 @@ struct ProvisionerMetrics: Sendable {
         nodes.record(live.filter { $0.nodeName != nil }.count)
         hourlyCost.record(live.reduce(0) { $0 + $1.pricePerHour })
         drifted.record(live.filter { $0.drift != nil }.count)
+        let warm = core.warmSummary
+        for (state, gauge) in warmNodes { gauge.record(warm.nodes[state] ?? 0) }
+        warmPrice.record(warm.pricePerHour)
     }
 }
