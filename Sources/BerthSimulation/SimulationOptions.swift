@@ -54,6 +54,8 @@ public struct SimulationOptions: Sendable {
     /// The notebook image's pull, seconds: what a GPU pod on a node that has not pulled it yet
     /// waits after the GPUs are allocatable (drawn once per node; later pods there do not wait).
     public var imagePullDelay: ClosedRange<Double> = 60...150
+    /// A stopped warm node's start, to GPUs allocatable (Ready at three quarters of it), seconds.
+    public var warmStartDelay: ClosedRange<Double> = 35...60
     public var seed: UInt64 = 1
     /// Berth's configuration: the default, as shipped, unless `--config` names one.
     public var provisioner = ProvisionerConfig()
@@ -90,6 +92,7 @@ public struct SimulationOptions: Sendable {
     var cloudConfiguration: SimulatedCloudConfiguration {
         SimulatedCloudConfiguration(
             catalog: catalog, seed: seed, bootDelay: .seconds(bootDelay.lowerBound) ... .seconds(bootDelay.upperBound),
-            gpuRegistrationDelay: .seconds(gpuDelay.lowerBound) ... .seconds(gpuDelay.upperBound))
+            gpuRegistrationDelay: .seconds(gpuDelay.lowerBound) ... .seconds(gpuDelay.upperBound),
+            warmStartDelay: .seconds(warmStartDelay.lowerBound) ... .seconds(warmStartDelay.upperBound))
     }
 }

@@ -63,6 +63,9 @@ struct Simulate: ParsableCommand {
     @Option(help: "Seconds the first GPU pod on a node waits for the notebook image's pull once the GPUs are allocatable, as MIN-MAX.")
     var imagePullDelay = "60-150"
 
+    @Option(help: "Seconds from starting a stopped warm node to its GPUs being allocatable (no pull: its images are on its volume), as MIN-MAX.")
+    var warmStartDelay = "35-60"
+
     @Option(help: "A BerthConfig file: its webhook and provisioner sections drive the berth policy (defaults without one).")
     var config: String?
 
@@ -78,6 +81,7 @@ struct Simulate: ParsableCommand {
         _ = try Self.range(bootDelay, option: "--boot-delay")
         _ = try Self.range(gpuDelay, option: "--gpu-delay")
         _ = try Self.range(imagePullDelay, option: "--image-pull-delay")
+        _ = try Self.range(warmStartDelay, option: "--warm-start-delay")
     }
 
     static func range(_ text: String, option: String) throws -> ClosedRange<Double> {
@@ -117,6 +121,7 @@ struct Simulate: ParsableCommand {
             options.bootDelay = try Self.range(bootDelay, option: "--boot-delay")
             options.gpuDelay = try Self.range(gpuDelay, option: "--gpu-delay")
             options.imagePullDelay = try Self.range(imagePullDelay, option: "--image-pull-delay")
+            options.warmStartDelay = try Self.range(warmStartDelay, option: "--warm-start-delay")
             // With a plot, its cost-against-wait panel shows the trade-off warm capacity offers.
             let warmPoints = policy.isEmpty && plot != nil ? [10, 30, 60].map { PolicyName(.berth, warmTarget: .seconds($0)) } : []
             let policies = (policy.isEmpty ? PolicyName.allCases : policy.compactMap(PolicyName.init(rawValue:))) + warmPoints

@@ -1,3 +1,4 @@
+import BerthScheduling
 import BerthSimulation
 import Testing
 
@@ -252,5 +253,52 @@ import Testing
         #expect(berth.costByInstanceType.keys.sorted() == ["g4dn.12xlarge"])
         #expect(berth.nodesLaunched == 1)
         #expect(berth.timeToRunning == Percentiles(p50: 46, p95: 196, max: 196, count: 2))
+    }
+
+    // MARK: - Warm capacity (`warm.mode: schedule`, every delay fixed so the waits are exact)
+
+    static func warm(running: Int, stopped: Int, _ pods: [TracePod]) async throws -> PolicyResult {
+        var options = SimulationOptions()
+        options.bootDelay = 60...60
+        options.gpuDelay = 30...30
+        options.imagePullDelay = 100...100
+        options.warmStartDelay = 40...40
+        options.provisioner.warm.mode = .schedule
+        options.provisioner.warm.imagePuller = true
+        options.provisioner.warm.schedules = [
+            WarmSchedule(days: Set(1...7), from: 0, to: 0, timeZone: "UTC", running: running, stopped: stopped, instanceType: "g4dn.xlarge"),
+        ]
+        let report = try await Simulator.run(trace: Trace(pods: pods), policies: [.berth], options: options)
+        return try #require(report[.berth])
+    }
+
+    /// A warm node launched at 0 is Ready at 60 s, its images pulled by 160 s (the puller starts at
+    /// Ready), its GPUs allocatable at 90 s. A notebook at 1 h is handed it when the batch closes
+    /// (1 s) and starts at once: its image is there.
+    @Test func oneNotebookMeetsARunningWarmNode() async throws {
+        let berth = try await Self.warm(running: 1, stopped: 0, [Self.notebook("jupyter-a", at: 3_600, for: 1_800)])
+        #expect(berth.notebookTimeToRunning.max == 1)
+        #expect(berth.nodesLaunched == 2, "the warm node, and its refill once taken")
+        // Warm from registration (60 s) to the hand-over (3,601 s), then the refill's wait.
+        #expect(berth.warmNodeHours.running >= (3_601 - 60) / 3_600)
+        #expect(berth.warmNodeHours.stopped == 0)
+        #expect(berth.warmCostUSD > 0 && berth.warmCostUSD < berth.costUSD)
+    }
+
+    /// The stopped tier: prepared by 160 s, stopped; a notebook at 1 h starts it when the batch
+    /// closes (1 s) and its GPUs are allocatable 40 s later; no pull (its volume has the image).
+    @Test func aStoppedWarmNodeIsStarted() async throws {
+        let berth = try await Self.warm(running: 0, stopped: 1, [Self.notebook("jupyter-a", at: 3_600, for: 1_800)])
+        #expect(berth.notebookTimeToRunning.max == 41)
+        #expect(berth.nodesLaunched == 2, "the stopped node, and its refill once taken")
+        #expect(berth.warmNodeHours.stopped > (3_601 - 200) / 3_600, "stopped from about 160 s to the start")
+        // A stopped hour costs its volume (100 GiB of gp3), not the instance.
+        #expect(berth.warmCostUSD < 0.526 * (berth.warmNodeHours.running + 0.1))
+    }
+
+    /// The same notebook without warm capacity waits for a launch, the boot and the pull.
+    @Test func withoutWarmCapacityTheNotebookWaitsForALaunch() async throws {
+        let report = try await Self.run([Self.notebook("jupyter-a", at: 3_600, for: 1_800)], [.berth], imagePull: 100...100, boot: 60...60, gpu: 30...30)
+        #expect(try #require(report[.berth]).notebookTimeToRunning.max == 1 + 60 + 30 + 100)
     }
 }
