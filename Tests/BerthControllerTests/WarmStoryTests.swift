@@ -34,7 +34,7 @@ import Testing
     @Test func aRunningWarmNodeThenAStoppedOneServeTwoNotebooks() async throws {
         var config = ProvisionerConfig()
         config.warm.mode = .schedule
-        config.warm.schedules = [WarmSchedule(days: Set(1...7), from: 0, to: 0, timeZone: "UTC", running: 1, stopped: 1, instanceType: "g4dn.xlarge")]
+        config.warm.schedules = [WarmSchedule(days: Set(1...7), from: 0, to: 24 * 60, timeZone: "UTC", running: 1, stopped: 1, instanceType: "g4dn.xlarge")]
         let world = try StoryWorld(config: config)
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)

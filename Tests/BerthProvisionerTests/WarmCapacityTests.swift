@@ -12,7 +12,7 @@ import Testing
         var config = ProvisionerConfig()
         config.warm.mode = .schedule
         config.warm.imagePuller = puller
-        config.warm.schedules = [WarmSchedule(days: Set(1...7), from: 0, to: 0, timeZone: "UTC", running: running, stopped: stopped, instanceType: type)]
+        config.warm.schedules = [WarmSchedule(days: Set(1...7), from: 0, to: 24 * 60, timeZone: "UTC", running: running, stopped: stopped, instanceType: type)]
         return config
     }
 

@@ -266,7 +266,7 @@ import Testing
         options.provisioner.warm.mode = .schedule
         options.provisioner.warm.imagePuller = true
         options.provisioner.warm.schedules = [
-            WarmSchedule(days: Set(1...7), from: 0, to: 0, timeZone: "UTC", running: running, stopped: stopped, instanceType: "g4dn.xlarge"),
+            WarmSchedule(days: Set(1...7), from: 0, to: 24 * 60, timeZone: "UTC", running: running, stopped: stopped, instanceType: "g4dn.xlarge"),
         ]
         let report = try await Simulator.run(trace: Trace(pods: pods), policies: [.berth], options: options)
         return try #require(report[.berth])

@@ -240,8 +240,8 @@ YAML's false: read as off. Rendered as JSON (valid YAML) so every string stays q
 
 {{/*
 The image puller's tolerations: the GPU taints (config.webhook.gpuTaints), every taint of the
-configured pools (provisioner.config.pools[].taints), Berth's stopped warm nodes
-(berth.dev/warm=stopped:NoSchedule) and imagePuller.extraTolerations; one per key and effect.
+configured pools (provisioner.config.pools[].taints), Berth's warm nodes (berth.dev/warm=true
+or =stopped, NoSchedule: Exists) and imagePuller.extraTolerations; one per key and effect.
 */}}
 {{- define "berth.imagePullerTolerations" -}}
 {{- $seen := dict }}
