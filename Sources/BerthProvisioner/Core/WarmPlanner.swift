@@ -66,6 +66,9 @@ public struct WarmPlanner: Sendable {
     /// GPUs allocatable), seconds.
     public static let priorColdSeconds = 300.0
     public static let priorStartSeconds = 60.0
+    /// From a notebook's creation to its hand-over and binding, on top of any start: the batch
+    /// window and a round or two.
+    static let handOverSeconds = 5.0
     /// A stop takes about this long before the node can be started again.
     static let stopSeconds = 60.0
     /// `missPrice` to begin with, its bounds, and how fast it moves.
@@ -307,8 +310,9 @@ public struct WarmPlanner: Sendable {
             // Running nodes are refilled by starting stopped ones when there are any.
             let refillRunning = target.stopped > 0 && start < cold ? start : cold
             let noRunning = WarmPlanner.tail(mean: rate * refillRunning, target.running)
-            // A notebook finding no running node starts a stopped one: in time only if a start is.
-            guard start <= goal else { return noRunning }
+            // A notebook finding no running node starts a stopped one: in time only if a start is,
+            // with the batch window and the binding on top.
+            guard start + WarmPlanner.handOverSeconds <= goal else { return noRunning }
             return noRunning * WarmPlanner.tail(mean: rate * refill, target.stopped)
         }
     }
