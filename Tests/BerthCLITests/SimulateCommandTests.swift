@@ -30,7 +30,8 @@ import Testing
         #expect((trace["gpuPods"] as? NSNumber)?.intValue == 1)
         #expect((trace["gpuHours"] as? NSNumber)?.doubleValue == 1)
         let policies = try #require(json["policies"] as? [[String: Any]])
-        #expect(policies.map { $0["policy"] as? String } == ["berth", "cluster-autoscaler", "static"])
+        // With a plot, Berth also runs with warm capacity at three targets (the plot's trade-off).
+        #expect(policies.map { $0["policy"] as? String } == ["berth", "cluster-autoscaler", "static", "berth-warm-10s", "berth-warm-30s", "berth-warm-1m"])
         let keys: Set<String> = [
             "policy", "costUSD", "lowerBoundUSD", "costRatio", "gpuNodeHours", "idleGpuNodeHours", "squattedGpuNodeHours",
             "timeToRunningSeconds", "unscheduledPods", "nodesLaunched", "notebookTimeToRunningSeconds", "warmCostUSD", "warmNodeHours",
@@ -41,9 +42,11 @@ import Testing
             #expect(Set(wait.keys) == ["p50", "p95", "max"])
             let notebooks = try #require(policy["notebookTimeToRunningSeconds"] as? [String: Any])
             #expect(Set(notebooks.keys) == ["p50", "p95", "max"])
-            #expect((policy["warmCostUSD"] as? NSNumber)?.doubleValue == 0)
             let warm = try #require(policy["warmNodeHours"] as? [String: Any])
             #expect(warm.keys.sorted() == ["running", "stopped"])
+            // The three policies as configured keep no warm capacity.
+            guard (policy["policy"] as? String)?.hasPrefix("berth-warm-") == false else { continue }
+            #expect((policy["warmCostUSD"] as? NSNumber)?.doubleValue == 0)
             #expect(warm.values.allSatisfy { ($0 as? NSNumber)?.doubleValue == 0 })
         }
         #expect((policies[0]["lowerBoundUSD"] as? NSNumber)?.doubleValue == 0.526)
@@ -52,6 +55,11 @@ import Testing
         let svg = try String(contentsOf: plot, encoding: .utf8)
         #expect(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""))
         #expect(svg.contains("cluster-autoscaler: $"))
+        // The cost-against-wait panel: the three policies and Berth's warm capacity at three targets.
+        #expect(svg.components(separatedBy: "class=\"tradeoff-point").count - 1 == 6)
+        for policy in ["berth", "cluster-autoscaler", "static", "berth-warm-10s", "berth-warm-30s", "berth-warm-1m"] {
+            #expect(svg.contains("data-policy=\"\(policy)\""), "\(policy)")
+        }
         #expect(svg.hasSuffix("</svg>\n"))
     }
 
