@@ -56,6 +56,11 @@ import Testing
         let svg = try String(contentsOf: plot, encoding: .utf8)
         #expect(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""))
         #expect(svg.contains("cluster-autoscaler: $"))
+        // The cost-against-wait panel: the three policies and Berth's warm capacity at three targets.
+        #expect(svg.components(separatedBy: "class=\"tradeoff-point").count - 1 == 6)
+        for policy in ["berth", "cluster-autoscaler", "static", "berth-warm-10s", "berth-warm-30s", "berth-warm-1m"] {
+            #expect(svg.contains("data-policy=\"\(policy)\""), "\(policy)")
+        }
         #expect(svg.hasSuffix("</svg>\n"))
     }
 
