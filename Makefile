@@ -84,7 +84,7 @@ bench-kube-memory: certs ## Provisioner RSS with 50,000 realistic 6-7 KB pods an
 
 SIM := .build/bench-simulate
 # Wall and user seconds (the machine is shared: user time is the steadier figure).
-TIMED := /usr/bin/time -f "== run time, 3 policies: %e s wall, %U s user"
+TIMED := /usr/bin/time -f "== run time: %e s wall, %U s user"
 bench-simulate: ## berth simulate (release): 14-day 40-user trace, the three policies and Berth with warm capacity (auto at 10 s, 30 s, 1 m), table + SVG; then a 30-day ~54,000-pod trace, timed.
 	$(SWIFT) build $(RELEASE_FLAGS) --product berth
 	@mkdir -p $(SIM)
