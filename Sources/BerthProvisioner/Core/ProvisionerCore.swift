@@ -710,28 +710,13 @@ public struct ProvisionerCore: Sendable {
                 actions.append(.annotatePod(pod: pending[pod].key, annotations: intent.annotations))
             }
             let candidates = launchCandidates(new, chosen: type, offering: offering)
-            let role = new.role.rawValue
-            // Labels every candidate offering shares: the node's own type and zone labels come from
-            // the kubelet and the cloud, and are set once the launch says which it got.
-            var labels = nodeLabels(pool: pool, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType, role: new.role)
-            for candidate in candidates {
-                for other in candidate.offerings where labels.isEmpty == false {
-                    let theirs = nodeLabels(pool: pool, instanceType: candidate.name, zone: other.zone, capacityType: other.capacityType, role: new.role)
-                    labels = labels.filter { theirs[$0.key] == $0.value }
-                }
-            }
             let request = LaunchRequest(
                 launchID: launchID, cluster: config.clusterName, pool: pool.name, candidates: candidates,
-                labels: labels, taints: pool.taints, extraTags: [WebhookConfig.nodeRoleLabel: role])
-            var claim = NodeClaim(
-                launchID: launchID, pool: pool.name, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType,
-                pricePerHour: offering.pricePerHour, request: request, createdAt: now)
-            claim.role = new.role
-            claim.launchInFlight = true
-            claim.lastLaunchAttempt = now
-            for pod in new.pods { claim.nominated[pending[pod].key] = pending[pod].requests }
-            claims[launchID] = claim
-            actions.append(.launch(request))
+                labels: launchLabels(pool: pool, candidates: candidates, role: new.role), taints: pool.taints,
+                extraTags: [WebhookConfig.nodeRoleLabel: new.role.rawValue])
+            var nominated: [String: Resources] = [:]
+            for pod in new.pods { nominated[pending[pod].key] = pending[pod].requests }
+            launch(request, type: type, offering: offering, role: new.role, nominated: nominated, now: now, actions: &actions)
             let why = new.rejected.isEmpty ? "" : "; cheaper types rejected: " + new.rejected.prefix(3).map(\.description).joined(separator: ", ")
             for pod in new.pods {
                 let own = requirements[pod].interPod.unmodelled.map { "; a node of its own, as Berth cannot model its \($0)" } ?? ""
@@ -749,6 +734,38 @@ public struct ProvisionerCore: Sendable {
         }
         let limited = plan.unschedulable.filter { $0.reason.contains("limit") }.map { pending[$0.pod] }
         if !limited.isEmpty { yieldWarm(limited, nodes: nodes, claimOfNode: claimOfNode, now: now, actions: &actions) }
+    }
+
+    /// The labels every candidate offering of a launch shares (the first candidate's first offering
+    /// is the chosen one): the node's own type and zone labels come from the kubelet and the cloud,
+    /// and are set once the launch says which it got.
+    func launchLabels(pool: Pool, candidates: [InstanceType], role: NodeRole) -> [String: String] {
+        guard let type = candidates.first, let offering = type.offerings.first else { return [:] }
+        var labels = nodeLabels(pool: pool, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType, role: role)
+        for candidate in candidates {
+            for other in candidate.offerings where labels.isEmpty == false {
+                let theirs = nodeLabels(pool: pool, instanceType: candidate.name, zone: other.zone, capacityType: other.capacityType, role: role)
+                labels = labels.filter { theirs[$0.key] == $0.value }
+            }
+        }
+        return labels
+    }
+
+    /// A new claim for `request` (its chosen type and offering), its launch sent.
+    mutating func launch(
+        _ request: LaunchRequest, type: InstanceType, offering: Offering, role: NodeRole, warm: WarmTier? = nil, nominated: [String: Resources] = [:],
+        now: Date, actions: inout [ProvisionerAction]
+    ) {
+        var claim = NodeClaim(
+            launchID: request.launchID, pool: request.pool, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType,
+            pricePerHour: offering.pricePerHour, request: request, createdAt: now)
+        claim.role = role
+        claim.warm = warm
+        claim.launchInFlight = true
+        claim.lastLaunchAttempt = now
+        claim.nominated = nominated
+        claims[request.launchID] = claim
+        actions.append(.launch(request))
     }
 
     /// At most this many instance types in one launch (Karpenter's limit for one CreateFleet).

@@ -474,26 +474,14 @@ extension ProvisionerCore {
         warmReported[kind] = nil
         var candidate = type
         candidate.offerings = offerings
-        var labels = nodeLabels(pool: pool, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType, role: kind.role)
-        for other in offerings.dropFirst() {
-            let theirs = nodeLabels(pool: pool, instanceType: type.name, zone: other.zone, capacityType: other.capacityType, role: kind.role)
-            labels = labels.filter { theirs[$0.key] == $0.value }
-        }
+        var labels = launchLabels(pool: pool, candidates: [candidate], role: kind.role)
         labels[Self.warmLabel] = tier.rawValue
         let launchID = makeLaunchID()
         let request = LaunchRequest(
             launchID: launchID, cluster: config.clusterName, pool: pool.name, candidates: [candidate], labels: labels,
             taints: pool.taints + [tier == .stopped ? Self.warmStoppedTaint : Self.warmRunningTaint],
             extraTags: [WebhookConfig.nodeRoleLabel: kind.role.rawValue, Self.warmLabel: tier.rawValue])
-        var claim = NodeClaim(
-            launchID: launchID, pool: pool.name, instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType,
-            pricePerHour: offering.pricePerHour, request: request, createdAt: now)
-        claim.role = kind.role
-        claim.warm = tier
-        claim.launchInFlight = true
-        claim.lastLaunchAttempt = now
-        claims[launchID] = claim
-        actions.append(.launch(request))
+        launch(request, type: type, offering: offering, role: kind.role, warm: tier, now: now, actions: &actions)
         actions.append(.event(.init(regarding: .node(launchID), reason: "WarmLaunch",
                                     message: "launching warm \(tier == .running ? "running" : "stopped-tier") \(type.name) in \(offering.zone) ($\(offering.pricePerHour)/h, pool \(pool.name), launch \(launchID))")))
         return true

@@ -249,27 +249,9 @@ public actor Provisioner<C: Clock<Duration>> {
                 metrics.terminations.increment()
                 core?.record(result, now: wallTime.now)
             case let .stop(providerID, node):
-                let result: ActionResult
-                do throws(CloudError) {
-                    try await cloud.stop(providerID: providerID)
-                    logger.info("stopping \(providerID) (warm, stopped tier)", metadata: ["node": "\(node ?? "-")"])
-                    result = .stopped(providerID: providerID)
-                } catch {
-                    logger.warning("stopping \(providerID) failed: \(error)", metadata: ["node": "\(node ?? "-")"])
-                    result = .stopFailed(providerID: providerID, error)
-                }
-                core?.record(result, now: wallTime.now)
+                await power(providerID, node: node, on: false)
             case let .start(providerID, node):
-                let result: ActionResult
-                do throws(CloudError) {
-                    try await cloud.start(providerID: providerID)
-                    logger.info("starting \(providerID) (warm, stopped tier)", metadata: ["node": "\(node ?? "-")"])
-                    result = .started(providerID: providerID)
-                } catch {
-                    logger.warning("starting \(providerID) failed: \(error)", metadata: ["node": "\(node ?? "-")"])
-                    result = .startFailed(providerID: providerID, error)
-                }
-                core?.record(result, now: wallTime.now)
+                await power(providerID, node: node, on: true)
             case let .updateNode(name, labels, removeLabels, addTaints, removeTaints):
                 do {
                     try await cluster.updateNode(name: name, labels: labels, removeLabels: removeLabels, addTaints: addTaints, removeTaints: removeTaints)
@@ -318,6 +300,21 @@ public actor Provisioner<C: Clock<Duration>> {
                 await cluster.record(event)
             }
         }
+    }
+
+    /// Starts (`on`) or stops a warm node's instance and records the outcome.
+    private func power(_ providerID: String, node: String?, on: Bool) async {
+        let verb = on ? "starting" : "stopping"
+        let result: ActionResult
+        do throws(CloudError) {
+            if on { try await cloud.start(providerID: providerID) } else { try await cloud.stop(providerID: providerID) }
+            logger.info("\(verb) \(providerID) (warm capacity)", metadata: ["node": "\(node ?? "-")"])
+            result = on ? .started(providerID: providerID) : .stopped(providerID: providerID)
+        } catch {
+            logger.warning("\(verb) \(providerID) failed: \(error)", metadata: ["node": "\(node ?? "-")"])
+            result = on ? .startFailed(providerID: providerID, error) : .stopFailed(providerID: providerID, error)
+        }
+        core?.record(result, now: wallTime.now)
     }
 
     private func log(_ result: ActionResult) {
