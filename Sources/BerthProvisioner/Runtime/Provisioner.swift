@@ -257,6 +257,7 @@ public actor Provisioner<C: Clock<Duration>> {
                     try await cluster.updateNode(name: name, labels: labels, removeLabels: removeLabels, addTaints: addTaints, removeTaints: removeTaints)
                     logger.info("updated node \(name)", metadata: [
                         "labels": "\(labels.keys.sorted().joined(separator: ","))", "taints": "\(addTaints.map(\.description).joined(separator: ","))",
+                        "removedLabels": "\(removeLabels.sorted().joined(separator: ","))", "removedTaints": "\(removeTaints.map(\.description).joined(separator: ","))",
                     ])
                 } catch {
                     logger.warning("updating node \(name) failed: \(error)")
