@@ -365,6 +365,7 @@ public final class KubeCluster: ClusterPort {
         switch event.regarding {
         case let .pod(key): object = pods.get(key).map { Self.typed($0, apiVersion: "v1", kind: "Pod") }
         case let .node(name): object = nodes.get(name).map { Self.typed($0, apiVersion: "v1", kind: "Node") }
+        case .provisioner: object = nil  // no pod of its own known: the log line is all
         }
         guard let object else { return }  // gone already: the log line stays
         do {

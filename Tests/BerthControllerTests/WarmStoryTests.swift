@@ -39,7 +39,10 @@ import Testing
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.durationHistogramBuckets["berth_notebook_time_to_running_seconds"] = ProvisionerMetrics.timeToRunningBuckets
-        try world.startReplica(metrics: factory)
+        // Berth's own pod: Events about warm capacity as a whole go there.
+        _ = world.server.write(.pods, ["apiVersion": "v1", "kind": "Pod", "metadata": ["name": "berth-provisioner-0", "namespace": "berth-system"],
+                                       "spec": ["containers": [["name": "berth", "image": "berth:0.1.0"]]], "status": ["phase": "Running"]])
+        try world.startReplica(metrics: factory, adjust: { $0.selfPod = "berth-system/berth-provisioner-0" })
 
         // One node waits up, tainted berth.dev/warm=true; the other was prepared, then stopped.
         let ready = try await world.tick(until: {
@@ -52,6 +55,9 @@ import Testing
         #expect(taints(world, running).contains("berth.dev/warm=true"))
         #expect(taints(world, stopped).contains("berth.dev/warm=stopped"), "its Node stays, tainted")
         #expect(world.server.object(.nodes, name: stopped) != nil)
+        let wanted = try #require(world.events(reason: "WarmCapacity").first)
+        #expect(wanted["regarding"]?["name"]?.stringValue == "berth-provisioner-0")
+        #expect(wanted["note"]?.stringValue?.contains("g4dn.xlarge (pool gpu): 1 running, 1 stopped") == true)
 
         // Alice gets the running node within the batch window, not a launch.
         let launched = await world.cloud.allRecords().count

@@ -172,6 +172,9 @@ public struct ProvisionerEvent: Sendable, Equatable {
     public enum Object: Sendable, Equatable {
         case pod(String)
         case node(String)
+        /// Berth itself (warm capacity as a whole, say): recorded on Berth's own pod when the
+        /// runtime knows it, else only logged.
+        case provisioner
     }
 
     public var regarding: Object

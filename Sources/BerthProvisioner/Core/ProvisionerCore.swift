@@ -988,6 +988,7 @@ public struct ProvisionerCore: Sendable {
         switch object {
         case let .pod(pod): key = pod
         case let .node(node): key = node
+        case .provisioner: key = ""
         }
         let text = reason + ": " + message
         guard reported[key] != text else { return }

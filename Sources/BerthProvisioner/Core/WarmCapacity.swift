@@ -348,7 +348,7 @@ extension ProvisionerCore {
         let wanted = warmWanted(now: now)
         if wanted != warmTargets {
             let text = wanted.isEmpty ? "none" : wanted.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ")
-            actions.append(.event(.init(regarding: .node(config.clusterName), reason: "WarmCapacity", message: "warm capacity wanted: \(text)")))
+            actions.append(.event(.init(regarding: .provisioner, reason: "WarmCapacity", message: "warm capacity wanted: \(text)")))
         }
         warmTargets = wanted
         var kinds = Set(wanted.keys)
@@ -487,12 +487,12 @@ extension ProvisionerCore {
         return true
     }
 
-    /// A warm kind that cannot be launched is said once (per reason) until it can be again; the
-    /// Event is about the cluster (a Node named after `clusterName`: there is no object of its own).
+    /// A warm kind that cannot be launched is said once (per reason) until it can be again, in an
+    /// Event about Berth itself (on its own pod).
     private mutating func reportWarm(_ kind: WarmKind, type: String = "Normal", reason: String, message: String, actions: inout [ProvisionerAction]) {
         guard warmReported[kind] != reason else { return }
         warmReported[kind] = reason
-        actions.append(.event(.init(regarding: .node(config.clusterName), type: type, reason: reason, message: message)))
+        actions.append(.event(.init(regarding: .provisioner, type: type, reason: reason, message: message)))
     }
 
     /// Pods that no node can be launched for because of a pool limit get the room of idle warm

@@ -289,11 +289,14 @@ public actor Provisioner<C: Clock<Duration>> {
                 } catch {
                     logger.warning("deleting node \(name) failed: \(error)")
                 }
-            case let .event(event):
+            case var .event(event):
+                // About Berth itself: on its own pod, when it knows it.
+                if event.regarding == .provisioner, let own = options.selfPod { event.regarding = .pod(own) }
                 let object: String
                 switch event.regarding {
                 case let .pod(key): object = "pod/\(key)"
                 case let .node(name): object = "node/\(name)"
+                case .provisioner: object = "berth"
                 }
                 let metadata: Logger.Metadata = ["object": "\(object)", "reason": "\(event.reason)"]
                 if event.type == "Warning" { logger.warning("\(event.message)", metadata: metadata) } else { logger.info("\(event.message)", metadata: metadata) }
