@@ -102,7 +102,10 @@ extension ProvisionerCore {
     // MARK: - 1. Notebooks
 
     mutating func watchNotebooks(index: ClusterIndex, now: Date) {
-        warmPlanner.advance(to: now)
+        // What `auto` sizing learns from is kept only when it sizes (the waits are kept always:
+        // they are a metric).
+        let learning = config.warm.mode == .auto
+        if learning { warmPlanner.advance(to: now) }
         let watchingSince = watchingSince ?? now
         self.watchingSince = watchingSince
         var present = Set<String>()
@@ -120,7 +123,7 @@ extension ProvisionerCore {
                     continue
                 }
                 watch = NotebookWatch(firstSeen: created)
-                if let kind = kind(of: pod) {
+                if learning, let kind = kind(of: pod) {
                     warmPlanner.arrival(kind, at: created)
                     if kindTemplates[kind] == nil { warmCandidates = nil }
                     kindTemplates[kind] = pod.requirements
@@ -135,14 +138,14 @@ extension ProvisionerCore {
             if pod.phase == .running {
                 watch.done = true
                 watch.runningAt = now
-                warmPlanner.outcome(missed: now.timeIntervalSince(watch.firstSeen) > config.warm.targetTimeToGPU.seconds)
+                if learning { warmPlanner.outcome(missed: now.timeIntervalSince(watch.firstSeen) > config.warm.targetTimeToGPU.seconds) }
                 timeToRunning.append(TimeToRunning(start: watch.start ?? .cold, seconds: max(0, now.timeIntervalSince(watch.firstSeen))))
                 if timeToRunning.count > 10_000 { timeToRunning.removeFirst(timeToRunning.count - 10_000) }
             }
             notebooks[pod.uid] = watch
         }
         if notebooks.count > present.count {
-            for (uid, watch) in notebooks where !present.contains(uid) {
+            for (uid, watch) in notebooks where learning && !present.contains(uid) {
                 if let running = watch.runningAt { warmPlanner.notebookEnded(seconds: now.timeIntervalSince(running)) }
             }
             notebooks = notebooks.filter { present.contains($0.key) }
@@ -173,7 +176,8 @@ extension ProvisionerCore {
     }
 
     private mutating func advanceWarm(claim key: String, index: ClusterIndex, now: Date, actions: inout [ProvisionerAction]) {
-        guard var claim = claims[key], claim.isLive else { return }
+        // Warm nodes, and taken ones until their warm marks are gone; nothing else (every round).
+        guard var claim = claims[key], claim.isLive, claim.warm != nil || claim.takenAt != nil else { return }
         defer { claims[key] = claim }
         let node = claim.nodeName.flatMap { index.nodes[$0] }
         let gpuPods = claim.nodeName.map { name in index.podsOnNode[name, default: []].filter { $0.occupies && $0.requestsGPU } } ?? []
