@@ -21,8 +21,8 @@ final class BerthRuntime {
     /// A round at least this often (seconds) even when nothing happens, for garbage collection.
     static let resync = 600.0
 
-    init(options: SimulationOptions, policy: PolicyName) {
-        core = ProvisionerCore(config: options.berthConfig(policy), catalog: options.catalog, seed: options.seed)
+    init(options: SimulationOptions, config: ProvisionerConfig) {
+        core = ProvisionerCore(config: config, catalog: options.catalog, seed: options.seed)
         cloud = SimulatedCloud(configuration: options.cloudConfiguration, clock: clock)
     }
 }
@@ -151,8 +151,7 @@ extension ClusterSimulation {
     }
 
     /// The instance is stopping: its kubelet stops, the Node turns NotReady (its pods, if any, are
-    /// lost), its GPUs are no longer allocatable; it is billed for its volume from now on (the
-    /// seconds a real stop takes are not modelled).
+    /// lost), its GPUs are no longer allocatable; the cloud bills it for its volume once stopped.
     func powerDown(_ id: Int) {
         guard !nodes[id].down, nodes[id].terminatedAt == nil else { return }
         account(id)

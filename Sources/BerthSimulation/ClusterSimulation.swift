@@ -94,11 +94,10 @@ final class ClusterSimulation {
         var down = false
         /// Bumped at each stop, so a start's events for an earlier cycle are ignored.
         var cycle = 0
-        /// Warm capacity's accounting: seconds up with a `berth.dev/warm` label, seconds stopped.
+        /// Warm capacity's accounting: seconds up with a `berth.dev/warm` label. (Stopped time is
+        /// the simulated cloud's: it bills the instance, `stopping` as running, as EC2 does.)
         var warmSeconds = 0.0
         var warmSince: Double?
-        var stoppedSeconds = 0.0
-        var stoppedSince: Double?
 
         var boot: Double { gpusAt - launchedAt }
         /// Registered, up, and neither terminated nor deleted: what its kubelet would report.
@@ -135,6 +134,8 @@ final class ClusterSimulation {
     var gpuDemand: Int64 = 0
     var gpuNodesUp = 0
     var gpusUp: Int64 = 0
+    /// Berth's configuration for this policy (``SimulationOptions/berthConfig(_:)``).
+    let berthConfig: ProvisionerConfig
     /// Berth's image puller runs on its GPU nodes (warm capacity).
     let imagePuller: Bool
 
@@ -154,7 +155,8 @@ final class ClusterSimulation {
         self.random = SeededGenerator(seed: options.seed, key: policy.rawValue)
         self.pullRandom = SeededGenerator(seed: options.seed, key: policy.rawValue + "/image-pull")
         self.autoscaler = AutoscalerState(catalog: options.catalog, seed: options.seed)
-        self.imagePuller = policy.kind == .berth && options.berthConfig(policy).warm.imagePuller
+        self.berthConfig = options.berthConfig(policy)
+        self.imagePuller = policy.kind == .berth && berthConfig.warm.imagePuller
         var factory = PodFactory(mutate: policy.kind == .berth, config: options.webhook)
         pods.reserveCapacity(trace.pods.count)
         for (index, row) in trace.pods.enumerated() {
@@ -174,7 +176,7 @@ final class ClusterSimulation {
         queue.push(.cpuScan, at: 0)
         switch policy.kind {
         case .berth:
-            berth = BerthRuntime(options: options, policy: policy)
+            berth = BerthRuntime(options: options, config: berthConfig)
             queue.push(.berthList, at: 0)
         case .clusterAutoscaler:
             queue.push(.autoscalerScan, at: 0)
@@ -204,7 +206,17 @@ final class ClusterSimulation {
                 nextProgress = (now / 86_400).rounded(.down) * 86_400 + 86_400
             }
         }
-        return finish()
+        // The cloud bills stopped instances (its own record of every stop); the simulation does not
+        // keep a second count.
+        var stopped: [String: Double] = [:]
+        if let runtime = berth {
+            bringToNow(runtime.clock)
+            for record in await runtime.cloud.allRecords() {
+                let seconds = record.stoppedDuration(until: runtime.clock.now).seconds
+                if seconds > 0 { stopped[record.instance.providerID] = seconds }
+            }
+        }
+        return finish(stoppedSeconds: stopped)
     }
 
     /// Until nothing more happens at this instant: scheduling passes, then controller rounds.
@@ -474,14 +486,12 @@ final class ClusterSimulation {
         roomAppeared()
     }
 
-    /// Closes the warm and stopped intervals open on the node and opens them again as it is now.
+    /// Closes the node's warm interval, if open, and opens it again if the node is warm now.
     func accountWarm(_ id: Int) {
         let node = nodes[id]
         if let since = node.warmSince { nodes[id].warmSeconds += now - since }
-        if let since = node.stoppedSince { nodes[id].stoppedSeconds += now - since }
         let alive = node.terminatedAt == nil && !node.deleted
         nodes[id].warmSince = alive && !node.down && node.labels[ProvisionerCore.warmLabel] != nil ? now : nil
-        nodes[id].stoppedSince = alive && node.down ? now : nil
     }
 
     /// The instance is gone: billing stops, the Node turns NotReady, its pods are lost (recreated).

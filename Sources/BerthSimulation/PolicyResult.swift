@@ -120,19 +120,20 @@ public struct LowerBound: Sendable {
 }
 
 extension ClusterSimulation {
-    func finish() -> PolicyResult {
+    /// `stoppedSeconds`: by provider id, how long the cloud billed each instance as stopped.
+    func finish(stoppedSeconds: [String: Double] = [:]) -> PolicyResult {
         for id in nodes.indices { account(id) }
         var cost = 0.0, hours = 0.0, launched = 0, cpuCost = 0.0, cpuLaunched = 0
         var byType: [String: Double] = [:]
         var warmCost = 0.0
         var warm = WarmNodeHours()
-        let stoppedPrice = options.berthConfig(policy).warm.stoppedPricePerHour
+        let stoppedPrice = berthConfig.warm.stoppedPricePerHour
         for id in nodes.indices { accountWarm(id) }
         for node in nodes {
             let span = ((node.terminatedAt ?? now) - node.launchedAt) / 3600
             if node.isGPU {
                 // Stopped time is billed for the volume only.
-                let stopped = node.stoppedSeconds / 3600
+                let stopped = (stoppedSeconds[node.providerID] ?? 0) / 3600
                 let nodeCost = node.price * (span - stopped) + stoppedPrice * stopped
                 cost += nodeCost
                 byType[node.instanceType, default: 0] += nodeCost
