@@ -83,7 +83,7 @@ public struct SimulatedNodes<C: Clock<Duration>>: Sendable {
             guard let boot = try? await cloud.boot(of: providerID) else { continue }
             let node = nodes[providerID]
             let readyStatus = node?["status"]?["conditions"]?.arrayValue?.first { $0["type"]?.stringValue == "Ready" }?["status"]?.stringValue
-            if let stoppingAt = boot.stoppingAt, now >= stoppingAt {
+            if boot.stoppedAt != nil {  // being stopped (from the stop on) or stopped
                 guard let node else { continue }
                 if readyStatus != "Unknown" {
                     kubelet.stopPosting(node: name)

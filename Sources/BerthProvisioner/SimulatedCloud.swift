@@ -14,23 +14,18 @@ import Logging
 public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
     /// One launched instance and its schedule. An instance runs in cycles: the launch begins
     /// cycle 0, each ``SimulatedCloud/start(providerID:)`` of the stopped instance the next one;
-    /// `bootedAt`, `readyAt` and `gpusAt` are the current cycle's.
+    /// `readyAt` and `gpusAt` are the current cycle's.
     public struct Record: Sendable {
         public var instance: CloudInstance
         public var launchedAt: C.Instant
         /// The current run cycle: 0 from the launch, one more at each start.
         public var cycle: Int
-        /// When the current cycle began: the launch, or the latest start.
-        public var bootedAt: C.Instant
         /// When the instance is running and its Node registers Ready (again, after a start).
         public var readyAt: C.Instant
         /// When its GPUs become allocatable; nil: never (no device plugin).
         public var gpusAt: C.Instant?
-        /// When the current cycle's stop was asked for: the instance is `stopping` from then on,
-        /// its kubelet no longer posts. nil: not being stopped.
-        public var stoppingAt: C.Instant?
-        /// When the current cycle's stop completes (`stoppingAt` plus the stop delay): `stopped`
-        /// from then on. nil: not being stopped.
+        /// When the current cycle's stop completes (the stop plus the stop delay): `stopping` (its
+        /// kubelet no longer posts) until then, `stopped` from then on. nil: not being stopped.
         public var stoppedAt: C.Instant?
         /// The stretches of earlier cycles the instance spent stopped, each from stopped to its
         /// start or its termination: billed at the volume's price, not the instance's.
@@ -49,8 +44,8 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
         }
 
         /// How long the instance has been stopped in all, up to `now` (or its termination): what
-        /// is billed at the volume's price only (``runningDuration(until:)`` is the rest, `stopping`
-        /// included, as on EC2).
+        /// is billed at the volume's price only (the rest of its life, `stopping` included, at its
+        /// price, as on EC2).
         public func stoppedDuration(until now: C.Instant) -> Duration {
             var total = Duration.zero
             for interval in stoppedIntervals where interval.lowerBound < now {
@@ -61,19 +56,10 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
             return total
         }
 
-        /// How long the instance has been billed at its price up to `now` (or its termination):
-        /// from its launch, less ``stoppedDuration(until:)``.
-        public func runningDuration(until now: C.Instant) -> Duration {
-            let end = terminatedAt.map { min($0, now) } ?? now
-            guard launchedAt < end else { return .zero }
-            return launchedAt.duration(to: end) - stoppedDuration(until: end)
-        }
-
         /// Ends the current stop (a start, a termination) at `now`: its stopped stretch, if it had
         /// begun, joins the earlier ones.
         mutating func endStop(at now: C.Instant) {
             if let stoppedAt, stoppedAt < now { stoppedIntervals.append(stoppedAt..<now) }
-            stoppingAt = nil
             stoppedAt = nil
         }
     }
@@ -92,14 +78,12 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
         public var zone: String
         public var labels: [String: String]
         public var taints: [Taint]
-        /// The current cycle (0: the launch; one more at each start) and when it began.
+        /// The current cycle (0: the launch; one more at each start).
         public var cycle: Int
-        public var bootedAt: C.Instant
         public var readyAt: C.Instant
         public var gpusAt: C.Instant?
-        /// The current cycle's stop: asked for at `stoppingAt` (the kubelet stops posting), done at
-        /// `stoppedAt`; nil while the instance is not being stopped.
-        public var stoppingAt: C.Instant?
+        /// When the current cycle's stop is done; nil while the instance is not being stopped
+        /// (while it is, the kubelet no longer posts).
         public var stoppedAt: C.Instant?
         public var terminatedAt: C.Instant?
     }
@@ -229,7 +213,6 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
         }
         var random = SeededGenerator(seed: configuration.seed, key: "\(record.instance.launchID)#stop\(record.cycle)")
         let delay = Duration.random(in: configuration.stopDelay, using: &random)
-        records[index].stoppingAt = now
         records[index].stoppedAt = now.advanced(by: delay)
         logger.info(
             "stopping \(record.instance.instanceType)",
@@ -263,7 +246,6 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
         let readyAt = now.advanced(by: toGPUs * 3 / 4)
         records[index].endStop(at: now)
         records[index].cycle = cycle
-        records[index].bootedAt = now
         records[index].readyAt = readyAt
         records[index].gpusAt = gpuCount == 0 ? readyAt : configuration.gpuRegistrationDelay.map { _ in now.advanced(by: toGPUs) }
         logger.info(
@@ -286,8 +268,8 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
         guard let type = configuration.catalog[record.instance.instanceType] else { throw .notFound(providerID: providerID) }
         return Boot(
             providerID: providerID, instanceType: type, zone: record.instance.zone, labels: record.labels,
-            taints: record.taints, cycle: record.cycle, bootedAt: record.bootedAt, readyAt: record.readyAt, gpusAt: record.gpusAt,
-            stoppingAt: record.stoppingAt, stoppedAt: record.stoppedAt, terminatedAt: record.terminatedAt)
+            taints: record.taints, cycle: record.cycle, readyAt: record.readyAt, gpusAt: record.gpusAt,
+            stoppedAt: record.stoppedAt, terminatedAt: record.terminatedAt)
     }
 
     /// Every instance ever launched, terminated ones included, in launch order (for reports:
@@ -365,8 +347,8 @@ public actor SimulatedCloud<C: Clock<Duration>>: CloudProvider {
             capacityType: offering.capacityType, launchID: request.launchID, tags: request.tags,
             state: .pending, launchTime: wallTime.date(of: launchedAt), pricePerHour: offering.pricePerHour)
         return Record(
-            instance: instance, launchedAt: launchedAt, cycle: 0, bootedAt: launchedAt, readyAt: readyAt, gpusAt: gpusAt,
-            stoppingAt: nil, stoppedAt: nil, stoppedIntervals: [], terminatedAt: nil,
+            instance: instance, launchedAt: launchedAt, cycle: 0, readyAt: readyAt, gpusAt: gpusAt,
+            stoppedAt: nil, stoppedIntervals: [], terminatedAt: nil,
             labels: type.labels(for: offering).merging(request.labels) { _, requested in requested },
             taints: request.taints)
     }

@@ -23,7 +23,7 @@ import Testing
         #expect(try await cloud.get(providerID: id).state == .stopping)
         #expect(try await cloud.list(clusterTag: "test").map(\.state) == [.stopping])
         var boot = try await cloud.boot(of: id)
-        #expect((boot.stoppingAt, boot.stoppedAt, boot.cycle) == (at(100), at(130), 0))
+        #expect((boot.stoppedAt, boot.cycle) == (at(130), 0))
         clock.advance(to: at(130).advanced(by: .milliseconds(-1)))
         #expect(try await cloud.get(providerID: id).state == .stopping)
         clock.advance(to: at(130))
@@ -38,8 +38,8 @@ import Testing
         try await cloud.start(providerID: id)
         #expect(try await cloud.get(providerID: id).state == .pending)
         boot = try await cloud.boot(of: id)
-        #expect((boot.cycle, boot.bootedAt, boot.readyAt, boot.gpusAt) == (1, at(200), at(230), at(240)))
-        #expect(boot.stoppingAt == nil && boot.stoppedAt == nil)
+        #expect((boot.cycle, boot.readyAt, boot.gpusAt) == (1, at(230), at(240)))
+        #expect(boot.stoppedAt == nil)
         // Starting again while pending changes nothing either.
         clock.advance(to: at(210))
         try await cloud.start(providerID: id)
@@ -58,8 +58,6 @@ import Testing
         #expect(record.stoppedDuration(until: clock.now) == .seconds(140))
         #expect(record.stoppedDuration(until: at(250)) == .seconds(70))
         #expect(record.stoppedDuration(until: at(150)) == .seconds(20))
-        #expect(record.runningDuration(until: clock.now) == .seconds(260), "launch to termination, less the stopped time")
-        #expect(record.runningDuration(until: at(250)) == .seconds(180))
         await #expect(throws: CloudError.notFound(providerID: id)) { try await cloud.start(providerID: id) }
         await #expect(throws: CloudError.notFound(providerID: id)) { try await cloud.stop(providerID: id) }
     }
