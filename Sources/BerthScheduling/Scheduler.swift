@@ -87,6 +87,27 @@ public struct Scheduler: Sendable {
         return entry.offerings.map { type.offerings[$0] }.sorted { $0.pricePerHour < $1.pricePerHour }
     }
 
+    /// The offerings of `instanceType` a warm node of pool `pool` may be launched from: the pool's
+    /// that notebooks may buy (`notebookCapacityTypes`), and on-demand only for the stopped tier
+    /// (a spot instance cannot be stopped and started at will). Cheapest first.
+    public func warmOfferings(pool: String, instanceType: String, stopped: Bool) -> [Offering] {
+        guard let notebookTypes = pools.first(where: { $0.name == pool })?.notebookCapacityTypes else { return [] }
+        return offerings(pool: pool, instanceType: instanceType).filter {
+            notebookTypes.contains($0.capacityType) && (!stopped || $0.capacityType == "on-demand")
+        }
+    }
+
+    /// The pool a warm schedule's nodes come from: its own, or the first pool (in config order)
+    /// that may launch its type for each tier it asks for; nil when none may. The config check
+    /// and the provisioner both ask this, so they cannot disagree.
+    public func warmPool(for schedule: WarmSchedule) -> String? {
+        let names = schedule.pool.map { [$0] } ?? pools.map(\.name)
+        return names.first { name in
+            (schedule.running == 0 || !warmOfferings(pool: name, instanceType: schedule.instanceType, stopped: false).isEmpty)
+                && (schedule.stopped == 0 || !warmOfferings(pool: name, instanceType: schedule.instanceType, stopped: true).isEmpty)
+        }
+    }
+
     /// A node label as a node launched from this pool, type and offering would carry it.
     static func label(_ key: String, pool: Pool, labels: [String: String], offering: Offering?) -> String? {
         if key == WellKnownLabel.zone { return offering?.zone }

@@ -73,25 +73,15 @@ extension WarmConfig {
     /// one pool) may launch it for a notebook (its requirements and `notebookCapacityTypes`).
     /// `path` is the warm section's (`provisioner.warm`).
     public func checkInstanceTypes(pools: [Pool], catalog: InstanceCatalog, path: String) throws(ConfigError) {
+        let scheduler = Scheduler(catalog: catalog, pools: pools)
         for (index, schedule) in schedules.enumerated() {
             let where_ = "\(path).schedules[\(index)].instanceType"
             guard let type = catalog[schedule.instanceType] else {
                 throw ConfigError(path: where_, message: "\"\(schedule.instanceType)\" is not in the instance catalog (\(catalog.types.count) types; see berth catalog)")
             }
-            let candidates = schedule.pool.map { name in pools.filter { $0.name == name } } ?? pools
-            guard !candidates.contains(where: { Self.launches($0, type) }) else { continue }
+            guard scheduler.warmPool(for: schedule) == nil else { continue }
             let which = schedule.pool.map { "pool \"\($0)\" does not launch it" } ?? "no pool (\(pools.map(\.name).joined(separator: ", "))) launches it"
-            throw ConfigError(path: where_, message: "\"\(type.name)\": \(which) for notebooks (requirements or notebookCapacityTypes rule it out)")
-        }
-    }
-
-    /// Whether `pool` may launch `type` for a notebook: one offering in the pool's notebook
-    /// capacity types that meets every requirement, as the scheduler reads them.
-    static func launches(_ pool: Pool, _ type: InstanceType) -> Bool {
-        let labels = type.labels
-        return type.offerings.contains { offering in
-            pool.capacityTypes.contains(offering.capacityType) && pool.notebookCapacityTypes.contains(offering.capacityType)
-                && pool.requirements.allSatisfy { $0.matches(value: Scheduler.label($0.key, pool: pool, labels: labels, offering: offering)) }
+            throw ConfigError(path: where_, message: "\"\(type.name)\": \(which) for notebooks (requirements, notebookCapacityTypes, or on-demand for stopped nodes rule it out)")
         }
     }
 }

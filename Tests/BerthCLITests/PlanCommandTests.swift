@@ -271,7 +271,7 @@ extension PlanCommandTests {
         #expect(bad.status == 1)
         #expect(
             bad.stderr
-                == "berth: config \(directory)/bad.yaml: provisioner.warm.schedules[0].instanceType: \"g5.xlarge\": pool \"t4\" does not launch it for notebooks (requirements or notebookCapacityTypes rule it out)\n",
+                == "berth: config \(directory)/bad.yaml: provisioner.warm.schedules[0].instanceType: \"g5.xlarge\": pool \"t4\" does not launch it for notebooks (requirements, notebookCapacityTypes, or on-demand for stopped nodes rule it out)\n",
             "\(bad.stderr)")
     }
 }

@@ -54,7 +54,7 @@ import Testing
         ], timeout: .seconds(30))
         #expect(result.status == 1)
         #expect(
-            result.stderr == "berth: config \(config.path): provisioner.warm.schedules[0].instanceType: \"g5.xlarge\": no pool (t4) launches it for notebooks (requirements or notebookCapacityTypes rule it out)\n",
+            result.stderr == "berth: config \(config.path): provisioner.warm.schedules[0].instanceType: \"g5.xlarge\": no pool (t4) launches it for notebooks (requirements, notebookCapacityTypes, or on-demand for stopped nodes rule it out)\n",
             "\(result.stderr)")
     }
 }

@@ -230,4 +230,23 @@ import Testing
         #expect(world.nodes[warmNode]?.taints.contains(ProvisionerCore.warmRunningTaint) == false)
         #expect(world.launches.filter { $0.labels[ProvisionerCore.warmLabel] == nil }.count == 1)
     }
+
+    /// A schedule without a pool takes the first pool that may launch its type for notebooks,
+    /// as the config check does: not a spot-only pool listed first, where no warm node can be had.
+    @Test func aScheduleWithoutAPoolUsesThePoolTheConfigCheckAccepted() throws {
+        var config = Self.scheduled(running: 1, stopped: 1)
+        var spot = config.pools[0]
+        spot.name = "spot"
+        spot.capacityTypes = ["spot"]
+        config.pools.insert(spot, at: 0)
+        // The type is sold as spot too, so the spot pool has offerings of it (none notebooks may buy).
+        var catalog = InstanceCatalog.builtIn()
+        let index = try #require(catalog.types.firstIndex { $0.name == "g4dn.xlarge" })
+        catalog.types[index].offerings += catalog.types[index].offerings.map { Offering(zone: $0.zone, capacityType: "spot", pricePerHour: $0.pricePerHour * 0.4) }
+        try config.warm.checkInstanceTypes(pools: config.pools, catalog: catalog, path: "provisioner.warm")
+        var world = CoreWorld(config: config, catalog: catalog)
+        world.round()
+        #expect(Self.warmLaunches(world).map(\.pool) == ["gpu", "gpu"])
+        #expect(world.events("WarmCapacityUnavailable").isEmpty)
+    }
 }

@@ -174,7 +174,7 @@ import Testing
             try config.warm.checkInstanceTypes(pools: config.pools, catalog: catalog, path: "provisioner.warm")
         } throws: { error in
             (error as? ConfigError)?.description
-                == "provisioner.warm.schedules[1].instanceType: \"g5.xlarge\": no pool (t4, spot-only) launches it for notebooks (requirements or notebookCapacityTypes rule it out)"
+                == "provisioner.warm.schedules[1].instanceType: \"g5.xlarge\": no pool (t4, spot-only) launches it for notebooks (requirements, notebookCapacityTypes, or on-demand for stopped nodes rule it out)"
         }
         var fixed = config.warm
         fixed.schedules[1].instanceType = "g4dn.4xlarge"
@@ -184,7 +184,7 @@ import Testing
             try fixed.checkInstanceTypes(pools: config.pools, catalog: catalog, path: "provisioner.warm")
         } throws: { error in
             (error as? ConfigError)?.description
-                == "provisioner.warm.schedules[1].instanceType: \"g4dn.4xlarge\": pool \"spot-only\" does not launch it for notebooks (requirements or notebookCapacityTypes rule it out)"
+                == "provisioner.warm.schedules[1].instanceType: \"g4dn.4xlarge\": pool \"spot-only\" does not launch it for notebooks (requirements, notebookCapacityTypes, or on-demand for stopped nodes rule it out)"
         }
         fixed.schedules[1].pool = nil
         fixed.schedules[2].instanceType = "g4dn.huge"

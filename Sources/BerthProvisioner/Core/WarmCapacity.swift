@@ -331,8 +331,7 @@ extension ProvisionerCore {
         case .schedule:
             var wanted: [WarmKind: WarmTarget] = [:]
             for schedule in config.warm.schedules where schedule.isActive(at: now) {
-                guard let pool = schedule.pool ?? config.pools.first(where: { !scheduler.offerings(pool: $0.name, instanceType: schedule.instanceType).isEmpty })?.name
-                else { continue }
+                guard let pool = scheduler.warmPool(for: schedule) else { continue }
                 let kind = WarmKind(pool: pool, instanceType: schedule.instanceType, role: .notebook)
                 wanted[kind, default: WarmTarget()].running += schedule.running
                 wanted[kind, default: WarmTarget()].stopped += schedule.stopped
@@ -460,11 +459,8 @@ extension ProvisionerCore {
             reportWarm(kind, type: "Warning", reason: "WarmCapacityInvalid", message: "warm \(kind): no such pool or instance type", actions: &actions)
             return false
         }
-        // Notebooks' capacity types; the stopped tier on-demand only (spot cannot be stopped and started at will).
-        let capacityTypes = tier == .stopped ? ["on-demand"] : pool.notebookCapacityTypes
-        let offerings = scheduler.offerings(pool: pool.name, instanceType: type.name).filter { offering in
-            capacityTypes.contains(offering.capacityType)
-                && unavailable[OfferingKey(instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType)].map { $0 <= now } ?? true
+        let offerings = scheduler.warmOfferings(pool: pool.name, instanceType: type.name, stopped: tier == .stopped).filter { offering in
+            unavailable[OfferingKey(instanceType: type.name, zone: offering.zone, capacityType: offering.capacityType)].map { $0 <= now } ?? true
         }
         guard let offering = offerings.first else {
             reportWarm(kind, type: "Warning", reason: "WarmCapacityUnavailable", message: "warm \(kind): no offering of it can be launched now", actions: &actions)
