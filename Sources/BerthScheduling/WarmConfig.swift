@@ -45,7 +45,8 @@ public struct WarmConfig: Sendable, Equatable {
 public struct WarmSchedule: Sendable, Equatable {
     /// ISO weekdays the window starts on: 1 = Monday ... 7 = Sunday.
     public var days: Set<Int>
-    /// Minutes after local midnight; `to < from` spans midnight (ends the next day).
+    /// Minutes after local midnight, `from` 0-1439, `to` 1-1440 and never equal to `from`; `to <
+    /// from` spans midnight (ends the next day), `to` 1440 is the end of the day.
     public var from: Int
     public var to: Int
     /// An IANA time zone identifier (`Asia/Seoul`), checked when the config is read.
@@ -79,7 +80,6 @@ extension WarmSchedule {
         let day = (weekday + 5) % 7 + 1  // Calendar: Sunday = 1; ISO: Monday = 1
         let now = hour * 60 + minute
         if from < to { return days.contains(day) && now >= from && now < to }
-        if from == to { return days.contains(day) }  // all day
         if now >= from { return days.contains(day) }
         return now < to && days.contains(day == 1 ? 7 : day - 1)
     }

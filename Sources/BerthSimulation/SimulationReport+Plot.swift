@@ -1,3 +1,5 @@
+import BerthModel
+import BerthScheduling
 import Foundation
 
 extension SimulationReport {
@@ -111,7 +113,7 @@ extension SimulationReport {
         func y(_ ratio: Double) -> Double { plotBottom - plotHeight * (min(ratio, yTo) - yFrom) / (yTo - yFrom) }
 
         // x: the p95 wait in seconds, from 0; far enough to show each warm target.
-        let targets = shown.compactMap { $0.policy.warmTarget }.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
+        let targets = shown.compactMap { $0.policy.warmTarget }.map(\.seconds)
         let longest = (shown.map(\.notebookTimeToRunning.p95) + targets).max() ?? 0
         // Every wait 0 s (a static pool alone): a minute-long axis.
         let xStep = longest > 0 ? Self.durationStep(longest / 6) : 10
@@ -224,11 +226,9 @@ extension SimulationReport {
     }
 
     /// A tick's label: `0s`, `45s`, `1m`, `1m30s`, `2h`, `1h30m`.
+    /// A whole number of seconds as Go writes durations (`0s`, `1m30s`, `2h`), as the config does.
     static func tickDuration(_ seconds: Double) -> String {
-        let whole = Int(seconds.rounded())
-        guard whole > 0 else { return "0s" }
-        let parts = [(whole / 3600, "h"), (whole % 3600 / 60, "m"), (whole % 60, "s")]
-        return parts.filter { $0.0 > 0 }.map { "\($0.0)\($0.1)" }.joined()
+        GoDuration.format(.seconds(Int64(seconds.rounded())))
     }
 
     static func escaped(_ text: String) -> String {
