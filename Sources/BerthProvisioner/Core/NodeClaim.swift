@@ -71,8 +71,8 @@ public enum WarmTier: String, Sendable {
 /// Whether an instance is up (warm capacity stops and starts them).
 public enum PowerState: Sendable, Equatable {
     case on
-    case stopping(since: Date)
-    case stopped(since: Date)
+    case stopping
+    case stopped
     /// Start sent at `since`; on again once initialised.
     case starting(since: Date)
 

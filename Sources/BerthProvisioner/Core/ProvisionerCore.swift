@@ -114,8 +114,8 @@ public struct ProvisionerCore: Sendable {
     /// The warm capacity wanted at the last sizing, per kind.
     public internal(set) var warmTargets: [WarmKind: WarmTarget] = [:]
     var warmSizedAt: Date?
-    /// Since when a kind and tier has had more warm nodes than wanted.
-    var warmSurplusSince: [String: Date] = [:]
+    /// Since when a kind has had more warm nodes than wanted.
+    var warmSurplusSince: [WarmKind: Date] = [:]
     /// Why a warm kind could not be launched, as last said.
     var warmReported: [WarmKind: String] = [:]
     /// GPU notebooks seen pending, by uid: when first seen and how they are starting.
@@ -338,8 +338,8 @@ public struct ProvisionerCore: Sendable {
             let node = index.nodesByProviderID[instance.providerID]
             claim.warm = (node?.labels[Self.warmLabel] ?? instance.tags[Self.warmLabel]).flatMap(WarmTier.init(rawValue:))
             switch instance.state {
-            case .stopping: claim.power = .stopping(since: now)
-            case .stopped: claim.power = .stopped(since: now)
+            case .stopping: claim.power = .stopping
+            case .stopped: claim.power = .stopped
             default: break
             }
             if claim.warm != nil, node?.labels[Self.warmLabel] != nil { claim.preparedAt = now }

@@ -13,7 +13,7 @@ public enum StartKind: String, Sendable, CaseIterable {
     case cold
 }
 
-/// One GPU notebook's wait: from first seen pending to Running.
+/// One GPU notebook's wait: from its creation to Running.
 public struct TimeToRunning: Sendable, Equatable {
     public var start: StartKind
     public var seconds: Double
@@ -184,12 +184,8 @@ extension ProvisionerCore {
         let taken = !claim.nominated.isEmpty || !gpuPods.isEmpty
 
         guard let tier = claim.warm else {
-            // Taken (or never warm): once up, its warm marks go.
-            if let node, claim.initializedAt != nil, !claim.power.isDown,
-                node.labels[Self.warmLabel] != nil || node.taints.contains(where: { $0.key == Self.warmStoppedTaint.key && $0.effect == Self.warmStoppedTaint.effect })
-            {
-                actions.append(.updateNode(name: node.name, labels: [:], removeLabels: [Self.warmLabel], addTaints: [], removeTaints: [Self.warmStoppedTaint]))
-            }
+            // Taken: once up, its warm marks go (again, until the Node shows it).
+            if let node, claim.initializedAt != nil, !claim.power.isDown { clearWarmMarks(node, actions: &actions) }
             return
         }
         // Taken by a pod, or moved to the running tier: a stopped node is started.
@@ -226,9 +222,7 @@ extension ProvisionerCore {
                 }
                 claim.warm = nil
                 claim.takenAt = now
-                if let node, claim.initializedAt != nil {
-                    actions.append(.updateNode(name: node.name, labels: [:], removeLabels: [Self.warmLabel], addTaints: [], removeTaints: [Self.warmStoppedTaint]))
-                }
+                if let node, claim.initializedAt != nil { clearWarmMarks(node, actions: &actions) }
                 let who = (gpuPods.map(\.key) + claim.nominated.keys).sorted().joined(separator: ", ")
                 actions.append(.event(.init(regarding: .node(claim.nodeName ?? key), reason: "WarmNodeTaken",
                                             message: "warm \(tier == .running ? "running" : "stopped-tier") node taken by \(who); warm capacity is refilled")))
@@ -260,9 +254,16 @@ extension ProvisionerCore {
                 return  // stopped once the taint is on: nothing may land on it first
             }
             guard stoppedTierPausedUntil == nil, let providerID = claim.providerID, claim.powerRetryAfter.map({ $0 <= now }) ?? true else { return }
-            claim.power = .stopping(since: now)
+            claim.power = .stopping
             actions.append(.stop(providerID: providerID, node: node.name))
         }
+    }
+
+    /// Takes a taken node's warm label and taint (either tier's: same key and effect) off, if on.
+    private func clearWarmMarks(_ node: NodeSnapshot, actions: inout [ProvisionerAction]) {
+        let tainted = node.taints.contains { $0.key == Self.warmStoppedTaint.key && $0.effect == Self.warmStoppedTaint.effect }
+        guard node.labels[Self.warmLabel] != nil || tainted else { return }
+        actions.append(.updateNode(name: node.name, labels: [:], removeLabels: [Self.warmLabel], addTaints: [], removeTaints: [Self.warmStoppedTaint]))
     }
 
     /// The outcome of a stop or start.
@@ -270,7 +271,7 @@ extension ProvisionerCore {
         switch result {
         case let .stopped(providerID):
             guard let key = claimKey(providerID: providerID) else { return }
-            claims[key]?.power = .stopped(since: now)
+            claims[key]?.power = .stopped
             claims[key]?.initializedAt = nil
         case let .stopFailed(providerID, error):
             guard let key = claimKey(providerID: providerID), let claim = claims[key] else { return }
@@ -302,14 +303,14 @@ extension ProvisionerCore {
                 // No capacity to start it now: its pods are planned elsewhere, the offering skipped.
                 let skipped = offerings.isEmpty ? [OfferingKey(instanceType: claim.instanceType, zone: claim.zone, capacityType: claim.capacityType)] : offerings
                 for offering in skipped { unavailable[offering] = now.addingTimeInterval(config.unavailableOfferingTTL.seconds) }
-                claims[key]?.power = .stopped(since: now)
+                claims[key]?.power = .stopped
                 if claim.warm == nil { claims[key]?.warm = .stopped }
                 claims[key]?.nominated = [:]
                 retrySoon = true
                 pendingActions.append(.event(.init(regarding: .node(claim.nodeName ?? providerID), type: "Warning", reason: "WarmStartFailed",
                                                    message: "no capacity to start \(claim.instanceType) in \(claim.zone) now; its pods are planned elsewhere")))
             default:
-                claims[key]?.power = .stopped(since: now)  // started again after the retry interval (still nominated)
+                claims[key]?.power = .stopped  // started again after the retry interval (still nominated)
                 claims[key]?.powerRetryAfter = now.addingTimeInterval(Self.retryInterval.seconds)
             }
         default:
@@ -374,8 +375,8 @@ extension ProvisionerCore {
                 retrySoon = true
             }
             if running.count > want.running || stopped.count > want.stopped {
-                let since = warmSurplusSince[kind.description] ?? now
-                warmSurplusSince[kind.description] = since
+                let since = warmSurplusSince[kind] ?? now
+                warmSurplusSince[kind] = since
                 if now.timeIntervalSince(since) >= Self.warmSurplusGrace.seconds {
                     // Surplus: running nodes move to a short stopped tier, the rest go.
                     let idle = running.filter { claims[$0]?.nominated.isEmpty ?? false }.reversed()
@@ -393,18 +394,17 @@ extension ProvisionerCore {
                         stopped.removeAll { $0 == key }
                         retire(key, now: now, actions: &actions)
                     }
-                    warmSurplusSince[kind.description] = nil
+                    warmSurplusSince[kind] = nil
                 }
             } else {
-                warmSurplusSince[kind.description] = nil
+                warmSurplusSince[kind] = nil
             }
-            if usage == nil { usage = poolUsage(index: index) }
-            for _ in running.count..<max(running.count, want.running) {
-                guard launchWarm(kind, tier: .running, usage: &usage!, now: now, actions: &actions) else { break }
-            }
-            if stoppedTierPausedUntil == nil {
-                for _ in stopped.count..<max(stopped.count, want.stopped) {
-                    guard launchWarm(kind, tier: .stopped, usage: &usage!, now: now, actions: &actions) else { break }
+            // Launches, within the pools' limits (worked out only when something is to be launched).
+            let launches = [(WarmTier.running, want.running - running.count), (.stopped, stoppedTierPausedUntil == nil ? want.stopped - stopped.count : 0)]
+            for (tier, count) in launches where count > 0 {
+                if usage == nil { usage = poolUsage(index: index) }
+                for _ in 0..<count {
+                    guard launchWarm(kind, tier: tier, usage: &usage!, now: now, actions: &actions) else { break }
                 }
             }
         }
@@ -508,14 +508,16 @@ extension ProvisionerCore {
             return x != y ? x < y : a.key < b.key
         }
         guard !idle.isEmpty else { return }
+        // The fewest (in that order) whose room makes the pods fit; none when even all would not.
+        var dropped = Set<Int>()
         var removed: [String] = []
-        var left = nodes
+        let unavailableNow = Set(unavailable.filter { $0.value > now }.keys)
         for entry in idle {
+            dropped.insert(entry.index)
             removed.append(entry.key)
-            left = nodes.enumerated().filter { i, _ in !idle.prefix(removed.count).contains { $0.index == i } }.map(\.element)
-            let plan = scheduler.solve(pending: failing.map(\.requirements), nodes: left, unavailableOfferings: Set(unavailable.filter { $0.value > now }.keys))
-            guard !plan.unschedulable.isEmpty else { break }
-            if removed.count == idle.count { return }  // even all of them would not do
+            let left = nodes.indices.filter { !dropped.contains($0) }.map { nodes[$0] }
+            if scheduler.solve(pending: failing.map(\.requirements), nodes: left, unavailableOfferings: unavailableNow).unschedulable.isEmpty { break }
+            if removed.count == idle.count { return }
         }
         for key in removed {
             guard let claim = claims[key], let providerID = claim.providerID else { continue }
