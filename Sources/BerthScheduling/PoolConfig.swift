@@ -88,16 +88,7 @@ public struct ProvisionerConfig: Sendable, Equatable {
             self.overhead = NodeOverhead(daemonSets: daemonSets)
         }
         func duration(_ key: String, into target: inout Duration, minimum: Duration = .zero) throws(ConfigError) {
-            guard let text = try reader.string(key) else { return }
-            do {
-                let value = try GoDuration.parse(text)
-                guard value >= minimum else { throw ConfigError(path: reader.childPath(key), message: "must be at least \(GoDuration.format(minimum)), found \"\(text)\"") }
-                target = value
-            } catch let error as ConfigError {
-                throw error
-            } catch {
-                throw ConfigError(path: reader.childPath(key), message: "\(error)")
-            }
+            if let value = try reader.duration(key, minimum: minimum) { target = value }
         }
         try duration("batchIdleDuration", into: &batchIdle, minimum: .milliseconds(10))
         try duration("batchMaxDuration", into: &batchMax, minimum: .milliseconds(10))
@@ -143,15 +134,22 @@ public struct ProvisionerConfig: Sendable, Equatable {
             }
             consolidation = try disruption.bool("consolidation") ?? false
             windDownSharedNodes = try disruption.bool("windDownSharedNodes") ?? true
-            if let text = try disruption.string("drainTimeout") {
-                do {
-                    drainTimeout = try GoDuration.parse(text)
-                } catch {
-                    throw ConfigError(path: disruption.childPath("drainTimeout"), message: "\(error)")
-                }
-                guard drainTimeout >= .seconds(1) else { throw ConfigError(path: disruption.childPath("drainTimeout"), message: "must be at least 1s, found \"\(text)\"") }
+            if let value = try disruption.duration("drainTimeout", minimum: .seconds(1)) {
+                drainTimeout = value
             }
         }
+    }
+}
+
+extension FieldReader {
+    /// A Go duration (`90s`, `1m30s`) at `key`, at least `minimum`; nil when absent. A malformed
+    /// one, or one under the minimum, is an error naming the field.
+    public func duration(_ key: String, minimum: Duration = .zero) throws(ConfigError) -> Duration? {
+        guard let text = try string(key) else { return nil }
+        let value: Duration
+        do { value = try GoDuration.parse(text) } catch { throw ConfigError(path: childPath(key), message: "\(error)") }
+        guard value >= minimum else { throw ConfigError(path: childPath(key), message: "must be at least \(GoDuration.format(minimum)), found \"\(text)\"") }
+        return value
     }
 }
 

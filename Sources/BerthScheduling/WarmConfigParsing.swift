@@ -43,12 +43,7 @@ extension WarmConfig {
             self.mode = mode
         case let other?: throw ConfigError(path: reader.childPath("mode"), message: "expected one of \(modes), found \(other.typeName)")
         }
-        if let text = try reader.string("targetTimeToGPU") {
-            let target: Duration
-            do { target = try GoDuration.parse(text) } catch { throw ConfigError(path: reader.childPath("targetTimeToGPU"), message: "\(error)") }
-            guard target > .zero else { throw ConfigError(path: reader.childPath("targetTimeToGPU"), message: "must be more than 0s, found \"\(text)\"") }
-            targetTimeToGPU = target
-        }
+        if let target = try reader.duration("targetTimeToGPU", minimum: .milliseconds(1)) { targetTimeToGPU = target }
         imagePuller = try reader.bool("imagePuller") ?? false
         if let size = try reader.number("volumeSizeGiB") {
             guard size == size.rounded(), size >= 1, size <= Double(Self.maximumVolumeSizeGiB) else {

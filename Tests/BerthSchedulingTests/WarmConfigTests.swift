@@ -77,7 +77,7 @@ import Testing
         ("warm: {mode: always}",
          "provisioner.warm.mode: \"always\" is not one of off, schedule, auto"),
         ("warm: {mode: auto, targetTimeToGPU: 0s}",
-         "provisioner.warm.targetTimeToGPU: must be more than 0s, found \"0s\""),
+         "provisioner.warm.targetTimeToGPU: must be at least 1ms, found \"0s\""),
         ("warm: {mode: auto, targetTimeToGPU: 30}",
          "provisioner.warm.targetTimeToGPU: expected a string, found a number"),
         ("warm: {mode: auto, targetTimeToGPU: 30 s}",
