@@ -169,6 +169,9 @@ def test_unquoted_off_is_off(helm, tmp_path):
         (["--set", "provisioner.warm.targetTimeToGPU=30 seconds"], "/provisioner/warm/targetTimeToGPU'"),
         (["--set-json", 'provisioner.warm.schedules=[{"days":"Mon","from":"8:30","to":"19:00","running":1,"instanceType":"g4dn.xlarge"}]'],
          "/provisioner/warm/schedules/0/from'"),
+        # 24:00 ends a window; it does not start one (Berth refuses it too).
+        (["--set-json", 'provisioner.warm.schedules=[{"days":"Mon","from":"24:00","to":"08:00","running":1,"instanceType":"g4dn.xlarge"}]'],
+         "/provisioner/warm/schedules/0/from'"),
         (["--set-json", 'provisioner.warm.schedules=[{"days":"Mon","from":"08:30","to":"19:00","runing":1,"instanceType":"g4dn.xlarge"}]'],
          "runing"),
         (["--set-json", 'provisioner.config={"warm":{"mode":"auto"}}'], "provisioner.config.warm: set warm capacity in provisioner.warm"),

@@ -211,7 +211,7 @@ YAML's false: read as off. Rendered as JSON (valid YAML) so every string stays q
 */}}
 {{- define "berth.warmMode" -}}
 {{- $mode := .Values.provisioner.warm.mode }}
-{{- if kindIs "bool" $mode }}{{ if $mode }}{{ fail "provisioner.warm.mode: true is not a mode: off, schedule or auto" }}{{ end }}off{{ else }}{{ $mode | default "off" }}{{ end }}
+{{- if kindIs "bool" $mode }}off{{ else }}{{ $mode | default "off" }}{{ end }}
 {{- end }}
 
 {{- define "berth.warmConfig" -}}
