@@ -50,7 +50,9 @@ public struct WarmSchedule: Sendable, Equatable {
     public var from: Int
     public var to: Int
     /// An IANA time zone identifier (`Asia/Seoul`), checked when the config is read.
-    public var timeZone: String
+    public let timeZone: String
+    /// The Gregorian calendar on that zone's wall clock, made once (nil: an unknown zone).
+    private let calendar: Calendar?
     public var running: Int
     public var stopped: Int
     public var instanceType: String
@@ -61,6 +63,11 @@ public struct WarmSchedule: Sendable, Equatable {
         self.from = from
         self.to = to
         self.timeZone = timeZone
+        self.calendar = TimeZone(identifier: timeZone).map { zone in
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = zone
+            return calendar
+        }
         self.running = running
         self.stopped = stopped
         self.instanceType = instanceType
@@ -72,9 +79,7 @@ extension WarmSchedule {
     /// Whether the window holds at `date`, read on the wall clock of `timeZone` (a window that
     /// spans midnight belongs to the day it starts on). False for an unknown time zone.
     public func isActive(at date: Date) -> Bool {
-        guard let zone = TimeZone(identifier: timeZone) else { return false }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = zone
+        guard let calendar else { return false }
         let parts = calendar.dateComponents([.weekday, .hour, .minute], from: date)
         guard let weekday = parts.weekday, let hour = parts.hour, let minute = parts.minute else { return false }
         let day = (weekday + 5) % 7 + 1  // Calendar: Sunday = 1; ISO: Monday = 1
